@@ -1,0 +1,144 @@
+//! hosts: talks to each host's Docker Engine — over one SSH connection per
+//! host (openssh native mux, strict known_hosts, the remote Docker socket
+//! forwarded to a local unix socket, bollard on top), or the local socket for
+//! `transport: local`.
+//!
+//! Input: the inventory. Output: an [`Engine`] per host, and through it the
+//! [`HostObservation`] of what berth manages there. Invariant: only containers,
+//! networks and volumes labelled with this project are ever listed, so
+//! unmanaged ones are never touched.
+
+pub mod memory;
+pub mod ssh;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::spec::{ContainerSpec, HostConfig, NetworkSpec, VolumeSpec};
+
+/// Labels berth writes on everything it creates.
+pub mod labels {
+    pub const PROJECT: &str = "berth.project";
+    pub const STACK: &str = "berth.stack";
+    pub const SERVICE: &str = "berth.service";
+    pub const REPLICA: &str = "berth.replica";
+    pub const SPEC_HASH: &str = "berth.spec-hash";
+    /// Canonical JSON of the `ContainerSpec`, so a plan can diff field by field.
+    pub const SPEC: &str = "berth.spec";
+    pub const COMMIT: &str = "berth.commit";
+    /// Set on an old container kept (stopped, renamed) during a replace.
+    pub const RETIRED: &str = "berth.retired";
+}
+
+/// A container berth manages, as the engine reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedContainer {
+    pub id: String,
+    /// Without the leading `/`.
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// The image reference the container was created from.
+    pub image: String,
+    /// Engine state: `created`, `running`, `paused`, `restarting`, `exited`, `dead`.
+    pub state: String,
+    /// `starting`, `healthy`, `unhealthy`; None without a healthcheck.
+    pub health: Option<String>,
+    /// Seconds since the epoch.
+    pub created: i64,
+}
+
+/// What one host has that belongs to the project.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostObservation {
+    pub containers: Vec<ObservedContainer>,
+    /// Engine-side names of every network on the host (managed or not: a
+    /// stack may join an external one).
+    pub networks: BTreeSet<String>,
+    /// Engine-side names of every volume on the host.
+    pub volumes: BTreeSet<String>,
+    /// Image references (`repo:tag`) present on the host.
+    pub images: BTreeSet<String>,
+}
+
+/// A container's live state, for health gates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerStatus {
+    pub running: bool,
+    pub restart_count: i64,
+    pub exit_code: Option<i64>,
+    /// `starting`, `healthy`, `unhealthy`; None without a healthcheck.
+    pub health: Option<String>,
+    /// Last healthcheck output, trimmed, for error messages.
+    pub health_log: Option<String>,
+}
+
+/// Every Docker operation berth needs on a host. The SSH + bollard engine is
+/// the real one; the in-memory one serves fast unit tests of plan/apply logic.
+/// Each mutating call says its end state, so it may be re-run after a crash.
+#[async_trait]
+pub trait Engine: Send + Sync {
+    /// Inventory name of the host.
+    fn host(&self) -> &str;
+    /// Lists the project's containers (all states), and the host's networks,
+    /// volumes and images: a handful of list calls, never one per container.
+    async fn observe(&self, project: &str) -> anyhow::Result<HostObservation>;
+    /// Ensures the image is present (registry auth from the runner's Docker config).
+    async fn pull(&self, image: &str) -> anyhow::Result<()>;
+    async fn create_network(
+        &self,
+        spec: &NetworkSpec,
+        labels: &BTreeMap<String, String>,
+    ) -> anyhow::Result<()>;
+    async fn create_volume(
+        &self,
+        spec: &VolumeSpec,
+        labels: &BTreeMap<String, String>,
+    ) -> anyhow::Result<()>;
+    /// Creates (does not start) a container; returns its ID.
+    async fn create_container(
+        &self,
+        name: &str,
+        spec: &ContainerSpec,
+        labels: &BTreeMap<String, String>,
+    ) -> anyhow::Result<String>;
+    async fn start_container(&self, id: &str) -> anyhow::Result<()>;
+    /// Stops within `grace` seconds (then kill); already stopped is fine.
+    async fn stop_container(&self, id: &str, grace: Option<u64>) -> anyhow::Result<()>;
+    /// Removes the container (force); already gone is fine. Never removes volumes.
+    async fn remove_container(&self, id: &str) -> anyhow::Result<()>;
+    async fn rename_container(&self, id: &str, new_name: &str) -> anyhow::Result<()>;
+    async fn status(&self, id: &str) -> anyhow::Result<ContainerStatus>;
+    /// Runs a command inside the container; returns exit code and combined output.
+    async fn exec(
+        &self,
+        id: &str,
+        command: &[String],
+        timeout: Duration,
+    ) -> anyhow::Result<(i64, String)>;
+    /// Closes the connection and removes the forwarded socket.
+    async fn close(&self);
+}
+
+/// Runner-side options for connecting to hosts.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// known_hosts file; None = `~/.ssh/known_hosts`. Checking is always strict.
+    pub known_hosts: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    /// Short directory for SSH control sockets and forwarded Docker sockets.
+    pub runtime_dir: PathBuf,
+    /// Overrides every host's identity file (e.g. `--identity`).
+    pub identity_file: Option<PathBuf>,
+}
+
+/// Connects to one host. Errors name the host and the cause (unreachable,
+/// host key mismatch, auth refused, engine not answering).
+pub async fn connect(
+    host: &HostConfig,
+    opts: &ConnectOptions,
+) -> anyhow::Result<Box<dyn Engine>> {
+    ssh::connect(host, opts).await
+}

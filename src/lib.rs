@@ -1,0 +1,14 @@
+//! berth: a declarative GitOps reconciler for Docker hosts.
+//!
+//! The pipeline, one module per stage, data flowing one way:
+//! `source` → `spec` → `placement` → desired state; `hosts` → observed state;
+//! `plan::diff(desired, observed)` → `render`; `apply` → `report`.
+
+pub mod apply;
+pub mod hosts;
+pub mod placement;
+pub mod plan;
+pub mod render;
+pub mod report;
+pub mod source;
+pub mod spec;

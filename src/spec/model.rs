@@ -1,0 +1,363 @@
+//! The validated, typed form of a berth repo: what every later stage reads.
+//!
+//! Produced only by `spec::load`, so holding a `Project` means the inventory
+//! and every stack passed validation. `ContainerSpec` is canonical: its serde
+//! form (sorted maps, normalised values) is what `berth.spec-hash` hashes, so
+//! two specs that mean the same thing serialise to the same bytes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// A place in a user's file, for error messages (`file:line:col`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Location {
+    /// Path relative to the repo root, as the user would type it.
+    pub file: PathBuf,
+    /// 1-based; 0 when unknown.
+    pub line: usize,
+    /// 1-based; 0 when unknown.
+    pub column: usize,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}", self.file.display())
+        } else {
+            write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+        }
+    }
+}
+
+/// The whole repo after validation.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub root: PathBuf,
+    /// Scope of ownership on the hosts: containers labelled with another
+    /// project are never touched, so several repos can share hosts.
+    pub name: String,
+    pub inventory: Inventory,
+    /// Sorted by name.
+    pub stacks: Vec<Stack>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    /// Sorted by name; names unique.
+    pub hosts: Vec<HostConfig>,
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How many hosts are contacted at once.
+    pub parallel: usize,
+    pub connect_timeout: std::time::Duration,
+    /// known_hosts file used for every SSH host; None means `~/.ssh/known_hosts`.
+    pub known_hosts: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Ssh,
+    Local,
+}
+
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    /// None: use the ssh agent / default keys.
+    pub identity_file: Option<PathBuf>,
+    pub labels: BTreeMap<String, String>,
+    /// Path of the Docker socket on the host.
+    pub docker_socket: String,
+    pub transport: Transport,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub name: String,
+    /// `stacks/<name>/compose.yaml`, relative to the repo root.
+    pub file: PathBuf,
+    /// Sorted by name.
+    pub services: Vec<Service>,
+    /// Networks declared by the stack (key as written, e.g. `default`, `back`).
+    /// Every stack has a `default` network that services join when they list none.
+    pub networks: BTreeMap<String, NetworkSpec>,
+    /// Named volumes declared by the stack (key as written).
+    pub volumes: BTreeMap<String, VolumeSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct NetworkSpec {
+    /// Engine-side name: `<stack>_<key>` unless `name:` or `external` says otherwise.
+    pub name: String,
+    pub driver: Option<String>,
+    pub external: bool,
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct VolumeSpec {
+    /// Engine-side name: `<stack>_<key>` unless `name:` or `external` says otherwise.
+    pub name: String,
+    pub driver: Option<String>,
+    pub external: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: String,
+    pub location: Location,
+    pub deploy: Deploy,
+    /// Services of the same stack that must be created/replaced first,
+    /// with the condition to wait for.
+    pub depends_on: BTreeMap<String, DependsCondition>,
+    pub container: ContainerSpec,
+    pub validate: Vec<ValidateCheck>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DependsCondition {
+    ServiceStarted,
+    ServiceHealthy,
+    ServiceCompletedSuccessfully,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deploy {
+    pub mode: DeployMode,
+    /// Replicas for `Replicated` (default 1); ignored for `Global`.
+    pub replicas: u32,
+    /// Each constraint is `(lhs, op, rhs)`, e.g. `node.labels.role == web`.
+    pub constraints: Vec<Constraint>,
+    /// 0 = unlimited.
+    pub max_replicas_per_node: u32,
+    pub update: UpdateConfig,
+    pub rollback: UpdateConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeployMode {
+    Replicated,
+    Global,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Constraint {
+    /// `node.hostname`, `node.labels.<key>` (also `node.role`, `node.id` are rejected at validation).
+    pub attribute: ConstraintAttribute,
+    pub equal: bool,
+    pub value: String,
+    /// As written, for messages.
+    pub text: String,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConstraintAttribute {
+    Hostname,
+    Label(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpdateConfig {
+    /// Batch size; 0 = all at once. Default 1.
+    pub parallelism: u32,
+    pub delay: std::time::Duration,
+    pub order: UpdateOrder,
+    pub failure_action: FailureAction,
+    pub monitor: std::time::Duration,
+    pub max_failure_ratio: f64,
+}
+
+impl Default for UpdateConfig {
+    fn default() -> Self {
+        UpdateConfig {
+            parallelism: 1,
+            delay: std::time::Duration::ZERO,
+            order: UpdateOrder::StopFirst,
+            failure_action: FailureAction::Rollback,
+            monitor: std::time::Duration::ZERO,
+            max_failure_ratio: 0.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    StopFirst,
+    StartFirst,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureAction {
+    Rollback,
+    Pause,
+    Continue,
+}
+
+/// An `x-berth.validate` check, run after a new container is up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValidateCheck {
+    Exec {
+        command: Vec<String>,
+        timeout: std::time::Duration,
+    },
+    Http {
+        url: String,
+        status: u16,
+        body_contains: Option<String>,
+        timeout: std::time::Duration,
+    },
+    Tcp {
+        port: u16,
+        timeout: std::time::Duration,
+    },
+}
+
+/// What a container is, independent of which replica it is. Canonical: the
+/// JSON of this struct is hashed into `berth.spec-hash` and kept in the
+/// `berth.spec` label so the next plan can diff field by field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ContainerSpec {
+    pub image: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortSpec>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<MountSpec>,
+    /// Engine-side network names, with aliases (the service name is always an alias).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub networks: BTreeMap<String, Vec<String>>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<HealthcheckSpec>,
+    /// `no`, `always`, `on-failure[:N]`, `unless-stopped`. Default `unless-stopped`
+    /// for berth-managed services (a reconciler expects containers to stay up).
+    pub restart: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
+    #[serde(skip_serializing_if = "Resources::is_empty")]
+    pub resources: Resources,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logging: Option<LoggingSpec>,
+    /// Mount point -> options (e.g. `size=64m`), as in `docker run --tmpfs`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tmpfs: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ulimits: BTreeMap<String, Ulimit>,
+    /// Seconds; None = engine default (10 s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_grace_period: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Secret name -> digest of the encrypted file (so plan sees a change
+    /// without the key); filled by the secrets stage.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+pub struct PortSpec {
+    /// Host IP to bind; None = all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+    /// None = ephemeral host port (Docker picks); Some = fixed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<u16>,
+    pub target: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+pub struct MountSpec {
+    /// `volume` (source = engine-side volume name), `bind` (source = host path).
+    pub kind: MountKind,
+    pub source: String,
+    pub target: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    Volume,
+    Bind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct HealthcheckSpec {
+    /// `["NONE"]` disables the image's check; otherwise `CMD`/`CMD-SHELL` form.
+    pub test: Vec<String>,
+    /// All durations in milliseconds (0 = engine default).
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub retries: u32,
+    pub start_period_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Resources {
+    /// Bytes; None = unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_reservation: Option<i64>,
+    /// CPUs in billionths (Docker NanoCpus).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nano_cpus: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
+}
+
+impl Resources {
+    pub fn is_empty(&self) -> bool {
+        self == &Resources::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct LoggingSpec {
+    pub driver: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Ulimit {
+    pub soft: i64,
+    pub hard: i64,
+}
