@@ -5,10 +5,12 @@
 //! `plan::diff(desired, observed)` → `render`; `apply` → `report`.
 
 pub mod apply;
+pub mod cli;
 pub mod hosts;
 pub mod placement;
 pub mod plan;
 pub mod render;
 pub mod report;
+pub mod run;
 pub mod source;
 pub mod spec;

@@ -1,1 +1,303 @@
-//! placement
+//! placement: decides which replica of which service runs on which host.
+//!
+//! Input: the validated [`Project`] and where replicas run today. Output: the
+//! [`DesiredState`] — per host, the containers, networks and volumes that
+//! should exist, each container with its canonical spec hash.
+//! Invariants: deterministic (same input, same output); sticky (a replica
+//! stays on its host while that host is still eligible, so an unrelated
+//! change never reshuffles containers); spread (new replicas go to the
+//! eligible host with the fewest replicas of that service).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sha2::{Digest, Sha256};
+
+use crate::spec::{
+    ContainerSpec, Deploy, DeployMode, Diagnostic, HostConfig, NetworkSpec, Project, Service,
+    Stack, VolumeSpec,
+};
+
+/// One replica of one service: the identity a container carries in its labels.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct Slot {
+    pub stack: String,
+    pub service: String,
+    pub replica: u32,
+}
+
+impl Slot {
+    /// Engine-side container name, as Compose names them: `<stack>-<service>-<n>`.
+    pub fn container_name(&self) -> String {
+        format!("{}-{}-{}", self.stack, self.service, self.replica)
+    }
+}
+
+impl std::fmt::Display for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}.{}", self.stack, self.service, self.replica)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredContainer {
+    pub slot: Slot,
+    pub name: String,
+    pub spec: ContainerSpec,
+    /// sha256 of the canonical JSON of `spec`.
+    pub spec_hash: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DesiredHost {
+    /// Sorted by stack, service, replica.
+    pub containers: Vec<DesiredContainer>,
+    /// Networks the host's containers join (engine-side name), external ones included.
+    pub networks: BTreeMap<String, (String, NetworkSpec)>,
+    /// Named volumes the host's containers mount, keyed by engine-side name,
+    /// with the stack that declares them.
+    pub volumes: BTreeMap<String, (String, VolumeSpec)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DesiredState {
+    pub project: String,
+    /// Every inventory host, even one with nothing to run (so prunes happen there).
+    pub hosts: BTreeMap<String, DesiredHost>,
+}
+
+/// Where each slot runs now: slot -> host name. Built from the observation.
+pub type CurrentPlacement = BTreeMap<Slot, BTreeSet<String>>;
+
+/// The canonical hash of a container spec: the hex sha256 of its JSON, whose
+/// maps are sorted (BTreeMap) and whose defaults are normalised by `spec`.
+pub fn spec_hash(spec: &ContainerSpec) -> String {
+    let json = canonical_json(spec);
+    hex::encode(Sha256::digest(json.as_bytes()))
+}
+
+/// The JSON kept in the `berth.spec` label and hashed into `berth.spec-hash`.
+pub fn canonical_json(spec: &ContainerSpec) -> String {
+    // Serialising plain data with string keys cannot fail.
+    serde_json::to_string(spec).unwrap_or_default()
+}
+
+/// Assigns every replica to a host. Errors (with the service's location) when
+/// a service cannot be placed as asked, e.g. two replicas would bind the same
+/// host port on one host.
+pub fn place(
+    project: &Project,
+    current: &CurrentPlacement,
+) -> Result<DesiredState, Vec<Diagnostic>> {
+    let mut state = DesiredState {
+        project: project.name.clone(),
+        hosts: project
+            .inventory
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), DesiredHost::default()))
+            .collect(),
+    };
+    let mut problems = Vec::new();
+
+    for stack in &project.stacks {
+        for service in &stack.services {
+            let eligible: Vec<&HostConfig> = project
+                .inventory
+                .hosts
+                .iter()
+                .filter(|h| host_is_eligible(h, &service.deploy))
+                .collect();
+            if eligible.is_empty() {
+                problems.push(Diagnostic {
+                    location: service.location.clone(),
+                    message: format!(
+                        "stack `{}`: service `{}` has no eligible host",
+                        stack.name, service.name
+                    ),
+                    help: Some("check `deploy.placement.constraints` against the host labels in `berth.yaml`".into()),
+                });
+                continue;
+            }
+            let assignment = assign(stack, service, &eligible, current);
+            if let Err(d) = assignment.as_ref() {
+                problems.push(d.clone());
+                continue;
+            }
+            let spec_hash = spec_hash(&service.container);
+            for (slot, host) in assignment.unwrap_or_default() {
+                let desired = state.hosts.entry(host).or_default();
+                add_stack_resources(desired, stack, &service.container);
+                desired.containers.push(DesiredContainer {
+                    name: slot.container_name(),
+                    slot,
+                    spec: service.container.clone(),
+                    spec_hash: spec_hash.clone(),
+                });
+            }
+        }
+    }
+
+    for (host, desired) in &mut state.hosts {
+        desired.containers.sort_by(|a, b| a.slot.cmp(&b.slot));
+        problems.extend(port_conflicts(project, host, desired));
+    }
+
+    if problems.is_empty() {
+        Ok(state)
+    } else {
+        Err(problems)
+    }
+}
+
+fn host_is_eligible(host: &HostConfig, deploy: &Deploy) -> bool {
+    deploy.constraints.iter().all(|c| {
+        let actual = match &c.attribute {
+            crate::spec::ConstraintAttribute::Hostname => Some(&host.name),
+            crate::spec::ConstraintAttribute::Label(key) => host.labels.get(key),
+        };
+        match actual {
+            Some(v) => (v == &c.value) == c.equal,
+            // Swarm: a missing label never equals, always differs.
+            None => !c.equal,
+        }
+    })
+}
+
+/// Replicas of one service -> hosts. Sticky first, then spread.
+fn assign(
+    stack: &Stack,
+    service: &Service,
+    eligible: &[&HostConfig],
+    current: &CurrentPlacement,
+) -> Result<Vec<(Slot, String)>, Diagnostic> {
+    let slot = |replica| Slot {
+        stack: stack.name.clone(),
+        service: service.name.clone(),
+        replica,
+    };
+    if service.deploy.mode == DeployMode::Global {
+        // One replica per eligible host; replica 1 on each, so the name is stable.
+        return Ok(eligible.iter().map(|h| (slot(1), h.name.clone())).collect());
+    }
+    let max_per_host = match service.deploy.max_replicas_per_node {
+        0 => u32::MAX,
+        n => n,
+    };
+    let capacity = (eligible.len() as u64) * u64::from(max_per_host);
+    if u64::from(service.deploy.replicas) > capacity {
+        return Err(Diagnostic {
+            location: service.location.clone(),
+            message: format!(
+                "stack `{}`: service `{}` wants {} replicas but {} eligible host(s) with `max_replicas_per_node: {}` hold only {}",
+                stack.name, service.name, service.deploy.replicas, eligible.len(), max_per_host, capacity
+            ),
+            help: Some("lower `deploy.replicas`, raise `max_replicas_per_node`, or label more hosts".into()),
+        });
+    }
+
+    let mut count: BTreeMap<&str, u32> = eligible.iter().map(|h| (h.name.as_str(), 0)).collect();
+    let mut placed: Vec<(Slot, String)> = Vec::new();
+    let mut unplaced = Vec::new();
+    for replica in 1..=service.deploy.replicas {
+        let here = current.get(&slot(replica)).and_then(|hosts| {
+            hosts
+                .iter()
+                .find(|h| count.get(h.as_str()).is_some_and(|n| *n < max_per_host))
+        });
+        match here {
+            Some(host) => {
+                if let Some(n) = count.get_mut(host.as_str()) {
+                    *n += 1;
+                }
+                placed.push((slot(replica), host.clone()));
+            }
+            None => unplaced.push(replica),
+        }
+    }
+    for replica in unplaced {
+        // Fewest replicas of this service first; ties by host name (BTreeMap order).
+        let Some((&host, _)) = count
+            .iter()
+            .filter(|(_, n)| **n < max_per_host)
+            .min_by_key(|(_, n)| **n)
+        else {
+            break;
+        };
+        if let Some(n) = count.get_mut(host) {
+            *n += 1;
+        }
+        placed.push((slot(replica), host.to_string()));
+    }
+    placed.sort();
+    Ok(placed)
+}
+
+fn add_stack_resources(desired: &mut DesiredHost, stack: &Stack, spec: &ContainerSpec) {
+    for net in spec.networks.keys() {
+        if let Some(ns) = stack.networks.values().find(|n| &n.name == net) {
+            desired
+                .networks
+                .entry(net.clone())
+                .or_insert_with(|| (stack.name.clone(), ns.clone()));
+        }
+    }
+    for mount in &spec.mounts {
+        if mount.kind != crate::spec::MountKind::Volume {
+            continue;
+        }
+        if let Some(vs) = stack.volumes.values().find(|v| v.name == mount.source) {
+            desired
+                .volumes
+                .entry(mount.source.clone())
+                .or_insert_with(|| (stack.name.clone(), vs.clone()));
+        }
+    }
+}
+
+/// Two containers on one host binding the same host port would make the
+/// second fail at start: refuse at plan time, naming both.
+fn port_conflicts(project: &Project, host: &str, desired: &DesiredHost) -> Vec<Diagnostic> {
+    let mut seen: BTreeMap<(String, u16, String), &Slot> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for c in &desired.containers {
+        for p in &c.spec.ports {
+            let Some(published) = p.published else {
+                continue;
+            };
+            let ip = p.host_ip.clone().unwrap_or_else(|| "0.0.0.0".into());
+            let key = (ip, published, p.protocol.clone());
+            if let Some(first) = seen.get(&key) {
+                let location = project
+                    .stacks
+                    .iter()
+                    .find(|s| s.name == c.slot.stack)
+                    .and_then(|s| s.services.iter().find(|sv| sv.name == c.slot.service))
+                    .map(|sv| sv.location.clone())
+                    .unwrap_or_default();
+                let same_service = first.stack == c.slot.stack && first.service == c.slot.service;
+                problems.push(Diagnostic {
+                    location,
+                    message: if same_service {
+                        format!(
+                            "stack `{}`: service `{}` publishes host port {} twice on host `{}`",
+                            c.slot.stack, c.slot.service, published, host
+                        )
+                    } else {
+                        format!(
+                            "stack `{}`: service `{}` publishes host port {} on host `{}`, already published there by `{}/{}`",
+                            c.slot.stack, c.slot.service, published, host, first.stack, first.service
+                        )
+                    },
+                    help: Some(if same_service {
+                        "spread the replicas with `deploy.placement.max_replicas_per_node: 1`, or drop the fixed host port".into()
+                    } else {
+                        "give one of them another host port, or constrain them to different hosts".into()
+                    }),
+                });
+            } else {
+                seen.insert(key, &c.slot);
+            }
+        }
+    }
+    problems
+}

@@ -1,1 +1,541 @@
-//! plan
+//! plan: the diff of desired against observed state, as a value.
+//!
+//! Input: the [`DesiredState`] and what each host reported. Output: a
+//! [`Plan`] that every renderer reads and that `apply` executes exactly.
+//! Invariants: pure and synchronous (no I/O); sorted by host, stack, service,
+//! replica; "changed or not" is decided by the canonical spec hash alone, the
+//! field diff only explains it. Actions are pull, create network/volume,
+//! create, replace and remove — never a volume removal.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use similar::{ChangeTag, TextDiff};
+
+use crate::hosts::{labels, HostObservation, ObservedContainer};
+use crate::placement::{CurrentPlacement, DesiredContainer, DesiredState, Slot};
+use crate::spec::{ContainerSpec, NetworkSpec, VolumeSpec};
+
+/// Suffix of the name an old container carries while its replacement starts.
+pub const RETIRED_SUFFIX: &str = ".berth-old";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub project: String,
+    /// The commit the desired state was read at (None: not a git checkout).
+    pub commit: Option<String>,
+    pub hosts: Vec<HostPlan>,
+    /// Hosts that could not be observed, with the cause; they get no actions.
+    pub unreachable: Vec<UnreachableHost>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UnreachableHost {
+    pub host: String,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostPlan {
+    pub host: String,
+    /// Images to pull before any container is created.
+    pub pulls: Vec<String>,
+    pub networks: Vec<NetworkSpec>,
+    pub volumes: Vec<VolumeSpec>,
+    /// Sorted by stack, service, replica; removals of leftovers last.
+    pub changes: Vec<Change>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Replace,
+    Remove,
+}
+
+/// One container-level change on one host.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub action: Action,
+    pub slot: Slot,
+    /// Engine-side container name.
+    pub name: String,
+    /// The container there now (replace, remove).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<CurrentContainer>,
+    /// What should be there (create, replace).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub desired: Option<DesiredRef>,
+    /// Why, in a few words: "new", "image, environment.LOG_LEVEL", "service no longer in the repo".
+    pub reason: String,
+    /// True when the change repairs the host rather than following the repo.
+    pub drift: bool,
+    /// Field-by-field difference for a replace of a changed spec.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldChange>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CurrentContainer {
+    pub id: String,
+    pub image: String,
+    pub state: String,
+    pub spec_hash: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DesiredRef {
+    pub spec: ContainerSpec,
+    pub spec_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    /// Dotted path, e.g. `image`, `environment.LOG_LEVEL`, `ports[0]`.
+    pub field: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new: Option<String>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.hosts.iter().all(|h| {
+            h.changes.is_empty()
+                && h.networks.is_empty()
+                && h.volumes.is_empty()
+                && h.pulls.is_empty()
+        })
+    }
+
+    pub fn count(&self, action: Action) -> usize {
+        self.hosts
+            .iter()
+            .flat_map(|h| &h.changes)
+            .filter(|c| c.action == action)
+            .count()
+    }
+
+    pub fn drift_count(&self) -> usize {
+        self.hosts
+            .iter()
+            .flat_map(|h| &h.changes)
+            .filter(|c| c.drift)
+            .count()
+    }
+}
+
+/// Where each slot runs now, for sticky placement.
+pub fn current_placement(observed: &BTreeMap<String, HostObservation>) -> CurrentPlacement {
+    let mut current = CurrentPlacement::new();
+    for (host, obs) in observed {
+        for c in &obs.containers {
+            if is_retired(c) {
+                continue;
+            }
+            if let Some(slot) = slot_of(c) {
+                current.entry(slot).or_default().insert(host.clone());
+            }
+        }
+    }
+    current
+}
+
+/// The diff. `observed` holds only reachable hosts; the others are listed in
+/// `unreachable` and get no actions.
+pub fn diff(
+    desired: &DesiredState,
+    observed: &BTreeMap<String, HostObservation>,
+    unreachable: Vec<UnreachableHost>,
+    commit: Option<String>,
+) -> Plan {
+    // Changes made while the repo's commit did not move are drift, not deploys.
+    let deployed_commits: BTreeSet<&str> = observed
+        .values()
+        .flat_map(|o| &o.containers)
+        .filter_map(|c| c.labels.get(labels::COMMIT).map(String::as_str))
+        .collect();
+    let commit_unchanged = match &commit {
+        Some(c) => deployed_commits.len() == 1 && deployed_commits.contains(c.as_str()),
+        None => false,
+    };
+    // Spec hashes already deployed somewhere: a missing replica of one of them
+    // was lost on the host, not added by the repo.
+    let deployed_hashes: BTreeSet<(&str, &str, &str)> = observed
+        .values()
+        .flat_map(|o| &o.containers)
+        .filter(|c| !is_retired(c))
+        .filter_map(|c| {
+            Some((
+                c.labels.get(labels::STACK)?.as_str(),
+                c.labels.get(labels::SERVICE)?.as_str(),
+                c.labels.get(labels::SPEC_HASH)?.as_str(),
+            ))
+        })
+        .collect();
+
+    let mut hosts = Vec::new();
+    for (host, want) in &desired.hosts {
+        let Some(have) = observed.get(host) else {
+            continue;
+        };
+        let mut changes = Vec::new();
+        let mut live: BTreeMap<&str, &ObservedContainer> = BTreeMap::new();
+        let mut retired = Vec::new();
+        for c in &have.containers {
+            if is_retired(c) {
+                retired.push(c);
+            } else {
+                live.insert(c.name.as_str(), c);
+            }
+        }
+
+        for d in &want.containers {
+            match live.remove(d.name.as_str()) {
+                None => {
+                    let lost = deployed_hashes.contains(&(
+                        d.slot.stack.as_str(),
+                        d.slot.service.as_str(),
+                        d.spec_hash.as_str(),
+                    )) || commit_unchanged;
+                    changes.push(Change {
+                        action: Action::Create,
+                        slot: d.slot.clone(),
+                        name: d.name.clone(),
+                        current: None,
+                        desired: Some(desired_ref(d)),
+                        reason: if lost {
+                            "container is missing on the host (removed outside berth)".into()
+                        } else {
+                            "new".into()
+                        },
+                        drift: lost,
+                        fields: Vec::new(),
+                    });
+                }
+                Some(c) => {
+                    if let Some(change) = compare(d, c, commit_unchanged) {
+                        changes.push(change);
+                    }
+                }
+            }
+        }
+
+        for c in live.into_values() {
+            let slot = slot_of(c).unwrap_or_else(|| Slot {
+                stack: String::new(),
+                service: c.name.clone(),
+                replica: 0,
+            });
+            let reason = removal_reason(desired, &slot);
+            changes.push(Change {
+                action: Action::Remove,
+                name: c.name.clone(),
+                slot,
+                current: Some(current_of(c)),
+                desired: None,
+                reason,
+                drift: false,
+                fields: Vec::new(),
+            });
+        }
+        changes.sort_by(|a, b| (&a.slot, a.action).cmp(&(&b.slot, b.action)));
+        for c in retired {
+            // Left by an interrupted replace: its slot has been dealt with above.
+            changes.push(Change {
+                action: Action::Remove,
+                name: c.name.clone(),
+                slot: slot_of(c).unwrap_or(Slot {
+                    stack: String::new(),
+                    service: c.name.clone(),
+                    replica: 0,
+                }),
+                current: Some(current_of(c)),
+                desired: None,
+                reason: "old container left by an interrupted replace".into(),
+                drift: true,
+                fields: Vec::new(),
+            });
+        }
+
+        let needs_image: BTreeSet<&str> = changes
+            .iter()
+            .filter_map(|c| c.desired.as_ref())
+            .map(|d| d.spec.image.as_str())
+            .collect();
+        let pulls = needs_image
+            .into_iter()
+            .filter(|i| !have.images.contains(*i))
+            .map(str::to_string)
+            .collect();
+        let networks = want
+            .networks
+            .values()
+            .filter(|(_, n)| !n.external && !have.networks.contains(&n.name))
+            .map(|(_, n)| n.clone())
+            .collect();
+        let volumes = want
+            .volumes
+            .values()
+            .filter(|(_, v)| !v.external && !have.volumes.contains(&v.name))
+            .map(|(_, v)| v.clone())
+            .collect();
+
+        hosts.push(HostPlan {
+            host: host.clone(),
+            pulls,
+            networks,
+            volumes,
+            changes,
+        });
+    }
+
+    Plan {
+        project: desired.project.clone(),
+        commit,
+        hosts,
+        unreachable,
+    }
+}
+
+/// A running container whose spec hash matches is unchanged; anything else
+/// is a replace, with the reason spelled out.
+fn compare(d: &DesiredContainer, c: &ObservedContainer, commit_unchanged: bool) -> Option<Change> {
+    let hash = c.labels.get(labels::SPEC_HASH);
+    let mut change = Change {
+        action: Action::Replace,
+        slot: d.slot.clone(),
+        name: d.name.clone(),
+        current: Some(current_of(c)),
+        desired: Some(desired_ref(d)),
+        reason: String::new(),
+        drift: false,
+        fields: Vec::new(),
+    };
+    if hash != Some(&d.spec_hash) {
+        let old: Option<ContainerSpec> = c
+            .labels
+            .get(labels::SPEC)
+            .and_then(|s| serde_json::from_str(s).ok());
+        change.fields = match &old {
+            Some(old) => field_diff(old, &d.spec),
+            None => vec![FieldChange {
+                field: "spec".into(),
+                old: Some("(unknown: container has no berth.spec label)".into()),
+                new: Some(d.spec_hash.chars().take(12).collect()),
+            }],
+        };
+        change.reason = summarize_fields(&change.fields);
+        change.drift = commit_unchanged && old.is_none();
+        return Some(change);
+    }
+    if c.state != "running" && c.state != "restarting" {
+        change.reason = format!("container is {} (stopped outside berth)", c.state);
+        change.drift = true;
+        return Some(change);
+    }
+    None
+}
+
+fn summarize_fields(fields: &[FieldChange]) -> String {
+    let mut names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+    names.dedup();
+    const SHOWN: usize = 4;
+    if names.len() > SHOWN {
+        format!(
+            "{}, and {} more",
+            names[..SHOWN].join(", "),
+            names.len() - SHOWN
+        )
+    } else {
+        names.join(", ")
+    }
+}
+
+fn removal_reason(desired: &DesiredState, slot: &Slot) -> String {
+    let in_repo = |f: &dyn Fn(&DesiredContainer) -> bool| {
+        desired.hosts.values().flat_map(|h| &h.containers).any(f)
+    };
+    if slot.stack.is_empty() {
+        "container has no berth labels".into()
+    } else if !in_repo(&|d| d.slot.stack == slot.stack) {
+        "stack no longer in the repo".into()
+    } else if !in_repo(&|d| d.slot.stack == slot.stack && d.slot.service == slot.service) {
+        "service no longer in the repo".into()
+    } else if in_repo(&|d| d.slot == *slot) {
+        "replica moved to another host".into()
+    } else {
+        "replica no longer wanted (scaled down)".into()
+    }
+}
+
+pub fn is_retired(c: &ObservedContainer) -> bool {
+    c.name.ends_with(RETIRED_SUFFIX)
+}
+
+fn slot_of(c: &ObservedContainer) -> Option<Slot> {
+    Some(Slot {
+        stack: c.labels.get(labels::STACK)?.clone(),
+        service: c.labels.get(labels::SERVICE)?.clone(),
+        replica: c.labels.get(labels::REPLICA)?.parse().ok()?,
+    })
+}
+
+fn current_of(c: &ObservedContainer) -> CurrentContainer {
+    CurrentContainer {
+        id: c.id.clone(),
+        image: c.image.clone(),
+        state: c.state.clone(),
+        spec_hash: c.labels.get(labels::SPEC_HASH).cloned(),
+    }
+}
+
+fn desired_ref(d: &DesiredContainer) -> DesiredRef {
+    DesiredRef {
+        spec: d.spec.clone(),
+        spec_hash: d.spec_hash.clone(),
+    }
+}
+
+/// Field-level diff of two specs: both are flattened to sorted `path = value`
+/// lines and compared with `similar`, so the result reads like a config diff.
+pub fn field_diff(old: &ContainerSpec, new: &ContainerSpec) -> Vec<FieldChange> {
+    let old_lines = flatten_spec(old);
+    let new_lines = flatten_spec(new);
+    let old_text = render_lines(&old_lines);
+    let new_text = render_lines(&new_lines);
+    let mut removed: BTreeMap<String, String> = BTreeMap::new();
+    let mut added: BTreeMap<String, String> = BTreeMap::new();
+    for change in TextDiff::from_lines(&old_text, &new_text).iter_all_changes() {
+        let line = change.value().trim_end_matches('\n');
+        let Some((path, value)) = line.split_once(" = ") else {
+            continue;
+        };
+        match change.tag() {
+            ChangeTag::Delete => {
+                removed.insert(path.to_string(), value.to_string());
+            }
+            ChangeTag::Insert => {
+                added.insert(path.to_string(), value.to_string());
+            }
+            ChangeTag::Equal => {}
+        }
+    }
+    let paths: BTreeSet<String> = removed.keys().chain(added.keys()).cloned().collect();
+    let order: Vec<String> = old_lines
+        .iter()
+        .chain(&new_lines)
+        .map(|(p, _)| p.clone())
+        .collect();
+    let mut fields: Vec<FieldChange> = paths
+        .into_iter()
+        .map(|p| FieldChange {
+            old: removed.get(&p).cloned(),
+            new: added.get(&p).cloned(),
+            field: p,
+        })
+        .collect();
+    // Spec order (image first), not alphabetical.
+    fields.sort_by_key(|f| {
+        order
+            .iter()
+            .position(|p| p == &f.field)
+            .unwrap_or(usize::MAX)
+    });
+    fields
+}
+
+fn render_lines(lines: &[(String, String)]) -> String {
+    lines.iter().map(|(p, v)| format!("{p} = {v}\n")).collect()
+}
+
+/// `path = value` pairs in the spec's own field order.
+pub fn flatten_spec(spec: &ContainerSpec) -> Vec<(String, String)> {
+    let value = serde_json::to_value(spec).unwrap_or(serde_json::Value::Null);
+    let mut out = Vec::new();
+    flatten("", &value, &mut out);
+    out
+}
+
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) if !map.is_empty() && !prefix.ends_with(']') => {
+            for (k, v) in map {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&path, v, out);
+            }
+        }
+        Value::Array(items) if items.iter().all(|v| !v.is_object()) => {
+            out.push((prefix.to_string(), value.to_string()));
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                flatten(&format!("{prefix}[{i}]"), v, out);
+            }
+        }
+        other => out.push((prefix.to_string(), other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(image: &str) -> ContainerSpec {
+        ContainerSpec {
+            image: image.into(),
+            restart: "unless-stopped".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn field_diff_names_image_and_env_key() {
+        let mut old = spec("reg/api:1.4.2");
+        old.environment.insert("LOG_LEVEL".into(), "info".into());
+        old.environment.insert("KEEP".into(), "x".into());
+        let mut new = spec("reg/api:1.5.0");
+        new.environment.insert("LOG_LEVEL".into(), "debug".into());
+        new.environment.insert("KEEP".into(), "x".into());
+        let fields = field_diff(&old, &new);
+        assert_eq!(
+            fields,
+            vec![
+                FieldChange {
+                    field: "image".into(),
+                    old: Some("\"reg/api:1.4.2\"".into()),
+                    new: Some("\"reg/api:1.5.0\"".into()),
+                },
+                FieldChange {
+                    field: "environment.LOG_LEVEL".into(),
+                    old: Some("\"info\"".into()),
+                    new: Some("\"debug\"".into()),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn field_diff_of_added_port_has_no_old_value() {
+        let old = spec("a:1");
+        let mut new = spec("a:1");
+        new.ports.push(crate::spec::PortSpec {
+            host_ip: None,
+            published: Some(8080),
+            target: 80,
+            protocol: "tcp".into(),
+        });
+        let fields = field_diff(&old, &new);
+        assert_eq!(fields.len(), 1);
+        assert_eq!(fields[0].field, "ports[0]");
+        assert_eq!(fields[0].old, None);
+        assert!(fields[0].new.as_deref().is_some_and(|v| v.contains("8080")));
+    }
+}

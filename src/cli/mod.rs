@@ -1,0 +1,285 @@
+//! cli: the command line, defined once with clap derive; doc comments become
+//! `--help`. Each command turns its arguments into a [`RunOptions`] and calls
+//! the `run` module; nothing outside `cli` knows clap.
+
+mod output;
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::run::RunOptions;
+use crate::source::SourceOptions;
+
+/// Exit codes, as documented in `--help` and the README.
+pub mod exit {
+    /// Converged, or no changes.
+    pub const OK: u8 = 0;
+    /// An error: bad input, an unreachable host, a failed step.
+    pub const ERROR: u8 = 1;
+    /// With `--detailed-exitcode`: changes planned (plan) or made (apply).
+    pub const CHANGES: u8 = 2;
+}
+
+/// Declarative GitOps for Docker hosts: plan and apply Compose stacks from a
+/// git repo onto hosts over SSH.
+///
+/// berth reads `berth.yaml` (the hosts) and `stacks/<name>/compose.yaml` (what
+/// runs), compares them with the containers on every host, prints a plan, and
+/// with `apply` makes the hosts match: pulls, creates, replaces changed
+/// containers (health-gated, rolled back on failure) and removes what left the
+/// repo. Named volumes are never removed.
+#[derive(Debug, Parser)]
+#[command(
+    name = "berth",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(after_long_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+
+    /// More log output (-v: debug, -vv: trace). Logs go to stderr.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    /// Less log output: errors only.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+}
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  no changes / converged
+  1  error (bad input, unreachable host, failed step; other hosts still converge)
+  2  with --detailed-exitcode: changes planned (plan) or made (apply)";
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check the repo (berth.yaml and every stack) without contacting any host.
+    ///
+    /// Reports every problem at once, each with file:line:col and what to do.
+    Validate(SourceArgs),
+    /// Show what apply would change, without changing anything.
+    ///
+    /// Connects to every host, reads the containers berth manages there and
+    /// prints the diff: `+` create, `~` replace (with the fields that changed),
+    /// `-` remove. Changes found on the hosts while the repo did not move are
+    /// marked [drift].
+    Plan(PlanArgs),
+    /// Make the hosts match the repo.
+    ///
+    /// Computes the plan, prints it, then executes it: hosts in parallel; on
+    /// each host removals first, then creates and replaces in depends_on order,
+    /// each new container gated on running and healthy. A failed replace puts
+    /// the old container back. Running it again with nothing changed makes no
+    /// change on any host.
+    Apply(ApplyArgs),
+    /// Show, per host, the containers berth manages and whether each matches the repo.
+    Status(HostArgs),
+}
+
+/// Where the repo comes from.
+#[derive(Debug, Args)]
+struct SourceArgs {
+    /// The repo: a local directory (e.g. a PR checkout) or a git URL
+    /// (ssh://, https://, file://, user@host:path) cloned into the cache.
+    #[arg(long, env = "BERTH_REPO", default_value = ".")]
+    repo: String,
+
+    /// Branch, tag or commit to deploy (git URLs only). Default: the remote's default branch.
+    #[arg(long = "ref", env = "BERTH_REF")]
+    git_ref: Option<String>,
+
+    /// Where git URLs are cloned. Default: $XDG_CACHE_HOME/berth or ~/.cache/berth.
+    #[arg(long, env = "BERTH_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+/// How to reach the hosts.
+#[derive(Debug, Args)]
+struct HostArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+
+    /// known_hosts file for host key checks (always strict). Overrides `settings.known_hosts`.
+    #[arg(long, env = "BERTH_KNOWN_HOSTS")]
+    known_hosts: Option<PathBuf>,
+
+    /// SSH private key for every host. Overrides `identity_file` in berth.yaml.
+    #[arg(long, short = 'i', env = "BERTH_IDENTITY")]
+    identity: Option<PathBuf>,
+
+    /// How many hosts to contact at once. Overrides `settings.parallel`.
+    #[arg(long)]
+    parallel: Option<usize>,
+
+    /// SSH connect timeout in seconds. Overrides `settings.connect_timeout`.
+    #[arg(long, value_name = "SECONDS")]
+    connect_timeout: Option<u64>,
+
+    /// Only these hosts (repeatable). Default: every host in berth.yaml.
+    #[arg(long = "host", value_name = "NAME")]
+    hosts: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    hosts: HostArgs,
+
+    /// Exit 2 when there are changes (or drift), 0 when none, 1 on error.
+    #[arg(long)]
+    detailed_exitcode: bool,
+
+    /// Output format of the plan on stdout.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
+    format: PlanFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PlanFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct ApplyArgs {
+    #[command(flatten)]
+    hosts: HostArgs,
+
+    /// Exit 2 when changes were made, 0 when there was nothing to do, 1 on error.
+    #[arg(long)]
+    detailed_exitcode: bool,
+
+    /// Longest wait, in seconds, for a new container to run and report healthy.
+    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    health_timeout: u64,
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            output::print_error(&anyhow::Error::new(e).context("cannot start the async runtime"));
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    let code = runtime.block_on(dispatch(cli.command));
+    ExitCode::from(code)
+}
+
+async fn dispatch(command: Command) -> u8 {
+    let result = match command {
+        Command::Validate(args) => output::validate(&run_options(HostArgs::from(args), 120)).await,
+        Command::Plan(args) => {
+            output::plan(
+                &run_options(args.hosts, 120),
+                matches!(args.format, PlanFormat::Json),
+                args.detailed_exitcode,
+            )
+            .await
+        }
+        Command::Apply(args) => {
+            output::apply(
+                &run_options(args.hosts, args.health_timeout),
+                args.detailed_exitcode,
+            )
+            .await
+        }
+        Command::Status(args) => output::status(&run_options(args, 120)).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            output::print_error(&e);
+            exit::ERROR
+        }
+    }
+}
+
+impl From<SourceArgs> for HostArgs {
+    fn from(source: SourceArgs) -> Self {
+        HostArgs {
+            source,
+            known_hosts: None,
+            identity: None,
+            parallel: None,
+            connect_timeout: None,
+            hosts: Vec::new(),
+        }
+    }
+}
+
+fn run_options(args: HostArgs, health_timeout: u64) -> RunOptions {
+    let cache_dir = args.source.cache_dir.unwrap_or_else(default_cache_dir);
+    RunOptions {
+        source: SourceOptions {
+            repo: args.source.repo,
+            git_ref: args.source.git_ref,
+            cache_dir,
+        },
+        known_hosts: args.known_hosts,
+        identity_file: args.identity,
+        parallel: args.parallel,
+        connect_timeout: args.connect_timeout.map(Duration::from_secs),
+        only_hosts: args.hosts,
+        health_timeout: Duration::from_secs(health_timeout),
+    }
+}
+
+fn default_cache_dir() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(xdg).join("berth");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".cache").join("berth"),
+        None => std::env::temp_dir().join("berth-cache"),
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let level = if cli.quiet {
+        "error"
+    } else {
+        match cli.verbose {
+            0 => "info",
+            1 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("berth={level},warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => {
+            let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            builder.with_ansi(color).without_time().init()
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! What each command prints and which exit code it returns. The work itself
+//! happens in `run`; this file only sequences it and talks to the terminal.
+
+use std::io::Write as _;
+
+use super::exit;
+use crate::plan::Plan;
+use crate::render;
+use crate::run::{self, Loaded, RunOptions};
+use crate::spec::SpecError;
+
+pub async fn validate(opts: &RunOptions) -> anyhow::Result<u8> {
+    let loaded = run::load(opts).await?;
+    let services: usize = loaded.project.stacks.iter().map(|s| s.services.len()).sum();
+    println!(
+        "{} is valid: {} host(s), {} stack(s), {} service(s).",
+        loaded.checkout.root.display(),
+        loaded.project.inventory.hosts.len(),
+        loaded.project.stacks.len(),
+        services
+    );
+    Ok(exit::OK)
+}
+
+pub async fn plan(opts: &RunOptions, json: bool, detailed: bool) -> anyhow::Result<u8> {
+    let loaded = run::load(opts).await?;
+    let obs = run::observe(&loaded, opts).await?;
+    let plan = run::make_plan(&loaded, &obs, opts);
+    obs.close().await;
+    let plan = plan?;
+    print_plan(&loaded, &plan, json);
+    Ok(if !plan.unreachable.is_empty() {
+        exit::ERROR
+    } else if detailed && !plan.is_empty() {
+        exit::CHANGES
+    } else {
+        exit::OK
+    })
+}
+
+pub async fn apply(opts: &RunOptions, detailed: bool) -> anyhow::Result<u8> {
+    let loaded = run::load(opts).await?;
+    let obs = run::observe(&loaded, opts).await?;
+    let plan = match run::make_plan(&loaded, &obs, opts) {
+        Ok(p) => p,
+        Err(e) => {
+            obs.close().await;
+            return Err(e);
+        }
+    };
+    print_plan(&loaded, &plan, false);
+    if plan.is_empty() {
+        obs.close().await;
+        return Ok(if plan.unreachable.is_empty() {
+            exit::OK
+        } else {
+            exit::ERROR
+        });
+    }
+    let report = run::apply_plan(&loaded, &obs, &plan, opts).await;
+    obs.close().await;
+
+    let failed = report.failed_hosts();
+    let changed = report.changed();
+    if failed.is_empty() && plan.unreachable.is_empty() {
+        println!(
+            "Apply complete: {changed} container change(s) on {} host(s).",
+            report.hosts.len()
+        );
+        return Ok(if detailed { exit::CHANGES } else { exit::OK });
+    }
+    println!(
+        "Apply incomplete: {changed} container change(s) made; {} host(s) failed, {} unreachable.",
+        failed.len(),
+        plan.unreachable.len()
+    );
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    for h in failed {
+        let _ = writeln!(
+            err,
+            "error: host `{}`: {}",
+            h.host,
+            h.error.as_deref().unwrap_or("")
+        );
+    }
+    for u in &plan.unreachable {
+        let _ = writeln!(err, "error: host `{}` was not reached: {}", u.host, u.error);
+    }
+    let _ = writeln!(
+        err,
+        "\nhelp: the other hosts converged; fix the host(s) above and run `berth apply` again"
+    );
+    Ok(exit::ERROR)
+}
+
+pub async fn status(opts: &RunOptions) -> anyhow::Result<u8> {
+    let loaded = run::load(opts).await?;
+    let obs = run::observe(&loaded, opts).await?;
+    let current = crate::plan::current_placement(&obs.observed);
+    let desired = crate::placement::place(&loaded.project, &current);
+    let mut out = String::new();
+    for (host, o) in &obs.observed {
+        out.push_str(&format!("{host}\n"));
+        if o.containers.is_empty() {
+            out.push_str("  (no containers managed by berth)\n");
+        }
+        let want = desired.as_ref().ok().and_then(|d| d.hosts.get(host));
+        let mut rows = vec![[
+            "NAME".to_string(),
+            "IMAGE".to_string(),
+            "STATE".to_string(),
+            "HEALTH".to_string(),
+            "REPO".to_string(),
+        ]];
+        let mut containers: Vec<_> = o.containers.iter().collect();
+        containers.sort_by(|a, b| a.name.cmp(&b.name));
+        for c in containers {
+            let hash = c.labels.get(crate::hosts::labels::SPEC_HASH);
+            let sync = match want.and_then(|w| w.containers.iter().find(|d| d.name == c.name)) {
+                Some(d) if Some(&d.spec_hash) == hash => "in sync",
+                Some(_) => "differs",
+                None => "not in repo",
+            };
+            rows.push([
+                c.name.clone(),
+                c.image.clone(),
+                c.state.clone(),
+                c.health.clone().unwrap_or_else(|| "-".into()),
+                sync.to_string(),
+            ]);
+        }
+        if rows.len() > 1 {
+            let widths: Vec<usize> = (0..5)
+                .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+                .collect();
+            for r in rows {
+                out.push_str(&format!(
+                    "  {:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}\n",
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4],
+                    w0 = widths[0],
+                    w1 = widths[1],
+                    w2 = widths[2],
+                    w3 = widths[3]
+                ));
+            }
+        }
+        out.push('\n');
+    }
+    for u in &obs.unreachable {
+        out.push_str(&format!("{}\n  ! unreachable: {}\n\n", u.host, u.error));
+    }
+    print!("{out}");
+    let unreachable = !obs.unreachable.is_empty();
+    obs.close().await;
+    Ok(if unreachable { exit::ERROR } else { exit::OK })
+}
+
+fn print_plan(loaded: &Loaded, plan: &Plan, json: bool) {
+    if json {
+        println!("{}", render::json(plan));
+        return;
+    }
+    if let Some(c) = &loaded.checkout.commit {
+        tracing::debug!("planning at {} ({})", c.id, c.summary);
+    }
+    if loaded.checkout.dirty {
+        tracing::warn!("the checkout has uncommitted changes: the plan includes them");
+    }
+    print!("{}", render::human(plan));
+}
+
+/// `error: ...`, then `Caused by:` lines; spec errors print each problem
+/// with its location and help, and say no host was contacted.
+pub fn print_error(e: &anyhow::Error) {
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    if let Some(spec) = e.downcast_ref::<SpecError>() {
+        for d in &spec.diagnostics {
+            let _ = writeln!(err, "error: {}: {}", d.location, d.message);
+            if let Some(help) = &d.help {
+                let _ = writeln!(err, "  help: {help}");
+            }
+        }
+        let _ = writeln!(
+            err,
+            "\n{} problem(s) found; no host was contacted.",
+            spec.diagnostics.len()
+        );
+        return;
+    }
+    let _ = writeln!(err, "error: {e}");
+    let causes: Vec<_> = e.chain().skip(1).collect();
+    if !causes.is_empty() {
+        let _ = writeln!(err, "\nCaused by:");
+        for c in causes {
+            let _ = writeln!(err, "    {c}");
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! run: wires the pipeline stages together for one command. The CLI builds
+//! a [`RunOptions`] and calls one function here; nothing here knows clap.
+//!
+//! Order matters for trust: the repo is read and validated completely before
+//! any host is contacted, so bad input never touches a host.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::stream::{self, StreamExt};
+
+use crate::apply::{self, ApplyContext, ApplyReport};
+use crate::hosts::{self, ConnectOptions, Engine, HostObservation};
+use crate::placement::{self, CurrentPlacement};
+use crate::plan::{self, Plan, UnreachableHost};
+use crate::source::{self, Checkout, SourceOptions};
+use crate::spec::{self, Project, SpecError};
+
+/// Runner-side options shared by every command.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub source: SourceOptions,
+    /// Overrides `settings.known_hosts` of berth.yaml.
+    pub known_hosts: Option<PathBuf>,
+    /// Overrides every host's identity file.
+    pub identity_file: Option<PathBuf>,
+    /// Overrides `settings.parallel`.
+    pub parallel: Option<usize>,
+    /// Overrides `settings.connect_timeout`.
+    pub connect_timeout: Option<Duration>,
+    /// Only these hosts (by inventory name); empty = all.
+    pub only_hosts: Vec<String>,
+    pub health_timeout: Duration,
+}
+
+/// The repo, read and validated.
+pub struct Loaded {
+    pub checkout: Checkout,
+    pub project: Project,
+}
+
+/// Reads the repo and validates it, placement included (with no knowledge
+/// of the hosts: port clashes and impossible constraints are found here,
+/// before any host is contacted).
+pub async fn load(opts: &RunOptions) -> anyhow::Result<Loaded> {
+    let source_opts = opts.source.clone();
+    let checkout = tokio::task::spawn_blocking(move || source::resolve(&source_opts))
+        .await
+        .context("source stage panicked")??;
+    let mut project = spec::load(&checkout.root)?;
+    if !opts.only_hosts.is_empty() {
+        for name in &opts.only_hosts {
+            if !project.inventory.hosts.iter().any(|h| &h.name == name) {
+                anyhow::bail!(
+                    "--host `{name}` is not in berth.yaml (hosts: {})",
+                    project
+                        .inventory
+                        .hosts
+                        .iter()
+                        .map(|h| h.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+    }
+    placement::place(&project, &CurrentPlacement::new())
+        .map_err(|diagnostics| SpecError { diagnostics })?;
+    if let Some(p) = opts.parallel {
+        project.inventory.settings.parallel = p.max(1);
+    }
+    if let Some(t) = opts.connect_timeout {
+        project.inventory.settings.connect_timeout = t;
+    }
+    if opts.known_hosts.is_some() {
+        project.inventory.settings.known_hosts = opts.known_hosts.clone();
+    }
+    Ok(Loaded { checkout, project })
+}
+
+/// Connected hosts and what they run.
+pub struct Observation {
+    pub engines: BTreeMap<String, Box<dyn Engine>>,
+    pub observed: BTreeMap<String, HostObservation>,
+    pub unreachable: Vec<UnreachableHost>,
+    runtime_dir: PathBuf,
+}
+
+impl Observation {
+    /// Closes every connection and removes the runtime directory.
+    pub async fn close(self) {
+        for engine in self.engines.values() {
+            engine.close().await;
+        }
+        let _ = std::fs::remove_dir_all(&self.runtime_dir);
+    }
+}
+
+/// Connects to every host in parallel (bounded by `settings.parallel`) and
+/// observes it: one SSH handshake and a few list calls per host.
+pub async fn observe(loaded: &Loaded, opts: &RunOptions) -> anyhow::Result<Observation> {
+    let runtime_dir = runtime_dir()?;
+    let settings = &loaded.project.inventory.settings;
+    let connect_opts = ConnectOptions {
+        known_hosts: settings.known_hosts.clone(),
+        connect_timeout: settings.connect_timeout,
+        runtime_dir: runtime_dir.clone(),
+        identity_file: opts.identity_file.clone(),
+    };
+    let project_name = loaded.project.name.clone();
+    let hosts = loaded
+        .project
+        .inventory
+        .hosts
+        .iter()
+        .filter(|h| opts.only_hosts.is_empty() || opts.only_hosts.contains(&h.name));
+    let results: Vec<_> = stream::iter(hosts.map(|host| {
+        let connect_opts = connect_opts.clone();
+        let project_name = project_name.clone();
+        async move {
+            let engine = hosts::connect(host, &connect_opts)
+                .await
+                .map_err(|e| (host.name.clone(), e))?;
+            match engine.observe(&project_name).await {
+                Ok(obs) => Ok((engine, obs)),
+                Err(e) => {
+                    engine.close().await;
+                    Err((host.name.clone(), e))
+                }
+            }
+        }
+    }))
+    .buffer_unordered(settings.parallel.max(1))
+    .collect()
+    .await;
+
+    let mut observation = Observation {
+        engines: BTreeMap::new(),
+        observed: BTreeMap::new(),
+        unreachable: Vec::new(),
+        runtime_dir,
+    };
+    for r in results {
+        match r {
+            Ok((engine, obs)) => {
+                let name = engine.host().to_string();
+                observation.observed.insert(name.clone(), obs);
+                observation.engines.insert(name, engine);
+            }
+            Err((host, e)) => {
+                tracing::error!(host = %host, "{e:#}");
+                observation.unreachable.push(UnreachableHost {
+                    host,
+                    error: format!("{e:#}"),
+                });
+            }
+        }
+    }
+    observation.unreachable.sort_by(|a, b| a.host.cmp(&b.host));
+    Ok(observation)
+}
+
+/// Desired state against observed: the plan. Pure once the observation is in.
+pub fn make_plan(loaded: &Loaded, obs: &Observation, opts: &RunOptions) -> anyhow::Result<Plan> {
+    let current = plan::current_placement(&obs.observed);
+    let mut desired = placement::place(&loaded.project, &current)
+        .map_err(|diagnostics| SpecError { diagnostics })?;
+    if !opts.only_hosts.is_empty() {
+        desired.hosts.retain(|h, _| opts.only_hosts.contains(h));
+    }
+    Ok(plan::diff(
+        &desired,
+        &obs.observed,
+        obs.unreachable.clone(),
+        loaded.checkout.commit.as_ref().map(|c| c.id.clone()),
+    ))
+}
+
+/// Executes the plan on the hosts it covers.
+pub async fn apply_plan(
+    loaded: &Loaded,
+    obs: &Observation,
+    plan: &Plan,
+    opts: &RunOptions,
+) -> ApplyReport {
+    let ctx = ApplyContext {
+        project: loaded.project.name.clone(),
+        metadata: metadata(&loaded.checkout),
+        health_timeout: opts.health_timeout,
+        service_order: service_order(&loaded.project),
+        parallel: loaded.project.inventory.settings.parallel,
+    };
+    apply::apply(plan, &obs.engines, &ctx).await
+}
+
+/// Audit labels: where a container came from, readable with `docker inspect`.
+fn metadata(checkout: &Checkout) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    m.insert("berth.version".into(), env!("CARGO_PKG_VERSION").into());
+    m.insert("berth.origin".into(), checkout.origin.clone());
+    if let Some(c) = &checkout.commit {
+        m.insert(crate::hosts::labels::COMMIT.into(), c.id.clone());
+    }
+    m
+}
+
+/// Depth of each service in its stack's `depends_on` graph (validated acyclic by spec).
+pub fn service_order(project: &Project) -> BTreeMap<(String, String), usize> {
+    let mut order = BTreeMap::new();
+    for stack in &project.stacks {
+        let deps: BTreeMap<&str, Vec<&str>> = stack
+            .services
+            .iter()
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    s.depends_on.keys().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        fn depth<'a>(s: &'a str, deps: &BTreeMap<&'a str, Vec<&'a str>>, seen: usize) -> usize {
+            if seen > deps.len() {
+                return 0;
+            }
+            deps.get(s)
+                .map(|ds| {
+                    ds.iter()
+                        .map(|d| 1 + depth(d, deps, seen + 1))
+                        .max()
+                        .unwrap_or(0)
+                })
+                .unwrap_or(0)
+        }
+        for s in &stack.services {
+            order.insert(
+                (stack.name.clone(), s.name.clone()),
+                depth(&s.name, &deps, 0),
+            );
+        }
+    }
+    order
+}
+
+/// A short, private directory for SSH control sockets and forwarded Docker
+/// sockets (unix socket paths must stay under ~100 bytes).
+fn runtime_dir() -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let base = std::env::var_os("BERTH_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    let dir = base.join(format!("berth-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("cannot create runtime directory `{}`", dir.display()))?;
+    Ok(dir)
+}
