@@ -301,3 +301,192 @@ fn port_conflicts(project: &Project, host: &str, desired: &DesiredHost) -> Vec<D
     }
     problems
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{
+        Constraint, ConstraintAttribute, Inventory, Location, PortSpec, Settings, Transport,
+        UpdateConfig,
+    };
+
+    fn host(name: &str, role: &str) -> HostConfig {
+        HostConfig {
+            name: name.into(),
+            address: format!("{name}.example"),
+            port: 22,
+            user: "root".into(),
+            identity_file: None,
+            labels: BTreeMap::from([("role".to_string(), role.to_string())]),
+            docker_socket: "/var/run/docker.sock".into(),
+            transport: Transport::Ssh,
+            location: Location::default(),
+        }
+    }
+
+    fn service(
+        name: &str,
+        replicas: u32,
+        mode: DeployMode,
+        constraints: Vec<Constraint>,
+    ) -> Service {
+        Service {
+            name: name.into(),
+            location: Location::default(),
+            deploy: Deploy {
+                mode,
+                replicas,
+                constraints,
+                max_replicas_per_node: 0,
+                update: UpdateConfig::default(),
+                rollback: UpdateConfig::default(),
+            },
+            depends_on: BTreeMap::new(),
+            container: ContainerSpec {
+                image: format!("reg/{name}:1"),
+                restart: "unless-stopped".into(),
+                ..Default::default()
+            },
+            validate: Vec::new(),
+            secrets: Vec::new(),
+        }
+    }
+
+    fn role(value: &str) -> Constraint {
+        Constraint {
+            attribute: ConstraintAttribute::Label("role".into()),
+            equal: true,
+            value: value.into(),
+            text: format!("node.labels.role == {value}"),
+            location: Location::default(),
+        }
+    }
+
+    fn project(services: Vec<Service>) -> Project {
+        Project {
+            root: "/repo".into(),
+            name: "p".into(),
+            inventory: Inventory {
+                hosts: vec![host("a", "web"), host("b", "web"), host("c", "worker")],
+                settings: Settings {
+                    parallel: 4,
+                    connect_timeout: std::time::Duration::from_secs(5),
+                    known_hosts: None,
+                },
+            },
+            stacks: vec![Stack {
+                name: "s".into(),
+                file: "stacks/s/compose.yaml".into(),
+                services,
+                networks: BTreeMap::new(),
+                volumes: BTreeMap::new(),
+                secrets: BTreeMap::new(),
+            }],
+        }
+    }
+
+    fn names(state: &DesiredState, host: &str) -> Vec<String> {
+        state.hosts[host]
+            .containers
+            .iter()
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn replicas_spread_over_eligible_hosts() {
+        let p = project(vec![service(
+            "api",
+            3,
+            DeployMode::Replicated,
+            vec![role("web")],
+        )]);
+        let state = place(&p, &CurrentPlacement::new()).expect("placed");
+        assert_eq!(names(&state, "a"), ["s-api-1", "s-api-3"]);
+        assert_eq!(names(&state, "b"), ["s-api-2"]);
+        assert!(names(&state, "c").is_empty());
+    }
+
+    #[test]
+    fn placement_is_sticky() {
+        let p = project(vec![service(
+            "api",
+            2,
+            DeployMode::Replicated,
+            vec![role("web")],
+        )]);
+        let mut current = CurrentPlacement::new();
+        let slot = |r| Slot {
+            stack: "s".into(),
+            service: "api".into(),
+            replica: r,
+        };
+        current.insert(slot(1), ["b".to_string()].into());
+        current.insert(slot(2), ["a".to_string()].into());
+        let state = place(&p, &current).expect("placed");
+        assert_eq!(names(&state, "a"), ["s-api-2"]);
+        assert_eq!(names(&state, "b"), ["s-api-1"]);
+    }
+
+    #[test]
+    fn a_replica_on_a_host_no_longer_eligible_moves() {
+        let p = project(vec![service(
+            "api",
+            1,
+            DeployMode::Replicated,
+            vec![role("web")],
+        )]);
+        let mut current = CurrentPlacement::new();
+        current.insert(
+            Slot {
+                stack: "s".into(),
+                service: "api".into(),
+                replica: 1,
+            },
+            ["c".to_string()].into(),
+        );
+        let state = place(&p, &current).expect("placed");
+        assert_eq!(names(&state, "a"), ["s-api-1"]);
+        assert!(names(&state, "c").is_empty());
+    }
+
+    #[test]
+    fn global_runs_once_per_eligible_host() {
+        let p = project(vec![service("agent", 1, DeployMode::Global, vec![])]);
+        let state = place(&p, &CurrentPlacement::new()).expect("placed");
+        for h in ["a", "b", "c"] {
+            assert_eq!(names(&state, h), ["s-agent-1"]);
+        }
+    }
+
+    #[test]
+    fn two_replicas_on_one_host_cannot_share_a_fixed_port() {
+        let mut svc = service("api", 3, DeployMode::Replicated, vec![role("web")]);
+        svc.container.ports.push(PortSpec {
+            host_ip: None,
+            published: Some(8080),
+            target: 80,
+            protocol: "tcp".into(),
+        });
+        let errors = place(&project(vec![svc]), &CurrentPlacement::new()).expect_err("conflict");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(
+            errors[0].message,
+            "stack `s`: service `api` publishes host port 8080 twice on host `a`"
+        );
+        assert!(errors[0]
+            .help
+            .as_deref()
+            .unwrap_or("")
+            .contains("max_replicas_per_node"));
+    }
+
+    #[test]
+    fn spec_hash_changes_with_the_spec_only() {
+        let a = service("api", 1, DeployMode::Replicated, vec![]).container;
+        let mut b = a.clone();
+        assert_eq!(spec_hash(&a), spec_hash(&b));
+        b.environment.insert("X".into(), "1".into());
+        assert_ne!(spec_hash(&a), spec_hash(&b));
+    }
+}

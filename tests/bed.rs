@@ -1,1 +1,637 @@
-fn main() {}
+//! End-to-end tests of berth against the real test bed: three hosts, each its
+//! own Docker Engine behind its own sshd, a local registry with test images.
+//!
+//! The harness brings the bed up when it is not running (and tears down what
+//! it started), then runs the tests one at a time: they share three hosts,
+//! and some stop a host's sshd. When the bed cannot come up every test fails
+//! with a message saying how to start it; nothing passes silently.
+
+mod support;
+
+use std::time::Instant;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use support::{berth, expect_code, Bed, Repo, HOSTS};
+
+fn main() {
+    let mut args = Arguments::from_args();
+    args.test_threads = Some(1);
+
+    let tests: Vec<(&str, fn(&Bed) -> Result<(), Failed>)> = vec![
+        (
+            "apply_places_replicas_and_serves_http",
+            apply_places_replicas_and_serves_http,
+        ),
+        ("second_apply_changes_nothing", second_apply_changes_nothing),
+        (
+            "image_change_replaces_only_that_service",
+            image_change_replaces_only_that_service,
+        ),
+        (
+            "removed_service_keeps_its_volume_and_data",
+            removed_service_keeps_its_volume_and_data,
+        ),
+        ("drift_is_planned_then_healed", drift_is_planned_then_healed),
+        (
+            "unreachable_host_fails_run_others_converge",
+            unreachable_host_fails_run_others_converge,
+        ),
+        ("host_key_mismatch_is_refused", host_key_mismatch_is_refused),
+        (
+            "malformed_inputs_fail_before_any_host",
+            malformed_inputs_fail_before_any_host,
+        ),
+        (
+            "failed_replace_rolls_back_to_old_container",
+            failed_replace_rolls_back_to_old_container,
+        ),
+        (
+            "status_shows_containers_and_sync",
+            status_shows_containers_and_sync,
+        ),
+        ("example_repo_applies", example_repo_applies),
+    ];
+
+    // List mode and filtered-out runs need no bed.
+    let listing = args.list;
+    let mut started_here = false;
+    let bed: Result<Bed, String> = if listing {
+        Err("listing only".into())
+    } else if Bed::is_up() {
+        Bed::load()
+    } else {
+        let t = Instant::now();
+        eprintln!("test bed is not up: starting it with tests/bed/testbed.sh up");
+        match Bed::bring_up() {
+            Ok(()) => {
+                started_here = true;
+                eprintln!("test bed up in {:.1}s", t.elapsed().as_secs_f64());
+                Bed::load()
+            }
+            Err(e) => Err(e),
+        }
+    };
+
+    let trials = tests
+        .into_iter()
+        .map(|(name, f)| {
+            let bed = bed.clone();
+            Trial::test(name, move || match &bed {
+                Ok(bed) => f(bed),
+                Err(e) => Err(format!(
+                    "the test bed is not available: {e}\n\
+                     help: start it as root with `bash tests/bed/testbed.sh up` \
+                     (it installs docker.io, openssh-server, docker-registry and busybox-static with apt)"
+                )
+                .into()),
+            })
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    if started_here && std::env::var_os("BERTH_BED_KEEP").is_none() {
+        eprintln!("tearing down the test bed this run started (set BERTH_BED_KEEP=1 to keep it)");
+        Bed::tear_down();
+    }
+    conclusion.exit();
+}
+
+macro_rules! check {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+).into());
+        }
+    };
+}
+
+/// A repo of two stacks on the bed: `web` (2 replicas on role=web hosts,
+/// fixed port) and `jobs` (a global worker on role=worker hosts).
+fn two_stack_repo(bed: &Bed, project: &str, port: u16) -> Repo {
+    let repo = Repo::new();
+    repo.write("berth.yaml", &bed.inventory(project));
+    repo.write(
+        "stacks/web/compose.yaml",
+        &format!(
+            "services:\n  web:\n    image: {img}\n    ports: [\"{port}:80\"]\n    environment:\n      GREETING: hello\n    deploy:\n      replicas: 2\n      placement:\n        constraints: [node.labels.role == web]\n",
+            img = bed.get("BED_WEB_V1")
+        ),
+    );
+    repo.write(
+        "stacks/jobs/compose.yaml",
+        &format!(
+            "services:\n  worker:\n    image: {img}\n    stop_grace_period: 1s\n    deploy:\n      mode: global\n      placement:\n        constraints: [\"node.labels.role == worker\"]\n",
+            img = bed.get("BED_WORKER")
+        ),
+    );
+    repo.commit("two stacks");
+    repo
+}
+
+fn apply(repo: &Repo, extra: &[&str]) -> support::Run {
+    let path = repo.path().display().to_string();
+    let mut args = vec!["apply", "--repo", path.as_str()];
+    args.extend_from_slice(extra);
+    berth(repo.path(), &args)
+}
+
+fn plan(repo: &Repo, extra: &[&str]) -> support::Run {
+    let path = repo.path().display().to_string();
+    let mut args = vec!["plan", "--repo", path.as_str()];
+    args.extend_from_slice(extra);
+    berth(repo.path(), &args)
+}
+
+fn apply_places_replicas_and_serves_http(bed: &Bed) -> Result<(), Failed> {
+    let project = "t-place";
+    bed.clean(project);
+    let repo = two_stack_repo(bed, project, 18081);
+    let run = apply(&repo, &[]);
+    expect_code(&run, 0);
+    check!(
+        run.stdout
+            .contains("Plan: 4 to create, 0 to replace, 0 to remove."),
+        "{run}"
+    );
+
+    let edge1 = bed.containers("edge-1", project);
+    let edge2 = bed.containers("edge-2", project);
+    let edge3 = bed.containers("edge-3", project);
+    // Spread: one web replica on each role=web host; the worker only on edge-3.
+    let web_names: Vec<String> = edge1.keys().chain(edge2.keys()).cloned().collect();
+    check!(
+        edge1.len() == 1 && edge2.len() == 1,
+        "web replicas not spread: {edge1:?} {edge2:?}"
+    );
+    let mut sorted = web_names.clone();
+    sorted.sort();
+    check!(
+        sorted == ["web-web-1", "web-web-2"],
+        "unexpected names {sorted:?}"
+    );
+    check!(
+        edge3.keys().collect::<Vec<_>>() == ["jobs-worker-1"],
+        "worker should run only on edge-3: {edge3:?}"
+    );
+    for (host, cs) in [("edge-1", &edge1), ("edge-2", &edge2), ("edge-3", &edge3)] {
+        for (name, c) in cs.iter() {
+            check!(c.state == "running", "{name} on {host} is {}", c.state);
+        }
+    }
+    for host in ["edge-1", "edge-2"] {
+        let body = bed.http_get(host, 18081);
+        check!(
+            body.trim() == "berth-test web v1",
+            "{host}:18081 answered {body:?}"
+        );
+    }
+    // Labels a person can audit with docker inspect alone.
+    let commit = repo.git(&["rev-parse", "HEAD"]);
+    let labels = bed.docker_ok(
+        "edge-3",
+        &["inspect", "-f", "{{json .Config.Labels}}", "jobs-worker-1"],
+    );
+    check!(
+        labels.contains(commit.trim()),
+        "commit label missing: {labels}"
+    );
+    check!(
+        labels.contains("\"berth.stack\":\"jobs\""),
+        "stack label missing: {labels}"
+    );
+    bed.clean(project);
+    Ok(())
+}
+
+fn second_apply_changes_nothing(bed: &Bed) -> Result<(), Failed> {
+    let project = "t-idem";
+    bed.clean(project);
+    let repo = two_stack_repo(bed, project, 18082);
+    expect_code(&apply(&repo, &[]), 0);
+    let before: Vec<_> = HOSTS.iter().map(|h| bed.containers(h, project)).collect();
+
+    let run = apply(&repo, &["--detailed-exitcode"]);
+    expect_code(&run, 0);
+    check!(run.stdout.contains("No changes."), "{run}");
+    let after: Vec<_> = HOSTS.iter().map(|h| bed.containers(h, project)).collect();
+    check!(
+        before == after,
+        "containers changed on a no-op apply:\n{before:?}\n{after:?}"
+    );
+
+    let run = plan(&repo, &["--detailed-exitcode"]);
+    expect_code(&run, 0);
+    check!(run.stdout.contains("No changes."), "{run}");
+    bed.clean(project);
+    Ok(())
+}
+
+fn image_change_replaces_only_that_service(bed: &Bed) -> Result<(), Failed> {
+    let project = "t-image";
+    bed.clean(project);
+    let repo = two_stack_repo(bed, project, 18083);
+    // Deploy from the git URL (clone into the cache), as a timer would.
+    let url = repo.url();
+    let run = berth(repo.path(), &["apply", "--repo", &url]);
+    expect_code(&run, 0);
+    let worker_before = bed.containers("edge-3", project);
+
+    let compose = std::fs::read_to_string(repo.path().join("stacks/web/compose.yaml"))?;
+    repo.write(
+        "stacks/web/compose.yaml",
+        &compose.replace(&bed.get("BED_WEB_V1"), &bed.get("BED_WEB_V2")),
+    );
+    let commit = repo.commit("web v2");
+
+    let run = berth(
+        repo.path(),
+        &["plan", "--repo", &url, "--detailed-exitcode"],
+    );
+    expect_code(&run, 2);
+    check!(
+        run.stdout.contains(&commit[..12]),
+        "plan does not name the commit\n{run}"
+    );
+    check!(
+        run.stdout.contains("~ web/web.1") && run.stdout.contains("~ web/web.2"),
+        "{run}"
+    );
+    check!(run.stdout.contains("replace (image)"), "{run}");
+    check!(
+        run.stdout.contains(&format!(
+            "~ image = \"{}\" -> \"{}\"",
+            bed.get("BED_WEB_V1"),
+            bed.get("BED_WEB_V2")
+        )),
+        "field diff missing\n{run}"
+    );
+    check!(
+        !run.stdout.contains("jobs/worker"),
+        "worker must not change\n{run}"
+    );
+    check!(
+        run.stdout
+            .contains("Plan: 0 to create, 2 to replace, 0 to remove."),
+        "{run}"
+    );
+
+    let run = berth(repo.path(), &["apply", "--repo", &url]);
+    expect_code(&run, 0);
+    for host in ["edge-1", "edge-2"] {
+        let body = bed.http_get(host, 18083);
+        check!(
+            body.trim() == "berth-test web v2",
+            "{host} answered {body:?}"
+        );
+    }
+    check!(
+        bed.containers("edge-3", project) == worker_before,
+        "worker was touched"
+    );
+    let run = berth(
+        repo.path(),
+        &["plan", "--repo", &url, "--detailed-exitcode"],
+    );
+    expect_code(&run, 0);
+    bed.clean(project);
+    Ok(())
+}
+
+fn removed_service_keeps_its_volume_and_data(bed: &Bed) -> Result<(), Failed> {
+    let project = "t-volume";
+    bed.clean(project);
+    let repo = Repo::new();
+    repo.write("berth.yaml", &bed.inventory(project));
+    repo.write(
+        "stacks/store/compose.yaml",
+        &format!(
+            "services:\n  keeper:\n    image: {img}\n    command: [\"sh\", \"-c\", \"echo precious > /data/marker; exec sleep 100000\"]\n    stop_grace_period: 1s\n    volumes:\n      - store:/data\n    deploy:\n      placement:\n        constraints: [node.hostname == edge-2]\n  other:\n    image: {img}\n    stop_grace_period: 1s\n    deploy:\n      placement:\n        constraints: [node.hostname == edge-2]\nvolumes:\n  store: {{}}\n",
+            img = bed.get("BED_WORKER")
+        ),
+    );
+    repo.commit("keeper with a volume");
+    expect_code(&apply(&repo, &[]), 0);
+    check!(
+        bed.containers("edge-2", project)
+            .contains_key("store-keeper-1"),
+        "keeper not created"
+    );
+
+    let compose = std::fs::read_to_string(repo.path().join("stacks/store/compose.yaml"))?;
+    let without_keeper = {
+        let start = compose.find("  keeper:").ok_or("no keeper")?;
+        let end = compose.find("  other:").ok_or("no other")?;
+        format!("{}{}", &compose[..start], &compose[end..])
+    };
+    repo.write("stacks/store/compose.yaml", &without_keeper);
+    repo.commit("drop keeper");
+    let run = plan(&repo, &[]);
+    check!(
+        run.stdout.contains("- store/keeper.1")
+            && run.stdout.contains("service no longer in the repo"),
+        "{run}"
+    );
+    check!(
+        !run.stdout.contains("volume store_store"),
+        "a volume must never be planned for removal\n{run}"
+    );
+    let run = apply(&repo, &[]);
+    expect_code(&run, 0);
+    let left = bed.containers("edge-2", project);
+    check!(
+        !left.contains_key("store-keeper-1"),
+        "keeper still there: {left:?}"
+    );
+    check!(
+        left.contains_key("store-other-1"),
+        "other service was removed: {left:?}"
+    );
+    let data = bed.docker_ok(
+        "edge-2",
+        &[
+            "run",
+            "--rm",
+            "--pull=never",
+            "-v",
+            "store_store:/data",
+            &bed.get("BED_WORKER"),
+            "cat",
+            "/data/marker",
+        ],
+    );
+    check!(data.trim() == "precious", "volume data lost: {data:?}");
+    bed.clean(project);
+    Ok(())
+}
+
+fn drift_is_planned_then_healed(bed: &Bed) -> Result<(), Failed> {
+    let project = "t-drift";
+    bed.clean(project);
+    let repo = two_stack_repo(bed, project, 18084);
+    expect_code(&apply(&repo, &[]), 0);
+    // By hand: stop the worker, remove one web replica.
+    bed.docker_ok("edge-3", &["stop", "-t", "1", "jobs-worker-1"]);
+    let web_host = if bed.containers("edge-1", project).contains_key("web-web-1") {
+        "edge-1"
+    } else {
+        "edge-2"
+    };
+    bed.docker_ok(web_host, &["rm", "-f", "web-web-1"]);
+
+    let run = plan(&repo, &["--detailed-exitcode"]);
+    expect_code(&run, 2);
+    check!(
+        run.stdout.contains("+ web/web.1") && run.stdout.contains("[drift]"),
+        "{run}"
+    );
+    check!(
+        run.stdout.contains("~ jobs/worker.1") && run.stdout.contains("exited"),
+        "{run}"
+    );
+    check!(run.stdout.contains("repair drift"), "{run}");
+
+    expect_code(&apply(&repo, &[]), 0);
+    check!(
+        bed.containers(web_host, project)
+            .get("web-web-1")
+            .map(|c| c.state.as_str())
+            == Some("running"),
+        "web-web-1 not restored on {web_host}"
+    );
+    check!(
+        bed.containers("edge-3", project)
+            .get("jobs-worker-1")
+            .map(|c| c.state.as_str())
+            == Some("running"),
+        "worker not restarted"
+    );
+    expect_code(&plan(&repo, &["--detailed-exitcode"]), 0);
+    bed.clean(project);
+    Ok(())
+}
+
+fn unreachable_host_fails_run_others_converge(bed: &Bed) -> Result<(), Failed> {
+    let project = "t-down";
+    bed.clean(project);
+    let repo = Repo::new();
+    repo.write("berth.yaml", &bed.inventory(project));
+    repo.write(
+        "stacks/all/compose.yaml",
+        &format!(
+            "services:\n  worker:\n    image: {img}\n    stop_grace_period: 1s\n    deploy:\n      mode: global\n",
+            img = bed.get("BED_WORKER")
+        ),
+    );
+    repo.commit("global worker");
+    bed.control("sshd-stop", "edge-3");
+    let run = apply(&repo, &[]);
+    bed.control("sshd-start", "edge-3");
+    expect_code(&run, 1);
+    check!(
+        run.stderr.contains("edge-3"),
+        "error does not name the host\n{run}"
+    );
+    check!(
+        !run.stderr.contains("`edge-1`") && !run.stderr.contains("`edge-2`"),
+        "{run}"
+    );
+    for host in ["edge-1", "edge-2"] {
+        check!(
+            bed.containers(host, project)
+                .get("all-worker-1")
+                .map(|c| c.state.as_str())
+                == Some("running"),
+            "{host} did not converge\n{run}"
+        );
+    }
+    check!(
+        bed.containers("edge-3", project).is_empty(),
+        "edge-3 was changed while unreachable"
+    );
+    // Back up: the next run converges it.
+    expect_code(&apply(&repo, &[]), 0);
+    check!(
+        bed.containers("edge-3", project)
+            .contains_key("all-worker-1"),
+        "edge-3 not converged after restart"
+    );
+    bed.clean(project);
+    Ok(())
+}
+
+fn host_key_mismatch_is_refused(bed: &Bed) -> Result<(), Failed> {
+    let project = "t-hostkey";
+    bed.clean(project);
+    let repo = Repo::new();
+    repo.write("berth.yaml", &bed.inventory(project));
+    repo.write(
+        "stacks/all/compose.yaml",
+        &format!(
+            "services:\n  worker:\n    image: {img}\n    stop_grace_period: 1s\n    deploy:\n      mode: global\n",
+            img = bed.get("BED_WORKER")
+        ),
+    );
+    repo.commit("global worker");
+    let wrong = bed.get("BED_KNOWN_HOSTS_WRONG");
+    let run = apply(&repo, &["--known-hosts", &wrong]);
+    expect_code(&run, 1);
+    check!(run.stderr.contains("edge-3"), "{run}");
+    check!(
+        run.stderr.contains("host key"),
+        "error does not say the host key is wrong\n{run}"
+    );
+    check!(
+        bed.containers("edge-3", project).is_empty(),
+        "edge-3 changed despite a bad host key"
+    );
+    check!(
+        bed.containers("edge-1", project)
+            .contains_key("all-worker-1"),
+        "edge-1 did not converge"
+    );
+    bed.clean(project);
+    Ok(())
+}
+
+fn malformed_inputs_fail_before_any_host(bed: &Bed) -> Result<(), Failed> {
+    // The inventory points at a closed port: if berth contacted a host the
+    // output would carry a connection error instead of the spec error.
+    let inventory = "project: t-bad\nhosts:\n  - name: edge-1\n    address: 127.0.0.1\n    port: 1\n    labels: { role: web }\n";
+    let img = bed.get("BED_WEB_V1");
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("yaml syntax error", format!("services:\n  web:\n    image: {img}\n    ports: [\"80:80\"\n"), "stacks/web/compose.yaml:"),
+        ("unknown key", format!("services:\n  web:\n    image: {img}\n    volumez: [data:/data]\n"), "stacks/web/compose.yaml:4:5"),
+        ("bad port", format!("services:\n  web:\n    image: {img}\n    ports: [\"80800:80\"]\n"), "stacks/web/compose.yaml:4:"),
+        ("impossible constraint", format!("services:\n  web:\n    image: {img}\n    deploy:\n      placement:\n        constraints: [node.labels.role == db]\n"), "stacks/web/compose.yaml:6:"),
+        ("bad image", "services:\n  web:\n    image: \"Not A/Valid:Image\"\n".to_string(), "stacks/web/compose.yaml:3:"),
+    ];
+    for (what, compose, location) in cases {
+        let repo = Repo::new();
+        repo.write("berth.yaml", inventory);
+        repo.write("stacks/web/compose.yaml", &compose);
+        repo.commit(what);
+        for cmd in ["validate", "plan", "apply"] {
+            let path = repo.path().display().to_string();
+            let run = berth(repo.path(), &[cmd, "--repo", &path]);
+            expect_code(&run, 1);
+            check!(
+                run.stderr.contains(location),
+                "{what}: `{cmd}` does not point at {location}\n{run}"
+            );
+            check!(
+                run.stderr.contains("no host was contacted"),
+                "{what}\n{run}"
+            );
+            check!(
+                !run.stderr.contains("unreachable") && !run.stderr.contains("refused"),
+                "{what}: a host was contacted\n{run}"
+            );
+        }
+    }
+    // A stack directory without its compose file.
+    let repo = Repo::new();
+    repo.write("berth.yaml", inventory);
+    repo.write("stacks/ghost/README", "no compose file here\n");
+    repo.commit("ghost stack");
+    let path = repo.path().display().to_string();
+    let run = berth(repo.path(), &["plan", "--repo", &path]);
+    expect_code(&run, 1);
+    check!(run.stderr.contains("stacks/ghost/compose.yaml"), "{run}");
+    Ok(())
+}
+
+fn failed_replace_rolls_back_to_old_container(bed: &Bed) -> Result<(), Failed> {
+    let project = "t-rollback";
+    bed.clean(project);
+    let repo = Repo::new();
+    repo.write("berth.yaml", &bed.inventory(project));
+    let compose = |img: &str| {
+        format!(
+            "services:\n  web:\n    image: {img}\n    ports: [\"18085:80\"]\n    deploy:\n      placement:\n        constraints: [node.hostname == edge-1]\n"
+        )
+    };
+    repo.write("stacks/site/compose.yaml", &compose(&bed.get("BED_WEB_V1")));
+    repo.commit("v1");
+    expect_code(&apply(&repo, &[]), 0);
+    let before = bed.containers("edge-1", project);
+
+    repo.write(
+        "stacks/site/compose.yaml",
+        &compose(&bed.get("BED_WEB_BAD")),
+    );
+    repo.commit("bad release");
+    let run = apply(&repo, &["--health-timeout", "30"]);
+    expect_code(&run, 1);
+    check!(
+        run.stderr.contains("edge-1") && run.stderr.contains("site-web-1"),
+        "{run}"
+    );
+    check!(
+        run.stderr.contains("unhealthy"),
+        "the failed check is not named\n{run}"
+    );
+    check!(run.stderr.contains("rolled back"), "{run}");
+    let after = bed.containers("edge-1", project);
+    check!(
+        after.keys().collect::<Vec<_>>() == ["site-web-1"],
+        "expected only the old container back: {after:?}"
+    );
+    check!(
+        after["site-web-1"].id == before["site-web-1"].id,
+        "the old container was not kept"
+    );
+    check!(
+        after["site-web-1"].state == "running",
+        "old container not running"
+    );
+    let body = bed.http_get("edge-1", 18085);
+    check!(
+        body.trim() == "berth-test web v1",
+        "v1 not serving after rollback: {body:?}"
+    );
+    bed.clean(project);
+    Ok(())
+}
+
+fn status_shows_containers_and_sync(bed: &Bed) -> Result<(), Failed> {
+    let project = "t-status";
+    bed.clean(project);
+    let repo = two_stack_repo(bed, project, 18086);
+    expect_code(&apply(&repo, &[]), 0);
+    let path = repo.path().display().to_string();
+    let run = berth(repo.path(), &["status", "--repo", &path]);
+    expect_code(&run, 0);
+    check!(
+        run.stdout.contains("edge-3") && run.stdout.contains("jobs-worker-1"),
+        "{run}"
+    );
+    check!(run.stdout.contains(&bed.get("BED_WORKER")), "{run}");
+    check!(
+        run.stdout.contains("running") && run.stdout.contains("in sync"),
+        "{run}"
+    );
+    check!(
+        run.stdout.contains("healthy"),
+        "web replicas should show their health\n{run}"
+    );
+    bed.clean(project);
+    Ok(())
+}
+
+/// The README's tour: the example repo, applied to the bed as it is shipped.
+fn example_repo_applies(bed: &Bed) -> Result<(), Failed> {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/repo");
+    let project = "example";
+    bed.clean(project);
+    let path = example.display().to_string();
+    let run = berth(&example, &["apply", "--repo", &path, "--detailed-exitcode"]);
+    expect_code(&run, 2);
+    let run = berth(&example, &["apply", "--repo", &path, "--detailed-exitcode"]);
+    expect_code(&run, 0);
+    check!(run.stdout.contains("No changes."), "{run}");
+    let total: usize = HOSTS.iter().map(|h| bed.containers(h, project).len()).sum();
+    check!(
+        total >= 4,
+        "example should run at least 4 containers, runs {total}"
+    );
+    bed.clean(project);
+    Ok(())
+}

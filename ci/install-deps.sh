@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what building and testing berth needs on Debian/Ubuntu, as root:
+# the C toolchain pieces of sequoia-openpgp (Nettle + bindgen) and libgit2,
+# the OpenSSH client berth drives at run time, and what the local test bed
+# runs (Docker Engine, sshd, a registry, busybox for the test images, HAProxy).
+# Installs only what is missing; safe to re-run.
+set -euo pipefail
+
+packages=(
+  # build
+  pkg-config libclang-dev nettle-dev libssl-dev clang
+  # run time
+  openssh-client git
+  # test bed
+  docker.io openssh-server docker-registry busybox-static iproute2 iptables curl haproxy
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages: ${missing[*]}; run as root (sudo $0)" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's docker.io enables its systemd units; the test bed runs its own engines.
+echo "install-deps: ok" >&2

@@ -1,0 +1,351 @@
+//! Helpers for the integration tests: the test bed, throwaway git repos,
+//! running the berth binary, and looking at the hosts directly (through each
+//! engine's own socket, not through berth) to check what berth did.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The three-host bed: what `tests/bed/testbed.sh up` wrote to `bed.env`.
+#[derive(Debug, Clone)]
+pub struct Bed {
+    pub env: BTreeMap<String, String>,
+    pub script: PathBuf,
+}
+
+pub const HOSTS: [&str; 3] = ["edge-1", "edge-2", "edge-3"];
+
+impl Bed {
+    pub fn script_path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bed/testbed.sh")
+    }
+
+    pub fn dir() -> PathBuf {
+        std::env::var_os("BERTH_BED_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/var/tmp/berth-bed"))
+    }
+
+    pub fn is_up() -> bool {
+        Command::new("bash")
+            .arg(Self::script_path())
+            .arg("status")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+
+    /// Runs `testbed.sh up`; its progress goes to our stderr.
+    pub fn bring_up() -> Result<(), String> {
+        let status = Command::new("bash")
+            .arg(Self::script_path())
+            .arg("up")
+            .stdin(std::process::Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run {}: {e}", Self::script_path().display()))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{} up` exited with {status}",
+                Self::script_path().display()
+            ))
+        }
+    }
+
+    pub fn tear_down() {
+        let _ = Command::new("bash")
+            .arg(Self::script_path())
+            .arg("down")
+            .stdin(std::process::Stdio::null())
+            .status();
+    }
+
+    pub fn load() -> Result<Bed, String> {
+        let path = Self::dir().join("bed.env");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let env = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+            .collect();
+        Ok(Bed {
+            env,
+            script: Self::script_path(),
+        })
+    }
+
+    pub fn get(&self, key: &str) -> String {
+        self.env
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| panic!("bed.env has no {key}"))
+    }
+
+    pub fn addr(&self, host: &str) -> String {
+        self.get(&format!("BED_ADDR_{}", host.replace('-', "_")))
+    }
+
+    pub fn sock(&self, host: &str) -> String {
+        self.get(&format!("BED_SOCK_{}", host.replace('-', "_")))
+    }
+
+    /// `testbed.sh sshd-stop edge-3` and friends.
+    pub fn control(&self, verb: &str, host: &str) {
+        let out = Command::new("bash")
+            .arg(&self.script)
+            .args([verb, host])
+            .output()
+            .expect("run testbed.sh");
+        assert!(
+            out.status.success(),
+            "testbed.sh {verb} {host} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// berth.yaml for the bed's three hosts, with `project` as the scope.
+    pub fn inventory(&self, project: &str) -> String {
+        format!(
+            "project: {project}\n\
+             defaults:\n  user: root\n  identity_file: {key}\n\
+             settings:\n  known_hosts: {kh}\n  connect_timeout: 5s\n\
+             hosts:\n\
+             \x20 - name: edge-1\n    address: {a1}\n    labels: {{ role: web, zone: a }}\n\
+             \x20 - name: edge-2\n    address: {a2}\n    labels: {{ role: web, zone: b }}\n\
+             \x20 - name: edge-3\n    address: {a3}\n    labels: {{ role: worker, zone: b }}\n",
+            key = self.get("BED_KEY"),
+            kh = self.get("BED_KNOWN_HOSTS"),
+            a1 = self.addr("edge-1"),
+            a2 = self.addr("edge-2"),
+            a3 = self.addr("edge-3"),
+        )
+    }
+
+    /// The docker CLI against one host's engine socket (bypassing berth).
+    pub fn docker(&self, host: &str, args: &[&str]) -> Output {
+        Command::new(docker_cli())
+            .arg("-H")
+            .arg(format!("unix://{}", self.sock(host)))
+            .args(args)
+            .output()
+            .expect("run docker CLI")
+    }
+
+    pub fn docker_ok(&self, host: &str, args: &[&str]) -> String {
+        let out = self.docker(host, args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} on {host} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Containers of `project` on `host`: name -> (id, created, image, state).
+    pub fn containers(&self, host: &str, project: &str) -> BTreeMap<String, Container> {
+        let out = self.docker_ok(
+            host,
+            &[
+                "ps",
+                "-a",
+                "--no-trunc",
+                "--filter",
+                &format!("label=berth.project={project}"),
+                "--format",
+                "{{.Names}}\t{{.ID}}\t{{.Image}}\t{{.State}}",
+            ],
+        );
+        out.lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                let created = self
+                    .docker_ok(host, &["inspect", "-f", "{{.Created}}", f[1]])
+                    .trim()
+                    .to_string();
+                (
+                    f[0].to_string(),
+                    Container {
+                        id: f[1].to_string(),
+                        image: f[2].to_string(),
+                        state: f[3].to_string(),
+                        created,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Removes everything `project` left on every host (containers only;
+    /// volumes named `<project>...` too, so reruns start clean).
+    pub fn clean(&self, project: &str) {
+        for host in HOSTS {
+            let ids = self.docker_ok(
+                host,
+                &[
+                    "ps",
+                    "-aq",
+                    "--filter",
+                    &format!("label=berth.project={project}"),
+                ],
+            );
+            for id in ids.split_whitespace() {
+                let _ = self.docker(host, &["rm", "-f", id]);
+            }
+            let vols = self.docker_ok(
+                host,
+                &[
+                    "volume",
+                    "ls",
+                    "-q",
+                    "--filter",
+                    &format!("label=berth.project={project}"),
+                ],
+            );
+            for v in vols.split_whitespace() {
+                let _ = self.docker(host, &["volume", "rm", "-f", v]);
+            }
+        }
+    }
+
+    /// GET http://<host address>:<port>/ from the runner, bounded to 5 s.
+    pub fn http_get(&self, host: &str, port: u16) -> String {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "5"])
+            .arg(format!("http://{}:{port}/", self.addr(host)))
+            .output()
+            .expect("run curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Container {
+    pub id: String,
+    pub image: String,
+    pub state: String,
+    pub created: String,
+}
+
+pub fn docker_cli() -> &'static str {
+    if Path::new("/usr/bin/docker").exists() {
+        "/usr/bin/docker"
+    } else {
+        "docker"
+    }
+}
+
+/// A throwaway git repo holding a berth repo; commits with a fixed identity.
+pub struct Repo {
+    pub dir: tempfile::TempDir,
+}
+
+impl Repo {
+    pub fn new() -> Repo {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-repo-")
+            .tempdir()
+            .expect("tempdir");
+        let repo = Repo { dir };
+        repo.git(&["init", "-q", "-b", "main"]);
+        repo
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn url(&self) -> String {
+        format!("file://{}", self.path().display())
+    }
+
+    pub fn write(&self, rel: &str, content: &str) -> &Self {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, content).expect("write");
+        self
+    }
+
+    pub fn remove(&self, rel: &str) -> &Self {
+        let p = self.path().join(rel);
+        if p.is_dir() {
+            std::fs::remove_dir_all(p).expect("rm -r");
+        } else {
+            std::fs::remove_file(p).expect("rm");
+        }
+        self
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .current_dir(self.path())
+            .env("GIT_AUTHOR_NAME", "Berth Test")
+            .env("GIT_AUTHOR_EMAIL", "test@berth.invalid")
+            .env("GIT_COMMITTER_NAME", "Berth Test")
+            .env("GIT_COMMITTER_EMAIL", "test@berth.invalid")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .args(args)
+            .output()
+            .expect("run git");
+        assert!(
+            out.status.success(),
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Commits everything; returns the commit id.
+    pub fn commit(&self, message: &str) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
+        self.git(&["rev-parse", "HEAD"]).trim().to_string()
+    }
+}
+
+/// What a berth run showed the user.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub command: String,
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "$ {}\nexit code: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.command, self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs the berth binary with `args`, in `cwd`, with a private cache dir.
+pub fn berth(cwd: &Path, args: &[&str]) -> Run {
+    let cache = std::env::temp_dir().join("berth-test-cache");
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .current_dir(cwd)
+        .env("BERTH_CACHE_DIR", &cache)
+        .env_remove("BERTH_REPO")
+        .env("NO_COLOR", "1")
+        .args(args)
+        .output()
+        .expect("run berth");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        command: format!("berth {}", args.join(" ")),
+    }
+}
+
+/// Asserts the exit code, printing the whole run when it differs.
+#[track_caller]
+pub fn expect_code(run: &Run, code: i32) {
+    assert_eq!(run.code, code, "unexpected exit code\n{run}");
+}
