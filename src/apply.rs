@@ -47,6 +47,7 @@ pub struct ApplyReport {
 pub struct HostReport {
     pub host: String,
     pub steps: Vec<StepReport>,
+    pub seconds: f64,
     /// The error that stopped this host, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -97,15 +98,18 @@ pub async fn apply(
 /// One host: stop at the first failed step (the rest of the host waits for
 /// the next run), never touching another host.
 pub async fn apply_host(engine: &dyn Engine, hp: &HostPlan, ctx: &ApplyContext) -> HostReport {
+    let started = Instant::now();
     let mut report = HostReport {
         host: hp.host.clone(),
         steps: Vec::new(),
+        seconds: 0.0,
         error: None,
     };
     if let Err(e) = run_host(engine, hp, ctx, &mut report).await {
         tracing::error!(host = %hp.host, "{e:#}");
         report.error = Some(format!("{e:#}"));
     }
+    report.seconds = started.elapsed().as_secs_f64();
     report
 }
 

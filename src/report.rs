@@ -1,1 +1,277 @@
-//! report
+//! report: what a run did, for machines — a JSON run report and a Prometheus
+//! textfile for node_exporter's textfile collector.
+//!
+//! Input: the plan and, after `apply`, the [`ApplyReport`]. Output: files.
+//! Invariants: written atomically (temp file + rename) so a collector never
+//! reads half a file; contains no secret values (plans carry digests only).
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use crate::apply::{ApplyReport, StepReport};
+use crate::plan::{Action, Plan};
+
+/// The JSON run report (`--report FILE`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub berth_version: String,
+    pub command: String,
+    pub project: String,
+    pub commit: Option<String>,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub finished_at: String,
+    /// `finished_at` as unix seconds, for metrics.
+    pub finished_unix: f64,
+    pub duration_seconds: f64,
+    pub exit_code: u8,
+    /// `no_changes`, `converged`, `changes_planned`, `failed`.
+    pub outcome: String,
+    pub summary: Summary,
+    pub hosts: Vec<HostRun>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub create: usize,
+    pub replace: usize,
+    pub remove: usize,
+    pub drift: usize,
+    pub unreachable: usize,
+    pub failed_hosts: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostRun {
+    pub host: String,
+    pub reachable: bool,
+    /// Changes planned on this host (all of them, drift included).
+    pub planned: usize,
+    pub drift: usize,
+    /// Steps taken by apply, in order (empty for plan).
+    pub steps: Vec<StepReport>,
+    pub duration_seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RunReport {
+    pub fn new(
+        command: &str,
+        plan: &Plan,
+        applied: Option<&ApplyReport>,
+        started: SystemTime,
+        exit_code: u8,
+    ) -> RunReport {
+        let finished = SystemTime::now();
+        let mut hosts: Vec<HostRun> = plan
+            .hosts
+            .iter()
+            .map(|h| {
+                let done = applied.and_then(|a| a.hosts.iter().find(|r| r.host == h.host));
+                HostRun {
+                    host: h.host.clone(),
+                    reachable: true,
+                    planned: h.changes.len(),
+                    drift: h.changes.iter().filter(|c| c.drift).count(),
+                    steps: done.map(|d| d.steps.clone()).unwrap_or_default(),
+                    duration_seconds: done.map(|d| d.seconds).unwrap_or(0.0),
+                    error: done.and_then(|d| d.error.clone()),
+                }
+            })
+            .collect();
+        hosts.extend(plan.unreachable.iter().map(|u| HostRun {
+            host: u.host.clone(),
+            reachable: false,
+            planned: 0,
+            drift: 0,
+            steps: Vec::new(),
+            duration_seconds: 0.0,
+            error: Some(u.error.clone()),
+        }));
+        hosts.sort_by(|a, b| a.host.cmp(&b.host));
+        let failed_hosts = hosts
+            .iter()
+            .filter(|h| h.reachable && h.error.is_some())
+            .count();
+        let outcome = if exit_code == 1 {
+            "failed"
+        } else if plan.is_empty() {
+            "no_changes"
+        } else if applied.is_some() {
+            "converged"
+        } else {
+            "changes_planned"
+        };
+        RunReport {
+            berth_version: env!("CARGO_PKG_VERSION").into(),
+            command: command.into(),
+            project: plan.project.clone(),
+            commit: plan.commit.clone(),
+            started_at: rfc3339(started),
+            finished_at: rfc3339(finished),
+            finished_unix: finished
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+            duration_seconds: finished
+                .duration_since(started)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+            exit_code,
+            outcome: outcome.into(),
+            summary: Summary {
+                create: plan.count(Action::Create),
+                replace: plan.count(Action::Replace),
+                remove: plan.count(Action::Remove),
+                drift: plan.drift_count(),
+                unreachable: plan.unreachable.len(),
+                failed_hosts,
+            },
+            hosts,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Prometheus text exposition format, for node_exporter's textfile collector.
+    pub fn to_prometheus(&self) -> String {
+        let mut out = String::new();
+        let project = escape_label(&self.project);
+        let finished = self.finished_unix;
+        let mut metric = |name: &str, help: &str, samples: Vec<(String, f64)>| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} gauge");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "{name}{{{labels}}} {value}");
+            }
+        };
+        let run = format!("project=\"{project}\",command=\"{}\"", self.command);
+        metric(
+            "berth_last_run_timestamp_seconds",
+            "When the last berth run finished (unix time).",
+            vec![(run.clone(), finished)],
+        );
+        metric(
+            "berth_last_run_success",
+            "1 if the last run converged or found no changes, 0 if it failed.",
+            vec![(run.clone(), if self.exit_code == 1 { 0.0 } else { 1.0 })],
+        );
+        metric(
+            "berth_last_run_duration_seconds",
+            "Wall time of the last run.",
+            vec![(run.clone(), self.duration_seconds)],
+        );
+        let per_host = |f: &dyn Fn(&HostRun) -> f64| -> Vec<(String, f64)> {
+            self.hosts
+                .iter()
+                .map(|h| (format!("{run},host=\"{}\"", escape_label(&h.host)), f(h)))
+                .collect()
+        };
+        metric(
+            "berth_host_up",
+            "1 if berth reached the host's Docker Engine.",
+            per_host(&|h| if h.reachable { 1.0 } else { 0.0 }),
+        );
+        metric(
+            "berth_host_changes",
+            "Container changes planned on the host (create, replace, remove).",
+            per_host(&|h| h.planned as f64),
+        );
+        metric(
+            "berth_host_drift",
+            "Changes that repair drift on the host (made outside berth).",
+            per_host(&|h| h.drift as f64),
+        );
+        metric(
+            "berth_host_duration_seconds",
+            "Time apply spent on the host.",
+            per_host(&|h| h.duration_seconds),
+        );
+        metric(
+            "berth_host_success",
+            "1 if the host was reached and every step on it succeeded.",
+            per_host(&|h| {
+                if h.reachable && h.error.is_none() {
+                    1.0
+                } else {
+                    0.0
+                }
+            }),
+        );
+        out
+    }
+}
+
+/// Writes `content` to `path` atomically: a temp file beside it, then rename.
+pub fn write_atomic(path: &Path, content: &str) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, content).with_context(|| format!("cannot write `{}`", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot write `{}`", path.display())
+    })
+}
+
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `2026-11-22T21:50:34Z` from a SystemTime, without a date crate.
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_of_known_instants() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_384_234);
+        assert_eq!(rfc3339(t), "2026-11-22T21:50:34Z");
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+    }
+}

@@ -147,15 +147,37 @@ struct PlanArgs {
     #[arg(long)]
     detailed_exitcode: bool,
 
-    /// Output format of the plan on stdout.
+    /// Output format of the plan: human (terraform-like), json (stable,
+    /// schema in schemas/plan.schema.json) or markdown (a pull-request comment).
     #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
     format: PlanFormat,
+
+    /// Write the plan in --format to FILE; the human plan still goes to stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+
+    #[command(flatten)]
+    outputs: ReportArgs,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum PlanFormat {
+/// Output format of `berth plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
     Human,
     Json,
+    Markdown,
+}
+
+/// Files a run leaves for machines.
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// Write a JSON run report (commit, times, per-host steps and errors) to FILE.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+
+    /// Write a Prometheus textfile (for node_exporter's textfile collector) to FILE.
+    #[arg(long, value_name = "FILE")]
+    metrics: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +192,9 @@ struct ApplyArgs {
     /// Longest wait, in seconds, for a new container to run and report healthy.
     #[arg(long, default_value_t = 120, value_name = "SECONDS")]
     health_timeout: u64,
+
+    #[command(flatten)]
+    outputs: ReportArgs,
 }
 
 /// Parses the command line and runs the command.
@@ -194,19 +219,24 @@ async fn dispatch(command: Command) -> u8 {
     let result = match command {
         Command::Validate(args) => output::validate(&run_options(HostArgs::from(args), 120)).await,
         Command::Plan(args) => {
-            output::plan(
-                &run_options(args.hosts, 120),
-                matches!(args.format, PlanFormat::Json),
-                args.detailed_exitcode,
-            )
-            .await
+            let out = output::PlanOutput {
+                format: args.format,
+                out: args.out,
+                report: args.outputs.report,
+                metrics: args.outputs.metrics,
+                detailed_exitcode: args.detailed_exitcode,
+            };
+            output::plan(&run_options(args.hosts, 120), &out).await
         }
         Command::Apply(args) => {
-            output::apply(
-                &run_options(args.hosts, args.health_timeout),
-                args.detailed_exitcode,
-            )
-            .await
+            let out = output::PlanOutput {
+                format: PlanFormat::Human,
+                out: None,
+                report: args.outputs.report,
+                metrics: args.outputs.metrics,
+                detailed_exitcode: args.detailed_exitcode,
+            };
+            output::apply(&run_options(args.hosts, args.health_timeout), &out).await
         }
         Command::Status(args) => output::status(&run_options(args, 120)).await,
     };

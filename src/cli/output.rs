@@ -2,12 +2,26 @@
 //! happens in `run`; this file only sequences it and talks to the terminal.
 
 use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::SystemTime;
 
-use super::exit;
+use super::{exit, PlanFormat};
+use crate::apply::ApplyReport;
 use crate::plan::Plan;
 use crate::render;
+use crate::report::{write_atomic, RunReport};
 use crate::run::{self, Loaded, RunOptions};
 use crate::spec::SpecError;
+
+/// What plan/apply print and write besides the exit code.
+#[derive(Debug, Clone)]
+pub struct PlanOutput {
+    pub format: PlanFormat,
+    pub out: Option<PathBuf>,
+    pub report: Option<PathBuf>,
+    pub metrics: Option<PathBuf>,
+    pub detailed_exitcode: bool,
+}
 
 pub async fn validate(opts: &RunOptions) -> anyhow::Result<u8> {
     let loaded = run::load(opts).await?;
@@ -22,23 +36,61 @@ pub async fn validate(opts: &RunOptions) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-pub async fn plan(opts: &RunOptions, json: bool, detailed: bool) -> anyhow::Result<u8> {
+pub async fn plan(opts: &RunOptions, out: &PlanOutput) -> anyhow::Result<u8> {
+    let started = SystemTime::now();
     let loaded = run::load(opts).await?;
     let obs = run::observe(&loaded, opts).await?;
     let plan = run::make_plan(&loaded, &obs, opts);
     obs.close().await;
     let plan = plan?;
-    print_plan(&loaded, &plan, json);
-    Ok(if !plan.unreachable.is_empty() {
+    let rendered = match out.format {
+        PlanFormat::Human => render::human(&plan),
+        PlanFormat::Json => render::json(&plan) + "\n",
+        PlanFormat::Markdown => render::markdown(&plan),
+    };
+    match &out.out {
+        Some(path) => {
+            write_atomic(path, &rendered)?;
+            print_plan(&loaded, &plan);
+        }
+        None if out.format == PlanFormat::Human => print_plan(&loaded, &plan),
+        None => print!("{rendered}"),
+    }
+    let code = if !plan.unreachable.is_empty() {
         exit::ERROR
-    } else if detailed && !plan.is_empty() {
+    } else if out.detailed_exitcode && !plan.is_empty() {
         exit::CHANGES
     } else {
         exit::OK
-    })
+    };
+    write_reports(out, "plan", &plan, None, started, code)?;
+    Ok(code)
 }
 
-pub async fn apply(opts: &RunOptions, detailed: bool) -> anyhow::Result<u8> {
+fn write_reports(
+    out: &PlanOutput,
+    command: &str,
+    plan: &Plan,
+    applied: Option<&ApplyReport>,
+    started: SystemTime,
+    code: u8,
+) -> anyhow::Result<()> {
+    if out.report.is_none() && out.metrics.is_none() {
+        return Ok(());
+    }
+    let report = RunReport::new(command, plan, applied, started, code);
+    if let Some(path) = &out.report {
+        write_atomic(path, &(report.to_json() + "\n"))?;
+    }
+    if let Some(path) = &out.metrics {
+        write_atomic(path, &report.to_prometheus())?;
+    }
+    Ok(())
+}
+
+pub async fn apply(opts: &RunOptions, out: &PlanOutput) -> anyhow::Result<u8> {
+    let started = SystemTime::now();
+    let detailed = out.detailed_exitcode;
     let loaded = run::load(opts).await?;
     let obs = run::observe(&loaded, opts).await?;
     let plan = match run::make_plan(&loaded, &obs, opts) {
@@ -48,14 +100,16 @@ pub async fn apply(opts: &RunOptions, detailed: bool) -> anyhow::Result<u8> {
             return Err(e);
         }
     };
-    print_plan(&loaded, &plan, false);
+    print_plan(&loaded, &plan);
     if plan.is_empty() {
         obs.close().await;
-        return Ok(if plan.unreachable.is_empty() {
+        let code = if plan.unreachable.is_empty() {
             exit::OK
         } else {
             exit::ERROR
-        });
+        };
+        write_reports(out, "apply", &plan, None, started, code)?;
+        return Ok(code);
     }
     let report = run::apply_plan(&loaded, &obs, &plan, opts).await;
     obs.close().await;
@@ -67,7 +121,9 @@ pub async fn apply(opts: &RunOptions, detailed: bool) -> anyhow::Result<u8> {
             "Apply complete: {changed} container change(s) on {} host(s).",
             report.hosts.len()
         );
-        return Ok(if detailed { exit::CHANGES } else { exit::OK });
+        let code = if detailed { exit::CHANGES } else { exit::OK };
+        write_reports(out, "apply", &plan, Some(&report), started, code)?;
+        return Ok(code);
     }
     println!(
         "Apply incomplete: {changed} container change(s) made; {} host(s) failed, {} unreachable.",
@@ -91,6 +147,7 @@ pub async fn apply(opts: &RunOptions, detailed: bool) -> anyhow::Result<u8> {
         err,
         "\nhelp: the other hosts converged; fix the host(s) above and run `berth apply` again"
     );
+    write_reports(out, "apply", &plan, Some(&report), started, exit::ERROR)?;
     Ok(exit::ERROR)
 }
 
@@ -160,11 +217,7 @@ pub async fn status(opts: &RunOptions) -> anyhow::Result<u8> {
     Ok(if unreachable { exit::ERROR } else { exit::OK })
 }
 
-fn print_plan(loaded: &Loaded, plan: &Plan, json: bool) {
-    if json {
-        println!("{}", render::json(plan));
-        return;
-    }
+fn print_plan(loaded: &Loaded, plan: &Plan) {
     if let Some(c) = &loaded.checkout.commit {
         tracing::debug!("planning at {} ({})", c.id, c.summary);
     }
