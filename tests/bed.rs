@@ -13,11 +13,13 @@ use std::time::Instant;
 use libtest_mimic::{Arguments, Failed, Trial};
 use support::{berth, expect_code, Bed, Repo, HOSTS};
 
+type BedTest = fn(&Bed) -> Result<(), Failed>;
+
 fn main() {
     let mut args = Arguments::from_args();
     args.test_threads = Some(1);
 
-    let tests: Vec<(&str, fn(&Bed) -> Result<(), Failed>)> = vec![
+    let tests: Vec<(&str, BedTest)> = vec![
         (
             "apply_places_replicas_and_serves_http",
             apply_places_replicas_and_serves_http,
@@ -109,14 +111,14 @@ fn two_stack_repo(bed: &Bed, project: &str, port: u16) -> Repo {
     let repo = Repo::new();
     repo.write("berth.yaml", &bed.inventory(project));
     repo.write(
-        "stacks/web/compose.yaml",
+        "stacks/site/compose.yaml",
         &format!(
             "services:\n  web:\n    image: {img}\n    ports: [\"{port}:80\"]\n    environment:\n      GREETING: hello\n    deploy:\n      replicas: 2\n      placement:\n        constraints: [node.labels.role == web]\n",
             img = bed.get("BED_WEB_V1")
         ),
     );
     repo.write(
-        "stacks/jobs/compose.yaml",
+        "stacks/batch/compose.yaml",
         &format!(
             "services:\n  worker:\n    image: {img}\n    stop_grace_period: 1s\n    deploy:\n      mode: global\n      placement:\n        constraints: [\"node.labels.role == worker\"]\n",
             img = bed.get("BED_WORKER")
@@ -142,7 +144,7 @@ fn plan(repo: &Repo, extra: &[&str]) -> support::Run {
 
 fn apply_places_replicas_and_serves_http(bed: &Bed) -> Result<(), Failed> {
     let project = "t-place";
-    bed.clean(project);
+    let _scope = bed.scope(project);
     let repo = two_stack_repo(bed, project, 18081);
     let run = apply(&repo, &[]);
     expect_code(&run, 0);
@@ -164,11 +166,11 @@ fn apply_places_replicas_and_serves_http(bed: &Bed) -> Result<(), Failed> {
     let mut sorted = web_names.clone();
     sorted.sort();
     check!(
-        sorted == ["web-web-1", "web-web-2"],
+        sorted == ["site-web-1", "site-web-2"],
         "unexpected names {sorted:?}"
     );
     check!(
-        edge3.keys().collect::<Vec<_>>() == ["jobs-worker-1"],
+        edge3.keys().collect::<Vec<_>>() == ["batch-worker-1"],
         "worker should run only on edge-3: {edge3:?}"
     );
     for (host, cs) in [("edge-1", &edge1), ("edge-2", &edge2), ("edge-3", &edge3)] {
@@ -187,23 +189,22 @@ fn apply_places_replicas_and_serves_http(bed: &Bed) -> Result<(), Failed> {
     let commit = repo.git(&["rev-parse", "HEAD"]);
     let labels = bed.docker_ok(
         "edge-3",
-        &["inspect", "-f", "{{json .Config.Labels}}", "jobs-worker-1"],
+        &["inspect", "-f", "{{json .Config.Labels}}", "batch-worker-1"],
     );
     check!(
         labels.contains(commit.trim()),
         "commit label missing: {labels}"
     );
     check!(
-        labels.contains("\"berth.stack\":\"jobs\""),
+        labels.contains("\"berth.stack\":\"batch\""),
         "stack label missing: {labels}"
     );
-    bed.clean(project);
     Ok(())
 }
 
 fn second_apply_changes_nothing(bed: &Bed) -> Result<(), Failed> {
     let project = "t-idem";
-    bed.clean(project);
+    let _scope = bed.scope(project);
     let repo = two_stack_repo(bed, project, 18082);
     expect_code(&apply(&repo, &[]), 0);
     let before: Vec<_> = HOSTS.iter().map(|h| bed.containers(h, project)).collect();
@@ -220,13 +221,12 @@ fn second_apply_changes_nothing(bed: &Bed) -> Result<(), Failed> {
     let run = plan(&repo, &["--detailed-exitcode"]);
     expect_code(&run, 0);
     check!(run.stdout.contains("No changes."), "{run}");
-    bed.clean(project);
     Ok(())
 }
 
 fn image_change_replaces_only_that_service(bed: &Bed) -> Result<(), Failed> {
     let project = "t-image";
-    bed.clean(project);
+    let _scope = bed.scope(project);
     let repo = two_stack_repo(bed, project, 18083);
     // Deploy from the git URL (clone into the cache), as a timer would.
     let url = repo.url();
@@ -234,9 +234,9 @@ fn image_change_replaces_only_that_service(bed: &Bed) -> Result<(), Failed> {
     expect_code(&run, 0);
     let worker_before = bed.containers("edge-3", project);
 
-    let compose = std::fs::read_to_string(repo.path().join("stacks/web/compose.yaml"))?;
+    let compose = std::fs::read_to_string(repo.path().join("stacks/site/compose.yaml"))?;
     repo.write(
-        "stacks/web/compose.yaml",
+        "stacks/site/compose.yaml",
         &compose.replace(&bed.get("BED_WEB_V1"), &bed.get("BED_WEB_V2")),
     );
     let commit = repo.commit("web v2");
@@ -251,7 +251,7 @@ fn image_change_replaces_only_that_service(bed: &Bed) -> Result<(), Failed> {
         "plan does not name the commit\n{run}"
     );
     check!(
-        run.stdout.contains("~ web/web.1") && run.stdout.contains("~ web/web.2"),
+        run.stdout.contains("~ site/web.1") && run.stdout.contains("~ site/web.2"),
         "{run}"
     );
     check!(run.stdout.contains("replace (image)"), "{run}");
@@ -264,7 +264,7 @@ fn image_change_replaces_only_that_service(bed: &Bed) -> Result<(), Failed> {
         "field diff missing\n{run}"
     );
     check!(
-        !run.stdout.contains("jobs/worker"),
+        !run.stdout.contains("batch/worker"),
         "worker must not change\n{run}"
     );
     check!(
@@ -291,13 +291,12 @@ fn image_change_replaces_only_that_service(bed: &Bed) -> Result<(), Failed> {
         &["plan", "--repo", &url, "--detailed-exitcode"],
     );
     expect_code(&run, 0);
-    bed.clean(project);
     Ok(())
 }
 
 fn removed_service_keeps_its_volume_and_data(bed: &Bed) -> Result<(), Failed> {
     let project = "t-volume";
-    bed.clean(project);
+    let _scope = bed.scope(project);
     let repo = Repo::new();
     repo.write("berth.yaml", &bed.inventory(project));
     repo.write(
@@ -358,32 +357,31 @@ fn removed_service_keeps_its_volume_and_data(bed: &Bed) -> Result<(), Failed> {
         ],
     );
     check!(data.trim() == "precious", "volume data lost: {data:?}");
-    bed.clean(project);
     Ok(())
 }
 
 fn drift_is_planned_then_healed(bed: &Bed) -> Result<(), Failed> {
     let project = "t-drift";
-    bed.clean(project);
+    let _scope = bed.scope(project);
     let repo = two_stack_repo(bed, project, 18084);
     expect_code(&apply(&repo, &[]), 0);
     // By hand: stop the worker, remove one web replica.
-    bed.docker_ok("edge-3", &["stop", "-t", "1", "jobs-worker-1"]);
-    let web_host = if bed.containers("edge-1", project).contains_key("web-web-1") {
+    bed.docker_ok("edge-3", &["stop", "-t", "1", "batch-worker-1"]);
+    let web_host = if bed.containers("edge-1", project).contains_key("site-web-1") {
         "edge-1"
     } else {
         "edge-2"
     };
-    bed.docker_ok(web_host, &["rm", "-f", "web-web-1"]);
+    bed.docker_ok(web_host, &["rm", "-f", "site-web-1"]);
 
     let run = plan(&repo, &["--detailed-exitcode"]);
     expect_code(&run, 2);
     check!(
-        run.stdout.contains("+ web/web.1") && run.stdout.contains("[drift]"),
+        run.stdout.contains("+ site/web.1") && run.stdout.contains("[drift]"),
         "{run}"
     );
     check!(
-        run.stdout.contains("~ jobs/worker.1") && run.stdout.contains("exited"),
+        run.stdout.contains("~ batch/worker.1") && run.stdout.contains("exited"),
         "{run}"
     );
     check!(run.stdout.contains("repair drift"), "{run}");
@@ -391,26 +389,25 @@ fn drift_is_planned_then_healed(bed: &Bed) -> Result<(), Failed> {
     expect_code(&apply(&repo, &[]), 0);
     check!(
         bed.containers(web_host, project)
-            .get("web-web-1")
+            .get("site-web-1")
             .map(|c| c.state.as_str())
             == Some("running"),
-        "web-web-1 not restored on {web_host}"
+        "site-web-1 not restored on {web_host}"
     );
     check!(
         bed.containers("edge-3", project)
-            .get("jobs-worker-1")
+            .get("batch-worker-1")
             .map(|c| c.state.as_str())
             == Some("running"),
         "worker not restarted"
     );
     expect_code(&plan(&repo, &["--detailed-exitcode"]), 0);
-    bed.clean(project);
     Ok(())
 }
 
 fn unreachable_host_fails_run_others_converge(bed: &Bed) -> Result<(), Failed> {
     let project = "t-down";
-    bed.clean(project);
+    let _scope = bed.scope(project);
     let repo = Repo::new();
     repo.write("berth.yaml", &bed.inventory(project));
     repo.write(
@@ -453,13 +450,12 @@ fn unreachable_host_fails_run_others_converge(bed: &Bed) -> Result<(), Failed> {
             .contains_key("all-worker-1"),
         "edge-3 not converged after restart"
     );
-    bed.clean(project);
     Ok(())
 }
 
 fn host_key_mismatch_is_refused(bed: &Bed) -> Result<(), Failed> {
     let project = "t-hostkey";
-    bed.clean(project);
+    let _scope = bed.scope(project);
     let repo = Repo::new();
     repo.write("berth.yaml", &bed.inventory(project));
     repo.write(
@@ -487,7 +483,6 @@ fn host_key_mismatch_is_refused(bed: &Bed) -> Result<(), Failed> {
             .contains_key("all-worker-1"),
         "edge-1 did not converge"
     );
-    bed.clean(project);
     Ok(())
 }
 
@@ -540,7 +535,7 @@ fn malformed_inputs_fail_before_any_host(bed: &Bed) -> Result<(), Failed> {
 
 fn failed_replace_rolls_back_to_old_container(bed: &Bed) -> Result<(), Failed> {
     let project = "t-rollback";
-    bed.clean(project);
+    let _scope = bed.scope(project);
     let repo = Repo::new();
     repo.write("berth.yaml", &bed.inventory(project));
     let compose = |img: &str| {
@@ -587,20 +582,19 @@ fn failed_replace_rolls_back_to_old_container(bed: &Bed) -> Result<(), Failed> {
         body.trim() == "berth-test web v1",
         "v1 not serving after rollback: {body:?}"
     );
-    bed.clean(project);
     Ok(())
 }
 
 fn status_shows_containers_and_sync(bed: &Bed) -> Result<(), Failed> {
     let project = "t-status";
-    bed.clean(project);
+    let _scope = bed.scope(project);
     let repo = two_stack_repo(bed, project, 18086);
     expect_code(&apply(&repo, &[]), 0);
     let path = repo.path().display().to_string();
     let run = berth(repo.path(), &["status", "--repo", &path]);
     expect_code(&run, 0);
     check!(
-        run.stdout.contains("edge-3") && run.stdout.contains("jobs-worker-1"),
+        run.stdout.contains("edge-3") && run.stdout.contains("batch-worker-1"),
         "{run}"
     );
     check!(run.stdout.contains(&bed.get("BED_WORKER")), "{run}");
@@ -612,7 +606,6 @@ fn status_shows_containers_and_sync(bed: &Bed) -> Result<(), Failed> {
         run.stdout.contains("healthy"),
         "web replicas should show their health\n{run}"
     );
-    bed.clean(project);
     Ok(())
 }
 
@@ -620,7 +613,7 @@ fn status_shows_containers_and_sync(bed: &Bed) -> Result<(), Failed> {
 fn example_repo_applies(bed: &Bed) -> Result<(), Failed> {
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/repo");
     let project = "example";
-    bed.clean(project);
+    let _scope = bed.scope(project);
     let path = example.display().to_string();
     let run = berth(&example, &["apply", "--repo", &path, "--detailed-exitcode"]);
     expect_code(&run, 2);
@@ -632,6 +625,5 @@ fn example_repo_applies(bed: &Bed) -> Result<(), Failed> {
         total >= 4,
         "example should run at least 4 containers, runs {total}"
     );
-    bed.clean(project);
     Ok(())
 }

@@ -1,2 +1,715 @@
 //! An in-memory engine for fast unit tests of plan and apply logic. It
 //! records every mutating call so tests can assert idempotence.
+//!
+//! It behaves like a Docker Engine where that matters to berth: names are
+//! unique, creating needs the image and the networks to exist (volumes are
+//! created on demand, as Docker does), stop and remove of something already
+//! stopped or gone succeed, `observe` sees only the project's containers.
+//! Clones share state, so a test can hand a boxed clone to the code under
+//! test and keep one to inspect.
+//!
+//! Every mutating call is logged, whether or not it changed anything, as
+//! `<op> <name>` with container names (not IDs) as they were at the time of
+//! the call: `pull <image>`, `create_network <name>`, `create_volume <name>`,
+//! `create <name>`, `start <name>`, `stop <name>`, `remove <name>`,
+//! `rename <old> <new>` (a container already gone is named by the ID asked
+//! for; IDs are `mem-<n>`). A call that fails (injected or not) is not logged.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail};
+use async_trait::async_trait;
+
+use super::{labels, ContainerStatus, Engine, HostObservation, ObservedContainer};
+use crate::spec::{ContainerSpec, MountKind, NetworkSpec, VolumeSpec};
+
+/// A container in a [`MemoryEngine`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryContainer {
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub image: String,
+    /// `created`, `running`, `exited`.
+    pub state: String,
+    pub health: Option<String>,
+    pub created: i64,
+    /// The spec it was created from (default for seeded containers).
+    pub spec: ContainerSpec,
+    pub restart_count: i64,
+    pub exit_code: Option<i64>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    containers: BTreeMap<String, MemoryContainer>,
+    networks: BTreeSet<String>,
+    volumes: BTreeSet<String>,
+    images: BTreeSet<String>,
+    mutations: Vec<String>,
+    next_id: u64,
+    /// Image -> health its new containers report (None: no healthcheck).
+    image_health: BTreeMap<String, Option<String>>,
+    failing_pulls: BTreeSet<String>,
+    exec_default: Option<(i64, String)>,
+    exec_by_image: BTreeMap<String, (i64, String)>,
+    /// Operation -> message of its next, one-time failure.
+    fail_next: BTreeMap<String, String>,
+    closed: bool,
+}
+
+impl State {
+    fn id_of(&self, id_or_name: &str) -> Option<String> {
+        if self.containers.contains_key(id_or_name) {
+            return Some(id_or_name.to_string());
+        }
+        self.containers
+            .values()
+            .find(|c| c.name == id_or_name)
+            .map(|c| c.id.clone())
+    }
+
+    fn injected(&mut self, op: &str, host: &str, what: &str) -> anyhow::Result<()> {
+        match self.fail_next.remove(op) {
+            Some(message) => Err(anyhow!("host `{host}` (memory): {what}: {message}")),
+            None => Ok(()),
+        }
+    }
+
+    fn new_id(&mut self) -> String {
+        self.next_id += 1;
+        format!("mem-{}", self.next_id)
+    }
+}
+
+/// See the module docs.
+#[derive(Debug, Clone)]
+pub struct MemoryEngine {
+    host: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl MemoryEngine {
+    pub fn new(host: &str) -> Self {
+        MemoryEngine {
+            host: host.to_string(),
+            state: Arc::new(Mutex::new(State::default())),
+        }
+    }
+
+    /// The state; a test that panicked while holding it poisoned it, and the
+    /// state is still what that test left, so carry on with it.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every mutating call so far, in order (see the module docs).
+    pub fn mutations(&self) -> Vec<String> {
+        self.state().mutations.clone()
+    }
+
+    /// Forgets the calls so far, e.g. between a first and a second apply.
+    pub fn clear_mutations(&self) {
+        self.state().mutations.clear();
+    }
+
+    /// Every container, whatever its project, sorted by name.
+    pub fn containers(&self) -> Vec<MemoryContainer> {
+        let mut all: Vec<_> = self.state().containers.values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// The container of that ID or name.
+    pub fn container(&self, id_or_name: &str) -> Option<MemoryContainer> {
+        let state = self.state();
+        let id = state.id_of(id_or_name)?;
+        state.containers.get(&id).cloned()
+    }
+
+    pub fn networks(&self) -> BTreeSet<String> {
+        self.state().networks.clone()
+    }
+
+    pub fn volumes(&self) -> BTreeSet<String> {
+        self.state().volumes.clone()
+    }
+
+    pub fn images(&self) -> BTreeSet<String> {
+        self.state().images.clone()
+    }
+
+    /// Whether `close` was called.
+    pub fn is_closed(&self) -> bool {
+        self.state().closed
+    }
+
+    /// Seeds an image as present, without logging a mutation.
+    pub fn add_image(&self, image: &str) {
+        self.state().images.insert(image.to_string());
+    }
+
+    /// Seeds a network, without logging a mutation.
+    pub fn add_network(&self, name: &str) {
+        self.state().networks.insert(name.to_string());
+    }
+
+    /// Seeds a volume, without logging a mutation.
+    pub fn add_volume(&self, name: &str) {
+        self.state().volumes.insert(name.to_string());
+    }
+
+    /// Seeds a container (e.g. one a previous run created, or an unmanaged
+    /// one), without logging a mutation; returns its ID.
+    pub fn add_container(
+        &self,
+        name: &str,
+        image: &str,
+        labels: BTreeMap<String, String>,
+        state: &str,
+    ) -> String {
+        let mut st = self.state();
+        let id = st.new_id();
+        let created = st.next_id as i64;
+        st.containers.insert(
+            id.clone(),
+            MemoryContainer {
+                id: id.clone(),
+                name: name.to_string(),
+                labels,
+                image: image.to_string(),
+                state: state.to_string(),
+                health: None,
+                created,
+                spec: ContainerSpec {
+                    image: image.to_string(),
+                    ..Default::default()
+                },
+                restart_count: 0,
+                exit_code: (state == "exited").then_some(0),
+            },
+        );
+        id
+    }
+
+    /// Containers created from `image` from now on report `health`
+    /// (`starting`, `healthy`, `unhealthy`). Without this, a container
+    /// reports `healthy` when its spec has a healthcheck, else no health.
+    pub fn set_image_health(&self, image: &str, health: &str) {
+        self.state()
+            .image_health
+            .insert(image.to_string(), Some(health.to_string()));
+    }
+
+    /// Changes the health of an existing container (ID or name), e.g. to
+    /// make one turn unhealthy after start.
+    pub fn set_container_health(&self, id_or_name: &str, health: Option<&str>) {
+        let mut st = self.state();
+        if let Some(id) = st.id_of(id_or_name) {
+            if let Some(c) = st.containers.get_mut(&id) {
+                c.health = health.map(str::to_string);
+            }
+        }
+    }
+
+    /// Makes the container (ID or name) exit with `code`, as a crash would.
+    pub fn crash_container(&self, id_or_name: &str, code: i64) {
+        let mut st = self.state();
+        if let Some(id) = st.id_of(id_or_name) {
+            if let Some(c) = st.containers.get_mut(&id) {
+                c.state = "exited".into();
+                c.exit_code = Some(code);
+                c.restart_count += 1;
+            }
+        }
+    }
+
+    /// Pulls of `image` fail (every time).
+    pub fn fail_pull(&self, image: &str) {
+        self.state().failing_pulls.insert(image.to_string());
+    }
+
+    /// The next call of `op` fails with `message` (once). `op` is one of
+    /// `observe`, `pull`, `create_network`, `create_volume`, `create`,
+    /// `start`, `stop`, `remove`, `rename`, `status`, `exec`.
+    pub fn fail_next(&self, op: &str, message: &str) {
+        self.state()
+            .fail_next
+            .insert(op.to_string(), message.to_string());
+    }
+
+    /// What `exec` returns in every container (default: exit 0, no output).
+    pub fn set_exec_result(&self, code: i64, output: &str) {
+        self.state().exec_default = Some((code, output.to_string()));
+    }
+
+    /// What `exec` returns in containers of `image`; wins over the default.
+    pub fn set_image_exec_result(&self, image: &str, code: i64, output: &str) {
+        self.state()
+            .exec_by_image
+            .insert(image.to_string(), (code, output.to_string()));
+    }
+
+    fn who(&self) -> String {
+        format!("host `{}` (memory)", self.host)
+    }
+}
+
+#[async_trait]
+impl Engine for MemoryEngine {
+    fn host(&self) -> &str {
+        &self.host
+    }
+
+    async fn observe(&self, project: &str) -> anyhow::Result<HostObservation> {
+        let mut st = self.state();
+        st.injected(
+            "observe",
+            &self.host,
+            &format!("cannot read the state of project `{project}`"),
+        )?;
+        let mut containers: Vec<ObservedContainer> = st
+            .containers
+            .values()
+            .filter(|c| c.labels.get(labels::PROJECT).map(String::as_str) == Some(project))
+            .map(|c| ObservedContainer {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                labels: c.labels.clone(),
+                image: c.image.clone(),
+                state: c.state.clone(),
+                health: if c.state == "running" {
+                    c.health.clone()
+                } else {
+                    None
+                },
+                created: c.created,
+            })
+            .collect();
+        containers.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(HostObservation {
+            containers,
+            networks: st.networks.clone(),
+            volumes: st.volumes.clone(),
+            images: st.images.clone(),
+        })
+    }
+
+    async fn pull(&self, image: &str) -> anyhow::Result<()> {
+        let mut st = self.state();
+        st.injected("pull", &self.host, &format!("cannot pull image `{image}`"))?;
+        if st.failing_pulls.contains(image) {
+            bail!(
+                "{}: cannot pull image `{image}`: manifest unknown",
+                self.who()
+            );
+        }
+        st.images.insert(image.to_string());
+        st.mutations.push(format!("pull {image}"));
+        Ok(())
+    }
+
+    async fn create_network(
+        &self,
+        spec: &NetworkSpec,
+        _labels: &BTreeMap<String, String>,
+    ) -> anyhow::Result<()> {
+        let mut st = self.state();
+        st.injected(
+            "create_network",
+            &self.host,
+            &format!("cannot create network `{}`", spec.name),
+        )?;
+        st.networks.insert(spec.name.clone());
+        st.mutations.push(format!("create_network {}", spec.name));
+        Ok(())
+    }
+
+    async fn create_volume(
+        &self,
+        spec: &VolumeSpec,
+        _labels: &BTreeMap<String, String>,
+    ) -> anyhow::Result<()> {
+        let mut st = self.state();
+        st.injected(
+            "create_volume",
+            &self.host,
+            &format!("cannot create volume `{}`", spec.name),
+        )?;
+        st.volumes.insert(spec.name.clone());
+        st.mutations.push(format!("create_volume {}", spec.name));
+        Ok(())
+    }
+
+    async fn create_container(
+        &self,
+        name: &str,
+        spec: &ContainerSpec,
+        labels: &BTreeMap<String, String>,
+    ) -> anyhow::Result<String> {
+        let mut st = self.state();
+        st.injected(
+            "create",
+            &self.host,
+            &format!("cannot create container `{name}`"),
+        )?;
+        if st.containers.values().any(|c| c.name == name) {
+            bail!("{}: container name `{name}` is already in use", self.who());
+        }
+        if !st.images.contains(&spec.image) {
+            bail!(
+                "{}: cannot create container `{name}`: Docker Engine answered 404: No such image: {}",
+                self.who(),
+                spec.image
+            );
+        }
+        if let Some(missing) = spec.networks.keys().find(|n| !st.networks.contains(*n)) {
+            bail!(
+                "{}: cannot create container `{name}`: Docker Engine answered 404: network {missing} not found",
+                self.who()
+            );
+        }
+        for m in &spec.mounts {
+            if m.kind == MountKind::Volume {
+                st.volumes.insert(m.source.clone());
+            }
+        }
+        let has_check = spec
+            .healthcheck
+            .as_ref()
+            .is_some_and(|h| h.test.first().map(String::as_str) != Some("NONE"));
+        let health = match st.image_health.get(&spec.image) {
+            Some(health) => health.clone(),
+            None => has_check.then(|| "healthy".to_string()),
+        };
+        let mut all_labels = spec.labels.clone();
+        all_labels.extend(labels.clone());
+        let id = st.new_id();
+        let created = st.next_id as i64;
+        st.containers.insert(
+            id.clone(),
+            MemoryContainer {
+                id: id.clone(),
+                name: name.to_string(),
+                labels: all_labels,
+                image: spec.image.clone(),
+                state: "created".into(),
+                health,
+                created,
+                spec: spec.clone(),
+                restart_count: 0,
+                exit_code: None,
+            },
+        );
+        st.mutations.push(format!("create {name}"));
+        Ok(id)
+    }
+
+    async fn start_container(&self, id: &str) -> anyhow::Result<()> {
+        let mut st = self.state();
+        st.injected(
+            "start",
+            &self.host,
+            &format!("cannot start container `{id}`"),
+        )?;
+        let Some(c) = st.containers.get_mut(id) else {
+            bail!(
+                "{}: cannot start container `{id}`: no such container",
+                self.who()
+            );
+        };
+        c.state = "running".into();
+        c.exit_code = None;
+        let name = c.name.clone();
+        st.mutations.push(format!("start {name}"));
+        Ok(())
+    }
+
+    async fn stop_container(&self, id: &str, _grace: Option<u64>) -> anyhow::Result<()> {
+        let mut st = self.state();
+        st.injected("stop", &self.host, &format!("cannot stop container `{id}`"))?;
+        let name = match st.containers.get_mut(id) {
+            Some(c) => {
+                if c.state == "running" {
+                    c.state = "exited".into();
+                    c.exit_code = Some(0);
+                }
+                c.name.clone()
+            }
+            None => id.to_string(),
+        };
+        st.mutations.push(format!("stop {name}"));
+        Ok(())
+    }
+
+    async fn remove_container(&self, id: &str) -> anyhow::Result<()> {
+        let mut st = self.state();
+        st.injected(
+            "remove",
+            &self.host,
+            &format!("cannot remove container `{id}`"),
+        )?;
+        let name = match st.containers.remove(id) {
+            Some(c) => c.name,
+            None => id.to_string(),
+        };
+        st.mutations.push(format!("remove {name}"));
+        Ok(())
+    }
+
+    async fn rename_container(&self, id: &str, new_name: &str) -> anyhow::Result<()> {
+        let mut st = self.state();
+        st.injected(
+            "rename",
+            &self.host,
+            &format!("cannot rename container `{id}`"),
+        )?;
+        if st
+            .containers
+            .values()
+            .any(|c| c.name == new_name && c.id != id)
+        {
+            bail!(
+                "{}: cannot rename container `{id}` to `{new_name}`: that name is already in use",
+                self.who()
+            );
+        }
+        let Some(c) = st.containers.get_mut(id) else {
+            bail!(
+                "{}: cannot rename container `{id}`: no such container",
+                self.who()
+            );
+        };
+        let old = std::mem::replace(&mut c.name, new_name.to_string());
+        st.mutations.push(format!("rename {old} {new_name}"));
+        Ok(())
+    }
+
+    async fn status(&self, id: &str) -> anyhow::Result<ContainerStatus> {
+        let mut st = self.state();
+        st.injected(
+            "status",
+            &self.host,
+            &format!("cannot inspect container `{id}`"),
+        )?;
+        let Some(c) = st.containers.get(id) else {
+            bail!(
+                "{}: cannot inspect container `{id}`: no such container",
+                self.who()
+            );
+        };
+        let running = c.state == "running";
+        Ok(ContainerStatus {
+            running,
+            restart_count: c.restart_count,
+            exit_code: if running { None } else { c.exit_code },
+            health: if running { c.health.clone() } else { None },
+            health_log: match c.health.as_deref() {
+                Some("unhealthy") => Some("healthcheck failed (memory engine)".into()),
+                _ => None,
+            },
+        })
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        command: &[String],
+        _timeout: Duration,
+    ) -> anyhow::Result<(i64, String)> {
+        let mut st = self.state();
+        st.injected(
+            "exec",
+            &self.host,
+            &format!("cannot run `{}` in container `{id}`", command.join(" ")),
+        )?;
+        let Some(c) = st.containers.get(id) else {
+            bail!(
+                "{}: cannot exec in container `{id}`: no such container",
+                self.who()
+            );
+        };
+        if c.state != "running" {
+            bail!(
+                "{}: cannot run `{}` in container `{}`: Docker Engine answered 409: container is not running",
+                self.who(),
+                command.join(" "),
+                c.name
+            );
+        }
+        Ok(st
+            .exec_by_image
+            .get(&c.image)
+            .or(st.exec_default.as_ref())
+            .cloned()
+            .unwrap_or((0, String::new())))
+    }
+
+    async fn close(&self) {
+        self.state().closed = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::HealthcheckSpec;
+
+    fn spec(image: &str, healthcheck: bool) -> ContainerSpec {
+        ContainerSpec {
+            image: image.into(),
+            healthcheck: healthcheck.then(|| HealthcheckSpec {
+                test: vec!["CMD".into(), "true".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn project(name: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([(labels::PROJECT.to_string(), name.to_string())])
+    }
+
+    #[tokio::test]
+    async fn behaves_like_docker_for_a_replace() {
+        let engine = MemoryEngine::new("edge-1");
+        let handle = engine.clone();
+        let e: Box<dyn Engine> = Box::new(engine);
+
+        let err = e
+            .create_container("web-1", &spec("web:v1", true), &project("demo"))
+            .await
+            .expect_err("image missing");
+        assert!(err.to_string().contains("No such image"), "{err}");
+
+        e.pull("web:v1").await.expect("pull");
+        let old = e
+            .create_container("web-1", &spec("web:v1", true), &project("demo"))
+            .await
+            .expect("create");
+        e.start_container(&old).await.expect("start");
+        let err = e
+            .create_container("web-1", &spec("web:v1", true), &project("demo"))
+            .await
+            .expect_err("name conflict");
+        assert!(
+            err.to_string().contains("`web-1` is already in use"),
+            "{err}"
+        );
+
+        e.rename_container(&old, "web-1-old").await.expect("rename");
+        let new = e
+            .create_container("web-1", &spec("web:v1", true), &project("demo"))
+            .await
+            .expect("create after rename");
+        e.start_container(&new).await.expect("start");
+        let status = e.status(&new).await.expect("status");
+        assert!(status.running);
+        assert_eq!(status.health.as_deref(), Some("healthy"));
+        e.stop_container(&old, Some(1)).await.expect("stop");
+        e.stop_container(&old, Some(1))
+            .await
+            .expect("stop again is fine");
+        e.remove_container(&old).await.expect("remove");
+        e.remove_container(&old)
+            .await
+            .expect("remove again is fine");
+
+        assert_eq!(
+            handle.mutations(),
+            [
+                "pull web:v1",
+                "create web-1",
+                "start web-1",
+                "rename web-1 web-1-old",
+                "create web-1",
+                "start web-1",
+                "stop web-1-old",
+                "stop web-1-old",
+                "remove web-1-old",
+                // Gone already: named by the ID it was asked for.
+                "remove mem-1",
+            ]
+        );
+        e.close().await;
+        assert!(handle.is_closed());
+    }
+
+    #[tokio::test]
+    async fn observes_only_the_project() {
+        let e = MemoryEngine::new("edge-1");
+        e.add_container("mine", "web:v1", project("demo"), "running");
+        e.add_container("theirs", "web:v1", project("other"), "running");
+        e.add_container("unmanaged", "web:v1", BTreeMap::new(), "exited");
+        e.add_network("bridge");
+        e.add_volume("data");
+        e.add_image("web:v1");
+        let seen = e.observe("demo").await.expect("observe");
+        let names: Vec<_> = seen.containers.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["mine"]);
+        assert!(seen.networks.contains("bridge"));
+        assert!(seen.volumes.contains("data"));
+        assert!(seen.images.contains("web:v1"));
+        assert!(e.mutations().is_empty(), "seeding is not a mutation");
+    }
+
+    #[tokio::test]
+    async fn health_exec_and_failures_are_configurable() {
+        let e = MemoryEngine::new("edge-1");
+        e.add_image("web:v2");
+        e.add_image("plain:1");
+        e.set_image_health("web:v2", "unhealthy");
+        e.set_image_exec_result("web:v2", 1, "boom");
+        e.fail_pull("broken:1");
+
+        let bad = e
+            .create_container("a", &spec("web:v2", true), &project("demo"))
+            .await
+            .expect("create");
+        e.start_container(&bad).await.expect("start");
+        let status = e.status(&bad).await.expect("status");
+        assert_eq!(status.health.as_deref(), Some("unhealthy"));
+        assert!(status.health_log.is_some());
+        let cmd = vec!["true".to_string()];
+        assert_eq!(
+            e.exec(&bad, &cmd, Duration::from_secs(1))
+                .await
+                .expect("exec"),
+            (1, "boom".to_string())
+        );
+
+        let plain = e
+            .create_container("b", &spec("plain:1", false), &project("demo"))
+            .await
+            .expect("create");
+        e.exec(&plain, &cmd, Duration::from_secs(1))
+            .await
+            .expect_err("not running");
+        e.start_container(&plain).await.expect("start");
+        assert_eq!(e.status(&plain).await.expect("status").health, None);
+        assert_eq!(
+            e.exec(&plain, &cmd, Duration::from_secs(1))
+                .await
+                .expect("exec"),
+            (0, String::new())
+        );
+
+        e.crash_container("b", 137);
+        let status = e.status(&plain).await.expect("status");
+        assert!(!status.running);
+        assert_eq!(status.exit_code, Some(137));
+        assert_eq!(status.restart_count, 1);
+
+        assert!(e.pull("broken:1").await.is_err());
+        e.fail_next("start", "injected");
+        let err = e.start_container(&plain).await.expect_err("injected");
+        assert!(err.to_string().contains("injected"), "{err}");
+        e.start_container(&plain).await.expect("only once");
+        assert!(
+            !e.mutations().iter().any(|m| m.contains("broken")),
+            "failed calls are not logged"
+        );
+    }
+}

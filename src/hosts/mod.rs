@@ -8,6 +8,7 @@
 //! networks and volumes labelled with this project are ever listed, so
 //! unmanaged ones are never touched.
 
+pub mod docker;
 pub mod memory;
 pub mod ssh;
 
@@ -59,7 +60,9 @@ pub struct HostObservation {
     pub networks: BTreeSet<String>,
     /// Engine-side names of every volume on the host.
     pub volumes: BTreeSet<String>,
-    /// Image references (`repo:tag`) present on the host.
+    /// Image references present on the host, as the engine lists them:
+    /// `repo:tag` and `repo@sha256:…` (Docker Hub names without `docker.io/`
+    /// or `library/`; compare with [`docker::canonical_image_ref`]).
     pub images: BTreeSet<String>,
 }
 
@@ -136,9 +139,6 @@ pub struct ConnectOptions {
 
 /// Connects to one host. Errors name the host and the cause (unreachable,
 /// host key mismatch, auth refused, engine not answering).
-pub async fn connect(
-    host: &HostConfig,
-    opts: &ConnectOptions,
-) -> anyhow::Result<Box<dyn Engine>> {
+pub async fn connect(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result<Box<dyn Engine>> {
     ssh::connect(host, opts).await
 }

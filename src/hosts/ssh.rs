@@ -1,9 +1,635 @@
-//! The real engine: openssh (native mux) + a forwarded Docker socket + bollard.
+//! Connecting to a host's Docker Engine: over one SSH connection (openssh,
+//! native mux, strict known_hosts) with the remote Docker socket forwarded to
+//! a local unix socket, or straight to a local socket for `transport: local`.
+//! Either way the result is a [`DockerEngine`] on a version-negotiated bollard
+//! client.
+//!
+//! Files: everything lives in `ConnectOptions::runtime_dir`, which must be
+//! short (unix socket paths are limited to about 100 bytes): openssh's
+//! `.ssh-connection*/master` control socket and one `<hash>-<n>.sock`
+//! forwarded socket per connection. A stale socket file of the same path is
+//! removed before forwarding (ssh would fail with "Address already in use"),
+//! and the socket is removed again on close or drop.
 
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::anyhow;
+use openssh::{ControlPersist, ForwardType, KnownHosts, Session, SessionBuilder, Socket};
+use sha2::{Digest as _, Sha256};
+
+use super::docker::{self, DockerEngine, OpenError};
 use super::{ConnectOptions, Engine};
-use crate::spec::HostConfig;
+use crate::spec::{HostConfig, Transport};
 
+/// How long an idle SSH master outlives its last use. The master is a
+/// separate `ssh` process: if berth is killed, this bounds how long it stays
+/// behind. It is generous because a rolling update may leave one host idle
+/// for a while (delays, waiting on health) and an expired master makes the
+/// next Docker call fail.
+const MASTER_IDLE_SECS: usize = 600;
+
+/// Keepalive probes on the SSH connection, so a host that dies mid-run is
+/// noticed (after 3 missed probes) instead of hanging a Docker call.
+const SERVER_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Longest runtime directory that leaves room for the socket names under it
+/// (`/.ssh-connectionXXXXXX/master` is 30 bytes) within the ~104-byte limit
+/// of a unix socket path.
+const MAX_RUNTIME_DIR_LEN: usize = 70;
+
+/// Distinguishes forwarded sockets of several connections to the same host
+/// within one run.
+static SOCKET_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Connects to `host` and checks its Docker Engine answers.
+///
+/// `transport: ssh` runs the system `ssh` client (it must be installed) with:
+/// strict host key checking against `opts.known_hosts` (or
+/// `~/.ssh/known_hosts`): an unknown or changed key is an error, never
+/// accepted; the key `opts.identity_file`, else the host's `identity_file`,
+/// else the agent and default keys; no password prompts (`BatchMode`).
+/// The user's `~/.ssh/config` is ignored, so runs behave the same on every
+/// runner, unless the environment variable `BERTH_SSH_CONFIG` names an ssh
+/// config file to use instead (for example for `ProxyJump` or per-host
+/// options); berth's own settings above still take precedence.
+///
+/// `transport: local` talks to `host.docker_socket` on this machine.
+///
+/// Errors name the host and say what failed: unreachable, host key
+/// mismatch or unknown, authentication refused, engine not answering.
 pub async fn connect(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result<Box<dyn Engine>> {
-    let _ = (host, opts);
-    todo!("ssh::connect")
+    match host.transport {
+        Transport::Local => connect_local(host, opts).await,
+        Transport::Ssh => connect_ssh(host, opts).await,
+    }
+}
+
+/// `root@10.77.0.11:22`, `root@[fd00::1]:22`.
+fn ssh_target(host: &HostConfig) -> String {
+    if host.address.contains(':') {
+        format!("{}@[{}]:{}", host.user, host.address, host.port)
+    } else {
+        format!("{}@{}:{}", host.user, host.address, host.port)
+    }
+}
+
+fn who(host: &HostConfig) -> String {
+    match host.transport {
+        Transport::Ssh => format!("host `{}` ({})", host.name, ssh_target(host)),
+        Transport::Local => format!("host `{}` (unix://{})", host.name, host.docker_socket),
+    }
+}
+
+/// An error with a `help:` line, formatted like the spec diagnostics.
+fn failure(who: &str, message: &str, help: Option<&str>) -> anyhow::Error {
+    match help {
+        Some(help) => anyhow!("{who}: {message}\n  help: {help}"),
+        None => anyhow!("{who}: {message}"),
+    }
+}
+
+async fn connect_local(
+    host: &HostConfig,
+    opts: &ConnectOptions,
+) -> anyhow::Result<Box<dyn Engine>> {
+    let who = who(host);
+    let docker = docker::open(&host.docker_socket, opts.connect_timeout)
+        .await
+        .map_err(|e| match e {
+            OpenError::NotAnswering(detail) => failure(
+                &who,
+                &format!(
+                    "Docker Engine not answering at `{}`: {detail}",
+                    host.docker_socket
+                ),
+                Some("check that dockerd runs here and that this user may use its socket (root, or group `docker`)"),
+            ),
+            OpenError::TooOld(version) => too_old(&who, &version),
+        })?;
+    Ok(Box::new(DockerEngine::new(
+        host.name.clone(),
+        who,
+        docker,
+        None,
+    )))
+}
+
+fn too_old(who: &str, version: &str) -> anyhow::Error {
+    let (major, minor) = docker::MIN_API_VERSION;
+    failure(
+        who,
+        &format!("the Docker Engine speaks API {version}; berth needs {major}.{minor} (Docker 20.10) or newer"),
+        Some("upgrade Docker on the host"),
+    )
+}
+
+async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result<Box<dyn Engine>> {
+    let who = who(host);
+    let keyfile = opts.identity_file.as_ref().or(host.identity_file.as_ref());
+    if let Some(key) = keyfile {
+        if !key.exists() {
+            return Err(failure(
+                &who,
+                &format!("identity file `{}` does not exist", key.display()),
+                None,
+            ));
+        }
+    }
+    if let Some(known_hosts) = &opts.known_hosts {
+        if !known_hosts.exists() {
+            return Err(failure(
+                &who,
+                &format!("known_hosts file `{}` does not exist", known_hosts.display()),
+                Some("berth checks host keys strictly: create it with the hosts' keys (after checking their fingerprints)"),
+            ));
+        }
+    }
+    prepare_runtime_dir(&opts.runtime_dir).map_err(|e| failure(&who, &e, None))?;
+
+    let mut builder = SessionBuilder::default();
+    builder
+        .user(host.user.clone())
+        .port(host.port)
+        .known_hosts_check(KnownHosts::Strict)
+        .connect_timeout(opts.connect_timeout.max(Duration::from_secs(1)))
+        .server_alive_interval(SERVER_ALIVE_INTERVAL)
+        .control_directory(&opts.runtime_dir)
+        .control_persist(match std::num::NonZeroUsize::new(MASTER_IDLE_SECS) {
+            Some(idle) => ControlPersist::IdleFor(idle),
+            None => ControlPersist::ClosedAfterInitialConnection,
+        });
+    if let Some(key) = keyfile {
+        builder.keyfile(key);
+    }
+    if let Some(known_hosts) = &opts.known_hosts {
+        builder.user_known_hosts_file(known_hosts);
+    }
+    match std::env::var_os("BERTH_SSH_CONFIG").filter(|c| !c.is_empty()) {
+        Some(config) => builder.config_file(config),
+        None => builder.config_file("/dev/null"),
+    };
+
+    // ssh's ConnectTimeout covers the TCP connect and the key exchange; this
+    // bound also covers authentication (an agent that never answers).
+    let limit = opts.connect_timeout * 2 + Duration::from_secs(10);
+    let session = match tokio::time::timeout(limit, builder.connect_mux(&host.address)).await {
+        Err(_) => {
+            return Err(failure(
+                &who,
+                &format!(
+                    "cannot reach `{}`: no SSH session within {} s",
+                    host.address,
+                    limit.as_secs()
+                ),
+                Some("check the address, the network path and firewalls"),
+            ))
+        }
+        Ok(Err(err)) => return Err(ssh_failure(&who, host, opts, keyfile, &err)),
+        Ok(Ok(session)) => session,
+    };
+
+    let local = socket_path(&opts.runtime_dir, &host.name);
+    let local_str = local.to_str().map(str::to_string).ok_or_else(|| {
+        failure(
+            &who,
+            &format!(
+                "runtime directory `{}` is not UTF-8",
+                opts.runtime_dir.display()
+            ),
+            None,
+        )
+    })?;
+    remove_stale(&local).map_err(|e| failure(&who, &e, None))?;
+    let remote = PathBuf::from(&host.docker_socket);
+    if let Err(err) = session
+        .request_port_forward(
+            ForwardType::Local,
+            Socket::from(local.as_path()),
+            Socket::from(remote.as_path()),
+        )
+        .await
+    {
+        let _ = session.close().await;
+        let _ = std::fs::remove_file(&local);
+        return Err(anyhow::Error::new(err).context(format!(
+            "{who}: cannot forward the Docker socket `{}` to `{}`",
+            host.docker_socket,
+            local.display()
+        )));
+    }
+    let tunnel = Tunnel {
+        local: SocketFile(local),
+        remote,
+        session,
+    };
+
+    match docker::open(&local_str, opts.connect_timeout).await {
+        Ok(docker) => Ok(Box::new(DockerEngine::new(
+            host.name.clone(),
+            who,
+            docker,
+            Some(tunnel),
+        ))),
+        Err(OpenError::TooOld(version)) => {
+            tunnel.close().await;
+            Err(too_old(&who, &version))
+        }
+        Err(OpenError::NotAnswering(detail)) => {
+            // The forward itself never fails for a bad remote path: only
+            // its use does, and the ssh master logs that the host refused.
+            let detail = if tunnel.channel_refused() {
+                format!(
+                    "sshd could not open it (it does not exist, or user `{}` may not use it)",
+                    host.user
+                )
+            } else {
+                detail
+            };
+            tunnel.close().await;
+            Err(failure(
+                &who,
+                &format!(
+                    "Docker Engine not answering at `{}` on the host: {detail}",
+                    host.docker_socket
+                ),
+                Some(&format!(
+                    "check that dockerd runs on the host and that user `{}` may use its socket (root, or group `docker`); the path is `docker_socket` in berth.yaml",
+                    host.user
+                )),
+            ))
+        }
+    }
+}
+
+/// Creates the runtime directory (mode 0700: it holds sockets that give
+/// root on the hosts) and checks its path leaves room for socket names.
+fn prepare_runtime_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let len = dir.as_os_str().len();
+    if len > MAX_RUNTIME_DIR_LEN {
+        return Err(format!(
+            "runtime directory `{}` is {len} bytes long; unix socket paths allow about 100, so it must be at most {MAX_RUNTIME_DIR_LEN}",
+            dir.display()
+        ));
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("cannot create runtime directory `{}`: {e}", dir.display()))
+}
+
+/// `<runtime_dir>/<8 hex of the host name's hash>-<n>.sock`: short whatever
+/// the host's name, unique per connection within the run.
+fn socket_path(runtime_dir: &Path, host_name: &str) -> PathBuf {
+    let hash = Sha256::digest(host_name.as_bytes());
+    let n = SOCKET_COUNTER.fetch_add(1, Ordering::Relaxed);
+    runtime_dir.join(format!("{}-{n}.sock", hex::encode(&hash[..4])))
+}
+
+/// ssh cannot bind a path that exists, and never removes its forwarded
+/// sockets itself (not on `cancel`, not on exit).
+fn remove_stale(path: &Path) -> Result<(), String> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!(
+            "cannot remove stale socket `{}`: {e}",
+            path.display()
+        )),
+    }
+}
+
+/// Turns a failed `ssh` connect into an error that says what to do. openssh
+/// hands over ssh's own stderr, which is the only place the cause is told.
+fn ssh_failure(
+    who: &str,
+    host: &HostConfig,
+    opts: &ConnectOptions,
+    keyfile: Option<&PathBuf>,
+    err: &openssh::Error,
+) -> anyhow::Error {
+    let io = match err {
+        openssh::Error::Connect(io) => io,
+        openssh::Error::Master(io) => {
+            return failure(
+                who,
+                &format!(
+                    "cannot create the SSH control directory in `{}`: {io}",
+                    opts.runtime_dir.display()
+                ),
+                None,
+            )
+        }
+        other => return anyhow!("{who}: ssh failed: {other}"),
+    };
+    if io.kind() == std::io::ErrorKind::NotFound && io.raw_os_error().is_some() {
+        return failure(
+            who,
+            &format!("cannot run the `ssh` client: {io}"),
+            Some("install OpenSSH's client (Debian: `apt-get install openssh-client`)"),
+        );
+    }
+    let known_hosts = opts
+        .known_hosts
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "~/.ssh/known_hosts".to_string());
+    let key = match keyfile {
+        Some(k) => format!("key `{}`", k.display()),
+        None => "the ssh agent and default keys".to_string(),
+    };
+    let (message, help) = classify_ssh_error(
+        &io.to_string(),
+        &SshContext {
+            address: &host.address,
+            port: host.port,
+            user: &host.user,
+            known_hosts: &known_hosts,
+            key: &key,
+            timeout: opts.connect_timeout,
+        },
+    );
+    failure(who, &message, help.as_deref())
+}
+
+/// What [`classify_ssh_error`] needs to word its message.
+struct SshContext<'a> {
+    address: &'a str,
+    port: u16,
+    user: &'a str,
+    known_hosts: &'a str,
+    /// ``key `/path` `` or `the ssh agent and default keys`.
+    key: &'a str,
+    timeout: Duration,
+}
+
+/// Message and help for ssh's stderr. Pure, so the wording is tested
+/// against the messages OpenSSH really prints.
+fn classify_ssh_error(stderr: &str, cx: &SshContext<'_>) -> (String, Option<String>) {
+    let lower = stderr.to_lowercase();
+    let endpoint = if cx.address.contains(':') {
+        format!("[{}]:{}", cx.address, cx.port)
+    } else {
+        format!("{}:{}", cx.address, cx.port)
+    };
+    // known_hosts names a non-default port as `[addr]:port`.
+    let known_name = if cx.port == 22 {
+        cx.address.to_string()
+    } else {
+        format!("[{}]:{}", cx.address, cx.port)
+    };
+    let never = "berth never skips host key checks";
+    if lower.contains("remote host identification has changed")
+        || (lower.contains("host key verification failed")
+            && !lower.contains("host key is known for"))
+    {
+        return (
+            format!(
+                "host key of `{}` does not match known_hosts `{}`",
+                cx.address, cx.known_hosts
+            ),
+            Some(format!(
+                "if the host was reinstalled, update known_hosts (`ssh-keygen -f {} -R '{known_name}'`, then add the new key after checking its fingerprint); {never}",
+                cx.known_hosts
+            )),
+        );
+    }
+    if lower.contains("host key is known for") {
+        return (
+            format!(
+                "host key of `{}` is not in known_hosts `{}`",
+                cx.address, cx.known_hosts
+            ),
+            Some(format!(
+                "add it after checking its fingerprint: `ssh-keyscan -p {} {} >> {}`; {never}",
+                cx.port, cx.address, cx.known_hosts
+            )),
+        );
+    }
+    if lower.contains("permission denied (") {
+        return (
+            format!("authentication refused for user `{}` with {}", cx.user, cx.key),
+            Some(format!(
+                "add the public key to `~{}/.ssh/authorized_keys` on the host, or choose another key with `identity_file` in berth.yaml or `--identity`",
+                cx.user
+            )),
+        );
+    }
+    if lower.contains("could not resolve hostname") {
+        return (
+            format!("cannot resolve `{}`", cx.address),
+            Some("check the host's `address` in berth.yaml and this runner's DNS".to_string()),
+        );
+    }
+    let unreachable = |why: String, help: &str| {
+        (
+            format!("cannot reach `{endpoint}`: {why}"),
+            Some(help.to_string()),
+        )
+    };
+    if lower.contains("connection refused") {
+        return unreachable(
+            "connection refused".into(),
+            "is sshd running on the host and listening on that port?",
+        );
+    }
+    if lower.contains("timed out") {
+        return unreachable(
+            format!("no answer within {} s", cx.timeout.as_secs().max(1)),
+            "check the address, the network path and firewalls",
+        );
+    }
+    if lower.contains("no route to host") || lower.contains("network is unreachable") {
+        return unreachable(
+            "no route to host".into(),
+            "check the address, the network path and firewalls",
+        );
+    }
+    if lower.contains("connection closed by")
+        || lower.contains("connection reset")
+        || lower.contains("kex_exchange_identification")
+    {
+        return unreachable(
+            "the host closed the connection during the SSH handshake".into(),
+            "check sshd on the host (its logs, `MaxStartups`, `AllowUsers`)",
+        );
+    }
+    let last = stderr
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or("no message");
+    (format!("ssh failed: {last}"), None)
+}
+
+/// A forwarded socket file, removed when dropped: a run that ends without
+/// `close` (an error, a panic) still leaves no socket behind.
+#[derive(Debug)]
+struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The SSH connection behind a [`DockerEngine`]. Dropping it without
+/// `close` still ends the ssh master (openssh's `Session` drop) and removes
+/// the socket.
+#[derive(Debug)]
+pub(crate) struct Tunnel {
+    session: Session,
+    local: SocketFile,
+    remote: PathBuf,
+}
+
+impl Tunnel {
+    /// Cancels the forward, ends the ssh master, removes the socket file.
+    /// Best effort: a host that already went away is closed too.
+    pub(crate) async fn close(self) {
+        let _ = self
+            .session
+            .close_port_forward(
+                ForwardType::Local,
+                Socket::from(self.local.0.as_path()),
+                Socket::from(self.remote.as_path()),
+            )
+            .await;
+        let _ = self.session.close().await;
+        drop(self.local);
+    }
+
+    /// Whether the host refused a forwarded channel, from the ssh master's
+    /// log: sshd then says only "open failed" (the socket does not exist, or
+    /// the user may not use it), so that is all there is to tell.
+    fn channel_refused(&self) -> bool {
+        let Some(dir) = self.session.control_socket().parent() else {
+            return false;
+        };
+        std::fs::read_to_string(dir.join("log"))
+            .is_ok_and(|log| log.lines().any(|l| l.contains("open failed")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cx() -> SshContext<'static> {
+        SshContext {
+            address: "10.77.0.11",
+            port: 22,
+            user: "root",
+            known_hosts: "/var/tmp/kh",
+            key: "key `/k/id`",
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn classifies_changed_host_key() {
+        let stderr = "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
+            @    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n\
+            @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
+            IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!\n\
+            Host key for 10.77.0.11 has changed and you have requested strict checking.\n\
+            Host key verification failed.";
+        let (message, help) = classify_ssh_error(stderr, &cx());
+        assert_eq!(
+            message,
+            "host key of `10.77.0.11` does not match known_hosts `/var/tmp/kh`"
+        );
+        let help = help.expect("help");
+        assert!(
+            help.contains("ssh-keygen -f /var/tmp/kh -R '10.77.0.11'"),
+            "{help}"
+        );
+        assert!(help.contains("berth never skips host key checks"), "{help}");
+    }
+
+    #[test]
+    fn classifies_unknown_host_key() {
+        let stderr = "No ED25519 host key is known for 10.77.0.11 and you have requested strict checking.\r\nHost key verification failed.";
+        let (message, help) = classify_ssh_error(stderr, &cx());
+        assert_eq!(
+            message,
+            "host key of `10.77.0.11` is not in known_hosts `/var/tmp/kh`"
+        );
+        assert!(help
+            .expect("help")
+            .contains("ssh-keyscan -p 22 10.77.0.11 >> /var/tmp/kh"));
+    }
+
+    #[test]
+    fn names_non_default_ports_as_known_hosts_does() {
+        let mut c = cx();
+        c.port = 2222;
+        let (_, help) = classify_ssh_error("Host key verification failed.", &c);
+        assert!(help.expect("help").contains("-R '[10.77.0.11]:2222'"));
+    }
+
+    #[test]
+    fn classifies_auth_and_network_failures() {
+        let (m, _) = classify_ssh_error("root@10.77.0.11: Permission denied (publickey).", &cx());
+        assert_eq!(m, "authentication refused for user `root` with key `/k/id`");
+        let (m, _) = classify_ssh_error(
+            "connect to host 10.77.0.11 port 22: Connection refused",
+            &cx(),
+        );
+        assert_eq!(m, "cannot reach `10.77.0.11:22`: connection refused");
+        let (m, _) = classify_ssh_error(
+            "connect to host 10.77.0.11 port 22: Connection timed out",
+            &cx(),
+        );
+        assert_eq!(m, "cannot reach `10.77.0.11:22`: no answer within 5 s");
+        let (m, _) = classify_ssh_error(
+            "connect to host 10.77.0.11 port 22: No route to host",
+            &cx(),
+        );
+        assert_eq!(m, "cannot reach `10.77.0.11:22`: no route to host");
+        let (m, _) = classify_ssh_error(
+            "Could not resolve hostname nowhere: Name or service not known",
+            &cx(),
+        );
+        assert_eq!(m, "cannot resolve `10.77.0.11`");
+        let (m, h) = classify_ssh_error("something new\nand odd\n", &cx());
+        assert_eq!(m, "ssh failed: and odd");
+        assert!(h.is_none());
+    }
+
+    #[test]
+    fn socket_paths_are_short_and_unique() {
+        let dir = Path::new("/tmp/berth-123");
+        let a = socket_path(
+            dir,
+            "a-very-long-host-name-that-would-not-fit-in-a-socket-path.example.com",
+        );
+        let b = socket_path(
+            dir,
+            "a-very-long-host-name-that-would-not-fit-in-a-socket-path.example.com",
+        );
+        assert_ne!(a, b);
+        assert!(a.as_os_str().len() < 40, "{}", a.display());
+        assert!(a.starts_with(dir));
+    }
+
+    #[test]
+    fn refuses_runtime_dirs_too_long_for_sockets() {
+        let long = PathBuf::from(format!("/tmp/{}", "x".repeat(80)));
+        let err = prepare_runtime_dir(&long).expect_err("too long");
+        assert!(err.contains("at most 70"), "{err}");
+    }
+
+    #[test]
+    fn removing_a_missing_stale_socket_is_fine() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.sock");
+        assert!(remove_stale(&path).is_ok());
+        std::fs::write(&path, b"").expect("write");
+        assert!(remove_stale(&path).is_ok());
+        assert!(!path.exists());
+    }
 }

@@ -5,12 +5,33 @@
 //! found at once, each with `file:line:col`, the key, and a help line.
 //! Invariant: an unknown or unsupported key is always an error, never ignored
 //! (an ignored `volumes:` loses data). Pure: touches no host.
+//!
+//! How: `yaml` builds a tree whose every node knows its place; `read` pulls
+//! typed values out of it, recording problems instead of stopping;
+//! `inventory` and `compose` (with `service` and `deploy`) map the trees to
+//! the model; `schema` generates the JSON Schemas from the raw types.
 
+mod compose;
+mod deploy;
+mod image;
+mod inventory;
 pub mod model;
+mod mounts;
+mod ports;
+mod read;
+mod schema;
+mod service;
+#[cfg(test)]
+mod tests;
+mod values;
+mod yaml;
 
 pub use model::*;
+pub use schema::{inventory_schema, x_berth_schema};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use read::Cx;
 
 /// One problem in the user's files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,8 +64,207 @@ impl std::fmt::Display for SpecError {
 
 impl std::error::Error for SpecError {}
 
-/// Reads and validates the repo at `root`.
+const INVENTORY_FILE: &str = "berth.yaml";
+const STACKS_DIR: &str = "stacks";
+
+/// Reads and validates the repo at `root`. Every problem in every file is
+/// reported, sorted by file, line and column.
 pub fn load(root: &Path) -> Result<Project, SpecError> {
-    let _ = root;
-    todo!("spec::load")
+    let mut diagnostics = Vec::new();
+    let inventory = load_inventory(root, &mut diagnostics);
+    let stacks = load_stacks(root, inventory.as_ref().map(|(_, i)| i), &mut diagnostics);
+    match inventory {
+        Some((name, inventory)) if diagnostics.is_empty() => Ok(Project {
+            root: root.to_path_buf(),
+            name,
+            inventory,
+            stacks,
+        }),
+        _ => {
+            diagnostics.sort_by(|a, b| {
+                (&a.location.file, a.location.line, a.location.column).cmp(&(
+                    &b.location.file,
+                    b.location.line,
+                    b.location.column,
+                ))
+            });
+            diagnostics.dedup();
+            Err(SpecError { diagnostics })
+        }
+    }
+}
+
+fn load_inventory(root: &Path, out: &mut Vec<Diagnostic>) -> Option<(String, Inventory)> {
+    let mut cx = Cx::new(INVENTORY_FILE, false);
+    if !root.join(INVENTORY_FILE).is_file() {
+        out.push(Diagnostic {
+            location: file_location(INVENTORY_FILE),
+            message: "inventory file not found".to_string(),
+            help: Some(format!(
+                "run berth in a repo that has berth.yaml, or pass --repo (looked in `{}`)",
+                root.display()
+            )),
+        });
+        return None;
+    }
+    let result = read_yaml(root, &mut cx).and_then(|tree| {
+        let raw = inventory::read(&mut cx, &tree);
+        inventory::validate(&mut cx, raw, root)
+    });
+    let clean = cx.diags.is_empty();
+    out.append(&mut cx.diags);
+    result.filter(|_| clean)
+}
+
+fn load_stacks(
+    root: &Path,
+    inventory: Option<&Inventory>,
+    out: &mut Vec<Diagnostic>,
+) -> Vec<Stack> {
+    let mut stacks = Vec::new();
+    for name in stack_names(root, out) {
+        let dir = Path::new(STACKS_DIR).join(&name);
+        let Some(file) = stack_file(root, &dir, &name, out) else {
+            continue;
+        };
+        let mut cx = Cx::new(&file, true);
+        if let Some(tree) = read_yaml(root, &mut cx) {
+            let source = compose::StackSource {
+                name: &name,
+                file: &file,
+                root,
+            };
+            stacks.push(compose::read_stack(&mut cx, &tree, &source, inventory));
+        }
+        out.append(&mut cx.diags);
+    }
+    stacks.sort_by(|a, b| a.name.cmp(&b.name));
+    stacks
+}
+
+/// Directories under `stacks/` (hidden ones skipped), checked to be valid names.
+fn stack_names(root: &Path, out: &mut Vec<Diagnostic>) -> Vec<String> {
+    let entries = match std::fs::read_dir(root.join(STACKS_DIR)) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            out.push(io_problem(STACKS_DIR, &e));
+            return Vec::new();
+        }
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                out.push(io_problem(STACKS_DIR, &e));
+                continue;
+            }
+        };
+        if !entry.path().is_dir() {
+            continue;
+        }
+        let file_name = entry.file_name();
+        let name = file_name.to_string_lossy();
+        if name.starts_with('.') {
+            continue;
+        }
+        if !values::is_slug(&name) {
+            out.push(Diagnostic {
+                location: file_location(Path::new(STACKS_DIR).join(&*name)),
+                message: format!("stack name `{name}` is not valid"),
+                help: Some(
+                    "rename the directory: lowercase letters, digits, `_` and `-`, starting with a letter or digit"
+                        .to_string(),
+                ),
+            });
+            continue;
+        }
+        names.push(name.into_owned());
+    }
+    names.sort();
+    names
+}
+
+/// `compose.yaml` or `compose.yml` in a stack directory (exactly one).
+fn stack_file(root: &Path, dir: &Path, name: &str, out: &mut Vec<Diagnostic>) -> Option<PathBuf> {
+    let yaml = dir.join("compose.yaml");
+    let yml = dir.join("compose.yml");
+    match (root.join(&yaml).is_file(), root.join(&yml).is_file()) {
+        (true, false) => Some(yaml),
+        (false, true) => Some(yml),
+        (true, true) => {
+            out.push(Diagnostic {
+                location: file_location(&yml),
+                message: format!("stack `{name}` has both `compose.yaml` and `compose.yml`"),
+                help: Some("keep one of them".to_string()),
+            });
+            None
+        }
+        (false, false) => {
+            let legacy = ["docker-compose.yaml", "docker-compose.yml"]
+                .into_iter()
+                .find(|f| root.join(dir).join(f).is_file());
+            let help = match legacy {
+                Some(old) => format!("rename `{}` to `compose.yaml`", dir.join(old).display()),
+                None => format!(
+                    "add `{}`, or remove the directory `{}`",
+                    yaml.display(),
+                    dir.display()
+                ),
+            };
+            out.push(Diagnostic {
+                location: file_location(&yaml),
+                message: format!("missing stack file for stack `{name}`"),
+                help: Some(help),
+            });
+            None
+        }
+    }
+}
+
+/// Reads and parses `cx.file`; syntax errors and YAML-level problems
+/// (duplicate keys, tags) go to `cx`. None when there is no tree to check.
+fn read_yaml(root: &Path, cx: &mut Cx) -> Option<yaml::Node> {
+    let text = match std::fs::read_to_string(root.join(&cx.file)) {
+        Ok(text) => text,
+        Err(e) => {
+            let problem = io_problem(&cx.file, &e);
+            cx.diags.push(problem);
+            return None;
+        }
+    };
+    match yaml::parse(&text) {
+        Ok(parsed) => {
+            for problem in parsed.problems {
+                cx.yaml_problem(problem);
+            }
+            Some(parsed.root)
+        }
+        Err(problem) => {
+            cx.yaml_problem(problem);
+            None
+        }
+    }
+}
+
+fn file_location(file: impl Into<PathBuf>) -> Location {
+    Location {
+        file: file.into(),
+        line: 0,
+        column: 0,
+    }
+}
+
+fn io_problem(file: impl Into<PathBuf>, error: &std::io::Error) -> Diagnostic {
+    let message = if error.kind() == std::io::ErrorKind::InvalidData {
+        "the file is not UTF-8 text".to_string()
+    } else {
+        format!("cannot read: {error}")
+    };
+    Diagnostic {
+        location: file_location(file),
+        message,
+        help: None,
+    }
 }

@@ -59,10 +59,13 @@ pub struct Settings {
     pub known_hosts: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How berth reaches a host's Docker Engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
+    /// Over SSH, forwarding the remote Docker socket.
     Ssh,
+    /// The Docker socket of the machine berth runs on (no SSH).
     Local,
 }
 
@@ -93,6 +96,31 @@ pub struct Stack {
     pub networks: BTreeMap<String, NetworkSpec>,
     /// Named volumes declared by the stack (key as written).
     pub volumes: BTreeMap<String, VolumeSpec>,
+    /// Secrets declared by the stack (key as written): encrypted files in the repo.
+    pub secrets: BTreeMap<String, SecretSpec>,
+}
+
+/// A stack-level secret (`secrets: {db_password: {file: ./secrets/db.pgp}}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretSpec {
+    /// The encrypted file, relative to the repo root (`stacks/web/secrets/db.pgp`);
+    /// checked to exist when the spec is loaded.
+    pub file: PathBuf,
+    pub location: Location,
+}
+
+/// A service's use of a stack secret, delivered as a read-only file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRef {
+    /// Key in the stack's `secrets:`.
+    pub source: String,
+    /// Absolute path in the container; default `/run/secrets/<source>`.
+    pub target: String,
+    pub uid: Option<String>,
+    pub gid: Option<String>,
+    /// File mode; None = Compose's default 0444.
+    pub mode: Option<u32>,
+    pub location: Location,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -124,6 +152,9 @@ pub struct Service {
     pub depends_on: BTreeMap<String, DependsCondition>,
     pub container: ContainerSpec,
     pub validate: Vec<ValidateCheck>,
+    /// Secrets the service reads, sorted by target; the secrets stage turns
+    /// them into files and digests in `container.secrets`.
+    pub secrets: Vec<SecretRef>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

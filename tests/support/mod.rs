@@ -212,6 +212,16 @@ impl Bed {
         }
     }
 
+    /// Cleans `project` off every host now and again when the scope ends,
+    /// even when the test fails, so one test's leftovers never break another.
+    pub fn scope(&self, project: &str) -> Scope<'_> {
+        self.clean(project);
+        Scope {
+            bed: self,
+            project: project.to_string(),
+        }
+    }
+
     /// GET http://<host address>:<port>/ from the runner, bounded to 5 s.
     pub fn http_get(&self, host: &str, port: u16) -> String {
         let out = Command::new("curl")
@@ -220,6 +230,17 @@ impl Bed {
             .output()
             .expect("run curl");
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+pub struct Scope<'a> {
+    bed: &'a Bed,
+    project: String,
+}
+
+impl Drop for Scope<'_> {
+    fn drop(&mut self) {
+        self.bed.clean(&self.project);
     }
 }
 

@@ -1,0 +1,621 @@
+//! `berth.yaml`: the project name, the hosts and how to reach them.
+//!
+//! Two steps, as everywhere in `spec`: [`read`] turns the YAML tree into the
+//! raw types below (every key and type checked, places kept), and
+//! [`validate`] applies defaults and the checks that span several fields or
+//! hosts. The raw types also generate `schemas/berth.schema.json`, so the
+//! schema editors use and the keys berth accepts come from one definition
+//! (a test keeps the key lists used by [`read`] equal to the schema's).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use schemars::JsonSchema;
+
+use super::read::{Cx, Field, Fields};
+use super::values::{is_name, is_slug, GoDuration};
+use super::yaml::Node;
+use super::{HostConfig, Inventory, Location, Settings, Transport};
+
+/// berth inventory: the hosts berth deploys to, how to reach them, and run settings.
+#[derive(Debug, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "berth.yaml")]
+pub(crate) struct RawInventory {
+    /// Ownership scope: berth labels every container it creates with
+    /// `berth.project` and never touches containers of another project, so
+    /// several repos can share hosts. Default `default`.
+    #[schemars(pattern(r"^[a-z0-9][a-z0-9_-]*$"))]
+    pub project: Option<String>,
+    /// Connection settings every host inherits unless it sets its own.
+    pub defaults: Option<RawHostDefaults>,
+    /// How berth runs: parallelism, timeouts, SSH host keys.
+    pub settings: Option<RawSettings>,
+    /// The Docker hosts berth manages. At least one.
+    #[schemars(length(min = 1))]
+    pub hosts: Vec<RawHost>,
+}
+
+/// Connection settings shared by all hosts.
+#[derive(Debug, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "HostDefaults")]
+pub(crate) struct RawHostDefaults {
+    /// SSH user. Default `root`.
+    pub user: Option<String>,
+    /// SSH port. Default 22.
+    #[schemars(range(min = 1))]
+    pub port: Option<u16>,
+    /// SSH private key; `~` is the home directory, a relative path is relative
+    /// to the repo root. Default: the ssh agent and the user's default keys.
+    pub identity_file: Option<String>,
+    /// Path of the Docker Engine socket on the host. Default `/var/run/docker.sock`.
+    pub docker_socket: Option<String>,
+    /// `ssh` (default) or `local` (the machine berth runs on, no SSH).
+    pub transport: Option<Transport>,
+    #[serde(skip)]
+    pub identity_file_at: Option<Location>,
+}
+
+/// Run settings.
+#[derive(Debug, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Settings")]
+pub(crate) struct RawSettings {
+    /// How many hosts berth contacts at once. Default 16.
+    #[schemars(range(min = 1))]
+    pub parallel: Option<u32>,
+    /// How long to wait for an SSH connection, as a Go duration (`10s`, `1m`). Default `10s`.
+    pub connect_timeout: Option<GoDuration>,
+    /// known_hosts file checked strictly for every SSH host (`~` is the home
+    /// directory). Default `~/.ssh/known_hosts`.
+    pub known_hosts: Option<String>,
+    #[serde(skip)]
+    pub known_hosts_at: Option<Location>,
+}
+
+/// One Docker host.
+#[derive(Debug, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Host")]
+pub(crate) struct RawHost {
+    /// Unique name, used in plans and in `node.hostname` placement constraints.
+    #[schemars(pattern(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"))]
+    pub name: String,
+    /// IP address or DNS name for SSH. Required unless `transport: local`.
+    pub address: Option<String>,
+    /// SSH port. Default from `defaults.port`, else 22.
+    #[schemars(range(min = 1))]
+    pub port: Option<u16>,
+    /// SSH user. Default from `defaults.user`, else `root`.
+    pub user: Option<String>,
+    /// SSH private key (`~` is the home directory, relative paths are
+    /// relative to the repo root). Default from `defaults.identity_file`.
+    pub identity_file: Option<String>,
+    /// Path of the Docker Engine socket on the host. Default `/var/run/docker.sock`.
+    pub docker_socket: Option<String>,
+    /// `ssh` or `local`. Default from `defaults.transport`, else `ssh`.
+    pub transport: Option<Transport>,
+    /// Free-form labels matched by `deploy.placement.constraints`
+    /// (`node.labels.role == web`).
+    #[serde(default)]
+    #[schemars(schema_with = "label_map_schema")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip)]
+    pub at: Location,
+    #[serde(skip)]
+    pub name_at: Location,
+    #[serde(skip)]
+    pub identity_file_at: Option<Location>,
+}
+
+/// Label values may be written as numbers or booleans; they are read as text.
+fn label_map_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "additionalProperties": { "type": ["string", "number", "boolean"] },
+        "propertyNames": { "pattern": "^[A-Za-z0-9][A-Za-z0-9._/-]*$" }
+    })
+}
+
+pub(crate) const TOP_KEYS: &[&str] = &["project", "defaults", "settings", "hosts"];
+pub(crate) const DEFAULTS_KEYS: &[&str] = &[
+    "user",
+    "port",
+    "identity_file",
+    "docker_socket",
+    "transport",
+];
+pub(crate) const SETTINGS_KEYS: &[&str] = &["parallel", "connect_timeout", "known_hosts"];
+pub(crate) const HOST_KEYS: &[&str] = &[
+    "name",
+    "address",
+    "port",
+    "user",
+    "identity_file",
+    "docker_socket",
+    "transport",
+    "labels",
+];
+
+const DEFAULT_PROJECT: &str = "default";
+const DEFAULT_USER: &str = "root";
+const DEFAULT_PORT: u16 = 22;
+const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+const DEFAULT_PARALLEL: usize = 16;
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads the tree into raw types, reporting unknown keys and wrong types.
+pub(crate) fn read(cx: &mut Cx, root: &Node) -> RawInventory {
+    let mut raw = RawInventory::default();
+    if root.is_null() {
+        cx.error_help(
+            root,
+            "`berth.yaml` is empty",
+            "list the hosts to deploy to under `hosts:`",
+        );
+        return raw;
+    }
+    let Some(top) = cx.map_with(root, "`berth.yaml`", TOP_KEYS) else {
+        return raw;
+    };
+    if let Some(field) = top.get("project") {
+        raw.project = cx.string(field.value, "`project`");
+        if let Some(name) = &raw.project {
+            if !is_slug(name) {
+                cx.error_help(
+                    field.value,
+                    format!("project name `{name}` is not valid"),
+                    "use lowercase letters, digits, `_` and `-`, starting with a letter or digit",
+                );
+            }
+        }
+    }
+    if let Some(node) = top.value("defaults") {
+        raw.defaults = read_defaults(cx, node);
+    }
+    if let Some(node) = top.value("settings") {
+        raw.settings = read_settings(cx, node);
+    }
+    match top.get("hosts") {
+        None => cx.error_help(
+            root,
+            "`berth.yaml` has no `hosts:`",
+            "list at least one host, e.g. `hosts: [{name: edge-1, address: 10.0.0.11}]`",
+        ),
+        Some(field) => {
+            if let Some(items) = cx.seq(field.value, "`hosts`") {
+                if items.is_empty() {
+                    cx.error_help(
+                        field.key,
+                        "`hosts` is empty",
+                        "list at least one host to deploy to",
+                    );
+                }
+                raw.hosts = items.iter().filter_map(|h| read_host(cx, h)).collect();
+            }
+        }
+    }
+    raw
+}
+
+fn read_defaults(cx: &mut Cx, node: &Node) -> Option<RawHostDefaults> {
+    let fields = cx.map_with(node, "`defaults`", DEFAULTS_KEYS)?;
+    let what = "`defaults`";
+    let conn = read_connection(cx, &fields, what);
+    Some(RawHostDefaults {
+        user: conn.user,
+        port: conn.port,
+        identity_file: conn.identity_file,
+        docker_socket: conn.docker_socket,
+        transport: conn.transport,
+        identity_file_at: conn.identity_file_at,
+    })
+}
+
+fn read_settings(cx: &mut Cx, node: &Node) -> Option<RawSettings> {
+    let fields = cx.map_with(node, "`settings`", SETTINGS_KEYS)?;
+    let mut raw = RawSettings::default();
+    if let Some(v) = fields.value("parallel") {
+        raw.parallel = cx
+            .int(v, "`settings.parallel`", 1, i64::from(u32::MAX))
+            .map(|n| n as u32);
+    }
+    if let Some(v) = fields.value("connect_timeout") {
+        raw.connect_timeout = cx.duration(v, "`settings.connect_timeout`").map(GoDuration);
+        if raw.connect_timeout == Some(GoDuration(Duration::ZERO)) {
+            cx.error(v, "`settings.connect_timeout` must be longer than zero");
+            raw.connect_timeout = None;
+        }
+    }
+    if let Some(v) = fields.value("known_hosts") {
+        raw.known_hosts = cx.string(v, "`settings.known_hosts`");
+        raw.known_hosts_at = Some(cx.at(v));
+    }
+    Some(raw)
+}
+
+/// The connection keys hosts and `defaults` share.
+#[derive(Default)]
+struct Connection {
+    user: Option<String>,
+    port: Option<u16>,
+    identity_file: Option<String>,
+    identity_file_at: Option<Location>,
+    docker_socket: Option<String>,
+    transport: Option<Transport>,
+}
+
+fn read_connection(cx: &mut Cx, fields: &Fields<'_>, what: &str) -> Connection {
+    let mut conn = Connection::default();
+    if let Some(v) = fields.value("user") {
+        conn.user = cx.string(v, &format!("`user` of {what}"));
+        if let Some(user) = &conn.user {
+            if user.is_empty() || user.contains(|c: char| c.is_whitespace() || c == '@') {
+                cx.error(
+                    v,
+                    format!("`user` of {what} is not a valid user name: `{user}`"),
+                );
+                conn.user = None;
+            }
+        }
+    }
+    if let Some(v) = fields.value("port") {
+        conn.port = cx
+            .int(v, &format!("`port` of {what}"), 1, 65535)
+            .map(|p| p as u16);
+    }
+    if let Some(v) = fields.value("identity_file") {
+        conn.identity_file = cx.string(v, &format!("`identity_file` of {what}"));
+        conn.identity_file_at = Some(cx.at(v));
+    }
+    if let Some(v) = fields.value("docker_socket") {
+        conn.docker_socket = cx.string(v, &format!("`docker_socket` of {what}"));
+        if let Some(socket) = &conn.docker_socket {
+            if !socket.starts_with('/') {
+                cx.error_help(
+                    v,
+                    format!("`docker_socket` of {what} must be an absolute path, found `{socket}`"),
+                    "the usual path is `/var/run/docker.sock`",
+                );
+                conn.docker_socket = None;
+            }
+        }
+    }
+    if let Some(v) = fields.value("transport") {
+        conn.transport = match v.scalar() {
+            Some("ssh") => Some(Transport::Ssh),
+            Some("local") => Some(Transport::Local),
+            _ => {
+                cx.error(
+                    v,
+                    format!(
+                        "`transport` of {what} must be `ssh` or `local`, found {}",
+                        v.describe()
+                    ),
+                );
+                None
+            }
+        };
+    }
+    conn
+}
+
+fn read_host(cx: &mut Cx, node: &Node) -> Option<RawHost> {
+    let fields = cx.map(node, "a host")?;
+    let name_field = fields.get("name");
+    let name = name_field
+        .and_then(|f| f.value.scalar())
+        .map(str::to_string);
+    let what = match &name {
+        Some(n) => format!("host `{n}`"),
+        None => "a host".to_string(),
+    };
+    for field in &fields.entries {
+        if !HOST_KEYS.contains(&field.name) {
+            cx.unknown_key(field, &what, HOST_KEYS);
+        }
+    }
+    let name = match (name_field, name) {
+        (Some(field), Some(name)) => {
+            if !is_name(&name) {
+                cx.error_help(
+                    field.value,
+                    format!("host name `{name}` is not valid"),
+                    "use letters, digits, `.`, `_` and `-`, starting with a letter or digit",
+                );
+            }
+            name
+        }
+        (Some(field), None) => {
+            cx.error(
+                field.value,
+                format!(
+                    "`name` of a host must be a string, found {}",
+                    field.value.describe()
+                ),
+            );
+            String::new()
+        }
+        (None, _) => {
+            cx.error_help(
+                node,
+                "a host has no `name`",
+                "give every host a unique `name:`",
+            );
+            String::new()
+        }
+    };
+    let conn = read_connection(cx, &fields, &what);
+    let address = fields
+        .value("address")
+        .and_then(|v| read_address(cx, v, &what));
+    let labels = fields
+        .value("labels")
+        .and_then(|v| read_labels(cx, v, &what))
+        .unwrap_or_default();
+    Some(RawHost {
+        name_at: name_field.map_or_else(|| cx.at(node), |f: Field<'_>| cx.at(f.value)),
+        at: cx.at(node),
+        name,
+        address,
+        port: conn.port,
+        user: conn.user,
+        identity_file: conn.identity_file,
+        identity_file_at: conn.identity_file_at,
+        docker_socket: conn.docker_socket,
+        transport: conn.transport,
+        labels,
+    })
+}
+
+fn read_address(cx: &mut Cx, node: &Node, what: &str) -> Option<String> {
+    let address = cx.string(node, &format!("`address` of {what}"))?;
+    let colons = address.matches(':').count();
+    let problem = if address.is_empty() {
+        Some(("is empty", "write an IP address or a DNS name"))
+    } else if address.contains('@') {
+        Some(("contains `@`", "set the SSH user with `user:`"))
+    } else if colons == 1 {
+        Some(("contains a port", "set the SSH port with `port:`"))
+    } else if address.contains(|c: char| c.is_whitespace() || c == '/') {
+        Some((
+            "is not an IP address or DNS name",
+            "write an IP address or a DNS name",
+        ))
+    } else {
+        None
+    };
+    if let Some((why, help)) = problem {
+        cx.error_help(
+            node,
+            format!("`address` of {what} {why}: `{address}`"),
+            help,
+        );
+    }
+    // Kept even when wrong (the load fails anyway) so it is not also "missing".
+    Some(address)
+}
+
+fn read_labels(cx: &mut Cx, node: &Node, what: &str) -> Option<BTreeMap<String, String>> {
+    let labels = cx.string_map(node, &format!("`labels` of {what}"))?;
+    let mut ok = true;
+    for key in labels.keys() {
+        let mut chars = key.chars();
+        let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
+        if !valid {
+            cx.error_help(
+                node,
+                format!("label key `{key}` of {what} is not valid"),
+                "use letters, digits, `.`, `_`, `-` and `/`, so constraints like `node.labels.<key> == value` can name it",
+            );
+            ok = false;
+        }
+    }
+    ok.then_some(labels)
+}
+
+/// Applies defaults and checks across hosts. Returns the project name and
+/// the inventory, or None when anything was reported.
+pub(crate) fn validate(cx: &mut Cx, raw: RawInventory, root: &Path) -> Option<(String, Inventory)> {
+    let errors_before = cx.diags.len();
+    let defaults = raw.defaults.unwrap_or_default();
+    let settings = raw.settings.unwrap_or_default();
+    let default_identity = defaults
+        .identity_file
+        .as_deref()
+        .and_then(|p| expand(cx, p, root, defaults.identity_file_at.as_ref()));
+    let known_hosts = settings
+        .known_hosts
+        .as_deref()
+        .and_then(|p| expand(cx, p, root, settings.known_hosts_at.as_ref()));
+
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut hosts = Vec::with_capacity(raw.hosts.len());
+    for host in raw.hosts {
+        if host.name.is_empty() {
+            continue;
+        }
+        if let Some(line) = seen.insert(host.name.clone(), host.name_at.line) {
+            cx.report(
+                host.name_at.clone(),
+                format!("duplicate host name `{}` (first at line {line})", host.name),
+                Some(
+                    "host names must be unique: placement and plans refer to hosts by name"
+                        .to_string(),
+                ),
+            );
+            continue;
+        }
+        let transport = host
+            .transport
+            .or(defaults.transport)
+            .unwrap_or(Transport::Ssh);
+        let address = match (host.address, transport) {
+            (Some(address), _) => address,
+            (None, Transport::Local) => String::new(),
+            (None, Transport::Ssh) => {
+                cx.report(
+                    host.at.clone(),
+                    format!("host `{}` has no `address`", host.name),
+                    Some("set `address:` (an IP or DNS name), or `transport: local` for the machine berth runs on".to_string()),
+                );
+                continue;
+            }
+        };
+        let identity_file = match &host.identity_file {
+            Some(p) => expand(cx, p, root, host.identity_file_at.as_ref()),
+            None => default_identity.clone(),
+        };
+        hosts.push(HostConfig {
+            name: host.name,
+            address,
+            port: host.port.or(defaults.port).unwrap_or(DEFAULT_PORT),
+            user: host
+                .user
+                .or_else(|| defaults.user.clone())
+                .unwrap_or_else(|| DEFAULT_USER.to_string()),
+            identity_file,
+            labels: host.labels,
+            docker_socket: host
+                .docker_socket
+                .or_else(|| defaults.docker_socket.clone())
+                .unwrap_or_else(|| DEFAULT_SOCKET.to_string()),
+            transport,
+            location: host.at,
+        });
+    }
+    hosts.sort_by(|a, b| a.name.cmp(&b.name));
+    if cx.diags.len() > errors_before {
+        return None;
+    }
+    let inventory = Inventory {
+        hosts,
+        settings: Settings {
+            parallel: settings.parallel.map_or(DEFAULT_PARALLEL, |p| p as usize),
+            connect_timeout: settings
+                .connect_timeout
+                .map_or(DEFAULT_CONNECT_TIMEOUT, |d| d.0),
+            known_hosts,
+        },
+    };
+    let project = raw.project.unwrap_or_else(|| DEFAULT_PROJECT.to_string());
+    Some((project, inventory))
+}
+
+/// `~/x` is under the home directory; a relative path is under the repo root.
+fn expand(cx: &mut Cx, path: &str, root: &Path, at: Option<&Location>) -> Option<PathBuf> {
+    let home = || std::env::var_os("HOME").map(PathBuf::from);
+    let expanded = if path == "~" {
+        home()
+    } else if let Some(rest) = path.strip_prefix("~/") {
+        home().map(|h| h.join(rest))
+    } else if path.starts_with('~') {
+        cx.report(
+            at.cloned().unwrap_or_default(),
+            format!("cannot expand `{path}`: only `~/` (the current user's home) is supported"),
+            None,
+        );
+        return None;
+    } else {
+        return Some(root.join(path));
+    };
+    if expanded.is_none() {
+        cx.report(
+            at.cloned().unwrap_or_default(),
+            format!("cannot expand `{path}`: HOME is not set"),
+            Some("set HOME, or write an absolute path".to_string()),
+        );
+    }
+    expanded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::yaml;
+
+    fn load(text: &str) -> (Option<(String, Inventory)>, Vec<String>) {
+        let mut cx = Cx::new("berth.yaml", false);
+        let root = yaml::parse(text).unwrap().root;
+        let raw = read(&mut cx, &root);
+        let result = validate(&mut cx, raw, Path::new("/repo"));
+        let messages = cx
+            .diags
+            .iter()
+            .map(|d| format!("{}: {}", d.location, d.message))
+            .collect();
+        (result, messages)
+    }
+
+    #[test]
+    fn defaults_apply_and_hosts_sort() {
+        let (result, messages) = load(
+            "project: shop\n\
+             defaults: {user: deploy, port: 2222, identity_file: keys/id}\n\
+             settings: {parallel: 4, connect_timeout: 1m}\n\
+             hosts:\n\
+             \x20 - {name: web-2, address: 10.0.0.2, labels: {role: web, zone: 1}}\n\
+             \x20 - {name: db-1, address: db.example.com, port: 22, user: root}\n\
+             \x20 - {name: box, transport: local}\n",
+        );
+        assert_eq!(messages, Vec::<String>::new());
+        let (project, inventory) = result.unwrap();
+        assert_eq!(project, "shop");
+        let names: Vec<_> = inventory.hosts.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["box", "db-1", "web-2"]);
+        let web = &inventory.hosts[2];
+        assert_eq!((web.port, web.user.as_str()), (2222, "deploy"));
+        assert_eq!(
+            web.identity_file.as_deref(),
+            Some(Path::new("/repo/keys/id"))
+        );
+        assert_eq!(web.labels["zone"], "1");
+        assert_eq!(web.docker_socket, "/var/run/docker.sock");
+        assert_eq!(web.location.line, 5);
+        let db = &inventory.hosts[1];
+        assert_eq!((db.port, db.user.as_str()), (22, "root"));
+        assert_eq!(inventory.hosts[0].transport, Transport::Local);
+        assert_eq!(inventory.settings.parallel, 4);
+        assert_eq!(inventory.settings.connect_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn problems_are_all_reported() {
+        let (result, messages) = load(
+            "project: Shop\n\
+             settings: {parallel: 0, connect_timeout: 10}\n\
+             hosts:\n\
+             \x20 - {name: a, address: 'root@10.0.0.1', prot: 22}\n\
+             \x20 - {name: a, address: 10.0.0.2}\n\
+             \x20 - {name: b}\n\
+             \x20 - {name: c, address: x, transport: carrier-pigeon}\n",
+        );
+        assert!(result.is_none());
+        assert_eq!(
+            messages,
+            [
+                "berth.yaml:1:10: project name `Shop` is not valid",
+                "berth.yaml:2:22: `settings.parallel` must be an integer from 1 to 4294967295, found `0`",
+                "berth.yaml:2:42: `settings.connect_timeout`: `10` has no unit",
+                "berth.yaml:4:41: unknown key `prot` in host `a`",
+                "berth.yaml:4:24: `address` of host `a` contains `@`: `root@10.0.0.1`",
+                "berth.yaml:7:38: `transport` of host `c` must be `ssh` or `local`, found `carrier-pigeon`",
+                "berth.yaml:5:12: duplicate host name `a` (first at line 4)",
+                "berth.yaml:6:5: host `b` has no `address`",
+            ]
+        );
+    }
+
+    #[test]
+    fn no_hosts_is_an_error() {
+        let (_, messages) = load("project: x\n");
+        assert_eq!(messages, ["berth.yaml:1:1: `berth.yaml` has no `hosts:`"]);
+        let (_, messages) = load("hosts: []\n");
+        assert_eq!(messages, ["berth.yaml:1:1: `hosts` is empty"]);
+        let (_, messages) = load("");
+        assert_eq!(messages, ["berth.yaml:1:1: `berth.yaml` is empty"]);
+    }
+}

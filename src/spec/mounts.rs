@@ -1,0 +1,361 @@
+//! `volumes:` and `tmpfs:` of a service, as sorted [`MountSpec`]s and
+//! tmpfs mounts.
+//!
+//! A named volume must be declared at the top level and becomes its
+//! engine-side name; a bind mount needs an absolute host path (berth runs
+//! containers on other machines, where a path relative to the repo means
+//! nothing); an anonymous volume is refused because its data would be lost
+//! on every replace.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::read::{Cx, Fields};
+use super::service::Decls;
+use super::values;
+use super::yaml::{Kind, Node};
+use super::{ContainerSpec, MountKind, MountSpec};
+
+const MOUNT_KEYS: &[&str] = &["type", "source", "target", "read_only", "tmpfs"];
+const MOUNT_UNSUPPORTED: &[&str] = &["bind", "volume", "consistency", "image"];
+
+/// `volumes:` of a service: named volumes and absolute bind mounts, plus
+/// long-syntax `type: tmpfs` entries (returned as tmpfs mounts).
+pub(crate) fn mounts(
+    cx: &mut Cx,
+    node: &Node,
+    what: &str,
+    decls: &Decls<'_>,
+) -> (Vec<MountSpec>, BTreeMap<String, String>) {
+    let mut mounts = Vec::new();
+    let mut tmpfs = BTreeMap::new();
+    let Some(items) = cx.seq(node, &format!("`volumes` of {what}")) else {
+        return (mounts, tmpfs);
+    };
+    for item in items {
+        if let Kind::Map(_) = item.kind {
+            match long_mount(cx, item, what, decls) {
+                Some(LongMount::Mount(m)) => mounts.push(m),
+                Some(LongMount::Tmpfs(target, options)) => {
+                    tmpfs.insert(target, options);
+                }
+                None => {}
+            }
+            continue;
+        }
+        let Some(text) = cx.string(item, &format!("a volume of {what}")) else {
+            continue;
+        };
+        let parts: Vec<&str> = text.split(':').collect();
+        let (source, target, options) = match parts.as_slice() {
+            [target] => {
+                anonymous_volume(cx, item, what, target);
+                continue;
+            }
+            [source, target] => (*source, *target, ""),
+            [source, target, options] => (*source, *target, *options),
+            _ => {
+                cx.error_help(
+                    item,
+                    format!("{what} volume `{text}` has too many `:`"),
+                    "write `volume:/path[:ro]` or `/host/path:/path[:ro]`",
+                );
+                continue;
+            }
+        };
+        let mut read_only = false;
+        let mut ok = true;
+        for option in options.split(',').filter(|o| !o.is_empty()) {
+            match option {
+                "ro" => read_only = true,
+                "rw" => read_only = false,
+                other => {
+                    cx.error_help(
+                        item,
+                        format!("{what} volume `{text}`: option `{other}` is not supported"),
+                        "berth supports `ro` and `rw`",
+                    );
+                    ok = false;
+                }
+            }
+        }
+        let written = Written {
+            kind: None,
+            source,
+            target,
+            read_only,
+        };
+        if ok {
+            mounts.extend(mount(cx, item, what, decls, written));
+        }
+    }
+    mounts.sort();
+    (mounts, tmpfs)
+}
+
+fn anonymous_volume(cx: &mut Cx, node: &Node, what: &str, target: &str) {
+    cx.error_help(
+        node,
+        format!("{what} has an anonymous volume at `{target}`"),
+        "an anonymous volume's data is lost whenever berth replaces the container: name it (`data:{target}`) and declare it under top-level `volumes:`",
+    );
+}
+
+/// A mount as written, before its source is resolved.
+struct Written<'s> {
+    /// The long syntax's `type`; None for the short syntax.
+    kind: Option<MountKind>,
+    source: &'s str,
+    target: &'s str,
+    read_only: bool,
+}
+
+/// Builds a mount from a source as written: absolute path = bind, relative
+/// path = error, a name = a declared volume.
+fn mount(
+    cx: &mut Cx,
+    node: &Node,
+    what: &str,
+    decls: &Decls<'_>,
+    written: Written<'_>,
+) -> Option<MountSpec> {
+    let Written {
+        kind,
+        source,
+        target,
+        read_only,
+    } = written;
+    if !target.starts_with('/') {
+        cx.error(
+            node,
+            format!("{what}: mount target `{target}` must be an absolute path in the container"),
+        );
+        return None;
+    }
+    let absolute = source.starts_with('/');
+    let named = !absolute
+        && kind != Some(MountKind::Bind)
+        && !source.starts_with(['.', '~'])
+        && !source.contains('/');
+    if kind == Some(MountKind::Volume) && !named {
+        cx.error_help(
+            node,
+            format!("{what}: `type: volume` needs a volume name as `source`, found `{source}`"),
+            "for a host path use `type: bind`",
+        );
+        return None;
+    }
+    if absolute {
+        return Some(MountSpec {
+            kind: MountKind::Bind,
+            source: source.to_string(),
+            target: target.to_string(),
+            read_only,
+        });
+    }
+    if !named {
+        cx.error_help(
+            node,
+            format!("{what}: bind mount source `{source}` is a relative path"),
+            "berth runs containers on other hosts, where a path relative to the repo means nothing: use an absolute host path (`/srv/app/conf:/etc/app:ro`) or a named volume",
+        );
+        return None;
+    }
+    let Some(volume) = decls.volumes.get(source) else {
+        let declared: Vec<&str> = decls.volumes.keys().map(String::as_str).collect();
+        let mut help = String::new();
+        if let Some(close) = values::suggest(source, &declared) {
+            help.push_str(&format!("did you mean `{close}`? "));
+        }
+        help.push_str(&format!(
+            "declare it under top-level `volumes:` (`volumes: {{{source}: {{}}}}`)"
+        ));
+        cx.error_help(node, format!("undefined volume `{source}` in {what}"), help);
+        return None;
+    };
+    Some(MountSpec {
+        kind: MountKind::Volume,
+        source: volume.name.clone(),
+        target: target.to_string(),
+        read_only,
+    })
+}
+
+enum LongMount {
+    Mount(MountSpec),
+    /// Target and `--tmpfs` options.
+    Tmpfs(String, String),
+}
+
+fn long_mount(cx: &mut Cx, node: &Node, what: &str, decls: &Decls<'_>) -> Option<LongMount> {
+    let item = format!("a volume of {what}");
+    let fields = cx.map(node, &item)?;
+    for field in &fields.entries {
+        if MOUNT_UNSUPPORTED.contains(&field.name) {
+            cx.error_help(
+                field.key,
+                format!("unsupported key `{}` in {item}", field.name),
+                format!("berth supports: {}", MOUNT_KEYS.join(", ")),
+            );
+        } else if !MOUNT_KEYS.contains(&field.name) {
+            cx.unknown_key(field, &item, MOUNT_KEYS);
+        }
+    }
+    let kind = match fields.value("type") {
+        None => {
+            cx.error_help(
+                node,
+                format!("{item} has no `type`"),
+                "set `type:` to `volume`, `bind` or `tmpfs`",
+            );
+            return None;
+        }
+        Some(v) => cx.string(v, &format!("`type` of {item}"))?,
+    };
+    let target = match fields.value("target") {
+        None => {
+            cx.error_help(
+                node,
+                format!("{item} has no `target`"),
+                "set `target:` to the path in the container",
+            );
+            return None;
+        }
+        Some(v) => cx.string(v, &format!("`target` of {item}"))?,
+    };
+    let read_only = fields
+        .value("read_only")
+        .and_then(|v| cx.bool(v, &format!("`read_only` of {item}")))
+        .unwrap_or(false);
+    let source = fields
+        .value("source")
+        .map(|v| (v, cx.string(v, &format!("`source` of {item}"))));
+    if kind != "tmpfs" {
+        if let Some(f) = fields.get("tmpfs") {
+            cx.error(f.key, format!("{item}: `tmpfs` options need `type: tmpfs`"));
+        }
+    }
+    match kind.as_str() {
+        "volume" | "bind" => {
+            let Some((source_node, source)) = source else {
+                if kind == "volume" {
+                    anonymous_volume(cx, node, what, &target);
+                } else {
+                    cx.error(node, format!("{item} has no `source`"));
+                }
+                return None;
+            };
+            let source = source?;
+            let kind = if kind == "bind" {
+                MountKind::Bind
+            } else {
+                MountKind::Volume
+            };
+            let written = Written {
+                kind: Some(kind),
+                source: &source,
+                target: &target,
+                read_only,
+            };
+            mount(cx, source_node, what, decls, written).map(LongMount::Mount)
+        }
+        "tmpfs" => {
+            if let Some((source_node, _)) = source {
+                cx.error(
+                    source_node,
+                    format!("{item}: a tmpfs mount has no `source`"),
+                );
+            }
+            if !target.starts_with('/') {
+                cx.error(
+                    node,
+                    format!(
+                        "{what}: mount target `{target}` must be an absolute path in the container"
+                    ),
+                );
+                return None;
+            }
+            let mut options = Vec::new();
+            if read_only {
+                options.push("ro".to_string());
+            }
+            if let Some(v) = fields.value("tmpfs") {
+                let tmpfs_what = format!("`tmpfs` of {item}");
+                let opts = cx.map_with(v, &tmpfs_what, &["size", "mode"])?;
+                if let Some(size) = opts.value("size") {
+                    options.push(format!(
+                        "size={}",
+                        cx.memory(size, &format!("`size` of {tmpfs_what}"))?
+                    ));
+                }
+                if let Some(mode) = opts.value("mode") {
+                    options.push(format!(
+                        "mode={:o}",
+                        cx.file_mode(mode, &format!("`mode` of {tmpfs_what}"))?
+                    ));
+                }
+            }
+            Some(LongMount::Tmpfs(target, options.join(",")))
+        }
+        other => {
+            cx.error_help(
+                fields.value("type").unwrap_or(node),
+                format!("{item}: type `{other}` is not supported"),
+                "berth supports `volume`, `bind` and `tmpfs`",
+            );
+            None
+        }
+    }
+}
+
+/// `tmpfs:` of a service: one path or a list of `/path[:options]`.
+pub(crate) fn tmpfs(cx: &mut Cx, node: &Node, what: &str, out: &mut BTreeMap<String, String>) {
+    let items: Vec<&Node> = match &node.kind {
+        Kind::Seq(items) => items.iter().collect(),
+        _ => vec![node],
+    };
+    for item in items {
+        let Some(text) = cx.string(item, &format!("`tmpfs` of {what}")) else {
+            continue;
+        };
+        let (path, options) = text.split_once(':').unwrap_or((&text, ""));
+        if !path.starts_with('/') {
+            cx.error(
+                item,
+                format!("{what}: tmpfs path `{path}` must be absolute"),
+            );
+            continue;
+        }
+        if out.insert(path.to_string(), options.to_string()).is_some() {
+            cx.error(item, format!("{what} mounts a tmpfs at `{path}` twice"));
+        }
+    }
+}
+
+pub(crate) fn check_mount_targets(
+    cx: &mut Cx,
+    container: &ContainerSpec,
+    fields: &Fields<'_>,
+    what: &str,
+) {
+    let mut seen = BTreeSet::new();
+    let targets = container
+        .mounts
+        .iter()
+        .map(|m| m.target.as_str())
+        .chain(container.tmpfs.keys().map(String::as_str));
+    let mut twice = BTreeSet::new();
+    for target in targets {
+        if !seen.insert(target) {
+            twice.insert(target);
+        }
+    }
+    let at = fields.get("volumes").or_else(|| fields.get("tmpfs"));
+    if let Some(field) = at {
+        for target in twice {
+            cx.error(
+                field.key,
+                format!("{what} mounts `{target}` more than once"),
+            );
+        }
+    }
+}

@@ -1,0 +1,505 @@
+//! Reading typed values out of YAML nodes while collecting every problem.
+//!
+//! Each reader takes the node and a short description of it for messages
+//! (``port of host `edge-1` ``), records a [`Diagnostic`] at the node's place
+//! when the value is wrong, and returns `None` so the caller can carry on and
+//! find the next problem instead of stopping at the first.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::values;
+use super::yaml::{Kind, Node, YamlProblem};
+use super::{Diagnostic, Location};
+
+/// Problems found in one file.
+pub(crate) struct Cx {
+    pub file: PathBuf,
+    pub diags: Vec<Diagnostic>,
+    /// Compose files: `$` starts a variable, `$$` is a literal `$`.
+    compose: bool,
+}
+
+/// One `key: value` entry of a mapping.
+#[derive(Clone, Copy)]
+pub(crate) struct Field<'n> {
+    pub name: &'n str,
+    pub key: &'n Node,
+    pub value: &'n Node,
+}
+
+/// A mapping's entries, in file order.
+pub(crate) struct Fields<'n> {
+    pub entries: Vec<Field<'n>>,
+}
+
+impl<'n> Fields<'n> {
+    pub fn get(&self, name: &str) -> Option<Field<'n>> {
+        self.entries.iter().find(|f| f.name == name).copied()
+    }
+
+    /// The value, treating an explicit null like an absent key (Compose does).
+    pub fn value(&self, name: &str) -> Option<&'n Node> {
+        self.get(name).map(|f| f.value).filter(|v| !v.is_null())
+    }
+}
+
+/// A `KEY=VALUE` list item or a mapping entry, before the caller decides
+/// what a missing value means.
+pub(crate) struct Pair<'n> {
+    pub key: String,
+    pub value: Option<String>,
+    pub node: &'n Node,
+}
+
+impl Cx {
+    pub fn new(file: impl Into<PathBuf>, compose: bool) -> Cx {
+        Cx {
+            file: file.into(),
+            diags: Vec::new(),
+            compose,
+        }
+    }
+
+    pub fn at(&self, node: &Node) -> Location {
+        Location {
+            file: self.file.clone(),
+            line: node.line,
+            column: node.column,
+        }
+    }
+
+    pub fn error(&mut self, node: &Node, message: impl Into<String>) {
+        self.diags.push(Diagnostic {
+            location: self.at(node),
+            message: message.into(),
+            help: None,
+        });
+    }
+
+    pub fn error_help(&mut self, node: &Node, message: impl Into<String>, help: impl Into<String>) {
+        self.diags.push(Diagnostic {
+            location: self.at(node),
+            message: message.into(),
+            help: Some(help.into()),
+        });
+    }
+
+    /// A problem at a place remembered earlier (for checks that span entries).
+    pub fn report(&mut self, location: Location, message: impl Into<String>, help: Option<String>) {
+        self.diags.push(Diagnostic {
+            location,
+            message: message.into(),
+            help,
+        });
+    }
+
+    pub fn yaml_problem(&mut self, problem: YamlProblem) {
+        self.diags.push(Diagnostic {
+            location: Location {
+                file: self.file.clone(),
+                line: problem.line,
+                column: problem.column,
+            },
+            message: problem.message,
+            help: problem.help,
+        });
+    }
+
+    /// The node's entries if it is a mapping.
+    pub fn map<'n>(&mut self, node: &'n Node, what: &str) -> Option<Fields<'n>> {
+        match &node.kind {
+            Kind::Map(entries) => Some(Fields {
+                entries: entries
+                    .iter()
+                    .map(|(key, value)| Field {
+                        name: key.key_text().unwrap_or_default(),
+                        key,
+                        value,
+                    })
+                    .collect(),
+            }),
+            _ => {
+                self.error(
+                    node,
+                    format!("{what} must be a mapping, found {}", node.describe()),
+                );
+                None
+            }
+        }
+    }
+
+    /// Like [`Cx::map`], and reports every key not in `supported`.
+    pub fn map_with<'n>(
+        &mut self,
+        node: &'n Node,
+        what: &str,
+        supported: &[&str],
+    ) -> Option<Fields<'n>> {
+        let fields = self.map(node, what)?;
+        for field in &fields.entries {
+            if !supported.contains(&field.name) {
+                self.unknown_key(field, what, supported);
+            }
+        }
+        Some(fields)
+    }
+
+    /// ``unknown key `volumez` in service `api` `` with a suggestion and the supported keys.
+    pub fn unknown_key(&mut self, field: &Field<'_>, what: &str, supported: &[&str]) {
+        let mut help = String::new();
+        if let Some(close) = values::suggest(field.name, supported) {
+            help.push_str(&format!("did you mean `{close}`? "));
+        }
+        help.push_str(&format!("supported keys: {}", supported.join(", ")));
+        self.error_help(
+            field.key,
+            format!("unknown key `{}` in {what}", field.name),
+            help,
+        );
+    }
+
+    pub fn seq<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [Node]> {
+        match &node.kind {
+            Kind::Seq(items) => Some(items),
+            _ => {
+                self.error(
+                    node,
+                    format!("{what} must be a list, found {}", node.describe()),
+                );
+                None
+            }
+        }
+    }
+
+    /// Any scalar as text (`user: 1000` is the string `1000`), with Compose's
+    /// `$$` unescaped in Compose files.
+    pub fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+        let Some(text) = node.scalar() else {
+            self.error(
+                node,
+                format!("{what} must be a string, found {}", node.describe()),
+            );
+            return None;
+        };
+        self.text(node, what, text)
+    }
+
+    /// A scalar as Compose would stringify it: booleans lowercase, integers in decimal.
+    pub fn stringify(&mut self, node: &Node, what: &str) -> Option<String> {
+        if let Some(b) = node.as_bool() {
+            return Some(b.to_string());
+        }
+        if let Some(i) = node.as_i64() {
+            return Some(i.to_string());
+        }
+        self.string(node, what)
+    }
+
+    fn text(&mut self, node: &Node, what: &str, text: &str) -> Option<String> {
+        if !self.compose {
+            return Some(text.to_string());
+        }
+        match values::unescape_dollars(text) {
+            Ok(text) => Some(text),
+            Err(variable) => {
+                self.error_help(
+                    node,
+                    format!("{what}: `{variable}` is a Compose variable, and berth does not interpolate variables"),
+                    "berth reads no environment on the machine that runs it: write the value itself, or `$$` for a literal `$`",
+                );
+                None
+            }
+        }
+    }
+
+    pub fn bool(&mut self, node: &Node, what: &str) -> Option<bool> {
+        let value = node.as_bool();
+        if value.is_none() {
+            self.error(
+                node,
+                format!(
+                    "{what} must be `true` or `false`, found {}",
+                    node.describe()
+                ),
+            );
+        }
+        value
+    }
+
+    /// An integer in `min..=max`; a quoted number is accepted too (`"8080"`).
+    pub fn int(&mut self, node: &Node, what: &str, min: i64, max: i64) -> Option<i64> {
+        let value = node
+            .as_i64()
+            .or_else(|| node.scalar().and_then(|t| t.trim().parse().ok()));
+        match value {
+            Some(v) if (min..=max).contains(&v) => Some(v),
+            _ => {
+                let range = if max == i64::MAX {
+                    format!("an integer of at least {min}")
+                } else {
+                    format!("an integer from {min} to {max}")
+                };
+                self.error(
+                    node,
+                    format!("{what} must be {range}, found {}", node.describe()),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
+        let text = self.string(node, what)?;
+        match values::duration(&text) {
+            Ok(d) => Some(d),
+            Err(reason) => {
+                self.error_help(
+                    node,
+                    format!("{what}: {reason}"),
+                    "write a duration with a unit, like `30s`, `1m30s` or `500ms`",
+                );
+                None
+            }
+        }
+    }
+
+    /// A Docker memory size (`512m`, `1g`, or bytes).
+    pub fn memory(&mut self, node: &Node, what: &str) -> Option<i64> {
+        let text = self.stringify(node, what)?;
+        match values::memory(&text) {
+            Ok(bytes) => Some(bytes),
+            Err(reason) => {
+                self.error_help(
+                    node,
+                    format!("{what}: {reason}"),
+                    "write a size like `512m`, `1g` or a number of bytes",
+                );
+                None
+            }
+        }
+    }
+
+    /// A number of CPUs (`0.5`, or `"1.5"`) as NanoCpus.
+    pub fn cpus(&mut self, node: &Node, what: &str) -> Option<i64> {
+        let text = self.stringify(node, what)?;
+        match values::nano_cpus(&text) {
+            Ok(nano) => Some(nano),
+            Err(reason) => {
+                self.error(node, format!("{what}: {reason}"));
+                None
+            }
+        }
+    }
+
+    /// A file mode as Compose users write it: `0440` and `0o440` are octal
+    /// (Compose reads YAML 1.1 octals), `288` is decimal.
+    pub fn file_mode(&mut self, node: &Node, what: &str) -> Option<u32> {
+        let text = self.string(node, what)?;
+        let parsed = if let Some(octal) = text.strip_prefix("0o") {
+            u32::from_str_radix(octal, 8).ok()
+        } else if text.len() > 1 && text.starts_with('0') {
+            u32::from_str_radix(&text[1..], 8).ok()
+        } else {
+            text.parse().ok()
+        };
+        match parsed {
+            Some(mode) if mode <= 0o7777 => Some(mode),
+            _ => {
+                self.error(
+                    node,
+                    format!(
+                        "{what} must be a file mode like `0440`, found {}",
+                        node.describe()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// A list of strings (numbers are accepted as their text).
+    pub fn strings(&mut self, node: &Node, what: &str) -> Option<Vec<String>> {
+        let items = self.seq(node, what)?;
+        let mut out = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for item in items {
+            match self.string(item, &format!("an item of {what}")) {
+                Some(s) => out.push(s),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// A mapping of scalars, or (with `list_ok`) a list of `KEY=VALUE`
+    /// strings, as Compose allows for `environment` and `labels`. A missing
+    /// value (`KEY` alone, or `KEY:` with nothing) comes back as `None`.
+    pub fn pairs<'n>(
+        &mut self,
+        node: &'n Node,
+        what: &str,
+        list_ok: bool,
+    ) -> Option<Vec<Pair<'n>>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        match &node.kind {
+            Kind::Map(entries) => {
+                for (key, value) in entries {
+                    let key_text = key.key_text().unwrap_or_default().to_string();
+                    let value_text = match &value.kind {
+                        Kind::Null => None,
+                        Kind::Scalar { .. } => {
+                            match self.stringify(value, &format!("`{key_text}` in {what}")) {
+                                Some(v) => Some(v),
+                                None => {
+                                    ok = false;
+                                    continue;
+                                }
+                            }
+                        }
+                        _ => {
+                            self.error(
+                                value,
+                                format!(
+                                    "`{key_text}` in {what} must be a string, found {}",
+                                    value.describe()
+                                ),
+                            );
+                            ok = false;
+                            continue;
+                        }
+                    };
+                    out.push(Pair {
+                        key: key_text,
+                        value: value_text,
+                        node: key,
+                    });
+                }
+            }
+            Kind::Seq(items) if list_ok => {
+                let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+                for item in items {
+                    let Some(text) = self.string(item, &format!("an item of {what}")) else {
+                        ok = false;
+                        continue;
+                    };
+                    let (key, value) = match text.split_once('=') {
+                        Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                        None => (text, None),
+                    };
+                    if let Some(line) = seen.insert(key.clone(), item.line) {
+                        self.error(
+                            item,
+                            format!("`{key}` is set twice in {what} (first at line {line})"),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    out.push(Pair {
+                        key,
+                        value,
+                        node: item,
+                    });
+                }
+            }
+            _ => {
+                let shape = if list_ok {
+                    "a mapping or a list of `KEY=VALUE`"
+                } else {
+                    "a mapping"
+                };
+                self.error(
+                    node,
+                    format!("{what} must be {shape}, found {}", node.describe()),
+                );
+                return None;
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// A mapping of strings where a missing value is an error.
+    pub fn string_map(&mut self, node: &Node, what: &str) -> Option<BTreeMap<String, String>> {
+        let pairs = self.pairs(node, what, false)?;
+        let mut out = BTreeMap::new();
+        let mut ok = true;
+        for pair in pairs {
+            match pair.value {
+                Some(v) => {
+                    out.insert(pair.key, v);
+                }
+                None => {
+                    self.error(pair.node, format!("`{}` in {what} has no value", pair.key));
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::yaml;
+
+    fn node(text: &str) -> Node {
+        yaml::parse(text).unwrap().root
+    }
+
+    #[test]
+    fn unknown_keys_suggest_and_list() {
+        let mut cx = Cx::new("f.yaml", false);
+        let root = node("imgae: x\n");
+        cx.map_with(&root, "service `api`", &["image", "command"]);
+        assert_eq!(cx.diags.len(), 1);
+        assert_eq!(cx.diags[0].message, "unknown key `imgae` in service `api`");
+        assert_eq!(
+            cx.diags[0].help.as_deref(),
+            Some("did you mean `image`? supported keys: image, command")
+        );
+        assert_eq!(
+            (cx.diags[0].location.line, cx.diags[0].location.column),
+            (1, 1)
+        );
+    }
+
+    #[test]
+    fn pairs_accept_both_forms() {
+        let mut cx = Cx::new("f.yaml", true);
+        let map = node("A: 1\nB: true\nC: x$$y\nD:\n");
+        let pairs = cx.pairs(&map, "`environment`", true).unwrap();
+        let got: Vec<_> = pairs
+            .iter()
+            .map(|p| (p.key.as_str(), p.value.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("A", Some("1".to_string())),
+                ("B", Some("true".to_string())),
+                ("C", Some("x$y".to_string())),
+                ("D", None)
+            ]
+        );
+        let list = node("- A=1\n- B\n- A=2\n");
+        assert!(cx.pairs(&list, "`environment`", true).is_none());
+        assert_eq!(
+            cx.diags[0].message,
+            "`A` is set twice in `environment` (first at line 1)"
+        );
+    }
+
+    #[test]
+    fn variables_are_refused_in_compose_files() {
+        let mut cx = Cx::new("f.yaml", true);
+        assert_eq!(cx.string(&node("${TAG}"), "`image`"), None);
+        assert!(cx.diags[0]
+            .message
+            .contains("`${TAG}` is a Compose variable"));
+        let mut cx = Cx::new("berth.yaml", false);
+        assert_eq!(cx.string(&node("${TAG}"), "`x`").as_deref(), Some("${TAG}"));
+    }
+}

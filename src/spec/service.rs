@@ -1,0 +1,868 @@
+//! One Compose service -> a canonical [`ContainerSpec`] plus what berth
+//! needs around it (dependencies, secrets, deploy, validation).
+//!
+//! Canonical means: the same meaning gives the same value. Lists whose order
+//! means nothing are sorted (ports, mounts, capabilities, security options),
+//! images get `:latest` when untagged, durations become milliseconds.
+//!
+//! Refused on purpose (each with a hint): keys that cannot work when the
+//! repo is not on the host (`build`, `env_file`), keys berth owns
+//! (`container_name`, `scale`), and Compose features that need Swarm or the
+//! shell environment of whoever runs Compose. Ports are read in `ports.rs`,
+//! volumes in `mounts.rs`, `deploy`/`x-berth` in `deploy.rs`.
+
+use std::collections::BTreeMap;
+
+use super::read::{Cx, Fields};
+use super::yaml::{Kind, Node};
+use super::{deploy, image, mounts, ports, values};
+use super::{
+    ContainerSpec, DependsCondition, HealthcheckSpec, Inventory, Location, LoggingSpec,
+    NetworkSpec, SecretRef, SecretSpec, Service, Ulimit, VolumeSpec,
+};
+
+/// What a service may refer to: the stack's declarations and the inventory
+/// (None when `berth.yaml` itself has problems).
+pub(crate) struct Decls<'a> {
+    pub stack: &'a str,
+    pub networks: &'a BTreeMap<String, NetworkSpec>,
+    pub volumes: &'a BTreeMap<String, VolumeSpec>,
+    pub secrets: &'a BTreeMap<String, SecretSpec>,
+    pub inventory: Option<&'a Inventory>,
+}
+
+/// A service before the checks that need the whole stack.
+pub(crate) struct ServiceDraft {
+    pub service: Service,
+    pub depends_on: Vec<Dependency>,
+    /// Where `depends_on` is written (for cycle messages).
+    pub depends_at: Location,
+    /// The service is on the stack's `default` network.
+    pub joins_default: bool,
+}
+
+pub(crate) struct Dependency {
+    pub name: String,
+    pub condition: DependsCondition,
+    pub location: Location,
+}
+
+pub(crate) const SERVICE_KEYS: &[&str] = &[
+    "image",
+    "command",
+    "entrypoint",
+    "environment",
+    "ports",
+    "volumes",
+    "tmpfs",
+    "networks",
+    "labels",
+    "healthcheck",
+    "restart",
+    "user",
+    "working_dir",
+    "hostname",
+    "read_only",
+    "cap_add",
+    "cap_drop",
+    "security_opt",
+    "mem_limit",
+    "mem_reservation",
+    "cpus",
+    "pids_limit",
+    "logging",
+    "ulimits",
+    "stop_grace_period",
+    "depends_on",
+    "secrets",
+    "deploy",
+    "x-berth",
+];
+
+/// Compose service keys berth leaves out, with what to do instead.
+fn unsupported_hint(key: &str) -> Option<&'static str> {
+    let hint = match key {
+        "build" => "berth pulls images and never builds them: build and push in CI, then set `image`",
+        "container_name" => "berth names containers itself, one per replica: remove `container_name`",
+        "env_file" => "berth does not read env files: put values under `environment`, credentials under `secrets`",
+        "scale" => "use `deploy.replicas`",
+        "links" | "external_links" => "services on a shared network reach each other by service name: remove it",
+        "extends" => "share settings with YAML anchors and `<<:` merge keys",
+        "configs" => "use `secrets` for credentials, or bind-mount a file from an absolute host path",
+        "expose" => "`expose` only documents ports; containers on a shared network reach every port: remove it",
+        "profiles" => "berth deploys every service of a stack: move optional services to a stack of their own",
+        "privileged" => "grant only what the container needs with `cap_add`",
+        "network_mode" => "attach the service to Compose networks with `networks:`",
+        "restart_policy" => "use `restart`",
+        "annotations" | "attach" | "blkio_config" | "cgroup" | "cgroup_parent" | "cpu_count"
+        | "cpu_percent" | "cpu_shares" | "cpu_quota" | "cpu_period" | "cpu_rt_period"
+        | "cpu_rt_runtime" | "cpuset" | "credential_spec" | "develop" | "device_cgroup_rules"
+        | "devices" | "dns" | "dns_opt" | "dns_search" | "domainname" | "extra_hosts" | "gpus"
+        | "group_add" | "init" | "ipc" | "isolation" | "label_file" | "mac_address"
+        | "mem_swappiness" | "memswap_limit" | "models" | "oom_kill_disable" | "oom_score_adj"
+        | "pid" | "platform" | "post_start" | "pre_stop" | "provider" | "pull_policy"
+        | "runtime" | "shm_size" | "stdin_open" | "stop_signal" | "storage_opt" | "sysctls"
+        | "tty" | "use_api_socket" | "userns_mode" | "uts" | "volumes_from" => "",
+        _ => return None,
+    };
+    Some(hint)
+}
+
+/// Reads one service. Always returns a draft so later checks can run; any
+/// problem is in `cx`.
+pub(crate) fn read_service(
+    cx: &mut Cx,
+    name: &str,
+    key: &Node,
+    node: &Node,
+    decls: &Decls<'_>,
+) -> ServiceDraft {
+    let what = format!("service `{name}`");
+    let mut container = ContainerSpec {
+        restart: "unless-stopped".to_string(),
+        ..ContainerSpec::default()
+    };
+    let mut draft = ServiceDraft {
+        service: Service {
+            name: name.to_string(),
+            location: cx.at(key),
+            deploy: deploy::default_deploy(),
+            depends_on: BTreeMap::new(),
+            container: ContainerSpec::default(),
+            validate: Vec::new(),
+            secrets: Vec::new(),
+        },
+        depends_on: Vec::new(),
+        depends_at: cx.at(key),
+        joins_default: false,
+    };
+    if node.is_null() {
+        cx.error_help(
+            key,
+            format!("{what} is empty"),
+            "a service needs at least `image:`",
+        );
+        return draft;
+    }
+    let Some(fields) = cx.map(node, &what) else {
+        return draft;
+    };
+    check_service_keys(cx, &fields, &what);
+
+    match fields.get("image") {
+        None => cx.error_help(
+            key,
+            format!("{what} has no `image`"),
+            "berth deploys images from a registry: set `image: <repository>:<tag>`",
+        ),
+        Some(field) => {
+            if let Some(reference) = cx.string(field.value, &format!("`image` of {what}")) {
+                match image::canonical(&reference) {
+                    Ok(canonical) => container.image = canonical,
+                    Err(reason) => cx.error_help(
+                        field.value,
+                        format!("{what}: bad image reference `{reference}`: {reason}"),
+                        "write `[registry/]repository[:tag][@sha256:digest]`, repository in lowercase, e.g. `ghcr.io/acme/api:1.4.2`",
+                    ),
+                }
+            }
+        }
+    }
+    container.command = fields
+        .value("command")
+        .and_then(|v| command(cx, v, &format!("`command` of {what}")));
+    container.entrypoint = fields
+        .value("entrypoint")
+        .and_then(|v| command(cx, v, &format!("`entrypoint` of {what}")));
+    if let Some(v) = fields.value("environment") {
+        container.environment = environment(cx, v, &what);
+    }
+    if let Some(v) = fields.value("ports") {
+        container.ports = ports::ports(cx, v, &what);
+    }
+    if let Some(v) = fields.value("volumes") {
+        let (mounts, tmpfs) = mounts::mounts(cx, v, &what, decls);
+        container.mounts = mounts;
+        container.tmpfs = tmpfs;
+    }
+    if let Some(v) = fields.value("tmpfs") {
+        mounts::tmpfs(cx, v, &what, &mut container.tmpfs);
+    }
+    mounts::check_mount_targets(cx, &container, &fields, &what);
+    let (networks, joins_default) = networks(cx, fields.value("networks"), name, &what, decls);
+    container.networks = networks;
+    draft.joins_default = joins_default;
+    container.labels = super::compose::read_labels(cx, &fields, &what);
+    if let Some(v) = fields.value("healthcheck") {
+        container.healthcheck = healthcheck(cx, v, &what);
+    }
+    if let Some(v) = fields.value("restart") {
+        if let Some(restart) = restart(cx, v, &what) {
+            container.restart = restart;
+        }
+    }
+    if let Some(v) = fields.value("user") {
+        container.user = cx.stringify(v, &format!("`user` of {what}"));
+    }
+    if let Some(v) = fields.value("working_dir") {
+        container.working_dir = cx.string(v, &format!("`working_dir` of {what}"));
+        if let Some(dir) = &container.working_dir {
+            if !dir.starts_with('/') {
+                cx.error(
+                    v,
+                    format!("`working_dir` of {what} must be an absolute path, found `{dir}`"),
+                );
+            }
+        }
+    }
+    if let Some(v) = fields.value("hostname") {
+        container.hostname = cx.string(v, &format!("`hostname` of {what}"));
+        if let Some(host) = &container.hostname {
+            let valid = !host.is_empty()
+                && host.len() <= 253
+                && host.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                });
+            if !valid {
+                cx.error(
+                    v,
+                    format!("`hostname` of {what} is not a valid host name: `{host}`"),
+                );
+            }
+        }
+    }
+    if let Some(v) = fields.value("read_only") {
+        container.read_only = cx
+            .bool(v, &format!("`read_only` of {what}"))
+            .unwrap_or(false);
+    }
+    if let Some(v) = fields.value("cap_add") {
+        container.cap_add = capabilities(cx, v, &format!("`cap_add` of {what}"));
+    }
+    if let Some(v) = fields.value("cap_drop") {
+        container.cap_drop = capabilities(cx, v, &format!("`cap_drop` of {what}"));
+    }
+    if let Some(v) = fields.value("security_opt") {
+        container.security_opt = security_opt(cx, v, &what);
+    }
+    if let Some(v) = fields.value("mem_limit") {
+        container.resources.memory = cx.memory(v, &format!("`mem_limit` of {what}"));
+    }
+    if let Some(v) = fields.value("mem_reservation") {
+        container.resources.memory_reservation =
+            cx.memory(v, &format!("`mem_reservation` of {what}"));
+    }
+    if let Some(v) = fields.value("cpus") {
+        container.resources.nano_cpus = cx.cpus(v, &format!("`cpus` of {what}"));
+    }
+    if let Some(v) = fields.value("pids_limit") {
+        container.resources.pids_limit =
+            cx.int(v, &format!("`pids_limit` of {what}"), -1, i64::MAX);
+    }
+    if let Some(v) = fields.value("logging") {
+        container.logging = logging(cx, v, &what);
+    }
+    if let Some(v) = fields.value("ulimits") {
+        container.ulimits = ulimits(cx, v, &what);
+    }
+    if let Some(v) = fields.value("stop_grace_period") {
+        container.stop_grace_period = cx
+            .duration(v, &format!("`stop_grace_period` of {what}"))
+            .map(|d| d.as_millis().div_ceil(1000) as u64);
+    }
+    if let Some(field) = fields.get("depends_on") {
+        draft.depends_at = cx.at(field.key);
+        if !field.value.is_null() {
+            draft.depends_on = depends_on(cx, field.value, &what);
+        }
+    }
+    if let Some(v) = fields.value("secrets") {
+        draft.service.secrets = secrets(cx, v, &what, decls.secrets);
+    }
+    if let Some(v) = fields.value("deploy") {
+        if let Some(read) = deploy::read_deploy(cx, v, &what, decls.inventory) {
+            draft.service.deploy = read.deploy;
+            deploy::merge_resources(cx, &mut container.resources, read.resources, &what);
+        }
+    }
+    if let Some(v) = fields.value("x-berth") {
+        draft.service.validate = deploy::read_x_berth(cx, v, &what);
+    }
+    draft.service.container = container;
+    draft
+}
+
+fn check_service_keys(cx: &mut Cx, fields: &Fields<'_>, what: &str) {
+    for field in &fields.entries {
+        if SERVICE_KEYS.contains(&field.name) {
+            continue;
+        }
+        if let Some(hint) = unsupported_hint(field.name) {
+            let help = if hint.is_empty() {
+                format!(
+                    "berth supports these service keys: {}",
+                    SERVICE_KEYS.join(", ")
+                )
+            } else {
+                hint.to_string()
+            };
+            cx.error_help(
+                field.key,
+                format!("unsupported key `{}` in {what}", field.name),
+                help,
+            );
+        } else if field.name.starts_with("x-") {
+            let mut help = String::new();
+            if values::suggest(field.name, &["x-berth"]).is_some() {
+                help.push_str("did you mean `x-berth`? ");
+            }
+            help.push_str("berth reads only `x-berth` inside a service; keep other extensions at the top level");
+            cx.error_help(
+                field.key,
+                format!("unknown extension `{}` in {what}", field.name),
+                help,
+            );
+        } else {
+            cx.unknown_key(field, what, SERVICE_KEYS);
+        }
+    }
+}
+
+/// `command`/`entrypoint`: a list, or a string split into words as Compose does.
+fn command(cx: &mut Cx, node: &Node, what: &str) -> Option<Vec<String>> {
+    if let Kind::Seq(_) = node.kind {
+        return cx.strings(node, what);
+    }
+    let text = cx.string(node, what)?;
+    match values::shell_words(&text) {
+        Ok(words) => Some(words),
+        Err(reason) => {
+            cx.error_help(
+                node,
+                format!("{what}: {reason}"),
+                "close the quote, or write the command as a list",
+            );
+            None
+        }
+    }
+}
+
+fn environment(cx: &mut Cx, node: &Node, what: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for pair in cx
+        .pairs(node, &format!("`environment` of {what}"), true)
+        .unwrap_or_default()
+    {
+        if pair.key.is_empty() || pair.key.contains(['=', ' ', '\t', '\n']) {
+            cx.error(
+                pair.node,
+                format!(
+                    "`{}` in `environment` of {what} is not a variable name",
+                    pair.key
+                ),
+            );
+            continue;
+        }
+        match pair.value {
+            Some(value) => {
+                out.insert(pair.key, value);
+            }
+            None => cx.error_help(
+                pair.node,
+                format!("variable `{}` of {what} has no value", pair.key),
+                format!(
+                    "berth does not read the environment of the machine it runs on: write `{}=<value>`, or use `secrets` for credentials",
+                    pair.key
+                ),
+            ),
+        }
+    }
+    out
+}
+
+const NETWORK_ATTACH_KEYS: &[&str] = &["aliases"];
+
+/// The engine-side networks the service joins, with aliases (the service
+/// name is always one, as in Compose); `default` when it names none.
+fn networks(
+    cx: &mut Cx,
+    node: Option<&Node>,
+    service: &str,
+    what: &str,
+    decls: &Decls<'_>,
+) -> (BTreeMap<String, Vec<String>>, bool) {
+    let mut wanted: Vec<(&str, &Node, Vec<String>)> = Vec::new();
+    match node.map(|n| &n.kind) {
+        None => {}
+        Some(Kind::Seq(items)) => {
+            for item in items {
+                match item.scalar() {
+                    Some(name) => wanted.push((name, item, Vec::new())),
+                    None => cx.error(
+                        item,
+                        format!(
+                            "a network of {what} must be a name, found {}",
+                            item.describe()
+                        ),
+                    ),
+                }
+            }
+        }
+        Some(Kind::Map(entries)) => {
+            for (key, value) in entries {
+                let name = key.key_text().unwrap_or_default();
+                let mut aliases = Vec::new();
+                if !value.is_null() {
+                    let attach = format!("network `{name}` of {what}");
+                    if let Some(fields) = cx.map_with(value, &attach, NETWORK_ATTACH_KEYS) {
+                        if let Some(v) = fields.value("aliases") {
+                            aliases = cx
+                                .strings(v, &format!("`aliases` of {attach}"))
+                                .unwrap_or_default();
+                        }
+                    }
+                }
+                wanted.push((name, key, aliases));
+            }
+        }
+        Some(_) => {
+            if let Some(n) = node {
+                cx.error(
+                    n,
+                    format!(
+                        "`networks` of {what} must be a list or a mapping, found {}",
+                        n.describe()
+                    ),
+                );
+            }
+        }
+    }
+    if wanted.is_empty() {
+        wanted.push(("default", node.unwrap_or(&NULL), Vec::new()));
+    }
+    let mut out = BTreeMap::new();
+    let mut joins_default = false;
+    for (name, at, mut aliases) in wanted {
+        let engine = match decls.networks.get(name) {
+            Some(spec) => spec.name.clone(),
+            None if name == "default" => format!("{}_default", decls.stack),
+            None => {
+                let declared: Vec<&str> = decls.networks.keys().map(String::as_str).collect();
+                let mut help = String::new();
+                if let Some(close) = values::suggest(name, &declared) {
+                    help.push_str(&format!("did you mean `{close}`? "));
+                }
+                help.push_str(&format!(
+                    "declare it under top-level `networks:` (`networks: {{{name}: {{}}}}`)"
+                ));
+                cx.error_help(at, format!("undefined network `{name}` in {what}"), help);
+                continue;
+            }
+        };
+        joins_default |= name == "default";
+        aliases.push(service.to_string());
+        aliases.sort();
+        aliases.dedup();
+        out.insert(engine, aliases);
+    }
+    (out, joins_default)
+}
+
+/// Stands in for a missing node when a message has no better place.
+static NULL: Node = Node {
+    kind: Kind::Null,
+    line: 0,
+    column: 0,
+};
+
+const HEALTHCHECK_KEYS: &[&str] = &[
+    "test",
+    "interval",
+    "timeout",
+    "start_period",
+    "retries",
+    "disable",
+];
+
+fn healthcheck(cx: &mut Cx, node: &Node, what: &str) -> Option<HealthcheckSpec> {
+    let hc = format!("`healthcheck` of {what}");
+    let fields = cx.map(node, &hc)?;
+    for field in &fields.entries {
+        if field.name == "start_interval" {
+            cx.error_help(
+                field.key,
+                format!("unsupported key `start_interval` in {hc}"),
+                "it needs Docker API 1.44; berth targets engines from API 1.41",
+            );
+        } else if !HEALTHCHECK_KEYS.contains(&field.name) {
+            cx.unknown_key(field, &hc, HEALTHCHECK_KEYS);
+        }
+    }
+    let mut spec = HealthcheckSpec::default();
+    if let Some(v) = fields.value("disable") {
+        if cx.bool(v, &format!("`disable` of {hc}")) == Some(true) {
+            if let Some(f) = fields.get("test") {
+                cx.error(f.key, format!("{hc} sets both `disable: true` and `test`"));
+            }
+            spec.test = vec!["NONE".to_string()];
+            return Some(spec);
+        }
+    }
+    if let Some(v) = fields.value("test") {
+        spec.test = match &v.kind {
+            Kind::Seq(_) => {
+                let test = cx.strings(v, &format!("`test` of {hc}"))?;
+                match test.first().map(String::as_str) {
+                    Some("NONE") | Some("CMD") | Some("CMD-SHELL") => test,
+                    _ => {
+                        cx.error_help(
+                            v,
+                            format!("`test` of {hc} must start with `CMD`, `CMD-SHELL` or `NONE`"),
+                            "write `test: [\"CMD\", \"curl\", \"-f\", \"http://localhost/\"]`, or a string to run in a shell",
+                        );
+                        return None;
+                    }
+                }
+            }
+            _ => vec![
+                "CMD-SHELL".to_string(),
+                cx.string(v, &format!("`test` of {hc}"))?,
+            ],
+        };
+    }
+    let millis = |cx: &mut Cx, key: &str| -> u64 {
+        fields
+            .value(key)
+            .and_then(|v| cx.duration(v, &format!("`{key}` of {hc}")))
+            .map_or(0, |d| d.as_millis() as u64)
+    };
+    spec.interval_ms = millis(cx, "interval");
+    spec.timeout_ms = millis(cx, "timeout");
+    spec.start_period_ms = millis(cx, "start_period");
+    if let Some(v) = fields.value("retries") {
+        spec.retries = cx
+            .int(v, &format!("`retries` of {hc}"), 0, i64::from(u32::MAX))
+            .unwrap_or(0) as u32;
+    }
+    Some(spec)
+}
+
+fn restart(cx: &mut Cx, node: &Node, what: &str) -> Option<String> {
+    let text = cx.string(node, &format!("`restart` of {what}"))?;
+    let valid = match text.as_str() {
+        "no" | "always" | "unless-stopped" | "on-failure" => true,
+        other => other
+            .strip_prefix("on-failure:")
+            .is_some_and(|n| n.parse::<u32>().is_ok()),
+    };
+    if valid {
+        Some(text)
+    } else {
+        cx.error_help(
+            node,
+            format!("`restart` of {what} must be `no`, `always`, `on-failure[:N]` or `unless-stopped`, found `{text}`"),
+            "berth's default is `unless-stopped`",
+        );
+        None
+    }
+}
+
+/// Capabilities as Docker knows them: upper case, without `CAP_`, sorted.
+fn capabilities(cx: &mut Cx, node: &Node, what: &str) -> Vec<String> {
+    let mut caps: Vec<String> = cx
+        .strings(node, what)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| {
+            let upper = c.to_ascii_uppercase();
+            upper
+                .strip_prefix("CAP_")
+                .map(str::to_string)
+                .unwrap_or(upper)
+        })
+        .collect();
+    for cap in &caps {
+        if cap.is_empty()
+            || !cap
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        {
+            cx.error(node, format!("{what}: `{cap}` is not a capability name"));
+        }
+    }
+    caps.sort();
+    caps.dedup();
+    caps
+}
+
+fn security_opt(cx: &mut Cx, node: &Node, what: &str) -> Vec<String> {
+    let mut opts = cx
+        .strings(node, &format!("`security_opt` of {what}"))
+        .unwrap_or_default();
+    for opt in &opts {
+        if let Some(profile) = opt
+            .strip_prefix("seccomp=")
+            .or_else(|| opt.strip_prefix("seccomp:"))
+        {
+            if profile != "unconfined" {
+                cx.error_help(
+                    node,
+                    format!("{what}: `{opt}` names a seccomp profile file"),
+                    "the Docker CLI sends a profile file's contents, which berth does not do: use the engine's default profile or `seccomp=unconfined`",
+                );
+            }
+        }
+    }
+    opts.sort();
+    opts.dedup();
+    opts
+}
+
+fn logging(cx: &mut Cx, node: &Node, what: &str) -> Option<LoggingSpec> {
+    let log = format!("`logging` of {what}");
+    let fields = cx.map_with(node, &log, &["driver", "options"])?;
+    let Some(driver) = fields.value("driver") else {
+        cx.error_help(
+            node,
+            format!("{log} has no `driver`"),
+            "set `driver:`, e.g. `json-file` or `local`",
+        );
+        return None;
+    };
+    let driver = cx.string(driver, &format!("`driver` of {log}"))?;
+    let options = match fields.value("options") {
+        Some(v) => cx.string_map(v, &format!("`options` of {log}"))?,
+        None => BTreeMap::new(),
+    };
+    Some(LoggingSpec { driver, options })
+}
+
+const ULIMIT_NAMES: &[&str] = &[
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+];
+
+fn ulimits(cx: &mut Cx, node: &Node, what: &str) -> BTreeMap<String, Ulimit> {
+    let mut out = BTreeMap::new();
+    let limits = format!("`ulimits` of {what}");
+    let Some(fields) = cx.map(node, &limits) else {
+        return out;
+    };
+    for field in &fields.entries {
+        if !ULIMIT_NAMES.contains(&field.name) {
+            let mut help = String::new();
+            if let Some(close) = values::suggest(field.name, ULIMIT_NAMES) {
+                help.push_str(&format!("did you mean `{close}`? "));
+            }
+            help.push_str(&format!("ulimits: {}", ULIMIT_NAMES.join(", ")));
+            cx.error_help(
+                field.key,
+                format!("unknown ulimit `{}` in {what}", field.name),
+                help,
+            );
+            continue;
+        }
+        let one = format!("ulimit `{}` of {what}", field.name);
+        let limit = if let Kind::Map(_) = field.value.kind {
+            let Some(pair) = cx.map_with(field.value, &one, &["soft", "hard"]) else {
+                continue;
+            };
+            let (Some(soft), Some(hard)) = (pair.value("soft"), pair.value("hard")) else {
+                cx.error(field.value, format!("{one} needs both `soft` and `hard`"));
+                continue;
+            };
+            let (Some(soft), Some(hard)) = (
+                cx.int(soft, &format!("`soft` of {one}"), -1, i64::MAX),
+                cx.int(hard, &format!("`hard` of {one}"), -1, i64::MAX),
+            ) else {
+                continue;
+            };
+            if hard != -1 && (soft == -1 || soft > hard) {
+                cx.error(
+                    field.value,
+                    format!("{one}: soft limit {soft} is above the hard limit {hard}"),
+                );
+                continue;
+            }
+            Ulimit { soft, hard }
+        } else {
+            let Some(n) = cx.int(field.value, &one, -1, i64::MAX) else {
+                continue;
+            };
+            Ulimit { soft: n, hard: n }
+        };
+        out.insert(field.name.to_string(), limit);
+    }
+    out
+}
+
+fn depends_on(cx: &mut Cx, node: &Node, what: &str) -> Vec<Dependency> {
+    let mut out = Vec::new();
+    match &node.kind {
+        Kind::Seq(items) => {
+            for item in items {
+                if let Some(name) = cx.string(item, &format!("an item of `depends_on` of {what}")) {
+                    out.push(Dependency {
+                        name,
+                        condition: DependsCondition::ServiceStarted,
+                        location: cx.at(item),
+                    });
+                }
+            }
+        }
+        Kind::Map(entries) => {
+            for (key, value) in entries {
+                let name = key.key_text().unwrap_or_default().to_string();
+                let dep = format!("dependency `{name}` of {what}");
+                let mut condition = DependsCondition::ServiceStarted;
+                if !value.is_null() {
+                    let Some(fields) = cx.map(value, &dep) else {
+                        continue;
+                    };
+                    for field in &fields.entries {
+                        match field.name {
+                            "condition" => {}
+                            "restart" | "required" => cx.error_help(
+                                field.key,
+                                format!("unsupported key `{}` in {dep}", field.name),
+                                "berth supports `condition` only",
+                            ),
+                            _ => cx.unknown_key(field, &dep, &["condition"]),
+                        }
+                    }
+                    if let Some(v) = fields.value("condition") {
+                        condition = match v.scalar() {
+                            Some("service_started") => DependsCondition::ServiceStarted,
+                            Some("service_healthy") => DependsCondition::ServiceHealthy,
+                            Some("service_completed_successfully") => {
+                                DependsCondition::ServiceCompletedSuccessfully
+                            }
+                            _ => {
+                                cx.error(
+                                    v,
+                                    format!(
+                                        "`condition` of {dep} must be `service_started`, `service_healthy` or `service_completed_successfully`, found {}",
+                                        v.describe()
+                                    ),
+                                );
+                                continue;
+                            }
+                        };
+                    }
+                }
+                out.push(Dependency {
+                    name,
+                    condition,
+                    location: cx.at(key),
+                });
+            }
+        }
+        _ => cx.error(
+            node,
+            format!(
+                "`depends_on` of {what} must be a list or a mapping, found {}",
+                node.describe()
+            ),
+        ),
+    }
+    out
+}
+
+const SECRET_REF_KEYS: &[&str] = &["source", "target", "uid", "gid", "mode"];
+
+fn secrets(
+    cx: &mut Cx,
+    node: &Node,
+    what: &str,
+    declared: &BTreeMap<String, SecretSpec>,
+) -> Vec<SecretRef> {
+    let Some(items) = cx.seq(node, &format!("`secrets` of {what}")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<SecretRef> = Vec::new();
+    for item in items {
+        let (source_node, source, target, uid, gid, mode) = if let Kind::Map(_) = item.kind {
+            let one = format!("a secret of {what}");
+            let Some(fields) = cx.map_with(item, &one, SECRET_REF_KEYS) else {
+                continue;
+            };
+            let Some(source_node) = fields.value("source") else {
+                cx.error_help(
+                    item,
+                    format!("{one} has no `source`"),
+                    "name a secret declared under top-level `secrets:`",
+                );
+                continue;
+            };
+            let Some(source) = cx.string(source_node, &format!("`source` of {one}")) else {
+                continue;
+            };
+            let target = fields
+                .value("target")
+                .and_then(|v| cx.string(v, &format!("`target` of {one}")));
+            let uid = fields
+                .value("uid")
+                .and_then(|v| cx.stringify(v, &format!("`uid` of {one}")));
+            let gid = fields
+                .value("gid")
+                .and_then(|v| cx.stringify(v, &format!("`gid` of {one}")));
+            let mode = fields
+                .value("mode")
+                .and_then(|v| cx.file_mode(v, &format!("`mode` of {one}")));
+            (source_node, source, target, uid, gid, mode)
+        } else {
+            let Some(source) = cx.string(item, &format!("a secret of {what}")) else {
+                continue;
+            };
+            (item, source, None, None, None, None)
+        };
+        if !declared.contains_key(&source) {
+            let names: Vec<&str> = declared.keys().map(String::as_str).collect();
+            let mut help = String::new();
+            if let Some(close) = values::suggest(&source, &names) {
+                help.push_str(&format!("did you mean `{close}`? "));
+            }
+            help.push_str(&format!("declare it under top-level `secrets:` (`{source}: {{file: ./secrets/{source}.pgp}}`)"));
+            cx.error_help(
+                source_node,
+                format!("undefined secret `{source}` in {what}"),
+                help,
+            );
+            continue;
+        }
+        let target = match target {
+            Some(t) if t.starts_with('/') => t,
+            Some(t) => format!("/run/secrets/{t}"),
+            None => format!("/run/secrets/{source}"),
+        };
+        if out.iter().any(|s| s.target == target) {
+            cx.error(item, format!("{what} puts two secrets at `{target}`"));
+            continue;
+        }
+        out.push(SecretRef {
+            source,
+            target,
+            uid,
+            gid,
+            mode,
+            location: cx.at(item),
+        });
+    }
+    out.sort_by(|a, b| a.target.cmp(&b.target));
+    out
+}
