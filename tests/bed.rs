@@ -150,7 +150,7 @@ fn apply_places_replicas_and_serves_http(bed: &Bed) -> Result<(), Failed> {
     expect_code(&run, 0);
     check!(
         run.stdout
-            .contains("Plan: 4 to create, 0 to replace, 0 to remove."),
+            .contains("Plan: 3 to create, 0 to replace, 0 to remove."),
         "{run}"
     );
 
@@ -302,7 +302,7 @@ fn removed_service_keeps_its_volume_and_data(bed: &Bed) -> Result<(), Failed> {
     repo.write(
         "stacks/store/compose.yaml",
         &format!(
-            "services:\n  keeper:\n    image: {img}\n    command: [\"sh\", \"-c\", \"echo precious > /data/marker; exec sleep 100000\"]\n    stop_grace_period: 1s\n    volumes:\n      - store:/data\n    deploy:\n      placement:\n        constraints: [node.hostname == edge-2]\n  other:\n    image: {img}\n    stop_grace_period: 1s\n    deploy:\n      placement:\n        constraints: [node.hostname == edge-2]\nvolumes:\n  store: {{}}\n",
+            "services:\n  keeper:\n    image: {img}\n    entrypoint: [\"sh\", \"-c\", \"echo precious > /data/marker; exec sleep 100000\"]\n    stop_grace_period: 1s\n    volumes:\n      - store:/data\n    deploy:\n      placement:\n        constraints: [node.hostname == edge-2]\n  other:\n    image: {img}\n    stop_grace_period: 1s\n    deploy:\n      placement:\n        constraints: [node.hostname == edge-2]\nvolumes:\n  store: {{}}\n",
             img = bed.get("BED_WORKER")
         ),
     );
@@ -349,10 +349,11 @@ fn removed_service_keeps_its_volume_and_data(bed: &Bed) -> Result<(), Failed> {
             "run",
             "--rm",
             "--pull=never",
+            "--entrypoint",
+            "cat",
             "-v",
             "store_store:/data",
             &bed.get("BED_WORKER"),
-            "cat",
             "/data/marker",
         ],
     );
