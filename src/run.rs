@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use futures::stream::{self, StreamExt};
 
 use crate::apply::{self, ApplyContext, ApplyReport};
+use crate::hosts::lock::{HostLock, LockError};
 use crate::hosts::{self, ConnectOptions, Engine, HostObservation};
 use crate::placement::{self, CurrentPlacement};
 use crate::plan::{self, Plan, UnreachableHost};
@@ -33,6 +34,9 @@ pub struct RunOptions {
     /// Only these hosts (by inventory name); empty = all.
     pub only_hosts: Vec<String>,
     pub health_timeout: Duration,
+    /// Take the run lock on every host before observing it, waiting up to
+    /// this long (apply). None: no lock (plan, status).
+    pub lock_timeout: Option<Duration>,
 }
 
 /// The repo, read and validated.
@@ -85,12 +89,18 @@ pub struct Observation {
     pub engines: BTreeMap<String, Box<dyn Engine>>,
     pub observed: BTreeMap<String, HostObservation>,
     pub unreachable: Vec<UnreachableHost>,
+    /// Hosts whose run lock another run held past the timeout: host -> holder.
+    pub lock_held: Vec<(String, String)>,
+    locks: Vec<HostLock>,
     runtime_dir: PathBuf,
 }
 
 impl Observation {
     /// Closes every connection and removes the runtime directory.
     pub async fn close(self) {
+        for lock in self.locks {
+            lock.release().await;
+        }
         for engine in self.engines.values() {
             engine.close().await;
         }
@@ -109,30 +119,23 @@ pub async fn observe(loaded: &Loaded, opts: &RunOptions) -> anyhow::Result<Obser
         runtime_dir: runtime_dir.clone(),
         identity_file: opts.identity_file.clone(),
     };
-    let project_name = loaded.project.name.clone();
+    let project_name = loaded.project.name.as_str();
     let hosts = loaded
         .project
         .inventory
         .hosts
         .iter()
         .filter(|h| opts.only_hosts.is_empty() || opts.only_hosts.contains(&h.name));
-    let results: Vec<_> = stream::iter(hosts.map(|host| {
+    let parallel = settings.parallel.max(1);
+    let connected: Vec<_> = stream::iter(hosts.map(|host| {
         let connect_opts = connect_opts.clone();
-        let project_name = project_name.clone();
         async move {
-            let engine = hosts::connect(host, &connect_opts)
+            hosts::connect(host, &connect_opts)
                 .await
-                .map_err(|e| (host.name.clone(), e))?;
-            match engine.observe(&project_name).await {
-                Ok(obs) => Ok((engine, obs)),
-                Err(e) => {
-                    engine.close().await;
-                    Err((host.name.clone(), e))
-                }
-            }
+                .map_err(|e| (host.name.clone(), e))
         }
     }))
-    .buffer_unordered(settings.parallel.max(1))
+    .buffer_unordered(parallel)
     .collect()
     .await;
 
@@ -140,26 +143,146 @@ pub async fn observe(loaded: &Loaded, opts: &RunOptions) -> anyhow::Result<Obser
         engines: BTreeMap::new(),
         observed: BTreeMap::new(),
         unreachable: Vec::new(),
+        lock_held: Vec::new(),
+        locks: Vec::new(),
         runtime_dir,
     };
-    for r in results {
+    let unreachable = |observation: &mut Observation, host: String, e: anyhow::Error| {
+        tracing::error!(host = %host, "{e:#}");
+        observation.unreachable.push(UnreachableHost {
+            host,
+            error: format!("{e:#}"),
+        });
+    };
+    for r in connected {
         match r {
-            Ok((engine, obs)) => {
-                let name = engine.host().to_string();
-                observation.observed.insert(name.clone(), obs);
-                observation.engines.insert(name, engine);
+            Ok(engine) => {
+                observation
+                    .engines
+                    .insert(engine.host().to_string(), engine);
             }
-            Err((host, e)) => {
-                tracing::error!(host = %host, "{e:#}");
-                observation.unreachable.push(UnreachableHost {
-                    host,
-                    error: format!("{e:#}"),
-                });
+            Err((host, e)) => unreachable(&mut observation, host, e),
+        }
+    }
+
+    // Lock before observing: the plan must see what the previous holder
+    // left, not what was there before it finished.
+    if let Some(timeout) = opts.lock_timeout {
+        let holder =
+            hosts::lock::holder_description(loaded.checkout.commit.as_ref().map(|c| c.id.as_str()));
+        match lock_all(
+            &observation.engines,
+            project_name,
+            &holder,
+            timeout,
+            parallel,
+        )
+        .await
+        {
+            Ok(locks) => observation.locks = locks,
+            Err(LockFailure::Held(held)) => {
+                observation.lock_held = held;
+                return Ok(observation);
+            }
+            Err(LockFailure::Failed(host, e)) => {
+                if let Some(engine) = observation.engines.remove(&host) {
+                    engine.close().await;
+                }
+                unreachable(&mut observation, host, e);
+            }
+        }
+    }
+
+    let observed: Vec<_> = stream::iter(observation.engines.values().map(|engine| async move {
+        (
+            engine.host().to_string(),
+            engine.observe(project_name).await,
+        )
+    }))
+    .buffer_unordered(parallel)
+    .collect()
+    .await;
+    for (host, result) in observed {
+        match result {
+            Ok(obs) => {
+                observation.observed.insert(host, obs);
+            }
+            Err(e) => {
+                if let Some(engine) = observation.engines.remove(&host) {
+                    engine.close().await;
+                }
+                unreachable(&mut observation, host, e);
             }
         }
     }
     observation.unreachable.sort_by(|a, b| a.host.cmp(&b.host));
     Ok(observation)
+}
+
+enum LockFailure {
+    /// Host -> holder, for every host whose lock stayed held.
+    Held(Vec<(String, String)>),
+    Failed(String, anyhow::Error),
+}
+
+/// Takes the run lock on every host. First every host at once without
+/// waiting (the common, uncontended case: one round trip); if any is held,
+/// those taken are released and the hosts are locked one by one in name
+/// order, each waiting up to what is left of `timeout`. A run never waits
+/// while holding a lock out of that order, so two runs cannot deadlock.
+async fn lock_all(
+    engines: &BTreeMap<String, Box<dyn Engine>>,
+    project: &str,
+    holder: &str,
+    timeout: Duration,
+    parallel: usize,
+) -> Result<Vec<HostLock>, LockFailure> {
+    let results: Vec<_> = stream::iter(engines.values().map(|engine| async move {
+        (
+            engine.host().to_string(),
+            engine.lock(project, holder, Duration::ZERO).await,
+        )
+    }))
+    .buffer_unordered(parallel)
+    .collect()
+    .await;
+    let mut locks = Vec::new();
+    let mut contended = false;
+    let mut failed = None;
+    for (host, r) in results {
+        match r {
+            Ok(lock) => locks.push(lock),
+            Err(LockError::Held { .. }) => contended = true,
+            Err(LockError::Failed(e)) => failed = Some((host, e)),
+        }
+    }
+    if !contended && failed.is_none() {
+        return Ok(locks);
+    }
+    for lock in locks.drain(..) {
+        lock.release().await;
+    }
+    if let Some((host, e)) = failed {
+        return Err(LockFailure::Failed(host, e));
+    }
+
+    let deadline = std::time::Instant::now() + timeout;
+    for (host, engine) in engines {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match engine.lock(project, holder, left).await {
+            Ok(lock) => locks.push(lock),
+            Err(e) => {
+                for lock in locks {
+                    lock.release().await;
+                }
+                return Err(match e {
+                    LockError::Held { holder } => LockFailure::Held(vec![(host.clone(), holder)]),
+                    LockError::Failed(e) => LockFailure::Failed(host.clone(), e),
+                });
+            }
+        }
+    }
+    Ok(locks)
 }
 
 /// Desired state against observed: the plan. Pure once the observation is in.

@@ -22,6 +22,8 @@ pub mod exit {
     pub const ERROR: u8 = 1;
     /// With `--detailed-exitcode`: changes planned (plan) or made (apply).
     pub const CHANGES: u8 = 2;
+    /// Another berth run held a host's run lock past --lock-timeout; nothing was changed.
+    pub const LOCK_HELD: u8 = 3;
 }
 
 /// Declarative GitOps for Docker hosts: plan and apply Compose stacks from a
@@ -61,7 +63,8 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  no changes / converged
   1  error (bad input, unreachable host, failed step; other hosts still converge)
-  2  with --detailed-exitcode: changes planned (plan) or made (apply)";
+  2  with --detailed-exitcode: changes planned (plan) or made (apply)
+  3  apply: another berth run held a host's lock past --lock-timeout (nothing changed)";
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum LogFormat {
@@ -193,6 +196,12 @@ struct ApplyArgs {
     #[arg(long, default_value_t = 120, value_name = "SECONDS")]
     health_timeout: u64,
 
+    /// Longest wait, in seconds, for another berth run's lock on a host.
+    /// The lock dies with its run (even kill -9); when the wait runs out,
+    /// berth changes nothing and exits 3 naming the holder.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    lock_timeout: u64,
+
     #[command(flatten)]
     outputs: ReportArgs,
 }
@@ -236,7 +245,9 @@ async fn dispatch(command: Command) -> u8 {
                 metrics: args.outputs.metrics,
                 detailed_exitcode: args.detailed_exitcode,
             };
-            output::apply(&run_options(args.hosts, args.health_timeout), &out).await
+            let mut opts = run_options(args.hosts, args.health_timeout);
+            opts.lock_timeout = Some(Duration::from_secs(args.lock_timeout));
+            output::apply(&opts, &out).await
         }
         Command::Status(args) => output::status(&run_options(args, 120)).await,
     };
@@ -276,6 +287,7 @@ fn run_options(args: HostArgs, health_timeout: u64) -> RunOptions {
         connect_timeout: args.connect_timeout.map(Duration::from_secs),
         only_hosts: args.hosts,
         health_timeout: Duration::from_secs(health_timeout),
+        lock_timeout: None,
     }
 }
 

@@ -93,6 +93,23 @@ pub async fn apply(opts: &RunOptions, out: &PlanOutput) -> anyhow::Result<u8> {
     let detailed = out.detailed_exitcode;
     let loaded = run::load(opts).await?;
     let obs = run::observe(&loaded, opts).await?;
+    if !obs.lock_held.is_empty() {
+        let held = obs.lock_held.clone();
+        obs.close().await;
+        let stderr = std::io::stderr();
+        let mut err = stderr.lock();
+        for (host, holder) in &held {
+            let _ = writeln!(
+                err,
+                "error: host `{host}`: the run lock is held by another berth run ({holder})"
+            );
+        }
+        let _ = writeln!(
+            err,
+            "\nno host was changed.\nhelp: wait for that run to finish, or raise --lock-timeout; a killed run releases its lock at once"
+        );
+        return Ok(exit::LOCK_HELD);
+    }
     let plan = match run::make_plan(&loaded, &obs, opts) {
         Ok(p) => p,
         Err(e) => {

@@ -527,6 +527,31 @@ impl Engine for DockerEngine {
         }
     }
 
+    async fn lock(
+        &self,
+        key: &str,
+        holder: &str,
+        timeout: Duration,
+    ) -> Result<super::lock::HostLock, super::lock::LockError> {
+        let script = super::lock::script(key, holder, timeout);
+        let command = match self.tunnel.lock().await.as_ref() {
+            Some(tunnel) => tunnel.command(&format!("sh -c '{script}'")),
+            None => {
+                let mut c = tokio::process::Command::new("sh");
+                c.arg("-c").arg(&script);
+                c
+            }
+        };
+        super::lock::acquire(command, &self.host, timeout)
+            .await
+            .map_err(|e| match e {
+                super::lock::LockError::Failed(err) => {
+                    super::lock::LockError::Failed(err.context(self.who.clone()))
+                }
+                held => held,
+            })
+    }
+
     async fn close(&self) {
         if let Some(tunnel) = self.tunnel.lock().await.take() {
             tunnel.close().await;

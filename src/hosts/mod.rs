@@ -9,6 +9,7 @@
 //! unmanaged ones are never touched.
 
 pub mod docker;
+pub mod lock;
 pub mod memory;
 pub mod ssh;
 
@@ -121,6 +122,18 @@ pub trait Engine: Send + Sync {
         command: &[String],
         timeout: Duration,
     ) -> anyhow::Result<(i64, String)>;
+    /// Takes the run lock for `key` (the project) on the host, waiting up to
+    /// `timeout`; held until the returned guard is released or the process
+    /// dies. Engines with nothing to share (in-memory) need not lock.
+    async fn lock(
+        &self,
+        key: &str,
+        holder: &str,
+        timeout: Duration,
+    ) -> Result<lock::HostLock, lock::LockError> {
+        let _ = (key, holder, timeout);
+        Ok(lock::HostLock::none())
+    }
     /// Closes the connection and removes the forwarded socket.
     async fn close(&self);
 }

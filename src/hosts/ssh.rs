@@ -502,6 +502,25 @@ impl Tunnel {
         drop(self.local);
     }
 
+    /// A command that runs `remote` on the host over this connection (a new
+    /// channel on the existing master: no new handshake).
+    pub(crate) fn command(&self, remote: &str) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new("ssh");
+        c.arg("-S").arg(self.session.control_socket()).args([
+            "-o",
+            "ControlMaster=no",
+            "-o",
+            "BatchMode=yes",
+            "-T",
+        ]);
+        match std::env::var_os("BERTH_SSH_CONFIG").filter(|c| !c.is_empty()) {
+            Some(config) => c.arg("-F").arg(config),
+            None => c.args(["-F", "/dev/null"]),
+        };
+        c.arg("berth-host").arg("--").arg(remote);
+        c
+    }
+
     /// Whether the host refused a forwarded channel, from the ssh master's
     /// log: sshd then says only "open failed" (the socket does not exist, or
     /// the user may not use it), so that is all there is to tell.

@@ -599,7 +599,7 @@ start_sshd() {
     sh -c '
       echo "$0" >/proc/sys/kernel/hostname &&
       mount -t tmpfs -o mode=755,size=16m berth-run /run &&
-      mkdir -m 755 /run/sshd && ln -s "$1" /run/docker.sock &&
+      mkdir -m 755 /run/sshd && mkdir -m 1777 /run/lock && ln -s "$1" /run/docker.sock &&
       if [ ! -L /var/run ]; then
         mount -t tmpfs -o mode=755,size=1m berth-var-run /var/run &&
         ln -s "$1" /var/run/docker.sock

@@ -365,6 +365,32 @@ pub fn berth(cwd: &Path, args: &[&str]) -> Run {
     }
 }
 
+/// Starts berth without waiting for it (for concurrent runs and kill -9).
+pub fn berth_spawn(cwd: &Path, args: &[&str]) -> std::process::Child {
+    let cache = std::env::temp_dir().join("berth-test-cache");
+    Command::new(env!("CARGO_BIN_EXE_berth"))
+        .current_dir(cwd)
+        .env("BERTH_CACHE_DIR", &cache)
+        .env_remove("BERTH_REPO")
+        .env("NO_COLOR", "1")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start berth")
+}
+
+/// Waits for a spawned berth and collects what it showed.
+pub fn finish(child: std::process::Child, command: &str) -> Run {
+    let out = child.wait_with_output().expect("wait for berth");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        command: command.to_string(),
+    }
+}
+
 /// Asserts the exit code, printing the whole run when it differs.
 #[track_caller]
 pub fn expect_code(run: &Run, code: i32) {

@@ -1,0 +1,213 @@
+//! The run lock: two berth runs (two cron ticks, a timer and a CI job on
+//! another machine) must never change the same host at once.
+//!
+//! The lock is a `flock` on `/run/lock/berth-<project>.lock` on the host,
+//! held by a shell started over the run's own SSH connection and kept alive
+//! by its stdin. When the run ends — or is killed with -9 — stdin closes, the
+//! shell exits and the kernel drops the lock: a killed run never leaves a
+//! lock that blocks forever. The holder (runner, pid, start time, commit) is
+//! written beside the lock so a waiting run can say who holds it.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Held while the run changes the host; dropping it releases the lock.
+#[derive(Debug, Default)]
+pub struct HostLock {
+    child: Option<Child>,
+}
+
+impl HostLock {
+    /// For engines with nothing to lock (the in-memory one).
+    pub fn none() -> HostLock {
+        HostLock { child: None }
+    }
+
+    pub async fn release(mut self) {
+        if let Some(mut child) = self.child.take() {
+            drop(child.stdin.take());
+            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum LockError {
+    /// Another run still held the lock when `--lock-timeout` ran out.
+    Held {
+        holder: String,
+    },
+    Failed(anyhow::Error),
+}
+
+impl std::fmt::Display for LockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockError::Held { holder } => {
+                write!(f, "the run lock is held by another berth run ({holder})")
+            }
+            LockError::Failed(e) => write!(f, "cannot take the run lock: {e:#}"),
+        }
+    }
+}
+
+/// Who we are, as a waiting run will see it: only `[A-Za-z0-9=:._ -]` so it
+/// can sit inside the single-quoted remote script.
+pub fn holder_description(commit: Option<&str>) -> String {
+    let runner = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    let started = crate::report::rfc3339(std::time::SystemTime::now());
+    let commit = commit.map(|c| c.get(..12).unwrap_or(c)).unwrap_or("none");
+    let text = format!(
+        "runner={runner} pid={} started={started} commit={commit}",
+        std::process::id()
+    );
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "=:._ -".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The shell run on the host. Prints `berth-lock-waiting <holder>` when it
+/// has to wait, then `berth-lock-acquired` or `berth-lock-held <holder>`.
+pub fn script(key: &str, holder: &str, timeout: Duration) -> String {
+    let key: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    // Quoted twice (single quotes around the script, double around this).
+    let holder: String = holder.chars().filter(|c| !"'\"$`\\".contains(*c)).collect();
+    format!(
+        "d=/run/lock; [ -d $d ] && [ -w $d ] || d=/tmp; f=$d/berth-{key}.lock; \
+         exec 9>>$f || {{ echo berth-lock-error cannot open $f; exit 1; }}; \
+         if ! flock -n 9; then \
+           [ {secs} -gt 0 ] && echo berth-lock-waiting $(cat $f.holder 2>/dev/null); \
+           if [ {secs} -eq 0 ] || ! flock -w {secs} 9; then echo berth-lock-held $(cat $f.holder 2>/dev/null); exit 3; fi; \
+         fi; \
+         echo \"{holder}\" > $f.holder; echo berth-lock-acquired; exec cat >/dev/null",
+        secs = timeout.as_secs(),
+    )
+}
+
+/// Runs `command` (the lock script, locally or over SSH) and waits for its
+/// verdict, bounded by the lock timeout plus a margin for the connection.
+pub async fn acquire(
+    mut command: Command,
+    host: &str,
+    timeout: Duration,
+) -> Result<HostLock, LockError> {
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = command.spawn().map_err(|e| {
+        LockError::Failed(anyhow::Error::new(e).context("cannot start the lock shell"))
+    })?;
+    let Some(stdout) = child.stdout.take() else {
+        return Err(LockError::Failed(anyhow::anyhow!(
+            "lock shell has no stdout"
+        )));
+    };
+    let mut lines = BufReader::new(stdout).lines();
+    let verdict = async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(holder) = line.strip_prefix("berth-lock-waiting") {
+                tracing::info!(
+                    host = %host,
+                    "waiting up to {}s for the run lock, held by {}",
+                    timeout.as_secs(),
+                    holder.trim()
+                );
+            } else if line == "berth-lock-acquired" {
+                return Ok(Ok(()));
+            } else if let Some(holder) = line.strip_prefix("berth-lock-held") {
+                return Ok(Err(holder.trim().to_string()));
+            } else if let Some(why) = line.strip_prefix("berth-lock-error") {
+                return Err(std::io::Error::other(why.trim().to_string()));
+            }
+        }
+        Err(std::io::Error::other(
+            "the lock shell ended without an answer",
+        ))
+    };
+    match tokio::time::timeout(timeout + Duration::from_secs(30), verdict).await {
+        Ok(Ok(Ok(()))) => Ok(HostLock { child: Some(child) }),
+        Ok(Ok(Err(holder))) => Err(LockError::Held {
+            holder: if holder.is_empty() {
+                "unknown holder".into()
+            } else {
+                holder
+            },
+        }),
+        Ok(Err(e)) => {
+            let mut stderr = String::new();
+            if let Some(mut err) = child.stderr.take() {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(2), err.read_to_string(&mut stderr))
+                        .await;
+            }
+            let stderr = stderr.trim();
+            Err(LockError::Failed(if stderr.is_empty() {
+                anyhow::Error::new(e)
+            } else {
+                anyhow::anyhow!("{e}: {stderr}")
+            }))
+        }
+        Err(_) => Err(LockError::Failed(anyhow::anyhow!(
+            "no answer from the lock shell within {}s",
+            (timeout + Duration::from_secs(30)).as_secs()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holder_is_safe_inside_single_quotes() {
+        let h = holder_description(Some("0123456789abcdef"));
+        assert!(h.starts_with("runner="), "{h}");
+        assert!(h.contains(" commit=0123456789ab"), "{h}");
+        assert!(!h.contains('\''));
+    }
+
+    #[tokio::test]
+    async fn a_second_local_lock_waits_then_reports_the_holder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Same script, run locally with /run/lock replaced by the temp dir.
+        let local = |holder: &str, secs| {
+            let s = script("t", holder, Duration::from_secs(secs))
+                .replace("d=/run/lock", &format!("d={}", dir.path().display()));
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(s);
+            c
+        };
+        let first = acquire(local("first run", 1), "local", Duration::from_secs(1))
+            .await
+            .expect("first lock");
+        match acquire(local("second run", 1), "local", Duration::from_secs(1)).await {
+            Err(LockError::Held { holder }) => assert_eq!(holder, "first run"),
+            other => panic!("expected the lock to be held, got {other:?}"),
+        }
+        first.release().await;
+        let again = acquire(local("third run", 1), "local", Duration::from_secs(1)).await;
+        assert!(again.is_ok(), "lock not released: {again:?}");
+    }
+}
