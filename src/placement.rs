@@ -18,7 +18,18 @@ use crate::spec::{
 };
 
 /// One replica of one service: the identity a container carries in its labels.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 pub struct Slot {
     pub stack: String,
     pub service: String,

@@ -9,18 +9,29 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use similar::{ChangeTag, TextDiff};
 
 use crate::hosts::{labels, HostObservation, ObservedContainer};
 use crate::placement::{CurrentPlacement, DesiredContainer, DesiredState, Slot};
 use crate::spec::{ContainerSpec, NetworkSpec, VolumeSpec};
 
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+/// JSON Schema (draft 2020-12) of `berth plan --format json`, checked in as
+/// `schemas/plan.schema.json`.
+pub fn plan_schema() -> serde_json::Value {
+    schemars::schema_for!(Plan).to_value()
+}
+
 /// Suffix of the name an old container carries while its replacement starts.
 pub const RETIRED_SUFFIX: &str = ".berth-old";
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Plan {
+    /// Version of this JSON shape (`schemas/plan.schema.json`); bumped on
+    /// any incompatible change.
+    pub format_version: u32,
     pub project: String,
     /// The commit the desired state was read at (None: not a git checkout).
     pub commit: Option<String>,
@@ -29,13 +40,13 @@ pub struct Plan {
     pub unreachable: Vec<UnreachableHost>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct UnreachableHost {
     pub host: String,
     pub error: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HostPlan {
     pub host: String,
     /// Images to pull before any container is created.
@@ -46,7 +57,9 @@ pub struct HostPlan {
     pub changes: Vec<Change>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, PartialOrd, Ord,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Create,
@@ -55,7 +68,7 @@ pub enum Action {
 }
 
 /// One container-level change on one host.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Change {
     pub action: Action,
     pub slot: Slot,
@@ -72,11 +85,11 @@ pub struct Change {
     /// True when the change repairs the host rather than following the repo.
     pub drift: bool,
     /// Field-by-field difference for a replace of a changed spec.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldChange>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CurrentContainer {
     pub id: String,
     pub image: String,
@@ -84,13 +97,13 @@ pub struct CurrentContainer {
     pub spec_hash: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DesiredRef {
     pub spec: ContainerSpec,
     pub spec_hash: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FieldChange {
     /// Dotted path, e.g. `image`, `environment.LOG_LEVEL`, `ports[0]`.
     pub field: String,
@@ -293,6 +306,7 @@ pub fn diff(
     }
 
     Plan {
+        format_version: PLAN_FORMAT_VERSION,
         project: desired.project.clone(),
         commit,
         hosts,
@@ -369,6 +383,99 @@ fn removal_reason(desired: &DesiredState, slot: &Slot) -> String {
     } else {
         "replica no longer wanted (scaled down)".into()
     }
+}
+
+/// A plan saved for later (`berth plan --save`), bound to what it was
+/// computed from: applying it is refused when the commit or any host's
+/// managed containers moved since, so what was reviewed is what runs.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SavedPlan {
+    pub plan: Plan,
+    /// Per host, the managed containers the plan was computed against.
+    pub observed: BTreeMap<String, Vec<ObservedSummary>>,
+}
+
+/// The part of an observed container that a plan depends on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ObservedSummary {
+    pub name: String,
+    pub id: String,
+    pub state: String,
+    pub spec_hash: Option<String>,
+}
+
+/// What each host runs, reduced to what a plan depends on, sorted by name.
+pub fn summarize(
+    observed: &BTreeMap<String, HostObservation>,
+) -> BTreeMap<String, Vec<ObservedSummary>> {
+    observed
+        .iter()
+        .map(|(host, obs)| {
+            let mut cs: Vec<ObservedSummary> = obs
+                .containers
+                .iter()
+                .map(|c| ObservedSummary {
+                    name: c.name.clone(),
+                    id: c.id.clone(),
+                    state: c.state.clone(),
+                    spec_hash: c.labels.get(labels::SPEC_HASH).cloned(),
+                })
+                .collect();
+            cs.sort_by(|a, b| a.name.cmp(&b.name));
+            (host.clone(), cs)
+        })
+        .collect()
+}
+
+/// Everything that moved between the saved observation and now, one line
+/// per host and container, e.g. "host `edge-2`: container `web-api-1` changed
+/// (state running -> exited)". Empty: the saved plan still holds.
+pub fn moved_since(
+    saved: &BTreeMap<String, Vec<ObservedSummary>>,
+    now: &BTreeMap<String, Vec<ObservedSummary>>,
+) -> Vec<String> {
+    let mut moved = Vec::new();
+    for (host, before) in saved {
+        let Some(after) = now.get(host) else {
+            moved.push(format!("host `{host}` could not be observed now"));
+            continue;
+        };
+        let before_by: BTreeMap<&str, &ObservedSummary> =
+            before.iter().map(|c| (c.name.as_str(), c)).collect();
+        let after_by: BTreeMap<&str, &ObservedSummary> =
+            after.iter().map(|c| (c.name.as_str(), c)).collect();
+        for (name, b) in &before_by {
+            match after_by.get(name) {
+                None => moved.push(format!("host `{host}`: container `{name}` is gone")),
+                Some(a) if a != b => {
+                    let mut what = Vec::new();
+                    if a.id != b.id {
+                        what.push("recreated".to_string());
+                    }
+                    if a.state != b.state {
+                        what.push(format!("state {} -> {}", b.state, a.state));
+                    }
+                    if a.spec_hash != b.spec_hash {
+                        what.push("spec changed".to_string());
+                    }
+                    moved.push(format!(
+                        "host `{host}`: container `{name}` changed ({})",
+                        what.join(", ")
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        for name in after_by.keys().filter(|n| !before_by.contains_key(*n)) {
+            moved.push(format!("host `{host}`: container `{name}` appeared"));
+        }
+    }
+    for host in now.keys().filter(|h| !saved.contains_key(*h)) {
+        moved.push(format!(
+            "host `{host}` was not reachable when the plan was saved"
+        ));
+    }
+    moved
 }
 
 pub fn is_retired(c: &ObservedContainer) -> bool {

@@ -125,7 +125,8 @@ pub fn markdown_within(plan: &Plan, budget: usize) -> String {
     let mut head = String::new();
     let _ = writeln!(head, "{COMMENT_MARKER}");
     let title = summary(plan).lines().next().unwrap_or_default().to_string();
-    let _ = writeln!(head, "### berth plan: {}\n", title.trim_end_matches('.'));
+    let title = title.trim_start_matches("Plan: ").trim_end_matches('.');
+    let _ = writeln!(head, "### berth plan: {title}\n");
     match &plan.commit {
         Some(c) => {
             let _ = writeln!(
@@ -318,4 +319,179 @@ fn verb(a: Action) -> &'static str {
 
 pub fn short(commit: &str) -> &str {
     commit.get(..12).unwrap_or(commit)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+    use crate::hosts::{labels, HostObservation, ObservedContainer};
+    use crate::placement::{
+        canonical_json, spec_hash, DesiredContainer, DesiredHost, DesiredState, Slot,
+    };
+    use crate::spec::ContainerSpec;
+
+    fn spec(image: &str, level: &str) -> ContainerSpec {
+        let mut s = ContainerSpec {
+            image: image.into(),
+            restart: "unless-stopped".into(),
+            ..Default::default()
+        };
+        s.environment.insert("LOG_LEVEL".into(), level.into());
+        s
+    }
+
+    /// `hosts` hosts, each running `services` services at v1; the repo wants
+    /// v2 with debug logging. On the first host, the first service's
+    /// container was stopped by hand (drift); the last service is new there.
+    fn sample_plan(hosts: usize, services: usize) -> Plan {
+        let mut desired = DesiredState {
+            project: "shop".into(),
+            hosts: BTreeMap::new(),
+        };
+        let mut observed = BTreeMap::new();
+        for h in 1..=hosts {
+            let host = format!("edge-{h:02}");
+            let mut want = DesiredHost::default();
+            let mut have = HostObservation {
+                images: BTreeSet::from(["reg.example/api:1.4.2".to_string()]),
+                ..Default::default()
+            };
+            for s in 1..=services {
+                let slot = Slot {
+                    stack: "shop".into(),
+                    service: format!("svc{s}"),
+                    replica: 1,
+                };
+                let new = spec("reg.example/api:1.5.0", "debug");
+                want.containers.push(DesiredContainer {
+                    name: slot.container_name(),
+                    spec_hash: spec_hash(&new),
+                    spec: new,
+                    slot: slot.clone(),
+                });
+                if h == 1 && s == services && services > 1 {
+                    continue; // new on this host
+                }
+                let old = if h == 1 && s == 1 {
+                    spec("reg.example/api:1.5.0", "debug") // same spec, stopped by hand
+                } else {
+                    spec("reg.example/api:1.4.2", "info")
+                };
+                have.containers.push(ObservedContainer {
+                    id: format!("{h:04}{s:04}"),
+                    name: slot.container_name(),
+                    labels: BTreeMap::from([
+                        (labels::PROJECT.to_string(), "shop".to_string()),
+                        (labels::STACK.to_string(), slot.stack.clone()),
+                        (labels::SERVICE.to_string(), slot.service.clone()),
+                        (labels::REPLICA.to_string(), "1".to_string()),
+                        (labels::SPEC_HASH.to_string(), spec_hash(&old)),
+                        (labels::SPEC.to_string(), canonical_json(&old)),
+                    ]),
+                    image: old.image.clone(),
+                    state: if h == 1 && s == 1 {
+                        "exited"
+                    } else {
+                        "running"
+                    }
+                    .into(),
+                    health: None,
+                    created: 0,
+                });
+            }
+            desired.hosts.insert(host.clone(), want);
+            observed.insert(host, have);
+        }
+        crate::plan::diff(
+            &desired,
+            &observed,
+            Vec::new(),
+            Some("3f2a9c1d0b7e55aa".into()),
+        )
+    }
+
+    #[test]
+    fn markdown_plan_of_two_services_on_three_hosts() {
+        let plan = sample_plan(3, 2);
+        assert_eq!(plan.count(Action::Create), 1);
+        assert_eq!(plan.count(Action::Replace), 5);
+        insta::assert_snapshot!(markdown(&plan));
+    }
+
+    #[test]
+    fn human_plan_of_two_services_on_three_hosts() {
+        insta::assert_snapshot!(human(&sample_plan(3, 2)));
+    }
+
+    #[test]
+    fn markdown_of_sixty_hosts_stays_under_the_comment_limit() {
+        let plan = sample_plan(60, 5);
+        assert_eq!(
+            plan.count(Action::Replace) + plan.count(Action::Create),
+            300
+        );
+        let md = markdown(&plan);
+        assert!(md.len() < COMMENT_LIMIT, "{} characters", md.len());
+        assert!(
+            md.contains("### berth plan: 1 to create, 299 to replace, 0 to remove"),
+            "{}",
+            &md[..300]
+        );
+        assert!(
+            md.contains("more change(s) on"),
+            "a cut comment must say so"
+        );
+        assert!(md.contains("see the job log or the plan artifact"));
+        // Every host section shown is whole: details blocks are closed.
+        assert_eq!(
+            md.matches("<details>").count(),
+            md.matches("</details>").count()
+        );
+    }
+
+    /// The comment renders as GitHub would: a table per host plus the drift
+    /// table, diffs as code blocks inside <details>.
+    #[test]
+    fn markdown_plan_renders_to_tables() {
+        use pulldown_cmark::{html, Options, Parser};
+        let md = markdown(&sample_plan(3, 2));
+        let mut out = String::new();
+        html::push_html(&mut out, Parser::new_ext(&md, Options::ENABLE_TABLES));
+        assert_eq!(out.matches("<table>").count(), 4, "{out}");
+        assert_eq!(out.matches("<details>").count(), 2, "{out}");
+        assert!(out.contains("<code class=\"language-diff\">"), "{out}");
+        assert!(out.contains("<td><code>~</code></td>"), "{out}");
+    }
+
+    #[test]
+    fn small_markdown_plans_are_not_cut() {
+        let md = markdown(&sample_plan(3, 2));
+        assert!(!md.contains("not shown"));
+        for h in ["edge-01", "edge-02", "edge-03"] {
+            assert!(md.contains(&format!("#### `{h}`")), "{h} missing");
+        }
+    }
+
+    #[test]
+    fn json_plan_validates_against_the_checked_in_schema() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/plan.schema.json");
+        let schema: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("schema file"))
+                .expect("schema JSON");
+        let validator = jsonschema::validator_for(&schema).expect("valid schema");
+        let plan: serde_json::Value =
+            serde_json::from_str(&json(&sample_plan(3, 2))).expect("plan JSON");
+        let errors: Vec<String> = validator
+            .iter_errors(&plan)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        // And a broken plan does not.
+        let mut broken = plan.clone();
+        broken["hosts"][0]["changes"][0]["action"] = "explode".into();
+        assert!(!validator.is_valid(&broken));
+    }
 }

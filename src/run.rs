@@ -318,15 +318,36 @@ pub async fn apply_plan(
     apply::apply(plan, &obs.engines, &ctx).await
 }
 
-/// Audit labels: where a container came from, readable with `docker inspect`.
+/// Audit labels: where a container came from and why, readable with
+/// `docker inspect` alone. Not part of the spec hash, so they never cause a
+/// replace by themselves.
 fn metadata(checkout: &Checkout) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     m.insert("berth.version".into(), env!("CARGO_PKG_VERSION").into());
     m.insert("berth.origin".into(), checkout.origin.clone());
+    m.insert(
+        "berth.applied-at".into(),
+        crate::report::rfc3339(std::time::SystemTime::now()),
+    );
+    m.insert("berth.runner".into(), runner_hostname());
     if let Some(c) = &checkout.commit {
         m.insert(crate::hosts::labels::COMMIT.into(), c.id.clone());
+        m.insert("berth.commit-author".into(), c.author.clone());
+        m.insert(
+            "berth.commit-date".into(),
+            crate::report::rfc3339(
+                std::time::UNIX_EPOCH + Duration::from_secs(c.time.max(0) as u64),
+            ),
+        );
+        m.insert("berth.commit-summary".into(), c.summary.clone());
     }
     m
+}
+
+fn runner_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// Depth of each service in its stack's `depends_on` graph (validated acyclic by spec).

@@ -159,6 +159,11 @@ struct PlanArgs {
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
 
+    /// Save the plan, bound to the commit and to what each host runs now, for
+    /// `berth apply --plan FILE`: what was reviewed is exactly what runs.
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
+
     #[command(flatten)]
     outputs: ReportArgs,
 }
@@ -202,6 +207,12 @@ struct ApplyArgs {
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     lock_timeout: u64,
 
+    /// Apply a plan saved by `berth plan --save FILE` instead of planning
+    /// anew. Refused, with nothing changed, when the commit or any container
+    /// on the hosts moved since it was saved.
+    #[arg(long = "plan", value_name = "FILE")]
+    saved_plan: Option<PathBuf>,
+
     #[command(flatten)]
     outputs: ReportArgs,
 }
@@ -231,6 +242,8 @@ async fn dispatch(command: Command) -> u8 {
             let out = output::PlanOutput {
                 format: args.format,
                 out: args.out,
+                save: args.save,
+                saved_plan: None,
                 report: args.outputs.report,
                 metrics: args.outputs.metrics,
                 detailed_exitcode: args.detailed_exitcode,
@@ -241,6 +254,8 @@ async fn dispatch(command: Command) -> u8 {
             let out = output::PlanOutput {
                 format: PlanFormat::Human,
                 out: None,
+                save: None,
+                saved_plan: args.saved_plan,
                 report: args.outputs.report,
                 metrics: args.outputs.metrics,
                 detailed_exitcode: args.detailed_exitcode,

@@ -18,6 +18,10 @@ use crate::spec::SpecError;
 pub struct PlanOutput {
     pub format: PlanFormat,
     pub out: Option<PathBuf>,
+    /// `plan --save FILE`.
+    pub save: Option<PathBuf>,
+    /// `apply --plan FILE`.
+    pub saved_plan: Option<PathBuf>,
     pub report: Option<PathBuf>,
     pub metrics: Option<PathBuf>,
     pub detailed_exitcode: bool,
@@ -41,8 +45,18 @@ pub async fn plan(opts: &RunOptions, out: &PlanOutput) -> anyhow::Result<u8> {
     let loaded = run::load(opts).await?;
     let obs = run::observe(&loaded, opts).await?;
     let plan = run::make_plan(&loaded, &obs, opts);
+    let observed = crate::plan::summarize(&obs.observed);
     obs.close().await;
     let plan = plan?;
+    if let Some(path) = &out.save {
+        let saved = crate::plan::SavedPlan {
+            plan: plan.clone(),
+            observed,
+        };
+        let json = serde_json::to_string_pretty(&saved)?;
+        write_atomic(path, &(json + "\n"))?;
+        tracing::info!("saved the plan to `{}`", path.display());
+    }
     let rendered = match out.format {
         PlanFormat::Human => render::human(&plan),
         PlanFormat::Json => render::json(&plan) + "\n",
@@ -110,7 +124,11 @@ pub async fn apply(opts: &RunOptions, out: &PlanOutput) -> anyhow::Result<u8> {
         );
         return Ok(exit::LOCK_HELD);
     }
-    let plan = match run::make_plan(&loaded, &obs, opts) {
+    let planned = match &out.saved_plan {
+        Some(path) => saved_plan(path, &loaded, &obs),
+        None => run::make_plan(&loaded, &obs, opts),
+    };
+    let plan = match planned {
         Ok(p) => p,
         Err(e) => {
             obs.close().await;
@@ -166,6 +184,65 @@ pub async fn apply(opts: &RunOptions, out: &PlanOutput) -> anyhow::Result<u8> {
     );
     write_reports(out, "apply", &plan, Some(&report), started, exit::ERROR)?;
     Ok(exit::ERROR)
+}
+
+/// The saved plan, if it still describes the hosts and the commit.
+fn saved_plan(
+    path: &std::path::Path,
+    loaded: &Loaded,
+    obs: &run::Observation,
+) -> anyhow::Result<Plan> {
+    use anyhow::Context as _;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the saved plan `{}`", path.display()))?;
+    let saved: crate::plan::SavedPlan = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "`{}` is not a plan saved by `berth plan --save`",
+            path.display()
+        )
+    })?;
+    if saved.plan.format_version != crate::plan::PLAN_FORMAT_VERSION {
+        anyhow::bail!(
+            "saved plan `{}` has format version {}, this berth reads {}; plan again",
+            path.display(),
+            saved.plan.format_version,
+            crate::plan::PLAN_FORMAT_VERSION
+        );
+    }
+    let commit_now = loaded.checkout.commit.as_ref().map(|c| c.id.clone());
+    let mut moved = Vec::new();
+    if saved.plan.project != loaded.project.name {
+        moved.push(format!(
+            "the plan is for project `{}`, the repo is project `{}`",
+            saved.plan.project, loaded.project.name
+        ));
+    }
+    if saved.plan.commit != commit_now {
+        moved.push(format!(
+            "the repo is at commit {}, the plan was made at {}",
+            commit_now.as_deref().map(render::short).unwrap_or("(none)"),
+            saved
+                .plan
+                .commit
+                .as_deref()
+                .map(render::short)
+                .unwrap_or("(none)")
+        ));
+    }
+    moved.extend(crate::plan::moved_since(
+        &saved.observed,
+        &crate::plan::summarize(&obs.observed),
+    ));
+    if !moved.is_empty() {
+        anyhow::bail!(
+            "the saved plan `{}` no longer matches; no host was changed:\n  - {}\nhelp: run `berth plan --save` again and review the new plan",
+            path.display(),
+            moved.join("\n  - ")
+        );
+    }
+    let mut plan = saved.plan;
+    plan.unreachable = obs.unreachable.clone();
+    Ok(plan)
 }
 
 pub async fn status(opts: &RunOptions) -> anyhow::Result<u8> {

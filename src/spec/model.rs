@@ -123,7 +123,7 @@ pub struct SecretRef {
     pub location: Location,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct NetworkSpec {
     /// Engine-side name: `<stack>_<key>` unless `name:` or `external` says otherwise.
     pub name: String,
@@ -133,7 +133,7 @@ pub struct NetworkSpec {
     pub labels: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct VolumeSpec {
     /// Engine-side name: `<stack>_<key>` unless `name:` or `external` says otherwise.
     pub name: String,
@@ -263,7 +263,7 @@ pub enum ValidateCheck {
 /// What a container is, independent of which replica it is. Canonical: the
 /// JSON of this struct is hashed into `berth.spec-hash` and kept in the
 /// `berth.spec` label so the next plan can diff field by field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(default)]
 pub struct ContainerSpec {
     pub image: String,
@@ -319,7 +319,9 @@ pub struct ContainerSpec {
     pub secrets: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, schemars::JsonSchema,
+)]
 pub struct PortSpec {
     /// Host IP to bind; None = all.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -332,7 +334,9 @@ pub struct PortSpec {
     pub protocol: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, schemars::JsonSchema,
+)]
 pub struct MountSpec {
     /// `volume` (source = engine-side volume name), `bind` (source = host path).
     pub kind: MountKind,
@@ -342,14 +346,16 @@ pub struct MountSpec {
     pub read_only: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum MountKind {
     Volume,
     Bind,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct HealthcheckSpec {
     /// `["NONE"]` disables the image's check; otherwise `CMD`/`CMD-SHELL` form.
     pub test: Vec<String>,
@@ -360,7 +366,7 @@ pub struct HealthcheckSpec {
     pub start_period_ms: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct Resources {
     /// Bytes; None = unlimited.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -380,14 +386,14 @@ impl Resources {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct LoggingSpec {
     pub driver: String,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct Ulimit {
     pub soft: i64,
     pub hard: i64,

@@ -31,6 +31,7 @@ mod tests {
         for (file, schema) in [
             ("berth.schema.json", inventory_schema()),
             ("x-berth.schema.json", x_berth_schema()),
+            ("plan.schema.json", crate::plan::plan_schema()),
         ] {
             let path = dir.join(file);
             let wanted = serde_json::to_string_pretty(&schema).unwrap() + "\n";
