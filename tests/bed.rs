@@ -57,6 +57,14 @@ fn main() {
             concurrent_applies_take_turns,
         ),
         (
+            "saved_plan_applies_exactly_or_refuses",
+            saved_plan_applies_exactly_or_refuses,
+        ),
+        (
+            "reports_and_metrics_for_success_and_failure",
+            reports_and_metrics_for_success_and_failure,
+        ),
+        (
             "killed_lock_holder_does_not_block",
             killed_lock_holder_does_not_block,
         ),
@@ -735,6 +743,198 @@ fn killed_lock_holder_does_not_block(bed: &Bed) -> Result<(), Failed> {
                 .get("hold-web-1")
                 .is_some_and(|c| c.image == bed.get("BED_WEB_V1")),
         "expected one v1 container after the killed run: {after:?}\n{run}"
+    );
+    Ok(())
+}
+
+fn saved_plan_applies_exactly_or_refuses(bed: &Bed) -> Result<(), Failed> {
+    let project = "t-saved";
+    let _scope = bed.scope(project);
+    let repo = two_stack_repo(bed, project, 18088);
+    expect_code(&apply(&repo, &[]), 0);
+    let path = repo.path().display().to_string();
+    let saved = repo.path().join("plan.json").display().to_string();
+    let retag = |from: &str, to: &str| -> Result<String, Failed> {
+        let compose = std::fs::read_to_string(repo.path().join("stacks/site/compose.yaml"))?;
+        repo.write(
+            "stacks/site/compose.yaml",
+            &compose.replace(&bed.get(from), &bed.get(to)),
+        );
+        Ok(repo.commit(to))
+    };
+
+    // Reviewed, then applied as saved.
+    retag("BED_WEB_V1", "BED_WEB_V2")?;
+    let shown = berth(repo.path(), &["plan", "--repo", &path, "--save", &saved]);
+    expect_code(&shown, 0);
+    let run = berth(repo.path(), &["apply", "--repo", &path, "--plan", &saved]);
+    expect_code(&run, 0);
+    check!(
+        run.stdout
+            .contains("Plan: 0 to create, 2 to replace, 0 to remove."),
+        "{run}"
+    );
+    check!(
+        run.stdout.starts_with(&shown.stdout),
+        "apply did not run the plan it showed\n{shown}\n{run}"
+    );
+    for host in ["edge-1", "edge-2"] {
+        check!(
+            bed.http_get(host, 18088).trim() == "berth-test web v2",
+            "{host} not on v2"
+        );
+    }
+
+    // Saved, then a container it covers is changed by hand: refused.
+    retag("BED_WEB_V2", "BED_WEB_V1")?;
+    expect_code(
+        &berth(repo.path(), &["plan", "--repo", &path, "--save", &saved]),
+        0,
+    );
+    let web_host = if bed.containers("edge-1", project).contains_key("site-web-1") {
+        "edge-1"
+    } else {
+        "edge-2"
+    };
+    bed.docker_ok(web_host, &["stop", "-t", "1", "site-web-1"]);
+    let before: Vec<_> = HOSTS.iter().map(|h| bed.containers(h, project)).collect();
+    let run = berth(repo.path(), &["apply", "--repo", &path, "--plan", &saved]);
+    expect_code(&run, 1);
+    check!(
+        run.stderr.contains(&format!(
+            "host `{web_host}`: container `site-web-1` changed (state running -> exited)"
+        )),
+        "refusal does not name the host and container\n{run}"
+    );
+    check!(run.stderr.contains("no host was changed"), "{run}");
+    let after: Vec<_> = HOSTS.iter().map(|h| bed.containers(h, project)).collect();
+    check!(before == after, "a refused saved plan changed containers");
+
+    // A new commit after saving is refused too.
+    expect_code(
+        &berth(repo.path(), &["plan", "--repo", &path, "--save", &saved]),
+        0,
+    );
+    repo.write("stacks/site/NOTES", "unrelated\n");
+    repo.commit("notes");
+    let run = berth(repo.path(), &["apply", "--repo", &path, "--plan", &saved]);
+    expect_code(&run, 1);
+    check!(run.stderr.contains("the plan was made at"), "{run}");
+    Ok(())
+}
+
+/// Checks a Prometheus textfile the way promtool would: HELP and TYPE before
+/// each metric's samples, sample lines `name{labels} value`, numeric values.
+fn check_prometheus(text: &str) -> Result<Vec<(String, f64)>, String> {
+    let mut declared = std::collections::BTreeSet::new();
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split_whitespace();
+            let name = parts.next().ok_or("TYPE without a name")?;
+            if parts.next() != Some("gauge") {
+                return Err(format!("unexpected TYPE line: {line}"));
+            }
+            declared.insert(name.to_string());
+        } else if line.starts_with("# HELP ") || line.is_empty() {
+        } else {
+            let (series, value) = line.rsplit_once(' ').ok_or(format!("bad sample: {line}"))?;
+            let name = series.split('{').next().unwrap_or_default();
+            if !declared.contains(name) {
+                return Err(format!("sample before its TYPE: {line}"));
+            }
+            if !series.ends_with('}') || series.matches('"').count() % 2 != 0 {
+                return Err(format!("bad labels: {line}"));
+            }
+            let value: f64 = value.parse().map_err(|_| format!("bad value: {line}"))?;
+            samples.push((series.to_string(), value));
+        }
+    }
+    Ok(samples)
+}
+
+fn reports_and_metrics_for_success_and_failure(bed: &Bed) -> Result<(), Failed> {
+    let project = "t-report";
+    let _scope = bed.scope(project);
+    let repo = Repo::new();
+    repo.write("berth.yaml", &bed.inventory(project));
+    let compose = |img: &str| {
+        format!(
+            "services:\n  web:\n    image: {img}\n    deploy:\n      placement:\n        constraints: [node.hostname == edge-2]\n"
+        )
+    };
+    repo.write("stacks/rep/compose.yaml", &compose(&bed.get("BED_WEB_V1")));
+    repo.commit("v1");
+    let report = repo.path().join("report.json");
+    let metrics = repo.path().join("berth.prom");
+    let outputs = [
+        "--report",
+        report.to_str().ok_or("path")?,
+        "--metrics",
+        metrics.to_str().ok_or("path")?,
+    ];
+
+    // Success.
+    expect_code(&apply(&repo, &outputs), 0);
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report)?)?;
+    check!(
+        json["outcome"] == "converged" && json["exit_code"] == 0,
+        "{json:#}"
+    );
+    check!(json["summary"]["create"] == 1, "{json:#}");
+    let edge2 = json["hosts"]
+        .as_array()
+        .and_then(|h| h.iter().find(|h| h["host"] == "edge-2"))
+        .ok_or("no edge-2")?;
+    check!(
+        edge2["steps"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["step"] == "create" && s["ok"] == true)),
+        "{json:#}"
+    );
+    let samples = check_prometheus(&std::fs::read_to_string(&metrics)?)?;
+    check!(
+        samples
+            .iter()
+            .any(|(s, v)| s.starts_with("berth_last_run_success{") && *v == 1.0),
+        "{samples:?}"
+    );
+
+    // Failure with rollback.
+    repo.write("stacks/rep/compose.yaml", &compose(&bed.get("BED_WEB_BAD")));
+    repo.commit("bad");
+    let mut args = outputs.to_vec();
+    args.extend(["--health-timeout", "30"]);
+    expect_code(&apply(&repo, &args), 1);
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report)?)?;
+    check!(
+        json["outcome"] == "failed" && json["exit_code"] == 1,
+        "{json:#}"
+    );
+    check!(json["summary"]["failed_hosts"] == 1, "{json:#}");
+    let edge2 = json["hosts"]
+        .as_array()
+        .and_then(|h| h.iter().find(|h| h["host"] == "edge-2"))
+        .ok_or("no edge-2")?;
+    let error = edge2["error"].as_str().unwrap_or_default();
+    check!(
+        error.contains("rolled back") && error.contains("unhealthy"),
+        "{json:#}"
+    );
+    let samples = check_prometheus(&std::fs::read_to_string(&metrics)?)?;
+    check!(
+        samples
+            .iter()
+            .any(|(s, v)| s.starts_with("berth_last_run_success{") && *v == 0.0),
+        "{samples:?}"
+    );
+    check!(
+        samples
+            .iter()
+            .any(|(s, v)| s.starts_with("berth_host_success{")
+                && s.contains("host=\"edge-2\"")
+                && *v == 0.0),
+        "{samples:?}"
     );
     Ok(())
 }
