@@ -1,26 +1,49 @@
 //! apply: executes a [`Plan`] on the hosts, exactly as it was shown.
 //!
 //! Input: the plan and one connected [`Engine`] per host. Output: an
-//! [`ApplyReport`] of what was done and what failed. Invariants: hosts are
-//! independent and proceed in parallel, so one failing host never stops the
-//! others; on a host, removals come first (they free ports and names), then
-//! creates and replaces in `depends_on` order, each gated on the new
-//! container running and healthy; a failed replace puts the old container
-//! back, so a failed step leaves the old version serving. Every step states
-//! its end state and may be re-run after a crash: the next plan sees the
-//! leftovers (a `.berth-old` container, a half-started new one) and finishes
-//! the job.
+//! [`ApplyReport`] of what was done and what failed.
+//!
+//! Two phases. First every host is prepared in parallel (pulls, networks,
+//! volumes, removals — removals first free ports and names); a host that
+//! fails here is left out of the rollouts, and the other hosts go on. Then
+//! each service is rolled out across hosts in batches of
+//! `update_config.parallelism`, services in `depends_on` order: each new
+//! container must run, report healthy, pass the `x-berth.validate` checks and
+//! stay healthy for `monitor` before the next batch starts. The container it
+//! replaces is kept, stopped and renamed `<name>.berth-old`, until the whole
+//! service has rolled out, so a rollback needs no pull. On a failure,
+//! `failure_action` decides: `rollback` (default) puts every replaced
+//! container of the service back, `pause` stops the rollout where it is,
+//! `continue` goes on; batches not yet started are never touched. The
+//! failed new container is kept, stopped, as `<name>.berth-failed` so its
+//! logs can be read and the next plan can say this release failed before.
+//!
+//! Every step says its end state and may be re-run after a crash: the next
+//! plan sees the leftovers (`.berth-old`, `.berth-new`, `.berth-failed`) and
+//! finishes the job.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
+use futures::future::join_all;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
 use crate::hosts::{labels, ContainerStatus, Engine};
 use crate::placement::canonical_json;
-use crate::plan::{Action, Change, HostPlan, Plan, RETIRED_SUFFIX};
+use crate::plan::{Action, Change, HostPlan, Plan, FAILED_SUFFIX, NEW_SUFFIX, RETIRED_SUFFIX};
+use crate::spec::{FailureAction, UpdateConfig, UpdateOrder, ValidateCheck};
+
+/// How one service rolls out: from its Compose `deploy` and `x-berth`.
+#[derive(Debug, Clone, Default)]
+pub struct ServicePolicy {
+    /// Depth in the stack's `depends_on` graph: lower rolls out first.
+    pub depth: usize,
+    pub update: UpdateConfig,
+    pub rollback: UpdateConfig,
+    pub validate: Vec<ValidateCheck>,
+}
 
 /// What a run knows beyond the plan.
 #[derive(Debug, Clone)]
@@ -31,16 +54,17 @@ pub struct ApplyContext {
     pub metadata: BTreeMap<String, String>,
     /// Longest wait for a new container to run and report healthy.
     pub health_timeout: Duration,
-    /// `(stack, service)` -> depth in the `depends_on` graph (0 = no deps):
-    /// lower depths are created/replaced first.
-    pub service_order: BTreeMap<(String, String), usize>,
-    /// Hosts applied at once.
+    /// `(stack, service)` -> how it rolls out.
+    pub services: BTreeMap<(String, String), ServicePolicy>,
+    /// Hosts prepared at once.
     pub parallel: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ApplyReport {
     pub hosts: Vec<HostReport>,
+    /// Services whose rollout failed, with what was done about it.
+    pub rollouts: Vec<RolloutReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,20 +72,29 @@ pub struct HostReport {
     pub host: String,
     pub steps: Vec<StepReport>,
     pub seconds: f64,
-    /// The error that stopped this host, if any.
+    /// The first error on this host, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StepReport {
-    /// `pull`, `network`, `volume`, `create`, `replace`, `remove`.
+    /// `pull`, `network`, `volume`, `create`, `replace`, `remove`, `rollback`.
     pub step: String,
     pub target: String,
     pub ok: bool,
     pub seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutReport {
+    pub stack: String,
+    pub service: String,
+    /// `rolled_back`, `paused`, `continued`.
+    pub outcome: String,
+    pub failures: Vec<String>,
 }
 
 impl ApplyReport {
@@ -77,27 +110,83 @@ impl ApplyReport {
     }
 }
 
-/// Applies every host's part of the plan, hosts in parallel (bounded).
+/// Stack, `depends_on` depth, service: the order services roll out in.
+type RolloutKey = (String, usize, String);
+
+/// Applies the plan: hosts prepared in parallel, then services rolled out
+/// across hosts in batches.
 pub async fn apply(
     plan: &Plan,
     engines: &BTreeMap<String, Box<dyn Engine>>,
     ctx: &ApplyContext,
 ) -> ApplyReport {
-    let work = plan.hosts.iter().filter_map(|hp| {
+    let prepared = plan.hosts.iter().filter_map(|hp| {
         let engine = engines.get(&hp.host)?;
-        Some(apply_host(engine.as_ref(), hp, ctx))
+        Some(prepare_host(engine.as_ref(), hp, ctx))
     });
-    let mut hosts: Vec<HostReport> = stream::iter(work)
+    let mut hosts: BTreeMap<String, HostReport> = stream::iter(prepared)
         .buffer_unordered(ctx.parallel.max(1))
+        .map(|r| (r.host.clone(), r))
         .collect()
         .await;
-    hosts.sort_by(|a, b| a.host.cmp(&b.host));
-    ApplyReport { hosts }
+
+    // Services in stack, depends_on depth, name order; members host by host.
+    let mut services: BTreeMap<RolloutKey, Vec<(&str, &Change)>> = BTreeMap::new();
+    for hp in &plan.hosts {
+        if hosts.get(&hp.host).is_none_or(|r| r.error.is_some()) {
+            continue;
+        }
+        for c in hp.changes.iter().filter(|c| c.action != Action::Remove) {
+            let depth = ctx
+                .services
+                .get(&(c.slot.stack.clone(), c.slot.service.clone()))
+                .map(|p| p.depth)
+                .unwrap_or(0);
+            services
+                .entry((c.slot.stack.clone(), depth, c.slot.service.clone()))
+                .or_default()
+                .push((hp.host.as_str(), c));
+        }
+    }
+
+    let mut rollouts = Vec::new();
+    let mut halted_stacks: BTreeSet<String> = BTreeSet::new();
+    for ((stack, _, service), members) in services {
+        if halted_stacks.contains(&stack) {
+            for (host, c) in members {
+                if let Some(r) = hosts.get_mut(host) {
+                    r.error.get_or_insert_with(|| {
+                        format!(
+                            "`{}` not rolled out: an earlier service of stack `{stack}` failed",
+                            c.name
+                        )
+                    });
+                }
+            }
+            continue;
+        }
+        let policy = ctx
+            .services
+            .get(&(stack.clone(), service.clone()))
+            .cloned()
+            .unwrap_or_default();
+        if let Some(report) = roll_out(&members, &policy, engines, ctx, &mut hosts).await {
+            if report.outcome != "continued" {
+                halted_stacks.insert(stack.clone());
+            }
+            rollouts.push(report);
+        }
+    }
+
+    ApplyReport {
+        hosts: hosts.into_values().collect(),
+        rollouts,
+    }
 }
 
-/// One host: stop at the first failed step (the rest of the host waits for
-/// the next run), never touching another host.
-pub async fn apply_host(engine: &dyn Engine, hp: &HostPlan, ctx: &ApplyContext) -> HostReport {
+/// Pulls, networks, volumes and removals on one host. Stops at the first
+/// failure: the host then takes no part in the rollouts.
+async fn prepare_host(engine: &dyn Engine, hp: &HostPlan, ctx: &ApplyContext) -> HostReport {
     let started = Instant::now();
     let mut report = HostReport {
         host: hp.host.clone(),
@@ -105,79 +194,46 @@ pub async fn apply_host(engine: &dyn Engine, hp: &HostPlan, ctx: &ApplyContext) 
         seconds: 0.0,
         error: None,
     };
-    if let Err(e) = run_host(engine, hp, ctx, &mut report).await {
+    let result: anyhow::Result<()> = async {
+        for image in &hp.pulls {
+            step(&mut report, "pull", image, engine.pull(image)).await?;
+        }
+        let labels = BTreeMap::from([(labels::PROJECT.to_string(), ctx.project.clone())]);
+        for net in &hp.networks {
+            step(
+                &mut report,
+                "network",
+                &net.name,
+                engine.create_network(net, &labels),
+            )
+            .await?;
+        }
+        for vol in &hp.volumes {
+            step(
+                &mut report,
+                "volume",
+                &vol.name,
+                engine.create_volume(vol, &labels),
+            )
+            .await?;
+        }
+        for c in hp.changes.iter().filter(|c| c.action == Action::Remove) {
+            let Some(current) = &c.current else { continue };
+            let fut = async {
+                engine.stop_container(&current.id, None).await?;
+                engine.remove_container(&current.id).await
+            };
+            step(&mut report, "remove", &c.name, fut).await?;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
         tracing::error!(host = %hp.host, "{e:#}");
         report.error = Some(format!("{e:#}"));
     }
     report.seconds = started.elapsed().as_secs_f64();
     report
-}
-
-async fn run_host(
-    engine: &dyn Engine,
-    hp: &HostPlan,
-    ctx: &ApplyContext,
-    report: &mut HostReport,
-) -> anyhow::Result<()> {
-    let host = hp.host.as_str();
-    for image in &hp.pulls {
-        step(report, "pull", image, engine.pull(image)).await?;
-    }
-    for net in &hp.networks {
-        let labels = resource_labels(ctx);
-        step(
-            report,
-            "network",
-            &net.name,
-            engine.create_network(net, &labels),
-        )
-        .await?;
-    }
-    for vol in &hp.volumes {
-        let labels = resource_labels(ctx);
-        step(
-            report,
-            "volume",
-            &vol.name,
-            engine.create_volume(vol, &labels),
-        )
-        .await?;
-    }
-
-    let (removes, mut updates): (Vec<&Change>, Vec<&Change>) =
-        hp.changes.iter().partition(|c| c.action == Action::Remove);
-    for c in removes {
-        let Some(current) = &c.current else { continue };
-        let fut = async {
-            engine.stop_container(&current.id, None).await?;
-            engine.remove_container(&current.id).await
-        };
-        step(report, "remove", &c.name, fut).await?;
-    }
-    updates.sort_by_key(|c| {
-        let depth = ctx
-            .service_order
-            .get(&(c.slot.stack.clone(), c.slot.service.clone()))
-            .copied()
-            .unwrap_or(0);
-        (
-            c.slot.stack.clone(),
-            depth,
-            c.slot.service.clone(),
-            c.slot.replica,
-        )
-    });
-    for c in updates {
-        let what = if c.action == Action::Create {
-            "create"
-        } else {
-            "replace"
-        };
-        step(report, what, &c.name, converge(engine, c, ctx))
-            .await
-            .with_context(|| format!("host `{host}`: {what} of `{}` failed", c.name))?;
-    }
-    Ok(())
 }
 
 async fn step<F>(report: &mut HostReport, what: &str, target: &str, fut: F) -> anyhow::Result<()>
@@ -186,26 +242,198 @@ where
 {
     let started = Instant::now();
     let result = fut.await;
+    record(report, what, target, started, result.as_ref().err());
+    result
+}
+
+fn record(
+    report: &mut HostReport,
+    what: &str,
+    target: &str,
+    started: Instant,
+    err: Option<&anyhow::Error>,
+) {
     let seconds = started.elapsed().as_secs_f64();
-    match &result {
-        Ok(()) => tracing::info!(host = %report.host, "{what} {target} ({seconds:.1}s)"),
-        Err(e) => tracing::warn!(host = %report.host, "{what} {target} failed: {e:#}"),
+    report.seconds += seconds;
+    match err {
+        None => tracing::info!(host = %report.host, "{what} {target} ({seconds:.1}s)"),
+        Some(e) => tracing::warn!(host = %report.host, "{what} {target} failed: {e:#}"),
     }
     report.steps.push(StepReport {
         step: what.to_string(),
         target: target.to_string(),
-        ok: result.is_ok(),
+        ok: err.is_none(),
         seconds,
-        detail: result.as_ref().err().map(|e| format!("{e:#}")),
+        detail: err.map(|e| format!("{e:#}")),
     });
-    result
 }
 
-/// Brings one slot to its desired container. Replace is stop-first: the old
-/// container is stopped and renamed `<name>.berth-old`, the new one created
-/// and gated; on success the old one is removed, on failure the new one is
-/// removed and the old one renamed back and started.
-async fn converge(engine: &dyn Engine, c: &Change, ctx: &ApplyContext) -> anyhow::Result<()> {
+/// A member of a rollout whose new container passed its gates; the old one
+/// (if any) waits, stopped and renamed, until the service is done.
+struct Started<'a> {
+    host: &'a str,
+    change: &'a Change,
+    new_id: String,
+    old_id: Option<String>,
+    old_was_running: bool,
+}
+
+/// Rolls one service out over its members in batches. Returns a report when
+/// something failed.
+async fn roll_out(
+    members: &[(&str, &Change)],
+    policy: &ServicePolicy,
+    engines: &BTreeMap<String, Box<dyn Engine>>,
+    ctx: &ApplyContext,
+    hosts: &mut BTreeMap<String, HostReport>,
+) -> Option<RolloutReport> {
+    let first = members.first()?.1;
+    let (stack, service) = (first.slot.stack.clone(), first.slot.service.clone());
+    let batch = match policy.update.parallelism {
+        0 => members.len().max(1),
+        n => n as usize,
+    };
+    let allowed_failures =
+        (policy.update.max_failure_ratio * members.len() as f64).floor() as usize;
+    let mut done: Vec<Started> = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
+    let mut outcome = None;
+
+    for (i, chunk) in members.chunks(batch).enumerate() {
+        if i > 0 && !policy.update.delay.is_zero() {
+            tokio::time::sleep(policy.update.delay).await;
+        }
+        tracing::info!(
+            "rolling out `{stack}/{service}`: batch {} of {} ({})",
+            i + 1,
+            members.len().div_ceil(batch),
+            chunk
+                .iter()
+                .map(|(h, c)| format!("{}@{h}", c.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let results = join_all(chunk.iter().map(|(host, c)| async move {
+            let started = Instant::now();
+            let engine = engines
+                .get(*host)
+                .ok_or_else(|| anyhow!("no connection to host `{host}`"));
+            let result = match engine {
+                Ok(engine) => start_member(engine.as_ref(), host, c, policy, ctx).await,
+                Err(e) => Err(e),
+            };
+            (*host, *c, started, result)
+        }))
+        .await;
+        for (host, c, started, result) in results {
+            let what = if c.action == Action::Create {
+                "create"
+            } else {
+                "replace"
+            };
+            let report = hosts.get_mut(host);
+            match result {
+                Ok(s) => {
+                    if let Some(r) = report {
+                        record(r, what, &c.name, started, None);
+                    }
+                    done.push(s);
+                }
+                Err(e) => {
+                    let e = e.context(format!(
+                        "host `{host}`: {what} of `{}` ({stack}/{service} replica {}) failed",
+                        c.name, c.slot.replica
+                    ));
+                    if let Some(r) = report {
+                        record(r, what, &c.name, started, Some(&e));
+                        r.error.get_or_insert_with(|| format!("{e:#}"));
+                    }
+                    failures.push(format!("{e:#}"));
+                }
+            }
+        }
+        if failures.len() > allowed_failures {
+            outcome = Some(policy.update.failure_action);
+            if policy.update.failure_action != FailureAction::Continue {
+                break;
+            }
+        }
+    }
+
+    match outcome {
+        Some(FailureAction::Rollback) => {
+            let rb_batch = match policy.rollback.parallelism {
+                0 => done.len().max(1),
+                n => n as usize,
+            };
+            tracing::warn!(
+                "rolling back `{stack}/{service}`: {} replaced container(s)",
+                done.len()
+            );
+            for chunk in done.chunks(rb_batch) {
+                let results = join_all(chunk.iter().map(|s| async move {
+                    let started = Instant::now();
+                    let r = match engines.get(s.host) {
+                        Some(engine) => undo(engine.as_ref(), s).await,
+                        None => Err(anyhow!("no connection to host `{}`", s.host)),
+                    };
+                    (s, started, r)
+                }))
+                .await;
+                for (s, started, r) in results {
+                    if let Some(report) = hosts.get_mut(s.host) {
+                        record(
+                            report,
+                            "rollback",
+                            &s.change.name,
+                            started,
+                            r.as_ref().err(),
+                        );
+                        report.error.get_or_insert_with(|| {
+                            format!(
+                                "`{}` rolled back: another replica of `{stack}/{service}` failed",
+                                s.change.name
+                            )
+                        });
+                    }
+                }
+            }
+        }
+        _ => {
+            // Success, pause or continue: what passed stays; its old containers go.
+            for s in &done {
+                if let (Some(engine), Some(old)) = (engines.get(s.host), &s.old_id) {
+                    if let Err(e) = engine.remove_container(old).await {
+                        tracing::warn!(host = %s.host, "could not remove the old `{}`: {e:#}", s.change.name);
+                    }
+                }
+            }
+        }
+    }
+    let outcome = outcome?;
+    Some(RolloutReport {
+        stack,
+        service,
+        outcome: match outcome {
+            FailureAction::Rollback => "rolled_back",
+            FailureAction::Pause => "paused",
+            FailureAction::Continue => "continued",
+        }
+        .to_string(),
+        failures,
+    })
+}
+
+/// Brings one slot to its new container and gates it. On failure the slot
+/// is put back as it was (the old container serving again) and the failed
+/// container is kept, stopped, as `<name>.berth-failed`.
+async fn start_member<'a>(
+    engine: &dyn Engine,
+    host: &'a str,
+    c: &'a Change,
+    policy: &ServicePolicy,
+    ctx: &ApplyContext,
+) -> anyhow::Result<Started<'a>> {
     let desired = c
         .desired
         .as_ref()
@@ -219,64 +447,277 @@ async fn converge(engine: &dyn Engine, c: &Change, ctx: &ApplyContext) -> anyhow
     labels.insert(labels::SPEC.into(), canonical_json(&desired.spec));
 
     let old = c.current.as_ref();
-    let retired_name = format!("{}{RETIRED_SUFFIX}", c.name);
-    if let Some(old) = old {
-        engine
-            .stop_container(&old.id, desired.spec.stop_grace_period)
-            .await?;
-        engine.rename_container(&old.id, &retired_name).await?;
-    }
+    let old_running = old.is_some_and(|o| o.state == "running");
+    let retired = format!("{}{RETIRED_SUFFIX}", c.name);
+    let start_first = policy.update.order == UpdateOrder::StartFirst && old_running;
 
-    let started = start_new(engine, &c.name, desired, &labels, ctx).await;
-    match (started, old) {
-        (Ok(()), Some(old)) => engine.remove_container(&old.id).await,
-        (Ok(()), None) => Ok(()),
-        (Err(e), Some(old)) => {
-            // Roll back: the old container serves again.
-            let restore = async {
-                engine.rename_container(&old.id, &c.name).await?;
-                if old.state == "running" {
-                    engine.start_container(&old.id).await?;
-                }
-                anyhow::Ok(())
-            };
-            match restore.await {
-                Ok(()) => Err(e.context(format!(
-                    "rolled back: the previous container `{}` ({}) is back",
-                    c.name, old.image
-                ))),
-                Err(re) => Err(e.context(format!(
-                    "rollback also failed ({re:#}); the previous container is kept as `{retired_name}`"
-                ))),
-            }
+    if let Some(failed) = &c.failed_before {
+        // A new attempt supersedes the record of the last failed one.
+        engine.remove_container(failed).await?;
+    }
+    let new_id = if start_first {
+        // New beside old, under a temporary name; old keeps serving until the new one passes.
+        let temp = format!("{}{NEW_SUFFIX}", c.name);
+        let id = engine
+            .create_container(&temp, &desired.spec, &labels)
+            .await?;
+        if let Err(e) = gate(engine, &id, policy, ctx).await {
+            keep_failed(engine, &id, &c.name).await;
+            return Err(e);
         }
-        (Err(e), None) => Err(e),
+        if let Some(old) = old {
+            let grace = old_grace(c);
+            engine.stop_container(&old.id, grace).await?;
+            engine.rename_container(&old.id, &retired).await?;
+        }
+        engine.rename_container(&id, &c.name).await?;
+        id
+    } else {
+        if let Some(old) = old {
+            engine.stop_container(&old.id, old_grace(c)).await?;
+            engine.rename_container(&old.id, &retired).await?;
+        }
+        let created = engine
+            .create_container(&c.name, &desired.spec, &labels)
+            .await;
+        let gated = match &created {
+            Ok(id) => gate(engine, id, policy, ctx).await,
+            Err(_) => Ok(()),
+        };
+        let failure = match (&created, gated) {
+            (Err(e), _) => Some(anyhow!("{e:#}")),
+            (Ok(_), Err(e)) => Some(e),
+            (Ok(_), Ok(())) => None,
+        };
+        if let Some(e) = failure {
+            if let Ok(id) = &created {
+                keep_failed(engine, id, &c.name).await;
+            }
+            if let Some(old) = old {
+                let restored = restore(engine, &old.id, &c.name, old_running).await;
+                return Err(match restored {
+                    Ok(()) => e.context(format!(
+                        "rolled back: the previous container `{}` ({}) serves again",
+                        c.name, old.image
+                    )),
+                    Err(re) => e.context(format!(
+                        "rollback also failed ({re:#}); the previous container is kept as `{retired}`"
+                    )),
+                });
+            }
+            return Err(e);
+        }
+        created?
+    };
+    Ok(Started {
+        host,
+        change: c,
+        new_id,
+        old_id: old.map(|o| o.id.clone()),
+        old_was_running: old_running,
+    })
+}
+
+fn old_grace(c: &Change) -> Option<u64> {
+    c.desired.as_ref().and_then(|d| d.spec.stop_grace_period)
+}
+
+/// Puts a kept old container back under its name, running if it was.
+async fn restore(engine: &dyn Engine, old_id: &str, name: &str, start: bool) -> anyhow::Result<()> {
+    engine.rename_container(old_id, name).await?;
+    if start {
+        engine.start_container(old_id).await?;
+    }
+    Ok(())
+}
+
+/// Rolls back a member that had passed: its (healthy) new container goes,
+/// the old one returns.
+async fn undo(engine: &dyn Engine, s: &Started<'_>) -> anyhow::Result<()> {
+    let name = &s.change.name;
+    engine.stop_container(&s.new_id, Some(10)).await?;
+    engine.remove_container(&s.new_id).await?;
+    if let Some(old) = &s.old_id {
+        restore(engine, old, name, s.old_was_running).await?;
+    }
+    Ok(())
+}
+
+/// Stops a container that failed its gates and keeps it as
+/// `<name>.berth-failed` for its logs; best effort.
+async fn keep_failed(engine: &dyn Engine, id: &str, name: &str) {
+    let _ = engine.stop_container(id, Some(2)).await;
+    let failed = format!("{name}{FAILED_SUFFIX}");
+    if let Err(e) = engine.rename_container(id, &failed).await {
+        tracing::warn!("could not keep the failed `{name}` for inspection: {e:#}");
+        let _ = engine.remove_container(id).await;
     }
 }
 
-/// Creates, starts and gates a new container; on failure removes it so the
-/// name is free again.
-async fn start_new(
+/// The gates, in order, each bounded: started and running without restarts,
+/// healthy (if the image or spec has a healthcheck), every `x-berth.validate`
+/// check, then still healthy after `monitor`.
+async fn gate(
     engine: &dyn Engine,
-    name: &str,
-    desired: &crate::plan::DesiredRef,
-    labels: &BTreeMap<String, String>,
+    id: &str,
+    policy: &ServicePolicy,
     ctx: &ApplyContext,
 ) -> anyhow::Result<()> {
-    let id = engine.create_container(name, &desired.spec, labels).await?;
-    let gated = async {
-        engine.start_container(&id).await?;
-        wait_ready(engine, &id, ctx.health_timeout).await
+    engine.start_container(id).await?;
+    wait_ready(engine, id, ctx.health_timeout).await?;
+    for check in &policy.validate {
+        run_check(engine, id, check)
+            .await
+            .with_context(|| format!("validation failed: {}", describe(check)))?;
     }
-    .await;
-    if let Err(e) = gated {
-        let _ = engine.stop_container(&id, Some(1)).await;
-        if let Err(re) = engine.remove_container(&id).await {
-            tracing::warn!("could not remove failed container `{name}`: {re:#}");
+    if !policy.update.monitor.is_zero() {
+        let until = Instant::now() + policy.update.monitor;
+        while Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(500).min(until - Instant::now())).await;
+            let status = engine.status(id).await?;
+            if let Readiness::Failed(why) = readiness(&status) {
+                bail!(
+                    "during the {}s monitor period: {why}",
+                    policy.update.monitor.as_secs()
+                );
+            }
         }
-        return Err(e);
     }
     Ok(())
+}
+
+fn describe(check: &ValidateCheck) -> String {
+    match check {
+        ValidateCheck::Exec { command, .. } => format!("exec `{}`", command.join(" ")),
+        ValidateCheck::Http { url, status, .. } => format!("http GET {url} (want {status})"),
+        ValidateCheck::Tcp { port, .. } => format!("tcp port {port}"),
+    }
+}
+
+/// One validation check, retried with a short backoff until its timeout.
+async fn run_check(engine: &dyn Engine, id: &str, check: &ValidateCheck) -> anyhow::Result<()> {
+    let timeout = match check {
+        ValidateCheck::Exec { timeout, .. }
+        | ValidateCheck::Http { timeout, .. }
+        | ValidateCheck::Tcp { timeout, .. } => *timeout,
+    };
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(200);
+    loop {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(1));
+        let attempt = match check {
+            ValidateCheck::Exec { command, .. } => {
+                let (code, output) = engine.exec(id, command, left).await?;
+                if code == 0 {
+                    Ok(())
+                } else {
+                    Err(format!("exited with {code}: {}", trim_output(&output)))
+                }
+            }
+            ValidateCheck::Http {
+                url,
+                status,
+                body_contains,
+                ..
+            } => http_check(engine, url, *status, body_contains.as_deref(), left).await,
+            ValidateCheck::Tcp { port, .. } => {
+                let script = format!(
+                    "if command -v nc >/dev/null 2>&1; then nc -z -w {s} 127.0.0.1 {port}; \
+                     else timeout {s} bash -c '</dev/tcp/127.0.0.1/{port}'; fi",
+                    s = left.as_secs().max(1)
+                );
+                let (code, output) = engine.host_exec(&script, left).await?;
+                if code == 0 {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "port {port} does not accept connections on the host {}",
+                        trim_output(&output)
+                    ))
+                }
+            }
+        };
+        match attempt {
+            Ok(()) => return Ok(()),
+            Err(why) if Instant::now() + pause >= deadline => bail!("{why}"),
+            Err(_) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// GET `url` from the host itself (over its SSH connection), so the check
+/// sees what the host's network sees, not the runner's.
+async fn http_check(
+    engine: &dyn Engine,
+    url: &str,
+    want: u16,
+    body_contains: Option<&str>,
+    timeout: Duration,
+) -> Result<(), String> {
+    if url.contains('\'') {
+        return Err(format!("url `{url}` must not contain a single quote"));
+    }
+    let secs = timeout.as_secs().max(1);
+    let script = format!(
+        "if command -v curl >/dev/null 2>&1; then curl -sS --max-time {secs} -w '\\nberth-http-status %{{http_code}}' '{url}'; \
+         else wget -q -S -T {secs} -O - '{url}' 2>&1; fi"
+    );
+    let (code, output) = engine
+        .host_exec(&script, timeout + Duration::from_secs(5))
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    let (body, status) = match output.rsplit_once("berth-http-status ") {
+        Some((body, status)) => (body.to_string(), status.trim().parse::<u16>().unwrap_or(0)),
+        None => {
+            // wget -S prints the status line in its headers.
+            let status = output
+                .lines()
+                .find_map(|l| {
+                    l.trim()
+                        .strip_prefix("HTTP/")
+                        .and_then(|r| r.split_whitespace().nth(1))
+                })
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            (output.clone(), status)
+        }
+    };
+    if status == 0 {
+        return Err(format!(
+            "no HTTP answer (exit {code}): {}",
+            trim_output(&output)
+        ));
+    }
+    if status != want {
+        return Err(format!(
+            "status {status}, want {want}: {}",
+            trim_output(&body)
+        ));
+    }
+    if let Some(needle) = body_contains {
+        if !body.contains(needle) {
+            return Err(format!(
+                "body does not contain `{needle}`: {}",
+                trim_output(&body)
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn trim_output(s: &str) -> String {
+    let s = s.trim();
+    let cut: String = s.chars().take(300).collect();
+    if cut.len() < s.len() {
+        format!("{cut}…")
+    } else {
+        cut
+    }
 }
 
 /// Waits until the container runs and, if it has a healthcheck, is healthy.
@@ -330,10 +771,6 @@ pub fn readiness(s: &ContainerStatus) -> Readiness {
         Some("unhealthy") => Readiness::Failed(format!("healthcheck reports unhealthy{}", log())),
         Some(other) => Readiness::Waiting(format!("health is `{other}`{}", log())),
     }
-}
-
-fn resource_labels(ctx: &ApplyContext) -> BTreeMap<String, String> {
-    BTreeMap::from([(labels::PROJECT.to_string(), ctx.project.clone())])
 }
 
 #[cfg(test)]

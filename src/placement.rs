@@ -135,7 +135,12 @@ pub fn place(
                 continue;
             }
             let spec_hash = spec_hash(&service.container);
-            for (slot, host) in assignment.unwrap_or_default() {
+            let assignment = assignment.unwrap_or_default();
+            if let Some(problem) = start_first_port_clash(stack, service, &assignment) {
+                problems.push(problem);
+                continue;
+            }
+            for (slot, host) in assignment {
                 let desired = state.hosts.entry(host).or_default();
                 add_stack_resources(desired, stack, &service.container);
                 desired.containers.push(DesiredContainer {
@@ -158,6 +163,28 @@ pub fn place(
     } else {
         Err(problems)
     }
+}
+
+/// `start-first` runs the new container beside the old one: both cannot
+/// bind the same fixed host port.
+fn start_first_port_clash(
+    stack: &Stack,
+    service: &Service,
+    assignment: &[(Slot, String)],
+) -> Option<Diagnostic> {
+    if service.deploy.update.order != crate::spec::UpdateOrder::StartFirst {
+        return None;
+    }
+    let port = service.container.ports.iter().find_map(|p| p.published)?;
+    let (_, host) = assignment.first()?;
+    Some(Diagnostic {
+        location: service.location.clone(),
+        message: format!(
+            "stack `{}`: service `{}` uses `update_config.order: start-first` but publishes fixed host port {port}: on host `{host}` the new container cannot bind it while the old one runs",
+            stack.name, service.name
+        ),
+        help: Some("use `order: stop-first`, or publish no fixed host port (put a proxy in front)".into()),
+    })
 }
 
 fn host_is_eligible(host: &HostConfig, deploy: &Deploy) -> bool {

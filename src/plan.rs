@@ -26,6 +26,10 @@ pub fn plan_schema() -> serde_json::Value {
 
 /// Suffix of the name an old container carries while its replacement starts.
 pub const RETIRED_SUFFIX: &str = ".berth-old";
+/// Suffix of a new container started beside the old one (`order: start-first`).
+pub const NEW_SUFFIX: &str = ".berth-new";
+/// Suffix of a new container that failed its gates, kept stopped for its logs.
+pub const FAILED_SUFFIX: &str = ".berth-failed";
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Plan {
@@ -87,6 +91,10 @@ pub struct Change {
     /// Field-by-field difference for a replace of a changed spec.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldChange>,
+    /// ID of the kept `.berth-failed` container when this very spec already
+    /// failed its gates on this host: the plan says so instead of retrying blindly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_before: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -226,6 +234,7 @@ pub fn diff(
                         },
                         drift: lost,
                         fields: Vec::new(),
+                        failed_before: None,
                     });
                 }
                 Some(c) => {
@@ -252,11 +261,24 @@ pub fn diff(
                 reason,
                 drift: false,
                 fields: Vec::new(),
+                failed_before: None,
             });
         }
         changes.sort_by(|a, b| (&a.slot, a.action).cmp(&(&b.slot, b.action)));
         for c in retired {
-            // Left by an interrupted replace: its slot has been dealt with above.
+            let (base, reason) = leftover_of(&c.name);
+            if c.name.ends_with(FAILED_SUFFIX) {
+                let hash = c.labels.get(labels::SPEC_HASH);
+                let retry = changes.iter_mut().find(|ch| {
+                    ch.name == base && ch.desired.as_ref().map(|d| &d.spec_hash) == hash
+                });
+                if let Some(ch) = retry {
+                    ch.failed_before = Some(c.id.clone());
+                    ch.reason
+                        .push_str(&format!("; this spec failed before here, see `{}`", c.name));
+                    continue;
+                }
+            }
             changes.push(Change {
                 action: Action::Remove,
                 name: c.name.clone(),
@@ -267,9 +289,10 @@ pub fn diff(
                 }),
                 current: Some(current_of(c)),
                 desired: None,
-                reason: "old container left by an interrupted replace".into(),
-                drift: true,
+                reason: reason.into(),
+                drift: !c.name.ends_with(FAILED_SUFFIX),
                 fields: Vec::new(),
+                failed_before: None,
             });
         }
 
@@ -327,6 +350,7 @@ fn compare(d: &DesiredContainer, c: &ObservedContainer, commit_unchanged: bool) 
         reason: String::new(),
         drift: false,
         fields: Vec::new(),
+        failed_before: None,
     };
     if hash != Some(&d.spec_hash) {
         let old: Option<ContainerSpec> = c
@@ -478,8 +502,31 @@ pub fn moved_since(
     moved
 }
 
+/// The slot name a leftover belongs to, and why it goes.
+fn leftover_of(name: &str) -> (&str, &'static str) {
+    if let Some(base) = name.strip_suffix(RETIRED_SUFFIX) {
+        (base, "old container left by an interrupted replace")
+    } else if let Some(base) = name.strip_suffix(NEW_SUFFIX) {
+        (
+            base,
+            "new container left by an interrupted start-first replace",
+        )
+    } else if let Some(base) = name.strip_suffix(FAILED_SUFFIX) {
+        (
+            base,
+            "record of a failed release the repo no longer asks for",
+        )
+    } else {
+        (name, "leftover")
+    }
+}
+
+/// A leftover of a replace (`.berth-old`, `.berth-new`) or the kept record of
+/// a failed release (`.berth-failed`): never a slot's live container.
 pub fn is_retired(c: &ObservedContainer) -> bool {
     c.name.ends_with(RETIRED_SUFFIX)
+        || c.name.ends_with(NEW_SUFFIX)
+        || c.name.ends_with(FAILED_SUFFIX)
 }
 
 fn slot_of(c: &ObservedContainer) -> Option<Slot> {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures::stream::{self, StreamExt};
 
-use crate::apply::{self, ApplyContext, ApplyReport};
+use crate::apply::{self, ApplyContext, ApplyReport, ServicePolicy};
 use crate::hosts::lock::{HostLock, LockError};
 use crate::hosts::{self, ConnectOptions, Engine, HostObservation};
 use crate::placement::{self, CurrentPlacement};
@@ -312,7 +312,7 @@ pub async fn apply_plan(
         project: loaded.project.name.clone(),
         metadata: metadata(&loaded.checkout),
         health_timeout: opts.health_timeout,
-        service_order: service_order(&loaded.project),
+        services: service_policies(&loaded.project),
         parallel: loaded.project.inventory.settings.parallel,
     };
     apply::apply(plan, &obs.engines, &ctx).await
@@ -350,9 +350,10 @@ fn runner_hostname() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Depth of each service in its stack's `depends_on` graph (validated acyclic by spec).
-pub fn service_order(project: &Project) -> BTreeMap<(String, String), usize> {
-    let mut order = BTreeMap::new();
+/// How each service rolls out: its depth in its stack's `depends_on` graph
+/// (validated acyclic by spec), its update/rollback config and checks.
+pub fn service_policies(project: &Project) -> BTreeMap<(String, String), ServicePolicy> {
+    let mut policies = BTreeMap::new();
     for stack in &project.stacks {
         let deps: BTreeMap<&str, Vec<&str>> = stack
             .services
@@ -378,13 +379,18 @@ pub fn service_order(project: &Project) -> BTreeMap<(String, String), usize> {
                 .unwrap_or(0)
         }
         for s in &stack.services {
-            order.insert(
+            policies.insert(
                 (stack.name.clone(), s.name.clone()),
-                depth(&s.name, &deps, 0),
+                ServicePolicy {
+                    depth: depth(&s.name, &deps, 0),
+                    update: s.deploy.update.clone(),
+                    rollback: s.deploy.rollback.clone(),
+                    validate: s.validate.clone(),
+                },
             );
         }
     }
-    order
+    policies
 }
 
 /// A short, private directory for SSH control sockets and forwarded Docker

@@ -583,8 +583,13 @@ fn failed_replace_rolls_back_to_old_container(bed: &Bed) -> Result<(), Failed> {
     check!(run.stderr.contains("rolled back"), "{run}");
     let after = bed.containers("edge-1", project);
     check!(
-        after.keys().collect::<Vec<_>>() == ["site-web-1"],
-        "expected only the old container back: {after:?}"
+        after.keys().collect::<Vec<_>>() == ["site-web-1", "site-web-1.berth-failed"],
+        "expected the old container back and the failed one kept: {after:?}"
+    );
+    check!(
+        after["site-web-1.berth-failed"].state == "exited"
+            && after["site-web-1.berth-failed"].image == bed.get("BED_WEB_BAD"),
+        "the failed release is not kept stopped for inspection: {after:?}"
     );
     check!(
         after["site-web-1"].id == before["site-web-1"].id,
@@ -598,6 +603,14 @@ fn failed_replace_rolls_back_to_old_container(bed: &Bed) -> Result<(), Failed> {
     check!(
         body.trim() == "berth-test web v1",
         "v1 not serving after rollback: {body:?}"
+    );
+    // The next plan says this release failed before instead of retrying blindly.
+    let run = plan(&repo, &["--detailed-exitcode"]);
+    expect_code(&run, 2);
+    check!(
+        run.stdout
+            .contains("this spec failed before here, see `site-web-1.berth-failed`"),
+        "{run}"
     );
     Ok(())
 }

@@ -527,6 +527,39 @@ impl Engine for DockerEngine {
         }
     }
 
+    async fn host_exec(&self, script: &str, timeout: Duration) -> anyhow::Result<(i64, String)> {
+        let mut command = match self.tunnel.lock().await.as_ref() {
+            Some(tunnel) => tunnel.command(&format!("sh -c '{}'", script.replace('\'', "'\\''"))),
+            None => {
+                let mut c = tokio::process::Command::new("sh");
+                c.arg("-c").arg(script);
+                c
+            }
+        };
+        command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let output = match tokio::time::timeout(timeout, command.output()).await {
+            Ok(result) => result.map_err(|e| {
+                anyhow::Error::new(e)
+                    .context(format!("{}: cannot run a command on the host", self.who))
+            })?,
+            Err(_) => anyhow::bail!(
+                "{}: command on the host timed out after {} s",
+                self.who,
+                timeout.as_secs()
+            ),
+        };
+        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&output.stderr));
+        Ok((
+            i64::from(output.status.code().unwrap_or(-1)),
+            truncate(&text, 64 * 1024),
+        ))
+    }
+
     async fn lock(
         &self,
         key: &str,

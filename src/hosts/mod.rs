@@ -122,6 +122,16 @@ pub trait Engine: Send + Sync {
         command: &[String],
         timeout: Duration,
     ) -> anyhow::Result<(i64, String)>;
+    /// Runs a shell command on the host itself (not in a container), over
+    /// the host's SSH connection: for checks that must see what the host
+    /// sees (`x-berth.validate` http and tcp). Returns exit code and output.
+    async fn host_exec(&self, script: &str, timeout: Duration) -> anyhow::Result<(i64, String)> {
+        let _ = (script, timeout);
+        anyhow::bail!(
+            "host `{}`: running commands on the host is not supported here",
+            self.host()
+        )
+    }
     /// Takes the run lock for `key` (the project) on the host, waiting up to
     /// `timeout`; held until the returned guard is released or the process
     /// dies. Engines with nothing to share (in-memory) need not lock.
