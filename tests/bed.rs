@@ -1149,11 +1149,14 @@ impl Listener {
     fn start(bed: &Bed, host: &str, port: u16) -> Listener {
         let netns = bed.get(&format!("BED_NETNS_{}", host.replace('-', "_")));
         let code = format!(
-            "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('127.0.0.1', {port}))\ns.listen(64)\nwhile True:\n    c, _ = s.accept()\n    c.close()\n"
+            "import signal, socket\nsignal.alarm(300)\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('127.0.0.1', {port}))\ns.listen(64)\nwhile True:\n    c, _ = s.accept()\n    c.close()\n"
         );
         let child = std::process::Command::new("nsenter")
             .arg(format!("--net=/run/netns/{netns}"))
-            .args(["timeout", "300", "python3", "-c", &code])
+            .args(["python3", "-c", &code])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .expect("start listener");
         std::thread::sleep(std::time::Duration::from_millis(500));
@@ -1255,6 +1258,7 @@ fn rolling_release_through_haproxy_drops_no_request(bed: &Bed) -> Result<(), Fai
     )?;
     let mut haproxy = std::process::Command::new("haproxy")
         .args(["-db", "-f"])
+        .stdin(std::process::Stdio::null())
         .arg(&cfg)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
