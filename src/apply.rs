@@ -84,6 +84,10 @@ pub struct StepReport {
     pub target: String,
     pub ok: bool,
     pub seconds: f64,
+    /// Of `seconds`, the time spent waiting on gates (health, validation,
+    /// monitor): the rest is berth's own overhead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waited_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
@@ -264,6 +268,7 @@ fn record(
         target: target.to_string(),
         ok: err.is_none(),
         seconds,
+        waited_seconds: None,
         detail: err.map(|e| format!("{e:#}")),
     });
 }
@@ -272,6 +277,8 @@ fn record(
 /// (if any) waits, stopped and renamed, until the service is done.
 struct Started<'a> {
     host: &'a str,
+    /// Time spent waiting on the gates.
+    waited: Duration,
     change: &'a Change,
     new_id: String,
     old_id: Option<String>,
@@ -336,6 +343,9 @@ async fn roll_out(
                 Ok(s) => {
                     if let Some(r) = report {
                         record(r, what, &c.name, started, None);
+                        if let Some(last) = r.steps.last_mut() {
+                            last.waited_seconds = Some(s.waited.as_secs_f64());
+                        }
                     }
                     done.push(s);
                 }
@@ -455,15 +465,19 @@ async fn start_member<'a>(
         // A new attempt supersedes the record of the last failed one.
         engine.remove_container(failed).await?;
     }
+    let mut waited = Duration::ZERO;
     let new_id = if start_first {
         // New beside old, under a temporary name; old keeps serving until the new one passes.
         let temp = format!("{}{NEW_SUFFIX}", c.name);
         let id = engine
             .create_container(&temp, &desired.spec, &labels)
             .await?;
-        if let Err(e) = gate(engine, &id, policy, ctx).await {
-            keep_failed(engine, &id, &c.name).await;
-            return Err(e);
+        match gate(engine, &id, policy, ctx).await {
+            Ok(w) => waited = w,
+            Err(e) => {
+                keep_failed(engine, &id, &c.name).await;
+                return Err(e);
+            }
         }
         if let Some(old) = old {
             let grace = old_grace(c);
@@ -482,12 +496,15 @@ async fn start_member<'a>(
             .await;
         let gated = match &created {
             Ok(id) => gate(engine, id, policy, ctx).await,
-            Err(_) => Ok(()),
+            Err(_) => Ok(Duration::ZERO),
         };
         let failure = match (&created, gated) {
             (Err(e), _) => Some(anyhow!("{e:#}")),
             (Ok(_), Err(e)) => Some(e),
-            (Ok(_), Ok(())) => None,
+            (Ok(_), Ok(w)) => {
+                waited = w;
+                None
+            }
         };
         if let Some(e) = failure {
             if let Ok(id) = &created {
@@ -511,6 +528,7 @@ async fn start_member<'a>(
     };
     Ok(Started {
         host,
+        waited,
         change: c,
         new_id,
         old_id: old.map(|o| o.id.clone()),
@@ -562,8 +580,9 @@ async fn gate(
     id: &str,
     policy: &ServicePolicy,
     ctx: &ApplyContext,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Duration> {
     engine.start_container(id).await?;
+    let waiting = Instant::now();
     wait_ready(engine, id, ctx.health_timeout).await?;
     for check in &policy.validate {
         run_check(engine, id, check)
@@ -583,7 +602,7 @@ async fn gate(
             }
         }
     }
-    Ok(())
+    Ok(waiting.elapsed())
 }
 
 fn describe(check: &ValidateCheck) -> String {
