@@ -54,6 +54,7 @@ pub async fn load(opts: &RunOptions) -> anyhow::Result<Loaded> {
         .await
         .context("source stage panicked")??;
     let mut project = spec::load(&checkout.root)?;
+    refuse_secrets(&project)?;
     if !opts.only_hosts.is_empty() {
         for name in &opts.only_hosts {
             if !project.inventory.hosts.iter().any(|h| &h.name == name) {
@@ -82,6 +83,33 @@ pub async fn load(opts: &RunOptions) -> anyhow::Result<Loaded> {
         project.inventory.settings.known_hosts = opts.known_hosts.clone();
     }
     Ok(Loaded { checkout, project })
+}
+
+/// Compose `secrets:` are read and validated, but this build cannot deliver
+/// them yet: refuse rather than start a container without its credentials.
+fn refuse_secrets(project: &Project) -> Result<(), SpecError> {
+    let diagnostics: Vec<spec::Diagnostic> = project
+        .stacks
+        .iter()
+        .flat_map(|stack| stack.services.iter().map(move |s| (stack, s)))
+        .flat_map(|(stack, service)| {
+            service.secrets.iter().map(move |secret| spec::Diagnostic {
+                location: secret.location.clone(),
+                message: format!(
+                    "stack `{}`: service `{}` uses secret `{}`, but this version of berth cannot deliver secrets yet",
+                    stack.name, service.name, secret.source
+                ),
+                help: Some(
+                    "remove the secret from the service for now; berth will not start a container without the credentials it asks for".into(),
+                ),
+            })
+        })
+        .collect();
+    if diagnostics.is_empty() {
+        Ok(())
+    } else {
+        Err(SpecError { diagnostics })
+    }
 }
 
 /// Connected hosts and what they run.

@@ -567,6 +567,27 @@ fn malformed_inputs_fail_before_any_host(bed: &Bed) -> Result<(), Failed> {
     let run = berth(repo.path(), &["plan", "--repo", &path]);
     expect_code(&run, 1);
     check!(run.stderr.contains("stacks/ghost/compose.yaml"), "{run}");
+
+    // Secrets are parsed but cannot be delivered yet: refused, never dropped.
+    let repo = Repo::new();
+    repo.write("berth.yaml", inventory);
+    repo.write("stacks/web/secrets/db.pgp", "not really encrypted\n");
+    repo.write(
+        "stacks/web/compose.yaml",
+        &format!("services:\n  web:\n    image: {img}\n    secrets: [db]\nsecrets:\n  db:\n    file: ./secrets/db.pgp\n"),
+    );
+    repo.commit("secret");
+    let path = repo.path().display().to_string();
+    let run = berth(repo.path(), &["apply", "--repo", &path]);
+    expect_code(&run, 1);
+    check!(
+        run.stderr.contains("stacks/web/compose.yaml:4:")
+            && run
+                .stderr
+                .contains("uses secret `db`, but this version of berth cannot deliver secrets yet"),
+        "{run}"
+    );
+    check!(run.stderr.contains("no host was contacted"), "{run}");
     Ok(())
 }
 
