@@ -215,6 +215,22 @@ pub fn diff(
 
         for d in &want.containers {
             match live.remove(d.name.as_str()) {
+                None if have.foreign_names.contains(&d.name) => {
+                    changes.push(Change {
+                        action: Action::Create,
+                        slot: d.slot.clone(),
+                        name: d.name.clone(),
+                        current: None,
+                        desired: Some(desired_ref(d)),
+                        reason: format!(
+                            "blocked: a container berth does not manage (or of another project) is named `{}`; rename or remove it on the host",
+                            d.name
+                        ),
+                        drift: true,
+                        fields: Vec::new(),
+                        failed_before: None,
+                    });
+                }
                 None => {
                     let lost = deployed_hashes.contains(&(
                         d.slot.stack.as_str(),
@@ -673,6 +689,49 @@ mod tests {
                     new: Some("\"debug\"".into()),
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn a_wanted_name_taken_by_a_foreign_container_is_called_out() {
+        use crate::placement::{spec_hash, DesiredContainer, DesiredHost};
+        let want = spec("reg/web:1");
+        let slot = Slot {
+            stack: "web".into(),
+            service: "site".into(),
+            replica: 1,
+        };
+        let desired = DesiredState {
+            project: "p".into(),
+            hosts: BTreeMap::from([(
+                "h".to_string(),
+                DesiredHost {
+                    containers: vec![DesiredContainer {
+                        name: slot.container_name(),
+                        spec_hash: spec_hash(&want),
+                        spec: want,
+                        slot,
+                    }],
+                    ..Default::default()
+                },
+            )]),
+        };
+        let observed = BTreeMap::from([(
+            "h".to_string(),
+            HostObservation {
+                foreign_names: ["web-site-1".to_string()].into(),
+                ..Default::default()
+            },
+        )]);
+        let plan = diff(&desired, &observed, Vec::new(), None);
+        let change = &plan.hosts[0].changes[0];
+        assert!(change.drift);
+        assert!(
+            change
+                .reason
+                .starts_with("blocked: a container berth does not manage"),
+            "{}",
+            change.reason
         );
     }
 

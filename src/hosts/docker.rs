@@ -152,13 +152,10 @@ impl Engine for DockerEngine {
     /// label on the engine side), networks, volumes, images. Health comes
     /// from the list's `Status` text, so there is no per-container inspect.
     async fn observe(&self, project: &str) -> anyhow::Result<HostObservation> {
-        let label = format!("{}={project}", labels::PROJECT);
-        let filters = HashMap::from([("label", vec![label.as_str()])]);
+        // All containers in one call: the project's are observed in full,
+        // the others only by name, so a plan can say a name is taken.
         let containers = self.docker.list_containers(Some(
-            ListContainersOptionsBuilder::default()
-                .all(true)
-                .filters(&filters)
-                .build(),
+            ListContainersOptionsBuilder::default().all(true).build(),
         ));
         let networks = self.docker.list_networks(None);
         let volumes = self
@@ -184,11 +181,16 @@ impl Engine for DockerEngine {
                 .and_then(|names| names.first())
                 .map(|n| n.trim_start_matches('/').to_string())
                 .unwrap_or_default();
+            let labels = c.labels.unwrap_or_default();
+            if labels.get(labels::PROJECT).map(String::as_str) != Some(project) {
+                observation.foreign_names.insert(name);
+                continue;
+            }
             self.remember(&id, &name);
             observation.containers.push(ObservedContainer {
                 id,
                 name,
-                labels: c.labels.unwrap_or_default().into_iter().collect(),
+                labels: labels.into_iter().collect(),
                 image: c.image.unwrap_or_default(),
                 state: c.state.map(|s| s.to_string()).unwrap_or_default(),
                 health: c.status.as_deref().and_then(health_from_status),

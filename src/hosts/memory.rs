@@ -289,8 +289,15 @@ impl Engine for MemoryEngine {
             })
             .collect();
         containers.sort_by(|a, b| a.name.cmp(&b.name));
+        let foreign_names = st
+            .containers
+            .values()
+            .filter(|c| c.labels.get(labels::PROJECT).map(String::as_str) != Some(project))
+            .map(|c| c.name.clone())
+            .collect();
         Ok(HostObservation {
             containers,
+            foreign_names,
             networks: st.networks.clone(),
             volumes: st.volumes.clone(),
             images: st.images.clone(),

@@ -61,6 +61,9 @@ pub struct HostObservation {
     pub networks: BTreeSet<String>,
     /// Engine-side names of every volume on the host.
     pub volumes: BTreeSet<String>,
+    /// Names of containers on the host that this project does not manage
+    /// (never touched; listed so a plan can say a wanted name is taken).
+    pub foreign_names: BTreeSet<String>,
     /// Image references present on the host, as the engine lists them:
     /// `repo:tag` and `repo@sha256:…` (Docker Hub names without `docker.io/`
     /// or `library/`; compare with [`docker::canonical_image_ref`]).
