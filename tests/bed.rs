@@ -1003,13 +1003,13 @@ fn global_web(img: &str, port: Option<u16>, update: &str, validate: &str) -> Str
     )
 }
 
-/// Image of each host's `roll-web-1`.
+/// Image of each host's `rel-web-1`.
 fn images(bed: &Bed, project: &str) -> Vec<String> {
     HOSTS
         .iter()
         .map(|h| {
             bed.containers(h, project)
-                .get("roll-web-1")
+                .get("rel-web-1")
                 .map(|c| c.image.clone())
                 .unwrap_or_default()
         })
@@ -1023,7 +1023,7 @@ fn bad_release_stops_after_first_batch(bed: &Bed) -> Result<(), Failed> {
     repo.write("berth.yaml", &bed.inventory(project));
     let (v1, v2) = (bed.get("BED_WEB_V1"), bed.get("BED_WEB_V2"));
     repo.write(
-        "stacks/roll/compose.yaml",
+        "stacks/rel/compose.yaml",
         &global_web(&v1, Some(18090), "", ""),
     );
     repo.commit("v1");
@@ -1033,7 +1033,7 @@ fn bad_release_stops_after_first_batch(bed: &Bed) -> Result<(), Failed> {
     // v2 fails its validation: the page must still say v1.
     let validate = "    x-berth:\n      validate:\n        - exec: [\"grep\", \"-q\", \"v1\", \"/www/index.html\"]\n          timeout: 2s\n";
     repo.write(
-        "stacks/roll/compose.yaml",
+        "stacks/rel/compose.yaml",
         &global_web(&v2, Some(18090), "", validate),
     );
     repo.commit("v2 with a failing check");
@@ -1041,7 +1041,7 @@ fn bad_release_stops_after_first_batch(bed: &Bed) -> Result<(), Failed> {
     expect_code(&run, 1);
     check!(
         run.stderr
-            .contains("host `edge-1`: replace of `roll-web-1` (roll/web replica 1) failed"),
+            .contains("host `edge-1`: replace of `rel-web-1` (rel/web replica 1) failed"),
         "the report does not name host, service and replica\n{run}"
     );
     check!(
@@ -1107,25 +1107,19 @@ fn start_first_new_is_healthy_before_old_stops(bed: &Bed) -> Result<(), Failed> 
     repo.write("berth.yaml", &bed.inventory(project));
     let order = "        order: start-first\n";
     let (v1, v2) = (bed.get("BED_WEB_V1"), bed.get("BED_WEB_V2"));
-    repo.write(
-        "stacks/roll/compose.yaml",
-        &global_web(&v1, None, order, ""),
-    );
+    repo.write("stacks/rel/compose.yaml", &global_web(&v1, None, order, ""));
     repo.commit("v1");
     expect_code(&apply(&repo, &[]), 0);
-    let old = bed.containers("edge-1", project)["roll-web-1"].id.clone();
+    let old = bed.containers("edge-1", project)["rel-web-1"].id.clone();
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs()
         - 1;
-    repo.write(
-        "stacks/roll/compose.yaml",
-        &global_web(&v2, None, order, ""),
-    );
+    repo.write("stacks/rel/compose.yaml", &global_web(&v2, None, order, ""));
     repo.commit("v2");
     let run = apply(&repo, &[]);
     expect_code(&run, 0);
-    let new = bed.containers("edge-1", project)["roll-web-1"].clone();
+    let new = bed.containers("edge-1", project)["rel-web-1"].clone();
     check!(new.image == v2 && new.id != old, "not replaced: {new:?}");
     let new_events = events(bed, "edge-1", &new.id, since);
     let old_events = events(bed, "edge-1", &old, since);
@@ -1148,7 +1142,7 @@ fn start_first_new_is_healthy_before_old_stops(bed: &Bed) -> Result<(), Failed> 
     );
     // A fixed host port makes start-first impossible: said before any host is touched.
     repo.write(
-        "stacks/roll/compose.yaml",
+        "stacks/rel/compose.yaml",
         &global_web(&v2, Some(18092), order, ""),
     );
     repo.commit("start-first with a fixed port");
@@ -1210,7 +1204,7 @@ fn failure_actions_rollback_pause_continue(bed: &Bed) -> Result<(), Failed> {
         ("continue", [v2.clone(), v1.clone(), v2.clone()]),
     ];
     for (action, expected) in cases {
-        repo.write("stacks/roll/compose.yaml", &global_web(&v1, None, "", ""));
+        repo.write("stacks/rel/compose.yaml", &global_web(&v1, None, "", ""));
         repo.commit("v1");
         expect_code(&apply(&repo, &[]), 0);
         check!(
@@ -1219,15 +1213,14 @@ fn failure_actions_rollback_pause_continue(bed: &Bed) -> Result<(), Failed> {
         );
         let update = format!("        failure_action: {action}\n");
         repo.write(
-            "stacks/roll/compose.yaml",
+            "stacks/rel/compose.yaml",
             &global_web(&v2, None, &update, validate),
         );
         repo.commit(&format!("v2, {action}"));
         let run = apply(&repo, &[]);
         expect_code(&run, 1);
         check!(
-            run.stderr
-                .contains("host `edge-2`: replace of `roll-web-1`")
+            run.stderr.contains("host `edge-2`: replace of `rel-web-1`")
                 && run.stderr.contains("validation failed: tcp port 7777"),
             "{action}: the failure on edge-2 is not reported\n{run}"
         );
@@ -1251,7 +1244,7 @@ fn rolling_release_through_haproxy_drops_no_request(bed: &Bed) -> Result<(), Fai
     let port = 18093;
     let monitor = "        monitor: 2s\n";
     repo.write(
-        "stacks/roll/compose.yaml",
+        "stacks/rel/compose.yaml",
         &global_web(&v1, Some(port), monitor, ""),
     );
     repo.commit("v1");
@@ -1330,7 +1323,7 @@ fn rolling_release_through_haproxy_drops_no_request(bed: &Bed) -> Result<(), Fai
     };
     std::thread::sleep(std::time::Duration::from_millis(500));
     repo.write(
-        "stacks/roll/compose.yaml",
+        "stacks/rel/compose.yaml",
         &global_web(&v2, Some(port), monitor, ""),
     );
     repo.commit("v2");
@@ -1368,7 +1361,7 @@ fn killed_rollout_converges_on_next_run(bed: &Bed) -> Result<(), Failed> {
     let path = repo.path().display().to_string();
     let mut image = bed.get("BED_WEB_V1");
     repo.write(
-        "stacks/roll/compose.yaml",
+        "stacks/rel/compose.yaml",
         &global_web(&image, Some(18095), "", ""),
     );
     repo.commit("v1");
@@ -1381,7 +1374,7 @@ fn killed_rollout_converges_on_next_run(bed: &Bed) -> Result<(), Failed> {
             bed.get("BED_WEB_V1")
         };
         repo.write(
-            "stacks/roll/compose.yaml",
+            "stacks/rel/compose.yaml",
             &global_web(&image, Some(18095), "", ""),
         );
         repo.commit(&format!("release {i}"));
@@ -1396,13 +1389,13 @@ fn killed_rollout_converges_on_next_run(bed: &Bed) -> Result<(), Failed> {
             let cs = bed.containers(host, project);
             let names: Vec<&String> = cs.keys().collect();
             check!(
-                names == ["roll-web-1"],
+                names == ["rel-web-1"],
                 "after a kill at {delay_ms} ms, {host} has {names:?}\n{run}"
             );
             check!(
-                cs["roll-web-1"].state == "running" && cs["roll-web-1"].image == image,
+                cs["rel-web-1"].state == "running" && cs["rel-web-1"].image == image,
                 "after a kill at {delay_ms} ms, {host} runs {:?}",
-                cs["roll-web-1"]
+                cs["rel-web-1"]
             );
         }
         expect_code(&plan(&repo, &["--detailed-exitcode"]), 0);
