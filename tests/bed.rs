@@ -677,6 +677,22 @@ fn status_shows_containers_and_sync(bed: &Bed) -> Result<(), Failed> {
         run.stdout.contains("healthy"),
         "web replicas should show their health\n{run}"
     );
+    let run = berth(repo.path(), &["status", "--repo", &path, "--labels"]);
+    expect_code(&run, 0);
+    let commit = repo.git(&["rev-parse", "HEAD"]);
+    for label in [
+        format!("berth.commit = {}", commit.trim()),
+        "berth.commit-author = Berth Test <test@berth.invalid>".to_string(),
+        format!("berth.origin = {path}"),
+        "berth.runner = ".to_string(),
+        "berth.applied-at = ".to_string(),
+        format!("berth.version = {}", env!("CARGO_PKG_VERSION")),
+    ] {
+        check!(
+            run.stdout.contains(&label),
+            "status --labels lacks `{label}`\n{run}"
+        );
+    }
     Ok(())
 }
 
@@ -1243,6 +1259,10 @@ fn rolling_release_through_haproxy_drops_no_request(bed: &Bed) -> Result<(), Fai
     let (v1, v2) = (bed.get("BED_WEB_V1"), bed.get("BED_WEB_V2"));
     let port = 18093;
     let monitor = "        monitor: 2s\n";
+    // Checked from each host, over its SSH connection, before the next batch.
+    let validate = format!(
+        "    x-berth:\n      validate:\n        - http: {{ url: \"http://127.0.0.1:{port}/\", status: 200, body_contains: \"web v2\" }}\n"
+    );
     repo.write(
         "stacks/rel/compose.yaml",
         &global_web(&v1, Some(port), monitor, ""),
@@ -1324,7 +1344,7 @@ fn rolling_release_through_haproxy_drops_no_request(bed: &Bed) -> Result<(), Fai
     std::thread::sleep(std::time::Duration::from_millis(500));
     repo.write(
         "stacks/rel/compose.yaml",
-        &global_web(&v2, Some(port), monitor, ""),
+        &global_web(&v2, Some(port), monitor, &validate),
     );
     repo.commit("v2");
     let run = apply(&repo, &[]);

@@ -94,7 +94,7 @@ enum Command {
     /// change on any host.
     Apply(ApplyArgs),
     /// Show, per host, the containers berth manages and whether each matches the repo.
-    Status(HostArgs),
+    Status(StatusArgs),
 }
 
 /// Where the repo comes from.
@@ -139,6 +139,17 @@ struct HostArgs {
     /// Only these hosts (repeatable). Default: every host in berth.yaml.
     #[arg(long = "host", value_name = "NAME")]
     hosts: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    hosts: HostArgs,
+
+    /// Also show each container's audit labels: origin, commit, author,
+    /// date, spec hash, berth version, applied-at time and runner.
+    #[arg(long)]
+    labels: bool,
 }
 
 #[derive(Debug, Args)]
@@ -264,7 +275,7 @@ async fn dispatch(command: Command) -> u8 {
             opts.lock_timeout = Some(Duration::from_secs(args.lock_timeout));
             output::apply(&opts, &out).await
         }
-        Command::Status(args) => output::status(&run_options(args, 120)).await,
+        Command::Status(args) => output::status(&run_options(args.hosts, 120), args.labels).await,
     };
     match result {
         Ok(code) => code,

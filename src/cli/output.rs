@@ -245,7 +245,7 @@ fn saved_plan(
     Ok(plan)
 }
 
-pub async fn status(opts: &RunOptions) -> anyhow::Result<u8> {
+pub async fn status(opts: &RunOptions, show_labels: bool) -> anyhow::Result<u8> {
     let loaded = run::load(opts).await?;
     let obs = run::observe(&loaded, opts).await?;
     let current = crate::plan::current_placement(&obs.observed);
@@ -298,6 +298,16 @@ pub async fn status(opts: &RunOptions) -> anyhow::Result<u8> {
                     w2 = widths[2],
                     w3 = widths[3]
                 ));
+            }
+        }
+        if show_labels {
+            for c in &o.containers {
+                out.push_str(&format!("  {}:\n", c.name));
+                for (k, v) in c.labels.iter().filter(|(k, _)| {
+                    k.starts_with("berth.") && k.as_str() != crate::hosts::labels::SPEC
+                }) {
+                    out.push_str(&format!("    {k} = {v}\n"));
+                }
             }
         }
         out.push('\n');
