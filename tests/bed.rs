@@ -73,6 +73,10 @@ fn main() {
             rolling_release_through_haproxy_drops_no_request,
         ),
         (
+            "depends_on_orders_creation_after_health",
+            depends_on_orders_creation_after_health,
+        ),
+        (
             "killed_rollout_converges_on_next_run",
             killed_rollout_converges_on_next_run,
         ),
@@ -1420,5 +1424,48 @@ fn killed_rollout_converges_on_next_run(bed: &Bed) -> Result<(), Failed> {
         }
         expect_code(&plan(&repo, &["--detailed-exitcode"]), 0);
     }
+    Ok(())
+}
+
+fn depends_on_orders_creation_after_health(bed: &Bed) -> Result<(), Failed> {
+    let project = "t-depends";
+    let _scope = bed.scope(project);
+    let repo = Repo::new();
+    repo.write("berth.yaml", &bed.inventory(project));
+    // `app` sorts before `db` by name: only depends_on can put db first.
+    repo.write(
+        "stacks/dep/compose.yaml",
+        &format!(
+            "services:\n  app:\n    image: {worker}\n    stop_grace_period: 1s\n    depends_on:\n      db: {{ condition: service_healthy }}\n    deploy:\n      placement:\n        constraints: [node.hostname == edge-1]\n  db:\n    image: {web}\n    deploy:\n      placement:\n        constraints: [node.hostname == edge-1]\n",
+            worker = bed.get("BED_WORKER"),
+            web = bed.get("BED_WEB_V1"),
+        ),
+    );
+    repo.commit("app depends on db");
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        - 1;
+    expect_code(&apply(&repo, &[]), 0);
+    let cs = bed.containers("edge-1", project);
+    let (app, db) = (
+        cs.get("dep-app-1").ok_or("no app")?,
+        cs.get("dep-db-1").ok_or("no db")?,
+    );
+    let db_healthy = events(bed, "edge-1", &db.id, since)
+        .into_iter()
+        .find(|(_, a)| a == "health_status: healthy")
+        .map(|(t, _)| t)
+        .ok_or("db never reported healthy")?;
+    let app_created = events(bed, "edge-1", &app.id, since)
+        .into_iter()
+        .find(|(_, a)| a == "create")
+        .map(|(t, _)| t)
+        .ok_or("no create event for app")?;
+    check!(
+        db_healthy < app_created,
+        "app was created {} ms before db was healthy",
+        (db_healthy - app_created) / 1_000_000
+    );
     Ok(())
 }
