@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use similar::{ChangeTag, TextDiff};
 
+use crate::hosts::docker::canonical_image_ref;
 use crate::hosts::{labels, HostObservation, ObservedContainer};
 use crate::placement::{CurrentPlacement, DesiredContainer, DesiredState, Slot};
 use crate::spec::{ContainerSpec, NetworkSpec, VolumeSpec};
@@ -317,9 +318,11 @@ pub fn diff(
             .filter_map(|c| c.desired.as_ref())
             .map(|d| d.spec.image.as_str())
             .collect();
+        // The engine lists Docker Hub images without `docker.io/library/`:
+        // compare in its form, or a no-op run would pull every time.
         let pulls = needs_image
             .into_iter()
-            .filter(|i| !have.images.contains(*i))
+            .filter(|i| !have.images.contains(&canonical_image_ref(i)))
             .map(str::to_string)
             .collect();
         let networks = want
@@ -733,6 +736,42 @@ mod tests {
             "{}",
             change.reason
         );
+    }
+
+    #[test]
+    fn a_docker_hub_image_listed_in_short_form_is_not_pulled_again() {
+        use crate::placement::{spec_hash, DesiredContainer, DesiredHost};
+        let want = spec("docker.io/library/redis:7");
+        let slot = Slot {
+            stack: "cache".into(),
+            service: "redis".into(),
+            replica: 1,
+        };
+        let desired = DesiredState {
+            project: "p".into(),
+            hosts: BTreeMap::from([(
+                "h".to_string(),
+                DesiredHost {
+                    containers: vec![DesiredContainer {
+                        name: slot.container_name(),
+                        spec_hash: spec_hash(&want),
+                        spec: want,
+                        slot,
+                    }],
+                    ..Default::default()
+                },
+            )]),
+        };
+        let observed = BTreeMap::from([(
+            "h".to_string(),
+            HostObservation {
+                images: ["redis:7".to_string()].into(),
+                ..Default::default()
+            },
+        )]);
+        let plan = diff(&desired, &observed, Vec::new(), None);
+        assert!(plan.hosts[0].pulls.is_empty(), "{:?}", plan.hosts[0].pulls);
+        assert_eq!(plan.hosts[0].changes.len(), 1);
     }
 
     #[test]
