@@ -29,6 +29,7 @@ use anyhow::{anyhow, bail, Context as _};
 use futures::future::join_all;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
+use tracing::Instrument as _;
 
 use crate::hosts::{labels, ContainerStatus, Engine};
 use crate::placement::canonical_json;
@@ -126,7 +127,8 @@ pub async fn apply(
 ) -> ApplyReport {
     let prepared = plan.hosts.iter().filter_map(|hp| {
         let engine = engines.get(&hp.host)?;
-        Some(prepare_host(engine.as_ref(), hp, ctx))
+        let span = tracing::info_span!("prepare", host = %hp.host);
+        Some(prepare_host(engine.as_ref(), hp, ctx).instrument(span))
     });
     let mut hosts: BTreeMap<String, HostReport> = stream::iter(prepared)
         .buffer_unordered(ctx.parallel.max(1))
@@ -174,7 +176,11 @@ pub async fn apply(
             .get(&(stack.clone(), service.clone()))
             .cloned()
             .unwrap_or_default();
-        if let Some(report) = roll_out(&members, &policy, engines, ctx, &mut hosts).await {
+        let span = tracing::info_span!("rollout", service = %format!("{stack}/{service}"));
+        if let Some(report) = roll_out(&members, &policy, engines, ctx, &mut hosts)
+            .instrument(span)
+            .await
+        {
             if report.outcome != "continued" {
                 halted_stacks.insert(stack.clone());
             }
@@ -200,7 +206,14 @@ async fn prepare_host(engine: &dyn Engine, hp: &HostPlan, ctx: &ApplyContext) ->
     };
     let result: anyhow::Result<()> = async {
         for image in &hp.pulls {
-            step(&mut report, "pull", image, engine.pull(image)).await?;
+            let span = tracing::info_span!("pull", %image);
+            step(
+                &mut report,
+                "pull",
+                image,
+                engine.pull(image).instrument(span),
+            )
+            .await?;
         }
         let labels = BTreeMap::from([(labels::PROJECT.to_string(), ctx.project.clone())]);
         for net in &hp.networks {

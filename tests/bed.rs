@@ -193,6 +193,15 @@ fn apply_places_replicas_and_serves_http(bed: &Bed) -> Result<(), Failed> {
             .contains("Plan: 3 to create, 0 to replace, 0 to remove."),
         "{run}"
     );
+    // Not a terminal: plain lines, never a progress bar or colour codes.
+    check!(
+        !run.stderr.contains('\r') && !run.stderr.contains('\u{1b}'),
+        "progress bar or escape codes in a non-TTY log\n{run}"
+    );
+    check!(
+        run.stderr.contains("rolling out `site/web`: batch 1 of 2"),
+        "{run}"
+    );
 
     let edge1 = bed.containers("edge-1", project);
     let edge2 = bed.containers("edge-2", project);

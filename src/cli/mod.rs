@@ -328,6 +328,8 @@ fn default_cache_dir() -> PathBuf {
 }
 
 fn init_logging(cli: &Cli) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let level = if cli.quiet {
         "error"
     } else {
@@ -337,17 +339,41 @@ fn init_logging(cli: &Cli) {
             _ => "trace",
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("berth={level},warn")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false);
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("berth={level},warn")))
+    };
+    let tty = std::io::stderr().is_terminal();
+    let color = tty && std::env::var_os("NO_COLOR").is_none();
     match cli.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => {
-            let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            builder.with_ansi(color).without_time().init()
+        LogFormat::Json => tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .json()
+            .init(),
+        // Spinners for pulls and rollouts only on a terminal, never in a log
+        // file or a CI job's output.
+        LogFormat::Text if tty && !cli.quiet => {
+            let progress = tracing_indicatif::IndicatifLayer::new();
+            tracing_subscriber::registry()
+                .with(filter())
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(progress.get_stderr_writer())
+                        .with_target(false)
+                        .with_ansi(color)
+                        .without_time(),
+                )
+                .with(progress)
+                .init();
         }
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_ansi(color)
+            .without_time()
+            .init(),
     }
 }
