@@ -393,7 +393,60 @@ fn compare(d: &DesiredContainer, c: &ObservedContainer, commit_unchanged: bool) 
         change.drift = true;
         return Some(change);
     }
+    if let Some(live) = &c.live {
+        let edited = hand_edits(live, &d.spec);
+        if !edited.is_empty() {
+            change.reason = format!(
+                "{} changed on the host (docker update?)",
+                summarize_fields(&edited)
+            );
+            change.fields = edited;
+            change.drift = true;
+            return Some(change);
+        }
+    }
     None
+}
+
+/// Settings edited in place on the host, as field changes from what the
+/// host has now (old) to what the repo says (new).
+fn hand_edits(live: &crate::hosts::LiveSettings, spec: &ContainerSpec) -> Vec<FieldChange> {
+    let show = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_else(|| "unset".into());
+    let mut fields = Vec::new();
+    if live.restart != spec.restart {
+        fields.push(FieldChange {
+            field: "restart".into(),
+            old: Some(format!("{:?}", live.restart)),
+            new: Some(format!("{:?}", spec.restart)),
+        });
+    }
+    for (field, now, want) in [
+        ("resources.memory", live.memory, spec.resources.memory),
+        (
+            "resources.memory_reservation",
+            live.memory_reservation,
+            spec.resources.memory_reservation,
+        ),
+        (
+            "resources.nano_cpus",
+            live.nano_cpus,
+            spec.resources.nano_cpus,
+        ),
+        (
+            "resources.pids_limit",
+            live.pids_limit,
+            spec.resources.pids_limit,
+        ),
+    ] {
+        if now != want {
+            fields.push(FieldChange {
+                field: field.into(),
+                old: Some(show(now)),
+                new: Some(show(want)),
+            });
+        }
+    }
+    fields
 }
 
 fn summarize_fields(fields: &[FieldChange]) -> String {

@@ -399,6 +399,7 @@ mod tests {
                     .into(),
                     health: None,
                     created: 0,
+                    live: None,
                 });
             }
             desired.hosts.insert(host.clone(), want);

@@ -452,6 +452,31 @@ fn drift_is_planned_then_healed(bed: &Bed) -> Result<(), Failed> {
         "worker not restarted"
     );
     expect_code(&plan(&repo, &["--detailed-exitcode"]), 0);
+
+    // Edited in place by hand: the plan names the field that drifted.
+    bed.docker_ok(
+        "edge-3",
+        &[
+            "update",
+            "--memory",
+            "64m",
+            "--memory-swap",
+            "128m",
+            "batch-worker-1",
+        ],
+    );
+    let run = plan(&repo, &["--detailed-exitcode"]);
+    expect_code(&run, 2);
+    check!(
+        run.stdout
+            .contains("~ batch/worker.1 replace [drift] (resources.memory changed on the host")
+            && run
+                .stdout
+                .contains("~ resources.memory = 67108864 -> unset"),
+        "{run}"
+    );
+    expect_code(&apply(&repo, &[]), 0);
+    expect_code(&plan(&repo, &["--detailed-exitcode"]), 0);
     Ok(())
 }
 

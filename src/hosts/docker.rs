@@ -195,9 +195,25 @@ impl Engine for DockerEngine {
                 state: c.state.map(|s| s.to_string()).unwrap_or_default(),
                 health: c.status.as_deref().and_then(health_from_status),
                 created: c.created.unwrap_or_default(),
+                live: None,
             });
         }
         observation.containers.sort_by(|a, b| a.name.cmp(&b.name));
+        // One inspect per managed container, all at once on the same
+        // connection: the list call does not carry what `docker update` edits.
+        let live = futures::future::join_all(
+            observation
+                .containers
+                .iter()
+                .map(|c| self.docker.inspect_container(&c.id, None)),
+        )
+        .await;
+        for (c, inspected) in observation.containers.iter_mut().zip(live) {
+            c.live = inspected
+                .ok()
+                .and_then(|i| i.host_config)
+                .map(|h| live_settings(&h));
+        }
         observation.networks = networks.into_iter().filter_map(|n| n.name).collect();
         observation.volumes = volumes
             .volumes
@@ -747,6 +763,32 @@ pub fn credentials_from_config(config_json: &str, registry: &str) -> Option<Dock
 }
 
 /// A Compose restart policy as the engine wants it.
+/// The editable settings of an inspected container, zeros read as unset.
+fn live_settings(h: &bollard::models::HostConfig) -> super::LiveSettings {
+    let set = |v: Option<i64>| v.filter(|n| *n > 0);
+    let restart = match h.restart_policy.as_ref() {
+        Some(p) => match p.name {
+            Some(RestartPolicyNameEnum::ALWAYS) => "always".to_string(),
+            Some(RestartPolicyNameEnum::UNLESS_STOPPED) => "unless-stopped".to_string(),
+            Some(RestartPolicyNameEnum::ON_FAILURE) => {
+                match p.maximum_retry_count.filter(|n| *n > 0) {
+                    Some(n) => format!("on-failure:{n}"),
+                    None => "on-failure".to_string(),
+                }
+            }
+            _ => "no".to_string(),
+        },
+        None => "no".to_string(),
+    };
+    super::LiveSettings {
+        restart,
+        memory: set(h.memory),
+        memory_reservation: set(h.memory_reservation),
+        nano_cpus: set(h.nano_cpus),
+        pids_limit: set(h.pids_limit),
+    }
+}
+
 fn restart_policy(restart: &str) -> Result<Option<RestartPolicy>, String> {
     let (name, retries) = match restart.split_once(':') {
         Some((name, n)) => (name, Some(n)),

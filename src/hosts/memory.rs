@@ -286,6 +286,7 @@ impl Engine for MemoryEngine {
                     None
                 },
                 created: c.created,
+                live: None,
             })
             .collect();
         containers.sort_by(|a, b| a.name.cmp(&b.name));

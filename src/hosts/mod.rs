@@ -50,6 +50,21 @@ pub struct ObservedContainer {
     pub health: Option<String>,
     /// Seconds since the epoch.
     pub created: i64,
+    /// The settings `docker update` can change by hand, as the engine has
+    /// them now; None where the engine was not asked (in-memory engine).
+    pub live: Option<LiveSettings>,
+}
+
+/// A running container's settings that can be edited in place (`docker
+/// update`), read back so the plan can name hand edits as drift.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveSettings {
+    /// In `ContainerSpec::restart` form: `no`, `always`, `unless-stopped`, `on-failure[:N]`.
+    pub restart: String,
+    pub memory: Option<i64>,
+    pub memory_reservation: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub pids_limit: Option<i64>,
 }
 
 /// What one host has that belongs to the project.
