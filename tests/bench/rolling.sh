@@ -292,7 +292,7 @@ printf '  nproc        %s\n' "$(nproc)"
 printf '  load avg     %s at start, %s at end (1/5/15 min)\n' "$START_LOAD" "$END_LOAD"
 printf '  workload     1 service, %d hosts, update_config.parallelism 1, image %s <-> %s\n' \
   "${#HOSTS[@]}" "${WEB_V1##*:}" "${WEB_V2##*:}"
-printf '  converge     %s (untimed)\n' "$(IFS=';'; echo "${CONVERGED[*]}")"
+printf '  converge     %s (untimed)\n' "$(printf '%s; ' "${CONVERGED[@]}" | sed 's/; $//')"
 printf '  runs         %d per case; medians below, in seconds unless said\n\n' "$RUNS"
 printf '  %8s %-11s %4s %9s %9s %9s %10s %9s %9s\n' replicas order runs total waits \
   overhead "per repl." "in steps" outside
