@@ -748,13 +748,14 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_wanted_name_taken_by_a_foreign_container_is_called_out() {
+    /// The plan on host `h` that wants one container `<stack>-<service>-1`
+    /// of `image`, given what `h` has.
+    fn plan_one(stack: &str, service: &str, image: &str, have: HostObservation) -> Plan {
         use crate::placement::{spec_hash, DesiredContainer, DesiredHost};
-        let want = spec("reg/web:1");
+        let want = spec(image);
         let slot = Slot {
-            stack: "web".into(),
-            service: "site".into(),
+            stack: stack.into(),
+            service: service.into(),
             replica: 1,
         };
         let desired = DesiredState {
@@ -772,14 +773,21 @@ mod tests {
                 },
             )]),
         };
-        let observed = BTreeMap::from([(
-            "h".to_string(),
-            HostObservation {
-                foreign_names: ["web-site-1".to_string()].into(),
-                ..Default::default()
-            },
-        )]);
-        let plan = diff(&desired, &observed, Vec::new(), None);
+        diff(
+            &desired,
+            &BTreeMap::from([("h".to_string(), have)]),
+            Vec::new(),
+            None,
+        )
+    }
+
+    #[test]
+    fn a_wanted_name_taken_by_a_foreign_container_is_called_out() {
+        let have = HostObservation {
+            foreign_names: ["web-site-1".to_string()].into(),
+            ..Default::default()
+        };
+        let plan = plan_one("web", "site", "reg/web:1", have);
         let change = &plan.hosts[0].changes[0];
         assert!(change.drift);
         assert!(
@@ -793,36 +801,11 @@ mod tests {
 
     #[test]
     fn a_docker_hub_image_listed_in_short_form_is_not_pulled_again() {
-        use crate::placement::{spec_hash, DesiredContainer, DesiredHost};
-        let want = spec("docker.io/library/redis:7");
-        let slot = Slot {
-            stack: "cache".into(),
-            service: "redis".into(),
-            replica: 1,
+        let have = HostObservation {
+            images: ["redis:7".to_string()].into(),
+            ..Default::default()
         };
-        let desired = DesiredState {
-            project: "p".into(),
-            hosts: BTreeMap::from([(
-                "h".to_string(),
-                DesiredHost {
-                    containers: vec![DesiredContainer {
-                        name: slot.container_name(),
-                        spec_hash: spec_hash(&want),
-                        spec: want,
-                        slot,
-                    }],
-                    ..Default::default()
-                },
-            )]),
-        };
-        let observed = BTreeMap::from([(
-            "h".to_string(),
-            HostObservation {
-                images: ["redis:7".to_string()].into(),
-                ..Default::default()
-            },
-        )]);
-        let plan = diff(&desired, &observed, Vec::new(), None);
+        let plan = plan_one("cache", "redis", "docker.io/library/redis:7", have);
         assert!(plan.hosts[0].pulls.is_empty(), "{:?}", plan.hosts[0].pulls);
         assert_eq!(plan.hosts[0].changes.len(), 1);
     }
