@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use crate::apply::{ApplyReport, StepReport};
+use crate::apply::{ApplyReport, RolloutReport, StepReport};
 use crate::plan::{Action, Plan};
 
 /// The JSON run report (`--report FILE`).
@@ -33,6 +33,9 @@ pub struct RunReport {
     pub outcome: String,
     pub summary: Summary,
     pub hosts: Vec<HostRun>,
+    /// Per service whose rollout failed: rolled back, paused or continued,
+    /// with the failures (host, replica, check and its output).
+    pub rollouts: Vec<RolloutReport>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -133,6 +136,7 @@ impl RunReport {
                 failed_hosts,
             },
             hosts,
+            rollouts: applied.map(|a| a.rollouts.clone()).unwrap_or_default(),
         }
     }
 

@@ -1029,6 +1029,14 @@ fn reports_and_metrics_for_success_and_failure(bed: &Bed) -> Result<(), Failed> 
         error.contains("rolled back") && error.contains("unhealthy"),
         "{json:#}"
     );
+    check!(
+        json["rollouts"][0]["service"] == "web"
+            && json["rollouts"][0]["outcome"] == "rolled_back"
+            && json["rollouts"][0]["failures"][0]
+                .as_str()
+                .is_some_and(|f| f.contains("unhealthy")),
+        "{json:#}"
+    );
     let samples = check_prometheus(&std::fs::read_to_string(&metrics)?)?;
     check!(
         samples
