@@ -3,7 +3,7 @@
 # the C toolchain pieces of sequoia-openpgp (Nettle + bindgen) and libgit2,
 # the OpenSSH client berth drives at run time, and what the local test bed
 # runs (Docker Engine, sshd, a registry, busybox for the test images, HAProxy),
-# and actionlint for the CI template tests.
+# GnuPG (the tests encrypt secrets and sign commits with it), and actionlint for the CI template tests.
 # Installs only what is missing; safe to re-run.
 set -euo pipefail
 
@@ -14,6 +14,8 @@ packages=(
   openssh-client git
   # test bed
   docker.io openssh-server docker-registry busybox-static iproute2 iptables curl haproxy
+  # tests: GnuPG writes secrets and signs commits, as operators do
+  gnupg
 )
 
 missing=()

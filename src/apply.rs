@@ -59,6 +59,13 @@ pub struct ApplyContext {
     pub services: BTreeMap<(String, String), ServicePolicy>,
     /// Hosts prepared at once.
     pub parallel: usize,
+    /// Decrypted secrets the plan's new containers read, by digest.
+    pub secrets: std::sync::Arc<crate::secrets::Plaintexts>,
+    /// Host -> its `secrets_dir`.
+    pub secrets_dirs: BTreeMap<String, String>,
+    /// Remove secret files no container uses any more, after the rollouts
+    /// (the project has or had secrets).
+    pub prune_secrets: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -204,10 +211,106 @@ pub async fn apply(
         }
     }
 
+    if ctx.prune_secrets {
+        let pruned = plan.hosts.iter().filter_map(|hp| {
+            let engine = engines.get(&hp.host)?;
+            hosts.get(&hp.host)?;
+            Some(async move { (hp.host.clone(), prune_secrets(engine.as_ref(), ctx).await) })
+        });
+        for (host, result) in join_all(pruned).await {
+            if let (Err(e), Some(r)) = (result, hosts.get_mut(&host)) {
+                tracing::warn!(%host, "{e:#}");
+                r.error.get_or_insert_with(|| format!("{e:#}"));
+            }
+        }
+    }
+
     ApplyReport {
         hosts: hosts.into_values().collect(),
         rollouts,
     }
+}
+
+/// Writes the secret files the host's new containers read, before any
+/// container changes: each version in its own directory, so the running
+/// containers keep reading theirs.
+async fn deliver_secrets(
+    engine: &dyn Engine,
+    hp: &HostPlan,
+    ctx: &ApplyContext,
+    report: &mut HostReport,
+) -> anyhow::Result<()> {
+    let secrets_dir = ctx
+        .secrets_dirs
+        .get(&hp.host)
+        .map(String::as_str)
+        .unwrap_or(crate::secrets::HOST_DIR);
+    let mut delivered = BTreeSet::new();
+    for c in hp.changes.iter().filter(|c| c.action != Action::Remove) {
+        let Some(desired) = &c.desired else { continue };
+        for (name, file) in &desired.spec.secrets {
+            let path = crate::secrets::host_path(
+                secrets_dir,
+                &ctx.project,
+                &c.slot.stack,
+                &c.slot.service,
+                name,
+                &file.digest,
+            );
+            if !delivered.insert(path.clone()) {
+                continue;
+            }
+            let content = ctx.secrets.get(&file.digest).ok_or_else(|| {
+                anyhow!(
+                    "secret `{name}` of `{}/{}` was not decrypted before apply",
+                    c.slot.stack,
+                    c.slot.service
+                )
+            })?;
+            let secret = crate::hosts::secret_files::SecretFile {
+                path: path.clone(),
+                uid: file.uid.clone(),
+                gid: file.gid.clone(),
+                mode: file.mode,
+                content,
+            };
+            step(
+                report,
+                "secret",
+                &path,
+                engine.write_secret(secrets_dir, &secret),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the secret versions no container of the project uses any more
+/// (kept `.berth-failed` containers keep theirs).
+async fn prune_secrets(engine: &dyn Engine, ctx: &ApplyContext) -> anyhow::Result<()> {
+    let secrets_dir = ctx
+        .secrets_dirs
+        .get(engine.host())
+        .map(String::as_str)
+        .unwrap_or(crate::secrets::HOST_DIR);
+    let observed = engine.observe(&ctx.project).await?;
+    let keep: BTreeSet<String> = observed
+        .containers
+        .iter()
+        .filter_map(|c| {
+            let spec: crate::spec::ContainerSpec =
+                serde_json::from_str(c.labels.get(labels::SPEC)?).ok()?;
+            Some(crate::secrets::dirs_in_use(
+                c.labels.get(labels::STACK)?,
+                c.labels.get(labels::SERVICE)?,
+                &spec,
+            ))
+        })
+        .flatten()
+        .collect();
+    let project_dir = format!("{}/{}", secrets_dir.trim_end_matches('/'), ctx.project);
+    engine.prune_secrets(&project_dir, &keep).await
 }
 
 /// Pulls, networks, volumes and removals on one host. Stops at the first
@@ -250,6 +353,7 @@ async fn prepare_host(engine: &dyn Engine, hp: &HostPlan, ctx: &ApplyContext) ->
             )
             .await?;
         }
+        deliver_secrets(engine, hp, ctx, &mut report).await?;
         for c in hp.changes.iter().filter(|c| c.action == Action::Remove) {
             let Some(current) = &c.current else { continue };
             let fut = async {
@@ -836,6 +940,146 @@ mod tests {
             health: health.map(str::to_string),
             health_log: Some("wget: server returned error: HTTP/1.0 404 Not Found".into()),
         }
+    }
+
+    fn secret_spec(digest: &str) -> crate::spec::ContainerSpec {
+        let mut spec = crate::spec::ContainerSpec {
+            image: "reg/app:1".into(),
+            restart: "unless-stopped".into(),
+            ..Default::default()
+        };
+        spec.secrets.insert(
+            "db".into(),
+            crate::spec::SecretFileSpec {
+                digest: digest.into(),
+                target: "/run/secrets/db".into(),
+                uid: "0".into(),
+                gid: "0".into(),
+                mode: 0o400,
+            },
+        );
+        spec
+    }
+
+    fn one_change(action: Action, spec: crate::spec::ContainerSpec, current: Option<&str>) -> Plan {
+        let slot = crate::placement::Slot {
+            stack: "st".into(),
+            service: "app".into(),
+            replica: 1,
+        };
+        Plan {
+            format_version: crate::plan::PLAN_FORMAT_VERSION,
+            project: "p".into(),
+            commit: None,
+            hosts: vec![HostPlan {
+                host: "h".into(),
+                pulls: vec![],
+                networks: vec![],
+                volumes: vec![],
+                changes: vec![Change {
+                    action,
+                    name: slot.container_name(),
+                    slot,
+                    current: current.map(|id| crate::plan::CurrentContainer {
+                        id: id.into(),
+                        image: "reg/app:1".into(),
+                        state: "running".into(),
+                        spec_hash: None,
+                    }),
+                    desired: Some(crate::plan::DesiredRef {
+                        spec_hash: crate::placement::spec_hash(&spec),
+                        spec,
+                    }),
+                    reason: "test".into(),
+                    drift: false,
+                    fields: vec![],
+                    failed_before: None,
+                }],
+            }],
+            unreachable: vec![],
+        }
+    }
+
+    fn context(plaintexts: &[(&str, &str)]) -> ApplyContext {
+        ApplyContext {
+            project: "p".into(),
+            metadata: BTreeMap::new(),
+            health_timeout: Duration::from_secs(2),
+            services: BTreeMap::new(),
+            parallel: 1,
+            secrets: std::sync::Arc::new(crate::secrets::Plaintexts::from_map(
+                plaintexts
+                    .iter()
+                    .map(|(d, v)| {
+                        (
+                            d.to_string(),
+                            crate::openpgp::SecretBytes::new(v.as_bytes().to_vec()),
+                        )
+                    })
+                    .collect(),
+            )),
+            secrets_dirs: BTreeMap::from([("h".to_string(), "/sec".to_string())]),
+            prune_secrets: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn secrets_are_delivered_before_their_readers_and_old_versions_pruned() {
+        let engine = crate::hosts::memory::MemoryEngine::new("h");
+        engine.add_image("reg/app:1");
+        let engines: BTreeMap<String, Box<dyn Engine>> =
+            BTreeMap::from([("h".to_string(), Box::new(engine.clone()) as Box<dyn Engine>)]);
+
+        let first = one_change(Action::Create, secret_spec("sha256:aaaaaaaaaaaa11"), None);
+        let report = apply(
+            &first,
+            &engines,
+            &context(&[("sha256:aaaaaaaaaaaa11", "one")]),
+        )
+        .await;
+        assert!(report.failed_hosts().is_empty(), "{report:?}");
+        let v1 = "/sec/p/st/app/aaaaaaaaaaaa/db";
+        let log = engine.mutations();
+        let wrote = log.iter().position(|m| m == &format!("write_secret {v1}"));
+        let created = log.iter().position(|m| m == "create st-app-1");
+        assert!(wrote.is_some() && wrote < created, "{log:?}");
+        assert_eq!(
+            engine.secret_files().get(v1),
+            Some(&(crate::secrets::digest(b"one"), "0:0".to_string(), 0o400))
+        );
+
+        // A new version replaces the reader; the old version goes once no
+        // container uses it.
+        let id = engine
+            .container("st-app-1")
+            .map(|c| c.id)
+            .unwrap_or_default();
+        let second = one_change(
+            Action::Replace,
+            secret_spec("sha256:bbbbbbbbbbbb22"),
+            Some(&id),
+        );
+        let report = apply(
+            &second,
+            &engines,
+            &context(&[("sha256:bbbbbbbbbbbb22", "two")]),
+        )
+        .await;
+        assert!(report.failed_hosts().is_empty(), "{report:?}");
+        let files: Vec<String> = engine.secret_files().into_keys().collect();
+        assert_eq!(files, vec!["/sec/p/st/app/bbbbbbbbbbbb/db".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn a_secret_not_decrypted_stops_the_host_before_any_container_change() {
+        let engine = crate::hosts::memory::MemoryEngine::new("h");
+        engine.add_image("reg/app:1");
+        let engines: BTreeMap<String, Box<dyn Engine>> =
+            BTreeMap::from([("h".to_string(), Box::new(engine.clone()) as Box<dyn Engine>)]);
+        let plan = one_change(Action::Create, secret_spec("sha256:cccccccccccc"), None);
+        let report = apply(&plan, &engines, &context(&[])).await;
+        assert_eq!(report.failed_hosts().len(), 1);
+        assert!(engine.containers().is_empty());
     }
 
     #[test]

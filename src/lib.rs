@@ -7,10 +7,12 @@
 pub mod apply;
 pub mod cli;
 pub mod hosts;
+pub mod openpgp;
 pub mod placement;
 pub mod plan;
 pub mod render;
 pub mod report;
 pub mod run;
+pub mod secrets;
 pub mod source;
 pub mod spec;

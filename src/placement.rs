@@ -357,6 +357,7 @@ mod tests {
             identity_file: None,
             labels: BTreeMap::from([("role".to_string(), role.to_string())]),
             docker_socket: "/var/run/docker.sock".into(),
+            secrets_dir: "/run/berth/secrets".into(),
             transport: Transport::Ssh,
             location: Location::default(),
         }
@@ -411,6 +412,7 @@ mod tests {
                     connect_timeout: std::time::Duration::from_secs(5),
                     known_hosts: None,
                 },
+                recipients: Vec::new(),
             },
             stacks: vec![Stack {
                 name: "s".into(),

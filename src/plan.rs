@@ -450,7 +450,21 @@ fn hand_edits(live: &crate::hosts::LiveSettings, spec: &ContainerSpec) -> Vec<Fi
 }
 
 fn summarize_fields(fields: &[FieldChange]) -> String {
-    let mut names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+    // A secret's digest moving means its value (or its recipients) changed:
+    // say so in words; the digests themselves tell a reviewer nothing.
+    let mut names: Vec<String> = fields
+        .iter()
+        .map(|f| {
+            match f
+                .field
+                .strip_prefix("secrets.")
+                .and_then(|rest| rest.strip_suffix(".digest"))
+            {
+                Some(name) => format!("secret {name} changed"),
+                None => f.field.clone(),
+            }
+        })
+        .collect();
     names.dedup();
     const SHOWN: usize = 4;
     if names.len() > SHOWN {

@@ -4,7 +4,7 @@
 //! Order matters for trust: the repo is read and validated completely before
 //! any host is contacted, so bad input never touches a host.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use crate::hosts::lock::{HostLock, LockError};
 use crate::hosts::{self, ConnectOptions, Engine, HostObservation};
 use crate::placement::{self, CurrentPlacement};
 use crate::plan::{self, Plan, UnreachableHost};
+use crate::secrets::{self, KeyOptions, Plaintexts};
 use crate::source::{self, Checkout, SourceOptions};
 use crate::spec::{self, Project, SpecError};
 
@@ -37,6 +38,13 @@ pub struct RunOptions {
     /// Take the run lock on every host before observing it, waiting up to
     /// this long (apply). None: no lock (plan, status).
     pub lock_timeout: Option<Duration>,
+    /// The runner's private key, for the secrets a plan's new containers read.
+    pub key: KeyOptions,
+    /// Certificates allowed to sign deployable commits (`--trust`); None:
+    /// signatures are not checked.
+    pub trust: Option<PathBuf>,
+    /// Deploy a commit that is not a descendant of what the hosts run.
+    pub allow_rewind: bool,
 }
 
 /// The repo, read and validated.
@@ -53,8 +61,14 @@ pub async fn load(opts: &RunOptions) -> anyhow::Result<Loaded> {
     let checkout = tokio::task::spawn_blocking(move || source::resolve(&source_opts))
         .await
         .context("source stage panicked")??;
+    if let Some(trust) = opts.trust.clone() {
+        let checked = checkout.clone();
+        tokio::task::spawn_blocking(move || verify_signature(&checked, &trust))
+            .await
+            .context("signature check panicked")??;
+    }
     let mut project = spec::load(&checkout.root)?;
-    refuse_secrets(&project)?;
+    secrets::attach(&mut project)?;
     if !opts.only_hosts.is_empty() {
         for name in &opts.only_hosts {
             if !project.inventory.hosts.iter().any(|h| &h.name == name) {
@@ -85,31 +99,131 @@ pub async fn load(opts: &RunOptions) -> anyhow::Result<Loaded> {
     Ok(Loaded { checkout, project })
 }
 
-/// Compose `secrets:` are read and validated, but this build cannot deliver
-/// them yet: refuse rather than start a container without its credentials.
-fn refuse_secrets(project: &Project) -> Result<(), SpecError> {
-    let diagnostics: Vec<spec::Diagnostic> = project
-        .stacks
-        .iter()
-        .flat_map(|stack| stack.services.iter().map(move |s| (stack, s)))
-        .flat_map(|(stack, service)| {
-            service.secrets.iter().map(move |secret| spec::Diagnostic {
-                location: secret.location.clone(),
-                message: format!(
-                    "stack `{}`: service `{}` uses secret `{}`, but this version of berth cannot deliver secrets yet",
-                    stack.name, service.name, secret.source
-                ),
-                help: Some(
-                    "remove the secret from the service for now; berth will not start a container without the credentials it asks for".into(),
-                ),
-            })
-        })
-        .collect();
-    if diagnostics.is_empty() {
-        Ok(())
-    } else {
-        Err(SpecError { diagnostics })
+/// Refuses a commit not signed by a key in the runner's trust file: a
+/// compromised repo cannot deploy. Blocking (git2, crypto).
+fn verify_signature(checkout: &Checkout, trust: &std::path::Path) -> anyhow::Result<()> {
+    let Some(commit) = &checkout.commit else {
+        anyhow::bail!(
+            "--trust checks commit signatures, but `{}` is not in a git repo; no host was contacted",
+            checkout.root.display()
+        );
+    };
+    if checkout.dirty {
+        anyhow::bail!(
+            "--trust checks commit signatures, but `{}` has uncommitted changes that no signature covers; no host was contacted\n  help: commit (signed) or discard them",
+            checkout.root.display()
+        );
     }
+    let trusted = source::signature::TrustedSigners::from_file(trust)?;
+    let repo = git2::Repository::discover(&checkout.root)
+        .with_context(|| format!("cannot open the git repo at `{}`", checkout.root.display()))?;
+    let oid = git2::Oid::from_str(&commit.id)?;
+    let signer =
+        source::signature::verify_commit(&repo, oid, &trusted, std::time::SystemTime::now())
+            .map_err(|e| anyhow::anyhow!("{e}\nno host was contacted."))?;
+    tracing::info!(
+        "commit {} is signed by {}{}",
+        crate::render::short(&commit.id),
+        signer.fingerprint,
+        signer
+            .user_id
+            .as_deref()
+            .map(|u| format!(" ({u})"))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// Hosts running a commit that the checked-out commit does not descend
+/// from: host -> (commit, why). Empty when the source is not a git repo.
+pub fn rewound_from(loaded: &Loaded, obs: &Observation) -> Vec<(String, String, String)> {
+    let Some(head) = &loaded.checkout.commit else {
+        return Vec::new();
+    };
+    let mut applied: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (host, o) in &obs.observed {
+        for c in &o.containers {
+            if let Some(commit) = c.labels.get(crate::hosts::labels::COMMIT) {
+                if commit != &head.id {
+                    applied
+                        .entry(commit.as_str())
+                        .or_default()
+                        .insert(host.as_str());
+                }
+            }
+        }
+    }
+    if applied.is_empty() {
+        return Vec::new();
+    }
+    let repo = match git2::Repository::discover(&loaded.checkout.root) {
+        Ok(r) => r,
+        Err(_) => return Vec::new(),
+    };
+    let Ok(head_oid) = git2::Oid::from_str(&head.id) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (commit, on) in applied {
+        let why = match git2::Oid::from_str(commit)
+            .map_err(anyhow::Error::from)
+            .and_then(|c| source::signature::is_descendant_or_equal(&repo, head_oid, c))
+        {
+            Ok(true) => continue,
+            Ok(false) => format!(
+                "{} is not a descendant of {}",
+                crate::render::short(&head.id),
+                crate::render::short(commit)
+            ),
+            Err(_) => format!(
+                "{} is not in this repo's history",
+                crate::render::short(commit)
+            ),
+        };
+        for host in on {
+            out.push((host.to_string(), commit.to_string(), why.clone()));
+        }
+    }
+    out
+}
+
+/// Apply refuses to go backwards unless told to: an old commit, or one from
+/// a rewritten history, would silently undo what was deployed since.
+pub fn refuse_rewind(loaded: &Loaded, obs: &Observation, opts: &RunOptions) -> anyhow::Result<()> {
+    let rewound = rewound_from(loaded, obs);
+    if rewound.is_empty() || opts.allow_rewind {
+        return Ok(());
+    }
+    let lines: Vec<String> = rewound
+        .iter()
+        .map(|(host, commit, why)| format!("host `{host}` runs commit {commit}: {why}"))
+        .collect();
+    anyhow::bail!(
+        "refusing to go backwards; no host was changed:\n  - {}\n  help: deploy a newer commit (undo with `git revert`), or pass --allow-rewind to deploy this one on purpose",
+        lines.join("\n  - ")
+    )
+}
+
+/// Decrypts the secrets the plan's new containers read, before any host is
+/// changed. Errors name the file and end with "no host was changed".
+pub async fn unlock_secrets(
+    loaded: &Loaded,
+    plan: &Plan,
+    opts: &RunOptions,
+) -> anyhow::Result<Plaintexts> {
+    let needed = secrets::needed(plan, &loaded.project);
+    if needed.is_empty() {
+        return Ok(Plaintexts::default());
+    }
+    let key = opts.key.clone();
+    let root = loaded.checkout.root.clone();
+    tokio::task::spawn_blocking(move || {
+        let key = key.load()?;
+        secrets::decrypt_needed(&root, &needed, key.as_ref())
+    })
+    .await
+    .context("secrets stage panicked")?
+    .map_err(|e| anyhow::anyhow!("{e:#}\nno host was changed."))
 }
 
 /// Connected hosts and what they run.
@@ -334,14 +448,33 @@ pub async fn apply_plan(
     loaded: &Loaded,
     obs: &Observation,
     plan: &Plan,
+    secrets: Plaintexts,
     opts: &RunOptions,
 ) -> ApplyReport {
+    // Clean up secret files only where the project has or had secrets: it
+    // costs a remote command per host.
+    let prune_secrets = loaded.project.stacks.iter().any(|s| !s.secrets.is_empty())
+        || obs
+            .observed
+            .values()
+            .flat_map(|o| &o.containers)
+            .filter_map(|c| c.labels.get(crate::hosts::labels::SPEC))
+            .any(|spec| spec.contains("\"secrets\""));
     let ctx = ApplyContext {
         project: loaded.project.name.clone(),
         metadata: metadata(&loaded.checkout),
         health_timeout: opts.health_timeout,
         services: service_policies(&loaded.project),
         parallel: loaded.project.inventory.settings.parallel,
+        secrets: std::sync::Arc::new(secrets),
+        secrets_dirs: loaded
+            .project
+            .inventory
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), h.secrets_dir.clone()))
+            .collect(),
+        prune_secrets,
     };
     apply::apply(plan, &obs.engines, &ctx).await
 }

@@ -13,6 +13,7 @@
 mod auth;
 mod known_hosts;
 mod remote;
+pub mod signature;
 mod url;
 
 use std::path::{Path, PathBuf};

@@ -92,6 +92,22 @@ fn main() {
             "killed_lock_holder_does_not_block",
             killed_lock_holder_does_not_block,
         ),
+        (
+            "secret_is_a_file_on_tmpfs_never_in_the_clear",
+            secret_is_a_file_on_tmpfs_never_in_the_clear,
+        ),
+        (
+            "secret_change_replaces_exactly_its_readers",
+            secret_change_replaces_exactly_its_readers,
+        ),
+        (
+            "secret_key_problems_change_no_host",
+            secret_key_problems_change_no_host,
+        ),
+        (
+            "only_trusted_signed_commits_deploy",
+            only_trusted_signed_commits_deploy,
+        ),
     ];
 
     // List mode and filtered-out runs need no bed.
@@ -606,7 +622,7 @@ fn malformed_inputs_fail_before_any_host(bed: &Bed) -> Result<(), Failed> {
     expect_code(&run, 1);
     check!(run.stderr.contains("stacks/ghost/compose.yaml"), "{run}");
 
-    // Secrets are parsed but cannot be delivered yet: refused, never dropped.
+    // A secret committed in the clear is refused, never deployed.
     let repo = Repo::new();
     repo.write("berth.yaml", inventory);
     repo.write("stacks/web/secrets/db.pgp", "not really encrypted\n");
@@ -619,12 +635,14 @@ fn malformed_inputs_fail_before_any_host(bed: &Bed) -> Result<(), Failed> {
     let run = berth(repo.path(), &["apply", "--repo", &path]);
     expect_code(&run, 1);
     check!(
-        run.stderr.contains("stacks/web/compose.yaml:4:")
-            && run
-                .stderr
-                .contains("uses secret `db`, but this version of berth cannot deliver secrets yet"),
+        run.stderr.contains("stacks/web/compose.yaml:")
+            && run.stderr.contains(
+                "secret file `stacks/web/secrets/db.pgp` of secret `db` is not an OpenPGP message"
+            )
+            && run.stderr.contains("berth secret encrypt"),
         "{run}"
     );
+    check!(!run.stderr.contains("not really encrypted"), "{run}");
     check!(run.stderr.contains("no host was contacted"), "{run}");
     Ok(())
 }
@@ -1508,6 +1526,477 @@ fn depends_on_orders_creation_after_health(bed: &Bed) -> Result<(), Failed> {
         db_healthy < app_created,
         "app was created {} ms before db was healthy",
         (db_healthy - app_created) / 1_000_000
+    );
+    Ok(())
+}
+
+/// Keys made by GnuPG as operators make them: the runner's (exported to a
+/// key file berth is given) and an operator's; secrets are encrypted to both.
+struct SecretRepo {
+    repo: Repo,
+    gpg: support::gpg::Gpg,
+    runner: String,
+    operator: String,
+    key_file: std::path::PathBuf,
+    stack: String,
+    _keys: tempfile::TempDir,
+}
+
+impl SecretRepo {
+    /// Stack `stack`: `app` (2 replicas on the web hosts) reads secret `db`;
+    /// `side` (1 replica) reads none.
+    fn new(bed: &Bed, project: &str, stack: &str, plaintext: &str) -> SecretRepo {
+        let gpg = support::gpg::Gpg::new();
+        let runner = gpg.generate("Runner <runner@berth.invalid>");
+        let operator = gpg.generate("Operator <ops@berth.invalid>");
+        let keys = tempfile::tempdir().expect("key dir");
+        let key_file = gpg.export_secret(&runner, &keys.path().join("runner.asc"));
+        let repo = Repo::new();
+        repo.write("berth.yaml", &bed.inventory(project));
+        repo.write(
+            &format!("stacks/{stack}/compose.yaml"),
+            &format!(
+                "services:\n  app:\n    image: {img}\n    secrets: [db]\n    deploy:\n      replicas: 2\n      placement:\n        constraints: [node.labels.role == web]\n  side:\n    image: {img}\n    deploy:\n      replicas: 1\n      placement:\n        constraints: [node.labels.role == web]\nsecrets:\n  db:\n    file: ./secrets/db.asc\n",
+                img = bed.get("BED_WEB_V1")
+            ),
+        );
+        let s = SecretRepo {
+            repo,
+            gpg,
+            runner,
+            operator,
+            key_file,
+            stack: stack.to_string(),
+            _keys: keys,
+        };
+        s.set_secret(plaintext);
+        s.repo.commit("app with a secret");
+        s
+    }
+
+    fn secret_file(&self) -> String {
+        format!("stacks/{}/secrets/db.asc", self.stack)
+    }
+
+    /// `gpg --encrypt` to the runner and the operator.
+    fn set_secret(&self, plaintext: &str) {
+        let message = self
+            .gpg
+            .encrypt(plaintext.as_bytes(), &[&self.runner, &self.operator]);
+        let path = self.repo.path().join(self.secret_file());
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, message).expect("write secret");
+    }
+
+    fn run(&self, command: &str, extra: &[&str]) -> support::Run {
+        let path = self.repo.path().display().to_string();
+        let mut args = vec![command, "--repo", path.as_str()];
+        args.extend_from_slice(extra);
+        berth(self.repo.path(), &args)
+    }
+
+    fn apply_with_key(&self, extra: &[&str]) -> support::Run {
+        let key = self.key_file.display().to_string();
+        let mut args = vec!["--key-file", key.as_str()];
+        args.extend_from_slice(extra);
+        self.run("apply", &args)
+    }
+}
+
+/// Version directories (`<digest prefix>`) of a service's secrets on a host.
+fn secret_versions(
+    bed: &Bed,
+    host: &str,
+    project: &str,
+    stack: &str,
+    service: &str,
+) -> Vec<String> {
+    let dir = std::path::Path::new(&bed.secrets_dir(host))
+        .join(project)
+        .join(stack)
+        .join(service);
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// name -> id of the project's containers on every host.
+fn container_ids(bed: &Bed, project: &str) -> std::collections::BTreeMap<String, String> {
+    HOSTS
+        .iter()
+        .flat_map(|h| bed.containers(h, project))
+        .map(|(name, c)| (name, c.id))
+        .collect()
+}
+
+fn secret_is_a_file_on_tmpfs_never_in_the_clear(bed: &Bed) -> Result<(), Failed> {
+    let project = "t-secret";
+    let _scope = bed.scope(project);
+    let plaintext = "pw-7c1e0b5d9a3f-not-for-your-eyes";
+    let s = SecretRepo::new(bed, project, "vault", plaintext);
+    let report = s._keys.path().join("report.json");
+    let report_arg = report.display().to_string();
+    let run = s.apply_with_key(&["--report", &report_arg]);
+    expect_code(&run, 0);
+
+    let mut readers = 0;
+    for host in ["edge-1", "edge-2"] {
+        for (name, c) in bed.containers(host, project) {
+            let inspect = bed.docker_ok(host, &["inspect", &c.id]);
+            check!(
+                !inspect.contains(plaintext),
+                "docker inspect of {name} on {host} shows the secret"
+            );
+            if name.starts_with("vault-side-") {
+                check!(
+                    !inspect.contains("/run/secrets/db"),
+                    "{name} does not use the secret but has it mounted"
+                );
+                continue;
+            }
+            readers += 1;
+            let value = bed.docker_ok(host, &["exec", &name, "cat", "/run/secrets/db"]);
+            check!(value == plaintext, "{name} on {host} read {value:?}");
+            let meta = bed.docker_ok(
+                host,
+                &["exec", &name, "stat", "-c", "%a %u:%g", "/run/secrets/db"],
+            );
+            check!(
+                meta.trim() == "400 0:0",
+                "{name}: /run/secrets/db is {meta:?}"
+            );
+            let write = bed.docker(
+                host,
+                &["exec", &name, "sh", "-c", "echo x > /run/secrets/db"],
+            );
+            check!(!write.status.success(), "{name} could write its secret");
+        }
+        // On the host: one file, mode 0400, on tmpfs.
+        let versions = secret_versions(bed, host, project, "vault", "app");
+        check!(versions.len() == 1, "{host}: versions {versions:?}");
+        let dir = format!(
+            "{}/{project}/vault/app/{}",
+            bed.secrets_dir(host),
+            versions[0]
+        );
+        let meta = std::fs::metadata(format!("{dir}/db"))?;
+        use std::os::unix::fs::MetadataExt as _;
+        check!(
+            meta.mode() & 0o777 == 0o400,
+            "{host}: mode {:o}",
+            meta.mode()
+        );
+        let fs = std::process::Command::new("stat")
+            .args(["-f", "-c", "%T", &dir])
+            .output()?;
+        check!(
+            String::from_utf8_lossy(&fs.stdout).trim() == "tmpfs",
+            "{host}: {dir} is not on tmpfs"
+        );
+    }
+    check!(
+        readers == 2,
+        "expected 2 containers reading the secret, saw {readers}"
+    );
+    let report = std::fs::read_to_string(&report)?;
+    for (what, text) in [
+        ("stdout", &run.stdout),
+        ("stderr", &run.stderr),
+        ("report", &report),
+    ] {
+        check!(!text.contains(plaintext), "the secret is in berth's {what}");
+    }
+    // The secret is the gpg message as committed: the operator's own key
+    // reads it too (two recipients).
+    let message = std::fs::read(s.repo.path().join(s.secret_file()))?;
+    check!(
+        s.gpg.decrypt(&message) == plaintext.as_bytes(),
+        "gpg cannot read it back"
+    );
+
+    // Removing the service removes its secret from the hosts.
+    let compose = std::fs::read_to_string(s.repo.path().join("stacks/vault/compose.yaml"))?;
+    let without_app = compose
+        .replace("  app:\n", "  gone:\n")
+        .replace("    secrets: [db]\n", "");
+    s.repo.write("stacks/vault/compose.yaml", &without_app);
+    s.repo.commit("app leaves");
+    let run = s.apply_with_key(&[]);
+    expect_code(&run, 0);
+    for host in ["edge-1", "edge-2"] {
+        let left = secret_versions(bed, host, project, "vault", "app");
+        check!(
+            left.is_empty(),
+            "{host} still holds the removed service's secret: {left:?}"
+        );
+    }
+    Ok(())
+}
+
+fn secret_change_replaces_exactly_its_readers(bed: &Bed) -> Result<(), Failed> {
+    let project = "t-secret-change";
+    let _scope = bed.scope(project);
+    let s = SecretRepo::new(bed, project, "vault2", "first-value-1b2c");
+    expect_code(&s.apply_with_key(&[]), 0);
+    let before = container_ids(bed, project);
+
+    s.set_secret("second-value-9f8e");
+    s.repo.commit("rotate db");
+    // A pull request's plan: no key anywhere.
+    let run = s.run("plan", &["--detailed-exitcode"]);
+    expect_code(&run, 2);
+    check!(run.stdout.contains("secret db changed"), "{run}");
+    check!(
+        run.stdout.contains("~ vault2/app.1") && run.stdout.contains("~ vault2/app.2"),
+        "{run}"
+    );
+    check!(
+        !run.stdout.contains("vault2/side"),
+        "side reads no secret\n{run}"
+    );
+    check!(
+        run.stdout
+            .contains("Plan: 0 to create, 2 to replace, 0 to remove."),
+        "{run}"
+    );
+    check!(!run.stdout.contains("second-value"), "{run}");
+
+    let run = s.apply_with_key(&[]);
+    expect_code(&run, 0);
+    let after = container_ids(bed, project);
+    for (name, id) in &before {
+        let replaced = after.get(name) != Some(id);
+        check!(
+            replaced == name.starts_with("vault2-app-"),
+            "{name}: replaced = {replaced}\nbefore {before:?}\nafter {after:?}"
+        );
+    }
+    for host in ["edge-1", "edge-2"] {
+        for name in bed
+            .containers(host, project)
+            .keys()
+            .filter(|n| n.starts_with("vault2-app-"))
+        {
+            let value = bed.docker_ok(host, &["exec", name, "cat", "/run/secrets/db"]);
+            check!(value == "second-value-9f8e", "{name} reads {value:?}");
+        }
+        let versions = secret_versions(bed, host, project, "vault2", "app");
+        check!(
+            versions.len() == 1,
+            "{host}: old version not pruned: {versions:?}"
+        );
+    }
+    let run = s.run("plan", &["--detailed-exitcode"]);
+    expect_code(&run, 0);
+    Ok(())
+}
+
+fn secret_key_problems_change_no_host(bed: &Bed) -> Result<(), Failed> {
+    let project = "t-secret-keys";
+    let _scope = bed.scope(project);
+    let s = SecretRepo::new(bed, project, "vault3", "v1-secret-aa11");
+    expect_code(&s.apply_with_key(&[]), 0);
+    let before = container_ids(bed, project);
+    let versions_before: Vec<Vec<String>> = ["edge-1", "edge-2"]
+        .iter()
+        .map(|h| secret_versions(bed, h, project, "vault3", "app"))
+        .collect();
+    let unchanged = |why: &str| -> Result<(), Failed> {
+        check!(
+            container_ids(bed, project) == before,
+            "{why}: a container changed"
+        );
+        let versions: Vec<Vec<String>> = ["edge-1", "edge-2"]
+            .iter()
+            .map(|h| secret_versions(bed, h, project, "vault3", "app"))
+            .collect();
+        check!(versions == versions_before, "{why}: a secret was written");
+        Ok(())
+    };
+    s.set_secret("v2-secret-bb22");
+    s.repo.commit("rotate");
+    let file = s.secret_file();
+
+    // No key at all.
+    let run = s.run("apply", &[]);
+    expect_code(&run, 1);
+    check!(
+        run.stderr.contains(&file) && run.stderr.contains("no private key"),
+        "{run}"
+    );
+    check!(run.stderr.contains("no host was changed"), "{run}");
+    unchanged("no key")?;
+
+    // A key the secret was not encrypted to.
+    let stranger = s.gpg.generate("Stranger <stranger@berth.invalid>");
+    let stranger_key = s
+        .gpg
+        .export_secret(&stranger, &s._keys.path().join("stranger.asc"));
+    let key = stranger_key.display().to_string();
+    let run = s.run("apply", &["--key-file", &key]);
+    expect_code(&run, 1);
+    check!(run.stderr.contains(&file), "{run}");
+    check!(run.stderr.contains("no host was changed"), "{run}");
+    unchanged("wrong key")?;
+
+    // A corrupted message (armour intact, ciphertext damaged).
+    let path = s.repo.path().join(&file);
+    let text = std::fs::read_to_string(&path)?;
+    // The encrypted data comes last (the recipients' key packets first):
+    // damage a full line near the end, so no recipient can read it.
+    let lines: Vec<&str> = text.lines().collect();
+    let end = lines
+        .iter()
+        .position(|l| l.starts_with('=') || l.starts_with("-----END"))
+        .unwrap_or(lines.len());
+    let mid = end.saturating_sub(2);
+    let damaged: String = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == mid {
+                l.chars().rev().collect::<String>()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&path, damaged + "\n")?;
+    s.repo.commit("damaged");
+    let run = s.apply_with_key(&[]);
+    expect_code(&run, 1);
+    check!(run.stderr.contains(&file), "{run}");
+    check!(run.stderr.contains("no host was changed"), "{run}");
+    unchanged("corrupted message")?;
+    for text in [&run.stdout, &run.stderr] {
+        check!(
+            !text.contains("secret-bb22") && !text.contains("secret-aa11"),
+            "{run}"
+        );
+    }
+    Ok(())
+}
+
+fn only_trusted_signed_commits_deploy(bed: &Bed) -> Result<(), Failed> {
+    let project = "t-signed";
+    let _scope = bed.scope(project);
+    let gpg = support::gpg::Gpg::new();
+    let signer = gpg.generate("Release Manager <release@berth.invalid>");
+    let intruder = gpg.generate("Intruder <intruder@berth.invalid>");
+    let runner_dir = tempfile::tempdir()?;
+    let trust = runner_dir.path().join("trusted.asc");
+    std::fs::write(&trust, gpg.export_public(&signer))?;
+    let trust = trust.display().to_string();
+
+    let repo = Repo::new();
+    repo.write("berth.yaml", &bed.inventory(project));
+    let stack = |greeting: &str| {
+        format!(
+            "services:\n  web:\n    image: {img}\n    environment:\n      GREETING: {greeting}\n    deploy:\n      replicas: 1\n      placement:\n        constraints: [node.hostname == edge-1]\n",
+            img = bed.get("BED_WEB_V1")
+        )
+    };
+    repo.write("stacks/signed/compose.yaml", &stack("one"));
+    let first = repo.commit_signed("signed one", &gpg, &signer);
+    let path = repo.path().display().to_string();
+    let apply = |extra: &[&str]| {
+        let mut args = vec!["apply", "--repo", path.as_str(), "--trust", trust.as_str()];
+        args.extend_from_slice(extra);
+        berth(repo.path(), &args)
+    };
+    let run = apply(&[]);
+    expect_code(&run, 0);
+    let deployed = container_ids(bed, project);
+
+    // Unsigned.
+    repo.write("stacks/signed/compose.yaml", &stack("two"));
+    let unsigned = repo.commit("unsigned two");
+    let run = apply(&[]);
+    expect_code(&run, 1);
+    check!(
+        run.stderr.contains(&unsigned) && run.stderr.contains("not signed"),
+        "{run}"
+    );
+    check!(
+        container_ids(bed, project) == deployed,
+        "unsigned commit changed a host"
+    );
+
+    // Signed, by a key the runner does not trust.
+    repo.write("stacks/signed/compose.yaml", &stack("three"));
+    let untrusted = repo.commit_signed("intruder three", &gpg, &intruder);
+    let run = apply(&[]);
+    expect_code(&run, 1);
+    check!(
+        run.stderr.contains(&untrusted) && run.stderr.contains(&intruder[24..]),
+        "must name the commit and the signer's key\n{run}"
+    );
+    check!(
+        container_ids(bed, project) == deployed,
+        "untrusted commit changed a host"
+    );
+
+    // Tampered: a trusted signature over different content.
+    repo.write("stacks/signed/compose.yaml", &stack("four"));
+    let good = repo.commit_signed("signed four", &gpg, &signer);
+    let object = repo.git(&["cat-file", "commit", &good]);
+    let forged = object.replace("signed four", "signed four (and something else)");
+    let forged_path = runner_dir.path().join("forged");
+    std::fs::write(&forged_path, forged)?;
+    let forged_id = repo
+        .git(&[
+            "hash-object",
+            "-t",
+            "commit",
+            "-w",
+            &forged_path.display().to_string(),
+        ])
+        .trim()
+        .to_string();
+    repo.git(&["reset", "-q", "--hard", &forged_id]);
+    let run = apply(&[]);
+    expect_code(&run, 1);
+    check!(
+        run.stderr.contains(&forged_id) && run.stderr.contains(&signer[24..]),
+        "{run}"
+    );
+    check!(
+        container_ids(bed, project) == deployed,
+        "tampered commit changed a host"
+    );
+
+    // Signed and trusted: deploys.
+    repo.git(&["reset", "-q", "--hard", &good]);
+    let run = apply(&[]);
+    expect_code(&run, 0);
+    let latest = container_ids(bed, project);
+    check!(latest != deployed, "the signed commit was not deployed");
+
+    // Going back to an older (signed) commit is refused...
+    repo.git(&["reset", "-q", "--hard", &first]);
+    let run = apply(&[]);
+    expect_code(&run, 1);
+    check!(
+        run.stderr.contains("backwards") && run.stderr.contains(&good[..12]),
+        "{run}"
+    );
+    check!(
+        container_ids(bed, project) == latest,
+        "rewind changed a host"
+    );
+    // ...unless asked for.
+    let run = apply(&["--allow-rewind"]);
+    expect_code(&run, 0);
+    check!(
+        container_ids(bed, project) != latest,
+        "--allow-rewind did not deploy"
     );
     Ok(())
 }

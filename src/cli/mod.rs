@@ -3,6 +3,7 @@
 //! the `run` module; nothing outside `cli` knows clap.
 
 mod output;
+mod secret;
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -95,6 +96,15 @@ enum Command {
     Apply(ApplyArgs),
     /// Show, per host, the containers berth manages and whether each matches the repo.
     Status(StatusArgs),
+    /// Work with the repo's OpenPGP-encrypted secrets: encrypt, decrypt,
+    /// edit, list recipients, re-encrypt to berth.yaml's recipients.
+    ///
+    /// A stack's Compose `secrets:` point at encrypted files
+    /// (`file: ./secrets/db.pgp`); `berth apply` decrypts them with the
+    /// runner's key and delivers them as read-only files on the host's tmpfs,
+    /// mounted at `/run/secrets/<name>`. Files from `gpg --encrypt` and `sq
+    /// encrypt` work as they are.
+    Secret(secret::SecretArgs),
 }
 
 /// Where the repo comes from.
@@ -112,6 +122,13 @@ struct SourceArgs {
     /// Where git URLs are cloned. Default: $XDG_CACHE_HOME/berth or ~/.cache/berth.
     #[arg(long, env = "BERTH_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+
+    /// Only deploy commits signed by one of the OpenPGP certificates in FILE
+    /// (a keyring on the runner, never in the repo): an unsigned commit, or
+    /// one signed by an unknown, expired or revoked key, is refused before
+    /// any host is contacted.
+    #[arg(long, env = "BERTH_TRUST", value_name = "FILE")]
+    trust: Option<PathBuf>,
 }
 
 /// How to reach the hosts.
@@ -224,6 +241,18 @@ struct ApplyArgs {
     #[arg(long = "plan", value_name = "FILE")]
     saved_plan: Option<PathBuf>,
 
+    /// The runner's OpenPGP secret key, to decrypt the secrets new containers
+    /// read. Or put the armoured key itself in BERTH_KEY (CI secret stores);
+    /// a passphrase-protected key takes BERTH_KEY_PASSPHRASE.
+    #[arg(long, env = "BERTH_KEY_FILE", value_name = "FILE")]
+    key_file: Option<PathBuf>,
+
+    /// Deploy even if the commit is not a descendant of the one the hosts
+    /// run (read from their `berth.commit` labels): an old commit or a
+    /// rewritten history. Without it, apply refuses and changes nothing.
+    #[arg(long)]
+    allow_rewind: bool,
+
     #[command(flatten)]
     outputs: ReportArgs,
 }
@@ -273,9 +302,12 @@ async fn dispatch(command: Command) -> u8 {
             };
             let mut opts = run_options(args.hosts, args.health_timeout);
             opts.lock_timeout = Some(Duration::from_secs(args.lock_timeout));
+            opts.key = key_options(args.key_file);
+            opts.allow_rewind = args.allow_rewind;
             output::apply(&opts, &out).await
         }
         Command::Status(args) => output::status(&run_options(args.hosts, 120), args.labels).await,
+        Command::Secret(args) => secret::run(args),
     };
     match result {
         Ok(code) => code,
@@ -314,6 +346,33 @@ fn run_options(args: HostArgs, health_timeout: u64) -> RunOptions {
         only_hosts: args.hosts,
         health_timeout: Duration::from_secs(health_timeout),
         lock_timeout: None,
+        key: crate::secrets::KeyOptions::default(),
+        trust: args.source.trust,
+        allow_rewind: false,
+    }
+}
+
+/// The runner's key: `--key-file`/BERTH_KEY_FILE, else the armoured key in
+/// BERTH_KEY; BERTH_KEY_PASSPHRASE unlocks either. Environment values are
+/// taken as secrets (never printed).
+pub(crate) fn key_options(key_file: Option<PathBuf>) -> crate::secrets::KeyOptions {
+    use crate::openpgp::SecretBytes;
+    use crate::secrets::KeySource;
+    let env_secret = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(|v| SecretBytes::new(std::os::unix::ffi::OsStringExt::into_vec(v)))
+    };
+    let source = match key_file {
+        Some(path) => Some(KeySource::File(path)),
+        None => env_secret("BERTH_KEY").map(|key| KeySource::Env {
+            var: "BERTH_KEY".into(),
+            key,
+        }),
+    };
+    crate::secrets::KeyOptions {
+        source,
+        passphrase: env_secret("BERTH_KEY_PASSPHRASE"),
     }
 }
 

@@ -46,7 +46,14 @@ pub async fn plan(opts: &RunOptions, out: &PlanOutput) -> anyhow::Result<u8> {
     let obs = run::observe(&loaded, opts).await?;
     let plan = run::make_plan(&loaded, &obs, opts);
     let observed = crate::plan::summarize(&obs.observed);
+    let rewound = run::rewound_from(&loaded, &obs);
     obs.close().await;
+    for (host, commit, why) in &rewound {
+        tracing::warn!(
+            "host `{host}` runs commit {}: {why}; `berth apply` refuses this commit without --allow-rewind",
+            render::short(commit)
+        );
+    }
     let plan = plan?;
     if let Some(path) = &out.save {
         let saved = crate::plan::SavedPlan {
@@ -128,7 +135,7 @@ pub async fn apply(opts: &RunOptions, out: &PlanOutput) -> anyhow::Result<u8> {
         Some(path) => saved_plan(path, &loaded, &obs),
         None => run::make_plan(&loaded, &obs, opts),
     };
-    let plan = match planned {
+    let plan = match planned.and_then(|p| run::refuse_rewind(&loaded, &obs, opts).map(|()| p)) {
         Ok(p) => p,
         Err(e) => {
             obs.close().await;
@@ -146,7 +153,14 @@ pub async fn apply(opts: &RunOptions, out: &PlanOutput) -> anyhow::Result<u8> {
         write_reports(out, "apply", &plan, None, started, code)?;
         return Ok(code);
     }
-    let report = run::apply_plan(&loaded, &obs, &plan, opts).await;
+    let secrets = match run::unlock_secrets(&loaded, &plan, opts).await {
+        Ok(s) => s,
+        Err(e) => {
+            obs.close().await;
+            return Err(e);
+        }
+    };
+    let report = run::apply_plan(&loaded, &obs, &plan, secrets, opts).await;
     obs.close().await;
 
     let failed = report.failed_hosts();

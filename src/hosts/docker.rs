@@ -60,15 +60,75 @@ pub struct DockerEngine {
     names: std::sync::Mutex<HashMap<String, String>>,
     /// The SSH connection the socket goes through; None for `transport: local`.
     tunnel: tokio::sync::Mutex<Option<super::ssh::Tunnel>>,
+    /// The host's `secrets_dir`: where secret mounts come from.
+    secrets_dir: String,
 }
 
+/// Longest a secret delivery or clean-up may take on a host.
+const SECRET_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl DockerEngine {
+    /// Runs `script` with `sh` on the host (over the SSH connection, or here
+    /// for `transport: local`), feeding `input` to its stdin: values that must
+    /// not appear in a process list go this way. Returns exit code and output.
+    async fn run_script(
+        &self,
+        script: &str,
+        input: Option<&[u8]>,
+        timeout: Duration,
+    ) -> anyhow::Result<(i64, String)> {
+        use tokio::io::AsyncWriteExt as _;
+        let mut command = match self.tunnel.lock().await.as_ref() {
+            Some(tunnel) => tunnel.command(&format!("sh -c '{}'", script.replace('\'', "'\\''"))),
+            None => {
+                let mut c = tokio::process::Command::new("sh");
+                c.arg("-c").arg(script);
+                c
+            }
+        };
+        command
+            .stdin(if input.is_some() {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let run = async {
+            let mut child = command.spawn()?;
+            if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+                stdin.write_all(bytes).await?;
+                stdin.shutdown().await?;
+            }
+            child.wait_with_output().await
+        };
+        let output = match tokio::time::timeout(timeout, run).await {
+            Ok(result) => result.map_err(|e| {
+                anyhow::Error::new(e)
+                    .context(format!("{}: cannot run a command on the host", self.who))
+            })?,
+            Err(_) => anyhow::bail!(
+                "{}: command on the host timed out after {} s",
+                self.who,
+                timeout.as_secs()
+            ),
+        };
+        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&output.stderr));
+        Ok((
+            i64::from(output.status.code().unwrap_or(-1)),
+            truncate(&text, 64 * 1024),
+        ))
+    }
+
     /// `who` is how errors name the host, e.g. ``host `edge-1` (root@10.77.0.11:22)``.
     pub(crate) fn new(
         host: String,
         who: String,
         docker: Docker,
         tunnel: Option<super::ssh::Tunnel>,
+        secrets_dir: String,
     ) -> Self {
         DockerEngine {
             host,
@@ -76,6 +136,7 @@ impl DockerEngine {
             docker,
             names: std::sync::Mutex::new(HashMap::new()),
             tunnel: tokio::sync::Mutex::new(tunnel),
+            secrets_dir,
         }
     }
 
@@ -321,7 +382,7 @@ impl Engine for DockerEngine {
         spec: &ContainerSpec,
         labels: &BTreeMap<String, String>,
     ) -> anyhow::Result<String> {
-        let (body, more_networks) = create_body(spec, labels)
+        let (body, more_networks) = create_body(spec, labels, &self.secrets_dir)
             .map_err(|e| anyhow!("{}: cannot create container `{name}`: {e}", self.who))?;
         let options = CreateContainerOptionsBuilder::default().name(name).build();
         let created = match self.docker.create_container(Some(options), body).await {
@@ -546,36 +607,45 @@ impl Engine for DockerEngine {
     }
 
     async fn host_exec(&self, script: &str, timeout: Duration) -> anyhow::Result<(i64, String)> {
-        let mut command = match self.tunnel.lock().await.as_ref() {
-            Some(tunnel) => tunnel.command(&format!("sh -c '{}'", script.replace('\'', "'\\''"))),
-            None => {
-                let mut c = tokio::process::Command::new("sh");
-                c.arg("-c").arg(script);
-                c
-            }
-        };
-        command
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        let output = match tokio::time::timeout(timeout, command.output()).await {
-            Ok(result) => result.map_err(|e| {
-                anyhow::Error::new(e)
-                    .context(format!("{}: cannot run a command on the host", self.who))
-            })?,
-            Err(_) => anyhow::bail!(
-                "{}: command on the host timed out after {} s",
+        self.run_script(script, None, timeout).await
+    }
+
+    async fn write_secret(
+        &self,
+        secrets_dir: &str,
+        file: &super::secret_files::SecretFile<'_>,
+    ) -> anyhow::Result<()> {
+        let script = super::secret_files::write_script(secrets_dir, file)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", self.who))?;
+        let (code, output) = self
+            .run_script(&script, Some(file.content.expose()), SECRET_TIMEOUT)
+            .await?;
+        if code != 0 {
+            anyhow::bail!(
+                "{}: cannot write secret file `{}`: {}",
                 self.who,
-                timeout.as_secs()
-            ),
-        };
-        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&output.stderr));
-        Ok((
-            i64::from(output.status.code().unwrap_or(-1)),
-            truncate(&text, 64 * 1024),
-        ))
+                file.path,
+                output.trim()
+            );
+        }
+        Ok(())
+    }
+
+    async fn prune_secrets(
+        &self,
+        project_dir: &str,
+        keep: &std::collections::BTreeSet<String>,
+    ) -> anyhow::Result<()> {
+        let script = super::secret_files::prune_script(project_dir, keep);
+        let (code, output) = self.run_script(&script, None, SECRET_TIMEOUT).await?;
+        if code != 0 {
+            anyhow::bail!(
+                "{}: cannot remove unused secrets under `{project_dir}`: {}",
+                self.who,
+                output.trim()
+            );
+        }
+        Ok(())
     }
 
     async fn lock(
@@ -830,10 +900,13 @@ fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
 /// The create request for `spec`, plus the networks to connect after create
 /// (API 1.41 takes one network at create; the first by name goes there).
 /// `labels` (berth's own) are added to the spec's labels and win on a clash.
-/// Secrets are not mapped here: they are delivered as files by a later stage.
+/// Secrets become read-only bind mounts of the files apply delivered under
+/// `secrets_dir` (through `Mounts`, which fails on a missing file where
+/// `Binds` would quietly mount an empty directory).
 pub fn create_body(
     spec: &ContainerSpec,
     labels: &BTreeMap<String, String>,
+    secrets_dir: &str,
 ) -> Result<(ContainerCreateBody, Vec<(String, EndpointSettings)>), String> {
     let mut all_labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
     all_labels.extend(labels.clone());
@@ -877,6 +950,35 @@ pub fn create_body(
                 read_only: m.read_only.then_some(true),
                 ..Default::default()
             }),
+        }
+    }
+
+    if !spec.secrets.is_empty() {
+        let label = |key: &str| {
+            labels
+                .get(key)
+                .ok_or_else(|| format!("a container with secrets needs the `{key}` label"))
+        };
+        let (project, stack, service) = (
+            label(labels::PROJECT)?,
+            label(labels::STACK)?,
+            label(labels::SERVICE)?,
+        );
+        for (name, file) in &spec.secrets {
+            mounts.push(Mount {
+                typ: Some(MountType::BIND),
+                source: Some(crate::secrets::host_path(
+                    secrets_dir,
+                    project,
+                    stack,
+                    service,
+                    name,
+                    &file.digest,
+                )),
+                target: Some(file.target.clone()),
+                read_only: Some(true),
+                ..Default::default()
+            });
         }
     }
 
@@ -1238,14 +1340,28 @@ mod tests {
             stop_grace_period: Some(30),
             working_dir: Some("/www".into()),
             hostname: Some("web1".into()),
-            secrets: BTreeMap::from([("db".into(), "digest".into())]),
+            secrets: BTreeMap::from([(
+                "db".into(),
+                crate::spec::SecretFileSpec {
+                    digest: "sha256:0123456789abcdef".into(),
+                    target: "/run/secrets/db".into(),
+                    uid: "0".into(),
+                    gid: "0".into(),
+                    mode: 0o400,
+                },
+            )]),
         }
     }
 
     #[test]
     fn maps_a_full_spec_to_the_create_request() {
-        let labels = BTreeMap::from([("berth.project".to_string(), "demo".to_string())]);
-        let (body, more) = create_body(&full_spec(), &labels).expect("valid spec");
+        let labels = BTreeMap::from([
+            ("berth.project".to_string(), "demo".to_string()),
+            ("berth.stack".to_string(), "app".to_string()),
+            ("berth.service".to_string(), "web".to_string()),
+        ]);
+        let (body, more) =
+            create_body(&full_spec(), &labels, "/run/berth/secrets").expect("valid spec");
         let host = body.host_config.clone().expect("host config");
 
         assert_eq!(body.image.as_deref(), Some("10.77.0.1:5000/berth/web:v1"));
@@ -1273,7 +1389,7 @@ mod tests {
 
         assert_eq!(host.binds, Some(vec!["/etc/web:/conf:ro".to_string()]));
         let mounts = host.mounts.clone().expect("mounts");
-        assert_eq!(mounts.len(), 1);
+        assert_eq!(mounts.len(), 2, "the volume and the secret");
         assert_eq!(mounts[0].typ, Some(MountType::VOLUME));
         assert_eq!(mounts[0].source.as_deref(), Some("web_data"));
         assert_eq!(mounts[0].read_only, None);
@@ -1338,9 +1454,19 @@ mod tests {
         assert_eq!(body.working_dir.as_deref(), Some("/www"));
         assert_eq!(body.hostname.as_deref(), Some("web1"));
 
-        // Secrets never reach the create request.
+        // A secret is a read-only mount of the delivered file, by digest;
+        // nothing about it reaches the environment.
+        let secret = mounts
+            .iter()
+            .find(|m| m.target.as_deref() == Some("/run/secrets/db"))
+            .expect("secret mount");
+        assert_eq!(
+            secret.source.as_deref(),
+            Some("/run/berth/secrets/demo/app/web/0123456789ab/db")
+        );
+        assert_eq!(secret.read_only, Some(true));
+        assert_eq!(secret.typ, Some(MountType::BIND));
         let json = serde_json::to_string(&body).expect("serialises");
-        assert!(!json.contains("digest"), "{json}");
         // No field newer than API 1.41.
         assert!(!json.contains("StartInterval"), "{json}");
     }
@@ -1351,7 +1477,8 @@ mod tests {
             image: "redis:7".into(),
             ..Default::default()
         };
-        let (body, more) = create_body(&spec, &BTreeMap::new()).expect("valid");
+        let (body, more) =
+            create_body(&spec, &BTreeMap::new(), "/run/berth/secrets").expect("valid");
         assert!(more.is_empty());
         assert!(body.networking_config.is_none());
         assert!(body.env.is_none());

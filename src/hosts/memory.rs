@@ -57,6 +57,9 @@ struct State {
     exec_by_image: BTreeMap<String, (i64, String)>,
     /// Operation -> message of its next, one-time failure.
     fail_next: BTreeMap<String, String>,
+    /// Delivered secret files: path -> (digest of the content, uid:gid, mode).
+    /// Never the value itself, so a test dump cannot show it.
+    secret_files: BTreeMap<String, (String, String, u32)>,
     closed: bool,
 }
 
@@ -142,6 +145,11 @@ impl MemoryEngine {
     }
 
     /// Whether `close` was called.
+    /// Delivered secret files: path -> (digest of the content, `uid:gid`, mode).
+    pub fn secret_files(&self) -> BTreeMap<String, (String, String, u32)> {
+        self.state().secret_files.clone()
+    }
+
     pub fn is_closed(&self) -> bool {
         self.state().closed
     }
@@ -553,6 +561,46 @@ impl Engine for MemoryEngine {
             .or(st.exec_default.as_ref())
             .cloned()
             .unwrap_or((0, String::new())))
+    }
+
+    async fn write_secret(
+        &self,
+        _secrets_dir: &str,
+        file: &super::secret_files::SecretFile<'_>,
+    ) -> anyhow::Result<()> {
+        let mut st = self.state();
+        st.injected("write_secret", &self.host, &file.path)?;
+        st.mutations.push(format!("write_secret {}", file.path));
+        let digest = crate::secrets::digest(file.content.expose());
+        st.secret_files.insert(
+            file.path.clone(),
+            (digest, format!("{}:{}", file.uid, file.gid), file.mode),
+        );
+        Ok(())
+    }
+
+    async fn prune_secrets(
+        &self,
+        project_dir: &str,
+        keep: &BTreeSet<String>,
+    ) -> anyhow::Result<()> {
+        let mut st = self.state();
+        let prefix = format!("{}/", project_dir.trim_end_matches('/'));
+        let gone: Vec<String> = st
+            .secret_files
+            .keys()
+            .filter(|path| {
+                path.strip_prefix(&prefix)
+                    .and_then(|rel| rel.rsplit_once('/'))
+                    .is_some_and(|(dir, _)| !keep.contains(dir))
+            })
+            .cloned()
+            .collect();
+        for path in gone {
+            st.mutations.push(format!("remove_secret {path}"));
+            st.secret_files.remove(&path);
+        }
+        Ok(())
     }
 
     async fn close(&self) {

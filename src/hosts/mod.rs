@@ -11,6 +11,7 @@
 pub mod docker;
 pub mod lock;
 pub mod memory;
+pub mod secret_files;
 pub mod ssh;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -149,6 +150,29 @@ pub trait Engine: Send + Sync {
             "host `{}`: running commands on the host is not supported here",
             self.host()
         )
+    }
+    /// Delivers a secret file (see [`secret_files`]): the value goes
+    /// through the connection's stdin onto the host's tmpfs.
+    async fn write_secret(
+        &self,
+        secrets_dir: &str,
+        file: &secret_files::SecretFile<'_>,
+    ) -> anyhow::Result<()> {
+        let _ = (secrets_dir, file);
+        anyhow::bail!(
+            "host `{}`: delivering secrets is not supported here",
+            self.host()
+        )
+    }
+    /// Removes the secret versions under `project_dir` that no container
+    /// uses any more (`keep`: `<stack>/<service>/<version>`).
+    async fn prune_secrets(
+        &self,
+        project_dir: &str,
+        keep: &BTreeSet<String>,
+    ) -> anyhow::Result<()> {
+        let _ = (project_dir, keep);
+        Ok(())
     }
     /// Takes the run lock for `key` (the project) on the host, waiting up to
     /// `timeout`; held until the returned guard is released or the process

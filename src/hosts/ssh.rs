@@ -113,6 +113,7 @@ async fn connect_local(
         who,
         docker,
         None,
+        host.secrets_dir.clone(),
     )))
 }
 
@@ -231,6 +232,7 @@ async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result
             who,
             docker,
             Some(tunnel),
+            host.secrets_dir.clone(),
         ))),
         Err(OpenError::TooOld(version)) => {
             tunnel.close().await;

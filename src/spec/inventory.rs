@@ -32,6 +32,8 @@ pub(crate) struct RawInventory {
     pub defaults: Option<RawHostDefaults>,
     /// How berth runs: parallelism, timeouts, SSH host keys.
     pub settings: Option<RawSettings>,
+    /// Who may read the repo's encrypted secrets.
+    pub secrets: Option<RawSecretSettings>,
     /// The Docker hosts berth manages. At least one.
     #[schemars(length(min = 1))]
     pub hosts: Vec<RawHost>,
@@ -54,6 +56,9 @@ pub(crate) struct RawHostDefaults {
     pub docker_socket: Option<String>,
     /// `ssh` (default) or `local` (the machine berth runs on, no SSH).
     pub transport: Option<Transport>,
+    /// Directory on the host for decrypted secrets; must be on tmpfs (berth
+    /// mounts one there if it is not and it may). Default `/run/berth/secrets`.
+    pub secrets_dir: Option<String>,
     #[serde(skip)]
     pub identity_file_at: Option<Location>,
 }
@@ -73,6 +78,19 @@ pub(crate) struct RawSettings {
     pub known_hosts: Option<String>,
     #[serde(skip)]
     pub known_hosts_at: Option<Location>,
+}
+
+/// Secret settings.
+#[derive(Debug, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "SecretSettings")]
+pub(crate) struct RawSecretSettings {
+    /// OpenPGP certificate files (relative to the repo root) that every
+    /// secret is encrypted to: the runners' keys and the operators' own.
+    /// `berth secret rekey` re-encrypts every secret to exactly these.
+    pub recipients: Vec<String>,
+    #[serde(skip)]
+    pub recipients_at: Vec<Location>,
 }
 
 /// One Docker host.
@@ -97,6 +115,9 @@ pub(crate) struct RawHost {
     pub docker_socket: Option<String>,
     /// `ssh` or `local`. Default from `defaults.transport`, else `ssh`.
     pub transport: Option<Transport>,
+    /// Directory on the host for decrypted secrets (tmpfs). Default from
+    /// `defaults.secrets_dir`, else `/run/berth/secrets`.
+    pub secrets_dir: Option<String>,
     /// Free-form labels matched by `deploy.placement.constraints`
     /// (`node.labels.role == web`).
     #[serde(default)]
@@ -119,13 +140,15 @@ fn label_map_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
-pub(crate) const TOP_KEYS: &[&str] = &["project", "defaults", "settings", "hosts"];
+pub(crate) const TOP_KEYS: &[&str] = &["project", "defaults", "settings", "secrets", "hosts"];
+pub(crate) const SECRETS_KEYS: &[&str] = &["recipients"];
 pub(crate) const DEFAULTS_KEYS: &[&str] = &[
     "user",
     "port",
     "identity_file",
     "docker_socket",
     "transport",
+    "secrets_dir",
 ];
 pub(crate) const SETTINGS_KEYS: &[&str] = &["parallel", "connect_timeout", "known_hosts"];
 pub(crate) const HOST_KEYS: &[&str] = &[
@@ -136,6 +159,7 @@ pub(crate) const HOST_KEYS: &[&str] = &[
     "identity_file",
     "docker_socket",
     "transport",
+    "secrets_dir",
     "labels",
 ];
 
@@ -178,6 +202,9 @@ pub(crate) fn read(cx: &mut Cx, root: &Node) -> RawInventory {
     if let Some(node) = top.value("settings") {
         raw.settings = read_settings(cx, node);
     }
+    if let Some(node) = top.value("secrets") {
+        raw.secrets = read_secret_settings(cx, node);
+    }
     match top.get("hosts") {
         None => cx.error_help(
             root,
@@ -210,6 +237,7 @@ fn read_defaults(cx: &mut Cx, node: &Node) -> Option<RawHostDefaults> {
         identity_file: conn.identity_file,
         docker_socket: conn.docker_socket,
         transport: conn.transport,
+        secrets_dir: conn.secrets_dir,
         identity_file_at: conn.identity_file_at,
     })
 }
@@ -236,6 +264,20 @@ fn read_settings(cx: &mut Cx, node: &Node) -> Option<RawSettings> {
     Some(raw)
 }
 
+fn read_secret_settings(cx: &mut Cx, node: &Node) -> Option<RawSecretSettings> {
+    let fields = cx.map_with(node, "`secrets`", SECRETS_KEYS)?;
+    let mut raw = RawSecretSettings::default();
+    if let Some(v) = fields.value("recipients") {
+        for item in cx.seq(v, "`secrets.recipients`").unwrap_or_default() {
+            if let Some(path) = cx.string(item, "a certificate file in `secrets.recipients`") {
+                raw.recipients.push(path);
+                raw.recipients_at.push(cx.at(item));
+            }
+        }
+    }
+    Some(raw)
+}
+
 /// The connection keys hosts and `defaults` share.
 #[derive(Default)]
 struct Connection {
@@ -245,6 +287,7 @@ struct Connection {
     identity_file_at: Option<Location>,
     docker_socket: Option<String>,
     transport: Option<Transport>,
+    secrets_dir: Option<String>,
 }
 
 fn read_connection(cx: &mut Cx, fields: &Fields<'_>, what: &str) -> Connection {
@@ -280,6 +323,19 @@ fn read_connection(cx: &mut Cx, fields: &Fields<'_>, what: &str) -> Connection {
                     "the usual path is `/var/run/docker.sock`",
                 );
                 conn.docker_socket = None;
+            }
+        }
+    }
+    if let Some(v) = fields.value("secrets_dir") {
+        conn.secrets_dir = cx.string(v, &format!("`secrets_dir` of {what}"));
+        if let Some(dir) = &conn.secrets_dir {
+            if !dir.starts_with('/') || dir.contains(|c: char| c == '\'' || c.is_control()) {
+                cx.error_help(
+                    v,
+                    format!("`secrets_dir` of {what} must be an absolute path, found `{dir}`"),
+                    "the default is `/run/berth/secrets` (tmpfs on systemd hosts)",
+                );
+                conn.secrets_dir = None;
             }
         }
     }
@@ -366,6 +422,7 @@ fn read_host(cx: &mut Cx, node: &Node) -> Option<RawHost> {
         identity_file_at: conn.identity_file_at,
         docker_socket: conn.docker_socket,
         transport: conn.transport,
+        secrets_dir: conn.secrets_dir,
         labels,
     })
 }
@@ -431,6 +488,7 @@ pub(crate) fn validate(cx: &mut Cx, raw: RawInventory, root: &Path) -> Option<(S
         .known_hosts
         .as_deref()
         .and_then(|p| expand(cx, p, root, settings.known_hosts_at.as_ref()));
+    let recipients = recipients(cx, raw.secrets.unwrap_or_default(), root);
 
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut hosts = Vec::with_capacity(raw.hosts.len());
@@ -483,6 +541,10 @@ pub(crate) fn validate(cx: &mut Cx, raw: RawInventory, root: &Path) -> Option<(S
                 .docker_socket
                 .or_else(|| defaults.docker_socket.clone())
                 .unwrap_or_else(|| DEFAULT_SOCKET.to_string()),
+            secrets_dir: host
+                .secrets_dir
+                .or_else(|| defaults.secrets_dir.clone())
+                .unwrap_or_else(|| crate::secrets::HOST_DIR.to_string()),
             transport,
             location: host.at,
         });
@@ -500,9 +562,44 @@ pub(crate) fn validate(cx: &mut Cx, raw: RawInventory, root: &Path) -> Option<(S
                 .map_or(DEFAULT_CONNECT_TIMEOUT, |d| d.0),
             known_hosts,
         },
+        recipients,
     };
     let project = raw.project.unwrap_or_else(|| DEFAULT_PROJECT.to_string());
+    if cx.diags.len() > errors_before {
+        return None;
+    }
     Some((project, inventory))
+}
+
+/// Certificate files in the repo: relative, inside it, and present.
+fn recipients(cx: &mut Cx, raw: RawSecretSettings, root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for (path, at) in raw.recipients.into_iter().zip(raw.recipients_at) {
+        let relative = PathBuf::from(&path);
+        let inside = relative.is_relative()
+            && relative.components().all(|c| {
+                matches!(
+                    c,
+                    std::path::Component::Normal(_) | std::path::Component::CurDir
+                )
+            });
+        if !inside {
+            cx.report(
+                at,
+                format!("recipient certificate `{path}` must be a path inside the repo"),
+                Some("commit the public certificates, e.g. `keys/runner.asc`, and list them relative to the repo root".into()),
+            );
+        } else if !root.join(&relative).is_file() {
+            cx.report(
+                at,
+                format!("recipient certificate `{path}` does not exist"),
+                Some("export it (`gpg --export --armor FPR > keys/NAME.asc` or `sq cert export`) and commit it".into()),
+            );
+        } else {
+            out.push(relative);
+        }
+    }
+    out
 }
 
 /// `~/x` is under the home directory; a relative path is under the repo root.

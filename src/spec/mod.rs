@@ -94,6 +94,16 @@ pub fn load(root: &Path) -> Result<Project, SpecError> {
     }
 }
 
+/// Reads and validates `berth.yaml` alone (the project name and the
+/// inventory), for commands that need no stack.
+pub fn load_inventory_only(root: &Path) -> Result<(String, Inventory), SpecError> {
+    let mut diagnostics = Vec::new();
+    match load_inventory(root, &mut diagnostics) {
+        Some(found) if diagnostics.is_empty() => Ok(found),
+        _ => Err(SpecError { diagnostics }),
+    }
+}
+
 fn load_inventory(root: &Path, out: &mut Vec<Diagnostic>) -> Option<(String, Inventory)> {
     let mut cx = Cx::new(INVENTORY_FILE, false);
     if !root.join(INVENTORY_FILE).is_file() {

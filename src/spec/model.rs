@@ -48,6 +48,9 @@ pub struct Inventory {
     /// Sorted by name; names unique.
     pub hosts: Vec<HostConfig>,
     pub settings: Settings,
+    /// Certificate files (repo-relative) every secret is encrypted to
+    /// (`secrets.recipients`); empty when berth.yaml names none.
+    pub recipients: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +83,8 @@ pub struct HostConfig {
     pub labels: BTreeMap<String, String>,
     /// Path of the Docker socket on the host.
     pub docker_socket: String,
+    /// Directory on the host (tmpfs) where decrypted secrets are delivered.
+    pub secrets_dir: String,
     pub transport: Transport,
     pub location: Location,
 }
@@ -313,10 +318,25 @@ pub struct ContainerSpec {
     pub working_dir: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
-    /// Secret name -> digest of the encrypted file (so plan sees a change
-    /// without the key); filled by the secrets stage.
+    /// Secret name -> the file berth delivers for it; filled by the secrets
+    /// stage. Holds the encrypted file's digest, never the value, so a plan
+    /// without the key still sees a change.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub secrets: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, SecretFileSpec>,
+}
+
+/// A secret delivered as a read-only file in the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SecretFileSpec {
+    /// `sha256:<hex>` of the encrypted file in the repo.
+    pub digest: String,
+    /// Absolute path in the container (`/run/secrets/<name>` by default).
+    pub target: String,
+    /// Owner of the file, numeric or as the image names it; default `0`.
+    pub uid: String,
+    pub gid: String,
+    /// Default 0400: readable by its owner only.
+    pub mode: u32,
 }
 
 #[derive(

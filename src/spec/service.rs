@@ -850,6 +850,14 @@ fn secrets(
             Some(t) => format!("/run/secrets/{t}"),
             None => format!("/run/secrets/{source}"),
         };
+        if out.iter().any(|s| s.source == source) {
+            cx.error_help(
+                item,
+                format!("{what} uses secret `{source}` twice"),
+                "a secret is delivered as one file: mount it once",
+            );
+            continue;
+        }
         if out.iter().any(|s| s.target == target) {
             cx.error(item, format!("{what} puts two secrets at `{target}`"));
             continue;

@@ -73,6 +73,10 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2fs", b - a }'; }
 host_index() { echo "${1#edge-}"; }
 host_addr() { echo "$SUBNET_PREFIX.1$(host_index "$1")"; }
 host_dir() { echo "$BED_DIR/h/$1"; }
+# The host's secrets_dir: its own tmpfs, seen at the same path by its sshd
+# (which has a private /run) and its dockerd (which resolves bind mounts in
+# the machine's mount namespace, shared by the three hosts).
+host_secrets() { echo "$(host_dir "$1")/secrets"; }
 host_sock() { echo "$BED_DIR/h/$1/docker.sock"; }
 host_ctd_sock() { echo "$BED_DIR/h/$1/ctd.sock"; }
 host_netns() { echo "berth-$1"; }
@@ -244,6 +248,10 @@ bed_healthy() {
     return 1
   fi
   for h in "${HOSTS[@]}"; do
+    if ! mountpoint -q "$(host_secrets "$h")"; then
+      [[ -n $quiet ]] || log "not up: no tmpfs at $(host_secrets "$h")"
+      return 1
+    fi
     ping_engine "$h" & pids+=($!); what+=("engine $h (/_ping on $(host_sock "$h"))")
     ssh_true "$h" 2>/dev/null & pids+=($!); what+=("sshd $h (ssh root@$(host_addr "$h") true)")
   done
@@ -739,6 +747,7 @@ write_env() {
       echo "BED_ADDR_$v=$(host_addr "$h")"
       echo "BED_SOCK_$v=$(host_sock "$h")"
       echo "BED_NETNS_$v=$(host_netns "$h")"
+      echo "BED_SECRETS_DIR_$v=$(host_secrets "$h")"
     done
     echo "BED_SSH_USER=root"
     echo "BED_KEY=$KEY"
@@ -786,7 +795,10 @@ cmd_up() {
   mkdir -p "$BED_DIR" "$RUN_DIR"
   touch "$BED_DIR/.berth-bed"
   : >"$STATE"
-  for h in "${HOSTS[@]}"; do mkdir -p "$(host_dir "$h")/x"; done
+  for h in "${HOSTS[@]}"; do
+    mkdir -p "$(host_dir "$h")/x" "$(host_secrets "$h")"
+    mount -t tmpfs -o mode=0700,size=8m "berth-secrets-$h" "$(host_secrets "$h")"
+  done
   driver=$(choose_storage_driver)
   state_set storage_driver "$driver"
   log "network: bridge $BRIDGE $GATEWAY/24, namespaces ${HOSTS[*]/#/berth-}"

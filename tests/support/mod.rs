@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod gpg;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -114,15 +116,23 @@ impl Bed {
              defaults:\n  user: root\n  identity_file: {key}\n\
              settings:\n  known_hosts: {kh}\n  connect_timeout: 5s\n\
              hosts:\n\
-             \x20 - name: edge-1\n    address: {a1}\n    labels: {{ role: web, zone: a }}\n\
-             \x20 - name: edge-2\n    address: {a2}\n    labels: {{ role: web, zone: b }}\n\
-             \x20 - name: edge-3\n    address: {a3}\n    labels: {{ role: worker, zone: b }}\n",
+             \x20 - name: edge-1\n    address: {a1}\n    secrets_dir: {s1}\n    labels: {{ role: web, zone: a }}\n\
+             \x20 - name: edge-2\n    address: {a2}\n    secrets_dir: {s2}\n    labels: {{ role: web, zone: b }}\n\
+             \x20 - name: edge-3\n    address: {a3}\n    secrets_dir: {s3}\n    labels: {{ role: worker, zone: b }}\n",
             key = self.get("BED_KEY"),
             kh = self.get("BED_KNOWN_HOSTS"),
             a1 = self.addr("edge-1"),
             a2 = self.addr("edge-2"),
             a3 = self.addr("edge-3"),
+            s1 = self.secrets_dir("edge-1"),
+            s2 = self.secrets_dir("edge-2"),
+            s3 = self.secrets_dir("edge-3"),
         )
+    }
+
+    /// The host's `secrets_dir` (its own tmpfs; see testbed.sh).
+    pub fn secrets_dir(&self, host: &str) -> String {
+        self.get(&format!("BED_SECRETS_DIR_{}", host.replace('-', "_")))
     }
 
     /// The docker CLI against one host's engine socket (bypassing berth).
@@ -302,6 +312,11 @@ impl Repo {
     }
 
     pub fn git(&self, args: &[&str]) -> String {
+        self.git_env(args, &[])
+    }
+
+    /// `git` with extra environment (e.g. GNUPGHOME for `commit -S`).
+    pub fn git_env(&self, args: &[&str], env: &[(&str, &Path)]) -> String {
         let out = Command::new("git")
             .current_dir(self.path())
             .env("GIT_AUTHOR_NAME", "Berth Test")
@@ -309,6 +324,7 @@ impl Repo {
             .env("GIT_COMMITTER_NAME", "Berth Test")
             .env("GIT_COMMITTER_EMAIL", "test@berth.invalid")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .envs(env.iter().copied())
             .args(args)
             .output()
             .expect("run git");
@@ -318,6 +334,29 @@ impl Repo {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Commits everything, signed by `fpr` with GnuPG (`git commit -S`);
+    /// returns the commit id.
+    pub fn commit_signed(&self, message: &str, gpg: &gpg::Gpg, fpr: &str) -> String {
+        self.git(&["add", "-A"]);
+        let key = format!("user.signingkey={fpr}");
+        self.git_env(
+            &[
+                "-c",
+                "gpg.program=gpg",
+                "-c",
+                &key,
+                "commit",
+                "-q",
+                "-S",
+                "--allow-empty",
+                "-m",
+                message,
+            ],
+            &[("GNUPGHOME", gpg.home())],
+        );
+        self.git(&["rev-parse", "HEAD"]).trim().to_string()
     }
 
     /// Commits everything; returns the commit id.
@@ -346,14 +385,35 @@ impl std::fmt::Display for Run {
     }
 }
 
+/// Variables of the runner's environment that would change what berth does.
+const BERTH_VARS: &[&str] = &[
+    "BERTH_REPO",
+    "BERTH_KEY",
+    "BERTH_KEY_FILE",
+    "BERTH_KEY_PASSPHRASE",
+    "BERTH_TRUST",
+    "EDITOR",
+    "VISUAL",
+];
+
 /// Runs the berth binary with `args`, in `cwd`, with a private cache dir.
 pub fn berth(cwd: &Path, args: &[&str]) -> Run {
+    berth_env(cwd, args, &[])
+}
+
+/// [`berth`] with extra environment variables (keys, editors).
+pub fn berth_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let cache = std::env::temp_dir().join("berth-test-cache");
-    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    command
         .current_dir(cwd)
         .env("BERTH_CACHE_DIR", &cache)
-        .env_remove("BERTH_REPO")
-        .env("NO_COLOR", "1")
+        .env("NO_COLOR", "1");
+    for var in BERTH_VARS {
+        command.env_remove(var);
+    }
+    let out = command
+        .envs(env.iter().copied())
         .args(args)
         .output()
         .expect("run berth");
@@ -372,6 +432,9 @@ pub fn berth_spawn(cwd: &Path, args: &[&str]) -> std::process::Child {
         .current_dir(cwd)
         .env("BERTH_CACHE_DIR", &cache)
         .env_remove("BERTH_REPO")
+        .env_remove("BERTH_KEY")
+        .env_remove("BERTH_KEY_FILE")
+        .env_remove("BERTH_TRUST")
         .env("NO_COLOR", "1")
         .args(args)
         .stdout(std::process::Stdio::piped())

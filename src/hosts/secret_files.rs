@@ -1,0 +1,217 @@
+//! Secret files on a host: the shell scripts that deliver and prune them.
+//!
+//! A plaintext goes to the host through the connection's stdin and is
+//! written to tmpfs only: the script refuses a directory on disk (and mounts
+//! a tmpfs there when it may). Files are written to a temporary name and
+//! renamed, so a container never sees half a secret.
+
+use std::collections::BTreeSet;
+
+use crate::openpgp::SecretBytes;
+
+/// One secret file to deliver.
+pub struct SecretFile<'a> {
+    /// Absolute path on the host (see [`crate::secrets::host_path`]).
+    pub path: String,
+    pub uid: String,
+    pub gid: String,
+    pub mode: u32,
+    pub content: &'a SecretBytes,
+}
+
+/// Quotes `s` for a POSIX shell.
+pub fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Ensures `secrets_dir` is on tmpfs; the file's content is the script's stdin.
+pub fn write_script(secrets_dir: &str, file: &SecretFile<'_>) -> Result<String, String> {
+    let numeric = |v: &str| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit());
+    if !numeric(&file.uid) || !numeric(&file.gid) {
+        return Err(format!(
+            "secret `{}`: uid and gid must be numbers (found `{}:{}`)",
+            file.path, file.uid, file.gid
+        ));
+    }
+    let (dir, name) = file
+        .path
+        .rsplit_once('/')
+        .ok_or_else(|| format!("secret path `{}` is not absolute", file.path))?;
+    Ok(format!(
+        r#"set -e
+umask 077
+root={root}
+mkdir -p "$root"
+if [ "$(stat -f -c %T "$root")" != tmpfs ]; then
+  mount -t tmpfs -o mode=0700,size=16m berth-secrets "$root" 2>/dev/null || {{
+    echo "$root is not on tmpfs and a tmpfs cannot be mounted there: berth does not write secrets to disk (set secrets_dir in berth.yaml to a tmpfs directory)" >&2
+    exit 3
+  }}
+fi
+mkdir -p {dir}
+tmp={dir}/.{name}.$$
+trap 'rm -f "$tmp"' EXIT
+cat > "$tmp"
+chown {uid}:{gid} "$tmp"
+chmod {mode:o} "$tmp"
+mv -f "$tmp" {path}
+trap - EXIT
+"#,
+        root = quote(secrets_dir),
+        dir = quote(dir),
+        name = name.replace(['\'', '/'], "_"),
+        uid = file.uid,
+        gid = file.gid,
+        mode = file.mode,
+        path = quote(&file.path),
+    ))
+}
+
+/// Removes `<stack>/<service>/<version>` directories under `project_dir`
+/// that no container uses (`keep`), then empty parents. A missing
+/// `project_dir` is fine: the project never had secrets on this host.
+pub fn prune_script(project_dir: &str, keep: &BTreeSet<String>) -> String {
+    let keep: Vec<String> = keep.iter().map(|k| quote(k)).collect();
+    format!(
+        r#"set -e
+dir={dir}
+[ -d "$dir" ] || exit 0
+cd "$dir"
+for v in */*/*; do
+  [ -d "$v" ] || continue
+  case " {keep} " in *" $v "*) continue ;; esac
+  rm -rf -- "$v"
+done
+find . -mindepth 1 -depth -type d -empty -delete
+"#,
+        dir = quote(project_dir),
+        keep = keep
+            .iter()
+            .map(|k| k.trim_matches('\''))
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(script: &str, input: &[u8]) -> (i32, String) {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write");
+        let out = child.wait_with_output().expect("wait");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    #[test]
+    fn refuses_names_for_owners() {
+        let content = SecretBytes::new(b"x".to_vec());
+        let file = SecretFile {
+            path: "/run/berth/secrets/p/s/a/0/db".into(),
+            uid: "www-data".into(),
+            gid: "0".into(),
+            mode: 0o400,
+            content: &content,
+        };
+        let err = write_script("/run/berth/secrets", &file)
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("must be numbers"), "{err}");
+    }
+
+    #[test]
+    fn writes_on_tmpfs_with_owner_and_mode() {
+        // /dev/shm is tmpfs on every Linux box.
+        let root = tempfile::tempdir_in("/dev/shm").expect("tmpfs dir");
+        let dir = root.path().to_string_lossy().into_owned();
+        let content = SecretBytes::new(b"hunter2\n".to_vec());
+        let uid = unsafe { libc::geteuid() }.to_string();
+        let file = SecretFile {
+            path: format!("{dir}/p/app/api/0123456789ab/db"),
+            uid: uid.clone(),
+            gid: unsafe { libc::getegid() }.to_string(),
+            mode: 0o440,
+            content: &content,
+        };
+        let script = write_script(&dir, &file).expect("script");
+        assert!(!script.contains("hunter2"), "the value goes through stdin");
+        let (code, err) = run(&script, content.expose());
+        assert_eq!(code, 0, "{err}");
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(&file.path).expect("written");
+        assert_eq!(meta.mode() & 0o777, 0o440);
+        assert_eq!(meta.uid().to_string(), uid);
+        assert_eq!(std::fs::read(&file.path).expect("read"), b"hunter2\n");
+        // Nothing else is left in the directory (no temporary file).
+        let entries = std::fs::read_dir(format!("{dir}/p/app/api/0123456789ab"))
+            .expect("dir")
+            .count();
+        assert_eq!(entries, 1);
+    }
+
+    #[test]
+    fn never_writes_a_secret_to_disk() {
+        let disk = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).expect("disk dir");
+        let dir = disk.path().to_string_lossy().into_owned();
+        let content = SecretBytes::new(b"v".to_vec());
+        let file = SecretFile {
+            path: format!("{dir}/p/s/a/0/db"),
+            uid: "0".into(),
+            gid: "0".into(),
+            mode: 0o400,
+            content: &content,
+        };
+        let (code, err) = run(&write_script(&dir, &file).expect("script"), b"v");
+        let fs = std::process::Command::new("stat")
+            .args(["-f", "-c", "%T", &dir])
+            .output()
+            .expect("stat");
+        let fs = String::from_utf8_lossy(&fs.stdout).trim().to_string();
+        let _ = std::process::Command::new("umount").arg(&dir).status();
+        if unsafe { libc::geteuid() } == 0 {
+            // Root may mount a tmpfs there, and the file lands on it.
+            assert_eq!(code, 0, "{err}");
+            assert_eq!(fs, "tmpfs");
+        } else {
+            assert_eq!(code, 3);
+            assert!(err.contains("is not on tmpfs"), "{err}");
+            assert!(!std::path::Path::new(&file.path).exists());
+        }
+    }
+
+    #[test]
+    fn prune_keeps_versions_in_use_and_removes_the_rest() {
+        let root = tempfile::tempdir().expect("dir");
+        let base = root.path();
+        for v in ["app/api/aaa", "app/api/bbb", "app/web/ccc", "old/gone/ddd"] {
+            std::fs::create_dir_all(base.join(v)).expect("mkdir");
+            std::fs::write(base.join(v).join("db"), "x").expect("write");
+        }
+        let keep = BTreeSet::from(["app/api/bbb".to_string(), "app/web/ccc".to_string()]);
+        let (code, err) = run(&prune_script(&base.to_string_lossy(), &keep), b"");
+        assert_eq!(code, 0, "{err}");
+        assert!(!base.join("app/api/aaa").exists());
+        assert!(base.join("app/api/bbb/db").exists());
+        assert!(base.join("app/web/ccc/db").exists());
+        assert!(!base.join("old").exists(), "empty parents are removed");
+        let (code, err) = run(&prune_script("/nonexistent/berth", &keep), b"");
+        assert_eq!(code, 0, "{err}");
+    }
+}

@@ -1,0 +1,330 @@
+//! secrets: turns the stacks' `secrets:` into files berth can deliver.
+//!
+//! Input: the validated [`Project`]. Output: every service's
+//! `container.secrets` (the digest of each encrypted file: what a plan
+//! compares, so `berth plan` needs no key) and, at apply, the plaintexts the
+//! plan needs ([`Plaintexts`]), decrypted with the runner's key.
+//! Invariant: a plaintext only ever lives in memory, in [`SecretBytes`]
+//! (zeroized on drop, `<redacted>` when printed); it reaches a host through
+//! the SSH connection's stdin, never an argument or a file on the runner.
+//!
+//! On the host a secret is a file on tmpfs under [`HOST_DIR`], one directory
+//! per encrypted-file digest, so a rollback restarts the old container with
+//! the old value while the new one reads the new.
+
+pub mod commands;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context as _};
+use sha2::{Digest as _, Sha256};
+
+use crate::openpgp::{self, RunnerKey, SecretBytes};
+use crate::plan::{Action, Plan};
+use crate::spec::{Diagnostic, Project, SecretFileSpec, SpecError};
+
+/// Where secret files live on a host unless berth.yaml says otherwise
+/// (`secrets_dir`): `/run` is tmpfs on every systemd host.
+pub const HOST_DIR: &str = "/run/berth/secrets";
+
+/// Default mode of a delivered secret: its owner reads it, nobody else.
+pub const DEFAULT_MODE: u32 = 0o400;
+
+/// Fills `container.secrets` of every service from the stack's encrypted
+/// files. Refuses a file that is not an OpenPGP message: a repo must never
+/// hold a credential in the clear.
+pub fn attach(project: &mut Project) -> Result<(), SpecError> {
+    let mut diagnostics = Vec::new();
+    for stack in &mut project.stacks {
+        let mut digests: BTreeMap<String, String> = BTreeMap::new();
+        for (name, secret) in &stack.secrets {
+            let path = project.root.join(&secret.file);
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) => {
+                    diagnostics.push(Diagnostic {
+                        location: secret.location.clone(),
+                        message: format!(
+                            "cannot read secret file `{}` of secret `{name}`: {e}",
+                            secret.file.display()
+                        ),
+                        help: None,
+                    });
+                    continue;
+                }
+            };
+            if !openpgp::is_message(&bytes) {
+                diagnostics.push(Diagnostic {
+                    location: secret.location.clone(),
+                    message: format!(
+                        "secret file `{}` of secret `{name}` is not an OpenPGP message",
+                        secret.file.display()
+                    ),
+                    help: Some(format!(
+                        "berth only deploys encrypted secrets: `berth secret encrypt --recipient <cert> PLAINTEXT -o {}` (or `gpg --encrypt`), and never commit the plaintext",
+                        secret.file.display()
+                    )),
+                });
+                continue;
+            }
+            digests.insert(name.clone(), digest(&bytes));
+        }
+        for service in &mut stack.services {
+            service.container.secrets = service
+                .secrets
+                .iter()
+                .filter_map(|r| {
+                    let digest = digests.get(&r.source)?;
+                    Some((
+                        r.source.clone(),
+                        SecretFileSpec {
+                            digest: digest.clone(),
+                            target: r.target.clone(),
+                            uid: r.uid.clone().unwrap_or_else(|| "0".into()),
+                            gid: r.gid.clone().unwrap_or_else(|| "0".into()),
+                            mode: r.mode.unwrap_or(DEFAULT_MODE),
+                        },
+                    ))
+                })
+                .collect();
+        }
+    }
+    if diagnostics.is_empty() {
+        Ok(())
+    } else {
+        Err(SpecError { diagnostics })
+    }
+}
+
+/// `sha256:<hex>` of an encrypted file.
+pub fn digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// The file on the host that holds one secret for one service, under the
+/// host's `secrets_dir`.
+pub fn host_path(
+    secrets_dir: &str,
+    project: &str,
+    stack: &str,
+    service: &str,
+    name: &str,
+    digest: &str,
+) -> String {
+    format!(
+        "{}/{project}/{}/{name}",
+        secrets_dir.trim_end_matches('/'),
+        version_dir(stack, service, digest)
+    )
+}
+
+/// `<stack>/<service>/<first 12 hex of the digest>`: one directory per
+/// version of a service's secrets, relative to the project's directory.
+pub fn version_dir(stack: &str, service: &str, digest: &str) -> String {
+    let short: String = digest
+        .strip_prefix("sha256:")
+        .unwrap_or(digest)
+        .chars()
+        .take(12)
+        .collect();
+    format!("{stack}/{service}/{short}")
+}
+
+/// Where the runner's private key comes from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// `--key-file` / `BERTH_KEY_FILE`.
+    File(PathBuf),
+    /// The armoured key itself, from an environment variable (CI secret stores).
+    Env { var: String, key: SecretBytes },
+}
+
+/// The runner's key options, as the CLI collected them.
+#[derive(Debug, Clone, Default)]
+pub struct KeyOptions {
+    pub source: Option<KeySource>,
+    /// `BERTH_KEY_PASSPHRASE`, for a passphrase-protected key.
+    pub passphrase: Option<SecretBytes>,
+}
+
+impl KeyOptions {
+    pub fn is_set(&self) -> bool {
+        self.source.is_some()
+    }
+
+    /// Loads the key, or None when none was given. Blocking (crypto).
+    pub fn load(&self) -> anyhow::Result<Option<RunnerKey>> {
+        let passphrase = self.passphrase.as_ref();
+        match &self.source {
+            None => Ok(None),
+            Some(KeySource::File(path)) => RunnerKey::from_file(path, passphrase)
+                .map(Some)
+                .map_err(|e| anyhow!("cannot load the runner's key: {e}")),
+            Some(KeySource::Env { var, key }) => {
+                RunnerKey::from_bytes(key.expose(), &format!("${var}"), passphrase)
+                    .map(Some)
+                    .map_err(|e| anyhow!("cannot load the runner's key: {e}"))
+            }
+        }
+    }
+}
+
+/// Decrypted secrets, by digest of their encrypted file.
+#[derive(Debug, Default)]
+pub struct Plaintexts(BTreeMap<String, SecretBytes>);
+
+impl Plaintexts {
+    pub fn get(&self, digest: &str) -> Option<&SecretBytes> {
+        self.0.get(digest)
+    }
+
+    /// For tests of later stages: plaintexts without decrypting.
+    #[cfg(test)]
+    pub(crate) fn from_map(map: BTreeMap<String, SecretBytes>) -> Self {
+        Plaintexts(map)
+    }
+}
+
+/// One encrypted file a plan needs in the clear.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NeededSecret {
+    /// Relative to the repo root.
+    pub file: PathBuf,
+    pub name: String,
+    pub stack: String,
+    pub digest: String,
+}
+
+/// The encrypted files that the containers this plan creates must read.
+pub fn needed(plan: &Plan, project: &Project) -> Vec<NeededSecret> {
+    let digests: BTreeSet<(String, String, String)> = plan
+        .hosts
+        .iter()
+        .flat_map(|h| &h.changes)
+        .filter(|c| c.action != Action::Remove)
+        .filter_map(|c| Some((&c.slot.stack, c.desired.as_ref()?)))
+        .flat_map(|(stack, d)| {
+            d.spec
+                .secrets
+                .iter()
+                .map(move |(name, f)| (stack.clone(), name.clone(), f.digest.clone()))
+        })
+        .collect();
+    digests
+        .into_iter()
+        .filter_map(|(stack, name, digest)| {
+            let spec = project.stacks.iter().find(|s| s.name == stack)?;
+            let file = spec.secrets.get(&name)?.file.clone();
+            Some(NeededSecret {
+                file,
+                name,
+                stack,
+                digest,
+            })
+        })
+        .collect()
+}
+
+/// Decrypts what the plan needs, before any host is changed: a missing or
+/// wrong key, or a broken file, fails the run here, naming the file.
+/// Blocking (crypto).
+pub fn decrypt_needed(
+    root: &Path,
+    needed: &[NeededSecret],
+    key: Option<&RunnerKey>,
+) -> anyhow::Result<Plaintexts> {
+    let mut out = Plaintexts::default();
+    if needed.is_empty() {
+        return Ok(out);
+    }
+    let Some(key) = key else {
+        let files: Vec<String> = needed
+            .iter()
+            .map(|n| format!("`{}`", n.file.display()))
+            .collect();
+        return Err(anyhow!(
+            "this plan starts containers that read secrets ({}), but no private key was given to decrypt them\n  help: pass --key-file, or set BERTH_KEY_FILE or BERTH_KEY (the armoured key); `berth plan` needs no key",
+            files.join(", ")
+        ));
+    };
+    for n in needed {
+        if out.0.contains_key(&n.digest) {
+            continue;
+        }
+        let bytes = std::fs::read(root.join(&n.file))
+            .with_context(|| format!("cannot read secret file `{}`", n.file.display()))?;
+        if digest(&bytes) != n.digest {
+            return Err(anyhow!(
+                "secret file `{}` changed while berth was running; run again",
+                n.file.display()
+            ));
+        }
+        let plaintext = openpgp::decrypt(&bytes, key).map_err(|e| {
+            anyhow!(
+                "cannot decrypt secret `{}` of stack `{}` (`{}`): {e}",
+                n.name,
+                n.stack,
+                n.file.display()
+            )
+        })?;
+        out.0.insert(n.digest.clone(), plaintext);
+    }
+    Ok(out)
+}
+
+/// The [`version_dir`]s a container's spec reads its secrets from.
+pub fn dirs_in_use(stack: &str, service: &str, spec: &crate::spec::ContainerSpec) -> Vec<String> {
+    spec.secrets
+        .values()
+        .map(|f| version_dir(stack, service, &f.digest))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_path_is_per_project_stack_service_and_digest() {
+        assert_eq!(
+            host_path(HOST_DIR, "p", "app", "api", "db", "sha256:0123456789abcdef"),
+            "/run/berth/secrets/p/app/api/0123456789ab/db"
+        );
+    }
+
+    #[test]
+    fn dirs_in_use_are_relative_to_the_project_dir() {
+        let mut spec = crate::spec::ContainerSpec::default();
+        spec.secrets.insert(
+            "db".into(),
+            SecretFileSpec {
+                digest: "sha256:aaaaaaaaaaaaffff".into(),
+                target: "/run/secrets/db".into(),
+                uid: "0".into(),
+                gid: "0".into(),
+                mode: DEFAULT_MODE,
+            },
+        );
+        assert_eq!(
+            dirs_in_use("app", "api", &spec),
+            vec!["app/api/aaaaaaaaaaaa"]
+        );
+    }
+
+    #[test]
+    fn missing_key_names_the_files_and_what_to_do() {
+        let needed = vec![NeededSecret {
+            file: "stacks/app/secrets/db.pgp".into(),
+            name: "db".into(),
+            stack: "app".into(),
+            digest: "sha256:00".into(),
+        }];
+        let err = decrypt_needed(Path::new("/nonexistent"), &needed, None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("`stacks/app/secrets/db.pgp`"), "{err}");
+        assert!(err.contains("--key-file"), "{err}");
+    }
+}
