@@ -14,8 +14,8 @@ packages=(
   openssh-client git
   # test bed
   docker.io openssh-server docker-registry busybox-static iproute2 iptables curl haproxy
-  # tests: GnuPG writes secrets and signs commits, as operators do
-  gnupg
+  # tests: GnuPG and Sequoia's sq write secrets and sign commits, as operators do
+  gnupg sq
 )
 
 missing=()

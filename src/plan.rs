@@ -825,6 +825,27 @@ mod tests {
     }
 
     #[test]
+    fn a_changed_secret_is_named_in_words() {
+        let mut old = ContainerSpec::default();
+        old.secrets.insert(
+            "db_password".into(),
+            crate::spec::SecretFileSpec {
+                digest: "sha256:1111".into(),
+                target: "/run/secrets/db_password".into(),
+                uid: "0".into(),
+                gid: "0".into(),
+                mode: 0o400,
+            },
+        );
+        let mut new = old.clone();
+        if let Some(f) = new.secrets.get_mut("db_password") {
+            f.digest = "sha256:2222".into();
+        }
+        let fields = field_diff(&old, &new);
+        assert_eq!(summarize_fields(&fields), "secret db_password changed");
+    }
+
+    #[test]
     fn field_diff_of_added_port_has_no_old_value() {
         let old = spec("a:1");
         let mut new = spec("a:1");

@@ -207,3 +207,81 @@ fn decrypt_without_a_usable_key_says_what_to_do() {
     assert_eq!(run.code, 1, "{run}");
     assert!(run.stderr.contains("--key-file"), "{run}");
 }
+
+/// Runs Sequoia's `sq` (Debian's package; ci/install-deps.sh installs it).
+fn sq(args: &[&str], dir: &std::path::Path) -> Vec<u8> {
+    let out = std::process::Command::new("sq")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("sq must be installed (apt-get install sq; ci/install-deps.sh does)");
+    assert!(
+        out.status.success(),
+        "sq {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn messages_from_sq_decrypt_with_a_key_from_the_environment() {
+    let dir = tempfile::tempdir().expect("dir");
+    sq(
+        &[
+            "key",
+            "generate",
+            "--userid",
+            "<runner@berth.invalid>",
+            "--export",
+            "runner.pgp",
+        ],
+        dir.path(),
+    );
+    let cert = sq(&["key", "extract-cert", "runner.pgp"], dir.path());
+    std::fs::write(dir.path().join("runner.cert"), cert).expect("write cert");
+    std::fs::write(dir.path().join("plain"), "from-sq-31c\n").expect("write");
+    sq(
+        &[
+            "encrypt",
+            "--recipient-cert",
+            "runner.cert",
+            "--output",
+            "db.pgp",
+            "plain",
+        ],
+        dir.path(),
+    );
+    std::fs::remove_file(dir.path().join("plain")).expect("rm");
+    let key = std::fs::read_to_string(dir.path().join("runner.pgp")).expect("armoured key");
+    // The armoured key itself in BERTH_KEY, as a CI secret store passes it.
+    let run = berth_env(
+        dir.path(),
+        &["secret", "decrypt", "db.pgp"],
+        &[("BERTH_KEY", key.as_str())],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.stdout, "from-sq-31c\n");
+    // And berth's own messages are read by sq.
+    std::fs::write(dir.path().join("p2"), "to-sq-77d\n").expect("write");
+    let enc = berth_env(
+        dir.path(),
+        &[
+            "secret",
+            "encrypt",
+            "--repo",
+            "/nonexistent",
+            "-r",
+            "runner.cert",
+            "-o",
+            "back.asc",
+            "p2",
+        ],
+        &[],
+    );
+    assert_eq!(enc.code, 0, "{enc}");
+    let back = sq(
+        &["decrypt", "--recipient-key", "runner.pgp", "back.asc"],
+        dir.path(),
+    );
+    assert_eq!(back, b"to-sq-77d\n");
+}

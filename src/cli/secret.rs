@@ -37,6 +37,7 @@ enum SecretCommand {
     },
     /// Decrypt a secret file to stdout, with the runner's (or your) key.
     Decrypt {
+        /// The encrypted file, e.g. `stacks/app/secrets/db.pgp`.
         file: PathBuf,
         #[command(flatten)]
         key: KeyArgs,
@@ -49,6 +50,7 @@ enum SecretCommand {
     /// `secrets.recipients` or --recipient. An unchanged plaintext leaves the
     /// file untouched.
     Edit {
+        /// The encrypted file, e.g. `stacks/app/secrets/db.pgp`.
         file: PathBuf,
         #[command(flatten)]
         key: KeyArgs,
@@ -61,6 +63,7 @@ enum SecretCommand {
     /// List who can decrypt a secret file (key IDs, and who they are when
     /// the certificate is known).
     Recipients {
+        /// The encrypted file, e.g. `stacks/app/secrets/db.pgp`.
         file: PathBuf,
         #[command(flatten)]
         recipients: RecipientArgs,
