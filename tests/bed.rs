@@ -1556,7 +1556,7 @@ impl SecretRepo {
         repo.write(
             &format!("stacks/{stack}/compose.yaml"),
             &format!(
-                "services:\n  app:\n    image: {img}\n    secrets: [db]\n    deploy:\n      replicas: 2\n      placement:\n        constraints: [node.labels.role == web]\n  side:\n    image: {img}\n    deploy:\n      replicas: 1\n      placement:\n        constraints: [node.labels.role == web]\nsecrets:\n  db:\n    file: ./secrets/db.asc\n",
+                "services:\n  app:\n    image: {img}\n    secrets:\n      - db\n      - {{ source: token, target: /etc/app/token, uid: \"101\", gid: \"102\", mode: 0440 }}\n    deploy:\n      replicas: 2\n      placement:\n        constraints: [node.labels.role == web]\n  side:\n    image: {img}\n    deploy:\n      replicas: 1\n      placement:\n        constraints: [node.labels.role == web]\nsecrets:\n  db:\n    file: ./secrets/db.asc\n  token:\n    file: ./secrets/token.pgp\n",
                 img = bed.get("BED_WEB_V1")
             ),
         );
@@ -1570,7 +1570,13 @@ impl SecretRepo {
             _keys: keys,
         };
         s.set_secret(plaintext);
-        s.repo.commit("app with a secret");
+        // A binary message (gpg without --armor) for the second secret.
+        let token = s
+            .gpg
+            .encrypt_binary(b"token-0e5d", &[&s.runner, &s.operator]);
+        s.repo
+            .write_bytes(&format!("stacks/{stack}/secrets/token.pgp"), &token);
+        s.repo.commit("app with secrets");
         s
     }
 
@@ -1671,6 +1677,17 @@ fn secret_is_a_file_on_tmpfs_never_in_the_clear(bed: &Bed) -> Result<(), Failed>
                 meta.trim() == "400 0:0",
                 "{name}: /run/secrets/db is {meta:?}"
             );
+            // Compose long syntax: another target, owner and mode.
+            let token = bed.docker_ok(host, &["exec", &name, "cat", "/etc/app/token"]);
+            check!(token == "token-0e5d", "{name} read token {token:?}");
+            let meta = bed.docker_ok(
+                host,
+                &["exec", &name, "stat", "-c", "%a %u:%g", "/etc/app/token"],
+            );
+            check!(
+                meta.trim() == "440 101:102",
+                "{name}: /etc/app/token is {meta:?}"
+            );
             let write = bed.docker(
                 host,
                 &["exec", &name, "sh", "-c", "echo x > /run/secrets/db"],
@@ -1679,11 +1696,23 @@ fn secret_is_a_file_on_tmpfs_never_in_the_clear(bed: &Bed) -> Result<(), Failed>
         }
         // On the host: one file, mode 0400, on tmpfs.
         let versions = secret_versions(bed, host, project, "vault", "app");
-        check!(versions.len() == 1, "{host}: versions {versions:?}");
+        // One directory per secret version: db's and token's.
+        check!(versions.len() == 2, "{host}: versions {versions:?}");
+        let db_version = versions
+            .iter()
+            .find(|v| {
+                std::path::Path::new(&bed.secrets_dir(host))
+                    .join(project)
+                    .join("vault/app")
+                    .join(v)
+                    .join("db")
+                    .exists()
+            })
+            .ok_or("no version directory holds db")?;
         let dir = format!(
             "{}/{project}/vault/app/{}",
             bed.secrets_dir(host),
-            versions[0]
+            db_version
         );
         let meta = std::fs::metadata(format!("{dir}/db"))?;
         use std::os::unix::fs::MetadataExt as _;
@@ -1724,7 +1753,10 @@ fn secret_is_a_file_on_tmpfs_never_in_the_clear(bed: &Bed) -> Result<(), Failed>
     let compose = std::fs::read_to_string(s.repo.path().join("stacks/vault/compose.yaml"))?;
     let without_app = compose
         .replace("  app:\n", "  gone:\n")
-        .replace("    secrets: [db]\n", "");
+        .replace(
+            "    secrets:\n      - db\n      - { source: token, target: /etc/app/token, uid: \"101\", gid: \"102\", mode: 0440 }\n",
+            "",
+        );
     s.repo.write("stacks/vault/compose.yaml", &without_app);
     s.repo.commit("app leaves");
     let run = s.apply_with_key(&[]);
@@ -1788,8 +1820,8 @@ fn secret_change_replaces_exactly_its_readers(bed: &Bed) -> Result<(), Failed> {
         }
         let versions = secret_versions(bed, host, project, "vault2", "app");
         check!(
-            versions.len() == 1,
-            "{host}: old version not pruned: {versions:?}"
+            versions.len() == 2,
+            "{host}: db's old version not pruned (db and token remain): {versions:?}"
         );
     }
     let run = s.run("plan", &["--detailed-exitcode"]);

@@ -285,3 +285,64 @@ fn messages_from_sq_decrypt_with_a_key_from_the_environment() {
     );
     assert_eq!(back, b"to-sq-77d\n");
 }
+
+#[test]
+fn a_passphrase_protected_key_takes_berth_key_passphrase() {
+    let gpg = Gpg::new();
+    let pass = "correct horse 42";
+    gpg.run_with_passphrase(
+        &[
+            "--quick-gen-key",
+            "Locked <locked@berth.invalid>",
+            "future-default",
+            "default",
+            "never",
+        ],
+        None,
+        pass,
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let key = dir.path().join("locked.asc");
+    std::fs::write(
+        &key,
+        gpg.run_with_passphrase(&["--armor", "--export-secret-keys", "Locked"], None, pass),
+    )
+    .expect("write key");
+    std::fs::write(
+        dir.path().join("s.asc"),
+        gpg.encrypt(b"behind-a-passphrase", &["Locked"]),
+    )
+    .expect("write message");
+    let key = key.display().to_string();
+    let args = ["secret", "decrypt", "s.asc"];
+
+    let run = berth_env(dir.path(), &args, &[("BERTH_KEY_FILE", key.as_str())]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("BERTH_KEY_PASSPHRASE"), "{run}");
+
+    let run = berth_env(
+        dir.path(),
+        &args,
+        &[
+            ("BERTH_KEY_FILE", key.as_str()),
+            ("BERTH_KEY_PASSPHRASE", "wrong"),
+        ],
+    );
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("does not unlock"), "{run}");
+    assert!(
+        !run.stderr.contains("wrong\n") && !run.stderr.contains(pass),
+        "{run}"
+    );
+
+    let run = berth_env(
+        dir.path(),
+        &args,
+        &[
+            ("BERTH_KEY_FILE", key.as_str()),
+            ("BERTH_KEY_PASSPHRASE", pass),
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.stdout, "behind-a-passphrase");
+}

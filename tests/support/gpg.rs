@@ -37,6 +37,16 @@ impl Gpg {
 
     /// Runs gpg in batch mode; panics with its stderr on failure.
     pub fn run(&self, args: &[&str], input: Option<&[u8]>) -> Vec<u8> {
+        self.run_with_passphrase(args, input, "")
+    }
+
+    /// [`Gpg::run`] for keys protected by `passphrase`.
+    pub fn run_with_passphrase(
+        &self,
+        args: &[&str],
+        input: Option<&[u8]>,
+        passphrase: &str,
+    ) -> Vec<u8> {
         use std::io::Write as _;
         let mut child = Command::new("gpg")
             .arg("--homedir")
@@ -48,7 +58,7 @@ impl Gpg {
                 "--pinentry-mode",
                 "loopback",
                 "--passphrase",
-                "",
+                passphrase,
             ])
             .args(args)
             .stdin(Stdio::piped())
@@ -113,6 +123,16 @@ impl Gpg {
     /// `gpg --encrypt` to every recipient (armoured).
     pub fn encrypt(&self, plaintext: &[u8], recipients: &[&str]) -> Vec<u8> {
         let mut args = vec!["--trust-model", "always", "--armor", "--encrypt"];
+        for r in recipients {
+            args.push("-r");
+            args.push(r);
+        }
+        self.run(&args, Some(plaintext))
+    }
+
+    /// `gpg --encrypt` to every recipient, binary (a `.pgp` file).
+    pub fn encrypt_binary(&self, plaintext: &[u8], recipients: &[&str]) -> Vec<u8> {
+        let mut args = vec!["--trust-model", "always", "--encrypt"];
         for r in recipients {
             args.push("-r");
             args.push(r);

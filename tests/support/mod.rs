@@ -301,6 +301,13 @@ impl Repo {
         self
     }
 
+    pub fn write_bytes(&self, rel: &str, content: &[u8]) -> &Self {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, content).expect("write");
+        self
+    }
+
     pub fn remove(&self, rel: &str) -> &Self {
         let p = self.path().join(rel);
         if p.is_dir() {
