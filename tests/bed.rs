@@ -1826,6 +1826,31 @@ fn secret_change_replaces_exactly_its_readers(bed: &Bed) -> Result<(), Failed> {
     }
     let run = s.run("plan", &["--detailed-exitcode"]);
     expect_code(&run, 0);
+
+    // A reboot empties the host's tmpfs: the reader cannot start without its
+    // file (never an empty directory in its place), the plan shows it as
+    // drift, and apply delivers the secret again.
+    std::fs::remove_dir_all(format!("{}/{project}", bed.secrets_dir("edge-1")))?;
+    let restart = bed.docker("edge-1", &["restart", "vault2-app-1"]);
+    check!(
+        !restart.status.success(),
+        "vault2-app-1 restarted without its secret file"
+    );
+    let run = s.run("plan", &["--detailed-exitcode"]);
+    expect_code(&run, 2);
+    check!(
+        run.stdout.contains("~ vault2/app.1") && run.stdout.contains("[drift]"),
+        "{run}"
+    );
+    expect_code(&s.apply_with_key(&[]), 0);
+    let value = bed.docker_ok(
+        "edge-1",
+        &["exec", "vault2-app-1", "cat", "/run/secrets/db"],
+    );
+    check!(
+        value == "second-value-9f8e",
+        "after the reboot vault2-app-1 reads {value:?}"
+    );
     Ok(())
 }
 
