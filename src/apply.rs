@@ -245,7 +245,7 @@ async fn deliver_secrets(
         .get(&hp.host)
         .map(String::as_str)
         .unwrap_or(crate::secrets::HOST_DIR);
-    let mut delivered = BTreeSet::new();
+    let mut files: Vec<crate::hosts::secret_files::SecretFile<'_>> = Vec::new();
     for c in hp.changes.iter().filter(|c| c.action != Action::Remove) {
         let Some(desired) = &c.desired else { continue };
         for (name, file) in &desired.spec.secrets {
@@ -257,7 +257,7 @@ async fn deliver_secrets(
                 name,
                 &file.digest,
             );
-            if !delivered.insert(path.clone()) {
+            if files.iter().any(|f| f.path == path) {
                 continue;
             }
             let content = ctx.secrets.get(&file.digest).ok_or_else(|| {
@@ -267,23 +267,26 @@ async fn deliver_secrets(
                     c.slot.service
                 )
             })?;
-            let secret = crate::hosts::secret_files::SecretFile {
-                path: path.clone(),
+            files.push(crate::hosts::secret_files::SecretFile {
+                path,
                 uid: file.uid.clone(),
                 gid: file.gid.clone(),
                 mode: file.mode,
                 content,
-            };
-            step(
-                report,
-                "secret",
-                &path,
-                engine.write_secret(secrets_dir, &secret),
-            )
-            .await?;
+            });
         }
     }
-    Ok(())
+    if files.is_empty() {
+        return Ok(());
+    }
+    let what = format!("{} file(s) under {secrets_dir}", files.len());
+    step(
+        report,
+        "secrets",
+        &what,
+        engine.write_secrets(secrets_dir, &files),
+    )
+    .await
 }
 
 /// Removes the secret versions no container of the project uses any more

@@ -610,21 +610,21 @@ impl Engine for DockerEngine {
         self.run_script(script, None, timeout).await
     }
 
-    async fn write_secret(
+    async fn write_secrets(
         &self,
         secrets_dir: &str,
-        file: &super::secret_files::SecretFile<'_>,
+        files: &[super::secret_files::SecretFile<'_>],
     ) -> anyhow::Result<()> {
-        let script = super::secret_files::write_script(secrets_dir, file)
+        let script = super::secret_files::write_script(secrets_dir, files)
             .map_err(|e| anyhow::anyhow!("{}: {e}", self.who))?;
+        let input = super::secret_files::write_input(files);
         let (code, output) = self
-            .run_script(&script, Some(file.content.expose()), SECRET_TIMEOUT)
+            .run_script(&script, Some(input.expose()), SECRET_TIMEOUT)
             .await?;
         if code != 0 {
             anyhow::bail!(
-                "{}: cannot write secret file `{}`: {}",
+                "{}: cannot write secret files under `{secrets_dir}`: {}",
                 self.who,
-                file.path,
                 output.trim()
             );
         }

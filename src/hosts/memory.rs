@@ -563,19 +563,21 @@ impl Engine for MemoryEngine {
             .unwrap_or((0, String::new())))
     }
 
-    async fn write_secret(
+    async fn write_secrets(
         &self,
         _secrets_dir: &str,
-        file: &super::secret_files::SecretFile<'_>,
+        files: &[super::secret_files::SecretFile<'_>],
     ) -> anyhow::Result<()> {
         let mut st = self.state();
-        st.injected("write_secret", &self.host, &file.path)?;
-        st.mutations.push(format!("write_secret {}", file.path));
-        let digest = crate::secrets::digest(file.content.expose());
-        st.secret_files.insert(
-            file.path.clone(),
-            (digest, format!("{}:{}", file.uid, file.gid), file.mode),
-        );
+        st.injected("write_secrets", &self.host, "secrets")?;
+        for file in files {
+            st.mutations.push(format!("write_secret {}", file.path));
+            let digest = crate::secrets::digest(file.content.expose());
+            st.secret_files.insert(
+                file.path.clone(),
+                (digest, format!("{}:{}", file.uid, file.gid), file.mode),
+            );
+        }
         Ok(())
     }
 

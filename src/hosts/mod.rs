@@ -151,14 +151,14 @@ pub trait Engine: Send + Sync {
             self.host()
         )
     }
-    /// Delivers a secret file (see [`secret_files`]): the value goes
-    /// through the connection's stdin onto the host's tmpfs.
-    async fn write_secret(
+    /// Delivers secret files (see [`secret_files`]) in one remote command:
+    /// the values go through the connection's stdin onto the host's tmpfs.
+    async fn write_secrets(
         &self,
         secrets_dir: &str,
-        file: &secret_files::SecretFile<'_>,
+        files: &[secret_files::SecretFile<'_>],
     ) -> anyhow::Result<()> {
-        let _ = (secrets_dir, file);
+        let _ = (secrets_dir, files);
         anyhow::bail!(
             "host `{}`: delivering secrets is not supported here",
             self.host()

@@ -24,20 +24,12 @@ pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// Ensures `secrets_dir` is on tmpfs; the file's content is the script's stdin.
-pub fn write_script(secrets_dir: &str, file: &SecretFile<'_>) -> Result<String, String> {
+/// Ensures `secrets_dir` is on tmpfs, then writes every file from the
+/// script's stdin, where their contents follow one another in order
+/// ([`write_input`]): one remote command for all of a host's secrets.
+pub fn write_script(secrets_dir: &str, files: &[SecretFile<'_>]) -> Result<String, String> {
     let numeric = |v: &str| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit());
-    if !numeric(&file.uid) || !numeric(&file.gid) {
-        return Err(format!(
-            "secret `{}`: uid and gid must be numbers (found `{}:{}`)",
-            file.path, file.uid, file.gid
-        ));
-    }
-    let (dir, name) = file
-        .path
-        .rsplit_once('/')
-        .ok_or_else(|| format!("secret path `{}` is not absolute", file.path))?;
-    Ok(format!(
+    let mut script = format!(
         r#"set -e
 umask 077
 root={root}
@@ -48,23 +40,54 @@ if [ "$(stat -f -c %T "$root")" != tmpfs ]; then
     exit 3
   }}
 fi
-mkdir -p {dir}
-tmp={dir}/.{name}.$$
+tmp=
 trap 'rm -f "$tmp"' EXIT
-cat > "$tmp"
+"#,
+        root = quote(secrets_dir),
+    );
+    for file in files {
+        if !numeric(&file.uid) || !numeric(&file.gid) {
+            return Err(format!(
+                "secret `{}`: uid and gid must be numbers (found `{}:{}`)",
+                file.path, file.uid, file.gid
+            ));
+        }
+        let (dir, name) = file
+            .path
+            .rsplit_once('/')
+            .ok_or_else(|| format!("secret path `{}` is not absolute", file.path))?;
+        // dd with 1-byte blocks reads exactly this file's bytes off the
+        // pipe, leaving the next file's for the next dd.
+        script.push_str(&format!(
+            r#"mkdir -p {dir}
+tmp={dir}/.{name}.$$
+dd bs=1 count={len} of="$tmp" 2>/dev/null
+[ "$(wc -c < "$tmp")" -eq {len} ] || {{ echo "short read for {shown}" >&2; exit 4; }}
 chown {uid}:{gid} "$tmp"
 chmod {mode:o} "$tmp"
 mv -f "$tmp" {path}
-trap - EXIT
 "#,
-        root = quote(secrets_dir),
-        dir = quote(dir),
-        name = name.replace(['\'', '/'], "_"),
-        uid = file.uid,
-        gid = file.gid,
-        mode = file.mode,
-        path = quote(&file.path),
-    ))
+            dir = quote(dir),
+            name = name.replace(['\'', '/'], "_"),
+            len = file.content.len(),
+            shown = file.path.replace(['\'', '"', '$', '`', '\\'], "_"),
+            uid = file.uid,
+            gid = file.gid,
+            mode = file.mode,
+            path = quote(&file.path),
+        ));
+    }
+    script.push_str("trap - EXIT\n");
+    Ok(script)
+}
+
+/// The stdin of [`write_script`]: the contents, back to back. Zeroized on drop.
+pub fn write_input(files: &[SecretFile<'_>]) -> SecretBytes {
+    let mut input = Vec::with_capacity(files.iter().map(|f| f.content.len()).sum());
+    for f in files {
+        input.extend_from_slice(f.content.expose());
+    }
+    SecretBytes::new(input)
 }
 
 /// Removes `<stack>/<service>/<version>` directories under `project_dir`
@@ -130,40 +153,60 @@ mod tests {
             mode: 0o400,
             content: &content,
         };
-        let err = write_script("/run/berth/secrets", &file)
+        let err = write_script("/run/berth/secrets", &[file])
             .err()
             .unwrap_or_default();
         assert!(err.contains("must be numbers"), "{err}");
     }
 
     #[test]
-    fn writes_on_tmpfs_with_owner_and_mode() {
+    fn writes_every_file_on_tmpfs_with_owner_and_mode() {
         // /dev/shm is tmpfs on every Linux box.
         let root = tempfile::tempdir_in("/dev/shm").expect("tmpfs dir");
         let dir = root.path().to_string_lossy().into_owned();
-        let content = SecretBytes::new(b"hunter2\n".to_vec());
+        let first = SecretBytes::new(b"hunter2\n".to_vec());
+        // Binary, with newlines and NULs: framing must not care.
+        let second = SecretBytes::new(vec![0, 10, 255, 10, 0, b'x']);
+        let empty = SecretBytes::new(Vec::new());
         let uid = unsafe { libc::geteuid() }.to_string();
-        let file = SecretFile {
-            path: format!("{dir}/p/app/api/0123456789ab/db"),
+        let gid = unsafe { libc::getegid() }.to_string();
+        let file = |path: &str, mode: u32, content| SecretFile {
+            path: format!("{dir}/{path}"),
             uid: uid.clone(),
-            gid: unsafe { libc::getegid() }.to_string(),
-            mode: 0o440,
-            content: &content,
+            gid: gid.clone(),
+            mode,
+            content,
         };
-        let script = write_script(&dir, &file).expect("script");
-        assert!(!script.contains("hunter2"), "the value goes through stdin");
-        let (code, err) = run(&script, content.expose());
+        let files = [
+            file("p/app/api/0123456789ab/db", 0o440, &first),
+            file("p/app/api/ffffffffffff/cert", 0o400, &second),
+            file("p/app/web/aaaaaaaaaaaa/none", 0o400, &empty),
+        ];
+        let script = write_script(&dir, &files).expect("script");
+        assert!(!script.contains("hunter2"), "values go through stdin");
+        let (code, err) = run(&script, write_input(&files).expose());
         assert_eq!(code, 0, "{err}");
         use std::os::unix::fs::MetadataExt as _;
-        let meta = std::fs::metadata(&file.path).expect("written");
+        let meta = std::fs::metadata(&files[0].path).expect("written");
         assert_eq!(meta.mode() & 0o777, 0o440);
         assert_eq!(meta.uid().to_string(), uid);
-        assert_eq!(std::fs::read(&file.path).expect("read"), b"hunter2\n");
+        assert_eq!(std::fs::read(&files[0].path).expect("read"), b"hunter2\n");
+        assert_eq!(
+            std::fs::read(&files[1].path).expect("read"),
+            vec![0, 10, 255, 10, 0, b'x']
+        );
+        assert_eq!(std::fs::read(&files[2].path).expect("read"), b"");
         // Nothing else is left in the directory (no temporary file).
         let entries = std::fs::read_dir(format!("{dir}/p/app/api/0123456789ab"))
             .expect("dir")
             .count();
         assert_eq!(entries, 1);
+
+        // Input cut short: an error, and no half-written file in place.
+        let short = [file("p/app/api/000000000000/db", 0o400, &first)];
+        let (code, _) = run(&write_script(&dir, &short).expect("script"), b"hun");
+        assert_ne!(code, 0);
+        assert!(!std::path::Path::new(&short[0].path).exists());
     }
 
     #[test]
@@ -178,7 +221,10 @@ mod tests {
             mode: 0o400,
             content: &content,
         };
-        let (code, err) = run(&write_script(&dir, &file).expect("script"), b"v");
+        let (code, err) = run(
+            &write_script(&dir, std::slice::from_ref(&file)).expect("script"),
+            b"v",
+        );
         let fs = std::process::Command::new("stat")
             .args(["-f", "-c", "%T", &dir])
             .output()

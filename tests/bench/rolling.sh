@@ -21,101 +21,25 @@
 #   BERTH_BIN      berth binary to time (default: build target/release/berth)
 #   BERTH_BED_DIR  the bed's directory (default /var/tmp/berth-bed)
 #   REPORTS_DIR    if set, every timed run's JSON report is copied there
-set -euo pipefail
-export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
-
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 RUNS=${RUNS:-3}
 CASES=${CASES:-"3:stop-first 9:stop-first 3:start-first"}
 PROJECT=benchroll
 STACK=roll
 SERVICE=web
-HOSTS=(edge-1 edge-2 edge-3)
-BED_DIR=${BERTH_BED_DIR:-/var/tmp/berth-bed}
-BED_DIR=${BED_DIR%/}
-BED_ENV=$BED_DIR/bed.env
+# shellcheck source=tests/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-WORK=""
-DOCKER=""
-
-log() { printf 'bench: %s\n' "$*" >&2; }
-die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
-
-[[ $EUID -eq 0 ]] || die "run as root (the test bed needs it)"
-[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
 for c in $CASES; do
   [[ $c =~ ^[1-9][0-9]*:(stop-first|start-first)$ ]] \
     || die "CASES: '$c' is not REPLICAS:stop-first or REPLICAS:start-first"
 done
 command -v python3 >/dev/null || die "python3 is needed to read the JSON reports"
 
-# One value from bed.env (KEY=VALUE lines, values possibly double-quoted).
-bed() {
-  local v
-  v=$(sed -n "s/^$1=//p" "$BED_ENV" | tail -n 1)
-  v=${v#\"}
-  v=${v%\"}
-  [[ -n $v ]] || die "$1 missing from $BED_ENV"
-  printf '%s\n' "$v"
-}
-
-# Removes the bench project's containers and networks on every bed host.
-clean_hosts() {
-  local h sock
-  [[ -n $DOCKER ]] || return 0
-  for h in "${HOSTS[@]}"; do
-    sock="unix://$BED_DIR/h/$h/docker.sock"
-    "$DOCKER" -H "$sock" ps -aq --filter "label=berth.project=$PROJECT" 2>/dev/null \
-      | xargs -r "$DOCKER" -H "$sock" rm -f >/dev/null 2>&1 || log "$h: removing containers failed"
-    "$DOCKER" -H "$sock" network ls -q --filter "label=berth.project=$PROJECT" 2>/dev/null \
-      | xargs -r "$DOCKER" -H "$sock" network rm >/dev/null 2>&1 || log "$h: removing networks failed"
-  done
-}
-
-cleanup() {
-  local rc=$?
-  trap - EXIT
-  set +e
-  log "cleaning up (project $PROJECT)"
-  clean_hosts
-  [[ -n $WORK && -d $WORK ]] && rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
 # ------------------------------------------------------------------ setup ---
 
-log "bringing up the bed (idempotent)"
-bash "$ROOT/tests/bed/testbed.sh" up >&2
-
-KEY=$(bed BED_KEY)
-KNOWN=$(bed BED_KNOWN_HOSTS)
+bench_setup
 WEB_V1=$(bed BED_WEB_V1)
 WEB_V2=$(bed BED_WEB_V2)
-DOCKER=$(sed -n 's/^BED_DOCKER_CLI=//p' "$BED_ENV" | tail -n 1)
-DOCKER=${DOCKER:-docker}
-ADDRS=()
-for h in "${HOSTS[@]}"; do
-  ADDRS+=("$(bed "BED_ADDR_${h//-/_}")")
-done
-
-if [[ -n ${BERTH_BIN:-} ]]; then
-  BIN=$BERTH_BIN
-else
-  log "building berth (cargo build --release --bin berth)"
-  (cd "$ROOT" && cargo build --release --bin berth >&2)
-  BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/berth
-fi
-[[ -x $BIN ]] || die "no berth binary at $BIN"
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench-rolling.XXXXXX")
-LOG=$WORK/run.log
-# Time a private copy: a concurrent cargo build may replace target/release/berth.
-BIN_SRC=$BIN
-cp "$BIN" "$WORK/berth"
-BIN=$WORK/berth
 if [[ -n ${REPORTS_DIR:-} ]]; then
   mkdir -p "$REPORTS_DIR"
 fi
@@ -128,34 +52,15 @@ clean_hosts
 log "pulling $WEB_V1 and $WEB_V2 on every host (untimed)"
 for h in "${HOSTS[@]}"; do
   for img in "$WEB_V1" "$WEB_V2"; do
-    "$DOCKER" -H "unix://$BED_DIR/h/$h/docker.sock" pull -q "$img" >"$LOG" 2>&1 \
+    docker_on "$h" pull -q "$img" >"$LOG" 2>&1 \
       || { cat "$LOG" >&2; die "$h: docker pull $img failed"; }
   done
 done
 
-export GIT_AUTHOR_NAME="berth bench" GIT_AUTHOR_EMAIL="bench@berth.invalid"
-export GIT_COMMITTER_NAME="berth bench" GIT_COMMITTER_EMAIL="bench@berth.invalid"
-export GIT_AUTHOR_DATE="2024-01-01T00:00:00Z" GIT_COMMITTER_DATE="2024-01-01T00:00:00Z"
-
 # write_repo DIR: berth.yaml for the three bed hosts, and a git repo.
 write_repo() {
-  local repo=$1
-  mkdir -p "$repo/stacks/$STACK"
-  cat >"$repo/berth.yaml" <<EOF
-project: $PROJECT
-defaults:
-  identity_file: $KEY
-settings:
-  known_hosts: $KNOWN
-hosts:
-  - name: edge-1
-    address: ${ADDRS[0]}
-  - name: edge-2
-    address: ${ADDRS[1]}
-  - name: edge-3
-    address: ${ADDRS[2]}
-EOF
-  git -C "$repo" -c init.defaultBranch=main init -q
+  write_inventory "$1"
+  mkdir -p "$1/stacks/$STACK"
 }
 
 # write_stack DIR IMAGE REPLICAS ORDER, then commit.
@@ -171,19 +76,7 @@ services:
         parallelism: 1
         order: $order
 EOF
-  git -C "$repo" add -A
-  git -C "$repo" -c commit.gpgsign=false commit -q -m "bench: $replicas x $image ($order)"
-}
-
-# Runs berth with its output in $LOG; fails (showing the log) unless it exits $1.
-berth_expect() {
-  local want=$1 what=$2 rc=0
-  shift 2
-  "$BIN" "$@" >"$LOG" 2>&1 || rc=$?
-  if [[ $rc -ne $want ]]; then
-    cat "$LOG" >&2
-    die "$what: berth $* exited $rc (expected $want)"
-  fi
+  commit "$repo" "bench: $replicas x $image ($order)"
 }
 
 # check_running REPLICAS IMAGE: exactly REPLICAS running containers of the
@@ -285,10 +178,7 @@ END_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ----------------------------------------------------------------- report ---
 
-printf '\nberth rolling-update benchmark — %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-printf '  berth        %s (%s)\n' "$("$BIN" --version)" "$BIN_SRC"
-printf '  source tree  %s\n' "$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
-printf '  nproc        %s\n' "$(nproc)"
+print_header "berth rolling-update benchmark"
 printf '  load avg     %s at start, %s at end (1/5/15 min)\n' "$START_LOAD" "$END_LOAD"
 printf '  workload     1 service, %d hosts, update_config.parallelism 1, image %s <-> %s\n' \
   "${#HOSTS[@]}" "${WEB_V1##*:}" "${WEB_V2##*:}"

@@ -1,0 +1,167 @@
+# Shared by the benchmarks (sourced, not run): the bed, the berth binary
+# under test, a work directory, and cleanup of the bench project's containers
+# and networks on exit (also on error or interrupt).
+#
+# The sourcing script sets PROJECT (and RUNS's default) first, then calls
+# bench_setup. After it: ROOT, HOSTS, ADDRS, KEY, KNOWN, DOCKER, BIN (a
+# private copy), BIN_SRC, WORK, LOG, and the bed() lookup.
+#
+# Environment:
+#   BERTH_BIN      berth binary to time (default: build target/release/berth)
+#   BERTH_BED_DIR  the bed's directory (default /var/tmp/berth-bed)
+
+set -euo pipefail
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HOSTS=(edge-1 edge-2 edge-3)
+BED_DIR=${BERTH_BED_DIR:-/var/tmp/berth-bed}
+BED_DIR=${BED_DIR%/}
+BED_ENV=$BED_DIR/bed.env
+
+WORK=""
+DOCKER=""
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+
+[[ $EUID -eq 0 ]] || die "run as root (the test bed needs it)"
+[[ ${RUNS:-} =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '${RUNS:-}'"
+[[ -n ${PROJECT:-} ]] || die "PROJECT must be set before sourcing lib.sh"
+
+# One value from bed.env (KEY=VALUE lines, values possibly double-quoted).
+bed() {
+  local v
+  v=$(sed -n "s/^$1=//p" "$BED_ENV" | tail -n 1)
+  v=${v#\"}
+  v=${v%\"}
+  [[ -n $v ]] || die "$1 missing from $BED_ENV"
+  printf '%s\n' "$v"
+}
+
+# The docker CLI against one bed host's engine.
+docker_on() {
+  local h=$1
+  shift
+  "$DOCKER" -H "unix://$BED_DIR/h/$h/docker.sock" "$@"
+}
+
+# Removes the bench project's containers and networks on every bed host.
+clean_hosts() {
+  local h
+  [[ -n $DOCKER ]] || return 0
+  for h in "${HOSTS[@]}"; do
+    docker_on "$h" ps -aq --filter "label=berth.project=$PROJECT" 2>/dev/null \
+      | xargs -r "$DOCKER" -H "unix://$BED_DIR/h/$h/docker.sock" rm -f >/dev/null 2>&1 \
+      || log "$h: removing containers failed"
+    docker_on "$h" network ls -q --filter "label=berth.project=$PROJECT" 2>/dev/null \
+      | xargs -r "$DOCKER" -H "unix://$BED_DIR/h/$h/docker.sock" network rm >/dev/null 2>&1 \
+      || log "$h: removing networks failed"
+  done
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT
+  set +e
+  log "cleaning up (project $PROJECT)"
+  clean_hosts
+  [[ -n $WORK && -d $WORK ]] && rm -rf "$WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Brings the bed up (idempotent), reads it, builds or takes the binary and
+# makes the work directory. A leftover of a killed earlier run is removed.
+bench_setup() {
+  local h
+  log "bringing up the bed (idempotent)"
+  bash "$ROOT/tests/bed/testbed.sh" up >&2
+
+  KEY=$(bed BED_KEY)
+  KNOWN=$(bed BED_KNOWN_HOSTS)
+  DOCKER=$(sed -n 's/^BED_DOCKER_CLI=//p' "$BED_ENV" | tail -n 1)
+  DOCKER=${DOCKER:-docker}
+  ADDRS=()
+  for h in "${HOSTS[@]}"; do
+    ADDRS+=("$(bed "BED_ADDR_${h//-/_}")")
+  done
+
+  if [[ -n ${BERTH_BIN:-} ]]; then
+    BIN=$BERTH_BIN
+  else
+    log "building berth (cargo build --release --bin berth)"
+    (cd "$ROOT" && cargo build --release --bin berth >&2)
+    BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/berth
+  fi
+  [[ -x $BIN ]] || die "no berth binary at $BIN"
+
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench-$PROJECT.XXXXXX")
+  LOG=$WORK/run.log
+  # Time a private copy: a concurrent cargo build may replace target/release/berth.
+  BIN_SRC=$BIN
+  cp "$BIN" "$WORK/berth"
+  BIN=$WORK/berth
+
+  clean_hosts
+
+  export GIT_AUTHOR_NAME="berth bench" GIT_AUTHOR_EMAIL="bench@berth.invalid"
+  export GIT_COMMITTER_NAME="berth bench" GIT_COMMITTER_EMAIL="bench@berth.invalid"
+  export GIT_AUTHOR_DATE="2024-01-01T00:00:00Z" GIT_COMMITTER_DATE="2024-01-01T00:00:00Z"
+}
+
+# write_inventory DIR: berth.yaml for the three bed hosts (each with its own
+# secrets_dir tmpfs), and `git init`.
+write_inventory() {
+  local repo=$1 i
+  mkdir -p "$repo"
+  {
+    printf 'project: %s\ndefaults:\n  identity_file: %s\nsettings:\n  known_hosts: %s\nhosts:\n' \
+      "$PROJECT" "$KEY" "$KNOWN"
+    for i in "${!HOSTS[@]}"; do
+      printf '  - name: %s\n    address: %s\n    secrets_dir: %s\n' \
+        "${HOSTS[$i]}" "${ADDRS[$i]}" "$(bed "BED_SECRETS_DIR_${HOSTS[$i]//-/_}")"
+    done
+  } >"$repo/berth.yaml"
+  git -C "$repo" -c init.defaultBranch=main init -q
+}
+
+# commit DIR MESSAGE: commits everything (unsigned, whatever the user's config).
+commit() {
+  git -C "$1" add -A
+  git -C "$1" -c commit.gpgsign=false commit -q -m "$2"
+}
+
+# berth_expect WANT WHAT ARGS...: runs berth with its output in $LOG; fails
+# (showing the log) unless it exits WANT.
+berth_expect() {
+  local want=$1 what=$2 rc=0
+  shift 2
+  "$BIN" "$@" >"$LOG" 2>&1 || rc=$?
+  if [[ $rc -ne $want ]]; then
+    cat "$LOG" >&2
+    die "$what: berth $* exited $rc (expected $want)"
+  fi
+}
+
+# "min median max" of the numbers in file $1, divided by $2 (default 1e6:
+# ns -> ms), 1 decimal.
+stats() {
+  sort -n "$1" | awk -v d="${2:-1e6}" '{ v[NR] = $1 }
+    END {
+      m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+      printf "%.1f %.1f %.1f\n", v[1] / d, m / d, v[NR] / d
+    }'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# The header every benchmark prints: what ran where, under what load.
+print_header() {
+  printf '\n%s — %s\n' "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  printf '  berth        %s (%s)\n' "$("$BIN" --version)" "$BIN_SRC"
+  printf '  source tree  %s\n' "$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
+  printf '  nproc        %s\n' "$(nproc)"
+}
