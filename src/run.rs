@@ -137,12 +137,26 @@ fn verify_signature(checkout: &Checkout, trust: &std::path::Path) -> anyhow::Res
 /// Hosts running a commit that the checked-out commit does not descend
 /// from: host -> (commit, why). Empty when the source is not a git repo.
 pub fn rewound_from(loaded: &Loaded, obs: &Observation) -> Vec<(String, String, String)> {
-    let Some(head) = &loaded.checkout.commit else {
+    rewound(&loaded.checkout, &obs.observed)
+}
+
+fn rewound(
+    checkout: &Checkout,
+    observed: &BTreeMap<String, HostObservation>,
+) -> Vec<(String, String, String)> {
+    let Some(head) = &checkout.commit else {
         return Vec::new();
     };
     let mut applied: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for (host, o) in &obs.observed {
-        for c in &o.containers {
+    // Leftovers of an interrupted or failed rollout (`.berth-failed` keeps a
+    // release that never served) say nothing about what the host runs.
+    let leftover = |name: &str| {
+        [plan::RETIRED_SUFFIX, plan::NEW_SUFFIX, plan::FAILED_SUFFIX]
+            .iter()
+            .any(|suffix| name.ends_with(suffix))
+    };
+    for (host, o) in observed {
+        for c in o.containers.iter().filter(|c| !leftover(&c.name)) {
             if let Some(commit) = c.labels.get(crate::hosts::labels::COMMIT) {
                 if commit != &head.id {
                     applied
@@ -156,7 +170,7 @@ pub fn rewound_from(loaded: &Loaded, obs: &Observation) -> Vec<(String, String, 
     if applied.is_empty() {
         return Vec::new();
     }
-    let repo = match git2::Repository::discover(&loaded.checkout.root) {
+    let repo = match git2::Repository::discover(&checkout.root) {
         Ok(r) => r,
         Err(_) => return Vec::new(),
     };
@@ -569,4 +583,79 @@ fn runtime_dir() -> anyhow::Result<PathBuf> {
         .create(&dir)
         .with_context(|| format!("cannot create runtime directory `{}`", dir.display()))?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hosts::ObservedContainer;
+
+    fn commit(repo: &git2::Repository, message: &str) -> String {
+        let sig = git2::Signature::now("t", "t@berth.invalid").expect("signature");
+        let tree_id = repo.index().and_then(|mut i| i.write_tree()).expect("tree");
+        let tree = repo.find_tree(tree_id).expect("tree");
+        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+            .expect("commit")
+            .to_string()
+    }
+
+    fn running(name: &str, commit: &str) -> ObservedContainer {
+        ObservedContainer {
+            id: name.into(),
+            name: name.into(),
+            labels: BTreeMap::from([(crate::hosts::labels::COMMIT.to_string(), commit.into())]),
+            image: "img".into(),
+            state: "running".into(),
+            health: None,
+            created: 0,
+            live: None,
+        }
+    }
+
+    #[test]
+    fn only_what_hosts_really_run_counts_as_going_backwards() {
+        let dir = tempfile::tempdir().expect("dir");
+        let repo = git2::Repository::init(dir.path()).expect("init");
+        let old = commit(&repo, "one");
+        let new = commit(&repo, "two");
+        let checkout_at = |id: &str| Checkout {
+            root: dir.path().to_path_buf(),
+            commit: Some(source::CommitInfo {
+                id: id.into(),
+                summary: String::new(),
+                author: String::new(),
+                time: 0,
+            }),
+            origin: "test".into(),
+            dirty: false,
+        };
+        let hosts = |containers: Vec<ObservedContainer>| {
+            BTreeMap::from([(
+                "h".to_string(),
+                HostObservation {
+                    containers,
+                    ..Default::default()
+                },
+            )])
+        };
+
+        // Forward: fine.
+        assert!(rewound(&checkout_at(&new), &hosts(vec![running("a-1", &old)])).is_empty());
+        // Back to the older commit while the host runs the newer one.
+        let back = rewound(&checkout_at(&old), &hosts(vec![running("a-1", &new)]));
+        assert_eq!(back.len(), 1);
+        assert!(back[0].2.contains("is not a descendant of"), "{back:?}");
+        // A failed release kept for its logs is not what the host runs.
+        let failed = hosts(vec![
+            running("a-1", &old),
+            running("a-1.berth-failed", &new),
+        ]);
+        assert!(rewound(&checkout_at(&old), &failed).is_empty());
+        // A commit this repo has never seen (a rewritten history).
+        let stranger = "0123456789abcdef0123456789abcdef01234567";
+        let gone = rewound(&checkout_at(&new), &hosts(vec![running("a-1", stranger)]));
+        assert!(gone[0].2.contains("not in this repo's history"), "{gone:?}");
+    }
 }
