@@ -298,10 +298,9 @@ async fn prune_secrets(engine: &dyn Engine, ctx: &ApplyContext) -> anyhow::Resul
         .map(String::as_str)
         .unwrap_or(crate::secrets::HOST_DIR);
     let observed = engine.observe(&ctx.project).await?;
-    let keep: BTreeSet<String> = observed
-        .containers
-        .iter()
-        .filter_map(|c| {
+    let mut keep: BTreeSet<String> = BTreeSet::new();
+    for c in &observed.containers {
+        let used = (|| {
             let spec: crate::spec::ContainerSpec =
                 serde_json::from_str(c.labels.get(labels::SPEC)?).ok()?;
             Some(crate::secrets::dirs_in_use(
@@ -309,9 +308,21 @@ async fn prune_secrets(engine: &dyn Engine, ctx: &ApplyContext) -> anyhow::Resul
                 c.labels.get(labels::SERVICE)?,
                 &spec,
             ))
-        })
-        .flatten()
-        .collect();
+        })();
+        match used {
+            Some(dirs) => keep.extend(dirs),
+            // Cannot tell what it reads: removing anything could stop it
+            // from starting again.
+            None => {
+                tracing::warn!(
+                    host = engine.host(),
+                    "not removing unused secrets: container `{}` has no readable berth spec label",
+                    c.name
+                );
+                return Ok(());
+            }
+        }
+    }
     let project_dir = format!("{}/{}", secrets_dir.trim_end_matches('/'), ctx.project);
     engine.prune_secrets(&project_dir, &keep).await
 }

@@ -495,7 +495,7 @@ impl DecryptionHelper for Helper<'_, '_> {
 
 /// Reads everything into a buffer that is zeroized on drop, growing it by
 /// hand so no reallocation leaves a plaintext copy in freed memory.
-fn read_zeroizing(reader: &mut dyn Read) -> io::Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn read_zeroizing(reader: &mut dyn Read) -> io::Result<Zeroizing<Vec<u8>>> {
     let mut out = Zeroizing::new(Vec::with_capacity(8 * 1024));
     let mut chunk = Zeroizing::new([0u8; 8 * 1024]);
     loop {

@@ -170,29 +170,45 @@ fn rewound(
     if applied.is_empty() {
         return Vec::new();
     }
-    let repo = match git2::Repository::discover(&checkout.root) {
-        Ok(r) => r,
-        Err(_) => return Vec::new(),
-    };
-    let Ok(head_oid) = git2::Oid::from_str(&head.id) else {
-        return Vec::new();
+    let (repo, head_oid) = match git2::Repository::discover(&checkout.root)
+        .and_then(|r| git2::Oid::from_str(&head.id).map(|oid| (r, oid)))
+    {
+        Ok(found) => found,
+        // A commit without its repo: history cannot be checked, so every
+        // other commit counts as a possible step back.
+        Err(e) => {
+            return applied
+                .into_iter()
+                .flat_map(|(commit, on)| {
+                    let why = format!("the repo's history cannot be read ({})", e.message());
+                    on.into_iter()
+                        .map(move |host| (host.to_string(), commit.to_string(), why.clone()))
+                })
+                .collect();
+        }
     };
     let mut out = Vec::new();
     for (commit, on) in applied {
-        let why = match git2::Oid::from_str(commit)
-            .map_err(anyhow::Error::from)
-            .and_then(|c| source::signature::is_descendant_or_equal(&repo, head_oid, c))
-        {
-            Ok(true) => continue,
-            Ok(false) => format!(
-                "{} is not a descendant of {}",
-                crate::render::short(&head.id),
-                crate::render::short(commit)
-            ),
-            Err(_) => format!(
+        let known = git2::Oid::from_str(commit)
+            .ok()
+            .filter(|c| repo.find_commit(*c).is_ok());
+        let why = match known {
+            None => format!(
                 "{} is not in this repo's history",
                 crate::render::short(commit)
             ),
+            Some(c) => match source::signature::is_descendant_or_equal(&repo, head_oid, c) {
+                Ok(true) => continue,
+                Ok(false) => format!(
+                    "{} is not a descendant of {}",
+                    crate::render::short(&head.id),
+                    crate::render::short(commit)
+                ),
+                Err(e) => format!(
+                    "cannot compare with {}: {e:#}",
+                    crate::render::short(commit)
+                ),
+            },
         };
         for host in on {
             out.push((host.to_string(), commit.to_string(), why.clone()));
@@ -473,7 +489,8 @@ pub async fn apply_plan(
             .values()
             .flat_map(|o| &o.containers)
             .filter_map(|c| c.labels.get(crate::hosts::labels::SPEC))
-            .any(|spec| spec.contains("\"secrets\""));
+            .filter_map(|spec| serde_json::from_str::<crate::spec::ContainerSpec>(spec).ok())
+            .any(|spec| !spec.secrets.is_empty());
     let ctx = ApplyContext {
         project: loaded.project.name.clone(),
         metadata: metadata(&loaded.checkout),

@@ -70,6 +70,28 @@ pub fn attach(project: &mut Project) -> Result<(), SpecError> {
             }
             digests.insert(name.clone(), digest(&bytes));
         }
+        let numeric = |v: &Option<String>| {
+            v.as_deref()
+                .is_none_or(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()))
+        };
+        for service in &stack.services {
+            for r in service
+                .secrets
+                .iter()
+                .filter(|r| !numeric(&r.uid) || !numeric(&r.gid))
+            {
+                diagnostics.push(Diagnostic {
+                    location: r.location.clone(),
+                    message: format!(
+                        "service `{}`: `uid` and `gid` of secret `{}` must be numbers",
+                        service.name, r.source
+                    ),
+                    help: Some(
+                        "the file is made on the host, which does not know the image's user names: write e.g. `uid: \"101\"`".into(),
+                    ),
+                });
+            }
+        }
         for service in &mut stack.services {
             service.container.secrets = service
                 .secrets

@@ -946,6 +946,25 @@ fn saved_plan_applies_exactly_or_refuses(bed: &Bed) -> Result<(), Failed> {
     let run = berth(repo.path(), &["apply", "--repo", &path, "--plan", &saved]);
     expect_code(&run, 1);
     check!(run.stderr.contains("the plan was made at"), "{run}");
+
+    // A saved plan edited by hand (another image) is refused: what runs
+    // comes from the commit, never from the file.
+    expect_code(
+        &berth(repo.path(), &["plan", "--repo", &path, "--save", &saved]),
+        0,
+    );
+    let text = std::fs::read_to_string(&saved)?;
+    check!(text.contains(&bed.get("BED_WEB_V1")), "{text}");
+    std::fs::write(
+        &saved,
+        text.replace(&bed.get("BED_WEB_V1"), &bed.get("BED_WEB_BAD")),
+    )?;
+    let before: Vec<_> = HOSTS.iter().map(|h| bed.containers(h, project)).collect();
+    let run = berth(repo.path(), &["apply", "--repo", &path, "--plan", &saved]);
+    expect_code(&run, 1);
+    check!(run.stderr.contains("was it edited?"), "{run}");
+    let after: Vec<_> = HOSTS.iter().map(|h| bed.containers(h, project)).collect();
+    check!(before == after, "an edited saved plan changed containers");
     Ok(())
 }
 

@@ -259,6 +259,9 @@ struct ApplyArgs {
 
 /// Parses the command line and runs the command.
 pub fn main() -> ExitCode {
+    // Before any thread or child process exists: the key must not be
+    // inherited by ssh, `sh` or $EDITOR.
+    take_key_env();
     let cli = Cli::parse();
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -356,24 +359,36 @@ fn run_options(args: HostArgs, health_timeout: u64) -> RunOptions {
 /// BERTH_KEY; BERTH_KEY_PASSPHRASE unlocks either. Environment values are
 /// taken as secrets (never printed).
 pub(crate) fn key_options(key_file: Option<PathBuf>) -> crate::secrets::KeyOptions {
-    use crate::openpgp::SecretBytes;
     use crate::secrets::KeySource;
-    let env_secret = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(|v| SecretBytes::new(std::os::unix::ffi::OsStringExt::into_vec(v)))
-    };
+    let (key, passphrase) = KEY_ENV.get().cloned().unwrap_or_default();
     let source = match key_file {
         Some(path) => Some(KeySource::File(path)),
-        None => env_secret("BERTH_KEY").map(|key| KeySource::Env {
+        None => key.map(|key| KeySource::Env {
             var: "BERTH_KEY".into(),
             key,
         }),
     };
-    crate::secrets::KeyOptions {
-        source,
-        passphrase: env_secret("BERTH_KEY_PASSPHRASE"),
-    }
+    crate::secrets::KeyOptions { source, passphrase }
+}
+
+/// BERTH_KEY and BERTH_KEY_PASSPHRASE, taken out of the environment.
+type KeyEnv = (
+    Option<crate::openpgp::SecretBytes>,
+    Option<crate::openpgp::SecretBytes>,
+);
+static KEY_ENV: std::sync::OnceLock<KeyEnv> = std::sync::OnceLock::new();
+
+/// Moves the key variables from the environment into memory. Called first
+/// thing in `main`, while the process has one thread.
+fn take_key_env() {
+    let take = |name: &str| {
+        let value = std::env::var_os(name).filter(|v| !v.is_empty()).map(|v| {
+            crate::openpgp::SecretBytes::new(std::os::unix::ffi::OsStringExt::into_vec(v))
+        });
+        std::env::remove_var(name);
+        value
+    };
+    let _ = KEY_ENV.set((take("BERTH_KEY"), take("BERTH_KEY_PASSPHRASE")));
 }
 
 fn default_cache_dir() -> PathBuf {

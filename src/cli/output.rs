@@ -132,7 +132,7 @@ pub async fn apply(opts: &RunOptions, out: &PlanOutput) -> anyhow::Result<u8> {
         return Ok(exit::LOCK_HELD);
     }
     let planned = match &out.saved_plan {
-        Some(path) => saved_plan(path, &loaded, &obs),
+        Some(path) => saved_plan(path, &loaded, &obs, opts),
         None => run::make_plan(&loaded, &obs, opts),
     };
     let plan = match planned.and_then(|p| run::refuse_rewind(&loaded, &obs, opts).map(|()| p)) {
@@ -205,6 +205,7 @@ fn saved_plan(
     path: &std::path::Path,
     loaded: &Loaded,
     obs: &run::Observation,
+    opts: &RunOptions,
 ) -> anyhow::Result<Plan> {
     use anyhow::Context as _;
     let text = std::fs::read_to_string(path)
@@ -254,9 +255,35 @@ fn saved_plan(
             moved.join("\n  - ")
         );
     }
-    let mut plan = saved.plan;
-    plan.unreachable = obs.unreachable.clone();
-    Ok(plan)
+    // Same commit, same hosts: planning again must give the same changes.
+    // A plan file edited by hand (another image, a secret mounted elsewhere)
+    // does not, and what runs always comes from the (verified) checkout.
+    let fresh = run::make_plan(loaded, obs, opts)?;
+    let changes = |p: &Plan| -> Vec<(String, String, String, Option<String>)> {
+        p.hosts
+            .iter()
+            .flat_map(|h| {
+                h.changes.iter().map(move |c| {
+                    (
+                        h.host.clone(),
+                        format!("{:?}", c.action),
+                        c.name.clone(),
+                        c.desired
+                            .as_ref()
+                            .map(|d| crate::placement::spec_hash(&d.spec)),
+                    )
+                })
+            })
+            .collect()
+    };
+    if changes(&saved.plan) != changes(&fresh) {
+        anyhow::bail!(
+            "the saved plan `{}` is not what commit {} plans for these hosts (was it edited?); no host was changed\nhelp: run `berth plan --save` again and review the new plan",
+            path.display(),
+            commit_now.as_deref().map(render::short).unwrap_or("(none)")
+        );
+    }
+    Ok(fresh)
 }
 
 pub async fn status(opts: &RunOptions, show_labels: bool) -> anyhow::Result<u8> {

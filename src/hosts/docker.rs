@@ -97,11 +97,17 @@ impl DockerEngine {
             .kill_on_drop(true);
         let run = async {
             let mut child = command.spawn()?;
-            if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
-                stdin.write_all(bytes).await?;
-                stdin.shutdown().await?;
-            }
-            child.wait_with_output().await
+            let stdin = child.stdin.take();
+            // Feed stdin while collecting the output: a script that stops
+            // early (and closes its stdin) must be heard, not an EPIPE.
+            let feed = async move {
+                if let (Some(bytes), Some(mut stdin)) = (input, stdin) {
+                    let _ = stdin.write_all(bytes).await;
+                    let _ = stdin.shutdown().await;
+                }
+            };
+            let ((), output) = tokio::join!(feed, child.wait_with_output());
+            output
         };
         let output = match tokio::time::timeout(timeout, run).await {
             Ok(result) => result.map_err(|e| {

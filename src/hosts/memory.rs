@@ -144,12 +144,12 @@ impl MemoryEngine {
         self.state().images.clone()
     }
 
-    /// Whether `close` was called.
     /// Delivered secret files: path -> (digest of the content, `uid:gid`, mode).
     pub fn secret_files(&self) -> BTreeMap<String, (String, String, u32)> {
         self.state().secret_files.clone()
     }
 
+    /// Whether `close` was called.
     pub fn is_closed(&self) -> bool {
         self.state().closed
     }

@@ -35,6 +35,11 @@ umask 077
 root={root}
 mkdir -p "$root"
 if [ "$(stat -f -c %T "$root")" != tmpfs ]; then
+  # Never hide what is there: mount only on an empty directory.
+  if [ -n "$(ls -A "$root")" ]; then
+    echo "$root is not on tmpfs and is not empty: berth will neither write secrets to disk nor mount over it (set secrets_dir in berth.yaml to a tmpfs directory)" >&2
+    exit 3
+  fi
   mount -t tmpfs -o mode=0700,size=16m berth-secrets "$root" 2>/dev/null || {{
     echo "$root is not on tmpfs and a tmpfs cannot be mounted there: berth does not write secrets to disk (set secrets_dir in berth.yaml to a tmpfs directory)" >&2
     exit 3
@@ -240,6 +245,30 @@ mod tests {
             assert!(err.contains("is not on tmpfs"), "{err}");
             assert!(!std::path::Path::new(&file.path).exists());
         }
+    }
+
+    #[test]
+    fn never_mounts_over_a_directory_with_files() {
+        let disk = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).expect("disk dir");
+        let dir = disk.path().to_string_lossy().into_owned();
+        std::fs::write(disk.path().join("keep-me"), "data").expect("write");
+        let content = SecretBytes::new(b"v".to_vec());
+        let file = SecretFile {
+            path: format!("{dir}/p/s/a/0/db"),
+            uid: "0".into(),
+            gid: "0".into(),
+            mode: 0o400,
+            content: &content,
+        };
+        let (code, err) = run(
+            &write_script(&dir, std::slice::from_ref(&file)).expect("script"),
+            b"v",
+        );
+        let _ = std::process::Command::new("umount").arg(&dir).status();
+        assert_eq!(code, 3, "{err}");
+        assert!(err.contains("is not empty"), "{err}");
+        assert!(disk.path().join("keep-me").exists());
+        assert!(!std::path::Path::new(&file.path).exists());
     }
 
     #[test]

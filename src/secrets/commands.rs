@@ -2,8 +2,8 @@
 //! Blocking (crypto, files, the editor); the CLI calls these directly.
 //!
 //! Every command keeps the plaintext in [`SecretBytes`]; the one place it
-//! touches a file is `edit`, on a private (0600) temporary file, on tmpfs
-//! when the machine has `/dev/shm`, overwritten before it is removed.
+//! touches a file is `edit`, in a private (0700) directory on tmpfs (it
+//! refuses without one), overwritten before it is removed.
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
@@ -41,9 +41,9 @@ pub fn encrypt(input: &Path, recipients: &[Cert], out: Option<&Path>) -> anyhow:
         );
     }
     let plaintext = if input == Path::new("-") {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).context("cannot read stdin")?;
-        SecretBytes::new(buf)
+        let mut buf =
+            openpgp::read_zeroizing(&mut std::io::stdin()).context("cannot read stdin")?;
+        SecretBytes::new(std::mem::take(&mut *buf))
     } else {
         SecretBytes::new(
             std::fs::read(input).with_context(|| format!("cannot read `{}`", input.display()))?,
@@ -128,28 +128,35 @@ pub fn edit(file: &Path, key: &RunnerKey, known: &[Cert], editor: &str) -> anyho
     let before = openpgp::decrypt(&message, key)
         .map_err(|e| anyhow!("cannot decrypt `{}`: {e}", file.display()))?;
 
-    let dir = if Path::new("/dev/shm").is_dir() {
-        PathBuf::from("/dev/shm")
-    } else {
-        std::env::temp_dir()
-    };
-    let suffix = file
-        .file_stem()
-        .map(|s| format!("-{}", s.to_string_lossy()))
-        .unwrap_or_default();
-    let mut scratch = tempfile::Builder::new()
+    // A private (0700) directory on tmpfs: the plaintext, and whatever the
+    // editor writes beside it (swap, backup files), never reach a disk.
+    let base = tmpfs_dir()?;
+    let scratch_dir = tempfile::Builder::new()
         .prefix("berth-secret-")
-        .suffix(&suffix)
-        .tempfile_in(&dir)
-        .with_context(|| format!("cannot create a private file in `{}`", dir.display()))?;
+        .tempdir_in(&base)
+        .with_context(|| format!("cannot create a private directory in `{}`", base.display()))?;
+    let name = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "secret".into());
+    let scratch = scratch_dir.path().join(name);
     let after = (|| -> anyhow::Result<SecretBytes> {
-        scratch.write_all(before.expose())?;
-        scratch.flush()?;
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&scratch)?;
+            f.write_all(before.expose())?;
+        }
+        // Ctrl-C goes to the editor; berth waits and cleans up.
+        let _guard = InterruptGuard::new();
         let status = std::process::Command::new("sh")
             .arg("-c")
             .arg(format!("{editor} \"$1\""))
             .arg("sh")
-            .arg(scratch.path())
+            .arg(&scratch)
             .status()
             .with_context(|| format!("cannot run the editor `{editor}`"))?;
         if !status.success() {
@@ -160,17 +167,22 @@ pub fn edit(file: &Path, key: &RunnerKey, known: &[Cert], editor: &str) -> anyho
         }
         // Editors often replace the file rather than write into it: read by path.
         Ok(SecretBytes::new(
-            std::fs::read(scratch.path()).context("cannot read the edited file back")?,
+            std::fs::read(&scratch).context("cannot read the edited file back")?,
         ))
     })();
-    // Overwrite before unlinking, whatever happened.
-    if let Ok(len) = std::fs::metadata(scratch.path()).map(|m| m.len()) {
-        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(scratch.path()) {
-            let _ = f.write_all(&vec![0u8; len as usize]);
-            let _ = f.sync_all();
+    // Overwrite every file the editor left, then remove the directory.
+    if let Ok(entries) = std::fs::read_dir(scratch_dir.path()) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if let Ok(len) = std::fs::metadata(&path).map(|m| m.len()) {
+                if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&path) {
+                    let _ = f.write_all(&vec![0u8; len as usize]);
+                    let _ = f.sync_all();
+                }
+            }
         }
     }
-    drop(scratch);
+    drop(scratch_dir);
     let after = after?;
     if after == before {
         return Ok(Edited::Unchanged);
@@ -183,6 +195,83 @@ pub fn edit(file: &Path, key: &RunnerKey, known: &[Cert], editor: &str) -> anyho
             .map(|c| c.fingerprint().to_hex())
             .collect(),
     ))
+}
+
+/// The first tmpfs among $XDG_RUNTIME_DIR, /dev/shm and $TMPDIR; there is
+/// no safe place for a plaintext without one.
+fn tmpfs_dir() -> anyhow::Result<PathBuf> {
+    let candidates: Vec<PathBuf> = [
+        std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+        Some(PathBuf::from("/dev/shm")),
+        std::env::var_os("TMPDIR").map(PathBuf::from),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    candidates
+        .iter()
+        .find(|dir| is_tmpfs(dir))
+        .cloned()
+        .ok_or_else(|| {
+            anyhow!(
+                "no tmpfs to hold the plaintext while you edit (looked at {}); berth does not write secrets to disk\n  help: point TMPDIR at a tmpfs or RAM disk",
+                candidates
+                    .iter()
+                    .map(|d| format!("`{}`", d.display()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+}
+
+// `f_type`'s integer type differs between platforms: the cast is for them.
+#[allow(clippy::unnecessary_cast)]
+fn is_tmpfs(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut stat = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+    // SAFETY: `path` is a valid C string and `stat` a buffer of the right type.
+    let rc = unsafe { libc::statfs(path.as_ptr(), stat.as_mut_ptr()) };
+    // SAFETY: statfs filled it in when it returned 0.
+    rc == 0 && unsafe { stat.assume_init() }.f_type as i64 == TMPFS_MAGIC
+}
+
+/// While alive, SIGINT and SIGTERM only interrupt the editor (which gets
+/// the default handling back at exec): berth lives on to remove the
+/// plaintext.
+struct InterruptGuard {
+    old: [libc::sigaction; 2],
+}
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+impl InterruptGuard {
+    fn new() -> Self {
+        let mut old: [libc::sigaction; 2] = unsafe { std::mem::zeroed() };
+        for (i, sig) in [libc::SIGINT, libc::SIGTERM].into_iter().enumerate() {
+            // SAFETY: a zeroed sigaction with a handler that does nothing.
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = ignore_signal as *const () as usize;
+                libc::sigaction(sig, &action, &mut old[i]);
+            }
+        }
+        InterruptGuard { old }
+    }
+}
+
+impl Drop for InterruptGuard {
+    fn drop(&mut self) {
+        for (i, sig) in [libc::SIGINT, libc::SIGTERM].into_iter().enumerate() {
+            // SAFETY: restores what `new` saved.
+            unsafe {
+                libc::sigaction(sig, &self.old[i], std::ptr::null_mut());
+            }
+        }
+    }
 }
 
 /// What `rekey` did to one file.

@@ -329,10 +329,13 @@ fn read_connection(cx: &mut Cx, fields: &Fields<'_>, what: &str) -> Connection {
     if let Some(v) = fields.value("secrets_dir") {
         conn.secrets_dir = cx.string(v, &format!("`secrets_dir` of {what}"));
         if let Some(dir) = &conn.secrets_dir {
-            if !dir.starts_with('/') || dir.contains(|c: char| c == '\'' || c.is_control()) {
+            let unsafe_dir = dir.trim_end_matches('/').is_empty()
+                || dir.split('/').any(|part| part == "..")
+                || dir.contains(|c: char| c == '\'' || c.is_control());
+            if !dir.starts_with('/') || unsafe_dir {
                 cx.error_help(
                     v,
-                    format!("`secrets_dir` of {what} must be an absolute path, found `{dir}`"),
+                    format!("`secrets_dir` of {what} must be an absolute path below `/`, without `..`, found `{dir}`"),
                     "the default is `/run/berth/secrets` (tmpfs on systemd hosts)",
                 );
                 conn.secrets_dir = None;

@@ -332,7 +332,7 @@ pub struct SecretFileSpec {
     pub digest: String,
     /// Absolute path in the container (`/run/secrets/<name>` by default).
     pub target: String,
-    /// Owner of the file, numeric or as the image names it; default `0`.
+    /// Numeric owner of the file on the host; default `0`.
     pub uid: String,
     pub gid: String,
     /// Default 0400: readable by its owner only.
