@@ -68,6 +68,9 @@ pub async fn load(opts: &RunOptions) -> anyhow::Result<Loaded> {
             .context("signature check panicked")??;
     }
     let mut project = spec::load(&checkout.root)?;
+    if opts.trust.is_some() {
+        refuse_unsigned_inputs(&checkout, &project)?;
+    }
     secrets::attach(&mut project)?;
     if !opts.only_hosts.is_empty() {
         for name in &opts.only_hosts {
@@ -132,6 +135,49 @@ fn verify_signature(checkout: &Checkout, trust: &std::path::Path) -> anyhow::Res
             .unwrap_or_default()
     );
     Ok(())
+}
+
+/// With `--trust`, every file berth read must be in the signed commit: a
+/// file git ignores is read from the work tree but covered by no signature.
+fn refuse_unsigned_inputs(checkout: &Checkout, project: &Project) -> anyhow::Result<()> {
+    let repo = git2::Repository::discover(&checkout.root)
+        .with_context(|| format!("cannot open the git repo at `{}`", checkout.root.display()))?;
+    let Some(workdir) = repo.workdir() else {
+        return Ok(());
+    };
+    let root = checkout
+        .root
+        .canonicalize()
+        .unwrap_or_else(|_| checkout.root.clone());
+    let workdir = workdir
+        .canonicalize()
+        .unwrap_or_else(|_| workdir.to_path_buf());
+    let inputs = std::iter::once(PathBuf::from("berth.yaml"))
+        .chain(project.inventory.recipients.iter().cloned())
+        .chain(project.stacks.iter().flat_map(|s| {
+            std::iter::once(s.file.clone()).chain(s.secrets.values().map(|x| x.file.clone()))
+        }));
+    let mut outside = Vec::new();
+    for input in inputs {
+        let Ok(rel) = root.join(&input).strip_prefix(&workdir).map(PathBuf::from) else {
+            continue;
+        };
+        let status = repo.status_file(&rel).unwrap_or(git2::Status::WT_NEW);
+        if status.is_ignored() || status.is_wt_new() || status.is_index_new() {
+            outside.push(format!("`{}`", input.display()));
+        }
+    }
+    if outside.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "--trust: {} {} not in the signed commit (ignored or never committed), so no signature covers {}; no host was contacted\n  help: commit {} (signed), or remove {} from the work tree",
+        outside.join(", "),
+        if outside.len() == 1 { "is" } else { "are" },
+        if outside.len() == 1 { "it" } else { "them" },
+        if outside.len() == 1 { "it" } else { "them" },
+        if outside.len() == 1 { "it" } else { "them" },
+    )
 }
 
 /// Hosts running a commit that the checked-out commit does not descend

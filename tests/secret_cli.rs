@@ -346,3 +346,57 @@ fn a_passphrase_protected_key_takes_berth_key_passphrase() {
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(run.stdout, "behind-a-passphrase");
 }
+
+#[test]
+fn trust_covers_every_file_berth_reads() {
+    let gpg = Gpg::new();
+    let signer = gpg.generate("Release <release@berth.invalid>");
+    let keys = tempfile::tempdir().expect("keys");
+    let trust = keys.path().join("trusted.asc");
+    std::fs::write(&trust, gpg.export_public(&signer)).expect("trust file");
+    let trust = trust.display().to_string();
+    let repo = Repo::new();
+    repo.write(
+        "berth.yaml",
+        "project: s\nhosts:\n  - name: h\n    address: 10.77.0.99\n",
+    );
+    repo.write(
+        "stacks/a/compose.yaml",
+        "services:\n  api:\n    image: reg/api:1\n",
+    );
+    repo.write(".gitignore", "stacks/extra/\n");
+    let path = repo.path().display().to_string();
+    let validate = || {
+        berth_env(
+            repo.path(),
+            &["validate", "--repo", &path, "--trust", &trust],
+            &[],
+        )
+    };
+
+    let unsigned = repo.commit("unsigned");
+    let run = validate();
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr
+            .contains(&format!("commit {unsigned} is not signed")),
+        "{run}"
+    );
+
+    repo.commit_signed("signed", &gpg, &signer);
+    let run = validate();
+    assert_eq!(run.code, 0, "{run}");
+
+    // A stack git ignores is read from the work tree, but no signature covers it.
+    repo.write(
+        "stacks/extra/compose.yaml",
+        "services:\n  x:\n    image: reg/x:1\n",
+    );
+    let run = validate();
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr
+            .contains("`stacks/extra/compose.yaml` is not in the signed commit"),
+        "{run}"
+    );
+}
