@@ -255,7 +255,7 @@ async fn deliver_secrets(
                 &c.slot.stack,
                 &c.slot.service,
                 name,
-                &file.digest,
+                file,
             );
             if files.iter().any(|f| f.path == path) {
                 continue;

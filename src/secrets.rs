@@ -132,25 +132,36 @@ pub fn host_path(
     stack: &str,
     service: &str,
     name: &str,
-    digest: &str,
+    file: &SecretFileSpec,
 ) -> String {
     format!(
         "{}/{project}/{}/{name}",
         secrets_dir.trim_end_matches('/'),
-        version_dir(stack, service, digest)
+        version_dir(stack, service, file)
     )
 }
 
-/// `<stack>/<service>/<first 12 hex of the digest>`: one directory per
-/// version of a service's secrets, relative to the project's directory.
-pub fn version_dir(stack: &str, service: &str, digest: &str) -> String {
-    let short: String = digest
+/// `<stack>/<service>/<version>`, relative to the project's directory: one
+/// directory per version of a secret, so a container restarted after a
+/// rollback (or a reboot) finds exactly the file it was made with. The
+/// version is the first 12 hex of the encrypted file's digest, plus owner
+/// and mode when they are not the default `0:0 0400`.
+pub fn version_dir(stack: &str, service: &str, file: &SecretFileSpec) -> String {
+    let short: String = file
+        .digest
         .strip_prefix("sha256:")
-        .unwrap_or(digest)
+        .unwrap_or(&file.digest)
         .chars()
         .take(12)
         .collect();
-    format!("{stack}/{service}/{short}")
+    if file.uid == "0" && file.gid == "0" && file.mode == DEFAULT_MODE {
+        format!("{stack}/{service}/{short}")
+    } else {
+        format!(
+            "{stack}/{service}/{short}-{}-{}-{:o}",
+            file.uid, file.gid, file.mode
+        )
+    }
 }
 
 /// Where the runner's private key comes from.
@@ -299,7 +310,7 @@ pub fn decrypt_needed(
 pub fn dirs_in_use(stack: &str, service: &str, spec: &crate::spec::ContainerSpec) -> Vec<String> {
     spec.secrets
         .values()
-        .map(|f| version_dir(stack, service, &f.digest))
+        .map(|f| version_dir(stack, service, f))
         .collect()
 }
 
@@ -308,10 +319,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn host_path_is_per_project_stack_service_and_digest() {
+    fn host_path_is_per_project_stack_service_and_version() {
+        let mut file = SecretFileSpec {
+            digest: "sha256:0123456789abcdef".into(),
+            target: "/run/secrets/db".into(),
+            uid: "0".into(),
+            gid: "0".into(),
+            mode: DEFAULT_MODE,
+        };
         assert_eq!(
-            host_path(HOST_DIR, "p", "app", "api", "db", "sha256:0123456789abcdef"),
+            host_path(HOST_DIR, "p", "app", "api", "db", &file),
             "/run/berth/secrets/p/app/api/0123456789ab/db"
+        );
+        // Another owner or mode is another version: the old file stays as it was.
+        file.uid = "101".into();
+        file.mode = 0o440;
+        assert_eq!(
+            host_path(HOST_DIR, "p", "app", "api", "db", &file),
+            "/run/berth/secrets/p/app/api/0123456789ab-101-0-440/db"
         );
     }
 

@@ -979,7 +979,7 @@ pub fn create_body(
                     stack,
                     service,
                     name,
-                    &file.digest,
+                    file,
                 )),
                 target: Some(file.target.clone()),
                 read_only: Some(true),
