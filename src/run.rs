@@ -183,12 +183,16 @@ fn refuse_unsigned_inputs(checkout: &Checkout, project: &Project) -> anyhow::Res
 /// Hosts running a commit that the checked-out commit does not descend
 /// from: host -> (commit, why). Empty when the source is not a git repo.
 pub fn rewound_from(loaded: &Loaded, obs: &Observation) -> Vec<(String, String, String)> {
-    rewound(&loaded.checkout, &obs.observed)
+    rewound(&loaded.checkout, &obs.observed, &obs.recorded_commits())
 }
 
+/// `recorded`: host -> the commit its last apply recorded beside the run
+/// lock; it counts like a container label (an apply that only removed
+/// containers leaves no label).
 fn rewound(
     checkout: &Checkout,
     observed: &BTreeMap<String, HostObservation>,
+    recorded: &BTreeMap<String, String>,
 ) -> Vec<(String, String, String)> {
     let Some(head) = &checkout.commit else {
         return Vec::new();
@@ -211,6 +215,14 @@ fn rewound(
                         .insert(host.as_str());
                 }
             }
+        }
+    }
+    for (host, commit) in recorded {
+        if commit != &head.id {
+            applied
+                .entry(commit.as_str())
+                .or_default()
+                .insert(host.as_str());
         }
     }
     if applied.is_empty() {
@@ -314,6 +326,27 @@ pub struct Observation {
 }
 
 impl Observation {
+    /// Host -> the commit the last apply there recorded (read when the run
+    /// lock was taken; apply only).
+    pub fn recorded_commits(&self) -> BTreeMap<String, String> {
+        self.locks
+            .iter()
+            .filter_map(|l| Some((l.host().to_string(), l.last_applied()?.to_string())))
+            .collect()
+    }
+
+    /// Records `commit` as deployed on `hosts` (through their run locks).
+    pub async fn record_applied(&mut self, commit: &str, hosts: &BTreeSet<String>) {
+        for lock in self.locks.iter_mut().filter(|l| hosts.contains(l.host())) {
+            if let Err(e) = lock.record_applied(commit).await {
+                tracing::warn!(
+                    host = lock.host(),
+                    "cannot record the applied commit: {e:#}"
+                );
+            }
+        }
+    }
+
     /// Closes every connection and removes the runtime directory.
     pub async fn close(self) {
         for lock in self.locks {
@@ -704,10 +737,20 @@ mod tests {
             )])
         };
 
+        let none = BTreeMap::new();
         // Forward: fine.
-        assert!(rewound(&checkout_at(&new), &hosts(vec![running("a-1", &old)])).is_empty());
+        assert!(rewound(
+            &checkout_at(&new),
+            &hosts(vec![running("a-1", &old)]),
+            &none
+        )
+        .is_empty());
         // Back to the older commit while the host runs the newer one.
-        let back = rewound(&checkout_at(&old), &hosts(vec![running("a-1", &new)]));
+        let back = rewound(
+            &checkout_at(&old),
+            &hosts(vec![running("a-1", &new)]),
+            &none,
+        );
         assert_eq!(back.len(), 1);
         assert!(back[0].2.contains("is not a descendant of"), "{back:?}");
         // A failed release kept for its logs is not what the host runs.
@@ -715,10 +758,18 @@ mod tests {
             running("a-1", &old),
             running("a-1.berth-failed", &new),
         ]);
-        assert!(rewound(&checkout_at(&old), &failed).is_empty());
+        assert!(rewound(&checkout_at(&old), &failed, &none).is_empty());
+        // An apply that only removed containers recorded its commit.
+        let recorded = BTreeMap::from([("h".to_string(), new.clone())]);
+        let only_old = hosts(vec![running("a-1", &old)]);
+        assert_eq!(rewound(&checkout_at(&old), &only_old, &recorded).len(), 1);
         // A commit this repo has never seen (a rewritten history).
         let stranger = "0123456789abcdef0123456789abcdef01234567";
-        let gone = rewound(&checkout_at(&new), &hosts(vec![running("a-1", stranger)]));
+        let gone = rewound(
+            &checkout_at(&new),
+            &hosts(vec![running("a-1", stranger)]),
+            &none,
+        );
         assert!(gone[0].2.contains("not in this repo's history"), "{gone:?}");
     }
 }

@@ -2074,5 +2074,32 @@ fn only_trusted_signed_commits_deploy(bed: &Bed) -> Result<(), Failed> {
         container_ids(bed, project) != latest,
         "--allow-rewind did not deploy"
     );
+
+    // An apply that only removes containers leaves no label behind; the
+    // commit it deployed is recorded beside the run lock, so going back to
+    // before it is refused too.
+    repo.write(
+        "stacks/signedx/compose.yaml",
+        &format!(
+            "services:\n  side:\n    image: {img}\n    deploy:\n      replicas: 1\n      placement:\n        constraints: [node.hostname == edge-1]\n",
+            img = bed.get("BED_WEB_V1")
+        ),
+    );
+    let with_side = repo.commit_signed("side service", &gpg, &signer);
+    expect_code(&apply(&[]), 0);
+    repo.remove("stacks/signedx");
+    repo.commit_signed("side service removed", &gpg, &signer);
+    let run = apply(&[]);
+    expect_code(&run, 0);
+    check!(run.stdout.contains("- signedx/side.1"), "{run}");
+    let removed = container_ids(bed, project);
+    repo.git(&["reset", "-q", "--hard", &with_side]);
+    let run = apply(&[]);
+    expect_code(&run, 1);
+    check!(run.stderr.contains("backwards"), "{run}");
+    check!(
+        container_ids(bed, project) == removed,
+        "rewind changed a host"
+    );
     Ok(())
 }

@@ -161,6 +161,17 @@ pub async fn apply(opts: &RunOptions, out: &PlanOutput) -> anyhow::Result<u8> {
         }
     };
     let report = run::apply_plan(&loaded, &obs, &plan, secrets, opts).await;
+    let mut obs = obs;
+    if let Some(commit) = &loaded.checkout.commit {
+        // What a later run compares against to refuse going backwards.
+        let done: std::collections::BTreeSet<String> = report
+            .hosts
+            .iter()
+            .filter(|h| h.error.is_none())
+            .map(|h| h.host.clone())
+            .collect();
+        obs.record_applied(&commit.id, &done).await;
+    }
     obs.close().await;
 
     let failed = report.failed_hosts();

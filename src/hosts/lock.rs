@@ -6,24 +6,55 @@
 //! by its stdin. When the run ends — or is killed with -9 — stdin closes, the
 //! shell exits and the kernel drops the lock: a killed run never leaves a
 //! lock that blocks forever. The holder (runner, pid, start time, commit) is
-//! written beside the lock so a waiting run can say who holds it.
+//! written beside the lock so a waiting run can say who holds it, and the
+//! commit the last apply deployed is kept beside it too (told to the shell
+//! on its stdin, read back when the next run takes the lock): a run that
+//! only removed containers leaves no label to say how far the host got.
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// Held while the run changes the host; dropping it releases the lock.
 #[derive(Debug, Default)]
 pub struct HostLock {
     child: Option<Child>,
+    host: String,
+    /// The commit the last apply on this host recorded, if any.
+    applied: Option<String>,
 }
 
 impl HostLock {
     /// For engines with nothing to lock (the in-memory one).
     pub fn none() -> HostLock {
-        HostLock { child: None }
+        HostLock::default()
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The commit the last apply deployed here, as it recorded it.
+    pub fn last_applied(&self) -> Option<&str> {
+        self.applied.as_deref()
+    }
+
+    /// Records `commit` as deployed: written by the lock shell before it
+    /// exits, so the record and the release cannot cross.
+    pub async fn record_applied(&mut self, commit: &str) -> anyhow::Result<()> {
+        if !is_commit_id(commit) {
+            anyhow::bail!("not a commit id: {commit}");
+        }
+        let Some(stdin) = self.child.as_mut().and_then(|c| c.stdin.as_mut()) else {
+            return Ok(());
+        };
+        stdin
+            .write_all(format!("applied {commit}\n").as_bytes())
+            .await?;
+        stdin.flush().await?;
+        Ok(())
     }
 
     pub async fn release(mut self) {
@@ -77,8 +108,13 @@ pub fn holder_description(commit: Option<&str>) -> String {
         .collect()
 }
 
+fn is_commit_id(s: &str) -> bool {
+    (7..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_hexdigit())
+}
+
 /// The shell run on the host. Prints `berth-lock-waiting <holder>` when it
-/// has to wait, then `berth-lock-acquired` or `berth-lock-held <holder>`.
+/// has to wait, then `berth-lock-acquired [<last applied commit>]` or
+/// `berth-lock-held <holder>`. While held it reads `applied <commit>` lines.
 pub fn script(key: &str, holder: &str, timeout: Duration) -> String {
     let key: String = key
         .chars()
@@ -99,7 +135,8 @@ pub fn script(key: &str, holder: &str, timeout: Duration) -> String {
            [ {secs} -gt 0 ] && echo berth-lock-waiting $(cat $f.holder 2>/dev/null); \
            if [ {secs} -eq 0 ] || ! flock -w {secs} 9; then echo berth-lock-held $(cat $f.holder 2>/dev/null); exit 3; fi; \
          fi; \
-         echo \"{holder}\" > $f.holder; echo berth-lock-acquired; exec cat >/dev/null",
+         echo \"{holder}\" > $f.holder; echo berth-lock-acquired $(cat $f.applied 2>/dev/null); \
+         while read -r w c; do [ \"$w\" = applied ] && echo $c > $f.applied.new && mv -f $f.applied.new $f.applied; done",
         secs = timeout.as_secs(),
     )
 }
@@ -134,8 +171,9 @@ pub async fn acquire(
                     timeout.as_secs(),
                     holder.trim()
                 );
-            } else if line == "berth-lock-acquired" {
-                return Ok(Ok(()));
+            } else if let Some(applied) = line.strip_prefix("berth-lock-acquired") {
+                let applied = applied.trim();
+                return Ok(Ok(is_commit_id(applied).then(|| applied.to_string())));
             } else if let Some(holder) = line.strip_prefix("berth-lock-held") {
                 return Ok(Err(holder.trim().to_string()));
             } else if let Some(why) = line.strip_prefix("berth-lock-error") {
@@ -147,7 +185,11 @@ pub async fn acquire(
         ))
     };
     match tokio::time::timeout(timeout + Duration::from_secs(30), verdict).await {
-        Ok(Ok(Ok(()))) => Ok(HostLock { child: Some(child) }),
+        Ok(Ok(Ok(applied))) => Ok(HostLock {
+            child: Some(child),
+            host: host.to_string(),
+            applied,
+        }),
         Ok(Ok(Err(holder))) => Err(LockError::Held {
             holder: if holder.is_empty() {
                 "unknown holder".into()
@@ -206,8 +248,15 @@ mod tests {
             Err(LockError::Held { holder }) => assert_eq!(holder, "first run"),
             other => panic!("expected the lock to be held, got {other:?}"),
         }
+        assert_eq!(first.last_applied(), None);
+        let mut first = first;
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        first.record_applied(commit).await.expect("record");
         first.release().await;
         let again = acquire(local("third run", 1), "local", Duration::from_secs(1)).await;
-        assert!(again.is_ok(), "lock not released: {again:?}");
+        match again {
+            Ok(lock) => assert_eq!(lock.last_applied(), Some(commit)),
+            Err(e) => panic!("lock not released: {e:?}"),
+        }
     }
 }

@@ -135,6 +135,28 @@ impl Bed {
         self.get(&format!("BED_SECRETS_DIR_{}", host.replace('-', "_")))
     }
 
+    /// Runs `command` on the host over SSH, as berth reaches it.
+    pub fn ssh(&self, host: &str, command: &str) -> Output {
+        self.ssh_command(host, command).output().expect("run ssh")
+    }
+
+    fn ssh_command(&self, host: &str, command: &str) -> Command {
+        let mut ssh = Command::new("ssh");
+        ssh.args(["-i", &self.get("BED_KEY")])
+            .args([
+                "-o",
+                &format!("UserKnownHostsFile={}", self.get("BED_KNOWN_HOSTS")),
+            ])
+            .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
+            .args(["-o", "ConnectTimeout=5"])
+            .arg(format!("root@{}", self.addr(host)))
+            .arg(command)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        ssh
+    }
+
     /// The docker CLI against one host's engine socket (bypassing berth).
     pub fn docker(&self, host: &str, args: &[&str]) -> Output {
         Command::new(docker_cli())
@@ -193,6 +215,21 @@ impl Bed {
     /// Removes everything `project` left on every host (containers only;
     /// volumes named `<project>...` too, so reruns start clean).
     pub fn clean(&self, project: &str) {
+        // The commit the project's last apply recorded beside its run lock,
+        // removed on the three hosts at once (over SSH: it lives in sshd's /run).
+        let forget: Vec<_> = HOSTS
+            .iter()
+            .filter_map(|host| {
+                self.ssh_command(
+                    host,
+                    &format!(
+                        "rm -f /run/lock/berth-{project}.lock.applied /tmp/berth-{project}.lock.applied"
+                    ),
+                )
+                .spawn()
+                .ok()
+            })
+            .collect();
         for host in HOSTS {
             let ids = self.docker_ok(
                 host,
@@ -219,6 +256,9 @@ impl Bed {
             for v in vols.split_whitespace() {
                 let _ = self.docker(host, &["volume", "rm", "-f", v]);
             }
+        }
+        for mut child in forget {
+            let _ = child.wait();
         }
     }
 
