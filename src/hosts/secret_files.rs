@@ -214,22 +214,28 @@ mod tests {
         assert!(!std::path::Path::new(&short[0].path).exists());
     }
 
-    #[test]
-    fn never_writes_a_secret_to_disk() {
-        let disk = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).expect("disk dir");
-        let dir = disk.path().to_string_lossy().into_owned();
-        let content = SecretBytes::new(b"v".to_vec());
+    /// Writes one root-owned 0400 file under `dir`; returns it and how the script ended.
+    fn write_one<'a>(dir: &str, content: &'a SecretBytes) -> (SecretFile<'a>, i32, String) {
         let file = SecretFile {
             path: format!("{dir}/p/s/a/0/db"),
             uid: "0".into(),
             gid: "0".into(),
             mode: 0o400,
-            content: &content,
+            content,
         };
         let (code, err) = run(
-            &write_script(&dir, std::slice::from_ref(&file)).expect("script"),
-            b"v",
+            &write_script(dir, std::slice::from_ref(&file)).expect("script"),
+            content.expose(),
         );
+        (file, code, err)
+    }
+
+    #[test]
+    fn never_writes_a_secret_to_disk() {
+        let disk = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).expect("disk dir");
+        let dir = disk.path().to_string_lossy().into_owned();
+        let content = SecretBytes::new(b"v".to_vec());
+        let (file, code, err) = write_one(&dir, &content);
         let fs = std::process::Command::new("stat")
             .args(["-f", "-c", "%T", &dir])
             .output()
@@ -253,17 +259,7 @@ mod tests {
         let dir = disk.path().to_string_lossy().into_owned();
         std::fs::write(disk.path().join("keep-me"), "data").expect("write");
         let content = SecretBytes::new(b"v".to_vec());
-        let file = SecretFile {
-            path: format!("{dir}/p/s/a/0/db"),
-            uid: "0".into(),
-            gid: "0".into(),
-            mode: 0o400,
-            content: &content,
-        };
-        let (code, err) = run(
-            &write_script(&dir, std::slice::from_ref(&file)).expect("script"),
-            b"v",
-        );
+        let (file, code, err) = write_one(&dir, &content);
         let _ = std::process::Command::new("umount").arg(&dir).status();
         assert_eq!(code, 3, "{err}");
         assert!(err.contains("is not empty"), "{err}");

@@ -156,6 +156,12 @@ stats() {
     }'
 }
 
+# median FILE COLUMN [DECIMALS]: the median of one column of numbers (default 2 decimals).
+median() {
+  awk -v c="$2" '{ print $c }' "$1" | sort -n | awk -v d="${3:-2}" '{ v[NR] = $1 }
+    END { printf "%." d "f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 # The header every benchmark prints: what ran where, under what load.

@@ -116,12 +116,6 @@ print(f'{r["duration_seconds"]:.3f} {waits:.3f} {sum(own):.3f} {max(own):.3f}')
 EOF
 }
 
-# Median of the numbers in file $1, column $2.
-median() {
-  awk -v c="$2" '{ print $c }' "$1" | sort -n | awk '{ v[NR] = $1 }
-    END { printf "%.2f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
 # ------------------------------------------------------------- measuring ---
 
 START_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -72,11 +72,6 @@ print(f'{r["duration_seconds"]:.3f} {secrets:.3f} {replace:.3f}')
 EOF
 }
 
-median() {
-  awk -v c="$2" '{ print $c }' "$1" | sort -n | awk '{ v[NR] = $1 }
-    END { printf "%.3f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
 START_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 ROWS=()
 for n in $CASES; do
@@ -97,8 +92,8 @@ for n in $CASES; do
     echo "$line" >>"$runs"
     log "$n secret(s) run $r/$RUNS: $line (total, secrets step, replace steps; s)"
   done
-  ROWS+=("$(printf '  %8s %4s %9s %14s %14s' "$n" "$RUNS" "$(median "$runs" 1)" \
-    "$(median "$runs" 2)" "$(median "$runs" 3)")")
+  ROWS+=("$(printf '  %8s %4s %9s %14s %14s' "$n" "$RUNS" "$(median "$runs" 1 3)" \
+    "$(median "$runs" 2 3)" "$(median "$runs" 3 3)")")
   clean_hosts
 done
 END_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
