@@ -248,8 +248,9 @@ struct ApplyArgs {
     key_file: Option<PathBuf>,
 
     /// Deploy even if the commit is not a descendant of the one the hosts
-    /// run (read from their `berth.commit` labels): an old commit or a
-    /// rewritten history. Without it, apply refuses and changes nothing.
+    /// run (their `berth.commit` labels, and the commit each host's last
+    /// apply recorded): an old commit or a rewritten history. Without it,
+    /// apply refuses and changes nothing.
     #[arg(long)]
     allow_rewind: bool,
 
