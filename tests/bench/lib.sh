@@ -21,6 +21,9 @@ BED_ENV=$BED_DIR/bed.env
 
 WORK=""
 DOCKER=""
+ADDRS=()
+KEY=""
+KNOWN=""
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
@@ -46,10 +49,19 @@ docker_on() {
   "$DOCKER" -H "unix://$BED_DIR/h/$h/docker.sock" "$@"
 }
 
-# Removes the bench project's containers and networks on every bed host.
+# Removes the bench project's containers and networks on every bed host,
+# and the commit its last apply recorded beside the run lock (each bench run
+# starts a new repo: a new history, which berth would refuse as a rewind).
 clean_hosts() {
-  local h
+  local h a
   [[ -n $DOCKER ]] || return 0
+  for a in "${ADDRS[@]}"; do
+    ssh -i "$KEY" -o "UserKnownHostsFile=$KNOWN" -o StrictHostKeyChecking=yes -o BatchMode=yes \
+      -o ConnectTimeout=5 "root@$a" \
+      "rm -f /run/lock/berth-$PROJECT.lock.applied /tmp/berth-$PROJECT.lock.applied" \
+      </dev/null >/dev/null 2>&1 &
+  done
+  wait
   for h in "${HOSTS[@]}"; do
     docker_on "$h" ps -aq --filter "label=berth.project=$PROJECT" 2>/dev/null \
       | xargs -r "$DOCKER" -H "unix://$BED_DIR/h/$h/docker.sock" rm -f >/dev/null 2>&1 \
