@@ -1037,12 +1037,21 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn secrets_are_delivered_before_their_readers_and_old_versions_pruned() {
+    /// An in-memory host `h` with the test image, and the engine map apply takes.
+    fn one_host() -> (
+        crate::hosts::memory::MemoryEngine,
+        BTreeMap<String, Box<dyn Engine>>,
+    ) {
         let engine = crate::hosts::memory::MemoryEngine::new("h");
         engine.add_image("reg/app:1");
-        let engines: BTreeMap<String, Box<dyn Engine>> =
+        let engines =
             BTreeMap::from([("h".to_string(), Box::new(engine.clone()) as Box<dyn Engine>)]);
+        (engine, engines)
+    }
+
+    #[tokio::test]
+    async fn secrets_are_delivered_before_their_readers_and_old_versions_pruned() {
+        let (engine, engines) = one_host();
 
         let first = one_change(Action::Create, secret_spec("sha256:aaaaaaaaaaaa11"), None);
         let report = apply(
@@ -1086,10 +1095,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_secret_not_decrypted_stops_the_host_before_any_container_change() {
-        let engine = crate::hosts::memory::MemoryEngine::new("h");
-        engine.add_image("reg/app:1");
-        let engines: BTreeMap<String, Box<dyn Engine>> =
-            BTreeMap::from([("h".to_string(), Box::new(engine.clone()) as Box<dyn Engine>)]);
+        let (engine, engines) = one_host();
         let plan = one_change(Action::Create, secret_spec("sha256:cccccccccccc"), None);
         let report = apply(&plan, &engines, &context(&[])).await;
         assert_eq!(report.failed_hosts().len(), 1);
