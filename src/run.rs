@@ -299,7 +299,7 @@ pub async fn unlock_secrets(
     plan: &Plan,
     opts: &RunOptions,
 ) -> anyhow::Result<Plaintexts> {
-    let needed = secrets::needed(plan, &loaded.project);
+    let needed = secrets::needed(&plan.secrets_read(), &loaded.project);
     if needed.is_empty() {
         return Ok(Plaintexts::default());
     }
