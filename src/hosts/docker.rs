@@ -1318,6 +1318,7 @@ mod tests {
                 timeout_ms: 500,
                 retries: 3,
                 start_period_ms: 0,
+                start_interval_ms: 0,
             }),
             restart: "on-failure:5".into(),
             user: Some("1000:1000".into()),
@@ -1356,6 +1357,7 @@ mod tests {
                     mode: 0o400,
                 },
             )]),
+            ..Default::default()
         }
     }
 
