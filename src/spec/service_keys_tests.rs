@@ -400,3 +400,76 @@ fn network_mode_and_link_mistakes_are_located() {
 "#
     ));
 }
+
+fn placed(compose: &str) -> Result<crate::placement::DesiredState, String> {
+    let dir = web(compose);
+    let project = load(dir.path()).map_err(|e| e.to_string())?;
+    crate::placement::place(&project, &Default::default()).map_err(|problems| {
+        problems
+            .iter()
+            .map(|d| format!("{}: {}", d.location, d.message))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+fn names(state: &crate::placement::DesiredState, host: &str) -> Vec<String> {
+    state.hosts[host]
+        .containers
+        .iter()
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+#[test]
+fn container_name_names_the_container_on_each_host() {
+    let state = placed(
+        "services:\n  agent:\n    image: agent\n    container_name: node-agent\n    deploy: {mode: global}\n  api:\n    image: api\n    container_name: api\n    deploy:\n      replicas: 2\n      placement: {max_replicas_per_node: 1}\n  db:\n    image: db\n",
+    )
+    .unwrap();
+    assert_eq!(names(&state, "edge-1"), ["node-agent", "api", "web-db-1"]);
+    assert_eq!(names(&state, "edge-2"), ["node-agent", "api"]);
+}
+
+#[test]
+fn a_followed_service_change_changes_the_follower() {
+    let compose = |vpn_tag: &str| {
+        format!(
+            "services:\n  vpn:\n    image: vpn:{vpn_tag}\n    deploy: {{mode: global}}\n  app:\n    image: app\n    network_mode: service:vpn\n    deploy: {{mode: global}}\n  other:\n    image: other\n    depends_on:\n      vpn: {{condition: service_started, restart: true}}\n"
+        )
+    };
+    let app_of = |state: &crate::placement::DesiredState, service: &str| {
+        state.hosts["edge-1"]
+            .containers
+            .iter()
+            .find(|c| c.slot.service == service)
+            .cloned()
+            .unwrap()
+    };
+    let one = placed(&compose("1")).unwrap();
+    let two = placed(&compose("2")).unwrap();
+    let vpn_hash = app_of(&one, "vpn").spec_hash;
+    let app = app_of(&one, "app");
+    assert_eq!(app.spec.follows.get("vpn"), Some(&vpn_hash));
+    assert_eq!(
+        app.spec.network_mode.as_deref(),
+        Some("container:web-vpn-1")
+    );
+    assert_ne!(app.spec_hash, app_of(&two, "app").spec_hash);
+    assert_ne!(
+        app_of(&one, "other").spec_hash,
+        app_of(&two, "other").spec_hash
+    );
+}
+
+#[test]
+fn placement_refuses_a_missing_peer_and_a_name_taken_twice() {
+    let err = placed(
+        "services:\n  vpn:\n    image: vpn\n    deploy:\n      placement: {constraints: [node.hostname == edge-2]}\n  app:\n    image: app\n    network_mode: service:vpn\n    deploy:\n      placement: {constraints: [node.hostname == edge-1]}\n  db:\n    image: db\n    container_name: web-cache-1\n    deploy:\n      placement: {constraints: [node.hostname == edge-1]}\n  cache:\n    image: redis\n    deploy:\n      placement: {constraints: [node.hostname == edge-1]}\n",
+    )
+    .unwrap_err();
+    insta::assert_snapshot!(err, @r"
+    stacks/web/compose.yaml:6:3: stack `web`: service `app` shares the network of `vpn` (`network_mode: service:vpn`), which does not run on host `edge-1`
+    stacks/web/compose.yaml:11:3: stack `web`: service `db` wants the container name `web-cache-1` on host `edge-1`, already used there by `web/cache`
+    ");
+}
