@@ -180,7 +180,10 @@ pub struct Service {
     pub build_ignored: Option<Location>,
 }
 
-/// `pull_policy`, as Compose defines it (`build` is refused: berth never builds).
+/// `pull_policy`, as Compose defines it (`build` is refused: berth never
+/// builds). Only `Missing`, berth's own behaviour, passes validation today;
+/// the others are read so their messages can name them, and refused until
+/// the plan resolves tags to digests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PullPolicy {
     /// `missing` (and its old spelling `if_not_present`): pull when the

@@ -1175,7 +1175,17 @@ fn pull_policy(cx: &mut Cx, node: &Node, what: &str) -> Option<PullPolicy> {
             }
         },
     };
-    Some(policy)
+    // berth pulls an image when a host lacks it, which is `missing`. The
+    // refreshing policies need the tag's digest looked up at plan time
+    // (a moved tag would then be a planned change); `never` needs the plan
+    // to skip the pull. Until then they are refused, not ignored.
+    let help = match policy {
+        PullPolicy::Missing => return Some(policy),
+        PullPolicy::Never => "berth pulls an image only when a host lacks it (`missing`); to keep a host from pulling, pre-load the image there and remove `pull_policy`",
+        PullPolicy::Always | PullPolicy::Every(_) => "berth pulls a tag only when a host lacks it (`missing`), so what was reviewed is what runs: push a new tag (or pin a digest) and change `image:` to deploy a new build, and remove `pull_policy`",
+    };
+    cx.error_help(node, format!("{here}: `{text}` is not supported yet"), help);
+    None
 }
 
 /// Checks that need every service of the stack, before `depends_on` is

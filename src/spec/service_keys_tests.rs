@@ -211,21 +211,17 @@ fn restart_policy_conditions_map_like_compose() {
 #[test]
 fn container_name_build_and_pull_policy() {
     let stack = stack(
-        "services:\n  api:\n    image: nginx\n    build: .\n    container_name: shop-api\n    pull_policy: never\n  db:\n    image: postgres\n    pull_policy: every_12h\n",
+        "services:\n  api:\n    image: nginx\n    build: .\n    container_name: shop-api\n    pull_policy: if_not_present\n  db:\n    image: postgres\n    pull_policy: missing\n",
     );
     let api = service(&stack, "api");
     assert_eq!(api.container_name.as_deref(), Some("shop-api"));
-    assert_eq!(api.pull_policy, PullPolicy::Never);
+    assert_eq!(api.pull_policy, PullPolicy::Missing);
     assert_eq!(
         api.build_ignored.as_ref().map(|l| (l.line, l.column)),
         Some((4, 5))
     );
     let db = service(&stack, "db");
-    assert_eq!(
-        db.pull_policy,
-        PullPolicy::Every(std::time::Duration::from_secs(12 * 3600))
-    );
-    assert_eq!(db.pull_policy, db.pull_policy);
+    assert_eq!(db.pull_policy, PullPolicy::Missing);
     assert!(db.build_ignored.is_none());
 }
 
@@ -359,6 +355,15 @@ fn service_key_mistakes_are_located() {
   odd:
     image: nginx
     pull_policy: every_day
+  fresh:
+    image: nginx
+    pull_policy: always
+  hourly:
+    image: nginx
+    pull_policy: every_1h
+  offline:
+    image: nginx
+    pull_policy: never
 "#
     ));
 }
