@@ -1,5 +1,7 @@
-//! `deploy:` (replicas, placement, rolling updates, resources) and berth's
-//! `x-berth` service extension (post-deploy validation checks).
+//! `deploy:` (replicas, placement, rolling updates, resources, and, as
+//! Compose does outside Swarm, `restart_policy` as the container's restart
+//! policy and `labels` as container labels) and berth's `x-berth` service
+//! extension (post-deploy validation checks).
 //!
 //! Placement constraints use Swarm's syntax over the inventory: only
 //! `node.hostname` and `node.labels.<key>` exist without Swarm, and a
