@@ -111,6 +111,7 @@ pub fn place(
     let mut problems = Vec::new();
 
     for stack in &project.stacks {
+        let base_hashes = base_hashes(stack);
         for service in &stack.services {
             let eligible: Vec<&HostConfig> = project
                 .inventory
@@ -134,7 +135,8 @@ pub fn place(
                 problems.push(d.clone());
                 continue;
             }
-            let spec_hash = spec_hash(&service.container);
+            let container = with_follows(service, &base_hashes);
+            let spec_hash = spec_hash(&container);
             let assignment = assignment.unwrap_or_default();
             if let Some(problem) = start_first_port_clash(stack, service, &assignment) {
                 problems.push(problem);
@@ -142,11 +144,14 @@ pub fn place(
             }
             for (slot, host) in assignment {
                 let desired = state.hosts.entry(host).or_default();
-                add_stack_resources(desired, stack, &service.container);
+                add_stack_resources(desired, stack, &container);
                 desired.containers.push(DesiredContainer {
-                    name: slot.container_name(),
+                    name: service
+                        .container_name
+                        .clone()
+                        .unwrap_or_else(|| slot.container_name()),
                     slot,
-                    spec: service.container.clone(),
+                    spec: container.clone(),
                     spec_hash: spec_hash.clone(),
                 });
             }
@@ -156,6 +161,7 @@ pub fn place(
     for (host, desired) in &mut state.hosts {
         desired.containers.sort_by(|a, b| a.slot.cmp(&b.slot));
         problems.extend(port_conflicts(project, host, desired));
+        problems.extend(name_checks(project, host, desired));
     }
 
     if problems.is_empty() {
@@ -270,6 +276,26 @@ fn assign(
     Ok(placed)
 }
 
+/// Each service's spec hash before `follows` is filled in.
+fn base_hashes(stack: &Stack) -> BTreeMap<&str, String> {
+    stack
+        .services
+        .iter()
+        .map(|s| (s.name.as_str(), spec_hash(&s.container)))
+        .collect()
+}
+
+/// The service's container spec with the hashes of the services it follows.
+fn with_follows(service: &Service, base_hashes: &BTreeMap<&str, String>) -> ContainerSpec {
+    let mut container = service.container.clone();
+    for name in &service.follows {
+        if let Some(hash) = base_hashes.get(name.as_str()) {
+            container.follows.insert(name.clone(), hash.clone());
+        }
+    }
+    container
+}
+
 fn add_stack_resources(desired: &mut DesiredHost, stack: &Stack, spec: &ContainerSpec) {
     for net in spec.networks.keys() {
         if let Some(ns) = stack.networks.values().find(|n| &n.name == net) {
@@ -290,6 +316,55 @@ fn add_stack_resources(desired: &mut DesiredHost, stack: &Stack, spec: &Containe
                 .or_insert_with(|| (stack.name.clone(), vs.clone()));
         }
     }
+}
+
+/// Container names are unique on a host (a `container_name` may clash with
+/// another service's), and a service that shares another's network
+/// (`network_mode: service:<name>`) needs that service's container on the
+/// same host.
+fn name_checks(project: &Project, host: &str, desired: &DesiredHost) -> Vec<Diagnostic> {
+    let service_of = |slot: &Slot| {
+        project
+            .stacks
+            .iter()
+            .find(|s| s.name == slot.stack)
+            .and_then(|s| s.services.iter().find(|sv| sv.name == slot.service))
+    };
+    let mut problems = Vec::new();
+    let mut seen: BTreeMap<&str, &Slot> = BTreeMap::new();
+    for c in &desired.containers {
+        let location = service_of(&c.slot)
+            .map(|s| s.location.clone())
+            .unwrap_or_default();
+        if let Some(first) = seen.insert(c.name.as_str(), &c.slot) {
+            problems.push(Diagnostic {
+                location: location.clone(),
+                message: format!(
+                    "stack `{}`: service `{}` wants the container name `{}` on host `{host}`, already used there by `{}/{}`",
+                    c.slot.stack, c.slot.service, c.name, first.stack, first.service
+                ),
+                help: Some("give each service its own `container_name`, or spread them with `deploy.placement.constraints`".into()),
+            });
+        }
+        let Some(peer) = service_of(&c.slot).and_then(|s| s.network_peer.as_ref()) else {
+            continue;
+        };
+        let here = desired
+            .containers
+            .iter()
+            .any(|o| o.slot.stack == c.slot.stack && &o.slot.service == peer);
+        if !here {
+            problems.push(Diagnostic {
+                location,
+                message: format!(
+                    "stack `{}`: service `{}` shares the network of `{peer}` (`network_mode: service:{peer}`), which does not run on host `{host}`",
+                    c.slot.stack, c.slot.service
+                ),
+                help: Some(format!("give both services the same placement, or run `{peer}` with `deploy.mode: global`")),
+            });
+        }
+    }
+    problems
 }
 
 /// Two containers on one host binding the same host port would make the
@@ -388,6 +463,11 @@ mod tests {
             },
             validate: Vec::new(),
             secrets: Vec::new(),
+            container_name: None,
+            pull_policy: Default::default(),
+            follows: Default::default(),
+            network_peer: None,
+            build_ignored: None,
         }
     }
 

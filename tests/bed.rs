@@ -108,6 +108,10 @@ fn main() {
             "only_trusted_signed_commits_deploy",
             only_trusted_signed_commits_deploy,
         ),
+        (
+            "compose_service_keys_reach_the_engine",
+            compose_service_keys_reach_the_engine,
+        ),
     ];
 
     // List mode and filtered-out runs need no bed.
@@ -2101,5 +2105,121 @@ fn only_trusted_signed_commits_deploy(bed: &Bed) -> Result<(), Failed> {
         container_ids(bed, project) == removed,
         "rewind changed a host"
     );
+    Ok(())
+}
+
+/// Compose keys that map onto engine settings arrive on the containers as
+/// written (read back with `docker inspect`), a sidecar shares the web
+/// container's network by `network_mode: service:`, and a second apply
+/// changes nothing.
+fn compose_service_keys_reach_the_engine(bed: &Bed) -> Result<(), Failed> {
+    let project = "t-keys";
+    let _scope = bed.scope(project);
+    let repo = Repo::new();
+    repo.write("berth.yaml", &bed.inventory(project));
+    repo.write(
+        "stacks/keys/compose.yaml",
+        &format!(
+            r#"services:
+  web:
+    image: {web}
+    container_name: t-keys-web
+    hostname: www
+    domainname: example.test
+    expose: ["9000", "9001/udp"]
+    extra_hosts:
+      - "db.internal=10.1.2.3"
+      - "gateway:host-gateway"
+    dns: [10.77.0.1]
+    dns_search: example.test
+    sysctls:
+      net.core.somaxconn: 1024
+    init: true
+    stop_signal: SIGQUIT
+    stop_grace_period: 1s
+    deploy:
+      mode: global
+      placement:
+        constraints: [node.labels.role == web]
+      restart_policy: {{condition: on-failure, max_attempts: 2}}
+  sidecar:
+    image: {worker}
+    network_mode: service:web
+    stop_grace_period: 1s
+    deploy:
+      mode: global
+      placement:
+        constraints: [node.labels.role == web]
+"#,
+            web = bed.get("BED_WEB_V1"),
+            worker = bed.get("BED_WORKER"),
+        ),
+    );
+    repo.commit("service keys");
+    let run = apply(&repo, &[]);
+    expect_code(&run, 0);
+    for host in ["edge-1", "edge-2"] {
+        let names: Vec<String> = bed.containers(host, project).into_keys().collect();
+        check!(
+            names == ["keys-sidecar-1", "t-keys-web"],
+            "{host}: unexpected containers {names:?}"
+        );
+        let inspect = |format: &str, name: &str| {
+            bed.docker_ok(host, &["inspect", "-f", format, name])
+                .trim()
+                .to_string()
+        };
+        let web = "t-keys-web";
+        let cases = [
+            ("{{.Config.Hostname}}", "www"),
+            ("{{.Config.Domainname}}", "example.test"),
+            ("{{json .HostConfig.ExtraHosts}}", r#"["db.internal:10.1.2.3","gateway:host-gateway"]"#),
+            ("{{json .HostConfig.Dns}}", r#"["10.77.0.1"]"#),
+            ("{{json .HostConfig.DnsSearch}}", r#"["example.test"]"#),
+            ("{{json .HostConfig.Sysctls}}", r#"{"net.core.somaxconn":"1024"}"#),
+            ("{{json .HostConfig.Init}}", "true"),
+            ("{{.Config.StopSignal}}", "SIGQUIT"),
+            ("{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}", "on-failure:2"),
+        ];
+        for (format, want) in cases {
+            let got = inspect(format, web);
+            check!(got == want, "{host}: {format} is {got:?}, want {want:?}");
+        }
+        let exposed = inspect("{{json .Config.ExposedPorts}}", web);
+        check!(
+            exposed.contains("\"9000/tcp\"") && exposed.contains("\"9001/udp\""),
+            "{host}: exposed ports {exposed}"
+        );
+        // The engine resolved the name to the web container's ID at create.
+        let web_id = inspect("{{.Id}}", web);
+        let mode = inspect("{{.HostConfig.NetworkMode}}", "keys-sidecar-1");
+        check!(
+            mode == format!("container:{web_id}"),
+            "{host}: sidecar network mode {mode}, web is {web_id}"
+        );
+        let hosts_file = bed.docker_ok(host, &["exec", web, "cat", "/etc/hosts"]);
+        check!(
+            hosts_file.contains("10.1.2.3\tdb.internal"),
+            "{host}: /etc/hosts lacks the extra host:\n{hosts_file}"
+        );
+        let body = bed.docker_ok(
+            host,
+            &[
+                "exec",
+                "keys-sidecar-1",
+                "wget",
+                "-qO-",
+                "http://127.0.0.1/",
+            ],
+        );
+        check!(
+            body.contains("berth-test web v1"),
+            "{host}: the sidecar does not reach web over the shared network: {body:?}"
+        );
+    }
+
+    let run = apply(&repo, &["--detailed-exitcode"]);
+    expect_code(&run, 0);
+    check!(run.stdout.contains("No changes."), "{run}");
     Ok(())
 }

@@ -167,6 +167,7 @@ pub(crate) fn read_stack(
             },
         );
     }
+    service::check_stack(cx, &mut drafts, source.name);
     check_depends_on(cx, &mut drafts, source.name);
     stack.services = drafts.into_iter().map(|d| d.service).collect();
     stack.services.sort_by(|a, b| a.name.cmp(&b.name));

@@ -1,5 +1,7 @@
-//! `deploy:` (replicas, placement, rolling updates, resources) and berth's
-//! `x-berth` service extension (post-deploy validation checks).
+//! `deploy:` (replicas, placement, rolling updates, resources, and, as
+//! Compose does outside Swarm, `restart_policy` as the container's restart
+//! policy and `labels` as container labels) and berth's `x-berth` service
+//! extension (post-deploy validation checks).
 //!
 //! Placement constraints use Swarm's syntax over the inventory: only
 //! `node.hostname` and `node.labels.<key>` exist without Swarm, and a
@@ -26,7 +28,10 @@ const DEPLOY_KEYS: &[&str] = &[
     "update_config",
     "rollback_config",
     "resources",
+    "restart_policy",
+    "labels",
 ];
+const RESTART_POLICY_KEYS: &[&str] = &["condition", "max_attempts", "delay", "window"];
 const PLACEMENT_KEYS: &[&str] = &["constraints", "max_replicas_per_node"];
 const UPDATE_KEYS: &[&str] = &[
     "parallelism",
@@ -65,6 +70,10 @@ pub(crate) struct DeployResources {
 pub(crate) struct ReadDeploy {
     pub deploy: Deploy,
     pub resources: DeployResources,
+    /// `restart_policy` in the service `restart` form, and where it is written.
+    pub restart: Option<(String, Location)>,
+    /// `deploy.labels`, each with where it is written.
+    pub labels: BTreeMap<String, (String, Location)>,
 }
 
 pub(crate) fn read_deploy(
@@ -80,8 +89,6 @@ pub(crate) fn read_deploy(
             continue;
         }
         let hint = match field.name {
-            "restart_policy" => Some("use the service's `restart` key"),
-            "labels" => Some("put container labels under the service's `labels`"),
             "endpoint_mode" => Some("berth does not run Swarm's service load balancer: remove it"),
             _ => None,
         };
@@ -170,7 +177,92 @@ pub(crate) fn read_deploy(
     if let Some(inventory) = inventory {
         check_capacity(cx, &deploy, inventory, &fields, what);
     }
-    Some(ReadDeploy { deploy, resources })
+    let restart = fields
+        .value("restart_policy")
+        .and_then(|v| restart_policy(cx, v, what).map(|r| (r, cx.at(v))));
+    // Compose leaves `deploy.labels` to Swarm services and drops them for
+    // plain containers; berth has no service object to carry them, and
+    // does not drop what a user wrote: they become container labels.
+    let mut labels = BTreeMap::new();
+    if let Some(v) = fields.value("labels") {
+        let label_fields = super::read::Fields {
+            entries: vec![super::read::Field {
+                name: "labels",
+                key: v,
+                value: v,
+            }],
+        };
+        for (key, value) in super::compose::read_labels(cx, &label_fields, &here) {
+            labels.insert(key, (value, cx.at(v)));
+        }
+    }
+    Some(ReadDeploy {
+        deploy,
+        resources,
+        restart,
+        labels,
+    })
+}
+
+/// `deploy.restart_policy` as the engine's restart policy, the way Compose
+/// maps it outside Swarm: `condition` `none` -> `no`, `on-failure` (with
+/// `max_attempts`) -> `on-failure[:N]`, `any` (the default) -> `always`.
+/// `delay` and `window` are Swarm's: the engine restarts with its own
+/// back-off and cannot honour them, so they are refused.
+fn restart_policy(cx: &mut Cx, node: &Node, what: &str) -> Option<String> {
+    let here = format!("`deploy.restart_policy` of {what}");
+    let fields = cx.map_with(node, &here, RESTART_POLICY_KEYS)?;
+    for key in ["delay", "window"] {
+        if let Some(field) = fields.get(key) {
+            cx.error_help(
+                field.key,
+                format!("unsupported key `{key}` in {here}"),
+                "the Docker Engine restarts a container with its own back-off (100 ms, doubling) and cannot wait or count a window as Swarm does: remove it",
+            );
+        }
+    }
+    let condition = match fields.value("condition") {
+        None => "any".to_string(),
+        Some(v) => cx.string(v, &format!("`condition` of {here}"))?,
+    };
+    let policy = match condition.as_str() {
+        "none" | "no" => "no",
+        "on-failure" => "on-failure",
+        "any" | "always" => "always",
+        "unless-stopped" => "unless-stopped",
+        _ => {
+            let at = fields.value("condition").unwrap_or(node);
+            cx.error(
+                at,
+                format!("`condition` of {here} must be `none`, `on-failure` or `any`, found `{condition}`"),
+            );
+            return None;
+        }
+    };
+    match fields.value("max_attempts") {
+        None => Some(policy.to_string()),
+        Some(v) => {
+            let attempts = cx.int(
+                v,
+                &format!("`max_attempts` of {here}"),
+                0,
+                i64::from(u32::MAX),
+            )?;
+            if policy != "on-failure" {
+                cx.error_help(
+                    v,
+                    format!("{here} sets `max_attempts` with `condition: {condition}`"),
+                    "the engine counts restarts only for `condition: on-failure`",
+                );
+                return None;
+            }
+            Some(if attempts == 0 {
+                policy.to_string()
+            } else {
+                format!("on-failure:{attempts}")
+            })
+        }
+    }
 }
 
 fn update_config(cx: &mut Cx, node: &Node, here: &str) -> UpdateConfig {

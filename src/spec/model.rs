@@ -5,7 +5,7 @@
 //! form (sorted maps, normalised values) is what `berth.spec-hash` hashes, so
 //! two specs that mean the same thing serialise to the same bytes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -160,6 +160,43 @@ pub struct Service {
     /// Secrets the service reads, sorted by target; the secrets stage turns
     /// them into files and digests in `container.secrets`.
     pub secrets: Vec<SecretRef>,
+    /// `container_name`: the engine-side name of the service's one container
+    /// per host, instead of `<stack>-<service>-<replica>`. Validation makes
+    /// sure no host runs two replicas of it.
+    pub container_name: Option<String>,
+    /// `pull_policy`. Not part of the container spec: as in Compose,
+    /// changing it does not recreate containers.
+    pub pull_policy: PullPolicy,
+    /// Services of the same stack whose changes replace this service's
+    /// containers too (`depends_on.<svc>.restart: true`, and the service
+    /// whose network namespace `network_mode: service:<svc>` shares). Their
+    /// spec hashes go into `container.follows` when the desired state is built.
+    pub follows: BTreeSet<String>,
+    /// `network_mode: service:<svc>`: the service whose container on the
+    /// same host this one joins (placement checks it runs there).
+    pub network_peer: Option<String>,
+    /// Where `build:` is written when the service also names an `image`:
+    /// berth deploys the image and builds nothing (a note for the user).
+    pub build_ignored: Option<Location>,
+}
+
+/// `pull_policy`, as Compose defines it (`build` is refused: berth never
+/// builds). Only `Missing`, berth's own behaviour, passes validation today;
+/// the others are read so their messages can name them, and refused until
+/// the plan resolves tags to digests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// `missing` (and its old spelling `if_not_present`): pull when the
+    /// host lacks the image. The default.
+    #[default]
+    Missing,
+    /// `always`: pull on every deploy.
+    Always,
+    /// `never`: use what the host has; never pull.
+    Never,
+    /// `daily`, `weekly`, `every_<duration>`: pull again when the last pull
+    /// is older than this.
+    Every(std::time::Duration),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -323,6 +360,102 @@ pub struct ContainerSpec {
     /// without the key still sees a change.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, SecretFileSpec>,
+
+    // Keys added later: each is skipped when unset, so the canonical JSON
+    // (and the spec hash) of a service that does not use them is unchanged
+    // and upgrading berth replaces no container.
+    /// `expose`: `<port>/<protocol>`, sorted; ports the container listens on
+    /// without publishing them (Config.ExposedPorts, with `ports`' targets).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub expose: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domainname: Option<String>,
+    /// `init`: None = the engine's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
+    /// `stop_signal`, as written (`SIGQUIT`, `SIGRTMIN+3`, `9`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// `network_mode`: `host`, `none`, `bridge` or `container:<name>`
+    /// (`service:<svc>` is resolved to its container's name). When set,
+    /// `networks` is empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<String>,
+    /// `extra_hosts` as `host:ip` lines, in the order written (the order of
+    /// /etc/hosts lines for one name matters).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
+    /// Resolvers, in order of preference.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns_opt: Vec<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+    /// Sorted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceSpec>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
+    /// Bytes of /dev/shm; None = the engine's default (64 MiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<i64>,
+    /// `os[/arch[/variant]]`: the engine refuses an image of another platform.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stdin_open: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tty: bool,
+    /// `ipc`: `none`, `private`, `shareable`, `host`, `container:<name>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipc: Option<String>,
+    /// `pid`: `host` or `container:<name>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<String>,
+    /// Sorted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup_parent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i64>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub storage_opt: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userns_mode: Option<String>,
+    /// `memswap_limit` in bytes; -1 = unlimited swap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memswap_limit: Option<i64>,
+    /// `cpu_shares`: relative CPU weight.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_shares: Option<i64>,
+    /// `cpuset`: CPUs the container may use (`0-3`, `0,1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpuset: Option<String>,
+    /// `annotations` (HostConfig.Annotations; needs Docker API 1.43).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Service name -> spec hash of each service this one follows (see
+    /// [`Service::follows`]): filled when the desired state is built, so a
+    /// change there is a change here, named in the plan as `follows.<svc>`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub follows: BTreeMap<String, String>,
+}
+
+/// A host device made available in the container (`devices:`).
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, schemars::JsonSchema,
+)]
+pub struct DeviceSpec {
+    pub host: String,
+    pub container: String,
+    /// cgroup permissions, `rwm` by default.
+    pub permissions: String,
 }
 
 /// A secret delivered as a read-only file in the container.
@@ -384,6 +517,14 @@ pub struct HealthcheckSpec {
     pub timeout_ms: u64,
     pub retries: u32,
     pub start_period_ms: u64,
+    /// Probe interval during the start period (needs Docker API 1.44; the
+    /// create call refuses it on older engines rather than drop it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start_interval_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]

@@ -6,19 +6,30 @@
 //! images get `:latest` when untagged, durations become milliseconds.
 //!
 //! Refused on purpose (each with a hint): keys that cannot work when the
-//! repo is not on the host (`build`, `env_file`), keys berth owns
-//! (`container_name`, `scale`), and Compose features that need Swarm or the
-//! shell environment of whoever runs Compose. Ports are read in `ports.rs`,
-//! volumes in `mounts.rs`, `deploy`/`x-berth` in `deploy.rs`.
+//! repo is not on the host (`env_file`), `build` without `image` (berth
+//! pulls, never builds), `scale`, and Compose features that need Swarm or
+//! the shell environment of whoever runs Compose. Ports are read in
+//! `ports.rs`, volumes in `mounts.rs`, `deploy`/`x-berth` in `deploy.rs`,
+//! keys that map one to one onto engine settings in `service_keys.rs`.
+//!
+//! `container_name` replaces berth's `<stack>-<service>-<replica>` name, so
+//! it allows one container per host. `network_mode: service:<name>` and
+//! `links` need the whole stack and are resolved by [`check_stack`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::read::{Cx, Fields};
 use super::yaml::{Kind, Node};
 use super::{deploy, image, mounts, ports, values};
+
+#[path = "service_keys.rs"]
+mod keys;
+#[cfg(test)]
+#[path = "service_keys_tests.rs"]
+mod keys_tests;
 use super::{
-    ContainerSpec, DependsCondition, HealthcheckSpec, Inventory, Location, LoggingSpec,
-    NetworkSpec, SecretRef, SecretSpec, Service, Ulimit, VolumeSpec,
+    ContainerSpec, DependsCondition, DeployMode, HealthcheckSpec, Inventory, Location, LoggingSpec,
+    NetworkSpec, PullPolicy, SecretRef, SecretSpec, Service, Ulimit, VolumeSpec,
 };
 
 /// What a service may refer to: the stack's declarations and the inventory
@@ -39,11 +50,26 @@ pub(crate) struct ServiceDraft {
     pub depends_at: Location,
     /// The service is on the stack's `default` network.
     pub joins_default: bool,
+    /// `links:` entries, checked and turned into aliases once the stack is read.
+    pub links: Vec<Link>,
+    /// `network_mode: service:<name>`, resolved once the stack is read.
+    pub network_peer: Option<(String, Location)>,
 }
 
 pub(crate) struct Dependency {
     pub name: String,
     pub condition: DependsCondition,
+    pub location: Location,
+    /// `required: false`: a dependency that is not in the stack is fine.
+    pub required: bool,
+    /// `restart: true`: replace this service when the dependency changes.
+    pub restart: bool,
+}
+
+/// `links: [db]` or `links: [db:database]`.
+pub(crate) struct Link {
+    pub service: String,
+    pub alias: Option<String>,
     pub location: Location,
 }
 
@@ -77,32 +103,56 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "secrets",
     "deploy",
     "x-berth",
+    "container_name",
+    "pull_policy",
+    "build",
+    "network_mode",
+    "links",
+    "expose",
+    "domainname",
+    "init",
+    "stop_signal",
+    "extra_hosts",
+    "dns",
+    "dns_search",
+    "dns_opt",
+    "sysctls",
+    "devices",
+    "privileged",
+    "shm_size",
+    "platform",
+    "runtime",
+    "stdin_open",
+    "tty",
+    "ipc",
+    "pid",
+    "group_add",
+    "cgroup_parent",
+    "oom_score_adj",
+    "storage_opt",
+    "userns_mode",
+    "memswap_limit",
+    "cpu_shares",
+    "cpuset",
+    "annotations",
 ];
 
 /// Compose service keys berth leaves out, with what to do instead.
 fn unsupported_hint(key: &str) -> Option<&'static str> {
     let hint = match key {
-        "build" => "berth pulls images and never builds them: build and push in CI, then set `image`",
-        "container_name" => "berth names containers itself, one per replica: remove `container_name`",
         "env_file" => "berth does not read env files: put values under `environment`, credentials under `secrets`",
         "scale" => "use `deploy.replicas`",
-        "links" | "external_links" => "services on a shared network reach each other by service name: remove it",
+        "external_links" => "berth manages its own project's containers: join both to an external network (`networks: {x: {external: true}}`) and use the other container's name",
         "extends" => "share settings with YAML anchors and `<<:` merge keys",
         "configs" => "use `secrets` for credentials, or bind-mount a file from an absolute host path",
-        "expose" => "`expose` only documents ports; containers on a shared network reach every port: remove it",
         "profiles" => "berth deploys every service of a stack: move optional services to a stack of their own",
-        "privileged" => "grant only what the container needs with `cap_add`",
-        "network_mode" => "attach the service to Compose networks with `networks:`",
         "restart_policy" => "use `restart`",
-        "annotations" | "attach" | "blkio_config" | "cgroup" | "cgroup_parent" | "cpu_count"
-        | "cpu_percent" | "cpu_shares" | "cpu_quota" | "cpu_period" | "cpu_rt_period"
-        | "cpu_rt_runtime" | "cpuset" | "credential_spec" | "develop" | "device_cgroup_rules"
-        | "devices" | "dns" | "dns_opt" | "dns_search" | "domainname" | "extra_hosts" | "gpus"
-        | "group_add" | "init" | "ipc" | "isolation" | "label_file" | "mac_address"
-        | "mem_swappiness" | "memswap_limit" | "models" | "oom_kill_disable" | "oom_score_adj"
-        | "pid" | "platform" | "post_start" | "pre_stop" | "provider" | "pull_policy"
-        | "runtime" | "shm_size" | "stdin_open" | "stop_signal" | "storage_opt" | "sysctls"
-        | "tty" | "use_api_socket" | "userns_mode" | "uts" | "volumes_from" => "",
+        "volumes_from" => "declare a named volume and mount it in both services",
+        "attach" | "mac_address" | "blkio_config" | "cgroup" | "cpu_count" | "cpu_percent" | "cpu_quota"
+        | "cpu_period" | "cpu_rt_period" | "cpu_rt_runtime" | "credential_spec" | "develop"
+        | "device_cgroup_rules" | "gpus" | "isolation" | "label_file" | "mem_swappiness"
+        | "models" | "oom_kill_disable" | "post_start" | "pre_stop" | "provider"
+        | "use_api_socket" | "uts" => "",
         _ => return None,
     };
     Some(hint)
@@ -131,10 +181,17 @@ pub(crate) fn read_service(
             container: ContainerSpec::default(),
             validate: Vec::new(),
             secrets: Vec::new(),
+            container_name: None,
+            pull_policy: PullPolicy::default(),
+            follows: BTreeSet::new(),
+            network_peer: None,
+            build_ignored: None,
         },
         depends_on: Vec::new(),
         depends_at: cx.at(key),
         joins_default: false,
+        links: Vec::new(),
+        network_peer: None,
     };
     if node.is_null() {
         cx.error_help(
@@ -150,11 +207,18 @@ pub(crate) fn read_service(
     check_service_keys(cx, &fields, &what);
 
     match fields.get("image") {
-        None => cx.error_help(
-            key,
-            format!("{what} has no `image`"),
-            "berth deploys images from a registry: set `image: <repository>:<tag>`",
-        ),
+        None => match fields.get("build") {
+            Some(build) => cx.error_help(
+                build.key,
+                format!("{what} has `build` but no `image`"),
+                "berth deploys images from a registry and never builds them: build and push the image in CI, then set `image: <repository>:<tag>`",
+            ),
+            None => cx.error_help(
+                key,
+                format!("{what} has no `image`"),
+                "berth deploys images from a registry: set `image: <repository>:<tag>`",
+            ),
+        },
         Some(field) => {
             if let Some(reference) = cx.string(field.value, &format!("`image` of {what}")) {
                 match image::canonical(&reference) {
@@ -188,17 +252,57 @@ pub(crate) fn read_service(
     if let Some(v) = fields.value("tmpfs") {
         mounts::tmpfs(cx, v, &what, &mut container.tmpfs);
     }
+    if let Some(build) = fields.get("build") {
+        if fields.get("image").is_some() {
+            draft.service.build_ignored = Some(cx.at(build.key));
+        }
+    }
     mounts::check_mount_targets(cx, &container, &fields, &what);
-    let (networks, joins_default) = networks(cx, fields.value("networks"), name, &what, decls);
-    container.networks = networks;
-    draft.joins_default = joins_default;
+    keys::read(cx, &fields, &what, &mut container);
+    match fields.value("network_mode") {
+        Some(v) => {
+            if let Some(field) = fields.get("networks") {
+                cx.error_help(
+                    field.key,
+                    format!("{what} sets both `network_mode` and `networks`"),
+                    "a container either shares a network stack (`network_mode`) or joins networks: keep one",
+                );
+            }
+            container.network_mode = network_mode(cx, v, name, &what, &mut draft);
+            check_network_mode(cx, &fields, &container, &what);
+        }
+        None => {
+            let (networks, joins_default) =
+                networks(cx, fields.value("networks"), name, &what, decls);
+            container.networks = networks;
+            draft.joins_default = joins_default;
+        }
+    }
+    if let Some(v) = fields.value("links") {
+        draft.links = links(cx, v, &what);
+        if let Some(mode) = &container.network_mode {
+            cx.error_help(
+                v,
+                format!("{what} sets `links` with `network_mode: {mode}`"),
+                "links are aliases on a shared network: remove `links`, or attach the service with `networks:`",
+            );
+        }
+    }
+    if let Some(v) = fields.value("container_name") {
+        draft.service.container_name = container_name(cx, v, &what);
+    }
+    if let Some(v) = fields.value("pull_policy") {
+        draft.service.pull_policy = pull_policy(cx, v, &what).unwrap_or_default();
+    }
     container.labels = super::compose::read_labels(cx, &fields, &what);
     if let Some(v) = fields.value("healthcheck") {
         container.healthcheck = healthcheck(cx, v, &what);
     }
+    let mut restart_key = None;
     if let Some(v) = fields.value("restart") {
         if let Some(restart) = restart(cx, v, &what) {
-            container.restart = restart;
+            container.restart = restart.clone();
+            restart_key = Some(restart);
         }
     }
     if let Some(v) = fields.value("user") {
@@ -285,6 +389,44 @@ pub(crate) fn read_service(
         if let Some(read) = deploy::read_deploy(cx, v, &what, decls.inventory) {
             draft.service.deploy = read.deploy;
             deploy::merge_resources(cx, &mut container.resources, read.resources, &what);
+            if let Some((policy, at)) = read.restart {
+                match restart_key {
+                    Some(restart) if restart != policy => cx.report(
+                        at,
+                        format!("{what} sets `restart: {restart}` and a `deploy.restart_policy` that means `{policy}`"),
+                        Some("keep one of them: outside Swarm both set the container's restart policy".to_string()),
+                    ),
+                    _ => container.restart = policy,
+                }
+            }
+            for (key, (value, at)) in read.labels {
+                match container.labels.get(&key) {
+                    Some(existing) if existing != &value => cx.report(
+                        at,
+                        format!("label `{key}` of {what} is set to different values in `labels` and `deploy.labels`"),
+                        Some("berth puts `deploy.labels` on the containers too: keep one value".to_string()),
+                    ),
+                    _ => {
+                        container.labels.insert(key, value);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(v) = fields.value("container_name") {
+        let deploy = &draft.service.deploy;
+        if deploy.mode == DeployMode::Replicated
+            && deploy.replicas > 1
+            && deploy.max_replicas_per_node != 1
+        {
+            cx.error_help(
+                v,
+                format!(
+                    "{what} sets `container_name` and runs {} replicas, so two could land on one host under the same name",
+                    deploy.replicas
+                ),
+                "add `deploy.placement.max_replicas_per_node: 1` (one container of that name per host), or remove `container_name`",
+            );
         }
     }
     if let Some(v) = fields.value("x-berth") {
@@ -482,24 +624,14 @@ const HEALTHCHECK_KEYS: &[&str] = &[
     "interval",
     "timeout",
     "start_period",
+    "start_interval",
     "retries",
     "disable",
 ];
 
 fn healthcheck(cx: &mut Cx, node: &Node, what: &str) -> Option<HealthcheckSpec> {
     let hc = format!("`healthcheck` of {what}");
-    let fields = cx.map(node, &hc)?;
-    for field in &fields.entries {
-        if field.name == "start_interval" {
-            cx.error_help(
-                field.key,
-                format!("unsupported key `start_interval` in {hc}"),
-                "it needs Docker API 1.44; berth targets engines from API 1.41",
-            );
-        } else if !HEALTHCHECK_KEYS.contains(&field.name) {
-            cx.unknown_key(field, &hc, HEALTHCHECK_KEYS);
-        }
-    }
+    let fields = cx.map_with(node, &hc, HEALTHCHECK_KEYS)?;
     let mut spec = HealthcheckSpec::default();
     if let Some(v) = fields.value("disable") {
         if cx.bool(v, &format!("`disable` of {hc}")) == Some(true) {
@@ -541,6 +673,7 @@ fn healthcheck(cx: &mut Cx, node: &Node, what: &str) -> Option<HealthcheckSpec> 
     spec.interval_ms = millis(cx, "interval");
     spec.timeout_ms = millis(cx, "timeout");
     spec.start_period_ms = millis(cx, "start_period");
+    spec.start_interval_ms = millis(cx, "start_interval");
     if let Some(v) = fields.value("retries") {
         spec.retries = cx
             .int(v, &format!("`retries` of {hc}"), 0, i64::from(u32::MAX))
@@ -721,6 +854,8 @@ fn depends_on(cx: &mut Cx, node: &Node, what: &str) -> Vec<Dependency> {
                         name,
                         condition: DependsCondition::ServiceStarted,
                         location: cx.at(item),
+                        required: true,
+                        restart: false,
                     });
                 }
             }
@@ -730,20 +865,18 @@ fn depends_on(cx: &mut Cx, node: &Node, what: &str) -> Vec<Dependency> {
                 let name = key.key_text().unwrap_or_default().to_string();
                 let dep = format!("dependency `{name}` of {what}");
                 let mut condition = DependsCondition::ServiceStarted;
+                let (mut required, mut restart) = (true, false);
                 if !value.is_null() {
-                    let Some(fields) = cx.map(value, &dep) else {
+                    let Some(fields) =
+                        cx.map_with(value, &dep, &["condition", "required", "restart"])
+                    else {
                         continue;
                     };
-                    for field in &fields.entries {
-                        match field.name {
-                            "condition" => {}
-                            "restart" | "required" => cx.error_help(
-                                field.key,
-                                format!("unsupported key `{}` in {dep}", field.name),
-                                "berth supports `condition` only",
-                            ),
-                            _ => cx.unknown_key(field, &dep, &["condition"]),
-                        }
+                    if let Some(v) = fields.value("required") {
+                        required = cx.bool(v, &format!("`required` of {dep}")).unwrap_or(true);
+                    }
+                    if let Some(v) = fields.value("restart") {
+                        restart = cx.bool(v, &format!("`restart` of {dep}")).unwrap_or(false);
                     }
                     if let Some(v) = fields.value("condition") {
                         condition = match v.scalar() {
@@ -769,6 +902,8 @@ fn depends_on(cx: &mut Cx, node: &Node, what: &str) -> Vec<Dependency> {
                     name,
                     condition,
                     location: cx.at(key),
+                    required,
+                    restart,
                 });
             }
         }
@@ -873,4 +1008,346 @@ fn secrets(
     }
     out.sort_by(|a, b| a.target.cmp(&b.target));
     out
+}
+
+/// `network_mode`: `host`, `none`, `bridge`, `container:<name>`, or
+/// `service:<name>` (remembered in the draft and resolved to the other
+/// service's container name by [`check_stack`]).
+fn network_mode(
+    cx: &mut Cx,
+    node: &Node,
+    service: &str,
+    what: &str,
+    draft: &mut ServiceDraft,
+) -> Option<String> {
+    let here = format!("`network_mode` of {what}");
+    let text = cx.string(node, &here)?;
+    match text.split_once(':') {
+        None if matches!(text.as_str(), "host" | "none" | "bridge") => Some(text),
+        Some(("container", name)) if values::is_name(name) => Some(text),
+        Some(("service", name)) if values::is_name(name) => {
+            if name == service {
+                cx.error(node, format!("{here} names the service itself"));
+                return None;
+            }
+            draft.network_peer = Some((name.to_string(), cx.at(node)));
+            // Filled in by `check_stack` once the other service is known.
+            Some(text)
+        }
+        _ => {
+            cx.error_help(
+                node,
+                format!("{here} must be `host`, `none`, `bridge`, `service:<name>` or `container:<name>`, found `{text}`"),
+                "to join a network of the stack, list it under `networks:` instead",
+            );
+            None
+        }
+    }
+}
+
+/// What the engine refuses (or would silently drop) next to a `network_mode`.
+fn check_network_mode(cx: &mut Cx, fields: &Fields<'_>, container: &ContainerSpec, what: &str) {
+    let Some(mode) = container.network_mode.as_deref() else {
+        return;
+    };
+    let shared = mode.starts_with("container:") || mode.starts_with("service:");
+    let refused: &[&str] = if shared {
+        &[
+            "ports",
+            "expose",
+            "hostname",
+            "domainname",
+            "dns",
+            "dns_search",
+            "dns_opt",
+            "extra_hosts",
+        ]
+    } else if mode == "host" || mode == "none" {
+        &["ports"]
+    } else {
+        &[]
+    };
+    for key in refused {
+        let Some(field) = fields.get(key) else {
+            continue;
+        };
+        let help = if shared {
+            format!(
+                "the container uses the network stack of the other container: set `{key}` there"
+            )
+        } else if mode == "host" {
+            "the container listens on the host's own ports directly: remove `ports`".to_string()
+        } else {
+            "a container without a network publishes nothing: remove `ports`".to_string()
+        };
+        cx.error_help(
+            field.key,
+            format!("{what} sets `{key}` with `network_mode: {mode}`"),
+            help,
+        );
+    }
+}
+
+fn links(cx: &mut Cx, node: &Node, what: &str) -> Vec<Link> {
+    let here = format!("`links` of {what}");
+    let Some(items) = cx.seq(node, &here) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let Some(text) = cx.string(item, &format!("an item of {here}")) else {
+            continue;
+        };
+        let (service, alias) = match text.split_once(':') {
+            Some((service, alias)) => (service, Some(alias)),
+            None => (text.as_str(), None),
+        };
+        if !values::is_name(service) || alias.is_some_and(|a| !values::is_name(a)) {
+            cx.error_help(
+                item,
+                format!("{here}: `{text}` is not a link"),
+                "write `<service>` or `<service>:<alias>`",
+            );
+            continue;
+        }
+        out.push(Link {
+            service: service.to_string(),
+            alias: alias.filter(|a| *a != service).map(str::to_string),
+            location: cx.at(item),
+        });
+    }
+    out
+}
+
+/// `container_name`: a Docker container name, not one of berth's own
+/// leftover names.
+fn container_name(cx: &mut Cx, node: &Node, what: &str) -> Option<String> {
+    let here = format!("`container_name` of {what}");
+    let name = cx.string(node, &here)?;
+    let chars_ok = name.len() >= 2 && values::is_name(&name);
+    // `.berth-old`, `.berth-new`, `.berth-failed` mark replace leftovers.
+    let ours = name.contains(".berth-");
+    if !chars_ok {
+        cx.error_help(
+            node,
+            format!("{here} is not a valid container name: `{name}`"),
+            "use at least two of letters, digits, `.`, `_` and `-`, starting with a letter or digit",
+        );
+        None
+    } else if ours {
+        cx.error_help(
+            node,
+            format!("{here} ends like the names berth gives containers it keeps during a replace: `{name}`"),
+            "choose a name without the `.berth-` suffix",
+        );
+        None
+    } else {
+        Some(name)
+    }
+}
+
+fn pull_policy(cx: &mut Cx, node: &Node, what: &str) -> Option<PullPolicy> {
+    let here = format!("`pull_policy` of {what}");
+    let text = cx.string(node, &here)?;
+    let policy = match text.as_str() {
+        "missing" | "if_not_present" => PullPolicy::Missing,
+        "always" => PullPolicy::Always,
+        "never" => PullPolicy::Never,
+        "daily" => PullPolicy::Every(std::time::Duration::from_secs(24 * 3600)),
+        "weekly" => PullPolicy::Every(std::time::Duration::from_secs(7 * 24 * 3600)),
+        "build" => {
+            cx.error_help(
+                node,
+                format!("{here} is `build`, and berth never builds images"),
+                "build and push the image in CI, set `image:`, and remove `pull_policy` (or use `missing`)",
+            );
+            return None;
+        }
+        other => match other.strip_prefix("every_").map(values::duration) {
+            Some(Ok(every)) if !every.is_zero() => PullPolicy::Every(every),
+            _ => {
+                cx.error_help(
+                    node,
+                    format!("{here} must be `always`, `missing`, `never`, `daily`, `weekly` or `every_<duration>`, found `{text}`"),
+                    "`missing` (the default) pulls an image only when the host lacks it",
+                );
+                return None;
+            }
+        },
+    };
+    // berth pulls an image when a host lacks it, which is `missing`. The
+    // refreshing policies need the tag's digest looked up at plan time
+    // (a moved tag would then be a planned change); `never` needs the plan
+    // to skip the pull. Until then they are refused, not ignored.
+    let help = match policy {
+        PullPolicy::Missing => return Some(policy),
+        PullPolicy::Never => "berth pulls an image only when a host lacks it (`missing`); to keep a host from pulling, pre-load the image there and remove `pull_policy`",
+        PullPolicy::Always | PullPolicy::Every(_) => "berth pulls a tag only when a host lacks it (`missing`), so what was reviewed is what runs: push a new tag (or pin a digest) and change `image:` to deploy a new build, and remove `pull_policy`",
+    };
+    cx.error_help(node, format!("{here}: `{text}` is not supported yet"), help);
+    None
+}
+
+/// Checks that need every service of the stack, before `depends_on` is
+/// resolved: `network_mode: service:`, `links`, `depends_on` with
+/// `required: false` or `restart: true`, and `container_name` clashes.
+/// Adds the implicit dependencies Compose adds (a service starts after the
+/// service whose network it shares, and after the ones it links to).
+pub(crate) fn check_stack(cx: &mut Cx, drafts: &mut [ServiceDraft], stack: &str) {
+    let names: BTreeSet<String> = drafts.iter().map(|d| d.service.name.clone()).collect();
+    let suggest = |name: &str| {
+        let list: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut help = String::new();
+        if let Some(close) = values::suggest(name, &list) {
+            help.push_str(&format!("did you mean `{close}`? "));
+        }
+        help.push_str(&format!("services of this stack: {}", list.join(", ")));
+        help
+    };
+
+    // `required: false`: Compose starts the service without it.
+    for draft in drafts.iter_mut() {
+        draft
+            .depends_on
+            .retain(|dep| dep.required || names.contains(&dep.name));
+        for dep in &draft.depends_on {
+            if dep.restart {
+                draft.service.follows.insert(dep.name.clone());
+            }
+        }
+    }
+
+    // The engine-side name of each service's only container on a host, when
+    // there is such a single name.
+    let single_name: BTreeMap<String, Option<String>> = drafts
+        .iter()
+        .map(|d| {
+            let s = &d.service;
+            let name = match (&s.container_name, s.deploy.mode) {
+                (Some(name), _) => Some(name.clone()),
+                (None, DeployMode::Global) => Some(format!("{stack}-{}-1", s.name)),
+                (None, DeployMode::Replicated) if s.deploy.replicas <= 1 => {
+                    Some(format!("{stack}-{}-1", s.name))
+                }
+                _ => None,
+            };
+            (s.name.clone(), name)
+        })
+        .collect();
+    let peers: BTreeMap<String, bool> = drafts
+        .iter()
+        .map(|d| (d.service.name.clone(), d.network_peer.is_some()))
+        .collect();
+
+    let mut aliases: Vec<(String, String, Vec<String>, Location, String)> = Vec::new();
+    for draft in drafts.iter_mut() {
+        let what = format!("service `{}`", draft.service.name);
+        if let Some((peer, at)) = draft.network_peer.take() {
+            match single_name.get(&peer) {
+                None => cx.report(
+                    at,
+                    format!("{what} uses `network_mode: service:{peer}`, but `{peer}` is not a service of stack `{stack}`"),
+                    Some(suggest(&peer)),
+                ),
+                Some(_) if peers.get(&peer) == Some(&true) => cx.report(
+                    at,
+                    format!("{what} shares the network of `{peer}`, which itself shares another service's network"),
+                    Some("point `network_mode` at the service that owns the network".to_string()),
+                ),
+                Some(None) => cx.report(
+                    at,
+                    format!("{what} shares the network of `{peer}`, which runs several replicas per host under different names"),
+                    Some(format!("give `{peer}` a `container_name` with `max_replicas_per_node: 1`, or run it with `deploy.mode: global`")),
+                ),
+                Some(Some(container)) => {
+                    draft.service.container.network_mode = Some(format!("container:{container}"));
+                    draft.service.network_peer = Some(peer.clone());
+                    draft.service.follows.insert(peer.clone());
+                    add_implicit_dependency(draft, &peer, at);
+                }
+            }
+        }
+        for link in std::mem::take(&mut draft.links) {
+            if !names.contains(&link.service) {
+                cx.report(
+                    link.location,
+                    format!(
+                        "{what} links to `{}`, which is not a service of stack `{stack}`",
+                        link.service
+                    ),
+                    Some(suggest(&link.service)),
+                );
+                continue;
+            }
+            if link.service == draft.service.name {
+                cx.report(link.location, format!("{what} links to itself"), None);
+                continue;
+            }
+            if let Some(alias) = &link.alias {
+                let networks: Vec<String> =
+                    draft.service.container.networks.keys().cloned().collect();
+                aliases.push((
+                    link.service.clone(),
+                    alias.clone(),
+                    networks,
+                    link.location.clone(),
+                    what.clone(),
+                ));
+            }
+            add_implicit_dependency(draft, &link.service, link.location);
+        }
+    }
+    // A link alias becomes a network alias of the linked service on the
+    // networks the linking service is on (as `--link` does on user networks).
+    for (target, alias, networks, at, what) in aliases {
+        let Some(draft) = drafts.iter_mut().find(|d| d.service.name == target) else {
+            continue;
+        };
+        let mut shared = false;
+        for network in networks {
+            if let Some(list) = draft.service.container.networks.get_mut(&network) {
+                shared = true;
+                if !list.contains(&alias) {
+                    list.push(alias.clone());
+                    list.sort();
+                }
+            }
+        }
+        if !shared {
+            cx.report(
+                at,
+                format!("{what} links to `{target}` as `{alias}`, but the two share no network"),
+                Some("attach both services to a common network under `networks:`".to_string()),
+            );
+        }
+    }
+
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for draft in drafts.iter() {
+        let Some(name) = &draft.service.container_name else {
+            continue;
+        };
+        if let Some(first) = seen.insert(name.clone(), draft.service.name.clone()) {
+            cx.report(
+                draft.service.location.clone(),
+                format!(
+                    "services `{first}` and `{}` both set `container_name: {name}`",
+                    draft.service.name
+                ),
+                Some("container names are unique on a host: give each service its own".to_string()),
+            );
+        }
+    }
+}
+
+fn add_implicit_dependency(draft: &mut ServiceDraft, on: &str, at: Location) {
+    if !draft.depends_on.iter().any(|d| d.name == on) {
+        draft.depends_on.push(Dependency {
+            name: on.to_string(),
+            condition: DependsCondition::ServiceStarted,
+            location: at,
+            required: true,
+            restart: false,
+        });
+    }
 }

@@ -319,6 +319,7 @@ fn full_stack_loads_to_the_exact_model() {
             timeout_ms: 5_000,
             retries: 3,
             start_period_ms: 60_000,
+            start_interval_ms: 0,
         }),
         restart: "always".into(),
         user: Some("1000".into()),
@@ -357,6 +358,7 @@ fn full_stack_loads_to_the_exact_model() {
         working_dir: Some("/app".into()),
         hostname: Some("api".into()),
         secrets: BTreeMap::new(),
+        ..Default::default()
     };
     assert_eq!(api.container, expected);
 
@@ -609,7 +611,7 @@ fn unknown_keys_are_reported_where_they_are() {
 #[test]
 fn unsupported_compose_keys_say_what_to_do() {
     let dir = web(
-        "services:\n  api:\n    image: nginx\n    build: .\n    container_name: api\n    privileged: true\n    x-other: 1\n",
+        "services:\n  api:\n    image: nginx\n    scale: 2\n    volumes_from: [db]\n    external_links: [x]\n    x-other: 1\n",
     );
     let err = load(dir.path()).unwrap_err();
     let found: Vec<_> = err
@@ -627,9 +629,9 @@ fn unsupported_compose_keys_say_what_to_do() {
     assert_eq!(
         found,
         [
-            "stacks/web/compose.yaml:4:5: unsupported key `build` in service `api` / berth pulls images and never builds them: build and push in CI, then set `image`",
-            "stacks/web/compose.yaml:5:5: unsupported key `container_name` in service `api` / berth names containers itself, one per replica: remove `container_name`",
-            "stacks/web/compose.yaml:6:5: unsupported key `privileged` in service `api` / grant only what the container needs with `cap_add`",
+            "stacks/web/compose.yaml:4:5: unsupported key `scale` in service `api` / use `deploy.replicas`",
+            "stacks/web/compose.yaml:5:5: unsupported key `volumes_from` in service `api` / declare a named volume and mount it in both services",
+            "stacks/web/compose.yaml:6:5: unsupported key `external_links` in service `api` / berth manages its own project's containers: join both to an external network (`networks: {x: {external: true}}`) and use the other container's name",
             "stacks/web/compose.yaml:7:5: unknown extension `x-other` in service `api` / berth reads only `x-berth` inside a service; keep other extensions at the top level",
         ]
     );

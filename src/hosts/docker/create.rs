@@ -2,15 +2,17 @@
 //! request: no I/O, so every field is checked by unit tests. A new container
 //! key is one more line in [`create_body`] (and in its full-spec test).
 //!
-//! Everything set here exists in API 1.41 (Docker 20.10): no field newer than
-//! that is ever set (for example no healthcheck `StartInterval`, 1.44).
+//! Everything set here exists in API 1.41 (Docker 20.10), except what
+//! [`api_needed`] names (healthcheck `start_interval`, `annotations`): an
+//! older engine would silently drop those fields, so the create call checks
+//! the negotiated version first and refuses instead.
 
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, HostConfigLogConfig, Mount,
-    MountType, NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy,
-    RestartPolicyNameEnum,
+    ContainerCreateBody, DeviceMapping, EndpointSettings, HealthConfig, HostConfig,
+    HostConfigLogConfig, Mount, MountType, NetworkingConfig, PortBinding, ResourcesUlimits,
+    RestartPolicy, RestartPolicyNameEnum,
 };
 
 use crate::hosts::labels;
@@ -55,6 +57,27 @@ fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
     (!v.is_empty()).then_some(v)
 }
 
+fn non_empty_map(m: &BTreeMap<String, String>) -> Option<HashMap<String, String>> {
+    (!m.is_empty()).then(|| m.clone().into_iter().collect())
+}
+
+/// The newest Engine API version a field of `spec` needs, with the key that
+/// needs it, when that is newer than 1.41 (the oldest engine berth speaks to).
+pub fn api_needed(spec: &ContainerSpec) -> Option<(&'static str, (usize, usize))> {
+    let mut needs = Vec::new();
+    if spec
+        .healthcheck
+        .as_ref()
+        .is_some_and(|h| h.start_interval_ms > 0)
+    {
+        needs.push(("healthcheck.start_interval", (1, 44)));
+    }
+    if !spec.annotations.is_empty() {
+        needs.push(("annotations", (1, 43)));
+    }
+    needs.into_iter().max_by_key(|(_, version)| *version)
+}
+
 /// The create request for `spec`, plus the networks to connect after create
 /// (API 1.41 takes one network at create; the first by name goes there).
 /// `labels` (berth's own) are added to the spec's labels and win on a clash.
@@ -69,7 +92,7 @@ pub fn create_body(
     let mut all_labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
     all_labels.extend(labels.clone());
 
-    let mut exposed = Vec::new();
+    let mut exposed = spec.expose.clone();
     let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     for port in &spec.ports {
         let key = format!("{}/{}", port.target, port.protocol);
@@ -144,7 +167,8 @@ pub fn create_body(
         aliases: non_empty(aliases.clone()),
         ..Default::default()
     };
-    // BTreeMap: sorted by name, so "first" is stable.
+    // BTreeMap: sorted by name, so "first" is stable. With `network_mode`
+    // the spec has no networks (validation sees to it).
     let mut networks = spec.networks.iter();
     let first = networks.next();
     let more: Vec<(String, EndpointSettings)> = networks
@@ -158,15 +182,18 @@ pub fn create_body(
         timeout: nanos(h.timeout_ms),
         retries: (h.retries > 0).then_some(i64::from(h.retries)),
         start_period: nanos(h.start_period_ms),
-        // `start_interval` needs API 1.44: never set.
-        start_interval: None,
+        // API 1.44; `api_needed` keeps it from older engines.
+        start_interval: nanos(h.start_interval_ms),
     });
 
     let host_config = HostConfig {
         binds: non_empty(binds),
         mounts: non_empty(mounts),
         port_bindings: (!bindings.is_empty()).then_some(bindings),
-        network_mode: first.map(|(name, _)| name.clone()),
+        network_mode: spec
+            .network_mode
+            .clone()
+            .or_else(|| first.map(|(name, _)| name.clone())),
         restart_policy: restart_policy(&spec.restart)?,
         readonly_rootfs: spec.read_only.then_some(true),
         cap_add: non_empty(spec.cap_add.clone()),
@@ -191,6 +218,36 @@ pub fn create_body(
                 })
                 .collect(),
         ),
+        extra_hosts: non_empty(spec.extra_hosts.clone()),
+        dns: non_empty(spec.dns.clone()),
+        dns_search: non_empty(spec.dns_search.clone()),
+        dns_options: non_empty(spec.dns_opt.clone()),
+        sysctls: non_empty_map(&spec.sysctls),
+        devices: non_empty(
+            spec.devices
+                .iter()
+                .map(|d| DeviceMapping {
+                    path_on_host: Some(d.host.clone()),
+                    path_in_container: Some(d.container.clone()),
+                    cgroup_permissions: Some(d.permissions.clone()),
+                })
+                .collect(),
+        ),
+        privileged: spec.privileged.then_some(true),
+        shm_size: spec.shm_size,
+        init: spec.init,
+        runtime: spec.runtime.clone(),
+        ipc_mode: spec.ipc.clone(),
+        pid_mode: spec.pid.clone(),
+        group_add: non_empty(spec.group_add.clone()),
+        cgroup_parent: spec.cgroup_parent.clone(),
+        oom_score_adj: spec.oom_score_adj,
+        storage_opt: non_empty_map(&spec.storage_opt),
+        userns_mode: spec.userns_mode.clone(),
+        memory_swap: spec.memswap_limit,
+        cpu_shares: spec.cpu_shares,
+        cpuset_cpus: spec.cpuset.clone(),
+        annotations: non_empty_map(&spec.annotations),
         ..Default::default()
     };
 
@@ -210,6 +267,10 @@ pub fn create_body(
         user: spec.user.clone(),
         working_dir: spec.working_dir.clone(),
         hostname: spec.hostname.clone(),
+        domainname: spec.domainname.clone(),
+        stop_signal: spec.stop_signal.clone(),
+        tty: spec.tty.then_some(true),
+        open_stdin: spec.stdin_open.then_some(true),
         stop_timeout: spec
             .stop_grace_period
             .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
@@ -299,6 +360,7 @@ mod tests {
                 timeout_ms: 500,
                 retries: 3,
                 start_period_ms: 0,
+                start_interval_ms: 0,
             }),
             restart: "on-failure:5".into(),
             user: Some("1000:1000".into()),
@@ -337,6 +399,7 @@ mod tests {
                     mode: 0o400,
                 },
             )]),
+            ..Default::default()
         }
     }
 
@@ -471,10 +534,163 @@ mod tests {
         assert!(body.env.is_none());
         assert!(body.exposed_ports.is_none());
         assert!(body.healthcheck.is_none());
-        let host = body.host_config.expect("host config");
+        let host = body.host_config.clone().expect("host config");
         assert!(host.network_mode.is_none());
         assert!(host.restart_policy.is_none());
         assert!(host.port_bindings.is_none());
         assert!(host.binds.is_none() && host.mounts.is_none());
+        // Nothing else either: the engine's defaults apply, as before the
+        // later keys existed.
+        assert_eq!(serde_json::to_value(&host).unwrap(), serde_json::json!({}));
+        assert_eq!(
+            serde_json::to_value(&body).unwrap(),
+            serde_json::json!({"Image": "redis:7", "Labels": {}, "HostConfig": {}})
+        );
+        assert_eq!(api_needed(&spec), None);
+    }
+
+    /// The Compose keys that map one to one onto engine settings.
+    fn engine_keys_spec() -> ContainerSpec {
+        use crate::spec::DeviceSpec;
+        let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let map = |items: &[(&str, &str)]| {
+            items
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        ContainerSpec {
+            image: "nginx:1".into(),
+            ports: vec![PortSpec {
+                host_ip: None,
+                published: Some(8080),
+                target: 80,
+                protocol: "tcp".into(),
+            }],
+            expose: strings(&["80/tcp", "9000/tcp"]),
+            hostname: Some("api".into()),
+            domainname: Some("example.com".into()),
+            init: Some(true),
+            stop_signal: Some("SIGQUIT".into()),
+            extra_hosts: strings(&["db:10.0.0.5", "gw:host-gateway"]),
+            dns: strings(&["1.1.1.1"]),
+            dns_search: strings(&["example.com"]),
+            dns_opt: strings(&["ndots:2"]),
+            sysctls: map(&[("net.core.somaxconn", "1024")]),
+            devices: vec![DeviceSpec {
+                host: "/dev/fuse".into(),
+                container: "/dev/fuse".into(),
+                permissions: "rwm".into(),
+            }],
+            privileged: true,
+            shm_size: Some(256 << 20),
+            runtime: Some("runc".into()),
+            stdin_open: true,
+            tty: true,
+            ipc: Some("shareable".into()),
+            pid: Some("host".into()),
+            group_add: strings(&["video"]),
+            cgroup_parent: Some("/berth".into()),
+            oom_score_adj: Some(-500),
+            storage_opt: map(&[("size", "10G")]),
+            userns_mode: Some("host".into()),
+            memswap_limit: Some(-1),
+            cpu_shares: Some(512),
+            cpuset: Some("0-1".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn maps_the_engine_keys() {
+        let (body, _) =
+            create_body(&engine_keys_spec(), &BTreeMap::new(), "/run/berth/secrets").unwrap();
+        let json = serde_json::to_value(&body).unwrap();
+        let host = &json["HostConfig"];
+        assert_eq!(
+            json["ExposedPorts"],
+            serde_json::json!({"80/tcp": {}, "9000/tcp": {}}),
+            "`expose` and the published ports' targets, once each"
+        );
+        assert_eq!(json["Hostname"], "api");
+        assert_eq!(json["Domainname"], "example.com");
+        assert_eq!(json["StopSignal"], "SIGQUIT");
+        assert_eq!(json["Tty"], true);
+        assert_eq!(json["OpenStdin"], true);
+        assert_eq!(host["Init"], true);
+        assert_eq!(
+            host["ExtraHosts"],
+            serde_json::json!(["db:10.0.0.5", "gw:host-gateway"])
+        );
+        assert_eq!(host["Dns"], serde_json::json!(["1.1.1.1"]));
+        assert_eq!(host["DnsSearch"], serde_json::json!(["example.com"]));
+        assert_eq!(host["DnsOptions"], serde_json::json!(["ndots:2"]));
+        assert_eq!(
+            host["Sysctls"],
+            serde_json::json!({"net.core.somaxconn": "1024"})
+        );
+        assert_eq!(
+            host["Devices"],
+            serde_json::json!([{"PathOnHost": "/dev/fuse", "PathInContainer": "/dev/fuse", "CgroupPermissions": "rwm"}])
+        );
+        assert_eq!(host["Privileged"], true);
+        assert_eq!(host["ShmSize"], 256 << 20);
+        assert_eq!(host["Runtime"], "runc");
+        assert_eq!(host["IpcMode"], "shareable");
+        assert_eq!(host["PidMode"], "host");
+        assert_eq!(host["GroupAdd"], serde_json::json!(["video"]));
+        assert_eq!(host["CgroupParent"], "/berth");
+        assert_eq!(host["OomScoreAdj"], -500);
+        assert_eq!(host["StorageOpt"], serde_json::json!({"size": "10G"}));
+        assert_eq!(host["UsernsMode"], "host");
+        assert_eq!(host["MemorySwap"], -1);
+        assert_eq!(host["CpuShares"], 512);
+        assert_eq!(host["CpusetCpus"], "0-1");
+        assert!(host.get("Annotations").is_none());
+        assert_eq!(api_needed(&engine_keys_spec()), None);
+    }
+
+    #[test]
+    fn network_mode_replaces_the_networks() {
+        let spec = ContainerSpec {
+            image: "app:1".into(),
+            network_mode: Some("container:web-vpn-1".into()),
+            ..Default::default()
+        };
+        let (body, more) = create_body(&spec, &BTreeMap::new(), "/s").unwrap();
+        assert!(more.is_empty());
+        assert!(body.networking_config.is_none());
+        assert_eq!(
+            body.host_config.unwrap().network_mode.as_deref(),
+            Some("container:web-vpn-1")
+        );
+    }
+
+    #[test]
+    fn newer_api_fields_are_named() {
+        let mut spec = ContainerSpec {
+            image: "app:1".into(),
+            annotations: BTreeMap::from([("a".to_string(), "b".to_string())]),
+            ..Default::default()
+        };
+        assert_eq!(api_needed(&spec), Some(("annotations", (1, 43))));
+        spec.healthcheck = Some(HealthcheckSpec {
+            test: vec!["CMD".into(), "true".into()],
+            start_interval_ms: 2000,
+            ..Default::default()
+        });
+        assert_eq!(
+            api_needed(&spec),
+            Some(("healthcheck.start_interval", (1, 44)))
+        );
+        let (body, _) = create_body(&spec, &BTreeMap::new(), "/s").unwrap();
+        assert_eq!(
+            body.healthcheck.unwrap().start_interval,
+            Some(2_000_000_000)
+        );
+        assert_eq!(
+            body.host_config.unwrap().annotations,
+            Some(HashMap::from([("a".to_string(), "b".to_string())]))
+        );
     }
 }

@@ -335,9 +335,22 @@ impl Engine for DockerEngine {
         spec: &ContainerSpec,
         labels: &BTreeMap<String, String>,
     ) -> anyhow::Result<String> {
+        if let Some((key, (major, minor))) = create::api_needed(spec) {
+            let have = self.docker.client_version();
+            if (have.major_version, have.minor_version) < (major, minor) {
+                return Err(anyhow!(
+                    "{}: cannot create container `{name}`: `{key}` needs Docker Engine API {major}.{minor}, and the engine speaks {}.{}\n  help: upgrade Docker on the host, or remove `{key}` from the service",
+                    self.who, have.major_version, have.minor_version
+                ));
+            }
+        }
         let (body, more_networks) = create_body(spec, labels, &self.secrets_dir)
             .map_err(|e| anyhow!("{}: cannot create container `{name}`: {e}", self.who))?;
-        let options = CreateContainerOptionsBuilder::default().name(name).build();
+        let mut options = CreateContainerOptionsBuilder::default().name(name);
+        if let Some(platform) = &spec.platform {
+            options = options.platform(platform);
+        }
+        let options = options.build();
         let created = match self.docker.create_container(Some(options), body).await {
             Ok(created) => created,
             Err(err) if status_code(&err) == Some(409) => {
