@@ -134,20 +134,24 @@ pub fn place(
                 problems.push(d.clone());
                 continue;
             }
-            let spec_hash = spec_hash(&service.container);
             let assignment = assignment.unwrap_or_default();
             if let Some(problem) = start_first_port_clash(stack, service, &assignment) {
                 problems.push(problem);
                 continue;
             }
             for (slot, host) in assignment {
+                // `hosts[].variables` may give a host its own container.
+                let spec = stack
+                    .resolution
+                    .container_for(&service.name, &host, &service.container)
+                    .into_owned();
                 let desired = state.hosts.entry(host).or_default();
-                add_stack_resources(desired, stack, &service.container);
+                add_stack_resources(desired, stack, &spec);
                 desired.containers.push(DesiredContainer {
                     name: slot.container_name(),
                     slot,
-                    spec: service.container.clone(),
-                    spec_hash: spec_hash.clone(),
+                    spec_hash: spec_hash(&spec),
+                    spec,
                 });
             }
         }
@@ -413,6 +417,7 @@ mod tests {
                     known_hosts: None,
                 },
                 recipients: Vec::new(),
+                compose: Default::default(),
             },
             stacks: vec![Stack {
                 name: "s".into(),
@@ -421,6 +426,7 @@ mod tests {
                 networks: BTreeMap::new(),
                 volumes: BTreeMap::new(),
                 secrets: BTreeMap::new(),
+                resolution: Default::default(),
             }],
         }
     }
