@@ -135,24 +135,31 @@ pub fn place(
                 problems.push(d.clone());
                 continue;
             }
-            let container = with_follows(service, &base_hashes);
-            let spec_hash = spec_hash(&container);
             let assignment = assignment.unwrap_or_default();
             if let Some(problem) = start_first_port_clash(stack, service, &assignment) {
                 problems.push(problem);
                 continue;
             }
             for (slot, host) in assignment {
+                // `hosts[].variables` may give a host its own container.
+                let spec = with_follows(
+                    stack
+                        .resolution
+                        .container_for(&service.name, &host, &service.container)
+                        .into_owned(),
+                    service,
+                    &base_hashes,
+                );
                 let desired = state.hosts.entry(host).or_default();
-                add_stack_resources(desired, stack, &container);
+                add_stack_resources(desired, stack, &spec);
                 desired.containers.push(DesiredContainer {
                     name: service
                         .container_name
                         .clone()
                         .unwrap_or_else(|| slot.container_name()),
                     slot,
-                    spec: container.clone(),
-                    spec_hash: spec_hash.clone(),
+                    spec_hash: spec_hash(&spec),
+                    spec,
                 });
             }
         }
@@ -286,8 +293,11 @@ fn base_hashes(stack: &Stack) -> BTreeMap<&str, String> {
 }
 
 /// The service's container spec with the hashes of the services it follows.
-fn with_follows(service: &Service, base_hashes: &BTreeMap<&str, String>) -> ContainerSpec {
-    let mut container = service.container.clone();
+fn with_follows(
+    mut container: ContainerSpec,
+    service: &Service,
+    base_hashes: &BTreeMap<&str, String>,
+) -> ContainerSpec {
     for name in &service.follows {
         if let Some(hash) = base_hashes.get(name.as_str()) {
             container.follows.insert(name.clone(), hash.clone());
@@ -493,6 +503,7 @@ mod tests {
                     known_hosts: None,
                 },
                 recipients: Vec::new(),
+                compose: Default::default(),
             },
             stacks: vec![Stack {
                 name: "s".into(),
@@ -501,6 +512,7 @@ mod tests {
                 networks: BTreeMap::new(),
                 volumes: BTreeMap::new(),
                 secrets: BTreeMap::new(),
+                resolution: Default::default(),
             }],
         }
     }

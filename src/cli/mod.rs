@@ -105,6 +105,44 @@ enum Command {
     /// mounted at `/run/secrets/<name>`. Files from `gpg --encrypt` and `sq
     /// encrypt` work as they are.
     Secret(secret::SecretArgs),
+    /// Print the resolved Compose model of a stack, as berth understood it.
+    ///
+    /// Variables interpolated, `extends` and `include` merged, profiles
+    /// applied and every default filled in, like `docker compose config`.
+    /// Reads a local checkout only and contacts no host.
+    Config(ConfigArgs),
+}
+
+/// Arguments of `berth config`.
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// The stack to show (a directory under `stacks/`). Default: every stack.
+    stack: Option<String>,
+    /// The repo: a local directory.
+    #[arg(long, env = "BERTH_REPO", default_value = ".")]
+    repo: PathBuf,
+    /// Enable a Compose profile (repeatable), besides `stacks.<name>.profiles` in berth.yaml.
+    #[arg(long = "profile", value_name = "NAME")]
+    profiles: Vec<String>,
+}
+
+/// `berth config`: load with the process environment, print warnings and the model.
+fn config_command(args: ConfigArgs) -> anyhow::Result<u8> {
+    let options = crate::spec::LoadOptions {
+        profiles: args.profiles,
+        environment: None,
+    };
+    let loaded = crate::spec::load_with(&args.repo, &options)?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {}: {}", w.location, w.message);
+        if let Some(help) = &w.help {
+            eprintln!("  help: {help}");
+        }
+    }
+    let text = crate::spec::config::render(&loaded.project, args.stack.as_deref())
+        .map_err(anyhow::Error::msg)?;
+    print!("{text}");
+    Ok(exit::OK)
 }
 
 /// Where the repo comes from.
@@ -312,6 +350,7 @@ async fn dispatch(command: Command) -> u8 {
         }
         Command::Status(args) => output::status(&run_options(args.hosts, 120), args.labels).await,
         Command::Secret(args) => secret::run(args),
+        Command::Config(args) => config_command(args),
     };
     match result {
         Ok(code) => code,

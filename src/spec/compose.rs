@@ -67,6 +67,7 @@ pub(crate) fn read_stack(
         networks: BTreeMap::new(),
         volumes: BTreeMap::new(),
         secrets: BTreeMap::new(),
+        resolution: super::Resolution::default(),
     };
     if root_node.is_null() {
         cx.error_help(
@@ -88,11 +89,6 @@ pub(crate) fn read_stack(
                 field.key,
                 "unsupported key `configs` in a Compose file",
                 "use `secrets` for credentials, or bind-mount a file from an absolute host path",
-            ),
-            "include" => cx.error_help(
-                field.key,
-                "unsupported key `include` in a Compose file",
-                "berth reads one Compose file per stack; YAML anchors can share settings within it",
             ),
             _ => cx.unknown_key(field, "a Compose file", TOP_KEYS),
         }
@@ -184,7 +180,8 @@ fn check_keys(
     unsupported: &[&str],
 ) {
     for field in &fields.entries {
-        if supported.contains(&field.name) {
+        // `x-` extensions are allowed in every Compose mapping.
+        if supported.contains(&field.name) || field.name.starts_with("x-") {
             continue;
         }
         if unsupported.contains(&field.name) {
@@ -368,7 +365,7 @@ fn read_secrets(
                     format!("unsupported key `{}` in {what}", field.name),
                     "berth reads secrets from OpenPGP-encrypted files in the repo: write `file: ./secrets/<name>.pgp`",
                 );
-            } else if !SECRET_KEYS.contains(&field.name) {
+            } else if !SECRET_KEYS.contains(&field.name) && !field.name.starts_with("x-") {
                 cx.unknown_key(field, &what, SECRET_KEYS);
             }
         }
@@ -418,7 +415,7 @@ fn read_secrets(
 
 /// `path` (relative to the stack's directory) as a path relative to the repo
 /// root, or None when it is absolute or climbs out of the repo.
-fn repo_relative(stack_dir: &Path, path: &str) -> Option<PathBuf> {
+pub(crate) fn repo_relative(stack_dir: &Path, path: &str) -> Option<PathBuf> {
     let joined = stack_dir.join(path);
     let mut out: Vec<&std::ffi::OsStr> = Vec::new();
     for component in joined.components() {

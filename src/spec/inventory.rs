@@ -16,7 +16,7 @@ use schemars::JsonSchema;
 use super::read::{Cx, Field, Fields};
 use super::values::{is_name, is_slug, GoDuration};
 use super::yaml::Node;
-use super::{HostConfig, Inventory, Location, Settings, Transport};
+use super::{ComposeSettings, HostConfig, Inventory, Location, Settings, Transport};
 
 /// berth inventory: the hosts berth deploys to, how to reach them, and run settings.
 #[derive(Debug, Default, JsonSchema)]
@@ -37,6 +37,30 @@ pub(crate) struct RawInventory {
     /// The Docker hosts berth manages. At least one.
     #[schemars(length(min = 1))]
     pub hosts: Vec<RawHost>,
+    /// Compose variables for every stack (`${NAME}` in compose files). The
+    /// runner's environment and a stack's `.env` take precedence over them;
+    /// a host's own `variables` over these.
+    #[serde(default)]
+    #[schemars(schema_with = "variable_map_schema")]
+    pub variables: BTreeMap<String, String>,
+    /// Per-stack settings, by stack name (the directory under `stacks/`).
+    #[serde(default)]
+    pub stacks: BTreeMap<String, RawStackSettings>,
+    #[serde(skip)]
+    pub variables_at: BTreeMap<String, Location>,
+}
+
+/// Settings of one stack.
+#[derive(Debug, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "StackSettings")]
+pub(crate) struct RawStackSettings {
+    /// Compose profiles to enable for this stack, besides `--profile`.
+    /// Services without `profiles:` always run.
+    #[serde(default)]
+    pub profiles: Vec<String>,
+    #[serde(skip)]
+    pub at: Location,
 }
 
 /// Connection settings shared by all hosts.
@@ -76,8 +100,18 @@ pub(crate) struct RawSettings {
     /// known_hosts file checked strictly for every SSH host (`~` is the home
     /// directory). Default `~/.ssh/known_hosts`.
     pub known_hosts: Option<String>,
+    /// A Compose variable used without a default and set nowhere is an
+    /// error instead of an empty string with a warning. Default `false`.
+    pub strict_variables: Option<bool>,
+    /// Variables that may come from the environment of the machine running
+    /// berth (e.g. `TAG` set by CI). With `--trust`, a value taken from the
+    /// environment for any other name is refused: a signed commit must not
+    /// be steerable from outside it.
+    pub environment_variables: Option<Vec<String>>,
     #[serde(skip)]
     pub known_hosts_at: Option<Location>,
+    #[serde(skip)]
+    pub environment_variables_at: Option<Location>,
 }
 
 /// Secret settings.
@@ -123,6 +157,12 @@ pub(crate) struct RawHost {
     #[serde(default)]
     #[schemars(schema_with = "label_map_schema")]
     pub labels: BTreeMap<String, String>,
+    /// Compose variables for this host only: a `deploy.mode: global`
+    /// service can say `${REGION}` and get each host's value. They take
+    /// precedence over the top-level `variables`.
+    #[serde(default)]
+    #[schemars(schema_with = "variable_map_schema")]
+    pub variables: BTreeMap<String, String>,
     #[serde(skip)]
     pub at: Location,
     #[serde(skip)]
@@ -140,7 +180,25 @@ fn label_map_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
-pub(crate) const TOP_KEYS: &[&str] = &["project", "defaults", "settings", "secrets", "hosts"];
+/// Variable values may be written as numbers or booleans; they are read as text.
+fn variable_map_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "additionalProperties": { "type": ["string", "number", "boolean"] },
+        "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }
+    })
+}
+
+pub(crate) const TOP_KEYS: &[&str] = &[
+    "project",
+    "defaults",
+    "settings",
+    "secrets",
+    "hosts",
+    "variables",
+    "stacks",
+];
+pub(crate) const STACK_SETTINGS_KEYS: &[&str] = &["profiles"];
 pub(crate) const SECRETS_KEYS: &[&str] = &["recipients"];
 pub(crate) const DEFAULTS_KEYS: &[&str] = &[
     "user",
@@ -150,7 +208,13 @@ pub(crate) const DEFAULTS_KEYS: &[&str] = &[
     "transport",
     "secrets_dir",
 ];
-pub(crate) const SETTINGS_KEYS: &[&str] = &["parallel", "connect_timeout", "known_hosts"];
+pub(crate) const SETTINGS_KEYS: &[&str] = &[
+    "parallel",
+    "connect_timeout",
+    "known_hosts",
+    "strict_variables",
+    "environment_variables",
+];
 pub(crate) const HOST_KEYS: &[&str] = &[
     "name",
     "address",
@@ -161,6 +225,7 @@ pub(crate) const HOST_KEYS: &[&str] = &[
     "transport",
     "secrets_dir",
     "labels",
+    "variables",
 ];
 
 const DEFAULT_PROJECT: &str = "default";
@@ -204,6 +269,14 @@ pub(crate) fn read(cx: &mut Cx, root: &Node) -> RawInventory {
     }
     if let Some(node) = top.value("secrets") {
         raw.secrets = read_secret_settings(cx, node);
+    }
+    if let Some(node) = top.value("variables") {
+        let (values, at) = read_variables(cx, node, "`variables`");
+        raw.variables = values;
+        raw.variables_at = at;
+    }
+    if let Some(node) = top.value("stacks") {
+        raw.stacks = read_stack_settings(cx, node);
     }
     match top.get("hosts") {
         None => cx.error_help(
@@ -261,7 +334,101 @@ fn read_settings(cx: &mut Cx, node: &Node) -> Option<RawSettings> {
         raw.known_hosts = cx.string(v, "`settings.known_hosts`");
         raw.known_hosts_at = Some(cx.at(v));
     }
+    if let Some(v) = fields.value("strict_variables") {
+        raw.strict_variables = cx.bool(v, "`settings.strict_variables`");
+    }
+    if let Some(v) = fields.value("environment_variables") {
+        raw.environment_variables_at = Some(cx.at(v));
+        if let Some(names) = cx.strings(v, "`settings.environment_variables`") {
+            for name in &names {
+                if !is_variable_name(name) {
+                    cx.error_help(
+                        v,
+                        format!(
+                            "`{name}` in `settings.environment_variables` is not a variable name"
+                        ),
+                        "use letters, digits and `_`, not starting with a digit",
+                    );
+                }
+            }
+            raw.environment_variables = Some(names);
+        }
+    }
     Some(raw)
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`: the names Compose interpolation can refer to.
+pub(crate) fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A mapping of variable names to values (numbers and booleans as text).
+fn read_variables(
+    cx: &mut Cx,
+    node: &Node,
+    what: &str,
+) -> (BTreeMap<String, String>, BTreeMap<String, Location>) {
+    let mut values = BTreeMap::new();
+    let mut at = BTreeMap::new();
+    let Some(fields) = cx.map(node, what) else {
+        return (values, at);
+    };
+    for field in fields.entries {
+        if !is_variable_name(field.name) {
+            cx.error_help(
+                field.key,
+                format!("`{}` in {what} is not a variable name", field.name),
+                "use letters, digits and `_`, not starting with a digit",
+            );
+            continue;
+        }
+        let value = if field.value.is_null() {
+            Some(String::new())
+        } else {
+            cx.stringify(field.value, &format!("`{}` in {what}", field.name))
+        };
+        if let Some(value) = value {
+            values.insert(field.name.to_string(), value);
+            at.insert(field.name.to_string(), cx.at(field.key));
+        }
+    }
+    (values, at)
+}
+
+fn read_stack_settings(cx: &mut Cx, node: &Node) -> BTreeMap<String, RawStackSettings> {
+    let mut out = BTreeMap::new();
+    let Some(fields) = cx.map(node, "`stacks`") else {
+        return out;
+    };
+    for field in fields.entries {
+        let what = format!("stack `{}` in `stacks`", field.name);
+        if !is_slug(field.name) {
+            cx.error_help(
+                field.key,
+                format!("stack name `{}` in `stacks` is not valid", field.name),
+                "name a directory under `stacks/`",
+            );
+            continue;
+        }
+        let mut raw = RawStackSettings {
+            at: cx.at(field.key),
+            ..RawStackSettings::default()
+        };
+        if !field.value.is_null() {
+            let Some(body) = cx.map_with(field.value, &what, STACK_SETTINGS_KEYS) else {
+                continue;
+            };
+            if let Some(v) = body.value("profiles") {
+                raw.profiles = cx
+                    .strings(v, &format!("`profiles` of {what}"))
+                    .unwrap_or_default();
+            }
+        }
+        out.insert(field.name.to_string(), raw);
+    }
+    out
 }
 
 fn read_secret_settings(cx: &mut Cx, node: &Node) -> Option<RawSecretSettings> {
@@ -414,7 +581,12 @@ fn read_host(cx: &mut Cx, node: &Node) -> Option<RawHost> {
         .value("labels")
         .and_then(|v| read_labels(cx, v, &what))
         .unwrap_or_default();
+    let variables = fields
+        .value("variables")
+        .map(|v| read_variables(cx, v, &format!("`variables` of {what}")).0)
+        .unwrap_or_default();
     Some(RawHost {
+        variables,
         name_at: name_field.map_or_else(|| cx.at(node), |f: Field<'_>| cx.at(f.value)),
         at: cx.at(node),
         name,
@@ -493,6 +665,19 @@ pub(crate) fn validate(cx: &mut Cx, raw: RawInventory, root: &Path) -> Option<(S
         .and_then(|p| expand(cx, p, root, settings.known_hosts_at.as_ref()));
     let recipients = recipients(cx, raw.secrets.unwrap_or_default(), root);
 
+    let mut compose = ComposeSettings {
+        variables: raw.variables,
+        variables_at: raw.variables_at,
+        strict_variables: settings.strict_variables.unwrap_or(false),
+        environment_variables: settings.environment_variables.clone(),
+        environment_variables_at: settings.environment_variables_at.clone(),
+        stack_profiles: raw
+            .stacks
+            .into_iter()
+            .map(|(name, s)| (name, (s.profiles, s.at)))
+            .collect(),
+        host_variables: BTreeMap::new(),
+    };
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut hosts = Vec::with_capacity(raw.hosts.len());
     for host in raw.hosts {
@@ -530,6 +715,11 @@ pub(crate) fn validate(cx: &mut Cx, raw: RawInventory, root: &Path) -> Option<(S
             Some(p) => expand(cx, p, root, host.identity_file_at.as_ref()),
             None => default_identity.clone(),
         };
+        if !host.variables.is_empty() {
+            compose
+                .host_variables
+                .insert(host.name.clone(), host.variables);
+        }
         hosts.push(HostConfig {
             name: host.name,
             address,
@@ -566,6 +756,7 @@ pub(crate) fn validate(cx: &mut Cx, raw: RawInventory, root: &Path) -> Option<(S
             known_hosts,
         },
         recipients,
+        compose,
     };
     let project = raw.project.unwrap_or_else(|| DEFAULT_PROJECT.to_string());
     if cx.diags.len() > errors_before {

@@ -12,24 +12,39 @@
 //! the model; `schema` generates the JSON Schemas from the raw types.
 
 mod compose;
+#[cfg(test)]
+mod compose_tests;
+pub mod config;
+#[cfg(test)]
+mod corpus_tests;
 mod deploy;
+mod dotenv;
 pub mod image;
+mod interpolate;
 mod inventory;
 pub mod model;
 mod mounts;
 mod ports;
 mod read;
+mod resolve;
 mod schema;
 pub mod secret_paths;
 mod service;
 #[cfg(test)]
 mod tests;
 mod values;
+pub mod variables;
 mod yaml;
 
 pub use image::ImageRef;
 pub use model::*;
 pub use schema::{inventory_schema, x_berth_schema};
+pub use variables::{
+    check_environment_allowed, environment_variables, ComposeSettings, FromEnvironment, Resolution,
+    UsedVariable, VariableOrigin,
+};
+
+use std::collections::BTreeMap;
 
 use std::path::{Path, PathBuf};
 
@@ -69,31 +84,97 @@ impl std::error::Error for SpecError {}
 const INVENTORY_FILE: &str = "berth.yaml";
 const STACKS_DIR: &str = "stacks";
 
+/// How to read a repo beyond its files.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Compose profiles to enable (`--profile`), besides each stack's
+    /// `stacks.<name>.profiles` in berth.yaml.
+    pub profiles: Vec<String>,
+    /// The variables of the environment berth runs in, the first source of
+    /// Compose interpolation. None: the process environment.
+    pub environment: Option<BTreeMap<String, String>>,
+}
+
+/// A repo read and validated, with what the user should still hear about.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub project: Project,
+    /// Problems that do not stop the load (an unset variable read as
+    /// empty, an obsolete `version:`), sorted like errors. Show them.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Reads and validates the repo at `root` with the process environment and
+/// no `--profile`. Warnings are logged; use [`load_with`] to get them.
+pub fn load(root: &Path) -> Result<Project, SpecError> {
+    let loaded = load_with(root, &LoadOptions::default())?;
+    for warning in &loaded.warnings {
+        tracing::warn!(
+            "{}",
+            SpecError {
+                diagnostics: vec![warning.clone()]
+            }
+        );
+    }
+    Ok(loaded.project)
+}
+
 /// Reads and validates the repo at `root`. Every problem in every file is
 /// reported, sorted by file, line and column.
-pub fn load(root: &Path) -> Result<Project, SpecError> {
+pub fn load_with(root: &Path, options: &LoadOptions) -> Result<Loaded, SpecError> {
     let mut diagnostics = Vec::new();
+    let mut warnings = Vec::new();
+    let process_env;
+    let environment = match &options.environment {
+        Some(env) => env,
+        None => {
+            process_env = std::env::vars().collect::<BTreeMap<_, _>>();
+            &process_env
+        }
+    };
     let inventory = load_inventory(root, &mut diagnostics);
-    let stacks = load_stacks(root, inventory.as_ref().map(|(_, i)| i), &mut diagnostics);
+    let stacks = load_stacks(
+        root,
+        inventory.as_ref().map(|(_, i)| i),
+        environment,
+        &options.profiles,
+        &mut diagnostics,
+        &mut warnings,
+    );
+    sort_diagnostics(&mut warnings);
     match inventory {
-        Some((name, inventory)) if diagnostics.is_empty() => Ok(Project {
-            root: root.to_path_buf(),
-            name,
-            inventory,
-            stacks,
+        Some((name, inventory)) if diagnostics.is_empty() => Ok(Loaded {
+            project: Project {
+                root: root.to_path_buf(),
+                name,
+                inventory,
+                stacks,
+            },
+            warnings,
         }),
         _ => {
-            diagnostics.sort_by(|a, b| {
-                (&a.location.file, a.location.line, a.location.column).cmp(&(
-                    &b.location.file,
-                    b.location.line,
-                    b.location.column,
-                ))
-            });
-            diagnostics.dedup();
+            sort_diagnostics(&mut diagnostics);
             Err(SpecError { diagnostics })
         }
     }
+}
+
+fn sort_diagnostics(diagnostics: &mut Vec<Diagnostic>) {
+    diagnostics.sort_by(|a, b| {
+        (
+            &a.location.file,
+            a.location.line,
+            a.location.column,
+            &a.message,
+        )
+            .cmp(&(
+                &b.location.file,
+                b.location.line,
+                b.location.column,
+                &b.message,
+            ))
+    });
+    diagnostics.dedup();
 }
 
 /// Reads and validates `berth.yaml` alone (the project name and the
@@ -131,24 +212,45 @@ fn load_inventory(root: &Path, out: &mut Vec<Diagnostic>) -> Option<(String, Inv
 fn load_stacks(
     root: &Path,
     inventory: Option<&Inventory>,
+    environment: &BTreeMap<String, String>,
+    profiles: &[String],
     out: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<Diagnostic>,
 ) -> Vec<Stack> {
     let mut stacks = Vec::new();
-    for name in stack_names(root, out) {
+    let names = stack_names(root, out);
+    if let Some(inventory) = inventory {
+        for (name, (_, at)) in &inventory.compose.stack_profiles {
+            if !names.contains(name) {
+                out.push(Diagnostic {
+                    location: at.clone(),
+                    message: format!("`stacks.{name}` names no stack of the repo"),
+                    help: Some(format!(
+                        "stacks are the directories under `stacks/`: {}",
+                        names.join(", ")
+                    )),
+                });
+            }
+        }
+    }
+    for name in names {
         let dir = Path::new(STACKS_DIR).join(&name);
         let Some(file) = stack_file(root, &dir, &name, out) else {
             continue;
         };
-        let mut cx = Cx::new(&file, true);
-        if let Some(tree) = read_yaml(root, &mut cx) {
-            let source = compose::StackSource {
-                name: &name,
-                file: &file,
-                root,
-            };
-            stacks.push(compose::read_stack(&mut cx, &tree, &source, inventory));
+        let outcome = resolve::load_stack(&resolve::StackInput {
+            root,
+            name: &name,
+            file: &file,
+            inventory,
+            environment,
+            profiles,
+        });
+        out.extend(outcome.errors);
+        warnings.extend(outcome.warnings);
+        if let Some(stack) = outcome.stack {
+            stacks.push(stack);
         }
-        out.append(&mut cx.diags);
     }
     stacks.sort_by(|a, b| a.name.cmp(&b.name));
     stacks

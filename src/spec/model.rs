@@ -51,6 +51,8 @@ pub struct Inventory {
     /// Certificate files (repo-relative) every secret is encrypted to
     /// (`secrets.recipients`); empty when berth.yaml names none.
     pub recipients: Vec<PathBuf>,
+    /// Compose variables and profiles set in berth.yaml.
+    pub compose: super::ComposeSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +105,9 @@ pub struct Stack {
     pub volumes: BTreeMap<String, VolumeSpec>,
     /// Secrets declared by the stack (key as written): encrypted files in the repo.
     pub secrets: BTreeMap<String, SecretSpec>,
+    /// How the Compose file was resolved: the other files read, where each
+    /// variable came from, per-host containers from host variables.
+    pub resolution: super::Resolution,
 }
 
 /// A stack-level secret (`secrets: {db_password: {file: ./secrets/db.pgp}}`).

@@ -17,7 +17,9 @@ use super::{Diagnostic, Location};
 pub(crate) struct Cx {
     pub file: PathBuf,
     pub diags: Vec<Diagnostic>,
-    /// Compose files: `$` starts a variable, `$$` is a literal `$`.
+    /// Compose files. Their values are interpolated before they are read,
+    /// so `$` needs no treatment here any more.
+    #[allow(dead_code)]
     compose: bool,
 }
 
@@ -64,7 +66,10 @@ impl Cx {
 
     pub fn at(&self, node: &Node) -> Location {
         Location {
-            file: self.file.clone(),
+            file: node
+                .file
+                .as_deref()
+                .map_or_else(|| self.file.clone(), PathBuf::from),
             line: node.line,
             column: node.column,
         }
@@ -173,8 +178,7 @@ impl Cx {
         }
     }
 
-    /// Any scalar as text (`user: 1000` is the string `1000`), with Compose's
-    /// `$$` unescaped in Compose files.
+    /// Any scalar as text (`user: 1000` is the string `1000`).
     pub fn string(&mut self, node: &Node, what: &str) -> Option<String> {
         let Some(text) = node.scalar() else {
             self.error(
@@ -183,7 +187,7 @@ impl Cx {
             );
             return None;
         };
-        self.text(node, what, text)
+        Some(text.to_string())
     }
 
     /// A scalar as Compose would stringify it: booleans lowercase, integers in decimal.
@@ -195,23 +199,6 @@ impl Cx {
             return Some(i.to_string());
         }
         self.string(node, what)
-    }
-
-    fn text(&mut self, node: &Node, what: &str, text: &str) -> Option<String> {
-        if !self.compose {
-            return Some(text.to_string());
-        }
-        match values::unescape_dollars(text) {
-            Ok(text) => Some(text),
-            Err(variable) => {
-                self.error_help(
-                    node,
-                    format!("{what}: `{variable}` is a Compose variable, and berth does not interpolate variables"),
-                    "berth reads no environment on the machine that runs it: write the value itself, or `$$` for a literal `$`",
-                );
-                None
-            }
-        }
     }
 
     pub fn bool(&mut self, node: &Node, what: &str) -> Option<bool> {
@@ -469,7 +456,7 @@ mod tests {
     #[test]
     fn pairs_accept_both_forms() {
         let mut cx = Cx::new("f.yaml", true);
-        let map = node("A: 1\nB: true\nC: x$$y\nD:\n");
+        let map = node("A: 1\nB: true\nC: x$y\nD:\n");
         let pairs = cx.pairs(&map, "`environment`", true).unwrap();
         let got: Vec<_> = pairs
             .iter()
@@ -493,13 +480,9 @@ mod tests {
     }
 
     #[test]
-    fn variables_are_refused_in_compose_files() {
+    fn strings_are_read_as_written() {
+        // Compose files are interpolated before they are read.
         let mut cx = Cx::new("f.yaml", true);
-        assert_eq!(cx.string(&node("${TAG}"), "`image`"), None);
-        assert!(cx.diags[0]
-            .message
-            .contains("`${TAG}` is a Compose variable"));
-        let mut cx = Cx::new("berth.yaml", false);
-        assert_eq!(cx.string(&node("${TAG}"), "`x`").as_deref(), Some("${TAG}"));
+        assert_eq!(cx.string(&node("a$b"), "`x`").as_deref(), Some("a$b"));
     }
 }

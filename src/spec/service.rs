@@ -614,6 +614,7 @@ fn networks(
 
 /// Stands in for a missing node when a message has no better place.
 static NULL: Node = Node {
+    file: None,
     kind: Kind::Null,
     line: 0,
     column: 0,

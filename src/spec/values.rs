@@ -178,42 +178,6 @@ pub(crate) fn shell_words(text: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
-/// Compose interpolates `$VAR` and `${VAR}` from the shell running it; berth
-/// runs unattended and reads no such environment, so a `$` other than the
-/// `$$` escape would silently mean something else here. Returns the value
-/// with `$$` unescaped, or the offending variable text.
-pub(crate) fn unescape_dollars(text: &str) -> Result<String, String> {
-    if !text.contains('$') {
-        return Ok(text.to_string());
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        if c != '$' {
-            out.push(c);
-            continue;
-        }
-        match chars.peek() {
-            Some((_, '$')) => {
-                chars.next();
-                out.push('$');
-            }
-            _ => {
-                let rest = &text[i..];
-                let end = if rest[1..].starts_with('{') {
-                    rest.find('}').map(|e| e + 1).unwrap_or(rest.len())
-                } else {
-                    1 + rest[1..]
-                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                        .unwrap_or(rest.len() - 1)
-                };
-                return Err(rest[..end].to_string());
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// `[a-z0-9][a-z0-9_-]*`: project and stack names (they become label values
 /// and engine-side name prefixes).
 pub(crate) fn is_slug(name: &str) -> bool {
@@ -322,13 +286,7 @@ mod tests {
     }
 
     #[test]
-    fn dollars() {
-        assert_eq!(unescape_dollars("a$$b").unwrap(), "a$b");
-        assert_eq!(unescape_dollars("plain").unwrap(), "plain");
-        assert_eq!(unescape_dollars("x ${HOME}/y").unwrap_err(), "${HOME}");
-        assert_eq!(unescape_dollars("$USER-x").unwrap_err(), "$USER");
-        assert_eq!(unescape_dollars("cost 5$").unwrap_err(), "$");
-    }
+    fn dollars() {}
 
     #[test]
     fn names_and_suggestions() {

@@ -17,6 +17,9 @@ pub(crate) struct Node {
     pub kind: Kind,
     pub line: usize,
     pub column: usize,
+    /// The file the node was read from, when it is not the file being
+    /// checked (an `include`d or `extends` file, an `env_file`).
+    pub file: Option<std::sync::Arc<std::path::Path>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +63,89 @@ impl Node {
             kind,
             line: span.start.line(),
             column: span.start.col() + 1,
+            file: None,
+        }
+    }
+
+    /// A node made by berth (a merged value), placed where `at` is.
+    pub fn synthetic(kind: Kind, at: &Node) -> Node {
+        Node {
+            kind,
+            line: at.line,
+            column: at.column,
+            file: at.file.clone(),
+        }
+    }
+
+    /// A string value (quoted style: never read as a number or boolean).
+    pub fn string(text: impl Into<String>, at: &Node) -> Node {
+        Node::synthetic(
+            Kind::Scalar {
+                text: text.into(),
+                plain: false,
+            },
+            at,
+        )
+    }
+
+    /// Marks this node and everything under it as read from `file`.
+    pub fn set_file(&mut self, file: &std::sync::Arc<std::path::Path>) {
+        self.file = Some(file.clone());
+        match &mut self.kind {
+            Kind::Seq(items) => items.iter_mut().for_each(|i| i.set_file(file)),
+            Kind::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+                k.set_file(file);
+                v.set_file(file);
+            }),
+            _ => {}
+        }
+    }
+
+    /// The value of `key` in a mapping.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.kind {
+            Kind::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| k.key_text() == Some(key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Node> {
+        match &mut self.kind {
+            Kind::Map(entries) => entries
+                .iter_mut()
+                .find(|(k, _)| k.key_text() == Some(key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Removes `key` from a mapping, returning its key and value nodes.
+    pub fn remove(&mut self, key: &str) -> Option<(Node, Node)> {
+        match &mut self.kind {
+            Kind::Map(entries) => {
+                let i = entries
+                    .iter()
+                    .position(|(k, _)| k.key_text() == Some(key))?;
+                Some(entries.remove(i))
+            }
+            _ => None,
+        }
+    }
+
+    /// Sets `key` in a mapping (replacing its value, or appending it).
+    pub fn set(&mut self, key: Node, value: Node) {
+        if let Kind::Map(entries) = &mut self.kind {
+            let text = key.key_text().map(str::to_string);
+            match entries
+                .iter_mut()
+                .find(|(k, _)| k.key_text().map(str::to_string) == text)
+            {
+                Some(entry) => entry.1 = value,
+                None => entries.push((key, value)),
+            }
         }
     }
 
