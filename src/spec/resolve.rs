@@ -226,7 +226,7 @@ fn read_dotenv(input: &StackInput<'_>) -> DotEnv {
         if let Some(value) = input.environment.get(&name) {
             let line = text
                 .lines()
-                .position(|l| l.contains(&name))
+                .position(|l| l.contains(&format!("${name}")) || l.contains(&format!("${{{name}")))
                 .map_or(0, |i| i + 1);
             out.used.insert(
                 name,
