@@ -11,7 +11,7 @@ mod support;
 use std::time::Instant;
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use support::{berth, berth_spawn, expect_code, finish, Bed, Repo, HOSTS};
+use support::{berth, berth_env, berth_spawn, expect_code, finish, Bed, Repo, HOSTS};
 
 type BedTest = fn(&Bed) -> Result<(), Failed>;
 
@@ -25,6 +25,10 @@ fn main() {
             apply_places_replicas_and_serves_http,
         ),
         ("second_apply_changes_nothing", second_apply_changes_nothing),
+        (
+            "compose_as_people_write_it_applies_and_follows_dotenv",
+            compose_as_people_write_it_applies_and_follows_dotenv,
+        ),
         (
             "image_change_replaces_only_that_service",
             image_change_replaces_only_that_service,
@@ -267,6 +271,146 @@ fn apply_places_replicas_and_serves_http(bed: &Bed) -> Result<(), Failed> {
     check!(
         labels.contains("\"berth.stack\":\"batch\""),
         "stack label missing: {labels}"
+    );
+    Ok(())
+}
+
+/// A stack written the way people write Compose files: image repo from
+/// `.env`, tag from the environment, `env_file`, anchors and merge keys, an
+/// `extends`ed service, a profile left out. Applied, served, idempotent;
+/// a changed `.env` value replaces exactly the services that use it.
+fn compose_as_people_write_it_applies_and_follows_dotenv(bed: &Bed) -> Result<(), Failed> {
+    let project = "t-compose";
+    let _scope = bed.scope(project);
+    let web_image = bed.get("BED_WEB_V1");
+    let Some((web_repo, web_tag)) = web_image.rsplit_once(':') else {
+        return Err(format!("no tag in {web_image}").into());
+    };
+    let repo = Repo::new();
+    repo.write("berth.yaml", &bed.inventory(project));
+    let dotenv = |greeting: &str| {
+        format!(
+            "# committed stack variables\nWEB_REPO={web_repo}\nWORKER_IMAGE=\"{}\"\nGREETING={greeting}\n",
+            bed.get("BED_WORKER")
+        )
+    };
+    repo.write("stacks/site/.env", &dotenv("hello"));
+    repo.write(
+        "stacks/site/web.env",
+        "LOG_LEVEL=info\nexport MODE='production'\n",
+    );
+    repo.write(
+        "stacks/site/compose.yaml",
+        "\
+version: \"3.8\"
+x-defaults: &defaults
+  restart: unless-stopped
+  stop_grace_period: 1s
+services:
+  web:
+    <<: *defaults
+    image: ${WEB_REPO}:${WEB_TAG:?set WEB_TAG}
+    ports: [\"18095:80\"]
+    env_file: web.env
+    environment:
+      GREETING: ${GREETING:-hi}
+    deploy:
+      replicas: 2
+      placement:
+        constraints: [node.labels.role == web]
+  worker:
+    <<: *defaults
+    image: ${WORKER_IMAGE}
+    deploy:
+      mode: global
+      placement:
+        constraints: [node.labels.role == worker]
+  worker-b:
+    extends: worker
+    environment:
+      QUEUE: b
+  debug:
+    image: ${WORKER_IMAGE}
+    profiles: [debug]
+",
+    );
+    repo.commit("compose as people write it");
+    let path = repo.path().display().to_string();
+    let env = [("WEB_TAG", web_tag)];
+    let run = berth_env(repo.path(), &["apply", "--repo", &path], &env);
+    expect_code(&run, 0);
+    check!(
+        run.stdout
+            .contains("Plan: 4 to create, 0 to replace, 0 to remove."),
+        "{run}"
+    );
+    check!(
+        run.stderr.contains("`version` is obsolete"),
+        "no warning about `version`\n{run}"
+    );
+    for host in ["edge-1", "edge-2"] {
+        let body = bed.http_get(host, 18095);
+        check!(
+            body.trim() == "berth-test web v1",
+            "{host}:18095 answered {body:?}"
+        );
+    }
+    // The environment of every web replica, whichever host it landed on.
+    let web_env = || {
+        ["edge-1", "edge-2"]
+            .iter()
+            .flat_map(|host| {
+                bed.containers(host, project)
+                    .into_keys()
+                    .filter(|n| n.starts_with("site-web-"))
+                    .map(|n| bed.docker_ok(host, &["inspect", "-f", "{{json .Config.Env}}", &n]))
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    let envs = web_env();
+    check!(
+        envs.len() == 2
+            && envs
+                .iter()
+                .all(|e| e.contains("GREETING=hello") && e.contains("MODE=production")),
+        "web environment: {envs:?}"
+    );
+    let edge3: Vec<String> = bed.containers("edge-3", project).keys().cloned().collect();
+    check!(
+        edge3 == ["site-worker-1", "site-worker-b-1"],
+        "edge-3 runs {edge3:?} (debug is in a profile left out)"
+    );
+
+    let before: Vec<_> = HOSTS.iter().map(|h| bed.containers(h, project)).collect();
+    let run = berth_env(
+        repo.path(),
+        &["apply", "--repo", &path, "--detailed-exitcode"],
+        &env,
+    );
+    expect_code(&run, 0);
+    check!(run.stdout.contains("No changes."), "{run}");
+    let after: Vec<_> = HOSTS.iter().map(|h| bed.containers(h, project)).collect();
+    check!(before == after, "a no-op apply changed containers");
+
+    repo.write("stacks/site/.env", &dotenv("bonjour"));
+    repo.commit("greeting");
+    let run = berth_env(repo.path(), &["apply", "--repo", &path], &env);
+    expect_code(&run, 0);
+    check!(
+        run.stdout
+            .contains("Plan: 0 to create, 2 to replace, 0 to remove."),
+        "only the web replicas use GREETING\n{run}"
+    );
+    let workers = bed.containers("edge-3", project);
+    check!(
+        workers == before[2],
+        "the workers were touched: {workers:?}"
+    );
+    let envs = web_env();
+    check!(
+        envs.len() == 2 && envs.iter().all(|e| e.contains("GREETING=bonjour")),
+        "web environment: {envs:?}"
     );
     Ok(())
 }

@@ -802,3 +802,77 @@ fn secret_looking_names() {
         assert!(!variables::looks_secret(name), "{name}");
     }
 }
+
+#[test]
+fn included_files_resolve_paths_from_their_own_directory() {
+    let dir = repo(&[
+        ("berth.yaml", INVENTORY),
+        ("shared/db/db.env", "POSTGRES_DB=app\n"),
+        ("shared/db/secrets/pw.pgp", "-----BEGIN PGP MESSAGE-----\n"),
+        (
+            "shared/db/compose.yaml",
+            "services:\n  db:\n    image: postgres\n    env_file: db.env\n    secrets: [pw]\nsecrets:\n  pw:\n    file: ./secrets/pw.pgp\n",
+        ),
+        (
+            "stacks/web/compose.yaml",
+            "include: [../../shared/db/compose.yaml]\nservices:\n  web:\n    image: nginx\n",
+        ),
+    ]);
+    let loaded = load_ok(&dir, &options(&[], &[]));
+    let stack = &loaded.project.stacks[0];
+    assert_eq!(
+        service(&loaded, "web", "db").container.environment["POSTGRES_DB"],
+        "app"
+    );
+    assert_eq!(
+        stack.secrets["pw"].file,
+        PathBuf::from("shared/db/secrets/pw.pgp")
+    );
+    assert_eq!(
+        stack.resolution.files,
+        [
+            PathBuf::from("shared/db/compose.yaml"),
+            "shared/db/db.env".into()
+        ]
+    );
+}
+
+#[test]
+fn host_variables_may_not_change_placement() {
+    let dir = repo(&[
+        (
+            "berth.yaml",
+            "hosts:\n  - {name: a, address: 10.0.0.1, variables: {N: 1}}\n  - {name: b, address: 10.0.0.2, variables: {N: 2}}\n",
+        ),
+        (
+            "stacks/web/compose.yaml",
+            "services:\n  api:\n    image: nginx\n    deploy:\n      replicas: ${N}\n",
+        ),
+    ]);
+    let err = load_err(&dir, &options(&[], &[]));
+    assert!(
+        err.starts_with("stacks/web/compose.yaml:2:3: service `api` has different `deploy`, `depends_on`, `secrets` or `x-berth` on host(s) `b` through `hosts[].variables`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_environment_wins_inside_dotenv_too() {
+    let dir = repo(&[
+        ("berth.yaml", INVENTORY),
+        ("stacks/web/.env", "BASE=dotenv\nIMAGE=\"app:${BASE}\"\n"),
+        (
+            "stacks/web/compose.yaml",
+            "services:\n  api:\n    image: $IMAGE\n",
+        ),
+    ]);
+    let loaded = load_ok(&dir, &options(&[("BASE", "env")], &[]));
+    assert_eq!(service(&loaded, "web", "api").container.image, "app:env");
+    let used = &loaded.project.stacks[0].resolution.variables;
+    assert_eq!(used["BASE"].origin, VariableOrigin::Environment);
+    assert_eq!(used["BASE"].location.to_string(), "stacks/web/.env:2:1");
+    assert_eq!(
+        used["IMAGE"].origin,
+        VariableOrigin::DotEnv("stacks/web/.env".into())
+    );
+}

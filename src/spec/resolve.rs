@@ -226,7 +226,7 @@ fn read_dotenv(input: &StackInput<'_>) -> DotEnv {
         if let Some(value) = input.environment.get(&name) {
             let line = text
                 .lines()
-                .position(|l| l.contains(&name))
+                .position(|l| l.contains(&format!("${name}")) || l.contains(&format!("${{{name}")))
                 .map_or(0, |i| i + 1);
             out.used.insert(
                 name,
@@ -662,10 +662,15 @@ impl<'i> Pass<'i> {
                                 }
                             }
                         }
-                        if let Some(format) = item.get("format") {
-                            if format.scalar() != Some("raw") && !format.is_null() {
-                                problems.push((format.clone(), format!("`format` of an `env_file` of service `{name}` must be `raw` or absent, found {}", format.describe()), "remove `format` to read the file in dotenv syntax"));
-                            }
+                        if let Some(format) = item.get("format").filter(|f| !f.is_null()) {
+                            problems.push((
+                                format.clone(),
+                                format!(
+                                    "unsupported `format` {} of an `env_file` of service `{name}`",
+                                    format.describe()
+                                ),
+                                "berth reads env files in dotenv syntax: remove `format`",
+                            ));
                         }
                         match item.get("path") {
                             Some(p) => (p.clone(), required),
