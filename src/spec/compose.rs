@@ -93,24 +93,32 @@ pub(crate) fn read_stack(
             _ => cx.unknown_key(field, "a Compose file", TOP_KEYS),
         }
     }
-    if let Some(field) = top.get("name") {
-        if field.value.scalar() != Some(source.name) {
-            cx.error_help(
-                field.value,
-                format!(
-                    "`name: {}` differs from the stack's name `{}`",
-                    field.value.scalar().unwrap_or_default(),
-                    source.name
-                ),
-                "remove `name:`; berth names a stack after its directory under `stacks/`",
-            );
-        }
-    }
+    // Compose's project name prefixes the engine-side names of networks and
+    // volumes (`<name>_data`); berth's stack is still named after its
+    // directory. A file migrated from `docker compose` keeps its volumes.
+    let prefix = match top.get("name") {
+        None => source.name.to_string(),
+        Some(field) => match field.value.scalar() {
+            Some(name) if is_project_name(name) => name.to_string(),
+            _ => {
+                cx.error_help(
+                    field.value,
+                    format!(
+                        "`name: {}` is not a valid Compose project name",
+                        field.value.scalar().unwrap_or_default()
+                    ),
+                    "use lowercase letters, digits, `_` and `-`, starting with a letter or digit (or remove `name:` to use the directory name)",
+                );
+                source.name.to_string()
+            }
+        },
+    };
+    let prefix = prefix.as_str();
     if let Some(node) = top.value("networks") {
-        stack.networks = read_networks(cx, node, source.name);
+        stack.networks = read_networks(cx, node, prefix);
     }
     if let Some(node) = top.value("volumes") {
-        stack.volumes = read_volumes(cx, node, source.name);
+        stack.volumes = read_volumes(cx, node, prefix);
     }
     if let Some(node) = top.value("secrets") {
         stack.secrets = read_secrets(cx, node, source);
@@ -126,7 +134,7 @@ pub(crate) fn read_stack(
         Some(field) if field.value.is_null() => {}
         Some(field) => {
             let decls = Decls {
-                stack: source.name,
+                stack: prefix,
                 networks: &stack.networks,
                 volumes: &stack.volumes,
                 secrets: &stack.secrets,
@@ -158,7 +166,7 @@ pub(crate) fn read_stack(
         stack.networks.insert(
             "default".to_string(),
             NetworkSpec {
-                name: format!("{}_default", source.name),
+                name: format!("{prefix}_default"),
                 ..NetworkSpec::default()
             },
         );
@@ -566,4 +574,15 @@ mod tests {
         assert_eq!(repo_relative(dir, "../../../x.pgp"), None);
         assert_eq!(repo_relative(dir, "/etc/passwd"), None);
     }
+}
+
+/// Compose's rule for project names: lowercase letters, digits, `_` and
+/// `-`, starting with a letter or digit.
+fn is_project_name(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }

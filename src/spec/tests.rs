@@ -936,7 +936,7 @@ fn other_service_forms() {
 
 #[test]
 fn other_mistakes() {
-    let dir = web("name: shop\n\
+    let dir = web("name: Shop\n\
          include: [other.yaml]\n\
          services:\n\
          \x20 api:\n\
@@ -958,7 +958,7 @@ fn other_mistakes() {
     assert_eq!(
         messages(&dir),
         [
-            "stacks/web/compose.yaml:1:7: `name: shop` differs from the stack's name `web`",
+            "stacks/web/compose.yaml:1:7: `name: Shop` is not a valid Compose project name",
             "stacks/web/compose.yaml:2:11: included file `stacks/web/other.yaml` does not exist",
             "stacks/web/compose.yaml:6:14: `restart` of service `api` must be `no`, `always`, `on-failure[:N]` or `unless-stopped`, found `sometimes`",
             "stacks/web/compose.yaml:8:14: label `berth.stack` of service `api` uses the reserved prefix `berth.`",
@@ -969,4 +969,20 @@ fn other_mistakes() {
             "stacks/web/compose.yaml:19:5: network `ext` is `external` but sets `driver`",
         ]
     );
+}
+
+#[test]
+fn top_level_name_prefixes_networks_and_volumes_as_in_compose() {
+    let dir = web("name: shop\n\
+         services:\n\
+         \x20 api:\n\
+         \x20   image: nginx\n\
+         \x20   volumes: [data:/data]\n\
+         volumes:\n\
+         \x20 data: {}\n");
+    let project = load(dir.path()).unwrap();
+    let stack = &project.stacks[0];
+    assert_eq!(stack.name, "web", "the stack keeps its directory's name");
+    assert_eq!(stack.networks["default"].name, "shop_default");
+    assert_eq!(stack.volumes["data"].name, "shop_data");
 }
