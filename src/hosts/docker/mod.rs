@@ -6,7 +6,7 @@
 //! no healthcheck `StartInterval`, which needs 1.44). Every error names the
 //! host and the container, network or image it concerns.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -27,7 +27,9 @@ use futures::StreamExt as _;
 
 use super::engine::Engine;
 use super::labels;
+use super::lock;
 use super::observed::{ContainerStatus, HostObservation, LiveSettings, ObservedContainer};
+use super::secret_files::{self, SecretFile};
 use super::shell::{self, truncate, Shell};
 use crate::spec::{ContainerSpec, ImageRef, NetworkSpec, VolumeSpec};
 use auth::registry_credentials;
@@ -67,9 +69,6 @@ pub struct DockerEngine {
     /// The host's `secrets_dir`: where secret mounts come from.
     secrets_dir: String,
 }
-
-/// Longest a secret delivery or clean-up may take on a host.
-const SECRET_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl DockerEngine {
     /// `who` is how errors name the host, e.g. ``host `edge-1` (root@10.77.0.11:22)``.
@@ -564,51 +563,17 @@ impl Engine for DockerEngine {
     async fn write_secrets(
         &self,
         secrets_dir: &str,
-        files: &[super::secret_files::SecretFile<'_>],
+        files: &[SecretFile<'_>],
     ) -> anyhow::Result<()> {
-        let script = super::secret_files::write_script(secrets_dir, files)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", self.who))?;
-        let input = super::secret_files::write_input(files);
-        let (code, output) = shell::run(
-            self.shell.as_ref(),
-            &self.who,
-            &script,
-            Some(input.expose()),
-            SECRET_TIMEOUT,
-        )
-        .await?;
-        if code != 0 {
-            anyhow::bail!(
-                "{}: cannot write secret files under `{secrets_dir}`: {}",
-                self.who,
-                output.trim()
-            );
-        }
-        Ok(())
+        secret_files::write(self.shell.as_ref(), &self.who, secrets_dir, files).await
     }
 
     async fn prune_secrets(
         &self,
         project_dir: &str,
-        keep: &std::collections::BTreeSet<String>,
+        keep: &BTreeSet<String>,
     ) -> anyhow::Result<()> {
-        let script = super::secret_files::prune_script(project_dir, keep);
-        let (code, output) = shell::run(
-            self.shell.as_ref(),
-            &self.who,
-            &script,
-            None,
-            SECRET_TIMEOUT,
-        )
-        .await?;
-        if code != 0 {
-            anyhow::bail!(
-                "{}: cannot remove unused secrets under `{project_dir}`: {}",
-                self.who,
-                output.trim()
-            );
-        }
-        Ok(())
+        secret_files::prune(self.shell.as_ref(), &self.who, project_dir, keep).await
     }
 
     async fn lock(
@@ -616,16 +581,16 @@ impl Engine for DockerEngine {
         key: &str,
         holder: &str,
         timeout: Duration,
-    ) -> Result<super::lock::HostLock, super::lock::LockError> {
-        let script = super::lock::script(key, holder, timeout);
-        super::lock::acquire(self.shell.command(&script), &self.host, timeout)
-            .await
-            .map_err(|e| match e {
-                super::lock::LockError::Failed(err) => {
-                    super::lock::LockError::Failed(err.context(self.who.clone()))
-                }
-                held => held,
-            })
+    ) -> Result<lock::HostLock, lock::LockError> {
+        lock::take(
+            self.shell.as_ref(),
+            &self.host,
+            &self.who,
+            key,
+            holder,
+            timeout,
+        )
+        .await
     }
 
     async fn close(&self) {
