@@ -36,5 +36,5 @@ mod tests;
 // never through these, so no file imports its parent.
 pub use context::{ApplyContext, ServicePolicy};
 pub use gate::{readiness, wait_ready, Readiness};
-pub use outcome::{ApplyReport, HostReport, RolloutReport, StepReport};
+pub use outcome::{ApplyReport, HostReport, RolloutOutcome, RolloutReport, Step, StepReport};
 pub use rollout::apply;

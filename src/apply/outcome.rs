@@ -5,6 +5,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::spec::FailureAction;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ApplyReport {
     pub hosts: Vec<HostReport>,
@@ -22,10 +24,63 @@ pub struct HostReport {
     pub error: Option<String>,
 }
 
+/// A kind of step apply takes on a host, as the report names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Step {
+    Pull,
+    Network,
+    Volume,
+    Secrets,
+    Create,
+    Replace,
+    Remove,
+    Rollback,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Pull => "pull",
+            Step::Network => "network",
+            Step::Volume => "volume",
+            Step::Secrets => "secrets",
+            Step::Create => "create",
+            Step::Replace => "replace",
+            Step::Remove => "remove",
+            Step::Rollback => "rollback",
+        }
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What became of a service whose rollout failed: its `failure_action`, done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutOutcome {
+    RolledBack,
+    Paused,
+    Continued,
+}
+
+impl From<FailureAction> for RolloutOutcome {
+    fn from(action: FailureAction) -> RolloutOutcome {
+        match action {
+            FailureAction::Rollback => RolloutOutcome::RolledBack,
+            FailureAction::Pause => RolloutOutcome::Paused,
+            FailureAction::Continue => RolloutOutcome::Continued,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct StepReport {
-    /// `pull`, `network`, `volume`, `create`, `replace`, `remove`, `rollback`.
-    pub step: String,
+    pub step: Step,
     pub target: String,
     pub ok: bool,
     pub seconds: f64,
@@ -41,8 +96,7 @@ pub struct StepReport {
 pub struct RolloutReport {
     pub stack: String,
     pub service: String,
-    /// `rolled_back`, `paused`, `continued`.
-    pub outcome: String,
+    pub outcome: RolloutOutcome,
     pub failures: Vec<String>,
 }
 
@@ -54,7 +108,7 @@ impl ApplyReport {
         self.hosts
             .iter()
             .flat_map(|h| &h.steps)
-            .filter(|s| s.ok && matches!(s.step.as_str(), "create" | "replace" | "remove"))
+            .filter(|s| s.ok && matches!(s.step, Step::Create | Step::Replace | Step::Remove))
             .count()
     }
 }
@@ -62,7 +116,7 @@ impl ApplyReport {
 /// Runs one step on a host and records it in the host's report.
 pub(super) async fn step<F>(
     report: &mut HostReport,
-    what: &str,
+    what: Step,
     target: &str,
     fut: F,
 ) -> anyhow::Result<()>
@@ -78,7 +132,7 @@ where
 /// Records a finished step (and logs it).
 pub(super) fn record(
     report: &mut HostReport,
-    what: &str,
+    what: Step,
     target: &str,
     started: Instant,
     err: Option<&anyhow::Error>,
@@ -90,7 +144,7 @@ pub(super) fn record(
         Some(e) => tracing::warn!(host = %report.host, "{what} {target} failed: {e:#}"),
     }
     report.steps.push(StepReport {
-        step: what.to_string(),
+        step: what,
         target: target.to_string(),
         ok: err.is_none(),
         seconds,

@@ -10,7 +10,7 @@ use anyhow::anyhow;
 use tracing::Instrument as _;
 
 use super::context::ApplyContext;
-use super::outcome::{step, HostReport};
+use super::outcome::{step, HostReport, Step};
 use crate::hosts::secret_files::SecretFile;
 use crate::hosts::{labels, Engine};
 use crate::plan::{Action, HostPlan};
@@ -67,7 +67,7 @@ async fn deliver_secrets(
     let what = format!("{} file(s) under {secrets_dir}", files.len());
     step(
         report,
-        "secrets",
+        Step::Secrets,
         &what,
         engine.write_secrets(secrets_dir, &files),
     )
@@ -131,7 +131,7 @@ pub(super) async fn prepare_host(
             let span = tracing::info_span!("pull", %image);
             step(
                 &mut report,
-                "pull",
+                Step::Pull,
                 image,
                 engine.pull(image).instrument(span),
             )
@@ -141,7 +141,7 @@ pub(super) async fn prepare_host(
         for net in &hp.networks {
             step(
                 &mut report,
-                "network",
+                Step::Network,
                 &net.name,
                 engine.create_network(net, &labels),
             )
@@ -150,7 +150,7 @@ pub(super) async fn prepare_host(
         for vol in &hp.volumes {
             step(
                 &mut report,
-                "volume",
+                Step::Volume,
                 &vol.name,
                 engine.create_volume(vol, &labels),
             )
@@ -163,7 +163,7 @@ pub(super) async fn prepare_host(
                 engine.stop_container(&current.id, None).await?;
                 engine.remove_container(&current.id).await
             };
-            step(&mut report, "remove", &c.name, fut).await?;
+            step(&mut report, Step::Remove, &c.name, fut).await?;
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ use futures::stream::{self, StreamExt};
 use tracing::Instrument as _;
 
 use super::context::{ApplyContext, ServicePolicy};
-use super::outcome::{record, ApplyReport, HostReport, RolloutReport};
+use super::outcome::{record, ApplyReport, HostReport, RolloutReport, Step};
 use super::policy::{after_batch, allowed_failures, batch_size, halts_stack, Next};
 use super::{gate, prepare, schedule};
 use crate::hosts::{labels, Engine};
@@ -168,9 +168,9 @@ pub(super) async fn roll_out(
         .await;
         for (host, c, started, result) in results {
             let what = if c.action == Action::Create {
-                "create"
+                Step::Create
             } else {
-                "replace"
+                Step::Replace
             };
             let report = hosts.get_mut(host);
             match result {
@@ -227,7 +227,7 @@ pub(super) async fn roll_out(
                     if let Some(report) = hosts.get_mut(s.host) {
                         record(
                             report,
-                            "rollback",
+                            Step::Rollback,
                             &s.change.name,
                             started,
                             r.as_ref().err(),
@@ -258,12 +258,7 @@ pub(super) async fn roll_out(
     let report = RolloutReport {
         stack,
         service,
-        outcome: match outcome {
-            FailureAction::Rollback => "rolled_back",
-            FailureAction::Pause => "paused",
-            FailureAction::Continue => "continued",
-        }
-        .to_string(),
+        outcome: outcome.into(),
         failures,
     };
     Some((outcome, report))

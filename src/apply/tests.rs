@@ -318,7 +318,7 @@ async fn a_failure_in_the_first_batch_pauses_before_the_next_batch() {
     let report = apply(&rollout_plan(changes), &engines, &ctx).await;
 
     assert_eq!(report.rollouts.len(), 1, "{report:?}");
-    assert_eq!(report.rollouts[0].outcome, "paused");
+    assert_eq!(report.rollouts[0].outcome, RolloutOutcome::Paused);
     assert!(report.rollouts[0].failures[0].contains("no space left on device"));
     // Batch 1 (replicas 1 and 2) ran: 1 failed and serves the old image
     // again, 2 passed and keeps the new one (its old container is gone).
@@ -351,7 +351,7 @@ async fn a_failure_rolls_back_every_replaced_replica_of_the_service() {
     let report = apply(&rollout_plan(changes), &engines, &ctx).await;
 
     assert_eq!(report.rollouts.len(), 1, "{report:?}");
-    assert_eq!(report.rollouts[0].outcome, "rolled_back");
+    assert_eq!(report.rollouts[0].outcome, RolloutOutcome::RolledBack);
     // Replica 2 had passed: its new container went and the old came back.
     assert_eq!(
         containers(&engine),
@@ -388,7 +388,7 @@ async fn continue_goes_on_past_a_failure_and_keeps_the_stack_going() {
     let report = apply(&rollout_plan(changes), &engines, &ctx).await;
 
     assert_eq!(report.rollouts.len(), 1, "{report:?}");
-    assert_eq!(report.rollouts[0].outcome, "continued");
+    assert_eq!(report.rollouts[0].outcome, RolloutOutcome::Continued);
     assert_eq!(
         containers(&engine),
         vec![
@@ -419,9 +419,9 @@ async fn a_failed_service_halts_the_rest_of_its_stack_only() {
     assert_eq!(
         (
             report.rollouts[0].service.as_str(),
-            report.rollouts[0].outcome.as_str()
+            report.rollouts[0].outcome
         ),
-        ("db", "rolled_back")
+        ("db", RolloutOutcome::RolledBack)
     );
     // `web` comes after `db` in stack `s`: not touched. Stack `t` is
     // independent: rolled out.
