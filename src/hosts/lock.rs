@@ -17,6 +17,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
+use super::shell::Shell;
+
 /// Held while the run changes the host; dropping it releases the lock.
 #[derive(Debug, Default)]
 pub struct HostLock {
@@ -88,9 +90,7 @@ impl std::fmt::Display for LockError {
 /// Who we are, as a waiting run will see it: only `[A-Za-z0-9=:._ -]` so it
 /// can sit inside the single-quoted remote script.
 pub fn holder_description(commit: Option<&str>) -> String {
-    let runner = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into());
+    let runner = gethostname::gethostname().to_string_lossy().into_owned();
     let started = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
     let commit = commit.map(|c| c.get(..12).unwrap_or(c)).unwrap_or("none");
     let text = format!(
@@ -141,9 +141,27 @@ pub fn script(key: &str, holder: &str, timeout: Duration) -> String {
     )
 }
 
+/// Takes the run lock for `key` on the host behind `shell`, waiting up to
+/// `timeout`; `who` names the host in errors.
+pub async fn take(
+    shell: &dyn Shell,
+    host: &str,
+    who: &str,
+    key: &str,
+    holder: &str,
+    timeout: Duration,
+) -> Result<HostLock, LockError> {
+    acquire(shell.command(&script(key, holder, timeout)), host, timeout)
+        .await
+        .map_err(|e| match e {
+            LockError::Failed(err) => LockError::Failed(err.context(who.to_string())),
+            held => held,
+        })
+}
+
 /// Runs `command` (the lock script, locally or over SSH) and waits for its
 /// verdict, bounded by the lock timeout plus a margin for the connection.
-pub async fn acquire(
+async fn acquire(
     mut command: Command,
     host: &str,
     timeout: Duration,
