@@ -13,6 +13,7 @@ pub mod lock;
 pub mod memory;
 pub mod secret_files;
 pub mod ssh;
+pub mod ssh_config;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -200,6 +201,8 @@ pub struct ConnectOptions {
     pub runtime_dir: PathBuf,
     /// Overrides every host's identity file (e.g. `--identity`).
     pub identity_file: Option<PathBuf>,
+    /// The user's ssh config (`settings.ssh_config`); None = none at all.
+    pub ssh_config: Option<PathBuf>,
 }
 
 /// Connects to one host. Errors name the host and the cause (unreachable,

@@ -20,6 +20,7 @@ use openssh::{ControlPersist, ForwardType, KnownHosts, Session, SessionBuilder, 
 use sha2::{Digest as _, Sha256};
 
 use super::docker::{self, DockerEngine, OpenError};
+use super::ssh_config::{self, Resolved, DEFAULT_PORT, DEFAULT_USER};
 use super::{ConnectOptions, Engine};
 use crate::spec::{HostConfig, Transport};
 
@@ -51,27 +52,50 @@ static SOCKET_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// accepted; the key `opts.identity_file`, else the host's `identity_file`,
 /// else the agent and default keys; no password prompts (`BatchMode`).
 /// The user's `~/.ssh/config` is ignored, so runs behave the same on every
-/// runner, unless the environment variable `BERTH_SSH_CONFIG` names an ssh
-/// config file to use instead (for example for `ProxyJump` or per-host
-/// options); berth's own settings above still take precedence.
+/// runner, unless `settings.ssh_config` (or the environment variable
+/// `BERTH_SSH_CONFIG`, which overrides it) names an ssh config to honour:
+/// aliases, `ProxyJump`, agents, per-host users and ports. berth's own
+/// settings above still take precedence, on jump hosts too (see
+/// [`ssh_config`](super::ssh_config)).
 ///
 /// `transport: local` talks to `host.docker_socket` on this machine.
 ///
 /// Errors name the host and say what failed: unreachable, host key
 /// mismatch or unknown, authentication refused, engine not answering.
 pub async fn connect(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result<Box<dyn Engine>> {
+    let host = &with_defaults(host, opts);
     match host.transport {
         Transport::Local => connect_local(host, opts).await,
         Transport::Ssh => connect_ssh(host, opts).await,
     }
 }
 
-/// `root@10.77.0.11:22`, `root@[fd00::1]:22`.
+/// The host with berth's default user and port filled in when no ssh
+/// config is in use; with one, what berth.yaml leaves unset stays unset so
+/// the config decides (berth's defaults come after it, in the config).
+fn with_defaults(host: &HostConfig, opts: &ConnectOptions) -> HostConfig {
+    let mut host = host.clone();
+    if ssh_config::user_config(opts).is_none() {
+        host.user.get_or_insert_with(|| DEFAULT_USER.to_string());
+        host.port.get_or_insert(DEFAULT_PORT);
+    }
+    host
+}
+
+/// `root@10.77.0.11:22`, `root@[fd00::1]:22`; with an ssh config, only what
+/// berth.yaml sets (`my-alias`, `deploy@my-alias`).
 fn ssh_target(host: &HostConfig) -> String {
-    if host.address.contains(':') {
-        format!("{}@[{}]:{}", host.user, host.address, host.port)
-    } else {
-        format!("{}@{}:{}", host.user, host.address, host.port)
+    let user = host
+        .user
+        .as_ref()
+        .map(|u| format!("{u}@"))
+        .unwrap_or_default();
+    match host.port {
+        Some(port) if host.address.contains(':') => {
+            format!("{user}[{}]:{port}", host.address)
+        }
+        Some(port) => format!("{user}{}:{port}", host.address),
+        None => format!("{user}{}", host.address),
     }
 }
 
@@ -148,11 +172,21 @@ async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result
         }
     }
     prepare_runtime_dir(&opts.runtime_dir).map_err(|e| failure(&who, &e, None))?;
+    let config = match ssh_config::user_config(opts) {
+        Some(user_config) => {
+            Some(config_for(&user_config, opts).map_err(|(e, help)| failure(&who, &e, help))?)
+        }
+        None => None,
+    };
 
     let mut builder = SessionBuilder::default();
+    if let Some(user) = &host.user {
+        builder.user(user.clone());
+    }
+    if let Some(port) = host.port {
+        builder.port(port);
+    }
     builder
-        .user(host.user.clone())
-        .port(host.port)
         .known_hosts_check(KnownHosts::Strict)
         .connect_timeout(opts.connect_timeout.max(Duration::from_secs(1)))
         .server_alive_interval(SERVER_ALIVE_INTERVAL)
@@ -167,7 +201,7 @@ async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result
     if let Some(known_hosts) = &opts.known_hosts {
         builder.user_known_hosts_file(known_hosts);
     }
-    match std::env::var_os("BERTH_SSH_CONFIG").filter(|c| !c.is_empty()) {
+    match &config {
         Some(config) => builder.config_file(config),
         None => builder.config_file("/dev/null"),
     };
@@ -187,7 +221,9 @@ async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result
                 Some("check the address, the network path and firewalls"),
             ))
         }
-        Ok(Err(err)) => return Err(ssh_failure(&who, host, opts, keyfile, &err)),
+        Ok(Err(err)) => {
+            return Err(ssh_failure(&who, host, opts, keyfile, config.as_deref(), &err).await)
+        }
         Ok(Ok(session)) => session,
     };
 
@@ -243,8 +279,8 @@ async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result
             // its use does, and the ssh master logs that the host refused.
             let detail = if tunnel.channel_refused() {
                 format!(
-                    "sshd could not open it (it does not exist, or user `{}` may not use it)",
-                    host.user
+                    "sshd could not open it (it does not exist, or {} may not use it)",
+                    user_named(host)
                 )
             } else {
                 detail
@@ -257,12 +293,45 @@ async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result
                     host.docker_socket
                 ),
                 Some(&format!(
-                    "check that dockerd runs on the host and that user `{}` may use its socket (root, or group `docker`); the path is `docker_socket` in berth.yaml",
-                    host.user
+                    "check that dockerd runs on the host and that {} may use its socket (root, or group `docker`); the path is `docker_socket` in berth.yaml",
+                    user_named(host)
                 )),
             ))
         }
     }
+}
+
+/// ``user `root` `` or, when the ssh config chooses it, `the ssh user`.
+fn user_named(host: &HostConfig) -> String {
+    match &host.user {
+        Some(user) => format!("user `{user}`"),
+        None => "the ssh user".to_string(),
+    }
+}
+
+/// Checks the user's ssh config exists (ssh's `Include` would silently skip
+/// a missing one) and writes the config berth passes with `-F`.
+fn config_for(
+    user_config: &Path,
+    opts: &ConnectOptions,
+) -> Result<PathBuf, (String, Option<&'static str>)> {
+    if !user_config.is_file() {
+        return Err((
+            format!("ssh config `{}` does not exist", user_config.display()),
+            Some("fix `settings.ssh_config` in berth.yaml (or `BERTH_SSH_CONFIG`), or remove it to use no ssh config"),
+        ));
+    }
+    // ssh reads a relative `Include` under ~/.ssh: hand it absolute paths.
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let known_hosts = opts.known_hosts.as_deref().map(absolute);
+    let text = ssh_config::wrapper_text(
+        &absolute(user_config),
+        known_hosts.as_deref(),
+        opts.connect_timeout,
+        SERVER_ALIVE_INTERVAL,
+    )
+    .map_err(|e| (e, None))?;
+    ssh_config::write_wrapper(&opts.runtime_dir, &text).map_err(|e| (e, None))
 }
 
 /// Creates the runtime directory (mode 0700: it holds sockets that give
@@ -306,11 +375,14 @@ fn remove_stale(path: &Path) -> Result<(), String> {
 
 /// Turns a failed `ssh` connect into an error that says what to do. openssh
 /// hands over ssh's own stderr, which is the only place the cause is told.
-fn ssh_failure(
+/// With an ssh config, `ssh -G` says which host, user, port and known_hosts
+/// were really used, and a failed jump host is tried alone to learn why.
+async fn ssh_failure(
     who: &str,
     host: &HostConfig,
     opts: &ConnectOptions,
     keyfile: Option<&PathBuf>,
+    config: Option<&Path>,
     err: &openssh::Error,
 ) -> anyhow::Error {
     let io = match err {
@@ -334,22 +406,106 @@ fn ssh_failure(
             Some("install OpenSSH's client (Debian: `apt-get install openssh-client`)"),
         );
     }
-    let known_hosts = opts
-        .known_hosts
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "~/.ssh/known_hosts".to_string());
+    let resolved = match config {
+        Some(config) => ssh_config::resolve(config, &host.address, Some(host))
+            .await
+            .unwrap_or_default(),
+        None => Resolved::default(),
+    };
+    let known_hosts = |resolved: &Resolved| {
+        opts.known_hosts
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .or_else(|| resolved.known_hosts.clone())
+            .unwrap_or_else(|| "~/.ssh/known_hosts".to_string())
+    };
+    let stderr = io.to_string();
+    if let (Some(config), Some(jump)) = (config, &resolved.jump) {
+        // The master only sees the proxy's connection close; the jump
+        // host's own ssh knows why.
+        if stderr.contains("UNKNOWN port 65535") {
+            let target = format!(
+                "{}:{}",
+                resolved.hostname.as_deref().unwrap_or(&host.address),
+                resolved.port.unwrap_or(DEFAULT_PORT)
+            );
+            let log = opts.runtime_dir.join(format!(
+                "jump-{}.log",
+                hex::encode(&Sha256::digest(host.name.as_bytes())[..4])
+            ));
+            let limit = opts.connect_timeout + Duration::from_secs(5);
+            let hop = ssh_config::first_hop(jump);
+            let by_hand = format!(
+                "try `ssh -F {} {}` by hand",
+                ssh_config::user_config(opts).unwrap_or_default().display(),
+                host.address
+            );
+            if let Some(log) = ssh_config::probe_first_hop(config, jump, &target, &log, limit).await
+            {
+                if log.contains("open failed") || log.contains("stdio forwarding failed") {
+                    let why = log
+                        .lines()
+                        .find(|l| l.contains("open failed"))
+                        .and_then(|l| l.split("open failed:").nth(1))
+                        .map_or("it refused to forward", str::trim);
+                    return failure(
+                        who,
+                        &format!("jump host `{jump}` cannot reach `{target}`: {why}"),
+                        Some(&format!("check the path from the jump host to the host and sshd there; {by_hand}")),
+                    );
+                }
+                let hop_resolved = ssh_config::resolve(config, &hop, None)
+                    .await
+                    .unwrap_or_default();
+                let address = hop_resolved
+                    .hostname
+                    .clone()
+                    .unwrap_or_else(|| hop.trim_start_matches("ssh://").to_string());
+                let user = hop_resolved.user.clone().unwrap_or_else(|| "?".into());
+                let (message, help) = classify_ssh_error(
+                    &log,
+                    &SshContext {
+                        address: &address,
+                        port: hop_resolved.port.unwrap_or(DEFAULT_PORT),
+                        user: &user,
+                        known_hosts: &known_hosts(&hop_resolved),
+                        key: "the keys your ssh config gives it",
+                        timeout: opts.connect_timeout,
+                    },
+                );
+                return failure(
+                    who,
+                    &format!("through jump host `{jump}`: {message}"),
+                    help.as_deref(),
+                );
+            }
+            return failure(
+                who,
+                &format!(
+                    "the connection through jump host `{jump}` closed during the SSH handshake"
+                ),
+                Some(&format!(
+                    "check the path from the jump host to `{target}` and sshd there; {by_hand}"
+                )),
+            );
+        }
+    }
     let key = match keyfile {
         Some(k) => format!("key `{}`", k.display()),
         None => "the ssh agent and default keys".to_string(),
     };
+    let user = host
+        .user
+        .clone()
+        .or_else(|| resolved.user.clone())
+        .unwrap_or_else(|| DEFAULT_USER.to_string());
     let (message, help) = classify_ssh_error(
-        &io.to_string(),
+        &stderr,
         &SshContext {
-            address: &host.address,
-            port: host.port,
-            user: &host.user,
-            known_hosts: &known_hosts,
+            address: resolved.hostname.as_deref().unwrap_or(&host.address),
+            port: host.port.or(resolved.port).unwrap_or(DEFAULT_PORT),
+            user: &user,
+            known_hosts: &known_hosts(&resolved),
             key: &key,
             timeout: opts.connect_timeout,
         },
@@ -515,10 +671,9 @@ impl Tunnel {
             "BatchMode=yes",
             "-T",
         ]);
-        match std::env::var_os("BERTH_SSH_CONFIG").filter(|c| !c.is_empty()) {
-            Some(config) => c.arg("-F").arg(config),
-            None => c.args(["-F", "/dev/null"]),
-        };
+        // The master is connected already: a client of it needs no config,
+        // and the user's could only interfere (`RemoteCommand`, ...).
+        c.args(["-F", "/dev/null"]);
         c.arg("berth-host").arg("--").arg(remote);
         c
     }
