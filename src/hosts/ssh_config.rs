@@ -7,7 +7,8 @@
 //! with `-F`:
 //!
 //! 1. berth's fixed options, for every host: strict host key checking, no
-//!    prompts, berth's `known_hosts` when one is set, its connect timeout and
+//!    prompts, a bare connection (no remote or local command, no tty),
+//!    berth's `known_hosts` when one is set, its connect timeout and
 //!    keepalive. ssh keeps the first value it reads for an option, and a
 //!    `ProxyJump` hop is a second `ssh` that reads the same `-F` file but none
 //!    of the first one's command-line options: written first, these reach the
@@ -75,7 +76,8 @@ pub(crate) fn wrapper_text(
     let mut text = String::from(
         "# Written by berth for one run. berth's options come first: ssh keeps the\n\
          # first value it reads, for the host and for every ProxyJump hop alike.\n\
-         Host *\n  StrictHostKeyChecking yes\n  BatchMode yes\n",
+         Host *\n  StrictHostKeyChecking yes\n  BatchMode yes\n\
+         \x20 RemoteCommand none\n  RequestTTY no\n  PermitLocalCommand no\n",
     );
     if let Some(known_hosts) = known_hosts {
         text.push_str(&format!(
@@ -239,6 +241,9 @@ mod tests {
         Host *
           StrictHostKeyChecking yes
           BatchMode yes
+          RemoteCommand none
+          RequestTTY no
+          PermitLocalCommand no
           UserKnownHostsFile "/etc/berth/known hosts %%h"
           ConnectTimeout 5
           ServerAliveInterval 15
