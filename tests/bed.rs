@@ -117,9 +117,6 @@ fn main() {
     // List mode and filtered-out runs need no bed.
     let listing = args.list;
     let mut started_here = false;
-    // `up` on a bed that only lacks a part (its bastion) adds that part: the
-    // bed was not started here, so it is not torn down at the end either.
-    let had_bed = Bed::dir().join("bed.env").exists();
     let bed: Result<Bed, String> = if listing {
         Err("listing only".into())
     } else if Bed::is_up() {
@@ -128,8 +125,10 @@ fn main() {
         let t = Instant::now();
         eprintln!("test bed is not up: starting it with tests/bed/testbed.sh up");
         match Bed::bring_up() {
-            Ok(()) => {
-                started_here = !had_bed;
+            Ok(built) => {
+                // `up` on a bed that only lacked its bastion adds just that:
+                // the bed was not started here, so it stays up at the end.
+                started_here = built;
                 eprintln!("test bed up in {:.1}s", t.elapsed().as_secs_f64());
                 Bed::load()
             }

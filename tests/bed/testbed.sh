@@ -704,6 +704,9 @@ bastion_network() {
   ip -n "$BASTION_NETNS" addr add "$BASTION_ADDR/24" dev eth0
   ip -n "$BASTION_NETNS" link set eth0 up
   ip -n "$BASTION_NETNS" route add default via "$GATEWAY"
+  # A remade bastion has a new MAC: forget the old one, or the runner's
+  # first connections wait seconds for its stale neighbour entry to expire.
+  ip neigh flush to "$BASTION_ADDR" 2>/dev/null || true
 }
 
 # The bastion's host key (kept if it exists) in the bed's known_hosts files,
