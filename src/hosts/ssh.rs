@@ -777,6 +777,42 @@ mod tests {
     }
 
     #[test]
+    fn defaults_fill_in_only_without_an_ssh_config() {
+        let host = HostConfig {
+            name: "db".into(),
+            address: "db-alias".into(),
+            port: None,
+            user: None,
+            identity_file: None,
+            labels: Default::default(),
+            docker_socket: "/var/run/docker.sock".into(),
+            secrets_dir: "/run/berth/secrets".into(),
+            transport: Transport::Ssh,
+            location: Default::default(),
+        };
+        let mut opts = ConnectOptions {
+            known_hosts: None,
+            connect_timeout: Duration::from_secs(5),
+            runtime_dir: PathBuf::from("/tmp/x"),
+            identity_file: None,
+            ssh_config: None,
+        };
+        if std::env::var_os("BERTH_SSH_CONFIG").is_none() {
+            assert_eq!(ssh_target(&with_defaults(&host, &opts)), "root@db-alias:22");
+        }
+        opts.ssh_config = Some(PathBuf::from("/home/me/.ssh/config"));
+        assert_eq!(ssh_target(&with_defaults(&host, &opts)), "db-alias");
+        let deploy = HostConfig {
+            user: Some("deploy".into()),
+            ..host
+        };
+        assert_eq!(
+            ssh_target(&with_defaults(&deploy, &opts)),
+            "deploy@db-alias"
+        );
+    }
+
+    #[test]
     fn socket_paths_are_short_and_unique() {
         let dir = Path::new("/tmp/berth-123");
         let a = socket_path(
