@@ -427,8 +427,8 @@ mod tests {
         HostConfig {
             name: name.into(),
             address: format!("{name}.example"),
-            port: 22,
-            user: "root".into(),
+            port: None,
+            user: None,
             identity_file: None,
             labels: BTreeMap::from([("role".to_string(), role.to_string())]),
             docker_socket: "/var/run/docker.sock".into(),
@@ -491,6 +491,7 @@ mod tests {
                     parallel: 4,
                     connect_timeout: std::time::Duration::from_secs(5),
                     known_hosts: None,
+                    ssh_config: None,
                 },
                 recipients: Vec::new(),
                 compose: Default::default(),

@@ -369,6 +369,7 @@ pub async fn observe(loaded: &Loaded, opts: &RunOptions) -> anyhow::Result<Obser
         connect_timeout: settings.connect_timeout,
         runtime_dir: runtime_dir.clone(),
         identity_file: opts.identity_file.clone(),
+        ssh_config: settings.ssh_config.clone(),
     };
     let project_name = loaded.project.name.as_str();
     let hosts = loaded

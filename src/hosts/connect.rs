@@ -17,6 +17,7 @@ use crate::spec::{HostConfig, Transport};
 /// Errors name the host and say what failed: unreachable, host key
 /// mismatch or unknown, authentication refused, engine not answering.
 pub async fn connect(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result<Box<dyn Engine>> {
+    let host = &ssh::with_defaults(host, opts);
     match host.transport {
         Transport::Local => connect_local(host, opts).await,
         Transport::Ssh => connect_ssh(host, opts).await,
@@ -86,8 +87,8 @@ async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result
             // its use does, and the ssh master logs that the host refused.
             let detail = if tunnel.channel_refused() {
                 format!(
-                    "sshd could not open it (it does not exist, or user `{}` may not use it)",
-                    host.user
+                    "sshd could not open it (it does not exist, or {} may not use it)",
+                    ssh::user_named(host)
                 )
             } else {
                 detail
@@ -100,8 +101,8 @@ async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result
                     host.docker_socket
                 ),
                 Some(&format!(
-                    "check that dockerd runs on the host and that user `{}` may use its socket (root, or group `docker`); the path is `docker_socket` in berth.yaml",
-                    host.user
+                    "check that dockerd runs on the host and that {} may use its socket (root, or group `docker`); the path is `docker_socket` in berth.yaml",
+                    ssh::user_named(host)
                 )),
             ))
         }

@@ -19,6 +19,7 @@ pub mod observed;
 pub mod secret_files;
 pub mod shell;
 pub mod ssh;
+pub mod ssh_config;
 
 // The face of the module. Files inside `hosts` import each other by path
 // (`super::observed::…`), never through these, so no file imports its parent.

@@ -20,6 +20,7 @@ use sha2::{Digest as _, Sha256};
 use async_trait::async_trait;
 
 use super::shell::{quote, Shell};
+use super::ssh_config::{self, Resolved, DEFAULT_PORT, DEFAULT_USER};
 use crate::spec::HostConfig;
 
 /// Runner-side options for connecting to hosts.
@@ -32,6 +33,8 @@ pub struct ConnectOptions {
     pub runtime_dir: PathBuf,
     /// Overrides every host's identity file (e.g. `--identity`).
     pub identity_file: Option<PathBuf>,
+    /// The user's ssh config (`settings.ssh_config`); None = none at all.
+    pub ssh_config: Option<PathBuf>,
 }
 
 /// How long an idle SSH master outlives its last use. The master is a
@@ -54,12 +57,32 @@ const MAX_RUNTIME_DIR_LEN: usize = 70;
 /// within one run.
 static SOCKET_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// `root@10.77.0.11:22`, `root@[fd00::1]:22`.
+/// The host with berth's default user and port filled in when no ssh
+/// config is in use; with one, what berth.yaml leaves unset stays unset so
+/// the config decides (berth's defaults come after it, in the config).
+pub(super) fn with_defaults(host: &HostConfig, opts: &ConnectOptions) -> HostConfig {
+    let mut host = host.clone();
+    if ssh_config::user_config(opts).is_none() {
+        host.user.get_or_insert_with(|| DEFAULT_USER.to_string());
+        host.port.get_or_insert(DEFAULT_PORT);
+    }
+    host
+}
+
+/// `root@10.77.0.11:22`, `root@[fd00::1]:22`; with an ssh config, only what
+/// berth.yaml sets (`my-alias`, `deploy@my-alias`).
 pub(super) fn ssh_target(host: &HostConfig) -> String {
-    if host.address.contains(':') {
-        format!("{}@[{}]:{}", host.user, host.address, host.port)
-    } else {
-        format!("{}@{}:{}", host.user, host.address, host.port)
+    let user = host
+        .user
+        .as_ref()
+        .map(|u| format!("{u}@"))
+        .unwrap_or_default();
+    match host.port {
+        Some(port) if host.address.contains(':') => {
+            format!("{user}[{}]:{port}", host.address)
+        }
+        Some(port) => format!("{user}{}:{port}", host.address),
+        None => format!("{user}{}", host.address),
     }
 }
 
@@ -112,11 +135,21 @@ pub(super) async fn open_tunnel(
         }
     }
     prepare_runtime_dir(&opts.runtime_dir).map_err(|e| failure(who, &e, None))?;
+    let config = match ssh_config::user_config(opts) {
+        Some(user_config) => {
+            Some(config_for(&user_config, opts).map_err(|(e, help)| failure(who, &e, help))?)
+        }
+        None => None,
+    };
 
     let mut builder = SessionBuilder::default();
+    if let Some(user) = &host.user {
+        builder.user(user.clone());
+    }
+    if let Some(port) = host.port {
+        builder.port(port);
+    }
     builder
-        .user(host.user.clone())
-        .port(host.port)
         .known_hosts_check(KnownHosts::Strict)
         .connect_timeout(opts.connect_timeout.max(Duration::from_secs(1)))
         .server_alive_interval(SERVER_ALIVE_INTERVAL)
@@ -131,7 +164,7 @@ pub(super) async fn open_tunnel(
     if let Some(known_hosts) = &opts.known_hosts {
         builder.user_known_hosts_file(known_hosts);
     }
-    match std::env::var_os("BERTH_SSH_CONFIG").filter(|c| !c.is_empty()) {
+    match &config {
         Some(config) => builder.config_file(config),
         None => builder.config_file("/dev/null"),
     };
@@ -151,7 +184,9 @@ pub(super) async fn open_tunnel(
                 Some("check the address, the network path and firewalls"),
             ))
         }
-        Ok(Err(err)) => return Err(ssh_failure(who, host, opts, keyfile, &err)),
+        Ok(Err(err)) => {
+            return Err(ssh_failure(who, host, opts, keyfile, config.as_deref(), &err).await)
+        }
         Ok(Ok(session)) => session,
     };
 
@@ -190,6 +225,39 @@ pub(super) async fn open_tunnel(
         remote,
         open: tokio::sync::Mutex::new(Some((session, SocketFile(local)))),
     })
+}
+
+/// ``user `root` `` or, when the ssh config chooses it, `the ssh user`.
+pub(super) fn user_named(host: &HostConfig) -> String {
+    match &host.user {
+        Some(user) => format!("user `{user}`"),
+        None => "the ssh user".to_string(),
+    }
+}
+
+/// Checks the user's ssh config exists (ssh's `Include` would silently skip
+/// a missing one) and writes the config berth passes with `-F`.
+fn config_for(
+    user_config: &Path,
+    opts: &ConnectOptions,
+) -> Result<PathBuf, (String, Option<&'static str>)> {
+    if !user_config.is_file() {
+        return Err((
+            format!("ssh config `{}` does not exist", user_config.display()),
+            Some("fix `settings.ssh_config` in berth.yaml (or `BERTH_SSH_CONFIG`), or remove it to use no ssh config"),
+        ));
+    }
+    // ssh reads a relative `Include` under ~/.ssh: hand it absolute paths.
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let known_hosts = opts.known_hosts.as_deref().map(absolute);
+    let text = ssh_config::wrapper_text(
+        &absolute(user_config),
+        known_hosts.as_deref(),
+        opts.connect_timeout,
+        SERVER_ALIVE_INTERVAL,
+    )
+    .map_err(|e| (e, None))?;
+    ssh_config::write_wrapper(&opts.runtime_dir, &text).map_err(|e| (e, None))
 }
 
 /// Creates the runtime directory (mode 0700: it holds sockets that give
@@ -233,11 +301,14 @@ fn remove_stale(path: &Path) -> Result<(), String> {
 
 /// Turns a failed `ssh` connect into an error that says what to do. openssh
 /// hands over ssh's own stderr, which is the only place the cause is told.
-fn ssh_failure(
+/// With an ssh config, `ssh -G` says which host, user, port and known_hosts
+/// were really used, and a failed jump host is tried alone to learn why.
+async fn ssh_failure(
     who: &str,
     host: &HostConfig,
     opts: &ConnectOptions,
     keyfile: Option<&PathBuf>,
+    config: Option<&Path>,
     err: &openssh::Error,
 ) -> anyhow::Error {
     let io = match err {
@@ -261,22 +332,106 @@ fn ssh_failure(
             Some("install OpenSSH's client (Debian: `apt-get install openssh-client`)"),
         );
     }
-    let known_hosts = opts
-        .known_hosts
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "~/.ssh/known_hosts".to_string());
+    let resolved = match config {
+        Some(config) => ssh_config::resolve(config, &host.address, Some(host))
+            .await
+            .unwrap_or_default(),
+        None => Resolved::default(),
+    };
+    let known_hosts = |resolved: &Resolved| {
+        opts.known_hosts
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .or_else(|| resolved.known_hosts.clone())
+            .unwrap_or_else(|| "~/.ssh/known_hosts".to_string())
+    };
+    let stderr = io.to_string();
+    if let (Some(config), Some(jump)) = (config, &resolved.jump) {
+        // The master only sees the proxy's connection close; the jump
+        // host's own ssh knows why.
+        if stderr.contains("UNKNOWN port 65535") {
+            let target = format!(
+                "{}:{}",
+                resolved.hostname.as_deref().unwrap_or(&host.address),
+                resolved.port.unwrap_or(DEFAULT_PORT)
+            );
+            let log = opts.runtime_dir.join(format!(
+                "jump-{}.log",
+                hex::encode(&Sha256::digest(host.name.as_bytes())[..4])
+            ));
+            let limit = opts.connect_timeout + Duration::from_secs(5);
+            let hop = ssh_config::first_hop(jump);
+            let by_hand = format!(
+                "try `ssh -F {} {}` by hand",
+                ssh_config::user_config(opts).unwrap_or_default().display(),
+                host.address
+            );
+            if let Some(log) = ssh_config::probe_first_hop(config, jump, &target, &log, limit).await
+            {
+                if log.contains("open failed") || log.contains("stdio forwarding failed") {
+                    let why = log
+                        .lines()
+                        .find(|l| l.contains("open failed"))
+                        .and_then(|l| l.split("open failed:").nth(1))
+                        .map_or("it refused to forward", str::trim);
+                    return failure(
+                        who,
+                        &format!("jump host `{jump}` cannot reach `{target}`: {why}"),
+                        Some(&format!("check the path from the jump host to the host and sshd there; {by_hand}")),
+                    );
+                }
+                let hop_resolved = ssh_config::resolve(config, &hop, None)
+                    .await
+                    .unwrap_or_default();
+                let address = hop_resolved
+                    .hostname
+                    .clone()
+                    .unwrap_or_else(|| hop.trim_start_matches("ssh://").to_string());
+                let user = hop_resolved.user.clone().unwrap_or_else(|| "?".into());
+                let (message, help) = classify_ssh_error(
+                    &log,
+                    &SshContext {
+                        address: &address,
+                        port: hop_resolved.port.unwrap_or(DEFAULT_PORT),
+                        user: &user,
+                        known_hosts: &known_hosts(&hop_resolved),
+                        key: "the keys your ssh config gives it",
+                        timeout: opts.connect_timeout,
+                    },
+                );
+                return failure(
+                    who,
+                    &format!("through jump host `{jump}`: {message}"),
+                    help.as_deref(),
+                );
+            }
+            return failure(
+                who,
+                &format!(
+                    "the connection through jump host `{jump}` closed during the SSH handshake"
+                ),
+                Some(&format!(
+                    "check the path from the jump host to `{target}` and sshd there; {by_hand}"
+                )),
+            );
+        }
+    }
     let key = match keyfile {
         Some(k) => format!("key `{}`", k.display()),
         None => "the ssh agent and default keys".to_string(),
     };
+    let user = host
+        .user
+        .clone()
+        .or_else(|| resolved.user.clone())
+        .unwrap_or_else(|| DEFAULT_USER.to_string());
     let (message, help) = classify_ssh_error(
-        &io.to_string(),
+        &stderr,
         &SshContext {
-            address: &host.address,
-            port: host.port,
-            user: &host.user,
-            known_hosts: &known_hosts,
+            address: resolved.hostname.as_deref().unwrap_or(&host.address),
+            port: host.port.or(resolved.port).unwrap_or(DEFAULT_PORT),
+            user: &user,
+            known_hosts: &known_hosts(&resolved),
             key: &key,
             timeout: opts.connect_timeout,
         },
@@ -450,10 +605,9 @@ impl Shell for Tunnel {
             "BatchMode=yes",
             "-T",
         ]);
-        match std::env::var_os("BERTH_SSH_CONFIG").filter(|c| !c.is_empty()) {
-            Some(config) => c.arg("-F").arg(config),
-            None => c.args(["-F", "/dev/null"]),
-        };
+        // The master is connected already: a client of it needs no config,
+        // and the user's could only interfere (`RemoteCommand`, ...).
+        c.args(["-F", "/dev/null"]);
         c.arg("berth-host")
             .arg("--")
             .arg(format!("sh -c {}", quote(script)));
@@ -481,6 +635,7 @@ impl Shell for Tunnel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::Transport;
 
     fn cx() -> SshContext<'static> {
         SshContext {
@@ -562,6 +717,42 @@ mod tests {
         let (m, h) = classify_ssh_error("something new\nand odd\n", &cx());
         assert_eq!(m, "ssh failed: and odd");
         assert!(h.is_none());
+    }
+
+    #[test]
+    fn defaults_fill_in_only_without_an_ssh_config() {
+        let host = HostConfig {
+            name: "db".into(),
+            address: "db-alias".into(),
+            port: None,
+            user: None,
+            identity_file: None,
+            labels: Default::default(),
+            docker_socket: "/var/run/docker.sock".into(),
+            secrets_dir: "/run/berth/secrets".into(),
+            transport: Transport::Ssh,
+            location: Default::default(),
+        };
+        let mut opts = ConnectOptions {
+            known_hosts: None,
+            connect_timeout: Duration::from_secs(5),
+            runtime_dir: PathBuf::from("/tmp/x"),
+            identity_file: None,
+            ssh_config: None,
+        };
+        if std::env::var_os("BERTH_SSH_CONFIG").is_none() {
+            assert_eq!(ssh_target(&with_defaults(&host, &opts)), "root@db-alias:22");
+        }
+        opts.ssh_config = Some(PathBuf::from("/home/me/.ssh/config"));
+        assert_eq!(ssh_target(&with_defaults(&host, &opts)), "db-alias");
+        let deploy = HostConfig {
+            user: Some("deploy".into()),
+            ..host
+        };
+        assert_eq!(
+            ssh_target(&with_defaults(&deploy, &opts)),
+            "deploy@db-alias"
+        );
     }
 
     #[test]

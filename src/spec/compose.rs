@@ -555,6 +555,17 @@ fn join(names: &BTreeSet<String>) -> String {
         .join(", ")
 }
 
+/// Compose's rule for project names: lowercase letters, digits, `_` and
+/// `-`, starting with a letter or digit.
+fn is_project_name(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
 #[cfg(test)]
 mod tests {
     use super::repo_relative;
@@ -574,15 +585,4 @@ mod tests {
         assert_eq!(repo_relative(dir, "../../../x.pgp"), None);
         assert_eq!(repo_relative(dir, "/etc/passwd"), None);
     }
-}
-
-/// Compose's rule for project names: lowercase letters, digits, `_` and
-/// `-`, starting with a letter or digit.
-fn is_project_name(name: &str) -> bool {
-    name.chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }

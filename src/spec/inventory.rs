@@ -68,9 +68,9 @@ pub(crate) struct RawStackSettings {
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "HostDefaults")]
 pub(crate) struct RawHostDefaults {
-    /// SSH user. Default `root`.
+    /// SSH user. Default: the ssh config's (`settings.ssh_config`), else `root`.
     pub user: Option<String>,
-    /// SSH port. Default 22.
+    /// SSH port. Default: the ssh config's (`settings.ssh_config`), else 22.
     #[schemars(range(min = 1))]
     pub port: Option<u16>,
     /// SSH private key; `~` is the home directory, a relative path is relative
@@ -97,8 +97,9 @@ pub(crate) struct RawSettings {
     pub parallel: Option<u32>,
     /// How long to wait for an SSH connection, as a Go duration (`10s`, `1m`). Default `10s`.
     pub connect_timeout: Option<GoDuration>,
-    /// known_hosts file checked strictly for every SSH host (`~` is the home
-    /// directory). Default `~/.ssh/known_hosts`.
+    /// known_hosts file checked strictly for every SSH host and every jump
+    /// host on the way (`~` is the home directory). Default: the ssh config's
+    /// `UserKnownHostsFile` (with `ssh_config`), else `~/.ssh/known_hosts`.
     pub known_hosts: Option<String>,
     /// A Compose variable used without a default and set nowhere is an
     /// error instead of an empty string with a warning. Default `false`.
@@ -112,6 +113,15 @@ pub(crate) struct RawSettings {
     pub known_hosts_at: Option<Location>,
     #[serde(skip)]
     pub environment_variables_at: Option<Location>,
+    /// An OpenSSH client config to honour (`~/.ssh/config`; `~` is the home
+    /// directory, a relative path is relative to the repo root): host aliases
+    /// as `address`, `ProxyJump`, `IdentityAgent`, per-host users and ports.
+    /// berth.yaml's own settings win over it, and host keys stay strictly
+    /// checked, on jump hosts too. Default: none (a runner's ssh config is
+    /// ignored).
+    pub ssh_config: Option<String>,
+    #[serde(skip)]
+    pub ssh_config_at: Option<Location>,
 }
 
 /// Secret settings.
@@ -137,10 +147,12 @@ pub(crate) struct RawHost {
     pub name: String,
     /// IP address or DNS name for SSH. Required unless `transport: local`.
     pub address: Option<String>,
-    /// SSH port. Default from `defaults.port`, else 22.
+    /// SSH port. Default from `defaults.port`, else the ssh config's
+    /// (`settings.ssh_config`), else 22.
     #[schemars(range(min = 1))]
     pub port: Option<u16>,
-    /// SSH user. Default from `defaults.user`, else `root`.
+    /// SSH user. Default from `defaults.user`, else the ssh config's
+    /// (`settings.ssh_config`), else `root`.
     pub user: Option<String>,
     /// SSH private key (`~` is the home directory, relative paths are
     /// relative to the repo root). Default from `defaults.identity_file`.
@@ -212,6 +224,7 @@ pub(crate) const SETTINGS_KEYS: &[&str] = &[
     "parallel",
     "connect_timeout",
     "known_hosts",
+    "ssh_config",
     "strict_variables",
     "environment_variables",
 ];
@@ -229,8 +242,6 @@ pub(crate) const HOST_KEYS: &[&str] = &[
 ];
 
 const DEFAULT_PROJECT: &str = "default";
-const DEFAULT_USER: &str = "root";
-const DEFAULT_PORT: u16 = 22;
 const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 const DEFAULT_PARALLEL: usize = 16;
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -353,6 +364,10 @@ fn read_settings(cx: &mut Cx, node: &Node) -> Option<RawSettings> {
             }
             raw.environment_variables = Some(names);
         }
+    }
+    if let Some(v) = fields.value("ssh_config") {
+        raw.ssh_config = cx.string(v, "`settings.ssh_config`");
+        raw.ssh_config_at = Some(cx.at(v));
     }
     Some(raw)
 }
@@ -663,6 +678,10 @@ pub(crate) fn validate(cx: &mut Cx, raw: RawInventory, root: &Path) -> Option<(S
         .known_hosts
         .as_deref()
         .and_then(|p| expand(cx, p, root, settings.known_hosts_at.as_ref()));
+    let ssh_config = settings
+        .ssh_config
+        .as_deref()
+        .and_then(|p| expand(cx, p, root, settings.ssh_config_at.as_ref()));
     let recipients = recipients(cx, raw.secrets.unwrap_or_default(), root);
 
     let mut compose = ComposeSettings {
@@ -723,11 +742,9 @@ pub(crate) fn validate(cx: &mut Cx, raw: RawInventory, root: &Path) -> Option<(S
         hosts.push(HostConfig {
             name: host.name,
             address,
-            port: host.port.or(defaults.port).unwrap_or(DEFAULT_PORT),
-            user: host
-                .user
-                .or_else(|| defaults.user.clone())
-                .unwrap_or_else(|| DEFAULT_USER.to_string()),
+            // Unset stays unset: the ssh config, else berth's default, decides.
+            port: host.port.or(defaults.port),
+            user: host.user.or_else(|| defaults.user.clone()),
             identity_file,
             labels: host.labels,
             docker_socket: host
@@ -754,6 +771,7 @@ pub(crate) fn validate(cx: &mut Cx, raw: RawInventory, root: &Path) -> Option<(S
                 .connect_timeout
                 .map_or(DEFAULT_CONNECT_TIMEOUT, |d| d.0),
             known_hosts,
+            ssh_config,
         },
         recipients,
         compose,
@@ -858,7 +876,10 @@ mod tests {
         let names: Vec<_> = inventory.hosts.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names, ["box", "db-1", "web-2"]);
         let web = &inventory.hosts[2];
-        assert_eq!((web.port, web.user.as_str()), (2222, "deploy"));
+        assert_eq!(
+            (web.port, web.user.as_deref()),
+            (Some(2222), Some("deploy"))
+        );
         assert_eq!(
             web.identity_file.as_deref(),
             Some(Path::new("/repo/keys/id"))
@@ -867,7 +888,8 @@ mod tests {
         assert_eq!(web.docker_socket, "/var/run/docker.sock");
         assert_eq!(web.location.line, 5);
         let db = &inventory.hosts[1];
-        assert_eq!((db.port, db.user.as_str()), (22, "root"));
+        assert_eq!((db.port, db.user.as_deref()), (Some(22), Some("root")));
+        assert_eq!(inventory.settings.ssh_config, None);
         assert_eq!(inventory.hosts[0].transport, Transport::Local);
         assert_eq!(inventory.settings.parallel, 4);
         assert_eq!(inventory.settings.connect_timeout, Duration::from_secs(60));
@@ -897,6 +919,26 @@ mod tests {
                 "berth.yaml:5:12: duplicate host name `a` (first at line 4)",
                 "berth.yaml:6:5: host `b` has no `address`",
             ]
+        );
+    }
+
+    #[test]
+    fn ssh_config_is_a_path_like_the_others() {
+        let (result, messages) =
+            load("settings: {ssh_config: ssh/config}\nhosts: [{name: a, address: my-alias}]\n");
+        assert_eq!(messages, Vec::<String>::new());
+        let (_, inventory) = result.unwrap();
+        assert_eq!(
+            inventory.settings.ssh_config.as_deref(),
+            Some(Path::new("/repo/ssh/config"))
+        );
+        let host = &inventory.hosts[0];
+        assert_eq!((host.user.as_deref(), host.port), (None, None));
+        let (_, messages) = load("settings: {ssh_config: [a]}\nhosts: [{name: a, address: b}]\n");
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert!(
+            messages[0].contains("`settings.ssh_config`"),
+            "{messages:?}"
         );
     }
 

@@ -62,6 +62,9 @@ pub struct Settings {
     pub connect_timeout: std::time::Duration,
     /// known_hosts file used for every SSH host; None means `~/.ssh/known_hosts`.
     pub known_hosts: Option<PathBuf>,
+    /// The user's ssh config, honoured for aliases, ProxyJump, agents, users
+    /// and ports; None: no ssh config at all (`-F /dev/null`).
+    pub ssh_config: Option<PathBuf>,
 }
 
 /// How berth reaches a host's Docker Engine.
@@ -78,8 +81,10 @@ pub enum Transport {
 pub struct HostConfig {
     pub name: String,
     pub address: String,
-    pub port: u16,
-    pub user: String,
+    /// None when berth.yaml sets none: the ssh config's, else 22.
+    pub port: Option<u16>,
+    /// None when berth.yaml sets none: the ssh config's, else `root`.
+    pub user: Option<String>,
     /// None: use the ssh agent / default keys.
     pub identity_file: Option<PathBuf>,
     pub labels: BTreeMap<String, String>,

@@ -270,7 +270,7 @@ fn full_stack_loads_to_the_exact_model() {
         .map(|h| h.name.as_str())
         .collect();
     assert_eq!(hosts, ["db-1", "edge-1", "edge-2"]);
-    assert_eq!(project.inventory.hosts[0].user, "deploy");
+    assert_eq!(project.inventory.hosts[0].user.as_deref(), Some("deploy"));
     let names: Vec<_> = project.stacks.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["cache", "web"]);
     assert_eq!(

@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
 # berth multi-host test bed: three "hosts" on one machine, each a network
 # namespace with its own containerd + dockerd and its own OpenSSH sshd, plus
-# one image registry on the bridge, and four test images pushed to it.
+# one image registry on the bridge, four test images pushed to it, and an SSH
+# bastion (a fourth sshd, no engine) for ProxyJump tests.
 #
 #   tests/bed/testbed.sh up|down|status|env
 #   tests/bed/testbed.sh sshd-stop HOST|sshd-start HOST
 #   tests/bed/testbed.sh engine-stop HOST|engine-start HOST
+#   tests/bed/testbed.sh isolate HOST|unisolate HOST
+#   tests/bed/testbed.sh bastion-up
 #
 # Layout (fixed, one bed per machine):
 #   bridge berthbr0 10.77.0.1/24 in the root namespace (registry on :5000)
 #   edge-N in netns berth-edge-N at 10.77.0.1N (veth bth-edge-N <-> eth0)
+#   bastion in netns berth-edge-bastion at 10.77.0.10 (veth bth-edge-b): sshd
+#     only, key auth with the bed's key, TCP forwarding allowed. Its names
+#     share the edge prefixes so every stale-bed cleanup by prefix removes it.
+#   `isolate HOST` makes HOST's sshd refuse the runner (10.77.0.1) while the
+#   bastion still reaches it; `unisolate HOST` (and `up`) undo that.
 #   everything written lives under BED_DIR (default /var/tmp/berth-bed,
 #   override with BERTH_BED_DIR); `down` removes it.
 #
-# `up` is idempotent: a healthy bed is left alone ("bed already up"); anything
-# else (half up, or left behind by a killed session: namespaces, bridge,
+# `up` is idempotent: a healthy bed is left alone ("bed already up"); a
+# healthy bed without a working bastion (one made by an older copy of this
+# script) only gets its bastion (re)made, so a shared bed is never rebuilt for
+# it (`bastion-up` does just that step); anything else (half up, or left behind by a killed session: namespaces, bridge,
 # iptables rule, mounts, stray processes) is torn down first, then the bed is
 # built fresh. Mutating commands hold a lock (flock on BED_DIR's parent
 # directory), so concurrent callers serialise. Daemons are started with
@@ -31,6 +41,11 @@ readonly BRIDGE=berthbr0
 readonly NETNS_PREFIX=berth-edge-
 readonly VETH_PREFIX=bth-edge-
 readonly HOSTS=(edge-1 edge-2 edge-3)
+readonly BASTION_ADDR=$SUBNET_PREFIX.10
+readonly BASTION_NETNS=${NETNS_PREFIX}bastion
+readonly BASTION_VETH=${VETH_PREFIX}b
+# iptables comment marking `isolate` rules inside a host's namespace.
+readonly ISOLATE_TAG=berth-isolate
 readonly REGISTRY="$GATEWAY:5000"
 readonly WEB_IMAGE="$REGISTRY/berth/web"
 readonly WORKER_IMAGE="$REGISTRY/berth/worker"
@@ -60,6 +75,11 @@ SSH_DIR="$BED_DIR/ssh"
 KEY="$SSH_DIR/id_ed25519"
 KNOWN="$SSH_DIR/known_hosts"
 KNOWN_WRONG="$SSH_DIR/known_hosts.wrong"
+# known_hosts with every key right but the bastion's.
+KNOWN_BASTION_WRONG="$SSH_DIR/known_hosts.bastion-wrong"
+# ssh config for the bed's own ProxyJump check (tests write their own).
+JUMP_CONFIG="$SSH_DIR/jump_config"
+BASTION_DIR="$BED_DIR/bastion"
 RUN_DIR="$BED_DIR/run"
 T0=$(date +%s.%N)
 
@@ -230,10 +250,22 @@ ping_engine() {
   [[ $(curl -sf --max-time 2 --unix-socket "$(host_sock "$1")" http://d/_ping) == OK ]]
 }
 
-ssh_true() {
+ssh_true() { ssh_addr_true "$(host_addr "$1")"; }
+
+ssh_addr_true() {
   ssh -F /dev/null -i "$KEY" -o IdentitiesOnly=yes -o UserKnownHostsFile="$KNOWN" \
     -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o BatchMode=yes \
-    -o ConnectTimeout=3 -o LogLevel=ERROR "root@$(host_addr "$1")" true </dev/null
+    -o ConnectTimeout=3 -o LogLevel=ERROR "root@$1" true </dev/null
+}
+
+# edge-1 through the bastion (ProxyJump; the jump reads the same config).
+jump_true() {
+  ssh -F "$JUMP_CONFIG" -J "root@$BASTION_ADDR" "root@$(host_addr edge-1)" true </dev/null
+}
+
+bastion_healthy() {
+  [[ -n $(state_get pid_sshd_bastion) && -f $JUMP_CONFIG ]] || return 1
+  ssh_addr_true "$BASTION_ADDR" 2>/dev/null && jump_true 2>/dev/null
 }
 
 ping_registry() {
@@ -386,7 +418,7 @@ teardown() {
     # dockerd first: it stops its containers (shutdown-timeout 3).
     stop_recorded TERM 8 dockerd_edge_1 dockerd_edge_2 dockerd_edge_3
     stop_recorded TERM 3 containerd_edge_1 containerd_edge_2 containerd_edge_3 \
-      sshd_edge_1 sshd_edge_2 sshd_edge_3 registry
+      sshd_edge_1 sshd_edge_2 sshd_edge_3 sshd_bastion registry
   fi
   sweep_processes
   remove_shim_sockets
@@ -625,9 +657,24 @@ wait_sshd() {
 # Kill every sshd of HOST: the listener and its per-connection processes, so
 # established connections drop too ("host unreachable").
 stop_sshd() {
-  local h=$1 ino p comm pids=()
-  stop_recorded TERM 2 "sshd_$(host_var "$h")"
-  ino=$(netns_inode "$(host_netns "$h")")
+  stop_recorded TERM 2 "sshd_$(host_var "$1")"
+  kill_sshd_in_netns "$(host_netns "$1")"
+}
+
+stop_engine() {
+  local v
+  v=$(host_var "$1")
+  stop_recorded TERM 10 "dockerd_$v"
+  stop_recorded TERM 3 "containerd_$v"
+}
+
+# ---------------------------------------------------------------- bastion ---
+
+# Kill every sshd whose network namespace is NETNS (a listener and its
+# per-connection processes), so established connections drop too.
+kill_sshd_in_netns() {
+  local ino p comm pids=()
+  ino=$(netns_inode "$1")
   [[ -n $ino ]] || return 0
   for p in /proc/[0-9]*; do
     { read -r comm <"$p/comm"; } 2>/dev/null || continue
@@ -641,11 +688,160 @@ stop_sshd() {
   fi
 }
 
-stop_engine() {
-  local v
-  v=$(host_var "$1")
-  stop_recorded TERM 10 "dockerd_$v"
-  stop_recorded TERM 3 "containerd_$v"
+# FILE gets "ADDR KEY" in place of any line for ADDR (written whole and
+# renamed: tests may be reading it).
+known_set() {
+  local file=$1 addr=$2 key=$3
+  { awk -v a="$addr" '$1 != a' "$file" 2>/dev/null || true; echo "$addr $key"; } >"$file.tmp"
+  mv -f "$file.tmp" "$file"
+}
+
+bastion_network() {
+  ip netns add "$BASTION_NETNS"
+  ip link add "$BASTION_VETH" type veth peer name eth0 netns "$BASTION_NETNS"
+  ip link set "$BASTION_VETH" master "$BRIDGE" up
+  ip -n "$BASTION_NETNS" link set lo up
+  ip -n "$BASTION_NETNS" addr add "$BASTION_ADDR/24" dev eth0
+  ip -n "$BASTION_NETNS" link set eth0 up
+  ip -n "$BASTION_NETNS" route add default via "$GATEWAY"
+  # A remade bastion has a new MAC: forget the old one, or the runner's
+  # first connections wait seconds for its stale neighbour entry to expire.
+  ip neigh flush to "$BASTION_ADDR" 2>/dev/null || true
+}
+
+# The bastion's host key (kept if it exists) in the bed's known_hosts files,
+# a known_hosts where only the bastion's key is wrong, and the ssh config of
+# the bed's own ProxyJump check.
+bastion_keys() {
+  local key="$BASTION_DIR/ssh_host_ed25519_key"
+  mkdir -p "$BASTION_DIR"
+  [[ -f $key ]] || ssh-keygen -q -t ed25519 -N '' -C berth-bed-bastion -f "$key"
+  known_set "$KNOWN" "$BASTION_ADDR" "$(public_key "$key")"
+  known_set "$KNOWN_WRONG" "$BASTION_ADDR" "$(public_key "$key")"
+  cp "$KNOWN" "$KNOWN_BASTION_WRONG.new"
+  known_set "$KNOWN_BASTION_WRONG.new" "$BASTION_ADDR" "$(public_key "$SSH_DIR/wrong_host_key")"
+  mv -f "$KNOWN_BASTION_WRONG.new" "$KNOWN_BASTION_WRONG"
+  printf '%s\n' 'Host *' '  User root' "  IdentityFile $KEY" '  IdentitiesOnly yes' \
+    "  UserKnownHostsFile $KNOWN" '  GlobalKnownHostsFile /dev/null' \
+    '  StrictHostKeyChecking yes' '  BatchMode yes' '  ConnectTimeout 3' '  LogLevel ERROR' \
+    >"$JUMP_CONFIG.tmp"
+  mv -f "$JUMP_CONFIG.tmp" "$JUMP_CONFIG"
+}
+
+write_bastion_config() {
+  local extra=""
+  if /usr/sbin/sshd -G -f /dev/null -o PerSourcePenalties=no >/dev/null 2>&1; then
+    extra="PerSourcePenalties no"
+  fi
+  # A jump host forwards TCP (`ssh -W`, what ProxyJump runs) and nothing else.
+  cat >"$BASTION_DIR/sshd_config" <<EOF
+ListenAddress $BASTION_ADDR:22
+HostKey $BASTION_DIR/ssh_host_ed25519_key
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+AuthorizedKeysFile $SSH_DIR/authorized_keys
+StrictModes no
+AllowTcpForwarding yes
+AllowStreamLocalForwarding no
+MaxSessions 50
+MaxStartups 100:30:200
+PidFile none
+PrintMotd no
+PrintLastLog no
+UseDNS no
+X11Forwarding no
+LogLevel INFO
+$extra
+EOF
+  # shellcheck disable=SC2016 # $0 belongs to the inner sh
+  unshare --mount --propagation private sh -c '
+    mount -t tmpfs -o size=1m berth-check /run && mkdir /run/sshd &&
+    /usr/sbin/sshd -t -f "$0"' "$BASTION_DIR/sshd_config" \
+    >"$BASTION_DIR/sshd-check.log" 2>&1 \
+    || fail_with_log "bastion sshd configuration is invalid" "$BASTION_DIR/sshd-check.log"
+}
+
+start_bastion() {
+  # Private mount namespace: a fresh /run for sshd's privilege separation.
+  # shellcheck disable=SC2016 # $@ belongs to the inner sh
+  launch sshd_bastion "$BASTION_DIR/sshd.log" \
+    nsenter --net="/run/netns/$BASTION_NETNS" \
+    unshare --uts --mount --propagation private \
+    sh -c '
+      echo bastion >/proc/sys/kernel/hostname &&
+      mount -t tmpfs -o mode=755,size=1m berth-run /run &&
+      mkdir -m 755 /run/sshd && exec "$@"' sh \
+    /usr/sbin/sshd -D -e -f "$BASTION_DIR/sshd_config"
+}
+
+wait_bastion() {
+  local pid
+  pid=$(state_get pid_sshd_bastion)
+  wait_for "sshd on the bastion" "$BASTION_DIR/sshd.log" "$pid" 30 ssh_addr_true "$BASTION_ADDR"
+  wait_for "ProxyJump through the bastion to edge-1" "$BASTION_DIR/sshd.log" "$pid" 10 jump_true
+}
+
+# Removes whatever there is of a bastion (its sshd, veth, namespace); leaves
+# the rest of the bed alone. Safe when absent.
+bastion_reset() {
+  stop_recorded TERM 2 sshd_bastion
+  kill_sshd_in_netns "$BASTION_NETNS"
+  ip link delete "$BASTION_VETH" 2>/dev/null || true
+  ip netns delete "$BASTION_NETNS" 2>/dev/null || true
+}
+
+bastion_up() {
+  bastion_network
+  bastion_keys
+  write_bastion_config
+  start_bastion
+  wait_bastion
+}
+
+bastion_env() {
+  echo "BED_BASTION_ADDR=$BASTION_ADDR"
+  echo "BED_BASTION_NETNS=$BASTION_NETNS"
+  echo "BED_KNOWN_HOSTS_BASTION_WRONG=$KNOWN_BASTION_WRONG"
+}
+
+# The bastion's lines of bed.env replaced, the rest kept as written.
+write_bastion_env() {
+  local tmp="$ENV_FILE.tmp"
+  {
+    grep -v -e '^BED_BASTION_' -e '^BED_KNOWN_HOSTS_BASTION_WRONG=' "$ENV_FILE" || true
+    bastion_env
+  } >"$tmp"
+  mv -f "$tmp" "$ENV_FILE"
+}
+
+# Adds the bastion to a bed that is otherwise up (never touching the rest).
+add_bastion() {
+  local t
+  t=$(now)
+  log "the bed is up but has no working bastion: making only the bastion"
+  bastion_reset
+  bastion_up
+  write_bastion_env
+  echo "bastion up in $(since "$t"): bastion=$BASTION_ADDR; env: $ENV_FILE"
+}
+
+# ------------------------------------------------------------- isolation ---
+
+# The rule `isolate` puts in a host's namespace: the runner's connections to
+# port 22 are reset, the bastion's (and the other hosts') pass.
+isolate_rule() {
+  echo "INPUT -s $GATEWAY/32 -p tcp --dport 22 -m comment --comment $ISOLATE_TAG -j REJECT --reject-with tcp-reset"
+}
+
+unisolate_host() {
+  local ns
+  ns=$(host_netns "$1")
+  [[ -e /run/netns/$ns ]] || return 0
+  # shellcheck disable=SC2046 # the rule is split into words on purpose
+  while nsenter --net="/run/netns/$ns" iptables -D $(isolate_rule) 2>/dev/null; do :; done
 }
 
 write_build_context() {
@@ -765,6 +961,7 @@ write_env() {
     echo "BED_ENGINE_API=${api:-1.41}"
     echo "BED_DOCKER_CLI=$(docker_cli)"
     echo "BED_SCRIPT=$(readlink -f "$0")"
+    bastion_env
   } >"$tmp"
   mv -f "$tmp" "$ENV_FILE"
 }
@@ -781,8 +978,14 @@ take_lock() {
 
 cmd_up() {
   local h t driver t_net t_daemons t_build
+  # A test killed while a host was isolated leaves its rule: lift it.
+  for h in "${HOSTS[@]}"; do unisolate_host "$h"; done
   if bed_healthy quiet; then
-    echo "bed already up"
+    if bastion_healthy; then
+      echo "bed already up"
+    else
+      add_bastion
+    fi
     return 0
   fi
   ensure_packages
@@ -820,6 +1023,8 @@ cmd_up() {
   wait_for "registry" "$BED_DIR/registry/registry.log" "$(state_get pid_registry)" 30 ping_registry
   for h in "${HOSTS[@]}"; do wait_engine "$h"; done
   for h in "${HOSTS[@]}"; do wait_sshd "$h"; done
+  log "bastion: sshd at $BASTION_ADDR"
+  bastion_up
   t_daemons=$(since "$t")
 
   t=$(now)
@@ -830,7 +1035,7 @@ cmd_up() {
   write_env
   state_set ready "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "bed up in $(since "$T0"): network+keys $t_net, daemons ready $t_daemons, images $t_build"
-  echo "  hosts: $(for h in "${HOSTS[@]}"; do printf '%s=%s ' "$h" "$(host_addr "$h")"; done)registry=$REGISTRY"
+  echo "  hosts: $(for h in "${HOSTS[@]}"; do printf '%s=%s ' "$h" "$(host_addr "$h")"; done)bastion=$BASTION_ADDR registry=$REGISTRY"
   echo "  storage driver: $driver; env: $ENV_FILE"
 }
 
@@ -843,11 +1048,41 @@ cmd_down() {
 }
 
 cmd_status() {
-  if bed_healthy; then echo up; else echo down; return 1; fi
+  if ! bed_healthy; then echo down; return 1; fi
+  if ! bastion_healthy; then
+    log "not up: the bastion ($BASTION_ADDR) does not answer or cannot jump (\`$0 up\` adds it)"
+    echo down; return 1
+  fi
+  echo up
 }
 
 cmd_env() {
-  if bed_healthy; then echo "$ENV_FILE"; else return 1; fi
+  if bed_healthy && bastion_healthy; then echo "$ENV_FILE"; else return 1; fi
+}
+
+cmd_bastion_up() {
+  need_bed
+  bed_healthy || die "the bed is not up: run \`$0 up\` (it makes the bastion too)"
+  if bastion_healthy; then
+    log "bastion already up"
+  else
+    add_bastion
+  fi
+}
+
+cmd_isolate() {
+  check_host "$1"; need_bed
+  unisolate_host "$1"
+  # shellcheck disable=SC2046 # the rule is split into words on purpose
+  nsenter --net="/run/netns/$(host_netns "$1")" iptables -I $(isolate_rule) \
+    || die "cannot add the isolation rule in $(host_netns "$1")"
+  log "$1 isolated: its sshd refuses $GATEWAY (the runner), the bastion $BASTION_ADDR still reaches it"
+}
+
+cmd_unisolate() {
+  check_host "$1"; need_bed
+  unisolate_host "$1"
+  log "$1 reachable from the runner again"
 }
 
 need_bed() {
@@ -895,6 +1130,7 @@ usage() {
   cat >&2 <<EOF
 usage: $0 up|down|status|env
        $0 sshd-stop HOST|sshd-start HOST|engine-stop HOST|engine-start HOST
+       $0 isolate HOST|unisolate HOST|bastion-up
 hosts: ${HOSTS[*]}; bed directory: $BED_DIR (BERTH_BED_DIR)
 EOF
   exit 2
@@ -906,7 +1142,7 @@ main() {
   check_bed_dir
   local cmd=$1; shift
   case "$cmd" in
-    up | down | sshd-stop | sshd-start | engine-stop | engine-start) take_lock ;;
+    up | down | sshd-stop | sshd-start | engine-stop | engine-start | isolate | unisolate | bastion-up) take_lock ;;
   esac
   case "$cmd" in
     up) (($# == 0)) || usage; cmd_up ;;
@@ -917,6 +1153,9 @@ main() {
     sshd-start) (($# == 1)) || usage; cmd_sshd_start "$1" ;;
     engine-stop) (($# == 1)) || usage; cmd_engine_stop "$1" ;;
     engine-start) (($# == 1)) || usage; cmd_engine_start "$1" ;;
+    isolate) (($# == 1)) || usage; cmd_isolate "$1" ;;
+    unisolate) (($# == 1)) || usage; cmd_unisolate "$1" ;;
+    bastion-up) (($# == 0)) || usage; cmd_bastion_up ;;
     *) usage ;;
   esac
 }

@@ -39,16 +39,22 @@ impl Bed {
             .unwrap_or(false)
     }
 
-    /// Runs `testbed.sh up`; its progress goes to our stderr.
-    pub fn bring_up() -> Result<(), String> {
-        let status = Command::new("bash")
+    /// Runs `testbed.sh up`; its progress goes to our stderr. Ok(true) when
+    /// it built the bed from scratch, Ok(false) when it only completed a bed
+    /// that was up (added its bastion): that one is not ours to tear down.
+    pub fn bring_up() -> Result<bool, String> {
+        let out = Command::new("bash")
             .arg(Self::script_path())
             .arg("up")
             .stdin(std::process::Stdio::null())
-            .status()
+            .stderr(std::process::Stdio::inherit())
+            .output()
             .map_err(|e| format!("cannot run {}: {e}", Self::script_path().display()))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        eprint!("{stdout}");
+        let status = out.status;
         if status.success() {
-            Ok(())
+            Ok(stdout.contains("bed up in"))
         } else {
             Err(format!(
                 "`{} up` exited with {status}",
