@@ -11,9 +11,11 @@
 //!   [`auth`]).
 
 mod auth;
+pub mod history;
 mod known_hosts;
 mod remote;
 pub mod signature;
+pub mod trust;
 mod url;
 
 use std::path::{Path, PathBuf};

@@ -1,8 +1,11 @@
 //! cli: the command line, defined once with clap derive; doc comments become
-//! `--help`. Each command turns its arguments into a [`RunOptions`] and calls
-//! the `run` module; nothing outside `cli` knows clap.
+//! `--help`. Each command turns its arguments into its `ops` options, calls
+//! that one op, renders the outcome ([`render`]) and maps it to an exit code
+//! ([`exit::code`]). Nothing outside `cli` knows clap; nothing in `cli`
+//! decides anything about hosts or plans.
 
-mod output;
+pub mod exit;
+mod render;
 mod secret;
 
 use std::io::IsTerminal as _;
@@ -12,20 +15,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::run::RunOptions;
+use crate::ops;
 use crate::source::SourceOptions;
-
-/// Exit codes, as documented in `--help` and the README.
-pub mod exit {
-    /// Converged, or no changes.
-    pub const OK: u8 = 0;
-    /// An error: bad input, an unreachable host, a failed step.
-    pub const ERROR: u8 = 1;
-    /// With `--detailed-exitcode`: changes planned (plan) or made (apply).
-    pub const CHANGES: u8 = 2;
-    /// Another berth run held a host's run lock past --lock-timeout; nothing was changed.
-    pub const LOCK_HELD: u8 = 3;
-}
+use render::Rendering;
 
 /// Declarative GitOps for Docker hosts: plan and apply Compose stacks from a
 /// git repo onto hosts over SSH.
@@ -156,6 +148,23 @@ struct HostArgs {
     /// Only these hosts (repeatable). Default: every host in berth.yaml.
     #[arg(long = "host", value_name = "NAME")]
     hosts: Vec<String>,
+
+    /// An ssh_config file for the host connections (e.g. for `ProxyJump`).
+    /// Default: none — `~/.ssh/config` is ignored, so every runner behaves
+    /// the same; berth's own settings take precedence over the file's.
+    #[arg(long, env = "BERTH_SSH_CONFIG", value_name = "FILE")]
+    ssh_config: Option<PathBuf>,
+
+    /// Where the run's private directory of SSH control and forwarded Docker
+    /// sockets is made (as `berth-<pid>`, removed at the end). Unix socket
+    /// paths are short: keep it under 55 bytes.
+    #[arg(
+        long,
+        env = "BERTH_RUNTIME_DIR",
+        value_name = "DIR",
+        default_value = "/tmp"
+    )]
+    runtime_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -271,7 +280,7 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            output::print_error(&anyhow::Error::new(e).context("cannot start the async runtime"));
+            render::error(&anyhow::Error::new(e).context("cannot start the async runtime"));
             return ExitCode::from(exit::ERROR);
         }
     };
@@ -279,80 +288,149 @@ pub fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// What a command did, for [`render`] and [`exit::code`].
+#[derive(Debug)]
+pub enum Outcome {
+    Validated(ops::Validated),
+    Planned(ops::Planned),
+    Applied(ops::ApplyOutcome),
+    Status(ops::Status),
+}
+
 async fn dispatch(command: Command) -> u8 {
-    let result = match command {
-        Command::Validate(args) => output::validate(&run_options(HostArgs::from(args), 120)).await,
+    match command {
+        Command::Validate(args) => {
+            let how = Rendering::new("validate");
+            let result = ops::validate(&args.options()).await;
+            finish(result.map(Outcome::Validated), false, &how)
+        }
         Command::Plan(args) => {
-            let out = output::PlanOutput {
-                format: args.format,
-                out: args.out,
-                save: args.save,
-                saved_plan: None,
-                report: args.outputs.report,
-                metrics: args.outputs.metrics,
-                detailed_exitcode: args.detailed_exitcode,
-            };
-            output::plan(&run_options(args.hosts, 120), &out).await
+            let how = args.rendering();
+            let result = ops::plan(&args.options()).await;
+            finish(result.map(Outcome::Planned), args.detailed_exitcode, &how)
         }
         Command::Apply(args) => {
-            let out = output::PlanOutput {
-                format: PlanFormat::Human,
-                out: None,
-                save: None,
-                saved_plan: args.saved_plan,
-                report: args.outputs.report,
-                metrics: args.outputs.metrics,
-                detailed_exitcode: args.detailed_exitcode,
-            };
-            let mut opts = run_options(args.hosts, args.health_timeout);
-            opts.lock_timeout = Some(Duration::from_secs(args.lock_timeout));
-            opts.key = key_options(args.key_file);
-            opts.allow_rewind = args.allow_rewind;
-            output::apply(&opts, &out).await
+            let how = args.rendering();
+            let result = ops::apply(&args.options(), render::show_plan).await;
+            finish(result.map(Outcome::Applied), args.detailed_exitcode, &how)
         }
-        Command::Status(args) => output::status(&run_options(args.hosts, 120), args.labels).await,
-        Command::Secret(args) => secret::run(args),
-    };
-    match result {
-        Ok(code) => code,
+        Command::Status(args) => {
+            let how = args.rendering();
+            let result = ops::status(&args.options()).await;
+            finish(result.map(Outcome::Status), false, &how)
+        }
+        Command::Secret(args) => secret::run(args).unwrap_or_else(|e| {
+            render::error(&e);
+            exit::ERROR
+        }),
+    }
+}
+
+/// Renders a command's result and returns its exit code.
+fn finish(result: anyhow::Result<Outcome>, detailed: bool, how: &Rendering) -> u8 {
+    let code = exit::code(&result, detailed);
+    let shown = result.and_then(|outcome| render::outcome(&outcome, code, how));
+    match shown {
+        Ok(()) => code,
         Err(e) => {
-            output::print_error(&e);
+            render::error(&e);
             exit::ERROR
         }
     }
 }
 
-impl From<SourceArgs> for HostArgs {
-    fn from(source: SourceArgs) -> Self {
-        HostArgs {
-            source,
-            known_hosts: None,
-            identity: None,
-            parallel: None,
-            connect_timeout: None,
-            hosts: Vec::new(),
+impl SourceArgs {
+    fn load(&self, only_hosts: Vec<String>) -> ops::LoadOptions {
+        ops::LoadOptions {
+            source: SourceOptions {
+                repo: self.repo.clone(),
+                git_ref: self.git_ref.clone(),
+                cache_dir: self.cache_dir.clone().unwrap_or_else(default_cache_dir),
+            },
+            trust: self.trust.clone(),
+            only_hosts,
+        }
+    }
+
+    fn options(&self) -> ops::ValidateOptions {
+        ops::ValidateOptions {
+            load: self.load(Vec::new()),
         }
     }
 }
 
-fn run_options(args: HostArgs, health_timeout: u64) -> RunOptions {
-    let cache_dir = args.source.cache_dir.unwrap_or_else(default_cache_dir);
-    RunOptions {
-        source: SourceOptions {
-            repo: args.source.repo,
-            git_ref: args.source.git_ref,
-            cache_dir,
-        },
-        known_hosts: args.known_hosts,
-        identity_file: args.identity,
-        parallel: args.parallel,
-        connect_timeout: args.connect_timeout.map(Duration::from_secs),
-        only_hosts: args.hosts,
-        health_timeout: Duration::from_secs(health_timeout),
-        lock_timeout: None,
-        key: crate::secrets::KeyOptions::default(),
-        trust: args.source.trust,
-        allow_rewind: false,
+impl HostArgs {
+    fn load(&self) -> ops::LoadOptions {
+        self.source.load(self.hosts.clone())
+    }
+
+    fn hosts(&self) -> ops::HostOptions {
+        ops::HostOptions {
+            known_hosts: self.known_hosts.clone(),
+            identity_file: self.identity.clone(),
+            parallel: self.parallel,
+            connect_timeout: self.connect_timeout.map(Duration::from_secs),
+            ssh_config: self.ssh_config.clone(),
+            runtime_dir: self.runtime_dir.clone(),
+        }
+    }
+}
+
+impl PlanArgs {
+    fn options(&self) -> ops::PlanOptions {
+        ops::PlanOptions {
+            load: self.hosts.load(),
+            hosts: self.hosts.hosts(),
+            save: self.save.clone(),
+        }
+    }
+
+    fn rendering(&self) -> Rendering {
+        Rendering {
+            format: self.format,
+            out: self.out.clone(),
+            report: self.outputs.report.clone(),
+            metrics: self.outputs.metrics.clone(),
+            ..Rendering::new("plan")
+        }
+    }
+}
+
+impl ApplyArgs {
+    fn options(&self) -> ops::ApplyOptions {
+        ops::ApplyOptions {
+            load: self.hosts.load(),
+            hosts: self.hosts.hosts(),
+            health_timeout: Duration::from_secs(self.health_timeout),
+            lock_timeout: Duration::from_secs(self.lock_timeout),
+            key: key_options(self.key_file.clone()),
+            allow_rewind: self.allow_rewind,
+            saved_plan: self.saved_plan.clone(),
+        }
+    }
+
+    fn rendering(&self) -> Rendering {
+        Rendering {
+            report: self.outputs.report.clone(),
+            metrics: self.outputs.metrics.clone(),
+            ..Rendering::new("apply")
+        }
+    }
+}
+
+impl StatusArgs {
+    fn options(&self) -> ops::StatusOptions {
+        ops::StatusOptions {
+            load: self.hosts.load(),
+            hosts: self.hosts.hosts(),
+        }
+    }
+
+    fn rendering(&self) -> Rendering {
+        Rendering {
+            labels: self.labels,
+            ..Rendering::new("status")
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 //! unmanaged ones are never touched.
 
 pub mod docker;
+pub mod fleet;
 pub mod lock;
 pub mod memory;
 pub mod secret_files;
@@ -200,6 +201,8 @@ pub struct ConnectOptions {
     pub runtime_dir: PathBuf,
     /// Overrides every host's identity file (e.g. `--identity`).
     pub identity_file: Option<PathBuf>,
+    /// ssh_config file for the connections (`--ssh-config`); None: none.
+    pub ssh_config: Option<PathBuf>,
 }
 
 /// Connects to one host. Errors name the host and the cause (unreachable,

@@ -4,8 +4,9 @@
 //! Either way the result is a [`DockerEngine`] on a version-negotiated bollard
 //! client.
 //!
-//! Files: everything lives in `ConnectOptions::runtime_dir`, which must be
-//! short (unix socket paths are limited to about 100 bytes): openssh's
+//! Files: everything lives in `ConnectOptions::runtime_dir` (made and
+//! removed by the [`super::fleet::Fleet`]; unix socket paths are limited to
+//! about 100 bytes, so it is short): openssh's
 //! `.ssh-connection*/master` control socket and one `<hash>-<n>.sock`
 //! forwarded socket per connection. A stale socket file of the same path is
 //! removed before forwarding (ssh would fail with "Address already in use"),
@@ -34,11 +35,6 @@ const MASTER_IDLE_SECS: usize = 600;
 /// noticed (after 3 missed probes) instead of hanging a Docker call.
 const SERVER_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
 
-/// Longest runtime directory that leaves room for the socket names under it
-/// (`/.ssh-connectionXXXXXX/master` is 30 bytes) within the ~104-byte limit
-/// of a unix socket path.
-const MAX_RUNTIME_DIR_LEN: usize = 70;
-
 /// Distinguishes forwarded sockets of several connections to the same host
 /// within one run.
 static SOCKET_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -51,8 +47,8 @@ static SOCKET_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// accepted; the key `opts.identity_file`, else the host's `identity_file`,
 /// else the agent and default keys; no password prompts (`BatchMode`).
 /// The user's `~/.ssh/config` is ignored, so runs behave the same on every
-/// runner, unless the environment variable `BERTH_SSH_CONFIG` names an ssh
-/// config file to use instead (for example for `ProxyJump` or per-host
+/// runner, unless `opts.ssh_config` (`--ssh-config`, `BERTH_SSH_CONFIG`)
+/// names an ssh config file to use instead (for example for `ProxyJump` or per-host
 /// options); berth's own settings above still take precedence.
 ///
 /// `transport: local` talks to `host.docker_socket` on this machine.
@@ -147,7 +143,6 @@ async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result
             ));
         }
     }
-    prepare_runtime_dir(&opts.runtime_dir).map_err(|e| failure(&who, &e, None))?;
 
     let mut builder = SessionBuilder::default();
     builder
@@ -167,7 +162,7 @@ async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result
     if let Some(known_hosts) = &opts.known_hosts {
         builder.user_known_hosts_file(known_hosts);
     }
-    match std::env::var_os("BERTH_SSH_CONFIG").filter(|c| !c.is_empty()) {
+    match &opts.ssh_config {
         Some(config) => builder.config_file(config),
         None => builder.config_file("/dev/null"),
     };
@@ -224,6 +219,7 @@ async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result
         local: SocketFile(local),
         remote,
         session,
+        ssh_config: opts.ssh_config.clone(),
     };
 
     match docker::open(&local_str, opts.connect_timeout).await {
@@ -263,24 +259,6 @@ async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result
             ))
         }
     }
-}
-
-/// Creates the runtime directory (mode 0700: it holds sockets that give
-/// root on the hosts) and checks its path leaves room for socket names.
-fn prepare_runtime_dir(dir: &Path) -> Result<(), String> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    let len = dir.as_os_str().len();
-    if len > MAX_RUNTIME_DIR_LEN {
-        return Err(format!(
-            "runtime directory `{}` is {len} bytes long; unix socket paths allow about 100, so it must be at most {MAX_RUNTIME_DIR_LEN}",
-            dir.display()
-        ));
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| format!("cannot create runtime directory `{}`: {e}", dir.display()))
 }
 
 /// `<runtime_dir>/<8 hex of the host name's hash>-<n>.sock`: short whatever
@@ -486,6 +464,8 @@ pub(crate) struct Tunnel {
     session: Session,
     local: SocketFile,
     remote: PathBuf,
+    /// The ssh_config the connection was made with, for commands over it.
+    ssh_config: Option<PathBuf>,
 }
 
 impl Tunnel {
@@ -515,7 +495,7 @@ impl Tunnel {
             "BatchMode=yes",
             "-T",
         ]);
-        match std::env::var_os("BERTH_SSH_CONFIG").filter(|c| !c.is_empty()) {
+        match &self.ssh_config {
             Some(config) => c.arg("-F").arg(config),
             None => c.args(["-F", "/dev/null"]),
         };
@@ -635,13 +615,6 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.as_os_str().len() < 40, "{}", a.display());
         assert!(a.starts_with(dir));
-    }
-
-    #[test]
-    fn refuses_runtime_dirs_too_long_for_sockets() {
-        let long = PathBuf::from(format!("/tmp/{}", "x".repeat(80)));
-        let err = prepare_runtime_dir(&long).expect_err("too long");
-        assert!(err.contains("at most 70"), "{err}");
     }
 
     #[test]

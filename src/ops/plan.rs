@@ -1,0 +1,54 @@
+//! `berth plan`: the diff between the repo and the hosts; changes nothing.
+
+use std::path::PathBuf;
+
+use super::{HostOptions, LoadOptions};
+use crate::plan::{Plan, SavedPlan};
+use crate::render::short;
+use crate::report::write_atomic;
+
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    pub load: LoadOptions,
+    pub hosts: HostOptions,
+    /// Save the plan, bound to the commit and to what each host runs now,
+    /// for `apply --plan FILE`.
+    pub save: Option<PathBuf>,
+}
+
+/// The plan, computed (and saved, with `save`).
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// Unreachable hosts are in `plan.unreachable`.
+    pub plan: Plan,
+}
+
+/// Reads the repo, observes the hosts and diffs them. Hosts running a
+/// commit that `apply` would refuse to leave are logged as warnings.
+pub async fn plan(opts: &PlanOptions) -> anyhow::Result<Planned> {
+    let loaded = super::load(&opts.load).await?;
+    let fleet = super::open_fleet(&loaded, &opts.load, &opts.hosts, None).await?;
+    let plan = super::make_plan(&loaded, &fleet, &opts.load.only_hosts);
+    let observed = crate::plan::summarize(&fleet.observed);
+    let rewound = super::rewound(&loaded, &fleet);
+    fleet.close().await;
+    for r in &rewound {
+        tracing::warn!(
+            "host `{}` runs commit {}: {}; `berth apply` refuses this commit without --allow-rewind",
+            r.host,
+            short(&r.commit),
+            r.why
+        );
+    }
+    let plan = plan?;
+    if let Some(path) = &opts.save {
+        let saved = SavedPlan {
+            plan: plan.clone(),
+            observed,
+        };
+        let json = serde_json::to_string_pretty(&saved)?;
+        write_atomic(path, &(json + "\n"))?;
+        tracing::info!("saved the plan to `{}`", path.display());
+    }
+    Ok(Planned { plan })
+}
