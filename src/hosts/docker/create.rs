@@ -1,0 +1,480 @@
+//! The pure mapping from a [`ContainerSpec`] to the Engine API's create
+//! request: no I/O, so every field is checked by unit tests. A new container
+//! key is one more line in [`create_body`] (and in its full-spec test).
+//!
+//! Everything set here exists in API 1.41 (Docker 20.10): no field newer than
+//! that is ever set (for example no healthcheck `StartInterval`, 1.44).
+
+use std::collections::{BTreeMap, HashMap};
+
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, HostConfigLogConfig, Mount,
+    MountType, NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy,
+    RestartPolicyNameEnum,
+};
+
+use crate::hosts::labels;
+use crate::spec::{ContainerSpec, MountKind};
+
+/// A Compose restart policy as the engine wants it.
+fn restart_policy(restart: &str) -> Result<Option<RestartPolicy>, String> {
+    let (name, retries) = match restart.split_once(':') {
+        Some((name, n)) => (name, Some(n)),
+        None => (restart, None),
+    };
+    let name = match name {
+        "" => return Ok(None),
+        "no" => RestartPolicyNameEnum::NO,
+        "always" => RestartPolicyNameEnum::ALWAYS,
+        "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+        "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+        _ => return Err(format!("unknown restart policy `{restart}`")),
+    };
+    let maximum_retry_count = match retries {
+        None => None,
+        Some(_) if name != RestartPolicyNameEnum::ON_FAILURE => {
+            return Err(format!("unknown restart policy `{restart}`"))
+        }
+        Some(n) => Some(
+            n.parse::<i64>()
+                .map_err(|_| format!("restart policy `{restart}`: `{n}` is not a number"))?,
+        ),
+    };
+    Ok(Some(RestartPolicy {
+        name: Some(name),
+        maximum_retry_count,
+    }))
+}
+
+/// Milliseconds as the engine's nanoseconds; 0 (engine default) as None.
+fn nanos(ms: u64) -> Option<i64> {
+    (ms > 0).then(|| i64::try_from(ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX))
+}
+
+fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
+    (!v.is_empty()).then_some(v)
+}
+
+/// The create request for `spec`, plus the networks to connect after create
+/// (API 1.41 takes one network at create; the first by name goes there).
+/// `labels` (berth's own) are added to the spec's labels and win on a clash.
+/// Secrets become read-only bind mounts of the files apply delivered under
+/// `secrets_dir` (through `Mounts`, which fails on a missing file where
+/// `Binds` would quietly mount an empty directory).
+pub fn create_body(
+    spec: &ContainerSpec,
+    labels: &BTreeMap<String, String>,
+    secrets_dir: &str,
+) -> Result<(ContainerCreateBody, Vec<(String, EndpointSettings)>), String> {
+    let mut all_labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
+    all_labels.extend(labels.clone());
+
+    let mut exposed = Vec::new();
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for port in &spec.ports {
+        let key = format!("{}/{}", port.target, port.protocol);
+        if !exposed.contains(&key) {
+            exposed.push(key.clone());
+        }
+        bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: port.host_ip.clone(),
+                // Empty: the engine picks a free port.
+                host_port: Some(port.published.map(|p| p.to_string()).unwrap_or_default()),
+            });
+    }
+
+    // Bind mounts go through `Binds`, like Compose: it creates a missing host
+    // directory, where `Mounts` would fail. A path with `:` cannot be said in
+    // `Binds` and takes `Mounts` (which requires it to exist).
+    let mut binds = Vec::new();
+    let mut mounts = Vec::new();
+    for m in &spec.mounts {
+        match m.kind {
+            MountKind::Bind if !m.source.contains(':') && !m.target.contains(':') => {
+                let mode = if m.read_only { ":ro" } else { "" };
+                binds.push(format!("{}:{}{mode}", m.source, m.target));
+            }
+            kind => mounts.push(Mount {
+                typ: Some(match kind {
+                    MountKind::Bind => MountType::BIND,
+                    MountKind::Volume => MountType::VOLUME,
+                }),
+                source: Some(m.source.clone()),
+                target: Some(m.target.clone()),
+                read_only: m.read_only.then_some(true),
+                ..Default::default()
+            }),
+        }
+    }
+
+    if !spec.secrets.is_empty() {
+        let label = |key: &str| {
+            labels
+                .get(key)
+                .ok_or_else(|| format!("a container with secrets needs the `{key}` label"))
+        };
+        let (project, stack, service) = (
+            label(labels::PROJECT)?,
+            label(labels::STACK)?,
+            label(labels::SERVICE)?,
+        );
+        for (name, file) in &spec.secrets {
+            mounts.push(Mount {
+                typ: Some(MountType::BIND),
+                source: Some(crate::secrets::host_path(
+                    secrets_dir,
+                    project,
+                    stack,
+                    service,
+                    name,
+                    file,
+                )),
+                target: Some(file.target.clone()),
+                read_only: Some(true),
+                ..Default::default()
+            });
+        }
+    }
+
+    let endpoint = |aliases: &Vec<String>| EndpointSettings {
+        aliases: non_empty(aliases.clone()),
+        ..Default::default()
+    };
+    // BTreeMap: sorted by name, so "first" is stable.
+    let mut networks = spec.networks.iter();
+    let first = networks.next();
+    let more: Vec<(String, EndpointSettings)> = networks
+        .map(|(name, aliases)| (name.clone(), endpoint(aliases)))
+        .collect();
+
+    let healthcheck = spec.healthcheck.as_ref().map(|h| HealthConfig {
+        // Empty: keep the image's test, override only the timings.
+        test: non_empty(h.test.clone()),
+        interval: nanos(h.interval_ms),
+        timeout: nanos(h.timeout_ms),
+        retries: (h.retries > 0).then_some(i64::from(h.retries)),
+        start_period: nanos(h.start_period_ms),
+        // `start_interval` needs API 1.44: never set.
+        start_interval: None,
+    });
+
+    let host_config = HostConfig {
+        binds: non_empty(binds),
+        mounts: non_empty(mounts),
+        port_bindings: (!bindings.is_empty()).then_some(bindings),
+        network_mode: first.map(|(name, _)| name.clone()),
+        restart_policy: restart_policy(&spec.restart)?,
+        readonly_rootfs: spec.read_only.then_some(true),
+        cap_add: non_empty(spec.cap_add.clone()),
+        cap_drop: non_empty(spec.cap_drop.clone()),
+        security_opt: non_empty(spec.security_opt.clone()),
+        memory: spec.resources.memory,
+        memory_reservation: spec.resources.memory_reservation,
+        nano_cpus: spec.resources.nano_cpus,
+        pids_limit: spec.resources.pids_limit,
+        log_config: spec.logging.as_ref().map(|l| HostConfigLogConfig {
+            typ: Some(l.driver.clone()),
+            config: (!l.options.is_empty()).then(|| l.options.clone().into_iter().collect()),
+        }),
+        tmpfs: (!spec.tmpfs.is_empty()).then(|| spec.tmpfs.clone().into_iter().collect()),
+        ulimits: non_empty(
+            spec.ulimits
+                .iter()
+                .map(|(name, u)| ResourcesUlimits {
+                    name: Some(name.clone()),
+                    soft: Some(u.soft),
+                    hard: Some(u.hard),
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    };
+
+    let body = ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: spec.command.clone(),
+        entrypoint: spec.entrypoint.clone(),
+        env: non_empty(
+            spec.environment
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
+        ),
+        labels: Some(all_labels),
+        exposed_ports: non_empty(exposed),
+        healthcheck,
+        user: spec.user.clone(),
+        working_dir: spec.working_dir.clone(),
+        hostname: spec.hostname.clone(),
+        stop_timeout: spec
+            .stop_grace_period
+            .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+        host_config: Some(host_config),
+        networking_config: first.map(|(name, aliases)| NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(name.clone(), endpoint(aliases))])),
+        }),
+        ..Default::default()
+    };
+    Ok((body, more))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{HealthcheckSpec, LoggingSpec, MountSpec, PortSpec, Resources, Ulimit};
+
+    #[test]
+    fn maps_restart_policies() {
+        let p = restart_policy("on-failure:3")
+            .expect("valid")
+            .expect("some");
+        assert_eq!(p.name, Some(RestartPolicyNameEnum::ON_FAILURE));
+        assert_eq!(p.maximum_retry_count, Some(3));
+        let p = restart_policy("unless-stopped")
+            .expect("valid")
+            .expect("some");
+        assert_eq!(p.name, Some(RestartPolicyNameEnum::UNLESS_STOPPED));
+        assert_eq!(p.maximum_retry_count, None);
+        assert!(restart_policy("").expect("valid").is_none());
+        assert!(restart_policy("sometimes").is_err());
+        assert!(restart_policy("always:3").is_err());
+        assert!(restart_policy("on-failure:x").is_err());
+    }
+
+    fn full_spec() -> ContainerSpec {
+        ContainerSpec {
+            image: "10.77.0.1:5000/berth/web:v1".into(),
+            command: Some(vec!["httpd".into(), "-f".into()]),
+            entrypoint: Some(vec!["/entry".into()]),
+            environment: BTreeMap::from([("A".into(), "1".into()), ("B".into(), "x=y".into())]),
+            ports: vec![
+                PortSpec {
+                    host_ip: None,
+                    published: Some(8080),
+                    target: 80,
+                    protocol: "tcp".into(),
+                },
+                PortSpec {
+                    host_ip: Some("127.0.0.1".into()),
+                    published: None,
+                    target: 80,
+                    protocol: "tcp".into(),
+                },
+                PortSpec {
+                    host_ip: None,
+                    published: Some(53),
+                    target: 53,
+                    protocol: "udp".into(),
+                },
+            ],
+            mounts: vec![
+                MountSpec {
+                    kind: MountKind::Volume,
+                    source: "web_data".into(),
+                    target: "/data".into(),
+                    read_only: false,
+                },
+                MountSpec {
+                    kind: MountKind::Bind,
+                    source: "/etc/web".into(),
+                    target: "/conf".into(),
+                    read_only: true,
+                },
+            ],
+            networks: BTreeMap::from([
+                ("web_front".into(), vec!["api".into(), "web".into()]),
+                ("web_back".into(), vec!["api".into()]),
+            ]),
+            labels: BTreeMap::from([
+                ("team".into(), "ops".into()),
+                ("berth.project".into(), "spoofed".into()),
+            ]),
+            healthcheck: Some(HealthcheckSpec {
+                test: vec!["CMD".into(), "wget".into(), "-q".into(), "localhost".into()],
+                interval_ms: 1000,
+                timeout_ms: 500,
+                retries: 3,
+                start_period_ms: 0,
+            }),
+            restart: "on-failure:5".into(),
+            user: Some("1000:1000".into()),
+            read_only: true,
+            cap_add: vec!["NET_ADMIN".into()],
+            cap_drop: vec!["ALL".into()],
+            security_opt: vec!["no-new-privileges:true".into()],
+            resources: Resources {
+                memory: Some(64 << 20),
+                memory_reservation: Some(32 << 20),
+                nano_cpus: Some(500_000_000),
+                pids_limit: Some(100),
+            },
+            logging: Some(LoggingSpec {
+                driver: "json-file".into(),
+                options: BTreeMap::from([("max-size".into(), "10m".into())]),
+            }),
+            tmpfs: BTreeMap::from([("/tmp".into(), "size=64m".into())]),
+            ulimits: BTreeMap::from([(
+                "nofile".into(),
+                Ulimit {
+                    soft: 1024,
+                    hard: 2048,
+                },
+            )]),
+            stop_grace_period: Some(30),
+            working_dir: Some("/www".into()),
+            hostname: Some("web1".into()),
+            secrets: BTreeMap::from([(
+                "db".into(),
+                crate::spec::SecretFileSpec {
+                    digest: "sha256:0123456789abcdef".into(),
+                    target: "/run/secrets/db".into(),
+                    uid: "0".into(),
+                    gid: "0".into(),
+                    mode: 0o400,
+                },
+            )]),
+        }
+    }
+
+    #[test]
+    fn maps_a_full_spec_to_the_create_request() {
+        let labels = BTreeMap::from([
+            ("berth.project".to_string(), "demo".to_string()),
+            ("berth.stack".to_string(), "app".to_string()),
+            ("berth.service".to_string(), "web".to_string()),
+        ]);
+        let (body, more) =
+            create_body(&full_spec(), &labels, "/run/berth/secrets").expect("valid spec");
+        let host = body.host_config.clone().expect("host config");
+
+        assert_eq!(body.image.as_deref(), Some("10.77.0.1:5000/berth/web:v1"));
+        assert_eq!(body.cmd, Some(vec!["httpd".to_string(), "-f".to_string()]));
+        assert_eq!(body.entrypoint, Some(vec!["/entry".to_string()]));
+        assert_eq!(body.env, Some(vec!["A=1".to_string(), "B=x=y".to_string()]));
+        let l = body.labels.clone().expect("labels");
+        assert_eq!(l.get("team").map(String::as_str), Some("ops"));
+        assert_eq!(
+            l.get("berth.project").map(String::as_str),
+            Some("demo"),
+            "berth's label wins"
+        );
+
+        let mut exposed = body.exposed_ports.clone().expect("exposed");
+        exposed.sort();
+        assert_eq!(exposed, vec!["53/udp".to_string(), "80/tcp".to_string()]);
+        let ports = host.port_bindings.clone().expect("bindings");
+        let web = ports["80/tcp"].clone().expect("80/tcp");
+        assert_eq!(web.len(), 2);
+        assert_eq!(web[0].host_port.as_deref(), Some("8080"));
+        assert_eq!(web[0].host_ip, None);
+        assert_eq!(web[1].host_port.as_deref(), Some(""), "ephemeral");
+        assert_eq!(web[1].host_ip.as_deref(), Some("127.0.0.1"));
+
+        assert_eq!(host.binds, Some(vec!["/etc/web:/conf:ro".to_string()]));
+        let mounts = host.mounts.clone().expect("mounts");
+        assert_eq!(mounts.len(), 2, "the volume and the secret");
+        assert_eq!(mounts[0].typ, Some(MountType::VOLUME));
+        assert_eq!(mounts[0].source.as_deref(), Some("web_data"));
+        assert_eq!(mounts[0].read_only, None);
+
+        // One network at create (API 1.41), the first by name; the rest after.
+        assert_eq!(host.network_mode.as_deref(), Some("web_back"));
+        let endpoints = body
+            .networking_config
+            .clone()
+            .and_then(|n| n.endpoints_config)
+            .expect("endpoints");
+        assert_eq!(endpoints.len(), 1);
+        assert_eq!(endpoints["web_back"].aliases, Some(vec!["api".to_string()]));
+        assert_eq!(more.len(), 1);
+        assert_eq!(more[0].0, "web_front");
+        assert_eq!(
+            more[0].1.aliases,
+            Some(vec!["api".to_string(), "web".to_string()])
+        );
+
+        let hc = body.healthcheck.clone().expect("healthcheck");
+        assert_eq!(hc.interval, Some(1_000_000_000));
+        assert_eq!(hc.timeout, Some(500_000_000));
+        assert_eq!(hc.retries, Some(3));
+        assert_eq!(hc.start_period, None);
+        assert_eq!(hc.start_interval, None);
+
+        let restart = host.restart_policy.clone().expect("restart");
+        assert_eq!(restart.name, Some(RestartPolicyNameEnum::ON_FAILURE));
+        assert_eq!(restart.maximum_retry_count, Some(5));
+        assert_eq!(body.user.as_deref(), Some("1000:1000"));
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(host.cap_add, Some(vec!["NET_ADMIN".to_string()]));
+        assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(
+            host.security_opt,
+            Some(vec!["no-new-privileges:true".to_string()])
+        );
+        assert_eq!(host.memory, Some(64 << 20));
+        assert_eq!(host.memory_reservation, Some(32 << 20));
+        assert_eq!(host.nano_cpus, Some(500_000_000));
+        assert_eq!(host.pids_limit, Some(100));
+        let log = host.log_config.clone().expect("log config");
+        assert_eq!(log.typ.as_deref(), Some("json-file"));
+        assert_eq!(
+            log.config
+                .and_then(|c| c.get("max-size").cloned())
+                .as_deref(),
+            Some("10m")
+        );
+        assert_eq!(
+            host.tmpfs
+                .clone()
+                .and_then(|t| t.get("/tmp").cloned())
+                .as_deref(),
+            Some("size=64m")
+        );
+        let ulimits = host.ulimits.clone().expect("ulimits");
+        assert_eq!(ulimits[0].name.as_deref(), Some("nofile"));
+        assert_eq!((ulimits[0].soft, ulimits[0].hard), (Some(1024), Some(2048)));
+        assert_eq!(body.stop_timeout, Some(30));
+        assert_eq!(body.working_dir.as_deref(), Some("/www"));
+        assert_eq!(body.hostname.as_deref(), Some("web1"));
+
+        // A secret is a read-only mount of the delivered file, by digest;
+        // nothing about it reaches the environment.
+        let secret = mounts
+            .iter()
+            .find(|m| m.target.as_deref() == Some("/run/secrets/db"))
+            .expect("secret mount");
+        assert_eq!(
+            secret.source.as_deref(),
+            Some("/run/berth/secrets/demo/app/web/0123456789ab/db")
+        );
+        assert_eq!(secret.read_only, Some(true));
+        assert_eq!(secret.typ, Some(MountType::BIND));
+        let json = serde_json::to_string(&body).expect("serialises");
+        // No field newer than API 1.41.
+        assert!(!json.contains("StartInterval"), "{json}");
+    }
+
+    #[test]
+    fn maps_a_minimal_spec_without_empty_fields() {
+        let spec = ContainerSpec {
+            image: "redis:7".into(),
+            ..Default::default()
+        };
+        let (body, more) =
+            create_body(&spec, &BTreeMap::new(), "/run/berth/secrets").expect("valid");
+        assert!(more.is_empty());
+        assert!(body.networking_config.is_none());
+        assert!(body.env.is_none());
+        assert!(body.exposed_ports.is_none());
+        assert!(body.healthcheck.is_none());
+        let host = body.host_config.expect("host config");
+        assert!(host.network_mode.is_none());
+        assert!(host.restart_policy.is_none());
+        assert!(host.port_bindings.is_none());
+        assert!(host.binds.is_none() && host.mounts.is_none());
+    }
+}
