@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod cli;
+pub mod error;
 pub mod hosts;
 pub mod openpgp;
 pub mod ops;

@@ -1,6 +1,7 @@
 //! Exit codes, as documented in `--help` and the README, and the one
 //! function that picks them from what a command did.
 
+use crate::error::Error;
 use crate::ops::ApplyOutcome;
 
 use super::Outcome;
@@ -16,7 +17,7 @@ pub const LOCK_HELD: u8 = 3;
 
 /// The exit code for a command's result. `detailed`: `--detailed-exitcode`
 /// (changes planned or made exit 2 instead of 0).
-pub fn code(result: &anyhow::Result<Outcome>, detailed: bool) -> u8 {
+pub fn code(result: &Result<Outcome, Error>, detailed: bool) -> u8 {
     let changes = |any: bool| if detailed && any { CHANGES } else { OK };
     match result {
         Err(_) => ERROR,
@@ -162,6 +163,6 @@ mod tests {
             let got = code(&Ok(outcome), detailed);
             assert_eq!(got, want, "detailed={detailed}");
         }
-        assert_eq!(code(&Err(anyhow::anyhow!("bad")), true), ERROR);
+        assert_eq!(code(&Err(Error::new("bad")), true), ERROR);
     }
 }

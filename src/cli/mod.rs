@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::error::Error;
 use crate::ops;
 use crate::source::SourceOptions;
 use render::Rendering;
@@ -280,7 +281,9 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            render::error(&anyhow::Error::new(e).context("cannot start the async runtime"));
+            render::error(&Error::from(
+                anyhow::Error::new(e).context("cannot start the async runtime"),
+            ));
             return ExitCode::from(exit::ERROR);
         }
     };
@@ -320,16 +323,17 @@ async fn dispatch(command: Command) -> u8 {
             finish(result.map(Outcome::Status), false, &how)
         }
         Command::Secret(args) => secret::run(args).unwrap_or_else(|e| {
-            render::error(&e);
+            render::error(&Error::from(e));
             exit::ERROR
         }),
     }
 }
 
 /// Renders a command's result and returns its exit code.
-fn finish(result: anyhow::Result<Outcome>, detailed: bool, how: &Rendering) -> u8 {
+fn finish(result: Result<Outcome, Error>, detailed: bool, how: &Rendering) -> u8 {
     let code = exit::code(&result, detailed);
-    let shown = result.and_then(|outcome| render::outcome(&outcome, code, how));
+    let shown =
+        result.and_then(|outcome| render::outcome(&outcome, code, how).map_err(Error::from));
     match shown {
         Ok(()) => code,
         Err(e) => {

@@ -8,11 +8,12 @@ use std::time::SystemTime;
 
 use super::{Outcome, PlanFormat};
 use crate::apply::ApplyReport;
+use crate::error::{Error, Reach};
+use crate::hosts::fleet::HeldLock;
 use crate::ops::{ApplyOutcome, Planned, Status, Sync, Validated};
 use crate::plan::Plan;
 use crate::render;
 use crate::report::{write_atomic, RunReport};
-use crate::spec::SpecError;
 
 /// How a command's outcome is shown and kept.
 #[derive(Debug, Clone)]
@@ -88,21 +89,7 @@ pub fn show_plan(plan: &Plan) {
 
 fn applied(a: &ApplyOutcome) {
     match a {
-        ApplyOutcome::LockHeld { held, .. } => {
-            let stderr = std::io::stderr();
-            let mut err = stderr.lock();
-            for h in held {
-                let _ = writeln!(
-                    err,
-                    "error: host `{}`: the run lock is held by another berth run ({})",
-                    h.host, h.holder
-                );
-            }
-            let _ = writeln!(
-                err,
-                "\nno host was changed.\nhelp: wait for that run to finish, or raise --lock-timeout; a killed run releases its lock at once"
-            );
-        }
+        ApplyOutcome::LockHeld { held, .. } => error(&lock_held(held)),
         ApplyOutcome::NothingToDo { .. } => {}
         ApplyOutcome::Applied { plan, report } => apply_summary(plan, report),
     }
@@ -123,23 +110,36 @@ fn apply_summary(plan: &Plan, report: &ApplyReport) {
         failed.len(),
         plan.unreachable.len()
     );
-    let stderr = std::io::stderr();
-    let mut err = stderr.lock();
-    for h in failed {
-        let _ = writeln!(
-            err,
-            "error: host `{}`: {}",
-            h.host,
-            h.error.as_deref().unwrap_or("")
-        );
-    }
-    for u in &plan.unreachable {
-        let _ = writeln!(err, "error: host `{}` was not reached: {}", u.host, u.error);
-    }
-    let _ = writeln!(
-        err,
-        "\nhelp: the other hosts converged; fix the host(s) above and run `berth apply` again"
+    let problems = failed
+        .iter()
+        .map(|h| format!("host `{}`: {}", h.host, h.error.as_deref().unwrap_or("")))
+        .chain(
+            plan.unreachable
+                .iter()
+                .map(|u| format!("host `{}` was not reached: {}", u.host, u.error)),
+        )
+        .collect();
+    error(
+        &Error::of(problems).with_help(
+            "the other hosts converged; fix the host(s) above and run `berth apply` again",
+        ),
     );
+}
+
+/// Another run holds the lock of `held`'s hosts.
+fn lock_held(held: &[HeldLock]) -> Error {
+    let problems = held
+        .iter()
+        .map(|h| {
+            format!(
+                "host `{}`: the run lock is held by another berth run ({})",
+                h.host, h.holder
+            )
+        })
+        .collect();
+    Error::of(problems)
+        .reached(Reach::NotChanged)
+        .with_help("wait for that run to finish, or raise --lock-timeout; a killed run releases its lock at once")
 }
 
 fn status(s: &Status, show_labels: bool) {
@@ -235,31 +235,21 @@ fn write_reports(outcome: &Outcome, code: u8, how: &Rendering) -> anyhow::Result
     Ok(())
 }
 
-/// `error: ...`, then `Caused by:` lines; spec errors print each problem
-/// with its location and help, and say no host was contacted.
-pub fn error(e: &anyhow::Error) {
-    let stderr = std::io::stderr();
-    let mut err = stderr.lock();
-    if let Some(spec) = e.downcast_ref::<SpecError>() {
-        for d in &spec.diagnostics {
-            let _ = writeln!(err, "error: {}: {}", d.location, d.message);
-            if let Some(help) = &d.help {
-                let _ = writeln!(err, "  help: {help}");
-            }
-        }
-        let _ = writeln!(
-            err,
-            "\n{} problem(s) found; no host was contacted.",
-            spec.diagnostics.len()
-        );
-        return;
-    }
-    let _ = writeln!(err, "error: {e}");
-    let causes: Vec<_> = e.chain().skip(1).collect();
-    if !causes.is_empty() {
-        let _ = writeln!(err, "\nCaused by:");
-        for c in causes {
-            let _ = writeln!(err, "    {c}");
-        }
+/// Writes an error the one way every error is written (see [`Error::render`]).
+pub fn error(e: &Error) {
+    let _ = std::io::stderr().lock().write_all(e.render().as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_lock_says_nothing_changed_then_what_to_do() {
+        let held = [HeldLock {
+            host: "edge-1".into(),
+            holder: "runner=ci-7 pid=4242 started=2026-11-29T21:00:00Z commit=0123456789ab".into(),
+        }];
+        insta::assert_snapshot!(lock_held(&held).render());
     }
 }

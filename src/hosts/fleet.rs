@@ -164,11 +164,9 @@ impl Fleet {
         if let Some(engine) = self.engines.remove(&host) {
             engine.close().await;
         }
-        tracing::error!(host = %host, "{e:#}");
-        self.unreachable.push(UnreachableHost {
-            host,
-            error: format!("{e:#}"),
-        });
+        let error = crate::error::one_line(&e);
+        tracing::error!(host = %host, "{error}");
+        self.unreachable.push(UnreachableHost { host, error });
     }
 
     /// Host -> the commit the last apply there recorded (read when the run

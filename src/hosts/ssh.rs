@@ -78,12 +78,9 @@ fn who(host: &HostConfig) -> String {
     }
 }
 
-/// An error with a `help:` line, formatted like the spec diagnostics.
+/// An error naming the host, with what to do next when there is something.
 fn failure(who: &str, message: &str, help: Option<&str>) -> anyhow::Error {
-    match help {
-        Some(help) => anyhow!("{who}: {message}\n  help: {help}"),
-        None => anyhow!("{who}: {message}"),
-    }
+    crate::error::hinted(format!("{who}: {message}"), help.map(str::to_string))
 }
 
 async fn connect_local(

@@ -13,6 +13,7 @@ use anyhow::Context as _;
 
 use super::{HostOptions, LoadOptions, Loaded};
 use crate::apply::ApplyReport;
+use crate::error::{Error, Hint, Reach};
 use crate::hosts::fleet::{Fleet, HeldLock};
 use crate::plan::Plan;
 use crate::secrets::{self, KeyOptions, Plaintexts};
@@ -54,8 +55,10 @@ pub enum ApplyOutcome {
 pub async fn apply(
     opts: &ApplyOptions,
     show_plan: impl FnOnce(&Plan),
-) -> anyhow::Result<ApplyOutcome> {
-    let loaded = super::load(&opts.load).await?;
+) -> Result<ApplyOutcome, Error> {
+    let loaded = super::load(&opts.load)
+        .await
+        .map_err(Error::at(Reach::NotContacted))?;
     let mut fleet =
         super::open_fleet(&loaded, &opts.load, &opts.hosts, Some(opts.lock_timeout)).await?;
     let outcome = on_fleet(&loaded, &mut fleet, opts, show_plan).await;
@@ -68,7 +71,7 @@ async fn on_fleet(
     fleet: &mut Fleet,
     opts: &ApplyOptions,
     show_plan: impl FnOnce(&Plan),
-) -> anyhow::Result<ApplyOutcome> {
+) -> Result<ApplyOutcome, Error> {
     if !fleet.lock_held.is_empty() {
         return Ok(ApplyOutcome::LockHeld {
             project: loaded.project.name.clone(),
@@ -76,16 +79,21 @@ async fn on_fleet(
             held: fleet.lock_held.clone(),
         });
     }
+    // Until the plan runs, a failure leaves every host as it was.
+    let unchanged = Error::at(Reach::NotChanged);
     let plan = match &opts.saved_plan {
-        Some(path) => super::saved_plan::verify(path, loaded, fleet, &opts.load.only_hosts)?,
-        None => super::make_plan(loaded, fleet, &opts.load.only_hosts)?,
-    };
-    refuse_rewind(loaded, fleet, opts.allow_rewind)?;
+        Some(path) => super::saved_plan::verify(path, loaded, fleet, &opts.load.only_hosts),
+        None => super::make_plan(loaded, fleet, &opts.load.only_hosts),
+    }
+    .map_err(&unchanged)?;
+    refuse_rewind(loaded, fleet, opts.allow_rewind).map_err(&unchanged)?;
     show_plan(&plan);
     if plan.is_empty() {
         return Ok(ApplyOutcome::NothingToDo { plan });
     }
-    let secrets = unlock_secrets(loaded, &plan, &opts.key).await?;
+    let secrets = unlock_secrets(loaded, &plan, &opts.key)
+        .await
+        .map_err(&unchanged)?;
     let ctx = super::context::apply_context(
         loaded,
         fleet,
@@ -118,14 +126,15 @@ fn refuse_rewind(loaded: &Loaded, fleet: &Fleet, allow_rewind: bool) -> anyhow::
         .iter()
         .map(|r| format!("host `{}` runs commit {}: {}", r.host, r.commit, r.why))
         .collect();
-    anyhow::bail!(
-        "refusing to go backwards; no host was changed:\n  - {}\n  help: deploy a newer commit (undo with `git revert`), or pass --allow-rewind to deploy this one on purpose",
-        lines.join("\n  - ")
+    Err(Hint::new(
+        format!("refusing to go backwards:\n  - {}", lines.join("\n  - ")),
+        "deploy a newer commit (undo with `git revert`), or pass --allow-rewind to deploy this one on purpose",
     )
+    .into())
 }
 
 /// Decrypts the secrets the plan's new containers read, before any host is
-/// changed. Errors name the file and end with "no host was changed".
+/// changed. Errors name the file.
 async fn unlock_secrets(
     loaded: &Loaded,
     plan: &Plan,
@@ -143,5 +152,4 @@ async fn unlock_secrets(
     })
     .await
     .context("secrets stage panicked")?
-    .map_err(|e| anyhow::anyhow!("{e:#}\nno host was changed."))
 }

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use crate::error::{Error, Reach};
 use crate::hosts::fleet::{Fleet, FleetOptions, LockRequest};
 use crate::hosts::HostObservation;
 use crate::placement::{self, CurrentPlacement};
@@ -129,7 +130,7 @@ async fn open_fleet(
     load: &LoadOptions,
     hosts: &HostOptions,
     lock_timeout: Option<Duration>,
-) -> anyhow::Result<Fleet> {
+) -> Result<Fleet, Error> {
     let settings = &loaded.project.inventory.settings;
     let commit = loaded.checkout.commit.as_ref().map(|c| c.id.as_str());
     let opts = FleetOptions {
@@ -152,7 +153,9 @@ async fn open_fleet(
         .iter()
         .filter(|h| load.only_hosts.is_empty() || load.only_hosts.contains(&h.name))
         .collect();
-    Fleet::open(&covered, &loaded.project.name, &opts).await
+    Fleet::open(&covered, &loaded.project.name, &opts)
+        .await
+        .map_err(Error::at(Reach::NotContacted))
 }
 
 /// How many hosts are contacted (and changed) at once.

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use super::{HostOptions, LoadOptions};
+use crate::error::{Error, Reach};
 use crate::plan::{Plan, SavedPlan};
 use crate::render::short;
 use crate::report::write_atomic;
@@ -25,8 +26,10 @@ pub struct Planned {
 
 /// Reads the repo, observes the hosts and diffs them. Hosts running a
 /// commit that `apply` would refuse to leave are logged as warnings.
-pub async fn plan(opts: &PlanOptions) -> anyhow::Result<Planned> {
-    let loaded = super::load(&opts.load).await?;
+pub async fn plan(opts: &PlanOptions) -> Result<Planned, Error> {
+    let loaded = super::load(&opts.load)
+        .await
+        .map_err(Error::at(Reach::NotContacted))?;
     let fleet = super::open_fleet(&loaded, &opts.load, &opts.hosts, None).await?;
     let plan = super::make_plan(&loaded, &fleet, &opts.load.only_hosts);
     let observed = crate::plan::summarize(&fleet.observed);
@@ -40,13 +43,13 @@ pub async fn plan(opts: &PlanOptions) -> anyhow::Result<Planned> {
             r.why
         );
     }
-    let plan = plan?;
+    let plan = plan.map_err(Error::at(Reach::NotChanged))?;
     if let Some(path) = &opts.save {
         let saved = SavedPlan {
             plan: plan.clone(),
             observed,
         };
-        let json = serde_json::to_string_pretty(&saved)?;
+        let json = serde_json::to_string_pretty(&saved).map_err(anyhow::Error::from)?;
         write_atomic(path, &(json + "\n"))?;
         tracing::info!("saved the plan to `{}`", path.display());
     }

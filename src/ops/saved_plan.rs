@@ -7,9 +7,13 @@ use std::path::Path;
 use anyhow::Context as _;
 
 use super::Loaded;
+use crate::error::Hint;
 use crate::hosts::fleet::Fleet;
 use crate::plan::{self as planning, Plan, SavedPlan, PLAN_FORMAT_VERSION};
 use crate::render::short;
+
+/// What to do when a saved plan no longer applies.
+const AGAIN: &str = "run `berth plan --save` again and review the new plan";
 
 /// The saved plan, if it still describes the hosts and the commit.
 pub(super) fn verify(
@@ -27,12 +31,16 @@ pub(super) fn verify(
         )
     })?;
     if saved.plan.format_version != PLAN_FORMAT_VERSION {
-        anyhow::bail!(
-            "saved plan `{}` has format version {}, this berth reads {}; plan again",
-            path.display(),
-            saved.plan.format_version,
-            PLAN_FORMAT_VERSION
-        );
+        return Err(Hint::new(
+            format!(
+                "saved plan `{}` has format version {}, this berth reads {}",
+                path.display(),
+                saved.plan.format_version,
+                PLAN_FORMAT_VERSION
+            ),
+            AGAIN,
+        )
+        .into());
     }
     let commit_now = loaded.checkout.commit.as_ref().map(|c| c.id.clone());
     let mut moved = Vec::new();
@@ -54,22 +62,30 @@ pub(super) fn verify(
         &planning::summarize(&fleet.observed),
     ));
     if !moved.is_empty() {
-        anyhow::bail!(
-            "the saved plan `{}` no longer matches; no host was changed:\n  - {}\nhelp: run `berth plan --save` again and review the new plan",
-            path.display(),
-            moved.join("\n  - ")
-        );
+        return Err(Hint::new(
+            format!(
+                "the saved plan `{}` no longer matches:\n  - {}",
+                path.display(),
+                moved.join("\n  - ")
+            ),
+            AGAIN,
+        )
+        .into());
     }
     // Same commit, same hosts: planning again must give the same changes.
     // A plan file edited by hand (another image, a secret mounted elsewhere)
     // does not, and what runs always comes from the (verified) checkout.
     let fresh = super::make_plan(loaded, fleet, only_hosts)?;
     if changes(&saved.plan) != changes(&fresh) {
-        anyhow::bail!(
-            "the saved plan `{}` is not what commit {} plans for these hosts (was it edited?); no host was changed\nhelp: run `berth plan --save` again and review the new plan",
-            path.display(),
-            commit_now.as_deref().map(short).unwrap_or("(none)")
-        );
+        return Err(Hint::new(
+            format!(
+                "the saved plan `{}` is not what commit {} plans for these hosts (was it edited?)",
+                path.display(),
+                commit_now.as_deref().map(short).unwrap_or("(none)")
+            ),
+            AGAIN,
+        )
+        .into());
     }
     Ok(fresh)
 }

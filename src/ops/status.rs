@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{HostOptions, LoadOptions};
+use crate::error::{Error, Reach};
 use crate::hosts::labels;
 use crate::plan::UnreachableHost;
 
@@ -50,8 +51,10 @@ pub enum Sync {
     NotInRepo,
 }
 
-pub async fn status(opts: &StatusOptions) -> anyhow::Result<Status> {
-    let loaded = super::load(&opts.load).await?;
+pub async fn status(opts: &StatusOptions) -> Result<Status, Error> {
+    let loaded = super::load(&opts.load)
+        .await
+        .map_err(Error::at(Reach::NotContacted))?;
     let mut fleet = super::open_fleet(&loaded, &opts.load, &opts.hosts, None).await?;
     let observed = std::mem::take(&mut fleet.observed);
     let unreachable = std::mem::take(&mut fleet.unreachable);

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use super::LoadOptions;
+use crate::error::{Error, Reach};
 
 #[derive(Debug, Clone)]
 pub struct ValidateOptions {
@@ -21,8 +22,10 @@ pub struct Validated {
 
 /// Reads the repo and validates all of it (placement included); an invalid
 /// repo is an error listing every problem.
-pub async fn validate(opts: &ValidateOptions) -> anyhow::Result<Validated> {
-    let loaded = super::load(&opts.load).await?;
+pub async fn validate(opts: &ValidateOptions) -> Result<Validated, Error> {
+    let loaded = super::load(&opts.load)
+        .await
+        .map_err(Error::at(Reach::NotContacted))?;
     Ok(Validated {
         root: loaded.checkout.root,
         hosts: loaded.project.inventory.hosts.len(),

@@ -27,6 +27,7 @@ use git2::{
 };
 
 use super::{auth, commit_info, url, Checkout};
+use crate::error::Hint;
 
 /// Every branch (as `origin/*`) and every tag, forced and pruned, so the
 /// cache mirrors the remote even after force-pushes and deletions.
@@ -293,9 +294,12 @@ fn resolve_target(
 ) -> Result<Oid> {
     let Some(name) = git_ref else {
         let head = default_branch.ok_or_else(|| {
-            anyhow!(
-                "cannot tell the default branch of `{shown}` (its HEAD points nowhere, or it \
-                 has no commits); help: name a branch, tag or commit with `--ref`"
+            Hint::new(
+                format!(
+                    "cannot tell the default branch of `{shown}` (its HEAD points nowhere, or it \
+                     has no commits)"
+                ),
+                "name a branch, tag or commit with `--ref`",
             )
         })?;
         let branch = head.strip_prefix("refs/heads/").unwrap_or(head);
@@ -320,10 +324,13 @@ fn resolve_target(
         None => None,
     };
     match (branch, tag) {
-        (Some(b), Some(t)) if b != t => bail!(
-            "ref `{name}` of `{shown}` names both a branch and a tag; help: pass \
-             `refs/heads/{name}` or `refs/tags/{name}`"
-        ),
+        (Some(b), Some(t)) if b != t => {
+            return Err(Hint::new(
+                format!("ref `{name}` of `{shown}` names both a branch and a tag"),
+                format!("pass `refs/heads/{name}` or `refs/tags/{name}`"),
+            )
+            .into())
+        }
         (Some(oid), _) | (None, Some(oid)) => return Ok(oid),
         (None, None) => {}
     }
@@ -332,10 +339,12 @@ fn resolve_target(
             return Ok(oid);
         }
     }
-    bail!(
-        "ref `{name}` is not a branch, tag or commit of `{shown}`; help: pass a branch or tag \
-         name as the remote has it, or a commit id (at least 4 hex digits) on one of them"
+    Err(Hint::new(
+        format!("ref `{name}` is not a branch, tag or commit of `{shown}`"),
+        "pass a branch or tag name as the remote has it, or a commit id (at least 4 hex digits) \
+         on one of them",
     )
+    .into())
 }
 
 /// The commit a reference points to (through annotated tags); None if there
@@ -358,7 +367,11 @@ fn find_commit_id(repo: &Repository, prefix: &str, shown: &str) -> Result<Option
     let commit = match repo.find_commit_by_prefix(prefix) {
         Ok(c) => c,
         Err(e) if e.code() == ErrorCode::Ambiguous => {
-            bail!("commit id `{prefix}` is ambiguous in `{shown}`; help: give more of its digits")
+            return Err(Hint::new(
+                format!("commit id `{prefix}` is ambiguous in `{shown}`"),
+                "give more of its digits",
+            )
+            .into())
         }
         Err(e) if matches!(e.code(), ErrorCode::NotFound | ErrorCode::InvalidSpec) => {
             return Ok(None)
@@ -367,10 +380,11 @@ fn find_commit_id(repo: &Repository, prefix: &str, shown: &str) -> Result<Option
     };
     let oid = commit.id();
     if !reachable_from_fetched_refs(repo, oid)? {
-        bail!(
-            "commit `{prefix}` is not on any branch or tag of `{shown}`; help: push a branch or \
-             tag that contains it"
-        );
+        return Err(Hint::new(
+            format!("commit `{prefix}` is not on any branch or tag of `{shown}`"),
+            "push a branch or tag that contains it",
+        )
+        .into());
     }
     Ok(Some(oid))
 }

@@ -7,28 +7,33 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use super::{signature, Checkout};
+use crate::error::{hinted, Hint};
 
 /// Refuses a commit not signed by a key in the runner's trust file: a
 /// compromised repo cannot deploy.
 pub fn verify_signature(checkout: &Checkout, trust: &Path) -> anyhow::Result<()> {
     let Some(commit) = &checkout.commit else {
         anyhow::bail!(
-            "--trust checks commit signatures, but `{}` is not in a git repo; no host was contacted",
+            "--trust checks commit signatures, but `{}` is not in a git repo",
             checkout.root.display()
         );
     };
     if checkout.dirty {
-        anyhow::bail!(
-            "--trust checks commit signatures, but `{}` has uncommitted changes that no signature covers; no host was contacted\n  help: commit (signed) or discard them",
-            checkout.root.display()
-        );
+        return Err(Hint::new(
+            format!(
+                "--trust checks commit signatures, but `{}` has uncommitted changes that no signature covers",
+                checkout.root.display()
+            ),
+            "commit (signed) or discard them",
+        )
+        .into());
     }
     let trusted = signature::TrustedSigners::from_file(trust)?;
     let repo = git2::Repository::discover(&checkout.root)
         .with_context(|| format!("cannot open the git repo at `{}`", checkout.root.display()))?;
     let oid = git2::Oid::from_str(&commit.id)?;
     let signer = signature::verify_commit(&repo, oid, &trusted, std::time::SystemTime::now())
-        .map_err(|e| anyhow::anyhow!("{e}\nno host was contacted."))?;
+        .map_err(|e| hinted(e.to_string(), e.help()))?;
     tracing::info!(
         "commit {} is signed by {}{}",
         crate::render::short(&commit.id),
@@ -74,12 +79,14 @@ pub fn refuse_unsigned_inputs(
     if outside.is_empty() {
         return Ok(());
     }
-    anyhow::bail!(
-        "--trust: {} {} not in the signed commit (ignored or never committed), so no signature covers {}; no host was contacted\n  help: commit {} (signed), or remove {} from the work tree",
-        outside.join(", "),
-        if outside.len() == 1 { "is" } else { "are" },
-        if outside.len() == 1 { "it" } else { "them" },
-        if outside.len() == 1 { "it" } else { "them" },
-        if outside.len() == 1 { "it" } else { "them" },
+    let them = if outside.len() == 1 { "it" } else { "them" };
+    Err(Hint::new(
+        format!(
+            "--trust: {} {} not in the signed commit (ignored or never committed), so no signature covers {them}",
+            outside.join(", "),
+            if outside.len() == 1 { "is" } else { "are" },
+        ),
+        format!("commit {them} (signed), or remove {them} from the work tree"),
     )
+    .into())
 }
