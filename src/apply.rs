@@ -31,9 +31,12 @@ use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use tracing::Instrument as _;
 
-use crate::hosts::{labels, ContainerStatus, Engine};
+use crate::hosts::labels;
+use crate::hosts::observed::ContainerStatus;
+use crate::hosts::Engine;
 use crate::placement::canonical_json;
 use crate::plan::{Action, Change, HostPlan, Plan, FAILED_SUFFIX, NEW_SUFFIX, RETIRED_SUFFIX};
+use crate::spec::secret_paths;
 use crate::spec::{FailureAction, UpdateConfig, UpdateOrder, ValidateCheck};
 
 /// How one service rolls out: from its Compose `deploy` and `x-berth`.
@@ -244,12 +247,12 @@ async fn deliver_secrets(
         .secrets_dirs
         .get(&hp.host)
         .map(String::as_str)
-        .unwrap_or(crate::secrets::HOST_DIR);
+        .unwrap_or(secret_paths::HOST_DIR);
     let mut files: Vec<crate::hosts::secret_files::SecretFile<'_>> = Vec::new();
     for c in hp.changes.iter().filter(|c| c.action != Action::Remove) {
         let Some(desired) = &c.desired else { continue };
         for (name, file) in &desired.spec.secrets {
-            let path = crate::secrets::host_path(
+            let path = secret_paths::host_path(
                 secrets_dir,
                 &ctx.project,
                 &c.slot.stack,
@@ -296,14 +299,14 @@ async fn prune_secrets(engine: &dyn Engine, ctx: &ApplyContext) -> anyhow::Resul
         .secrets_dirs
         .get(engine.host())
         .map(String::as_str)
-        .unwrap_or(crate::secrets::HOST_DIR);
+        .unwrap_or(secret_paths::HOST_DIR);
     let observed = engine.observe(&ctx.project).await?;
     let mut keep: BTreeSet<String> = BTreeSet::new();
     for c in &observed.containers {
         let used = (|| {
             let spec: crate::spec::ContainerSpec =
                 serde_json::from_str(c.labels.get(labels::SPEC)?).ok()?;
-            Some(crate::secrets::dirs_in_use(
+            Some(secret_paths::dirs_in_use(
                 c.labels.get(labels::STACK)?,
                 c.labels.get(labels::SERVICE)?,
                 &spec,

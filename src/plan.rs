@@ -12,10 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use similar::{ChangeTag, TextDiff};
 
-use crate::hosts::docker::canonical_image_ref;
-use crate::hosts::{labels, HostObservation, ObservedContainer};
+use crate::hosts::labels;
+use crate::hosts::observed::{HostObservation, LiveSettings, ObservedContainer};
 use crate::placement::{CurrentPlacement, DesiredContainer, DesiredState, Slot};
-use crate::spec::{ContainerSpec, NetworkSpec, VolumeSpec};
+use crate::spec::{ContainerSpec, ImageRef, NetworkSpec, VolumeSpec};
 
 pub const PLAN_FORMAT_VERSION: u32 = 1;
 
@@ -138,6 +138,23 @@ impl Plan {
             .flat_map(|h| &h.changes)
             .filter(|c| c.action == action)
             .count()
+    }
+
+    /// The secrets the containers this plan creates must read, as
+    /// `(stack, secret name, digest of the encrypted file)`.
+    pub fn secrets_read(&self) -> BTreeSet<(String, String, String)> {
+        self.hosts
+            .iter()
+            .flat_map(|h| &h.changes)
+            .filter(|c| c.action != Action::Remove)
+            .filter_map(|c| Some((&c.slot.stack, c.desired.as_ref()?)))
+            .flat_map(|(stack, d)| {
+                d.spec
+                    .secrets
+                    .iter()
+                    .map(move |(name, f)| (stack.clone(), name.clone(), f.digest.clone()))
+            })
+            .collect()
     }
 
     pub fn drift_count(&self) -> usize {
@@ -322,7 +339,7 @@ pub fn diff(
         // compare in its form, or a no-op run would pull every time.
         let pulls = needs_image
             .into_iter()
-            .filter(|i| !have.images.contains(&canonical_image_ref(i)))
+            .filter(|i| !have.images.contains(&ImageRef::split(i).engine_form()))
             .map(str::to_string)
             .collect();
         let networks = want
@@ -410,7 +427,7 @@ fn compare(d: &DesiredContainer, c: &ObservedContainer, commit_unchanged: bool) 
 
 /// Settings edited in place on the host, as field changes from what the
 /// host has now (old) to what the repo says (new).
-fn hand_edits(live: &crate::hosts::LiveSettings, spec: &ContainerSpec) -> Vec<FieldChange> {
+fn hand_edits(live: &LiveSettings, spec: &ContainerSpec) -> Vec<FieldChange> {
     let show = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_else(|| "unset".into());
     let mut fields = Vec::new();
     if live.restart != spec.restart {

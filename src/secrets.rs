@@ -8,7 +8,8 @@
 //! (zeroized on drop, `<redacted>` when printed); it reaches a host through
 //! the SSH connection's stdin, never an argument or a file on the runner.
 //!
-//! On the host a secret is a file on tmpfs under [`HOST_DIR`], one directory
+//! On the host a secret is a file on tmpfs under `secrets_dir` (default
+//! [`HOST_DIR`](crate::spec::secret_paths::HOST_DIR)), one directory
 //! per encrypted-file digest, so a rollback restarts the old container with
 //! the old value while the new one reads the new.
 
@@ -22,15 +23,9 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::{hinted, Hint};
 use crate::openpgp::{self, RunnerKey, SecretBytes};
-use crate::plan::{Action, Plan};
 use crate::spec::{Diagnostic, Project, SecretFileSpec, SpecError};
 
-/// Where secret files live on a host unless berth.yaml says otherwise
-/// (`secrets_dir`): `/run` is tmpfs on every systemd host.
-pub const HOST_DIR: &str = "/run/berth/secrets";
-
-/// Default mode of a delivered secret: its owner reads it, nobody else.
-pub const DEFAULT_MODE: u32 = 0o400;
+use crate::spec::secret_paths::DEFAULT_MODE;
 
 /// Fills `container.secrets` of every service from the stack's encrypted
 /// files. Refuses a file that is not an OpenPGP message: a repo must never
@@ -125,46 +120,6 @@ pub fn digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// The file on the host that holds one secret for one service, under the
-/// host's `secrets_dir`.
-pub fn host_path(
-    secrets_dir: &str,
-    project: &str,
-    stack: &str,
-    service: &str,
-    name: &str,
-    file: &SecretFileSpec,
-) -> String {
-    format!(
-        "{}/{project}/{}/{name}",
-        secrets_dir.trim_end_matches('/'),
-        version_dir(stack, service, file)
-    )
-}
-
-/// `<stack>/<service>/<version>`, relative to the project's directory: one
-/// directory per version of a secret, so a container restarted after a
-/// rollback (or a reboot) finds exactly the file it was made with. The
-/// version is the first 12 hex of the encrypted file's digest, plus owner
-/// and mode when they are not the default `0:0 0400`.
-pub fn version_dir(stack: &str, service: &str, file: &SecretFileSpec) -> String {
-    let short: String = file
-        .digest
-        .strip_prefix("sha256:")
-        .unwrap_or(&file.digest)
-        .chars()
-        .take(12)
-        .collect();
-    if file.uid == "0" && file.gid == "0" && file.mode == DEFAULT_MODE {
-        format!("{stack}/{service}/{short}")
-    } else {
-        format!(
-            "{stack}/{service}/{short}-{}-{}-{:o}",
-            file.uid, file.gid, file.mode
-        )
-    }
-}
-
 /// Where the runner's private key comes from.
 #[derive(Debug, Clone)]
 pub enum KeySource {
@@ -230,31 +185,20 @@ pub struct NeededSecret {
     pub digest: String,
 }
 
-/// The encrypted files that the containers this plan creates must read.
-pub fn needed(plan: &Plan, project: &Project) -> Vec<NeededSecret> {
-    let digests: BTreeSet<(String, String, String)> = plan
-        .hosts
+/// The encrypted files behind `reads` (`(stack, secret name, digest)`, see
+/// [`Plan::secrets_read`](crate::plan::Plan::secrets_read)): what must be
+/// decrypted before apply.
+pub fn needed(reads: &BTreeSet<(String, String, String)>, project: &Project) -> Vec<NeededSecret> {
+    reads
         .iter()
-        .flat_map(|h| &h.changes)
-        .filter(|c| c.action != Action::Remove)
-        .filter_map(|c| Some((&c.slot.stack, c.desired.as_ref()?)))
-        .flat_map(|(stack, d)| {
-            d.spec
-                .secrets
-                .iter()
-                .map(move |(name, f)| (stack.clone(), name.clone(), f.digest.clone()))
-        })
-        .collect();
-    digests
-        .into_iter()
         .filter_map(|(stack, name, digest)| {
-            let spec = project.stacks.iter().find(|s| s.name == stack)?;
-            let file = spec.secrets.get(&name)?.file.clone();
+            let spec = project.stacks.iter().find(|s| &s.name == stack)?;
+            let file = spec.secrets.get(name)?.file.clone();
             Some(NeededSecret {
                 file,
-                name,
-                stack,
-                digest,
+                name: name.clone(),
+                stack: stack.clone(),
+                digest: digest.clone(),
             })
         })
         .collect()
@@ -314,58 +258,9 @@ pub fn decrypt_needed(
     Ok(out)
 }
 
-/// The [`version_dir`]s a container's spec reads its secrets from.
-pub fn dirs_in_use(stack: &str, service: &str, spec: &crate::spec::ContainerSpec) -> Vec<String> {
-    spec.secrets
-        .values()
-        .map(|f| version_dir(stack, service, f))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_path_is_per_project_stack_service_and_version() {
-        let mut file = SecretFileSpec {
-            digest: "sha256:0123456789abcdef".into(),
-            target: "/run/secrets/db".into(),
-            uid: "0".into(),
-            gid: "0".into(),
-            mode: DEFAULT_MODE,
-        };
-        assert_eq!(
-            host_path(HOST_DIR, "p", "app", "api", "db", &file),
-            "/run/berth/secrets/p/app/api/0123456789ab/db"
-        );
-        // Another owner or mode is another version: the old file stays as it was.
-        file.uid = "101".into();
-        file.mode = 0o440;
-        assert_eq!(
-            host_path(HOST_DIR, "p", "app", "api", "db", &file),
-            "/run/berth/secrets/p/app/api/0123456789ab-101-0-440/db"
-        );
-    }
-
-    #[test]
-    fn dirs_in_use_are_relative_to_the_project_dir() {
-        let mut spec = crate::spec::ContainerSpec::default();
-        spec.secrets.insert(
-            "db".into(),
-            SecretFileSpec {
-                digest: "sha256:aaaaaaaaaaaaffff".into(),
-                target: "/run/secrets/db".into(),
-                uid: "0".into(),
-                gid: "0".into(),
-                mode: DEFAULT_MODE,
-            },
-        );
-        assert_eq!(
-            dirs_in_use("app", "api", &spec),
-            vec!["app/api/aaaaaaaaaaaa"]
-        );
-    }
 
     #[test]
     fn missing_key_names_the_files_and_what_to_do() {

@@ -4,7 +4,7 @@
 use crate::error::Error;
 use crate::ops::ApplyOutcome;
 
-use super::Outcome;
+use super::outcome::Outcome;
 
 /// Converged, or no changes.
 pub const OK: u8 = 0;

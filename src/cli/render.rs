@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use super::{Outcome, PlanFormat};
+use super::outcome::Outcome;
 use crate::apply::ApplyReport;
 use crate::error::{Error, Reach};
 use crate::hosts::fleet::HeldLock;
@@ -14,6 +14,14 @@ use crate::ops::{ApplyOutcome, Planned, Status, Sync, Validated};
 use crate::plan::Plan;
 use crate::render;
 use crate::report::{write_atomic, RunReport};
+
+/// Output format of `berth plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    Human,
+    Json,
+    Markdown,
+}
 
 /// How a command's outcome is shown and kept.
 #[derive(Debug, Clone)]

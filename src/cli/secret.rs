@@ -102,7 +102,7 @@ struct KeyArgs {
 
 /// Loads the key, or says how to give one.
 fn load_key(args: &KeyArgs) -> anyhow::Result<crate::openpgp::RunnerKey> {
-    super::key_options(args.key_file.clone())
+    super::key::key_options(args.key_file.clone())
         .load()?
         .ok_or_else(|| {
             anyhow::Error::new(crate::error::Hint::new(

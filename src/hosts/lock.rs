@@ -91,7 +91,7 @@ pub fn holder_description(commit: Option<&str>) -> String {
     let runner = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "unknown".into());
-    let started = crate::report::rfc3339(std::time::SystemTime::now());
+    let started = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
     let commit = commit.map(|c| c.get(..12).unwrap_or(c)).unwrap_or("none");
     let text = format!(
         "runner={runner} pid={} started={started} commit={commit}",

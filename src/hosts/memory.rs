@@ -22,7 +22,9 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 use async_trait::async_trait;
 
-use super::{labels, ContainerStatus, Engine, HostObservation, ObservedContainer};
+use super::engine::Engine;
+use super::labels;
+use super::observed::{ContainerStatus, HostObservation, ObservedContainer};
 use crate::spec::{ContainerSpec, MountKind, NetworkSpec, VolumeSpec};
 
 /// A container in a [`MemoryEngine`].

@@ -11,7 +11,7 @@ use crate::openpgp::SecretBytes;
 
 /// One secret file to deliver.
 pub struct SecretFile<'a> {
-    /// Absolute path on the host (see [`crate::secrets::host_path`]).
+    /// Absolute path on the host (see [`crate::spec::secret_paths::host_path`]).
     pub path: String,
     pub uid: String,
     pub gid: String,

@@ -1,8 +1,6 @@
-//! Connecting to a host's Docker Engine: over one SSH connection (openssh,
-//! native mux, strict known_hosts) with the remote Docker socket forwarded to
-//! a local unix socket, or straight to a local socket for `transport: local`.
-//! Either way the result is a [`DockerEngine`] on a version-negotiated bollard
-//! client.
+//! The SSH connection to a host (openssh, native mux, strict known_hosts)
+//! with the remote Docker socket forwarded to a local unix socket: a
+//! [`Tunnel`], which is also the host's [`Shell`].
 //!
 //! Files: everything lives in `ConnectOptions::runtime_dir` (made and
 //! removed by the [`super::fleet::Fleet`]; unix socket paths are limited to
@@ -20,9 +18,25 @@ use anyhow::anyhow;
 use openssh::{ControlPersist, ForwardType, KnownHosts, Session, SessionBuilder, Socket};
 use sha2::{Digest as _, Sha256};
 
-use super::docker::{self, DockerEngine, OpenError};
-use super::{ConnectOptions, Engine};
-use crate::spec::{HostConfig, Transport};
+use async_trait::async_trait;
+
+use super::shell::{quote, Shell};
+use crate::spec::HostConfig;
+
+/// Runner-side options for connecting to hosts.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// known_hosts file; None = `~/.ssh/known_hosts`. Checking is always strict.
+    pub known_hosts: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    /// Short directory for SSH control sockets and forwarded Docker sockets
+    /// (made and removed by the run's [`super::fleet::Fleet`]).
+    pub runtime_dir: PathBuf,
+    /// Overrides every host's identity file (e.g. `--identity`).
+    pub identity_file: Option<PathBuf>,
+    /// ssh_config file for the connections (`--ssh-config`); None: none.
+    pub ssh_config: Option<PathBuf>,
+}
 
 /// How long an idle SSH master outlives its last use. The master is a
 /// separate `ssh` process: if berth is killed, this bounds how long it stays
@@ -39,31 +53,8 @@ const SERVER_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
 /// within one run.
 static SOCKET_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Connects to `host` and checks its Docker Engine answers.
-///
-/// `transport: ssh` runs the system `ssh` client (it must be installed) with:
-/// strict host key checking against `opts.known_hosts` (or
-/// `~/.ssh/known_hosts`): an unknown or changed key is an error, never
-/// accepted; the key `opts.identity_file`, else the host's `identity_file`,
-/// else the agent and default keys; no password prompts (`BatchMode`).
-/// The user's `~/.ssh/config` is ignored, so runs behave the same on every
-/// runner, unless `opts.ssh_config` (`--ssh-config`, `BERTH_SSH_CONFIG`)
-/// names an ssh config file to use instead (for example for `ProxyJump` or per-host
-/// options); berth's own settings above still take precedence.
-///
-/// `transport: local` talks to `host.docker_socket` on this machine.
-///
-/// Errors name the host and say what failed: unreachable, host key
-/// mismatch or unknown, authentication refused, engine not answering.
-pub async fn connect(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result<Box<dyn Engine>> {
-    match host.transport {
-        Transport::Local => connect_local(host, opts).await,
-        Transport::Ssh => connect_ssh(host, opts).await,
-    }
-}
-
 /// `root@10.77.0.11:22`, `root@[fd00::1]:22`.
-fn ssh_target(host: &HostConfig) -> String {
+pub(super) fn ssh_target(host: &HostConfig) -> String {
     if host.address.contains(':') {
         format!("{}@[{}]:{}", host.user, host.address, host.port)
     } else {
@@ -71,61 +62,37 @@ fn ssh_target(host: &HostConfig) -> String {
     }
 }
 
-fn who(host: &HostConfig) -> String {
-    match host.transport {
-        Transport::Ssh => format!("host `{}` ({})", host.name, ssh_target(host)),
-        Transport::Local => format!("host `{}` (unix://{})", host.name, host.docker_socket),
-    }
-}
-
 /// An error naming the host, with what to do next when there is something.
-fn failure(who: &str, message: &str, help: Option<&str>) -> anyhow::Error {
+pub(super) fn failure(who: &str, message: &str, help: Option<&str>) -> anyhow::Error {
     crate::error::hinted(format!("{who}: {message}"), help.map(str::to_string))
 }
 
-async fn connect_local(
+/// Opens the SSH connection to `host` and forwards its Docker socket
+/// (`host.docker_socket`) to a fresh local socket; `who` names the host in
+/// errors.
+///
+/// Runs the system `ssh` client (it must be installed) with: strict host
+/// key checking against `opts.known_hosts` (or `~/.ssh/known_hosts`): an
+/// unknown or changed key is an error, never accepted; the key
+/// `opts.identity_file`, else the host's `identity_file`, else the agent and
+/// default keys; no password prompts (`BatchMode`). The user's
+/// `~/.ssh/config` is ignored, so runs behave the same on every runner,
+/// unless `opts.ssh_config` (`--ssh-config`, `BERTH_SSH_CONFIG`) names an
+/// ssh config file to use instead (for example for `ProxyJump` or per-host options);
+/// berth's own settings above still take precedence.
+///
+/// Errors say what failed: unreachable, host key mismatch or unknown,
+/// authentication refused.
+pub(super) async fn open_tunnel(
     host: &HostConfig,
     opts: &ConnectOptions,
-) -> anyhow::Result<Box<dyn Engine>> {
-    let who = who(host);
-    let docker = docker::open(&host.docker_socket, opts.connect_timeout)
-        .await
-        .map_err(|e| match e {
-            OpenError::NotAnswering(detail) => failure(
-                &who,
-                &format!(
-                    "Docker Engine not answering at `{}`: {detail}",
-                    host.docker_socket
-                ),
-                Some("check that dockerd runs here and that this user may use its socket (root, or group `docker`)"),
-            ),
-            OpenError::TooOld(version) => too_old(&who, &version),
-        })?;
-    Ok(Box::new(DockerEngine::new(
-        host.name.clone(),
-        who,
-        docker,
-        None,
-        host.secrets_dir.clone(),
-    )))
-}
-
-fn too_old(who: &str, version: &str) -> anyhow::Error {
-    let (major, minor) = docker::MIN_API_VERSION;
-    failure(
-        who,
-        &format!("the Docker Engine speaks API {version}; berth needs {major}.{minor} (Docker 20.10) or newer"),
-        Some("upgrade Docker on the host"),
-    )
-}
-
-async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result<Box<dyn Engine>> {
-    let who = who(host);
+    who: &str,
+) -> anyhow::Result<Tunnel> {
     let keyfile = opts.identity_file.as_ref().or(host.identity_file.as_ref());
     if let Some(key) = keyfile {
         if !key.exists() {
             return Err(failure(
-                &who,
+                who,
                 &format!("identity file `{}` does not exist", key.display()),
                 None,
             ));
@@ -134,7 +101,7 @@ async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result
     if let Some(known_hosts) = &opts.known_hosts {
         if !known_hosts.exists() {
             return Err(failure(
-                &who,
+                who,
                 &format!("known_hosts file `{}` does not exist", known_hosts.display()),
                 Some("berth checks host keys strictly: create it with the hosts' keys (after checking their fingerprints)"),
             ));
@@ -170,7 +137,7 @@ async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result
     let session = match tokio::time::timeout(limit, builder.connect_mux(&host.address)).await {
         Err(_) => {
             return Err(failure(
-                &who,
+                who,
                 &format!(
                     "cannot reach `{}`: no SSH session within {} s",
                     host.address,
@@ -179,14 +146,14 @@ async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result
                 Some("check the address, the network path and firewalls"),
             ))
         }
-        Ok(Err(err)) => return Err(ssh_failure(&who, host, opts, keyfile, &err)),
+        Ok(Err(err)) => return Err(ssh_failure(who, host, opts, keyfile, &err)),
         Ok(Ok(session)) => session,
     };
 
     let local = socket_path(&opts.runtime_dir, &host.name);
     let local_str = local.to_str().map(str::to_string).ok_or_else(|| {
         failure(
-            &who,
+            who,
             &format!(
                 "runtime directory `{}` is not UTF-8",
                 opts.runtime_dir.display()
@@ -194,7 +161,7 @@ async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result
             None,
         )
     })?;
-    remove_stale(&local).map_err(|e| failure(&who, &e, None))?;
+    remove_stale(&local).map_err(|e| failure(who, &e, None))?;
     let remote = PathBuf::from(&host.docker_socket);
     if let Err(err) = session
         .request_port_forward(
@@ -212,50 +179,13 @@ async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result
             local.display()
         )));
     }
-    let tunnel = Tunnel {
-        local: SocketFile(local),
+    Ok(Tunnel {
+        control: session.control_socket().to_path_buf(),
+        socket: local_str,
         remote,
-        session,
         ssh_config: opts.ssh_config.clone(),
-    };
-
-    match docker::open(&local_str, opts.connect_timeout).await {
-        Ok(docker) => Ok(Box::new(DockerEngine::new(
-            host.name.clone(),
-            who,
-            docker,
-            Some(tunnel),
-            host.secrets_dir.clone(),
-        ))),
-        Err(OpenError::TooOld(version)) => {
-            tunnel.close().await;
-            Err(too_old(&who, &version))
-        }
-        Err(OpenError::NotAnswering(detail)) => {
-            // The forward itself never fails for a bad remote path: only
-            // its use does, and the ssh master logs that the host refused.
-            let detail = if tunnel.channel_refused() {
-                format!(
-                    "sshd could not open it (it does not exist, or user `{}` may not use it)",
-                    host.user
-                )
-            } else {
-                detail
-            };
-            tunnel.close().await;
-            Err(failure(
-                &who,
-                &format!(
-                    "Docker Engine not answering at `{}` on the host: {detail}",
-                    host.docker_socket
-                ),
-                Some(&format!(
-                    "check that dockerd runs on the host and that user `{}` may use its socket (root, or group `docker`); the path is `docker_socket` in berth.yaml",
-                    host.user
-                )),
-            ))
-        }
-    }
+        open: tokio::sync::Mutex::new(Some((session, SocketFile(local)))),
+    })
 }
 
 /// `<runtime_dir>/<8 hex of the host name's hash>-<n>.sock`: short whatever
@@ -453,39 +383,47 @@ impl Drop for SocketFile {
     }
 }
 
-/// The SSH connection behind a [`DockerEngine`]. Dropping it without
-/// `close` still ends the ssh master (openssh's `Session` drop) and removes
-/// the socket.
+/// The SSH connection to a host, with its Docker socket forwarded. Dropping
+/// it without `close` still ends the ssh master (openssh's `Session` drop)
+/// and removes the socket.
 #[derive(Debug)]
-pub(crate) struct Tunnel {
-    session: Session,
-    local: SocketFile,
+pub struct Tunnel {
+    /// The ssh master's control socket: new channels go through it.
+    control: PathBuf,
+    /// The local end of the forwarded Docker socket.
+    socket: String,
     remote: PathBuf,
     /// The ssh_config the connection was made with, for commands over it.
     ssh_config: Option<PathBuf>,
+    /// None once closed.
+    open: tokio::sync::Mutex<Option<(Session, SocketFile)>>,
 }
 
 impl Tunnel {
-    /// Cancels the forward, ends the ssh master, removes the socket file.
-    /// Best effort: a host that already went away is closed too.
-    pub(crate) async fn close(self) {
-        let _ = self
-            .session
-            .close_port_forward(
-                ForwardType::Local,
-                Socket::from(self.local.0.as_path()),
-                Socket::from(self.remote.as_path()),
-            )
-            .await;
-        let _ = self.session.close().await;
-        drop(self.local);
+    /// The local unix socket that reaches the host's Docker Engine.
+    pub fn docker_socket(&self) -> &str {
+        &self.socket
     }
 
-    /// A command that runs `remote` on the host over this connection (a new
+    /// Whether the host refused a forwarded channel, from the ssh master's
+    /// log: sshd then says only "open failed" (the socket does not exist, or
+    /// the user may not use it), so that is all there is to tell.
+    pub fn channel_refused(&self) -> bool {
+        let Some(dir) = self.control.parent() else {
+            return false;
+        };
+        std::fs::read_to_string(dir.join("log"))
+            .is_ok_and(|log| log.lines().any(|l| l.contains("open failed")))
+    }
+}
+
+#[async_trait]
+impl Shell for Tunnel {
+    /// Runs `sh -c <script>` on the host over this connection (a new
     /// channel on the existing master: no new handshake).
-    pub(crate) fn command(&self, remote: &str) -> tokio::process::Command {
+    fn command(&self, script: &str) -> tokio::process::Command {
         let mut c = tokio::process::Command::new("ssh");
-        c.arg("-S").arg(self.session.control_socket()).args([
+        c.arg("-S").arg(&self.control).args([
             "-o",
             "ControlMaster=no",
             "-o",
@@ -496,19 +434,27 @@ impl Tunnel {
             Some(config) => c.arg("-F").arg(config),
             None => c.args(["-F", "/dev/null"]),
         };
-        c.arg("berth-host").arg("--").arg(remote);
+        c.arg("berth-host")
+            .arg("--")
+            .arg(format!("sh -c {}", quote(script)));
         c
     }
 
-    /// Whether the host refused a forwarded channel, from the ssh master's
-    /// log: sshd then says only "open failed" (the socket does not exist, or
-    /// the user may not use it), so that is all there is to tell.
-    fn channel_refused(&self) -> bool {
-        let Some(dir) = self.session.control_socket().parent() else {
-            return false;
+    /// Cancels the forward, ends the ssh master, removes the socket file.
+    /// Best effort: a host that already went away is closed too.
+    async fn close(&self) {
+        let Some((session, local)) = self.open.lock().await.take() else {
+            return;
         };
-        std::fs::read_to_string(dir.join("log"))
-            .is_ok_and(|log| log.lines().any(|l| l.contains("open failed")))
+        let _ = session
+            .close_port_forward(
+                ForwardType::Local,
+                Socket::from(local.0.as_path()),
+                Socket::from(self.remote.as_path()),
+            )
+            .await;
+        let _ = session.close().await;
+        drop(local);
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use super::{HostOptions, LoadOptions, Loaded};
+use super::stages::{HostOptions, LoadOptions, Loaded};
 use crate::apply::ApplyReport;
 use crate::error::{Error, Hint, Reach};
 use crate::hosts::fleet::{Fleet, HeldLock};
@@ -56,11 +56,12 @@ pub async fn apply(
     opts: &ApplyOptions,
     show_plan: impl FnOnce(&Plan),
 ) -> Result<ApplyOutcome, Error> {
-    let loaded = super::load(&opts.load)
+    let loaded = super::stages::load(&opts.load)
         .await
         .map_err(Error::at(Reach::NotContacted))?;
     let mut fleet =
-        super::open_fleet(&loaded, &opts.load, &opts.hosts, Some(opts.lock_timeout)).await?;
+        super::stages::open_fleet(&loaded, &opts.load, &opts.hosts, Some(opts.lock_timeout))
+            .await?;
     let outcome = on_fleet(&loaded, &mut fleet, opts, show_plan).await;
     fleet.close().await;
     outcome
@@ -83,7 +84,7 @@ async fn on_fleet(
     let unchanged = Error::at(Reach::NotChanged);
     let plan = match &opts.saved_plan {
         Some(path) => super::saved_plan::verify(path, loaded, fleet, &opts.load.only_hosts),
-        None => super::make_plan(loaded, fleet, &opts.load.only_hosts),
+        None => super::stages::make_plan(loaded, fleet, &opts.load.only_hosts),
     }
     .map_err(&unchanged)?;
     refuse_rewind(loaded, fleet, opts.allow_rewind).map_err(&unchanged)?;
@@ -99,7 +100,7 @@ async fn on_fleet(
         fleet,
         secrets,
         opts.health_timeout,
-        super::parallel(loaded, &opts.hosts),
+        super::stages::parallel(loaded, &opts.hosts),
     );
     let report = crate::apply::apply(&plan, &fleet.engines, &ctx).await;
     if let Some(commit) = &loaded.checkout.commit {
@@ -118,7 +119,7 @@ async fn on_fleet(
 /// Apply refuses to go backwards unless told to: an old commit, or one from
 /// a rewritten history, would silently undo what was deployed since.
 fn refuse_rewind(loaded: &Loaded, fleet: &Fleet, allow_rewind: bool) -> anyhow::Result<()> {
-    let rewound = super::rewound(loaded, fleet);
+    let rewound = super::stages::rewound(loaded, fleet);
     if rewound.is_empty() || allow_rewind {
         return Ok(());
     }
@@ -140,7 +141,7 @@ async fn unlock_secrets(
     plan: &Plan,
     key: &KeyOptions,
 ) -> anyhow::Result<Plaintexts> {
-    let needed = secrets::needed(plan, &loaded.project);
+    let needed = secrets::needed(&plan.secrets_read(), &loaded.project);
     if needed.is_empty() {
         return Ok(Plaintexts::default());
     }

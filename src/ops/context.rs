@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::Loaded;
+use super::stages::Loaded;
 use crate::apply::{ApplyContext, ServicePolicy};
 use crate::hosts::fleet::Fleet;
 use crate::hosts::labels;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{HostOptions, LoadOptions};
+use super::stages::{HostOptions, LoadOptions};
 use crate::error::{Error, Reach};
 use crate::plan::{Plan, SavedPlan};
 use crate::render::short;
@@ -27,13 +27,13 @@ pub struct Planned {
 /// Reads the repo, observes the hosts and diffs them. Hosts running a
 /// commit that `apply` would refuse to leave are logged as warnings.
 pub async fn plan(opts: &PlanOptions) -> Result<Planned, Error> {
-    let loaded = super::load(&opts.load)
+    let loaded = super::stages::load(&opts.load)
         .await
         .map_err(Error::at(Reach::NotContacted))?;
-    let fleet = super::open_fleet(&loaded, &opts.load, &opts.hosts, None).await?;
-    let plan = super::make_plan(&loaded, &fleet, &opts.load.only_hosts);
+    let fleet = super::stages::open_fleet(&loaded, &opts.load, &opts.hosts, None).await?;
+    let plan = super::stages::make_plan(&loaded, &fleet, &opts.load.only_hosts);
     let observed = crate::plan::summarize(&fleet.observed);
-    let rewound = super::rewound(&loaded, &fleet);
+    let rewound = super::stages::rewound(&loaded, &fleet);
     fleet.close().await;
     for r in &rewound {
         tracing::warn!(

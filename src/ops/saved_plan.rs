@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use super::Loaded;
+use super::stages::Loaded;
 use crate::error::Hint;
 use crate::hosts::fleet::Fleet;
 use crate::plan::{self as planning, Plan, SavedPlan, PLAN_FORMAT_VERSION};
@@ -75,7 +75,7 @@ pub(super) fn verify(
     // Same commit, same hosts: planning again must give the same changes.
     // A plan file edited by hand (another image, a secret mounted elsewhere)
     // does not, and what runs always comes from the (verified) checkout.
-    let fresh = super::make_plan(loaded, fleet, only_hosts)?;
+    let fresh = super::stages::make_plan(loaded, fleet, only_hosts)?;
     if changes(&saved.plan) != changes(&fresh) {
         return Err(Hint::new(
             format!(

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{HostOptions, LoadOptions};
+use super::stages::{HostOptions, LoadOptions};
 use crate::error::{Error, Reach};
 use crate::hosts::labels;
 use crate::plan::UnreachableHost;
@@ -52,10 +52,10 @@ pub enum Sync {
 }
 
 pub async fn status(opts: &StatusOptions) -> Result<Status, Error> {
-    let loaded = super::load(&opts.load)
+    let loaded = super::stages::load(&opts.load)
         .await
         .map_err(Error::at(Reach::NotContacted))?;
-    let mut fleet = super::open_fleet(&loaded, &opts.load, &opts.hosts, None).await?;
+    let mut fleet = super::stages::open_fleet(&loaded, &opts.load, &opts.hosts, None).await?;
     let observed = std::mem::take(&mut fleet.observed);
     let unreachable = std::mem::take(&mut fleet.unreachable);
     fleet.close().await;

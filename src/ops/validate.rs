@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::LoadOptions;
+use super::stages::LoadOptions;
 use crate::error::{Error, Reach};
 
 #[derive(Debug, Clone)]
@@ -23,7 +23,7 @@ pub struct Validated {
 /// Reads the repo and validates all of it (placement included); an invalid
 /// repo is an error listing every problem.
 pub async fn validate(opts: &ValidateOptions) -> Result<Validated, Error> {
-    let loaded = super::load(&opts.load)
+    let loaded = super::stages::load(&opts.load)
         .await
         .map_err(Error::at(Reach::NotContacted))?;
     Ok(Validated {

@@ -11,39 +11,143 @@
 //! digest    := algorithm ":" hex         (sha256: 64 lowercase hex digits)
 //! ```
 
-/// The reference with `:latest` appended when it has neither tag nor digest,
-/// so that what the plan shows is exactly what gets pulled.
+use std::fmt;
+
+/// Registry hosts that all mean Docker Hub, in the forms users and
+/// `docker login` write them.
+pub const DOCKER_HUB_HOSTS: [&str; 3] = ["docker.io", "index.docker.io", "registry-1.docker.io"];
+
+/// An image reference split into its parts: the one parser of references
+/// in berth. The spec checks it ([`ImageRef::parse`]); the plan compares it
+/// with what an engine lists ([`ImageRef::engine_form`]); a pull asks for it
+/// by repository and tag ([`ImageRef::pull_args`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    /// `[domain/]path` as written: `10.77.0.1:5000/berth/web`, `redis`.
+    pub name: String,
+    pub tag: Option<String>,
+    /// `sha256:<hex>`.
+    pub digest: Option<String>,
+}
+
+impl ImageRef {
+    /// Splits without checking: a tag is after the last `:` of the last
+    /// path component (a `:` before the last `/` is a registry port), a
+    /// digest after `@`.
+    pub fn split(reference: &str) -> ImageRef {
+        let (name_tag, digest) = match reference.split_once('@') {
+            Some((n, d)) => (n, Some(d)),
+            None => (reference, None),
+        };
+        let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match name_tag[last_slash..].rfind(':') {
+            Some(i) => (
+                &name_tag[..last_slash + i],
+                Some(&name_tag[last_slash + i + 1..]),
+            ),
+            None => (name_tag, None),
+        };
+        ImageRef {
+            name: name.to_string(),
+            tag: tag.map(str::to_string),
+            digest: digest.map(str::to_string),
+        }
+    }
+
+    /// Splits and checks against the grammar above.
+    pub fn parse(reference: &str) -> Result<ImageRef, String> {
+        if reference.is_empty() {
+            return Err("the reference is empty".to_string());
+        }
+        if reference.chars().any(char::is_whitespace) {
+            return Err("it contains whitespace".to_string());
+        }
+        let r = ImageRef::split(reference);
+        if let Some(digest) = &r.digest {
+            check_digest(digest)?;
+        }
+        if let Some(tag) = &r.tag {
+            check_tag(tag)?;
+        }
+        check_name(&r.name)?;
+        Ok(r)
+    }
+
+    /// The form an engine lists in `RepoTags` / `RepoDigests`: Docker Hub's
+    /// `docker.io/` and `library/` prefixes dropped, `:latest` added when
+    /// there is neither tag nor digest. Lets the plan ask "is this image
+    /// present?" of what a host reported.
+    pub fn engine_form(&self) -> String {
+        let mut name = self.name.as_str();
+        for host in DOCKER_HUB_HOSTS {
+            if let Some(rest) = name.strip_prefix(host).and_then(|r| r.strip_prefix('/')) {
+                name = rest;
+                break;
+            }
+        }
+        if let Some(rest) = name.strip_prefix("library/") {
+            if !rest.contains('/') {
+                name = rest;
+            }
+        }
+        ImageRef {
+            name: name.to_string(),
+            ..self.clone()
+        }
+        .to_string()
+    }
+
+    /// The `fromImage` and `tag` of a pull: a digest wins over a tag (the
+    /// engine takes a digest in `tag`), and no tag is `latest`, because an
+    /// empty tag pulls every tag of the repository.
+    pub fn pull_args(&self) -> (String, String) {
+        let tag = self
+            .digest
+            .as_deref()
+            .or(self.tag.as_deref())
+            .unwrap_or("latest");
+        (self.name.clone(), tag.to_string())
+    }
+
+    /// The registry the image lives on: the first path component when that
+    /// looks like a host (has a `.` or `:`, or is `localhost`), else Docker
+    /// Hub; every Docker Hub alias is `docker.io`.
+    pub fn registry(&self) -> String {
+        match self.name.split_once('/') {
+            Some((first, _))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
+                if DOCKER_HUB_HOSTS.contains(&first) {
+                    DOCKER_HUB_HOSTS[0].to_string()
+                } else {
+                    first.to_string()
+                }
+            }
+            _ => DOCKER_HUB_HOSTS[0].to_string(),
+        }
+    }
+}
+
+/// As written, with `:latest` when there is neither tag nor digest: what
+/// the plan shows is exactly what gets pulled.
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)?;
+        match (&self.tag, &self.digest) {
+            (None, None) => f.write_str(":latest")?,
+            (Some(tag), _) => write!(f, ":{tag}")?,
+            (None, Some(_)) => {}
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The checked reference as the spec keeps it (see [`ImageRef`]'s `Display`).
 pub(crate) fn canonical(reference: &str) -> Result<String, String> {
-    if reference.is_empty() {
-        return Err("the reference is empty".to_string());
-    }
-    if reference.chars().any(char::is_whitespace) {
-        return Err("it contains whitespace".to_string());
-    }
-    let (name_tag, digest) = match reference.split_once('@') {
-        Some((n, d)) => (n, Some(d)),
-        None => (reference, None),
-    };
-    if let Some(digest) = digest {
-        check_digest(digest)?;
-    }
-    let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
-    let (name, tag) = match name_tag[last_slash..].rfind(':') {
-        Some(i) => (
-            &name_tag[..last_slash + i],
-            Some(&name_tag[last_slash + i + 1..]),
-        ),
-        None => (name_tag, None),
-    };
-    if let Some(tag) = tag {
-        check_tag(tag)?;
-    }
-    check_name(name)?;
-    if tag.is_none() && digest.is_none() {
-        Ok(format!("{reference}:latest"))
-    } else {
-        Ok(reference.to_string())
-    }
+    ImageRef::parse(reference).map(|r| r.to_string())
 }
 
 fn check_name(name: &str) -> Result<(), String> {
@@ -173,7 +277,71 @@ fn check_digest(digest: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::canonical;
+    use super::{canonical, ImageRef};
+
+    #[test]
+    fn splits_for_a_pull() {
+        let cases = [
+            (
+                "10.77.0.1:5000/berth/web:v1",
+                ("10.77.0.1:5000/berth/web", "v1"),
+            ),
+            (
+                "10.77.0.1:5000/berth/web",
+                ("10.77.0.1:5000/berth/web", "latest"),
+            ),
+            ("redis", ("redis", "latest")),
+            ("redis:7.2", ("redis", "7.2")),
+            ("library/redis:7", ("library/redis", "7")),
+            (
+                "localhost:5000/a/b/c:1.0-rc1",
+                ("localhost:5000/a/b/c", "1.0-rc1"),
+            ),
+            ("redis@sha256:0123abcd", ("redis", "sha256:0123abcd")),
+            (
+                "10.77.0.1:5000/web:v1@sha256:0123abcd",
+                ("10.77.0.1:5000/web", "sha256:0123abcd"),
+            ),
+            ("ghcr.io/o/r:tag", ("ghcr.io/o/r", "tag")),
+        ];
+        for (input, (repo, tag)) in cases {
+            assert_eq!(
+                ImageRef::split(input).pull_args(),
+                (repo.to_string(), tag.to_string()),
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn finds_registries() {
+        let registry = |r: &str| ImageRef::split(r).registry();
+        assert_eq!(registry("10.77.0.1:5000/berth/web"), "10.77.0.1:5000");
+        assert_eq!(registry("ghcr.io/o/r"), "ghcr.io");
+        assert_eq!(registry("localhost/r"), "localhost");
+        assert_eq!(registry("redis"), "docker.io");
+        assert_eq!(registry("bitnami/redis"), "docker.io");
+        assert_eq!(registry("docker.io/library/redis"), "docker.io");
+        assert_eq!(registry("index.docker.io/library/redis"), "docker.io");
+    }
+
+    #[test]
+    fn engine_form_is_how_repo_tags_list_it() {
+        let form = |r: &str| ImageRef::split(r).engine_form();
+        assert_eq!(form("redis"), "redis:latest");
+        assert_eq!(form("docker.io/library/redis:7"), "redis:7");
+        assert_eq!(form("docker.io/bitnami/redis"), "bitnami/redis:latest");
+        assert_eq!(
+            form("10.77.0.1:5000/berth/web"),
+            "10.77.0.1:5000/berth/web:latest"
+        );
+        assert_eq!(
+            form("10.77.0.1:5000/berth/web:v1"),
+            "10.77.0.1:5000/berth/web:v1"
+        );
+        assert_eq!(form("redis@sha256:ab"), "redis@sha256:ab");
+        assert_eq!(form("docker.io/library/a/b"), "library/a/b:latest");
+    }
 
     #[test]
     fn good_references() {

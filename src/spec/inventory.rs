@@ -547,7 +547,7 @@ pub(crate) fn validate(cx: &mut Cx, raw: RawInventory, root: &Path) -> Option<(S
             secrets_dir: host
                 .secrets_dir
                 .or_else(|| defaults.secrets_dir.clone())
-                .unwrap_or_else(|| crate::secrets::HOST_DIR.to_string()),
+                .unwrap_or_else(|| super::secret_paths::HOST_DIR.to_string()),
             transport,
             location: host.at,
         });

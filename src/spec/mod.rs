@@ -13,19 +13,21 @@
 
 mod compose;
 mod deploy;
-mod image;
+pub mod image;
 mod inventory;
 pub mod model;
 mod mounts;
 mod ports;
 mod read;
 mod schema;
+pub mod secret_paths;
 mod service;
 #[cfg(test)]
 mod tests;
 mod values;
 mod yaml;
 
+pub use image::ImageRef;
 pub use model::*;
 pub use schema::{inventory_schema, x_berth_schema};
 

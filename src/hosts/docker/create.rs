@@ -125,7 +125,7 @@ pub fn create_body(
         for (name, file) in &spec.secrets {
             mounts.push(Mount {
                 typ: Some(MountType::BIND),
-                source: Some(crate::secrets::host_path(
+                source: Some(crate::spec::secret_paths::host_path(
                     secrets_dir,
                     project,
                     stack,

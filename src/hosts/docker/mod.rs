@@ -28,8 +28,12 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures::StreamExt as _;
 
-use super::{labels, ContainerStatus, Engine, HostObservation, ObservedContainer};
-use crate::spec::{ContainerSpec, NetworkSpec, VolumeSpec};
+use super::engine::Engine;
+use super::labels;
+use super::observed::{ContainerStatus, HostObservation, LiveSettings, ObservedContainer};
+use super::shell::{self, truncate, Shell};
+use crate::spec::image::DOCKER_HUB_HOSTS;
+use crate::spec::{ContainerSpec, ImageRef, NetworkSpec, VolumeSpec};
 
 pub mod create;
 pub use create::create_body;
@@ -59,8 +63,9 @@ pub struct DockerEngine {
     /// Container ID -> name, learned from `observe` and `create_container`,
     /// so errors about an ID can name the container.
     names: std::sync::Mutex<HashMap<String, String>>,
-    /// The SSH connection the socket goes through; None for `transport: local`.
-    tunnel: tokio::sync::Mutex<Option<super::ssh::Tunnel>>,
+    /// Runs scripts on the host: over the SSH connection the socket goes
+    /// through, or locally for `transport: local`.
+    shell: Box<dyn Shell>,
     /// The host's `secrets_dir`: where secret mounts come from.
     secrets_dir: String,
 }
@@ -69,72 +74,12 @@ pub struct DockerEngine {
 const SECRET_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl DockerEngine {
-    /// Runs `script` with `sh` on the host (over the SSH connection, or here
-    /// for `transport: local`), feeding `input` to its stdin: values that must
-    /// not appear in a process list go this way. Returns exit code and output.
-    async fn run_script(
-        &self,
-        script: &str,
-        input: Option<&[u8]>,
-        timeout: Duration,
-    ) -> anyhow::Result<(i64, String)> {
-        use tokio::io::AsyncWriteExt as _;
-        let mut command = match self.tunnel.lock().await.as_ref() {
-            Some(tunnel) => tunnel.command(&format!("sh -c '{}'", script.replace('\'', "'\\''"))),
-            None => {
-                let mut c = tokio::process::Command::new("sh");
-                c.arg("-c").arg(script);
-                c
-            }
-        };
-        command
-            .stdin(if input.is_some() {
-                std::process::Stdio::piped()
-            } else {
-                std::process::Stdio::null()
-            })
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        let run = async {
-            let mut child = command.spawn()?;
-            let stdin = child.stdin.take();
-            // Feed stdin while collecting the output: a script that stops
-            // early (and closes its stdin) must be heard, not an EPIPE.
-            let feed = async move {
-                if let (Some(bytes), Some(mut stdin)) = (input, stdin) {
-                    let _ = stdin.write_all(bytes).await;
-                    let _ = stdin.shutdown().await;
-                }
-            };
-            let ((), output) = tokio::join!(feed, child.wait_with_output());
-            output
-        };
-        let output = match tokio::time::timeout(timeout, run).await {
-            Ok(result) => result.map_err(|e| {
-                anyhow::Error::new(e)
-                    .context(format!("{}: cannot run a command on the host", self.who))
-            })?,
-            Err(_) => anyhow::bail!(
-                "{}: command on the host timed out after {} s",
-                self.who,
-                timeout.as_secs()
-            ),
-        };
-        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&output.stderr));
-        Ok((
-            i64::from(output.status.code().unwrap_or(-1)),
-            truncate(&text, 64 * 1024),
-        ))
-    }
-
     /// `who` is how errors name the host, e.g. ``host `edge-1` (root@10.77.0.11:22)``.
     pub(crate) fn new(
         host: String,
         who: String,
         docker: Docker,
-        tunnel: Option<super::ssh::Tunnel>,
+        shell: Box<dyn Shell>,
         secrets_dir: String,
     ) -> Self {
         DockerEngine {
@@ -142,7 +87,7 @@ impl DockerEngine {
             who,
             docker,
             names: std::sync::Mutex::new(HashMap::new()),
-            tunnel: tokio::sync::Mutex::new(tunnel),
+            shell,
             secrets_dir,
         }
     }
@@ -302,8 +247,9 @@ impl Engine for DockerEngine {
     /// Docker config, see [`registry_credentials`]; they are sent to the
     /// engine only, never logged.
     async fn pull(&self, image: &str) -> anyhow::Result<()> {
-        let (from_image, tag) = split_image_ref(image);
-        let credentials = registry_credentials(&registry_of(&from_image));
+        let reference = ImageRef::split(image);
+        let (from_image, tag) = reference.pull_args();
+        let credentials = registry_credentials(&reference.registry());
         let options = CreateImageOptionsBuilder::default()
             .from_image(&from_image)
             .tag(&tag)
@@ -614,7 +560,7 @@ impl Engine for DockerEngine {
     }
 
     async fn host_exec(&self, script: &str, timeout: Duration) -> anyhow::Result<(i64, String)> {
-        self.run_script(script, None, timeout).await
+        shell::run(self.shell.as_ref(), &self.who, script, None, timeout).await
     }
 
     async fn write_secrets(
@@ -625,9 +571,14 @@ impl Engine for DockerEngine {
         let script = super::secret_files::write_script(secrets_dir, files)
             .map_err(|e| anyhow::anyhow!("{}: {e}", self.who))?;
         let input = super::secret_files::write_input(files);
-        let (code, output) = self
-            .run_script(&script, Some(input.expose()), SECRET_TIMEOUT)
-            .await?;
+        let (code, output) = shell::run(
+            self.shell.as_ref(),
+            &self.who,
+            &script,
+            Some(input.expose()),
+            SECRET_TIMEOUT,
+        )
+        .await?;
         if code != 0 {
             anyhow::bail!(
                 "{}: cannot write secret files under `{secrets_dir}`: {}",
@@ -644,7 +595,14 @@ impl Engine for DockerEngine {
         keep: &std::collections::BTreeSet<String>,
     ) -> anyhow::Result<()> {
         let script = super::secret_files::prune_script(project_dir, keep);
-        let (code, output) = self.run_script(&script, None, SECRET_TIMEOUT).await?;
+        let (code, output) = shell::run(
+            self.shell.as_ref(),
+            &self.who,
+            &script,
+            None,
+            SECRET_TIMEOUT,
+        )
+        .await?;
         if code != 0 {
             anyhow::bail!(
                 "{}: cannot remove unused secrets under `{project_dir}`: {}",
@@ -662,15 +620,7 @@ impl Engine for DockerEngine {
         timeout: Duration,
     ) -> Result<super::lock::HostLock, super::lock::LockError> {
         let script = super::lock::script(key, holder, timeout);
-        let command = match self.tunnel.lock().await.as_ref() {
-            Some(tunnel) => tunnel.command(&format!("sh -c '{script}'")),
-            None => {
-                let mut c = tokio::process::Command::new("sh");
-                c.arg("-c").arg(&script);
-                c
-            }
-        };
-        super::lock::acquire(command, &self.host, timeout)
+        super::lock::acquire(self.shell.command(&script), &self.host, timeout)
             .await
             .map_err(|e| match e {
                 super::lock::LockError::Failed(err) => {
@@ -681,22 +631,8 @@ impl Engine for DockerEngine {
     }
 
     async fn close(&self) {
-        if let Some(tunnel) = self.tunnel.lock().await.take() {
-            tunnel.close().await;
-        }
+        self.shell.close().await;
     }
-}
-
-/// Cuts `s` to at most `max` bytes on a character boundary, marking the cut.
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 /// Health from a container list `Status` such as `Up 3 seconds (healthy)`,
@@ -716,64 +652,6 @@ pub fn health_from_status(status: &str) -> Option<String> {
     }
 }
 
-/// Splits an image reference into the `fromImage` and `tag` of a pull:
-/// `10.77.0.1:5000/berth/web:v1` -> (`10.77.0.1:5000/berth/web`, `v1`);
-/// `redis@sha256:ab…` -> (`redis`, `sha256:ab…`) (the engine takes a digest
-/// in `tag`; a digest wins over a tag); `redis` -> (`redis`, `latest`),
-/// because an empty tag pulls every tag of the repository.
-pub fn split_image_ref(reference: &str) -> (String, String) {
-    let (name, digest) = match reference.split_once('@') {
-        Some((name, digest)) => (name, Some(digest)),
-        None => (reference, None),
-    };
-    // A tag is after the last `:` of the last path component; a `:` before
-    // the last `/` is a registry port.
-    let last_slash = name.rfind('/').map_or(0, |i| i + 1);
-    let (repo, tag) = match name[last_slash..].rfind(':') {
-        Some(i) => (&name[..last_slash + i], Some(&name[last_slash + i + 1..])),
-        None => (name, None),
-    };
-    let tag = digest.or(tag).unwrap_or("latest");
-    (repo.to_string(), tag.to_string())
-}
-
-/// The registry a repository lives on: its first path component when that
-/// looks like a host (has a `.` or `:`, or is `localhost`), else Docker Hub
-/// (`docker.io`).
-pub fn registry_of(repository: &str) -> String {
-    match repository.split_once('/') {
-        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
-            normalize_registry(first)
-        }
-        _ => "docker.io".to_string(),
-    }
-}
-
-/// The form of an image reference that the engine lists in `RepoTags` /
-/// `RepoDigests`: Docker Hub's `docker.io/` and `library/` prefixes dropped,
-/// `:latest` added when there is neither tag nor digest. Lets the plan ask
-/// "is this image present?" of [`HostObservation::images`](super::HostObservation).
-pub fn canonical_image_ref(reference: &str) -> String {
-    let mut r = reference;
-    for prefix in ["docker.io/", "index.docker.io/", "registry-1.docker.io/"] {
-        if let Some(rest) = r.strip_prefix(prefix) {
-            r = rest;
-            break;
-        }
-    }
-    if let Some(rest) = r.strip_prefix("library/") {
-        if !rest.contains('/') {
-            r = rest;
-        }
-    }
-    let last = r.rsplit('/').next().unwrap_or(r);
-    if r.contains('@') || last.contains(':') {
-        r.to_string()
-    } else {
-        format!("{r}:latest")
-    }
-}
-
 /// `https://index.docker.io/v1/` -> `docker.io`; `https://10.77.0.1:5000` ->
 /// `10.77.0.1:5000`: the key forms `docker login` writes, reduced to a host.
 fn normalize_registry(key: &str) -> String {
@@ -781,9 +659,10 @@ fn normalize_registry(key: &str) -> String {
         .trim_start_matches("https://")
         .trim_start_matches("http://");
     let host = key.split('/').next().unwrap_or(key);
-    match host {
-        "index.docker.io" | "registry-1.docker.io" | "docker.io" => "docker.io".to_string(),
-        other => other.to_string(),
+    if DOCKER_HUB_HOSTS.contains(&host) {
+        DOCKER_HUB_HOSTS[0].to_string()
+    } else {
+        host.to_string()
     }
 }
 
@@ -840,7 +719,7 @@ pub fn credentials_from_config(config_json: &str, registry: &str) -> Option<Dock
 }
 
 /// The editable settings of an inspected container, zeros read as unset.
-fn live_settings(h: &bollard::models::HostConfig) -> super::LiveSettings {
+fn live_settings(h: &bollard::models::HostConfig) -> LiveSettings {
     let set = |v: Option<i64>| v.filter(|n| *n > 0);
     let restart = match h.restart_policy.as_ref() {
         Some(p) => match p.name {
@@ -856,7 +735,7 @@ fn live_settings(h: &bollard::models::HostConfig) -> super::LiveSettings {
         },
         None => "no".to_string(),
     };
-    super::LiveSettings {
+    LiveSettings {
         restart,
         memory: set(h.memory),
         memory_reservation: set(h.memory_reservation),
@@ -933,69 +812,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn splits_image_references() {
-        let cases = [
-            (
-                "10.77.0.1:5000/berth/web:v1",
-                ("10.77.0.1:5000/berth/web", "v1"),
-            ),
-            (
-                "10.77.0.1:5000/berth/web",
-                ("10.77.0.1:5000/berth/web", "latest"),
-            ),
-            ("redis", ("redis", "latest")),
-            ("redis:7.2", ("redis", "7.2")),
-            ("library/redis:7", ("library/redis", "7")),
-            (
-                "localhost:5000/a/b/c:1.0-rc1",
-                ("localhost:5000/a/b/c", "1.0-rc1"),
-            ),
-            ("redis@sha256:0123abcd", ("redis", "sha256:0123abcd")),
-            (
-                "10.77.0.1:5000/web:v1@sha256:0123abcd",
-                ("10.77.0.1:5000/web", "sha256:0123abcd"),
-            ),
-            ("ghcr.io/o/r:tag", ("ghcr.io/o/r", "tag")),
-        ];
-        for (input, (repo, tag)) in cases {
-            assert_eq!(
-                split_image_ref(input),
-                (repo.to_string(), tag.to_string()),
-                "{input}"
-            );
-        }
-    }
-
-    #[test]
-    fn finds_registries() {
-        assert_eq!(registry_of("10.77.0.1:5000/berth/web"), "10.77.0.1:5000");
-        assert_eq!(registry_of("ghcr.io/o/r"), "ghcr.io");
-        assert_eq!(registry_of("localhost/r"), "localhost");
-        assert_eq!(registry_of("redis"), "docker.io");
-        assert_eq!(registry_of("bitnami/redis"), "docker.io");
-        assert_eq!(registry_of("docker.io/library/redis"), "docker.io");
-    }
-
-    #[test]
-    fn canonicalizes_references_like_repo_tags() {
-        assert_eq!(canonical_image_ref("redis"), "redis:latest");
-        assert_eq!(canonical_image_ref("docker.io/library/redis:7"), "redis:7");
-        assert_eq!(
-            canonical_image_ref("docker.io/bitnami/redis"),
-            "bitnami/redis:latest"
-        );
-        assert_eq!(
-            canonical_image_ref("10.77.0.1:5000/berth/web"),
-            "10.77.0.1:5000/berth/web:latest"
-        );
-        assert_eq!(
-            canonical_image_ref("10.77.0.1:5000/berth/web:v1"),
-            "10.77.0.1:5000/berth/web:v1"
-        );
-        assert_eq!(canonical_image_ref("redis@sha256:ab"), "redis@sha256:ab");
-    }
-
-    #[test]
     fn parses_health_from_status() {
         assert_eq!(
             health_from_status("Up 3 seconds (healthy)").as_deref(),
@@ -1038,12 +854,5 @@ mod tests {
         assert!(credentials_from_config(&config, "empty.example").is_none());
         assert!(credentials_from_config(&config, "quay.io").is_none());
         assert!(credentials_from_config("not json", "quay.io").is_none());
-    }
-
-    #[test]
-    fn truncates_on_char_boundaries() {
-        assert_eq!(truncate("abc", 5), "abc");
-        assert_eq!(truncate("abcdef", 3), "abc…");
-        assert_eq!(truncate("ééé", 3), "é…");
     }
 }

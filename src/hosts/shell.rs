@@ -1,0 +1,137 @@
+//! Running a script on a host: over its SSH connection (a new channel on the
+//! connection's master, no new handshake), or with the local `sh` for
+//! `transport: local`. The checks that must see what the host sees, secret
+//! delivery and the run lock all go this way.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::io::AsyncWriteExt as _;
+
+/// A way to start `sh -c <script>` on one host.
+#[async_trait]
+pub trait Shell: Send + Sync {
+    /// A command that runs `script` with `sh` on the host, not yet spawned.
+    fn command(&self, script: &str) -> tokio::process::Command;
+    /// Ends the connection; later commands fail. Best effort.
+    async fn close(&self) {}
+}
+
+/// `s` as one single-quoted word for a POSIX shell: the one way berth
+/// quotes what it hands to a remote `sh`.
+pub fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The runner's own `sh`, for `transport: local`.
+#[derive(Debug, Default)]
+pub struct LocalShell;
+
+#[async_trait]
+impl Shell for LocalShell {
+    fn command(&self, script: &str) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new("sh");
+        c.arg("-c").arg(script);
+        c
+    }
+}
+
+/// Longest output [`run`] keeps.
+const OUTPUT_LIMIT: usize = 64 * 1024;
+
+/// Runs `script`, feeding `input` to its stdin (values that must not appear
+/// in a process list go this way), and returns its exit code and combined
+/// output (cut at 64 KiB). `who` names the host in errors.
+pub async fn run(
+    shell: &dyn Shell,
+    who: &str,
+    script: &str,
+    input: Option<&[u8]>,
+    timeout: Duration,
+) -> anyhow::Result<(i64, String)> {
+    let mut command = shell.command(script);
+    command
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let run = async {
+        let mut child = command.spawn()?;
+        let stdin = child.stdin.take();
+        // Feed stdin while collecting the output: a script that stops
+        // early (and closes its stdin) must be heard, not an EPIPE.
+        let feed = async move {
+            if let (Some(bytes), Some(mut stdin)) = (input, stdin) {
+                let _ = stdin.write_all(bytes).await;
+                let _ = stdin.shutdown().await;
+            }
+        };
+        let ((), output) = tokio::join!(feed, child.wait_with_output());
+        output
+    };
+    let output = match tokio::time::timeout(timeout, run).await {
+        Ok(result) => result.map_err(|e| {
+            anyhow::Error::new(e).context(format!("{who}: cannot run a command on the host"))
+        })?,
+        Err(_) => anyhow::bail!(
+            "{who}: command on the host timed out after {} s",
+            timeout.as_secs()
+        ),
+    };
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    Ok((
+        i64::from(output.status.code().unwrap_or(-1)),
+        truncate(&text, OUTPUT_LIMIT),
+    ))
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary, marking the cut.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_for_sh() {
+        assert_eq!(quote("echo hi"), "'echo hi'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(quote(""), "''");
+    }
+
+    #[test]
+    fn truncates_on_char_boundaries() {
+        assert_eq!(truncate("abc", 5), "abc");
+        assert_eq!(truncate("abcdef", 3), "abc…");
+        assert_eq!(truncate("ééé", 3), "é…");
+    }
+
+    #[tokio::test]
+    async fn runs_locally_with_stdin() {
+        let (code, out) = run(
+            &LocalShell,
+            "host `h`",
+            "cat; echo; exit 3",
+            Some(b"fed"),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("runs");
+        assert_eq!((code, out.as_str()), (3, "fed\n"));
+    }
+}
