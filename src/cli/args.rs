@@ -28,7 +28,7 @@ use crate::source::SourceOptions;
     propagate_version = true,
     max_term_width = 100
 )]
-#[command(after_long_help = EXIT_CODES)]
+#[command(after_long_help = AFTER_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -46,12 +46,32 @@ pub struct Cli {
     pub log_format: LogFormat,
 }
 
-const EXIT_CODES: &str = "\
+/// Exit codes, and every environment variable berth reads that is not the
+/// `env` of a flag above (those are shown with their flag).
+const AFTER_HELP: &str = "\
 Exit codes:
   0  no changes / converged
   1  error (bad input, unreachable host, failed step; other hosts still converge)
   2  with --detailed-exitcode: changes planned (plan) or made (apply)
-  3  apply: another berth run held a host's lock past --lock-timeout (nothing changed)";
+  3  apply: another berth run held a host's lock past --lock-timeout (nothing changed)
+
+Environment (besides each flag's own variable, shown with the flag):
+  BERTH_KEY             the runner's armoured OpenPGP secret key itself (apply,
+                        secret); taken out of the environment at start
+  BERTH_KEY_PASSPHRASE  unlocks a passphrase-protected key
+  BERTH_LOG             log filter, overriding -v/-q (e.g. `berth=debug`)
+  NO_COLOR              no colours in logs
+  XDG_CACHE_HOME, HOME  where git URLs are cloned by default (--cache-dir)
+  BERTH_GIT_SSH_KEY, GIT_SSH_KEY, SSH_AUTH_SOCK
+                        SSH keys for fetching the repo over ssh:// (then
+                        ~/.ssh/id_ed25519, ~/.ssh/id_rsa)
+  BERTH_KNOWN_HOSTS     also the host keys checked when fetching the repo
+  DOCKER_CONFIG         registry credentials: $DOCKER_CONFIG/config.json, else
+                        ~/.docker/config.json
+  VISUAL, EDITOR        the editor of `berth secret edit` (or --editor)
+  XDG_RUNTIME_DIR, TMPDIR
+                        tmpfs candidates for `berth secret edit`'s plaintext
+  USER                  the user name offered to git servers";
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum LogFormat {
@@ -91,6 +111,19 @@ pub enum Command {
     /// mounted at `/run/secrets/<name>`. Files from `gpg --encrypt` and `sq
     /// encrypt` work as they are.
     Secret(secret::SecretArgs),
+    /// Print a shell completion script for berth.
+    ///
+    /// For example: `berth completions bash > /etc/bash_completion.d/berth`,
+    /// or `berth completions zsh > "${fpath[1]}/_berth"`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print berth's man page (roff), from the same definitions as --help.
+    ///
+    /// For example: `berth man > /usr/local/share/man/man1/berth.1`.
+    Man,
 }
 
 /// Where the repo comes from.

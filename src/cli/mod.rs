@@ -5,6 +5,7 @@
 //! decides anything about hosts or plans.
 
 mod args;
+mod docs;
 pub mod exit;
 mod key;
 mod outcome;
@@ -67,6 +68,8 @@ async fn dispatch(command: Command) -> u8 {
             let result = ops::status(&args.options()).await;
             finish(result.map(Outcome::Status), false, &how)
         }
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man => docs::man(),
         Command::Secret(args) => secret::run(args).unwrap_or_else(|e| {
             render::error(&Error::from(e));
             exit::ERROR
