@@ -3,6 +3,8 @@
 //! The pipeline, one module per stage, data flowing one way:
 //! `source` → `spec` → `placement` → desired state; `hosts` → observed state;
 //! `plan::diff(desired, observed)` → `render`; `apply` → `report`.
+//! `cli` parses a command and calls one function in `ops`, which runs the
+//! stages and returns an outcome; errors take one shape (`error`).
 
 pub mod apply;
 pub mod cli;
