@@ -17,6 +17,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
+use super::shell::Shell;
+
 /// Held while the run changes the host; dropping it releases the lock.
 #[derive(Debug, Default)]
 pub struct HostLock {
@@ -141,9 +143,27 @@ pub fn script(key: &str, holder: &str, timeout: Duration) -> String {
     )
 }
 
+/// Takes the run lock for `key` on the host behind `shell`, waiting up to
+/// `timeout`; `who` names the host in errors.
+pub async fn take(
+    shell: &dyn Shell,
+    host: &str,
+    who: &str,
+    key: &str,
+    holder: &str,
+    timeout: Duration,
+) -> Result<HostLock, LockError> {
+    acquire(shell.command(&script(key, holder, timeout)), host, timeout)
+        .await
+        .map_err(|e| match e {
+            LockError::Failed(err) => LockError::Failed(err.context(who.to_string())),
+            held => held,
+        })
+}
+
 /// Runs `command` (the lock script, locally or over SSH) and waits for its
 /// verdict, bounded by the lock timeout plus a margin for the connection.
-pub async fn acquire(
+async fn acquire(
     mut command: Command,
     host: &str,
     timeout: Duration,

@@ -6,6 +6,9 @@
 //! renamed, so a container never sees half a secret.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::shell::{quote, run, Shell};
 
 use crate::openpgp::SecretBytes;
 
@@ -19,9 +22,47 @@ pub struct SecretFile<'a> {
     pub content: &'a SecretBytes,
 }
 
-/// Quotes `s` for a POSIX shell.
-pub fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
+/// Longest a secret delivery or clean-up may take on a host.
+const SECRET_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Delivers `files` under `secrets_dir` in one remote command: the values
+/// go through the connection's stdin onto the host's tmpfs. `who` names
+/// the host in errors.
+pub async fn write(
+    shell: &dyn Shell,
+    who: &str,
+    secrets_dir: &str,
+    files: &[SecretFile<'_>],
+) -> anyhow::Result<()> {
+    let script = write_script(secrets_dir, files).map_err(|e| anyhow::anyhow!("{who}: {e}"))?;
+    let input = write_input(files);
+    let (code, output) = run(shell, who, &script, Some(input.expose()), SECRET_TIMEOUT).await?;
+    if code != 0 {
+        anyhow::bail!(
+            "{who}: cannot write secret files under `{secrets_dir}`: {}",
+            output.trim()
+        );
+    }
+    Ok(())
+}
+
+/// Removes the secret versions under `project_dir` that no container uses
+/// any more (`keep`: `<stack>/<service>/<version>`).
+pub async fn prune(
+    shell: &dyn Shell,
+    who: &str,
+    project_dir: &str,
+    keep: &BTreeSet<String>,
+) -> anyhow::Result<()> {
+    let script = prune_script(project_dir, keep);
+    let (code, output) = run(shell, who, &script, None, SECRET_TIMEOUT).await?;
+    if code != 0 {
+        anyhow::bail!(
+            "{who}: cannot remove unused secrets under `{project_dir}`: {}",
+            output.trim()
+        );
+    }
+    Ok(())
 }
 
 /// Ensures `secrets_dir` is on tmpfs, then writes every file from the

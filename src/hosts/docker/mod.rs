@@ -6,14 +6,11 @@
 //! no healthcheck `StartInterval`, which needs 1.44). Every error names the
 //! host and the container, network or image it concerns.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use anyhow::anyhow;
 use async_trait::async_trait;
-use base64::Engine as _;
-use bollard::auth::DockerCredentials;
 use bollard::errors::Error as DockerError;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{
@@ -30,11 +27,14 @@ use futures::StreamExt as _;
 
 use super::engine::Engine;
 use super::labels;
+use super::lock;
 use super::observed::{ContainerStatus, HostObservation, LiveSettings, ObservedContainer};
+use super::secret_files::{self, SecretFile};
 use super::shell::{self, truncate, Shell};
-use crate::spec::image::DOCKER_HUB_HOSTS;
 use crate::spec::{ContainerSpec, ImageRef, NetworkSpec, VolumeSpec};
+use auth::registry_credentials;
 
+pub mod auth;
 pub mod create;
 pub use create::create_body;
 
@@ -69,9 +69,6 @@ pub struct DockerEngine {
     /// The host's `secrets_dir`: where secret mounts come from.
     secrets_dir: String,
 }
-
-/// Longest a secret delivery or clean-up may take on a host.
-const SECRET_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl DockerEngine {
     /// `who` is how errors name the host, e.g. ``host `edge-1` (root@10.77.0.11:22)``.
@@ -566,51 +563,17 @@ impl Engine for DockerEngine {
     async fn write_secrets(
         &self,
         secrets_dir: &str,
-        files: &[super::secret_files::SecretFile<'_>],
+        files: &[SecretFile<'_>],
     ) -> anyhow::Result<()> {
-        let script = super::secret_files::write_script(secrets_dir, files)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", self.who))?;
-        let input = super::secret_files::write_input(files);
-        let (code, output) = shell::run(
-            self.shell.as_ref(),
-            &self.who,
-            &script,
-            Some(input.expose()),
-            SECRET_TIMEOUT,
-        )
-        .await?;
-        if code != 0 {
-            anyhow::bail!(
-                "{}: cannot write secret files under `{secrets_dir}`: {}",
-                self.who,
-                output.trim()
-            );
-        }
-        Ok(())
+        secret_files::write(self.shell.as_ref(), &self.who, secrets_dir, files).await
     }
 
     async fn prune_secrets(
         &self,
         project_dir: &str,
-        keep: &std::collections::BTreeSet<String>,
+        keep: &BTreeSet<String>,
     ) -> anyhow::Result<()> {
-        let script = super::secret_files::prune_script(project_dir, keep);
-        let (code, output) = shell::run(
-            self.shell.as_ref(),
-            &self.who,
-            &script,
-            None,
-            SECRET_TIMEOUT,
-        )
-        .await?;
-        if code != 0 {
-            anyhow::bail!(
-                "{}: cannot remove unused secrets under `{project_dir}`: {}",
-                self.who,
-                output.trim()
-            );
-        }
-        Ok(())
+        secret_files::prune(self.shell.as_ref(), &self.who, project_dir, keep).await
     }
 
     async fn lock(
@@ -618,16 +581,16 @@ impl Engine for DockerEngine {
         key: &str,
         holder: &str,
         timeout: Duration,
-    ) -> Result<super::lock::HostLock, super::lock::LockError> {
-        let script = super::lock::script(key, holder, timeout);
-        super::lock::acquire(self.shell.command(&script), &self.host, timeout)
-            .await
-            .map_err(|e| match e {
-                super::lock::LockError::Failed(err) => {
-                    super::lock::LockError::Failed(err.context(self.who.clone()))
-                }
-                held => held,
-            })
+    ) -> Result<lock::HostLock, lock::LockError> {
+        lock::take(
+            self.shell.as_ref(),
+            &self.host,
+            &self.who,
+            key,
+            holder,
+            timeout,
+        )
+        .await
     }
 
     async fn close(&self) {
@@ -650,72 +613,6 @@ pub fn health_from_status(status: &str) -> Option<String> {
     } else {
         None
     }
-}
-
-/// `https://index.docker.io/v1/` -> `docker.io`; `https://10.77.0.1:5000` ->
-/// `10.77.0.1:5000`: the key forms `docker login` writes, reduced to a host.
-fn normalize_registry(key: &str) -> String {
-    let key = key
-        .trim_start_matches("https://")
-        .trim_start_matches("http://");
-    let host = key.split('/').next().unwrap_or(key);
-    if DOCKER_HUB_HOSTS.contains(&host) {
-        DOCKER_HUB_HOSTS[0].to_string()
-    } else {
-        host.to_string()
-    }
-}
-
-/// Credentials for `registry` from the runner's Docker config
-/// (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`), as
-/// `docker login` writes them: `auths.<registry>.auth` (base64 of
-/// `user:password`) or `identitytoken`. Credential helpers (`credsStore`,
-/// `credHelpers`) are not run: CI runners usually have plain `auths`, and
-/// running helper binaries from a reconciler is a choice to make on purpose.
-/// None (anonymous pull) when there is no config or no entry.
-pub fn registry_credentials(registry: &str) -> Option<DockerCredentials> {
-    let path = docker_config_path()?;
-    let text = std::fs::read_to_string(path).ok()?;
-    credentials_from_config(&text, registry)
-}
-
-fn docker_config_path() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(dir).join("config.json"));
-    }
-    let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
-    Some(PathBuf::from(home).join(".docker").join("config.json"))
-}
-
-/// The pure half of [`registry_credentials`].
-pub fn credentials_from_config(config_json: &str, registry: &str) -> Option<DockerCredentials> {
-    let config: serde_json::Value = serde_json::from_str(config_json).ok()?;
-    let auths = config.get("auths")?.as_object()?;
-    let wanted = normalize_registry(registry);
-    let entry = auths
-        .iter()
-        .find(|(key, _)| normalize_registry(key) == wanted)
-        .map(|(_, entry)| entry)?;
-    let mut credentials = DockerCredentials {
-        serveraddress: Some(registry.to_string()),
-        ..Default::default()
-    };
-    if let Some(auth) = entry.get("auth").and_then(|a| a.as_str()) {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(auth.trim())
-            .ok()?;
-        let decoded = String::from_utf8(decoded).ok()?;
-        let (user, password) = decoded.split_once(':')?;
-        credentials.username = Some(user.to_string());
-        credentials.password = Some(password.to_string());
-    }
-    if let Some(token) = entry.get("identitytoken").and_then(|t| t.as_str()) {
-        credentials.identitytoken = Some(token.to_string());
-    }
-    if credentials.username.is_none() && credentials.identitytoken.is_none() {
-        return None;
-    }
-    Some(credentials)
 }
 
 /// The editable settings of an inspected container, zeros read as unset.
@@ -830,29 +727,5 @@ mod tests {
         assert_eq!(health_from_status("Exited (137) 1 second ago"), None);
         assert_eq!(health_from_status("Created"), None);
         assert_eq!(health_from_status(""), None);
-    }
-
-    #[test]
-    fn reads_registry_auth_from_docker_config() {
-        // "ci:s3cr:et" -> password may contain `:`.
-        let auth = base64::engine::general_purpose::STANDARD.encode("ci:s3cr:et");
-        let config = format!(
-            r#"{{"auths": {{"https://10.77.0.1:5000": {{"auth": "{auth}"}},
-                "https://index.docker.io/v1/": {{"auth": "{auth}"}},
-                "ghcr.io": {{"identitytoken": "tok"}},
-                "empty.example": {{}} }},
-               "credsStore": "desktop"}}"#
-        );
-        let c = credentials_from_config(&config, "10.77.0.1:5000").expect("registry entry");
-        assert_eq!(c.username.as_deref(), Some("ci"));
-        assert_eq!(c.password.as_deref(), Some("s3cr:et"));
-        assert_eq!(c.serveraddress.as_deref(), Some("10.77.0.1:5000"));
-        let hub = credentials_from_config(&config, "docker.io").expect("hub entry");
-        assert_eq!(hub.username.as_deref(), Some("ci"));
-        let ghcr = credentials_from_config(&config, "ghcr.io").expect("token entry");
-        assert_eq!(ghcr.identitytoken.as_deref(), Some("tok"));
-        assert!(credentials_from_config(&config, "empty.example").is_none());
-        assert!(credentials_from_config(&config, "quay.io").is_none());
-        assert!(credentials_from_config("not json", "quay.io").is_none());
     }
 }

@@ -1,0 +1,39 @@
+//! What a run knows beyond the plan: the project, the labels every new
+//! container carries, and how each service rolls out.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::spec::{UpdateConfig, ValidateCheck};
+
+/// How one service rolls out: from its Compose `deploy` and `x-berth`.
+#[derive(Debug, Clone, Default)]
+pub struct ServicePolicy {
+    /// Depth in the stack's `depends_on` graph: lower rolls out first.
+    pub depth: usize,
+    pub update: UpdateConfig,
+    pub rollback: UpdateConfig,
+    pub validate: Vec<ValidateCheck>,
+}
+
+/// What a run knows beyond the plan.
+#[derive(Debug, Clone)]
+pub struct ApplyContext {
+    pub project: String,
+    /// Labels every created container carries besides its identity (commit,
+    /// origin, runner...), so `docker inspect` alone tells where it came from.
+    pub metadata: BTreeMap<String, String>,
+    /// Longest wait for a new container to run and report healthy.
+    pub health_timeout: Duration,
+    /// `(stack, service)` -> how it rolls out.
+    pub services: BTreeMap<(String, String), ServicePolicy>,
+    /// Hosts prepared at once.
+    pub parallel: usize,
+    /// Decrypted secrets the plan's new containers read, by digest.
+    pub secrets: std::sync::Arc<crate::secrets::Plaintexts>,
+    /// Host -> its `secrets_dir`.
+    pub secrets_dirs: BTreeMap<String, String>,
+    /// Remove secret files no container uses any more, after the rollouts
+    /// (the project has or had secrets).
+    pub prune_secrets: bool,
+}

@@ -1,0 +1,100 @@
+//! What an apply did, host by host and step by step: the report's data,
+//! and the one place a finished step is logged and recorded.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyReport {
+    pub hosts: Vec<HostReport>,
+    /// Services whose rollout failed, with what was done about it.
+    pub rollouts: Vec<RolloutReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostReport {
+    pub host: String,
+    pub steps: Vec<StepReport>,
+    pub seconds: f64,
+    /// The first error on this host, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    /// `pull`, `network`, `volume`, `create`, `replace`, `remove`, `rollback`.
+    pub step: String,
+    pub target: String,
+    pub ok: bool,
+    pub seconds: f64,
+    /// Of `seconds`, the time spent waiting on gates (health, validation,
+    /// monitor): the rest is berth's own overhead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waited_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutReport {
+    pub stack: String,
+    pub service: String,
+    /// `rolled_back`, `paused`, `continued`.
+    pub outcome: String,
+    pub failures: Vec<String>,
+}
+
+impl ApplyReport {
+    pub fn failed_hosts(&self) -> Vec<&HostReport> {
+        self.hosts.iter().filter(|h| h.error.is_some()).collect()
+    }
+    pub fn changed(&self) -> usize {
+        self.hosts
+            .iter()
+            .flat_map(|h| &h.steps)
+            .filter(|s| s.ok && matches!(s.step.as_str(), "create" | "replace" | "remove"))
+            .count()
+    }
+}
+
+/// Runs one step on a host and records it in the host's report.
+pub(super) async fn step<F>(
+    report: &mut HostReport,
+    what: &str,
+    target: &str,
+    fut: F,
+) -> anyhow::Result<()>
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let started = Instant::now();
+    let result = fut.await;
+    record(report, what, target, started, result.as_ref().err());
+    result
+}
+
+/// Records a finished step (and logs it).
+pub(super) fn record(
+    report: &mut HostReport,
+    what: &str,
+    target: &str,
+    started: Instant,
+    err: Option<&anyhow::Error>,
+) {
+    let seconds = started.elapsed().as_secs_f64();
+    report.seconds += seconds;
+    match err {
+        None => tracing::info!(host = %report.host, "{what} {target} ({seconds:.1}s)"),
+        Some(e) => tracing::warn!(host = %report.host, "{what} {target} failed: {e:#}"),
+    }
+    report.steps.push(StepReport {
+        step: what.to_string(),
+        target: target.to_string(),
+        ok: err.is_none(),
+        seconds,
+        waited_seconds: None,
+        detail: err.map(|e| format!("{e:#}")),
+    });
+}
