@@ -27,7 +27,7 @@ use git2::{
 };
 
 use super::{auth, commit_info, url, Checkout};
-use crate::error::Hint;
+use crate::error::{hinted, Hint};
 
 /// Every branch (as `origin/*`) and every tag, forced and pruned, so the
 /// cache mirrors the remote even after force-pushes and deletions.
@@ -114,11 +114,14 @@ impl Cache<'_> {
         match fetch(&repo, self.url, self.shown) {
             Ok(head) => Ok((repo, head, false)),
             Err(e) => {
-                let stale = anyhow!(
-                    "fetch of `{}` failed: {}; not planning from the stale cache at `{}`",
-                    self.shown,
-                    e.message,
-                    self.dir.display()
+                let stale = hinted(
+                    format!(
+                        "fetch of `{}` failed: {}; not planning from the stale cache at `{}`",
+                        self.shown,
+                        e.message,
+                        self.dir.display()
+                    ),
+                    e.help.clone(),
                 );
                 if e.remote {
                     return Err(stale);
@@ -222,14 +225,20 @@ impl Cache<'_> {
                     e.message()
                 )
             })?;
-        fetch(&repo, self.url, self.shown)
-            .map_err(|e| anyhow!("clone of `{}` failed: {}", self.shown, e.message))
+        fetch(&repo, self.url, self.shown).map_err(|e| {
+            hinted(
+                format!("clone of `{}` failed: {}", self.shown, e.message),
+                e.help,
+            )
+        })
     }
 }
 
 #[derive(Debug)]
 struct FetchError {
     message: String,
+    /// What to do about it (a host key to check, a key to load).
+    help: Option<String>,
     /// The remote side failed (network, TLS, SSH, auth, host key), as
     /// opposed to the local repository.
     remote: bool,
@@ -241,6 +250,7 @@ fn fetch(repo: &Repository, url: &str, shown: &str) -> Result<Option<String>, Fe
     let failure = auth::Failure::default();
     let mut remote = repo.find_remote("origin").map_err(|e| FetchError {
         message: format!("no `origin` remote: {}", e.message()),
+        help: None,
         remote: false,
     })?;
     let mut proxy = ProxyOptions::new();
@@ -254,9 +264,12 @@ fn fetch(repo: &Repository, url: &str, shown: &str) -> Result<Option<String>, Fe
     tracing::debug!(repo = %shown, "fetching");
     if let Err(e) = remote.fetch(&REFSPECS, Some(&mut opts), Some("berth: fetch")) {
         let from_callback = failure.take();
+        let remote = from_callback.is_some() || is_remote_error(&e);
+        let refusal = from_callback.unwrap_or_else(|| e.message().to_owned().into());
         return Err(FetchError {
-            remote: from_callback.is_some() || is_remote_error(&e),
-            message: from_callback.unwrap_or_else(|| e.message().to_owned()),
+            remote,
+            message: refusal.message,
+            help: refusal.help,
         });
     }
     // Available after the fetch disconnects: libgit2 keeps the advertised refs.
