@@ -188,17 +188,7 @@ fn start_first_port_clash(
 }
 
 fn host_is_eligible(host: &HostConfig, deploy: &Deploy) -> bool {
-    deploy.constraints.iter().all(|c| {
-        let actual = match &c.attribute {
-            crate::spec::ConstraintAttribute::Hostname => Some(&host.name),
-            crate::spec::ConstraintAttribute::Label(key) => host.labels.get(key),
-        };
-        match actual {
-            Some(v) => (v == &c.value) == c.equal,
-            // Swarm: a missing label never equals, always differs.
-            None => !c.equal,
-        }
-    })
+    deploy.constraints.iter().all(|c| c.matches(host))
 }
 
 /// Replicas of one service -> hosts. Sticky first, then spread.

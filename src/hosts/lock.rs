@@ -90,9 +90,7 @@ impl std::fmt::Display for LockError {
 /// Who we are, as a waiting run will see it: only `[A-Za-z0-9=:._ -]` so it
 /// can sit inside the single-quoted remote script.
 pub fn holder_description(commit: Option<&str>) -> String {
-    let runner = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into());
+    let runner = gethostname::gethostname().to_string_lossy().into_owned();
     let started = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
     let commit = commit.map(|c| c.get(..12).unwrap_or(c)).unwrap_or("none");
     let text = format!(

@@ -405,20 +405,24 @@ pub(crate) fn parse_constraint(text: &str) -> Result<(ConstraintAttribute, bool,
     Ok((attribute, equal, value.to_string()))
 }
 
-fn matches(constraint: &Constraint, host: &HostConfig) -> bool {
-    let actual = match &constraint.attribute {
-        ConstraintAttribute::Hostname => Some(&host.name),
-        ConstraintAttribute::Label(key) => host.labels.get(key),
-    };
-    // Swarm: `!=` also matches hosts that lack the label.
-    (actual == Some(&constraint.value)) == constraint.equal
+impl Constraint {
+    /// Whether `host` satisfies the constraint: the one definition, used by
+    /// validation and by placement.
+    pub fn matches(&self, host: &HostConfig) -> bool {
+        let actual = match &self.attribute {
+            ConstraintAttribute::Hostname => Some(&host.name),
+            ConstraintAttribute::Label(key) => host.labels.get(key),
+        };
+        // Swarm: `!=` also matches hosts that lack the label.
+        (actual == Some(&self.value)) == self.equal
+    }
 }
 
 /// Every constraint must match some host, and some host must match all.
 fn check_placement(cx: &mut Cx, deploy: &Deploy, inventory: &Inventory, at: &Node, what: &str) {
     let mut each_matches = true;
     for constraint in &deploy.constraints {
-        if inventory.hosts.iter().any(|h| matches(constraint, h)) {
+        if inventory.hosts.iter().any(|h| constraint.matches(h)) {
             continue;
         }
         each_matches = false;
@@ -433,7 +437,7 @@ fn check_placement(cx: &mut Cx, deploy: &Deploy, inventory: &Inventory, at: &Nod
         && !inventory
             .hosts
             .iter()
-            .any(|h| deploy.constraints.iter().all(|c| matches(c, h)))
+            .any(|h| deploy.constraints.iter().all(|c| c.matches(h)))
     {
         cx.error_help(
             at,
@@ -490,7 +494,7 @@ fn check_capacity(
     let eligible = inventory
         .hosts
         .iter()
-        .filter(|h| deploy.constraints.iter().all(|c| matches(c, h)))
+        .filter(|h| deploy.constraints.iter().all(|c| c.matches(h)))
         .count();
     if eligible == 0 {
         return;
