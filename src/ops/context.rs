@@ -71,10 +71,9 @@ fn audit_labels(checkout: &Checkout) -> BTreeMap<String, String> {
     m
 }
 
+/// This machine's name, as the run lock's holder line gives it too.
 fn runner_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
+    gethostname::gethostname().to_string_lossy().into_owned()
 }
 
 /// How each service rolls out: its depth in its stack's `depends_on` graph
