@@ -3,16 +3,19 @@
 //! The pipeline, one module per stage, data flowing one way:
 //! `source` → `spec` → `placement` → desired state; `hosts` → observed state;
 //! `plan::diff(desired, observed)` → `render`; `apply` → `report`.
+//! `cli` parses a command and calls one function in `ops`, which runs the
+//! stages and returns an outcome; errors take one shape (`error`).
 
 pub mod apply;
 pub mod cli;
+pub mod error;
 pub mod hosts;
 pub mod openpgp;
+pub mod ops;
 pub mod placement;
 pub mod plan;
 pub mod render;
 pub mod report;
-pub mod run;
 pub mod secrets;
 pub mod source;
 pub mod spec;

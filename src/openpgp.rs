@@ -16,7 +16,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
 use sequoia_openpgp as sq;
 use sq::cert::CertParser;
 use sq::crypto::{Password, SessionKey};
@@ -29,6 +29,8 @@ use sq::serialize::stream::{Armorer, Encryptor, LiteralWriter, Message, Recipien
 use sq::types::{RevocationStatus, SymmetricAlgorithm};
 use sq::{Cert, KeyHandle, Packet};
 use zeroize::Zeroizing;
+
+use crate::error::Hint;
 
 /// How [`message_recipients`] names a PKESK whose recipient is hidden
 /// (`gpg --throw-keyids`): any of the runner's keys may open it.
@@ -113,20 +115,20 @@ impl fmt::Display for KeyError {
         match self {
             KeyError::Read { origin, detail } => write!(
                 f,
-                "cannot read `{origin}`: {detail}\n  help: check the path and its permissions"
+                "cannot read `{origin}`: {detail}"
             ),
             KeyError::Parse { origin, detail } => write!(
                 f,
-                "`{origin}` is not an OpenPGP private key: {detail}\n  help: export it with `gpg --export-secret-keys --armor FINGERPRINT`"
+                "`{origin}` is not an OpenPGP private key: {detail}"
             ),
             KeyError::NoSecretKey { origin, certs } => write!(
                 f,
-                "`{origin}` holds no secret key, only the public certificate(s) {}\n  help: export the private key with `gpg --export-secret-keys --armor FINGERPRINT`",
+                "`{origin}` holds no secret key, only the public certificate(s) {}",
                 certs.join(", ")
             ),
             KeyError::NoDecryptionKey { origin, certs } => write!(
                 f,
-                "`{origin}` holds no secret encryption key (certificate(s) {}): it cannot decrypt secrets\n  help: export the key including its encryption subkey (`gpg --export-secret-keys --armor FINGERPRINT`)",
+                "`{origin}` holds no secret encryption key (certificate(s) {}): it cannot decrypt secrets",
                 certs.join(", ")
             ),
             KeyError::Invalid {
@@ -135,27 +137,42 @@ impl fmt::Display for KeyError {
                 detail,
             } => write!(
                 f,
-                "key {fingerprint} in `{origin}` is not valid: {detail}\n  help: check it with `sq inspect` or `gpg --list-packets`, or use another key"
+                "key {fingerprint} in `{origin}` is not valid: {detail}"
             ),
             KeyError::PassphraseRequired {
                 origin,
                 fingerprint,
             } => write!(
                 f,
-                "key {fingerprint} in `{origin}` is passphrase-protected and no passphrase was given\n  help: set BERTH_KEY_PASSPHRASE"
+                "key {fingerprint} in `{origin}` is passphrase-protected and no passphrase was given"
             ),
             KeyError::WrongPassphrase {
                 origin,
                 fingerprint,
             } => write!(
                 f,
-                "the passphrase does not unlock key {fingerprint} in `{origin}`\n  help: check BERTH_KEY_PASSPHRASE (a trailing newline counts)"
+                "the passphrase does not unlock key {fingerprint} in `{origin}`"
             ),
         }
     }
 }
 
 impl std::error::Error for KeyError {}
+
+impl KeyError {
+    /// What to do about it (the printer's `help:` line).
+    pub fn help(&self) -> Option<String> {
+        match self {
+            KeyError::Read { .. } => Some("check the path and its permissions".into()),
+            KeyError::Parse { .. } => Some("export it with `gpg --export-secret-keys --armor FINGERPRINT`".into()),
+            KeyError::NoSecretKey { .. } => Some("export the private key with `gpg --export-secret-keys --armor FINGERPRINT`".into()),
+            KeyError::NoDecryptionKey { .. } => Some("export the key including its encryption subkey (`gpg --export-secret-keys --armor FINGERPRINT`)".into()),
+            KeyError::Invalid { .. } => Some("check it with `sq inspect` or `gpg --list-packets`, or use another key".into()),
+            KeyError::PassphraseRequired { .. } => Some("set BERTH_KEY_PASSPHRASE".into()),
+            KeyError::WrongPassphrase { .. } => Some("check BERTH_KEY_PASSPHRASE (a trailing newline counts)".into()),
+        }
+    }
+}
 
 /// Why a message could not be decrypted. The caller prefixes the file name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,6 +186,8 @@ pub enum DecryptError {
     },
     /// Damaged after encryption: truncated, or the integrity check failed.
     Corrupt(String),
+    /// Encrypted with a password, to no key.
+    PasswordOnly,
     Other(String),
 }
 
@@ -177,13 +196,13 @@ impl fmt::Display for DecryptError {
         match self {
             DecryptError::NotOpenPgp(detail) => write!(
                 f,
-                "not an encrypted OpenPGP message: {detail}\n  help: encrypt it with `berth secret encrypt` (or `gpg --encrypt`)"
+                "not an encrypted OpenPGP message: {detail}"
             ),
             DecryptError::NotForThisKey { recipients, runner } => {
                 let keys = if recipients.len() == 1 { "key" } else { "keys" };
                 write!(
                     f,
-                    "encrypted to {} {keys} ({}), none of them the runner's key ({})\n  help: re-encrypt it to the runner with `berth secret rekey` (run by someone who can decrypt it), or use the right --key-file",
+                    "encrypted to {} {keys} ({}), none of them the runner's key ({})",
                     recipients.len(),
                     recipients.join(", "),
                     runner.join(", ")
@@ -191,7 +210,10 @@ impl fmt::Display for DecryptError {
             }
             DecryptError::Corrupt(detail) => write!(
                 f,
-                "the message is damaged: {detail}\n  help: it was truncated or modified after encryption; restore it from git or encrypt the secret again"
+                "the message is damaged: {detail}"
+            ),
+            DecryptError::PasswordOnly => f.write_str(
+                "encrypted with a password, not to a key; berth decrypts only messages encrypted to the runner's key",
             ),
             DecryptError::Other(detail) => f.write_str(detail),
         }
@@ -199,6 +221,19 @@ impl fmt::Display for DecryptError {
 }
 
 impl std::error::Error for DecryptError {}
+
+impl DecryptError {
+    /// What to do about it (the printer's `help:` line).
+    pub fn help(&self) -> Option<String> {
+        match self {
+            DecryptError::NotOpenPgp (_) => Some("encrypt it with `berth secret encrypt` (or `gpg --encrypt`)".into()),
+            DecryptError::NotForThisKey { .. } => Some("re-encrypt it to the runner with `berth secret rekey` (run by someone who can decrypt it), or use the right --key-file".into()),
+            DecryptError::Corrupt(_) => Some("it was truncated or modified after encryption; restore it from git or encrypt the secret again".into()),
+            DecryptError::PasswordOnly => Some("encrypt it with `berth secret encrypt`".into()),
+            _ => None,
+        }
+    }
+}
 
 /// The runner's private key(s), loaded once per run, with every decryption
 /// key already unlocked so the passphrase is needed only here.
@@ -389,9 +424,7 @@ pub fn decrypt(message: &[u8], key: &RunnerKey) -> Result<SecretBytes, DecryptEr
     let envelope = envelope(message).map_err(DecryptError::NotOpenPgp)?;
     if envelope.recipients.is_empty() {
         return Err(if envelope.passwords {
-            DecryptError::Other(
-                "encrypted with a password, not to a key; berth decrypts only messages encrypted to the runner's key\n  help: encrypt it with `berth secret encrypt`".to_string(),
-            )
+            DecryptError::PasswordOnly
         } else if envelope.encrypted {
             DecryptError::Corrupt("encrypted data without any recipient".to_string())
         } else {
@@ -520,28 +553,34 @@ pub(crate) fn read_zeroizing(reader: &mut dyn Read) -> io::Result<Zeroizing<Vec<
 /// included because the holder may keep each on a different device.
 pub fn encrypt(plaintext: &SecretBytes, recipients: &[Cert]) -> anyhow::Result<Vec<u8>> {
     if recipients.is_empty() {
-        bail!("no recipient to encrypt to\n  help: give at least one certificate (--recipient)");
+        return Err(Hint::new(
+            "no recipient to encrypt to",
+            "give at least one certificate (--recipient)",
+        )
+        .into());
     }
     let policy = StandardPolicy::new();
     let mut keys: Vec<Recipient> = Vec::new();
     for cert in recipients {
         let valid = cert.with_policy(&policy, None).map_err(|e| {
-            anyhow!(
-                "certificate {} is not valid: {e:#}\n  help: use a current certificate of that recipient",
-                describe_cert(cert)
+            Hint::new(
+                format!("certificate {} is not valid: {e:#}", describe_cert(cert)),
+                "use a current certificate of that recipient",
             )
         })?;
         if let RevocationStatus::Revoked(_) = valid.revocation_status() {
-            bail!(
-                "certificate {} is revoked\n  help: drop it from the recipients, or use its replacement",
-                describe_cert(cert)
-            );
+            return Err(Hint::new(
+                format!("certificate {} is revoked", describe_cert(cert)),
+                "drop it from the recipients, or use its replacement",
+            )
+            .into());
         }
         if let Err(e) = valid.alive() {
-            bail!(
-                "certificate {} has expired ({e})\n  help: ask its owner to extend it, then refresh it in the repo",
-                describe_cert(cert)
-            );
+            return Err(Hint::new(
+                format!("certificate {} has expired ({e})", describe_cert(cert)),
+                "ask its owner to extend it, then refresh it in the repo",
+            )
+            .into());
         }
         let before = keys.len();
         keys.extend(
@@ -555,10 +594,14 @@ pub fn encrypt(plaintext: &SecretBytes, recipients: &[Cert]) -> anyhow::Result<V
                 .map(Recipient::from),
         );
         if keys.len() == before {
-            bail!(
-                "certificate {} has no usable encryption key (none, or all expired or revoked)\n  help: ask its owner for a certificate with a valid encryption subkey",
-                describe_cert(cert)
-            );
+            return Err(Hint::new(
+                format!(
+                    "certificate {} has no usable encryption key (none, or all expired or revoked)",
+                    describe_cert(cert)
+                ),
+                "ask its owner for a certificate with a valid encryption subkey",
+            )
+            .into());
         }
     }
 
@@ -583,18 +626,24 @@ pub fn read_certs(path: &Path) -> anyhow::Result<Vec<Cert>> {
 }
 
 pub fn certs_from_bytes(bytes: &[u8], origin: &str) -> anyhow::Result<Vec<Cert>> {
-    let help =
-        "help: export certificates with `gpg --export --armor FINGERPRINT` (or `sq cert export`)";
+    let help = "export certificates with `gpg --export --armor FINGERPRINT` (or `sq cert export`)";
     let mut certs = Vec::new();
-    let parser = CertParser::from_bytes(bytes)
-        .map_err(|e| anyhow!("`{origin}` is not an OpenPGP certificate: {e:#}\n  {help}"))?;
+    let parser = CertParser::from_bytes(bytes).map_err(|e| {
+        Hint::new(
+            format!("`{origin}` is not an OpenPGP certificate: {e:#}"),
+            help,
+        )
+    })?;
     for cert in parser {
         certs.push(cert.map_err(|e| {
-            anyhow!("`{origin}` holds a damaged OpenPGP certificate: {e:#}\n  {help}")
+            Hint::new(
+                format!("`{origin}` holds a damaged OpenPGP certificate: {e:#}"),
+                help,
+            )
         })?);
     }
     if certs.is_empty() {
-        bail!("`{origin}` holds no OpenPGP certificate\n  {help}");
+        return Err(Hint::new(format!("`{origin}` holds no OpenPGP certificate"), help).into());
     }
     Ok(certs)
 }
@@ -735,7 +784,8 @@ pub(crate) mod tests {
             recipients[1],
             eve.fingerprint().to_hex()
         )));
-        assert!(text.contains("berth secret rekey"), "{text}");
+        let help = err.help().unwrap_or_default();
+        assert!(help.contains("berth secret rekey"), "{help}");
     }
 
     #[test]
@@ -819,7 +869,10 @@ pub(crate) mod tests {
                 fingerprint: fpr.clone()
             }
         );
-        assert!(err.to_string().contains("BERTH_KEY_PASSPHRASE"));
+        assert!(err
+            .help()
+            .unwrap_or_default()
+            .contains("BERTH_KEY_PASSPHRASE"));
 
         let err = RunnerKey::from_bytes(&bytes, "$BERTH_KEY", Some(&secret("wrong"))).unwrap_err();
         assert_eq!(

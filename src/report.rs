@@ -29,7 +29,8 @@ pub struct RunReport {
     pub finished_unix: f64,
     pub duration_seconds: f64,
     pub exit_code: u8,
-    /// `no_changes`, `converged`, `changes_planned`, `failed`.
+    /// `no_changes`, `converged`, `changes_planned`, `failed`, or
+    /// `lock_held` (another run held a host's run lock: nothing changed).
     pub outcome: String,
     pub summary: Summary,
     pub hosts: Vec<HostRun>,
@@ -140,6 +141,44 @@ impl RunReport {
         }
     }
 
+    /// A run that gave up waiting for the run lock on `held` (host, the
+    /// other run): it planned nothing and changed no host.
+    pub fn lock_held(
+        command: &str,
+        project: &str,
+        commit: Option<&str>,
+        held: &[crate::hosts::fleet::HeldLock],
+        started: SystemTime,
+        exit_code: u8,
+    ) -> RunReport {
+        let plan = Plan {
+            format_version: crate::plan::PLAN_FORMAT_VERSION,
+            project: project.into(),
+            commit: commit.map(str::to_string),
+            hosts: Vec::new(),
+            unreachable: Vec::new(),
+        };
+        let mut report = RunReport::new(command, &plan, None, started, exit_code);
+        report.outcome = "lock_held".into();
+        report.hosts = held
+            .iter()
+            .map(|held| HostRun {
+                host: held.host.clone(),
+                reachable: true,
+                planned: 0,
+                drift: 0,
+                steps: Vec::new(),
+                duration_seconds: 0.0,
+                error: Some(format!(
+                    "the run lock is held by another berth run ({})",
+                    held.holder
+                )),
+            })
+            .collect();
+        report.summary.failed_hosts = report.hosts.len();
+        report
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
@@ -165,7 +204,14 @@ impl RunReport {
         metric(
             "berth_last_run_success",
             "1 if the last run converged or found no changes, 0 if it failed.",
-            vec![(run.clone(), if self.exit_code == 1 { 0.0 } else { 1.0 })],
+            vec![(
+                run.clone(),
+                if matches!(self.outcome.as_str(), "failed" | "lock_held") {
+                    0.0
+                } else {
+                    1.0
+                },
+            )],
         );
         metric(
             "berth_last_run_duration_seconds",

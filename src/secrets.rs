@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Context as _};
 use sha2::{Digest as _, Sha256};
 
+use crate::error::{hinted, Hint};
 use crate::openpgp::{self, RunnerKey, SecretBytes};
 use crate::spec::{Diagnostic, Project, SecretFileSpec, SpecError};
 
@@ -148,11 +149,11 @@ impl KeyOptions {
             None => Ok(None),
             Some(KeySource::File(path)) => RunnerKey::from_file(path, passphrase)
                 .map(Some)
-                .map_err(|e| anyhow!("cannot load the runner's key: {e}")),
+                .map_err(|e| hinted(format!("cannot load the runner's key: {e}"), e.help())),
             Some(KeySource::Env { var, key }) => {
                 RunnerKey::from_bytes(key.expose(), &format!("${var}"), passphrase)
                     .map(Some)
-                    .map_err(|e| anyhow!("cannot load the runner's key: {e}"))
+                    .map_err(|e| hinted(format!("cannot load the runner's key: {e}"), e.help()))
             }
         }
     }
@@ -220,10 +221,14 @@ pub fn decrypt_needed(
             .iter()
             .map(|n| format!("`{}`", n.file.display()))
             .collect();
-        return Err(anyhow!(
-            "this plan starts containers that read secrets ({}), but no private key was given to decrypt them\n  help: pass --key-file, or set BERTH_KEY_FILE or BERTH_KEY (the armoured key); `berth plan` needs no key",
-            files.join(", ")
-        ));
+        return Err(Hint::new(
+            format!(
+                "this plan starts containers that read secrets ({}), but no private key was given to decrypt them",
+                files.join(", ")
+            ),
+            "pass --key-file, or set BERTH_KEY_FILE or BERTH_KEY (the armoured key); `berth plan` needs no key",
+        )
+        .into());
     };
     for n in needed {
         if out.0.contains_key(&n.digest) {
@@ -238,11 +243,14 @@ pub fn decrypt_needed(
             ));
         }
         let plaintext = openpgp::decrypt(&bytes, key).map_err(|e| {
-            anyhow!(
-                "cannot decrypt secret `{}` of stack `{}` (`{}`): {e}",
-                n.name,
-                n.stack,
-                n.file.display()
+            hinted(
+                format!(
+                    "cannot decrypt secret `{}` of stack `{}` (`{}`): {e}",
+                    n.name,
+                    n.stack,
+                    n.file.display()
+                ),
+                e.help(),
             )
         })?;
         out.0.insert(n.digest.clone(), plaintext);
@@ -264,7 +272,7 @@ mod tests {
         }];
         let err = decrypt_needed(Path::new("/nonexistent"), &needed, None)
             .err()
-            .map(|e| e.to_string())
+            .map(|e| crate::error::Error::from(e).render())
             .unwrap_or_default();
         assert!(err.contains("`stacks/app/secrets/db.pgp`"), "{err}");
         assert!(err.contains("--key-file"), "{err}");

@@ -11,15 +11,19 @@
 //!   [`auth`]).
 
 mod auth;
+pub mod history;
 mod known_hosts;
 mod remote;
 pub mod signature;
+pub mod trust;
 mod url;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use git2::{ErrorCode, Repository, StatusOptions};
+
+use crate::error::Hint;
 
 #[derive(Debug, Clone)]
 pub struct SourceOptions {
@@ -78,11 +82,12 @@ pub fn resolve(opts: &SourceOptions) -> Result<Checkout> {
     } else {
         "does not exist"
     };
-    Err(anyhow!(
-        "repo `{repo}` is neither a directory nor a git URL ({what}); help: pass the directory \
-         holding `berth.yaml`, or a URL such as `git@host:org/repo.git`, \
-         `ssh://git@host/org/repo.git` or `https://host/org/repo.git`"
-    ))
+    Err(Hint::new(
+        format!("repo `{repo}` is neither a directory nor a git URL ({what})"),
+        "pass the directory holding `berth.yaml`, or a URL such as `git@host:org/repo.git`, \
+         `ssh://git@host/org/repo.git` or `https://host/org/repo.git`",
+    )
+    .into())
 }
 
 fn resolve_local(root: &Path, given: &str) -> Result<Checkout> {
@@ -102,12 +107,17 @@ fn local_git_state(root: &Path) -> Result<(Option<CommitInfo>, bool)> {
     let repo = match Repository::discover(root) {
         Ok(repo) => repo,
         Err(e) if e.code() == ErrorCode::NotFound => return Ok((None, false)),
-        Err(e) if e.code() == ErrorCode::Owner => bail!(
-            "cannot read the git repository around `{}`: {}; help: run berth as the \
-             checkout's owner, or add it to git's `safe.directory`",
-            root.display(),
-            e.message()
-        ),
+        Err(e) if e.code() == ErrorCode::Owner => {
+            return Err(Hint::new(
+                format!(
+                    "cannot read the git repository around `{}`: {}",
+                    root.display(),
+                    e.message()
+                ),
+                "run berth as the checkout's owner, or add it to git's `safe.directory`",
+            )
+            .into())
+        }
         Err(e) => bail!(
             "cannot read the git repository around `{}`: {}",
             root.display(),

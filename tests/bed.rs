@@ -995,9 +995,19 @@ fn killed_lock_holder_does_not_block(bed: &Bed) -> Result<(), Failed> {
         return Err("first run never created its container".into());
     }
     // A run now must wait for it, and gives up naming the holder.
+    let report = repo.path().join("report.json");
+    let report_arg = report.display().to_string();
     let run = berth(
         repo.path(),
-        &["apply", "--repo", &path, "--lock-timeout", "1"],
+        &[
+            "apply",
+            "--repo",
+            &path,
+            "--lock-timeout",
+            "1",
+            "--report",
+            &report_arg,
+        ],
     );
     let _ = holder.kill(); // SIGKILL: no cleanup runs
     let _ = holder.wait();
@@ -1009,6 +1019,19 @@ fn killed_lock_holder_does_not_block(bed: &Bed) -> Result<(), Failed> {
         "lock error does not name the holder\n{run}"
     );
     check!(run.stderr.contains("no host was changed"), "{run}");
+    // The report says so too, for the timer or CI job that reads it.
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&report).map_err(|e| format!("no report after exit 3: {e}"))?,
+    )?;
+    check!(
+        json["outcome"] == "lock_held"
+            && json["exit_code"] == 3
+            && json["hosts"][0]["host"] == "edge-1"
+            && json["hosts"][0]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains(&format!("pid={holder_pid}"))),
+        "the report does not say the lock was held: {json:#}"
+    );
     repo.write("stacks/hold/compose.yaml", &compose(&bed.get("BED_WEB_V1")));
     repo.commit("good");
     let run = berth(

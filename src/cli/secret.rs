@@ -102,12 +102,13 @@ struct KeyArgs {
 
 /// Loads the key, or says how to give one.
 fn load_key(args: &KeyArgs) -> anyhow::Result<crate::openpgp::RunnerKey> {
-    super::key_options(args.key_file.clone())
+    super::key::key_options(args.key_file.clone())
         .load()?
         .ok_or_else(|| {
-            anyhow::anyhow!(
-                "no private key given\n  help: pass --key-file FILE, or set BERTH_KEY_FILE or BERTH_KEY (the armoured key)"
-            )
+            anyhow::Error::new(crate::error::Hint::new(
+                "no private key given",
+                "pass --key-file FILE, or set BERTH_KEY_FILE or BERTH_KEY (the armoured key)",
+            ))
         })
 }
 

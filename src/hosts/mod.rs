@@ -11,6 +11,7 @@
 pub mod connect;
 pub mod docker;
 mod engine;
+pub mod fleet;
 pub mod labels;
 pub mod lock;
 #[cfg(test)]

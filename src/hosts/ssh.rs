@@ -2,8 +2,9 @@
 //! with the remote Docker socket forwarded to a local unix socket: a
 //! [`Tunnel`], which is also the host's [`Shell`].
 //!
-//! Files: everything lives in `ConnectOptions::runtime_dir`, which must be
-//! short (unix socket paths are limited to about 100 bytes): openssh's
+//! Files: everything lives in `ConnectOptions::runtime_dir` (made and
+//! removed by the [`super::fleet::Fleet`]; unix socket paths are limited to
+//! about 100 bytes, so it is short): openssh's
 //! `.ssh-connection*/master` control socket and one `<hash>-<n>.sock`
 //! forwarded socket per connection. A stale socket file of the same path is
 //! removed before forwarding (ssh would fail with "Address already in use"),
@@ -29,11 +30,13 @@ pub struct ConnectOptions {
     /// known_hosts file; None = `~/.ssh/known_hosts`. Checking is always strict.
     pub known_hosts: Option<PathBuf>,
     pub connect_timeout: Duration,
-    /// Short directory for SSH control sockets and forwarded Docker sockets.
+    /// Short directory for SSH control sockets and forwarded Docker sockets
+    /// (made and removed by the run's [`super::fleet::Fleet`]).
     pub runtime_dir: PathBuf,
     /// Overrides every host's identity file (e.g. `--identity`).
     pub identity_file: Option<PathBuf>,
-    /// The user's ssh config (`settings.ssh_config`); None = none at all.
+    /// The user's ssh config: `--ssh-config` / `BERTH_SSH_CONFIG`, else
+    /// `settings.ssh_config`; None = none at all (`-F /dev/null`).
     pub ssh_config: Option<PathBuf>,
 }
 
@@ -47,11 +50,6 @@ const MASTER_IDLE_SECS: usize = 600;
 /// Keepalive probes on the SSH connection, so a host that dies mid-run is
 /// noticed (after 3 missed probes) instead of hanging a Docker call.
 const SERVER_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
-
-/// Longest runtime directory that leaves room for the socket names under it
-/// (`/.ssh-connectionXXXXXX/master` is 30 bytes) within the ~104-byte limit
-/// of a unix socket path.
-const MAX_RUNTIME_DIR_LEN: usize = 70;
 
 /// Distinguishes forwarded sockets of several connections to the same host
 /// within one run.
@@ -86,12 +84,9 @@ pub(super) fn ssh_target(host: &HostConfig) -> String {
     }
 }
 
-/// An error with a `help:` line, formatted like the spec diagnostics.
+/// An error naming the host, with what to do next when there is something.
 pub(super) fn failure(who: &str, message: &str, help: Option<&str>) -> anyhow::Error {
-    match help {
-        Some(help) => anyhow!("{who}: {message}\n  help: {help}"),
-        None => anyhow!("{who}: {message}"),
-    }
+    crate::error::hinted(format!("{who}: {message}"), help.map(str::to_string))
 }
 
 /// Opens the SSH connection to `host` and forwards its Docker socket
@@ -104,8 +99,8 @@ pub(super) fn failure(who: &str, message: &str, help: Option<&str>) -> anyhow::E
 /// `opts.identity_file`, else the host's `identity_file`, else the agent and
 /// default keys; no password prompts (`BatchMode`). The user's
 /// `~/.ssh/config` is ignored, so runs behave the same on every runner,
-/// unless the environment variable `BERTH_SSH_CONFIG` names an ssh config
-/// file to use instead (for example for `ProxyJump` or per-host options);
+/// unless `opts.ssh_config` (`--ssh-config`, `BERTH_SSH_CONFIG`) names an
+/// ssh config file to use instead (for example for `ProxyJump` or per-host options);
 /// berth's own settings above still take precedence.
 ///
 /// Errors say what failed: unreachable, host key mismatch or unknown,
@@ -134,7 +129,6 @@ pub(super) async fn open_tunnel(
             ));
         }
     }
-    prepare_runtime_dir(&opts.runtime_dir).map_err(|e| failure(who, &e, None))?;
     let config = match ssh_config::user_config(opts) {
         Some(user_config) => {
             Some(config_for(&user_config, opts).map_err(|(e, help)| failure(who, &e, help))?)
@@ -258,24 +252,6 @@ fn config_for(
     )
     .map_err(|e| (e, None))?;
     ssh_config::write_wrapper(&opts.runtime_dir, &text).map_err(|e| (e, None))
-}
-
-/// Creates the runtime directory (mode 0700: it holds sockets that give
-/// root on the hosts) and checks its path leaves room for socket names.
-fn prepare_runtime_dir(dir: &Path) -> Result<(), String> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    let len = dir.as_os_str().len();
-    if len > MAX_RUNTIME_DIR_LEN {
-        return Err(format!(
-            "runtime directory `{}` is {len} bytes long; unix socket paths allow about 100, so it must be at most {MAX_RUNTIME_DIR_LEN}",
-            dir.display()
-        ));
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| format!("cannot create runtime directory `{}`: {e}", dir.display()))
 }
 
 /// `<runtime_dir>/<8 hex of the host name's hash>-<n>.sock`: short whatever
@@ -769,13 +745,6 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.as_os_str().len() < 40, "{}", a.display());
         assert!(a.starts_with(dir));
-    }
-
-    #[test]
-    fn refuses_runtime_dirs_too_long_for_sockets() {
-        let long = PathBuf::from(format!("/tmp/{}", "x".repeat(80)));
-        let err = prepare_runtime_dir(&long).expect_err("too long");
-        assert!(err.contains("at most 70"), "{err}");
     }
 
     #[test]

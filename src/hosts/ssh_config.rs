@@ -37,13 +37,11 @@ pub(crate) const DEFAULT_PORT: u16 = 22;
 /// Distinguishes the config files of several connections within one run.
 static CONFIG_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// The user's ssh config for this run: the environment variable
-/// `BERTH_SSH_CONFIG` (a runner-side override), else `settings.ssh_config`.
+/// The user's ssh config for this run: `--ssh-config` (or
+/// `BERTH_SSH_CONFIG`, a runner-side override), else `settings.ssh_config`;
+/// the ops layer has already chosen between them.
 pub(crate) fn user_config(opts: &ConnectOptions) -> Option<PathBuf> {
-    std::env::var_os("BERTH_SSH_CONFIG")
-        .filter(|c| !c.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| opts.ssh_config.clone())
+    opts.ssh_config.clone()
 }
 
 /// A path as one ssh config argument: double-quoted (spaces), `%` doubled

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context as _};
 use sequoia_openpgp::Cert;
 
+use crate::error::{hinted, Hint};
 use crate::openpgp::{self, RunnerKey, SecretBytes};
 
 /// The certificates secrets are encrypted to: berth.yaml's
@@ -62,7 +63,12 @@ pub fn encrypt(input: &Path, recipients: &[Cert], out: Option<&Path>) -> anyhow:
 pub fn decrypt(file: &Path, key: &RunnerKey) -> anyhow::Result<SecretBytes> {
     let message =
         std::fs::read(file).with_context(|| format!("cannot read `{}`", file.display()))?;
-    openpgp::decrypt(&message, key).map_err(|e| anyhow!("cannot decrypt `{}`: {e}", file.display()))
+    openpgp::decrypt(&message, key).map_err(|e| {
+        hinted(
+            format!("cannot decrypt `{}`: {e}", file.display()),
+            e.help(),
+        )
+    })
 }
 
 /// One line per recipient of `file`: its key ID and, when `known` has its
@@ -70,8 +76,8 @@ pub fn decrypt(file: &Path, key: &RunnerKey) -> anyhow::Result<SecretBytes> {
 pub fn recipients(file: &Path, known: &[Cert]) -> anyhow::Result<Vec<String>> {
     let message =
         std::fs::read(file).with_context(|| format!("cannot read `{}`", file.display()))?;
-    let ids =
-        openpgp::message_recipients(&message).map_err(|e| anyhow!("`{}`: {e}", file.display()))?;
+    let ids = openpgp::message_recipients(&message)
+        .map_err(|e| hinted(format!("`{}`: {e}", file.display()), e.help()))?;
     Ok(ids
         .iter()
         .map(|id| match openpgp::cert_for_recipient(known, id) {
@@ -86,8 +92,8 @@ pub fn recipients(file: &Path, known: &[Cert]) -> anyhow::Result<Vec<String>> {
 /// The certificates behind every recipient of `message`, or an error
 /// naming the ones `known` lacks.
 fn certs_of_recipients(file: &Path, message: &[u8], known: &[Cert]) -> anyhow::Result<Vec<Cert>> {
-    let ids =
-        openpgp::message_recipients(message).map_err(|e| anyhow!("`{}`: {e}", file.display()))?;
+    let ids = openpgp::message_recipients(message)
+        .map_err(|e| hinted(format!("`{}`: {e}", file.display()), e.help()))?;
     let mut certs: Vec<Cert> = Vec::new();
     let mut missing = Vec::new();
     for id in &ids {
@@ -101,11 +107,15 @@ fn certs_of_recipients(file: &Path, message: &[u8], known: &[Cert]) -> anyhow::R
         }
     }
     if !missing.is_empty() {
-        bail!(
-            "`{}` is also encrypted to {}, whose certificate berth does not have, so it cannot keep them as recipients\n  help: pass their certificate with --recipient CERT_FILE, or list it under `secrets.recipients` in berth.yaml",
-            file.display(),
-            missing.join(", ")
-        );
+        return Err(Hint::new(
+            format!(
+                "`{}` is also encrypted to {}, whose certificate berth does not have, so it cannot keep them as recipients",
+                file.display(),
+                missing.join(", ")
+            ),
+            "pass their certificate with --recipient CERT_FILE, or list it under `secrets.recipients` in berth.yaml",
+        )
+        .into());
     }
     Ok(certs)
 }
@@ -125,8 +135,12 @@ pub fn edit(file: &Path, key: &RunnerKey, known: &[Cert], editor: &str) -> anyho
     let message =
         std::fs::read(file).with_context(|| format!("cannot read `{}`", file.display()))?;
     let recipients = certs_of_recipients(file, &message, known)?;
-    let before = openpgp::decrypt(&message, key)
-        .map_err(|e| anyhow!("cannot decrypt `{}`: {e}", file.display()))?;
+    let before = openpgp::decrypt(&message, key).map_err(|e| {
+        hinted(
+            format!("cannot decrypt `{}`: {e}", file.display()),
+            e.help(),
+        )
+    })?;
 
     // A private (0700) directory on tmpfs: the plaintext, and whatever the
     // editor writes beside it (swap, backup files), never reach a disk.
@@ -213,14 +227,17 @@ fn tmpfs_dir() -> anyhow::Result<PathBuf> {
         .find(|dir| is_tmpfs(dir))
         .cloned()
         .ok_or_else(|| {
-            anyhow!(
-                "no tmpfs to hold the plaintext while you edit (looked at {}); berth does not write secrets to disk\n  help: point TMPDIR at a tmpfs or RAM disk",
-                candidates
-                    .iter()
-                    .map(|d| format!("`{}`", d.display()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            anyhow::Error::new(Hint::new(
+                format!(
+                    "no tmpfs to hold the plaintext while you edit (looked at {}); berth does not write secrets to disk",
+                    candidates
+                        .iter()
+                        .map(|d| format!("`{}`", d.display()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                "point TMPDIR at a tmpfs or RAM disk",
+            ))
         })
 }
 
@@ -289,9 +306,11 @@ pub struct Rekeyed {
 pub fn rekey(repo: &Path, key: &RunnerKey) -> anyhow::Result<Vec<Rekeyed>> {
     let project = crate::spec::load(repo)?;
     if project.inventory.recipients.is_empty() {
-        bail!(
-            "berth.yaml lists no `secrets.recipients`: nothing to re-encrypt to\n  help: add `secrets: {{recipients: [keys/runner.asc, keys/you.asc]}}` and commit those certificates"
-        );
+        return Err(Hint::new(
+            "berth.yaml lists no `secrets.recipients`: nothing to re-encrypt to",
+            "add `secrets: {recipients: [keys/runner.asc, keys/you.asc]}` and commit those certificates",
+        )
+        .into());
     }
     let targets = recipient_certs(repo, &[])?;
     let target_fprs: BTreeSet<String> = targets.iter().map(|c| c.fingerprint().to_hex()).collect();
@@ -306,7 +325,7 @@ pub fn rekey(repo: &Path, key: &RunnerKey) -> anyhow::Result<Vec<Rekeyed>> {
         let message =
             std::fs::read(&path).with_context(|| format!("cannot read `{}`", file.display()))?;
         let ids = openpgp::message_recipients(&message)
-            .map_err(|e| anyhow!("`{}`: {e}", file.display()))?;
+            .map_err(|e| hinted(format!("`{}`: {e}", file.display()), e.help()))?;
         let current: Option<BTreeSet<String>> = ids
             .iter()
             .map(|id| openpgp::cert_for_recipient(&targets, id).map(|c| c.fingerprint().to_hex()))
@@ -318,8 +337,12 @@ pub fn rekey(repo: &Path, key: &RunnerKey) -> anyhow::Result<Vec<Rekeyed>> {
             });
             continue;
         }
-        let plaintext = openpgp::decrypt(&message, key)
-            .map_err(|e| anyhow!("cannot decrypt `{}`: {e}", file.display()))?;
+        let plaintext = openpgp::decrypt(&message, key).map_err(|e| {
+            hinted(
+                format!("cannot decrypt `{}`: {e}", file.display()),
+                e.help(),
+            )
+        })?;
         write_replacing(&path, &openpgp::encrypt(&plaintext, &targets)?)?;
         out.push(Rekeyed {
             file,

@@ -25,21 +25,47 @@ use super::known_hosts::{self, HostKeyStatus};
 /// Every credential callback call after this many is refused.
 const MAX_CREDENTIAL_ATTEMPTS: usize = 6;
 
-/// The first error message a callback produced during one fetch.
+/// Why a callback refused, and what to do about it when there is something.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub(crate) message: String,
+    pub(crate) help: Option<String>,
+}
+
+impl Refusal {
+    fn new(message: String, help: &str) -> Refusal {
+        Refusal {
+            message,
+            help: Some(help.to_owned()),
+        }
+    }
+}
+
+impl From<String> for Refusal {
+    fn from(message: String) -> Refusal {
+        Refusal {
+            message,
+            help: None,
+        }
+    }
+}
+
+/// The first refusal a callback produced during one fetch.
 #[derive(Debug, Default)]
-pub(crate) struct Failure(RefCell<Option<String>>);
+pub(crate) struct Failure(RefCell<Option<Refusal>>);
 
 impl Failure {
-    pub(crate) fn take(&self) -> Option<String> {
+    pub(crate) fn take(&self) -> Option<Refusal> {
         self.0.borrow_mut().take()
     }
 
-    fn record(&self, message: String) -> git2::Error {
+    fn record(&self, refusal: Refusal) -> git2::Error {
+        let error = git2::Error::from_str(&refusal.message);
         let mut slot = self.0.borrow_mut();
         if slot.is_none() {
-            *slot = Some(message.clone());
+            *slot = Some(refusal);
         }
-        git2::Error::from_str(&message)
+        error
     }
 }
 
@@ -100,14 +126,14 @@ impl CredentialState {
         shown: &str,
         username: Option<&str>,
         allowed: CredentialType,
-    ) -> Result<Cred, String> {
+    ) -> Result<Cred, Refusal> {
         self.calls += 1;
         if self.calls > MAX_CREDENTIAL_ATTEMPTS {
             return Err(self.exhausted(shown, username));
         }
         if allowed.contains(CredentialType::USERNAME) {
             // An SSH URL without `user@`: ssh would use the local user too.
-            return Cred::username(&local_user()).map_err(|e| e.message().to_owned());
+            return Cred::username(&local_user()).map_err(|e| e.message().to_owned().into());
         }
         if allowed.contains(CredentialType::SSH_KEY) {
             let user = username.map_or_else(local_user, str::to_owned);
@@ -140,12 +166,12 @@ impl CredentialState {
             self.default_tried = true;
             self.tried
                 .push("the system's default credentials".to_owned());
-            return Cred::default().map_err(|e| e.message().to_owned());
+            return Cred::default().map_err(|e| e.message().to_owned().into());
         }
         Err(self.exhausted(shown, username))
     }
 
-    fn exhausted(&self, shown: &str, username: Option<&str>) -> String {
+    fn exhausted(&self, shown: &str, username: Option<&str>) -> Refusal {
         let who = username.map(|u| format!(" as `{u}`")).unwrap_or_default();
         let tried = if self.tried.is_empty() {
             "no credentials were available".to_owned()
@@ -158,7 +184,10 @@ impl CredentialState {
         } else {
             "configure a git credential helper that has a token for this server, or use an ssh URL"
         };
-        format!("authentication to `{shown}`{who} failed ({tried}); help: {help}")
+        Refusal::new(
+            format!("authentication to `{shown}`{who} failed ({tried})"),
+            help,
+        )
     }
 }
 
@@ -219,17 +248,15 @@ fn known_hosts_path() -> Result<PathBuf, String> {
         })
 }
 
-fn check_host_key(host: &str, port: u16, key: Option<&[u8]>) -> Result<(), String> {
+fn check_host_key(host: &str, port: u16, key: Option<&[u8]>) -> Result<(), Refusal> {
     let Some(key) = key else {
-        return Err(format!(
-            "the ssh server `{host}` sent no host key berth can check"
-        ));
+        return Err(format!("the ssh server `{host}` sent no host key berth can check").into());
     };
     let path = known_hosts_path()?;
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(format!("cannot read `{}`: {e}", path.display())),
+        Err(e) => return Err(format!("cannot read `{}`: {e}", path.display()).into()),
     };
     host_key_verdict(&text, &path, host, port, key)
 }
@@ -242,7 +269,7 @@ fn host_key_verdict(
     host: &str,
     port: u16,
     key: &[u8],
-) -> Result<(), String> {
+) -> Result<(), Refusal> {
     let name = known_hosts::lookup_name(host, port);
     let offered = known_hosts::key_type(key).unwrap_or("unknown");
     let fingerprint = known_hosts::fingerprint(key);
@@ -253,31 +280,41 @@ fn host_key_verdict(
     };
     match known_hosts::check(text, host, port, key) {
         HostKeyStatus::Known => Ok(()),
-        HostKeyStatus::Unknown => Err(format!(
-            "ssh host `{name}` is not in `{}` (it offered {offered} key {fingerprint}); help: \
-             check the fingerprint with the server's admin, then add it with `{keyscan} >> {}` \
-             or point `BERTH_KNOWN_HOSTS` at a file that has it",
-            path.display(),
-            path.display()
+        HostKeyStatus::Unknown => Err(Refusal::new(
+            format!(
+                "ssh host `{name}` is not in `{}` (it offered {offered} key {fingerprint})",
+                path.display()
+            ),
+            &format!(
+                "check the fingerprint with the server's admin, then add it with `{keyscan} >> {}` \
+                 or point `BERTH_KNOWN_HOSTS` at a file that has it",
+                path.display()
+            ),
         )),
         HostKeyStatus::Revoked => Err(format!(
             "ssh host `{name}` offered {offered} key {fingerprint}, which `{}` marks @revoked",
             path.display()
-        )),
+        )
+        .into()),
         HostKeyStatus::Changed { known_types } if known_types.iter().any(|t| t == offered) => {
-            Err(format!(
-                "ssh host key of `{name}` does not match `{}`: it offered {offered} key \
-                 {fingerprint}; someone may be intercepting the connection, or the host key \
-                 changed; help: confirm the new key with the server's admin before replacing \
-                 the entry",
-                path.display()
+            Err(Refusal::new(
+                format!(
+                    "ssh host key of `{name}` does not match `{}`: it offered {offered} key \
+                     {fingerprint}; someone may be intercepting the connection, or the host key \
+                     changed",
+                    path.display()
+                ),
+                "confirm the new key with the server's admin before replacing the entry",
             ))
         }
-        HostKeyStatus::Changed { known_types } => Err(format!(
-            "ssh host `{name}` offered a {offered} key ({fingerprint}) but `{}` lists only {} \
-             for it; help: add its {offered} key after checking the fingerprint",
-            path.display(),
-            known_types.join(", ")
+        HostKeyStatus::Changed { known_types } => Err(Refusal::new(
+            format!(
+                "ssh host `{name}` offered a {offered} key ({fingerprint}) but `{}` lists only {} \
+                 for it",
+                path.display(),
+                known_types.join(", ")
+            ),
+            &format!("add its {offered} key after checking the fingerprint"),
         )),
     }
 }
@@ -305,20 +342,29 @@ mod tests {
 
         let unknown = host_key_verdict(&file, path, "other.example.com", 22, &key(K1)).unwrap_err();
         assert!(
-            unknown.contains("ssh host `other.example.com` is not in `/etc/berth/known_hosts`"),
-            "{unknown}"
+            unknown
+                .message
+                .contains("ssh host `other.example.com` is not in `/etc/berth/known_hosts`"),
+            "{unknown:?}"
         );
         assert!(
-            unknown.contains("ssh-keyscan other.example.com >>"),
-            "{unknown}"
+            unknown
+                .help
+                .as_deref()
+                .unwrap_or_default()
+                .contains("ssh-keyscan other.example.com >>"),
+            "{unknown:?}"
         );
 
         let changed = host_key_verdict(&file, path, "git.example.com", 22, &key(K2)).unwrap_err();
-        assert!(changed.contains("does not match"), "{changed}");
+        assert!(changed.message.contains("does not match"), "{changed:?}");
 
         let other_type =
             host_key_verdict(&file, path, "git.example.com", 2222, &key(K1)).unwrap_err();
-        assert!(other_type.contains("lists only ssh-rsa"), "{other_type}");
+        assert!(
+            other_type.message.contains("lists only ssh-rsa"),
+            "{other_type:?}"
+        );
     }
 
     #[test]
@@ -337,8 +383,9 @@ mod tests {
             .err()
             .unwrap();
         assert!(
-            err.contains("authentication to `ssh://git@example.com/repo` as `git` failed"),
-            "{err}"
+            err.message
+                .contains("authentication to `ssh://git@example.com/repo` as `git` failed"),
+            "{err:?}"
         );
         for _ in 0..MAX_CREDENTIAL_ATTEMPTS {
             let _ = state.next("u", "u", None, CredentialType::USERNAME);

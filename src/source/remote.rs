@@ -27,6 +27,7 @@ use git2::{
 };
 
 use super::{auth, commit_info, url, Checkout};
+use crate::error::{hinted, Hint};
 
 /// Every branch (as `origin/*`) and every tag, forced and pruned, so the
 /// cache mirrors the remote even after force-pushes and deletions.
@@ -113,11 +114,14 @@ impl Cache<'_> {
         match fetch(&repo, self.url, self.shown) {
             Ok(head) => Ok((repo, head, false)),
             Err(e) => {
-                let stale = anyhow!(
-                    "fetch of `{}` failed: {}; not planning from the stale cache at `{}`",
-                    self.shown,
-                    e.message,
-                    self.dir.display()
+                let stale = hinted(
+                    format!(
+                        "fetch of `{}` failed: {}; not planning from the stale cache at `{}`",
+                        self.shown,
+                        e.message,
+                        self.dir.display()
+                    ),
+                    e.help.clone(),
                 );
                 if e.remote {
                     return Err(stale);
@@ -221,14 +225,20 @@ impl Cache<'_> {
                     e.message()
                 )
             })?;
-        fetch(&repo, self.url, self.shown)
-            .map_err(|e| anyhow!("clone of `{}` failed: {}", self.shown, e.message))
+        fetch(&repo, self.url, self.shown).map_err(|e| {
+            hinted(
+                format!("clone of `{}` failed: {}", self.shown, e.message),
+                e.help,
+            )
+        })
     }
 }
 
 #[derive(Debug)]
 struct FetchError {
     message: String,
+    /// What to do about it (a host key to check, a key to load).
+    help: Option<String>,
     /// The remote side failed (network, TLS, SSH, auth, host key), as
     /// opposed to the local repository.
     remote: bool,
@@ -240,6 +250,7 @@ fn fetch(repo: &Repository, url: &str, shown: &str) -> Result<Option<String>, Fe
     let failure = auth::Failure::default();
     let mut remote = repo.find_remote("origin").map_err(|e| FetchError {
         message: format!("no `origin` remote: {}", e.message()),
+        help: None,
         remote: false,
     })?;
     let mut proxy = ProxyOptions::new();
@@ -253,9 +264,12 @@ fn fetch(repo: &Repository, url: &str, shown: &str) -> Result<Option<String>, Fe
     tracing::debug!(repo = %shown, "fetching");
     if let Err(e) = remote.fetch(&REFSPECS, Some(&mut opts), Some("berth: fetch")) {
         let from_callback = failure.take();
+        let remote = from_callback.is_some() || is_remote_error(&e);
+        let refusal = from_callback.unwrap_or_else(|| e.message().to_owned().into());
         return Err(FetchError {
-            remote: from_callback.is_some() || is_remote_error(&e),
-            message: from_callback.unwrap_or_else(|| e.message().to_owned()),
+            remote,
+            message: refusal.message,
+            help: refusal.help,
         });
     }
     // Available after the fetch disconnects: libgit2 keeps the advertised refs.
@@ -293,9 +307,12 @@ fn resolve_target(
 ) -> Result<Oid> {
     let Some(name) = git_ref else {
         let head = default_branch.ok_or_else(|| {
-            anyhow!(
-                "cannot tell the default branch of `{shown}` (its HEAD points nowhere, or it \
-                 has no commits); help: name a branch, tag or commit with `--ref`"
+            Hint::new(
+                format!(
+                    "cannot tell the default branch of `{shown}` (its HEAD points nowhere, or it \
+                     has no commits)"
+                ),
+                "name a branch, tag or commit with `--ref`",
             )
         })?;
         let branch = head.strip_prefix("refs/heads/").unwrap_or(head);
@@ -320,10 +337,13 @@ fn resolve_target(
         None => None,
     };
     match (branch, tag) {
-        (Some(b), Some(t)) if b != t => bail!(
-            "ref `{name}` of `{shown}` names both a branch and a tag; help: pass \
-             `refs/heads/{name}` or `refs/tags/{name}`"
-        ),
+        (Some(b), Some(t)) if b != t => {
+            return Err(Hint::new(
+                format!("ref `{name}` of `{shown}` names both a branch and a tag"),
+                format!("pass `refs/heads/{name}` or `refs/tags/{name}`"),
+            )
+            .into())
+        }
         (Some(oid), _) | (None, Some(oid)) => return Ok(oid),
         (None, None) => {}
     }
@@ -332,10 +352,12 @@ fn resolve_target(
             return Ok(oid);
         }
     }
-    bail!(
-        "ref `{name}` is not a branch, tag or commit of `{shown}`; help: pass a branch or tag \
-         name as the remote has it, or a commit id (at least 4 hex digits) on one of them"
+    Err(Hint::new(
+        format!("ref `{name}` is not a branch, tag or commit of `{shown}`"),
+        "pass a branch or tag name as the remote has it, or a commit id (at least 4 hex digits) \
+         on one of them",
     )
+    .into())
 }
 
 /// The commit a reference points to (through annotated tags); None if there
@@ -358,7 +380,11 @@ fn find_commit_id(repo: &Repository, prefix: &str, shown: &str) -> Result<Option
     let commit = match repo.find_commit_by_prefix(prefix) {
         Ok(c) => c,
         Err(e) if e.code() == ErrorCode::Ambiguous => {
-            bail!("commit id `{prefix}` is ambiguous in `{shown}`; help: give more of its digits")
+            return Err(Hint::new(
+                format!("commit id `{prefix}` is ambiguous in `{shown}`"),
+                "give more of its digits",
+            )
+            .into())
         }
         Err(e) if matches!(e.code(), ErrorCode::NotFound | ErrorCode::InvalidSpec) => {
             return Ok(None)
@@ -367,10 +393,11 @@ fn find_commit_id(repo: &Repository, prefix: &str, shown: &str) -> Result<Option
     };
     let oid = commit.id();
     if !reachable_from_fetched_refs(repo, oid)? {
-        bail!(
-            "commit `{prefix}` is not on any branch or tag of `{shown}`; help: push a branch or \
-             tag that contains it"
-        );
+        return Err(Hint::new(
+            format!("commit `{prefix}` is not on any branch or tag of `{shown}`"),
+            "push a branch or tag that contains it",
+        )
+        .into());
     }
     Ok(Some(oid))
 }

@@ -118,33 +118,47 @@ impl fmt::Display for CommitSignatureError {
         match self {
             CommitSignatureError::Unsigned { commit } => write!(
                 f,
-                "commit {commit} is not signed\n  help: sign it with a key in --trust (`git commit -S`, or `git commit --amend -S --no-edit`)"
+                "commit {commit} is not signed"
             ),
             CommitSignatureError::UnknownKey { commit, issuer } => write!(
                 f,
-                "commit {commit} is signed by key {issuer}, which is not in the trust list\n  help: add the signer's certificate to the trust file if it should deploy (`gpg --export --armor {issuer} >> TRUST_FILE`), or re-sign the commit with a trusted key"
+                "commit {commit} is signed by key {issuer}, which is not in the trust list"
             ),
             CommitSignatureError::Expired { commit, fingerprint } => write!(
                 f,
-                "commit {commit} is signed by key {fingerprint}, which has expired\n  help: extend the key's expiry (`gpg --quick-set-expire {fingerprint} 1y`) and refresh it in the trust file, or re-sign the commit with a current trusted key"
+                "commit {commit} is signed by key {fingerprint}, which has expired"
             ),
             CommitSignatureError::Revoked { commit, fingerprint } => write!(
                 f,
-                "commit {commit} is signed by key {fingerprint}, which is revoked\n  help: re-sign the commit with a current trusted key, and drop the revoked certificate from the trust file"
+                "commit {commit} is signed by key {fingerprint}, which is revoked"
             ),
             CommitSignatureError::BadSignature { commit, fingerprint } => write!(
                 f,
-                "commit {commit} has a signature by key {fingerprint} that does not match its content: the commit was modified after signing\n  help: do not deploy it; find out who rewrote it, then sign a good commit (`git commit -S`)"
+                "commit {commit} has a signature by key {fingerprint} that does not match its content: the commit was modified after signing"
             ),
             CommitSignatureError::Malformed { commit, detail } => write!(
                 f,
-                "cannot check the signature of commit {commit}: {detail}\n  help: re-sign the commit with an OpenPGP key in --trust (`git commit --amend -S --no-edit`)"
+                "cannot check the signature of commit {commit}: {detail}"
             ),
         }
     }
 }
 
 impl std::error::Error for CommitSignatureError {}
+
+impl CommitSignatureError {
+    /// What to do about it (the printer's `help:` line).
+    pub fn help(&self) -> Option<String> {
+        match self {
+            CommitSignatureError::Unsigned { .. } => Some("sign it with a key in --trust (`git commit -S`, or `git commit --amend -S --no-edit`)".into()),
+            CommitSignatureError::UnknownKey { issuer, .. } => Some(format!("add the signer's certificate to the trust file if it should deploy (`gpg --export --armor {issuer} >> TRUST_FILE`), or re-sign the commit with a trusted key")),
+            CommitSignatureError::Expired { fingerprint, .. } => Some(format!("extend the key's expiry (`gpg --quick-set-expire {fingerprint} 1y`) and refresh it in the trust file, or re-sign the commit with a current trusted key")),
+            CommitSignatureError::Revoked { .. } => Some("re-sign the commit with a current trusted key, and drop the revoked certificate from the trust file".into()),
+            CommitSignatureError::BadSignature { .. } => Some("do not deploy it; find out who rewrote it, then sign a good commit (`git commit -S`)".into()),
+            CommitSignatureError::Malformed { .. } => Some("re-sign the commit with an OpenPGP key in --trust (`git commit --amend -S --no-edit`)".into()),
+        }
+    }
+}
 
 /// Verifies the `gpgsig` of `commit` against `trusted`, judging keys at
 /// `now` as well as at the signature's time. Any one good signature passes.
@@ -231,8 +245,11 @@ pub fn is_descendant_or_equal(
     ancestor: git2::Oid,
 ) -> anyhow::Result<bool> {
     for oid in [descendant, ancestor] {
-        repo.find_commit(oid).with_context(|| {
-            format!("commit {oid} is not in the repository\n  help: fetch the branch it is on, or check the commit id")
+        repo.find_commit(oid).map_err(|e| {
+            anyhow::Error::new(e).context(crate::error::Hint::new(
+                format!("commit {oid} is not in the repository"),
+                "fetch the branch it is on, or check the commit id",
+            ))
         })?;
     }
     if descendant == ancestor {
@@ -542,7 +559,7 @@ mod tests {
                 }
             );
             assert!(err.to_string().contains(&unsigned.to_string()));
-            assert!(err.to_string().contains("git commit -S"));
+            assert!(err.help().unwrap_or_default().contains("git commit -S"));
 
             // Trust list without the signer: unknown key, not a bad signature.
             let other = TrustedSigners::from_certs(vec![generate("O <o@example>")], "other");
@@ -555,7 +572,9 @@ mod tests {
                 }
             );
             assert!(
-                err.to_string().contains("add the signer's certificate"),
+                err.help()
+                    .unwrap_or_default()
+                    .contains("add the signer's certificate"),
                 "{err}"
             );
 

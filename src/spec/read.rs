@@ -151,13 +151,18 @@ impl Cx {
         Some(fields)
     }
 
-    /// ``unknown key `volumez` in service `api` `` with a suggestion and the supported keys.
+    /// ``unknown key `volumez` in service `api` `` with a suggestion, or
+    /// else the supported keys in alphabetical order (a service has sixty:
+    /// listing them after a good suggestion only buries it).
     pub fn unknown_key(&mut self, field: &Field<'_>, what: &str, supported: &[&str]) {
-        let mut help = String::new();
-        if let Some(close) = values::suggest(field.name, supported) {
-            help.push_str(&format!("did you mean `{close}`? "));
-        }
-        help.push_str(&format!("supported keys: {}", supported.join(", ")));
+        let help = match values::suggest(field.name, supported) {
+            Some(close) => format!("did you mean `{close}`?"),
+            None => {
+                let mut sorted = supported.to_vec();
+                sorted.sort_unstable();
+                format!("supported keys: {}", sorted.join(", "))
+            }
+        };
         self.error_help(
             field.key,
             format!("unknown key `{}` in {what}", field.name),
@@ -443,10 +448,7 @@ mod tests {
         cx.map_with(&root, "service `api`", &["image", "command"]);
         assert_eq!(cx.diags.len(), 1);
         assert_eq!(cx.diags[0].message, "unknown key `imgae` in service `api`");
-        assert_eq!(
-            cx.diags[0].help.as_deref(),
-            Some("did you mean `image`? supported keys: image, command")
-        );
+        assert_eq!(cx.diags[0].help.as_deref(), Some("did you mean `image`?"));
         assert_eq!(
             (cx.diags[0].location.line, cx.diags[0].location.column),
             (1, 1)

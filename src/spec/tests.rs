@@ -592,16 +592,12 @@ fn unknown_keys_are_reported_where_they_are() {
         (found[0].0, found[0].1, found[0].2),
         (1, 1, "unknown key `servics` in a Compose file")
     );
-    assert!(found[0]
-        .3
-        .starts_with("did you mean `services`? supported keys: services, networks"));
+    assert_eq!(found[0].3, "did you mean `services`?");
     assert_eq!(
         (found[1].0, found[1].1, found[1].2),
         (5, 5, "unknown key `volumez` in service `api`")
     );
-    assert!(found[1]
-        .3
-        .starts_with("did you mean `volumes`? supported keys: image, command"));
+    assert_eq!(found[1].3, "did you mean `volumes`?");
     assert_eq!(
         (found[2].0, found[2].1, found[2].2),
         (7, 7, "unknown key `replica` in `deploy` of service `api`")

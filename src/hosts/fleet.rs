@@ -1,0 +1,339 @@
+//! fleet: the hosts of one run, from connect to close — connect to every
+//! host in parallel, take the run locks (apply), observe what berth manages
+//! there, and close everything again.
+//!
+//! Input: the hosts to contact and [`FleetOptions`]. Output: a [`Fleet`]
+//! holding an [`Engine`] per reachable host, what each runs, and which hosts
+//! could not be reached or locked. Invariant: a `Fleet` owns every
+//! connection, lock and socket of the run; [`Fleet::close`] ends them
+//! gracefully, and dropping a `Fleet` still ends them (ssh masters shut down
+//! on drop, lock shells are killed, the runtime directory is removed), so no
+//! caller closes anything by hand.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt};
+
+use super::lock::{HostLock, LockError};
+use super::{ConnectOptions, Engine, HostObservation};
+use crate::plan::UnreachableHost;
+use crate::spec::HostConfig;
+
+/// Longest runtime directory that leaves room for the socket names under it
+/// (`/.ssh-connectionXXXXXX/master` is 30 bytes) within the ~104-byte limit
+/// of a unix socket path.
+const MAX_RUNTIME_DIR_LEN: usize = 70;
+
+/// How to reach and lock the hosts of one run.
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    /// Where the run's private directory is made (`/tmp` by default; see
+    /// `--runtime-dir`).
+    pub runtime_base: PathBuf,
+    /// known_hosts file; None = `~/.ssh/known_hosts`. Checking is always strict.
+    pub known_hosts: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    /// Overrides every host's identity file (e.g. `--identity`).
+    pub identity_file: Option<PathBuf>,
+    /// ssh_config file for the connections; None: none (`-F /dev/null`).
+    pub ssh_config: Option<PathBuf>,
+    /// How many hosts to contact at once (at least 1).
+    pub parallel: usize,
+    /// Take the run lock on every host before observing it (apply).
+    pub lock: Option<LockRequest>,
+}
+
+/// The run lock to take on every host.
+#[derive(Debug, Clone)]
+pub struct LockRequest {
+    /// What is locked: the project's name.
+    pub key: String,
+    /// Who we are, as a waiting run sees it.
+    pub holder: String,
+    /// Longest wait for another run's lock.
+    pub timeout: Duration,
+}
+
+/// A host whose run lock another run held past the timeout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldLock {
+    pub host: String,
+    /// The other run, as it described itself.
+    pub holder: String,
+}
+
+/// The connected hosts of one run and what they run.
+pub struct Fleet {
+    /// One engine per reachable (and, with a lock, locked) host.
+    pub engines: BTreeMap<String, Box<dyn Engine>>,
+    pub observed: BTreeMap<String, HostObservation>,
+    /// Sorted by host.
+    pub unreachable: Vec<UnreachableHost>,
+    /// Hosts whose run lock another run held past the timeout. When not
+    /// empty, no host was observed and every lock taken was released.
+    pub lock_held: Vec<HeldLock>,
+    locks: Vec<HostLock>,
+    /// Held for its `Drop`: removes the sockets' directory with the fleet.
+    _runtime_dir: RuntimeDir,
+}
+
+impl Fleet {
+    /// Connects to `hosts` in parallel (bounded by `opts.parallel`), locks
+    /// them when asked, and observes the project's containers on each: one
+    /// SSH handshake and a few list calls per host. A host that fails is
+    /// listed as unreachable; the others go on.
+    pub async fn open(
+        hosts: &[&HostConfig],
+        project: &str,
+        opts: &FleetOptions,
+    ) -> anyhow::Result<Fleet> {
+        let runtime_dir = RuntimeDir::create(&opts.runtime_base)?;
+        let connect_opts = ConnectOptions {
+            known_hosts: opts.known_hosts.clone(),
+            connect_timeout: opts.connect_timeout,
+            runtime_dir: runtime_dir.path().to_path_buf(),
+            identity_file: opts.identity_file.clone(),
+            ssh_config: opts.ssh_config.clone(),
+        };
+        let parallel = opts.parallel.max(1);
+        let connected: Vec<_> = stream::iter(hosts.iter().map(|host| {
+            let connect_opts = connect_opts.clone();
+            async move {
+                super::connect(host, &connect_opts)
+                    .await
+                    .map_err(|e| (host.name.clone(), e))
+            }
+        }))
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+
+        let mut fleet = Fleet {
+            engines: BTreeMap::new(),
+            observed: BTreeMap::new(),
+            unreachable: Vec::new(),
+            lock_held: Vec::new(),
+            locks: Vec::new(),
+            _runtime_dir: runtime_dir,
+        };
+        for r in connected {
+            match r {
+                Ok(engine) => {
+                    fleet.engines.insert(engine.host().to_string(), engine);
+                }
+                Err((host, e)) => fleet.unreachable(host, e).await,
+            }
+        }
+
+        // Lock before observing: the plan must see what the previous holder
+        // left, not what was there before it finished.
+        if let Some(lock) = &opts.lock {
+            match lock_all(&fleet.engines, lock, parallel).await {
+                Ok(locks) => fleet.locks = locks,
+                Err(LockFailure::Held(held)) => {
+                    fleet.lock_held = held;
+                    return Ok(fleet);
+                }
+                Err(LockFailure::Failed(host, e)) => fleet.unreachable(host, e).await,
+            }
+        }
+
+        let observed: Vec<_> = stream::iter(fleet.engines.values().map(|engine| async move {
+            (engine.host().to_string(), engine.observe(project).await)
+        }))
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+        for (host, result) in observed {
+            match result {
+                Ok(obs) => {
+                    fleet.observed.insert(host, obs);
+                }
+                Err(e) => fleet.unreachable(host, e).await,
+            }
+        }
+        fleet.unreachable.sort_by(|a, b| a.host.cmp(&b.host));
+        Ok(fleet)
+    }
+
+    /// Drops `host` from the run (closing its connection) and lists it as
+    /// unreachable with the cause.
+    async fn unreachable(&mut self, host: String, e: anyhow::Error) {
+        if let Some(engine) = self.engines.remove(&host) {
+            engine.close().await;
+        }
+        let error = crate::error::one_line(&e);
+        tracing::error!(host = %host, "{error}");
+        self.unreachable.push(UnreachableHost { host, error });
+    }
+
+    /// Host -> the commit the last apply there recorded (read when the run
+    /// lock was taken; apply only).
+    pub fn recorded_commits(&self) -> BTreeMap<String, String> {
+        self.locks
+            .iter()
+            .filter_map(|l| Some((l.host().to_string(), l.last_applied()?.to_string())))
+            .collect()
+    }
+
+    /// Records `commit` as deployed on `hosts` (through their run locks).
+    pub async fn record_applied(&mut self, commit: &str, hosts: &BTreeSet<String>) {
+        for lock in self.locks.iter_mut().filter(|l| hosts.contains(l.host())) {
+            if let Err(e) = lock.record_applied(commit).await {
+                tracing::warn!(
+                    host = lock.host(),
+                    "cannot record the applied commit: {e:#}"
+                );
+            }
+        }
+    }
+
+    /// Releases every lock (waiting for the lock shells to exit, so the next
+    /// run can take them at once), closes every connection and removes the
+    /// runtime directory.
+    pub async fn close(mut self) {
+        for lock in std::mem::take(&mut self.locks) {
+            lock.release().await;
+        }
+        for engine in self.engines.values() {
+            engine.close().await;
+        }
+        // The runtime directory goes with `self`.
+    }
+}
+
+enum LockFailure {
+    /// Every host whose lock stayed held.
+    Held(Vec<HeldLock>),
+    Failed(String, anyhow::Error),
+}
+
+/// Takes the run lock on every host. First every host at once without
+/// waiting (the common, uncontended case: one round trip); if any is held,
+/// those taken are released and the hosts are locked one by one in name
+/// order, each waiting up to what is left of the timeout. A run never waits
+/// while holding a lock out of that order, so two runs cannot deadlock.
+async fn lock_all(
+    engines: &BTreeMap<String, Box<dyn Engine>>,
+    request: &LockRequest,
+    parallel: usize,
+) -> Result<Vec<HostLock>, LockFailure> {
+    let (key, holder) = (request.key.as_str(), request.holder.as_str());
+    let results: Vec<_> = stream::iter(engines.values().map(|engine| async move {
+        (
+            engine.host().to_string(),
+            engine.lock(key, holder, Duration::ZERO).await,
+        )
+    }))
+    .buffer_unordered(parallel)
+    .collect()
+    .await;
+    let mut locks = Vec::new();
+    let mut contended = false;
+    let mut failed = None;
+    for (host, r) in results {
+        match r {
+            Ok(lock) => locks.push(lock),
+            Err(LockError::Held { .. }) => contended = true,
+            Err(LockError::Failed(e)) => failed = Some((host, e)),
+        }
+    }
+    if !contended && failed.is_none() {
+        return Ok(locks);
+    }
+    for lock in locks.drain(..) {
+        lock.release().await;
+    }
+    if let Some((host, e)) = failed {
+        return Err(LockFailure::Failed(host, e));
+    }
+
+    let deadline = std::time::Instant::now() + request.timeout;
+    for (host, engine) in engines {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match engine.lock(key, holder, left).await {
+            Ok(lock) => locks.push(lock),
+            Err(e) => {
+                for lock in locks {
+                    lock.release().await;
+                }
+                return Err(match e {
+                    LockError::Held { holder } => LockFailure::Held(vec![HeldLock {
+                        host: host.clone(),
+                        holder,
+                    }]),
+                    LockError::Failed(e) => LockFailure::Failed(host.clone(), e),
+                });
+            }
+        }
+    }
+    Ok(locks)
+}
+
+/// A short, private directory (mode 0700: it holds sockets that give root
+/// on the hosts) for SSH control sockets and forwarded Docker sockets,
+/// one per run, removed when dropped.
+struct RuntimeDir(PathBuf);
+
+impl RuntimeDir {
+    /// `<base>/berth-<pid>`. Unix socket paths must stay under ~100 bytes,
+    /// so a base too long for the socket names under it is refused here,
+    /// before any host is contacted.
+    fn create(base: &Path) -> anyhow::Result<RuntimeDir> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        let dir = base.join(format!("berth-{}", std::process::id()));
+        let len = dir.as_os_str().len();
+        if len > MAX_RUNTIME_DIR_LEN {
+            anyhow::bail!(
+                "runtime directory `{}` is {len} bytes long; unix socket paths allow about 100, so it must be at most {MAX_RUNTIME_DIR_LEN}",
+                dir.display()
+            );
+        }
+        // A leftover of an earlier process with the same pid.
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| {
+                anyhow::anyhow!("cannot create runtime directory `{}`: {e}", dir.display())
+            })?;
+        Ok(RuntimeDir(dir))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_runtime_dirs_too_long_for_sockets() {
+        let long = PathBuf::from(format!("/tmp/{}", "x".repeat(80)));
+        let err = RuntimeDir::create(&long).err().expect("too long");
+        assert!(format!("{err}").contains("at most 70"), "{err}");
+    }
+
+    #[test]
+    fn the_runtime_dir_is_private_and_goes_with_its_guard() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let base = tempfile::tempdir().expect("tempdir");
+        let dir = RuntimeDir::create(base.path()).expect("create");
+        let path = dir.path().to_path_buf();
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        drop(dir);
+        assert!(!path.exists());
+    }
+}

@@ -1,0 +1,120 @@
+//! What apply knows beyond the plan, built from the repo and the hosts:
+//! audit labels, each service's rollout policy, where secrets go.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::stages::Loaded;
+use crate::apply::{ApplyContext, ServicePolicy};
+use crate::hosts::fleet::Fleet;
+use crate::hosts::labels;
+use crate::secrets::Plaintexts;
+use crate::source::Checkout;
+use crate::spec::Project;
+
+pub(super) fn apply_context(
+    loaded: &Loaded,
+    fleet: &Fleet,
+    secrets: Plaintexts,
+    health_timeout: Duration,
+    parallel: usize,
+) -> ApplyContext {
+    // Clean up secret files only where the project has or had secrets: it
+    // costs a remote command per host.
+    let prune_secrets = loaded.project.stacks.iter().any(|s| !s.secrets.is_empty())
+        || fleet
+            .observed
+            .values()
+            .flat_map(|o| &o.containers)
+            .filter_map(|c| c.labels.get(labels::SPEC))
+            .filter_map(|spec| serde_json::from_str::<crate::spec::ContainerSpec>(spec).ok())
+            .any(|spec| !spec.secrets.is_empty());
+    ApplyContext {
+        project: loaded.project.name.clone(),
+        metadata: audit_labels(&loaded.checkout),
+        health_timeout,
+        services: service_policies(&loaded.project),
+        parallel,
+        secrets: std::sync::Arc::new(secrets),
+        secrets_dirs: loaded
+            .project
+            .inventory
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), h.secrets_dir.clone()))
+            .collect(),
+        prune_secrets,
+    }
+}
+
+/// Audit labels: where a container came from and why, readable with
+/// `docker inspect` alone. Not part of the spec hash, so they never cause a
+/// replace by themselves.
+fn audit_labels(checkout: &Checkout) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    m.insert("berth.version".into(), env!("CARGO_PKG_VERSION").into());
+    m.insert("berth.origin".into(), checkout.origin.clone());
+    m.insert(
+        "berth.applied-at".into(),
+        crate::report::rfc3339(SystemTime::now()),
+    );
+    m.insert("berth.runner".into(), runner_hostname());
+    if let Some(c) = &checkout.commit {
+        m.insert(labels::COMMIT.into(), c.id.clone());
+        m.insert("berth.commit-author".into(), c.author.clone());
+        m.insert(
+            "berth.commit-date".into(),
+            crate::report::rfc3339(UNIX_EPOCH + Duration::from_secs(c.time.max(0) as u64)),
+        );
+        m.insert("berth.commit-summary".into(), c.summary.clone());
+    }
+    m
+}
+
+/// This machine's name, as the run lock's holder line gives it too.
+fn runner_hostname() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+/// How each service rolls out: its depth in its stack's `depends_on` graph
+/// (validated acyclic by spec), its update/rollback config and checks.
+fn service_policies(project: &Project) -> BTreeMap<(String, String), ServicePolicy> {
+    let mut policies = BTreeMap::new();
+    for stack in &project.stacks {
+        let deps: BTreeMap<&str, Vec<&str>> = stack
+            .services
+            .iter()
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    s.depends_on.keys().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        fn depth<'a>(s: &'a str, deps: &BTreeMap<&'a str, Vec<&'a str>>, seen: usize) -> usize {
+            if seen > deps.len() {
+                return 0;
+            }
+            deps.get(s)
+                .map(|ds| {
+                    ds.iter()
+                        .map(|d| 1 + depth(d, deps, seen + 1))
+                        .max()
+                        .unwrap_or(0)
+                })
+                .unwrap_or(0)
+        }
+        for s in &stack.services {
+            policies.insert(
+                (stack.name.clone(), s.name.clone()),
+                ServicePolicy {
+                    depth: depth(&s.name, &deps, 0),
+                    update: s.deploy.update.clone(),
+                    rollback: s.deploy.rollback.clone(),
+                    validate: s.validate.clone(),
+                },
+            );
+        }
+    }
+    policies
+}

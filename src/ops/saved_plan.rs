@@ -1,0 +1,111 @@
+//! `apply --plan FILE`: a plan saved by `plan --save` is applied only while
+//! it still describes the repo and the hosts; what runs always comes from
+//! the (verified) checkout, never from the file.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use super::stages::Loaded;
+use crate::error::Hint;
+use crate::hosts::fleet::Fleet;
+use crate::plan::{self as planning, Plan, SavedPlan, PLAN_FORMAT_VERSION};
+use crate::render::short;
+
+/// What to do when a saved plan no longer applies.
+const AGAIN: &str = "run `berth plan --save` again and review the new plan";
+
+/// The saved plan, if it still describes the hosts and the commit.
+pub(super) fn verify(
+    path: &Path,
+    loaded: &Loaded,
+    fleet: &Fleet,
+    only_hosts: &[String],
+) -> anyhow::Result<Plan> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the saved plan `{}`", path.display()))?;
+    let saved: SavedPlan = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "`{}` is not a plan saved by `berth plan --save`",
+            path.display()
+        )
+    })?;
+    if saved.plan.format_version != PLAN_FORMAT_VERSION {
+        return Err(Hint::new(
+            format!(
+                "saved plan `{}` has format version {}, this berth reads {}",
+                path.display(),
+                saved.plan.format_version,
+                PLAN_FORMAT_VERSION
+            ),
+            AGAIN,
+        )
+        .into());
+    }
+    let commit_now = loaded.checkout.commit.as_ref().map(|c| c.id.clone());
+    let mut moved = Vec::new();
+    if saved.plan.project != loaded.project.name {
+        moved.push(format!(
+            "the plan is for project `{}`, the repo is project `{}`",
+            saved.plan.project, loaded.project.name
+        ));
+    }
+    if saved.plan.commit != commit_now {
+        moved.push(format!(
+            "the repo is at commit {}, the plan was made at {}",
+            commit_now.as_deref().map(short).unwrap_or("(none)"),
+            saved.plan.commit.as_deref().map(short).unwrap_or("(none)")
+        ));
+    }
+    moved.extend(planning::moved_since(
+        &saved.observed,
+        &planning::summarize(&fleet.observed),
+    ));
+    if !moved.is_empty() {
+        return Err(Hint::new(
+            format!(
+                "the saved plan `{}` no longer matches:\n  - {}",
+                path.display(),
+                moved.join("\n  - ")
+            ),
+            AGAIN,
+        )
+        .into());
+    }
+    // Same commit, same hosts: planning again must give the same changes.
+    // A plan file edited by hand (another image, a secret mounted elsewhere)
+    // does not, and what runs always comes from the (verified) checkout.
+    let fresh = super::stages::make_plan(loaded, fleet, only_hosts)?;
+    if changes(&saved.plan) != changes(&fresh) {
+        return Err(Hint::new(
+            format!(
+                "the saved plan `{}` is not what commit {} plans for these hosts (was it edited?)",
+                path.display(),
+                commit_now.as_deref().map(short).unwrap_or("(none)")
+            ),
+            AGAIN,
+        )
+        .into());
+    }
+    Ok(fresh)
+}
+
+/// Each change of `plan` as host, action, container and the hash of what
+/// it would run.
+fn changes(plan: &Plan) -> Vec<(String, String, String, Option<String>)> {
+    plan.hosts
+        .iter()
+        .flat_map(|h| {
+            h.changes.iter().map(move |c| {
+                (
+                    h.host.clone(),
+                    format!("{:?}", c.action),
+                    c.name.clone(),
+                    c.desired
+                        .as_ref()
+                        .map(|d| crate::placement::spec_hash(&d.spec)),
+                )
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,87 @@
+//! What a user reads on stderr when a command fails, whole, for the main
+//! failure paths that need no test bed: a repo that does not validate, a
+//! host nobody answers on, a missing key, a bad `--plan` file. Temporary
+//! paths are replaced with `[REPO]`.
+
+use std::path::Path;
+use std::process::Command;
+
+/// A repo whose one host refuses connections at once (nothing listens on
+/// port 1 of the loopback address).
+fn repo(compose: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |rel: &str, text: &str| {
+        let path = dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    };
+    write(
+        "berth.yaml",
+        "project: errs\nsettings:\n  connect_timeout: 2s\nhosts:\n  - name: nowhere\n    address: 127.0.0.1\n    port: 1\n    user: root\n",
+    );
+    write("stacks/web/compose.yaml", compose);
+    dir
+}
+
+/// Runs berth in `dir`; returns the exit code and stderr with `dir` as `[REPO]`.
+fn berth(dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("BERTH_KEY")
+        .env_remove("BERTH_KEY_FILE")
+        .env_remove("BERTH_KEY_PASSPHRASE")
+        .env_remove("BERTH_LOG")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run berth");
+    let stderr = String::from_utf8_lossy(&out.stderr).replace(&dir.display().to_string(), "[REPO]");
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+const GOOD: &str = "services:\n  web:\n    image: nginx:1.27\n";
+
+#[test]
+fn a_repo_that_does_not_validate() {
+    let dir = repo("services:\n  web:\n    image: nginx:1.27\n    volumez: [data:/data]\n");
+    let (code, stderr) = berth(dir.path(), &["validate", "--repo", "."]);
+    assert_eq!(code, 1, "{stderr}");
+    insta::assert_snapshot!(stderr);
+}
+
+#[test]
+fn a_host_that_refuses_the_connection() {
+    let dir = repo(GOOD);
+    let (code, stderr) = berth(dir.path(), &["plan", "--repo", "."]);
+    assert_eq!(code, 1, "{stderr}");
+    insta::assert_snapshot!(stderr);
+}
+
+#[test]
+fn a_saved_plan_that_is_not_there() {
+    let dir = repo(GOOD);
+    let (code, stderr) = berth(
+        dir.path(),
+        &["apply", "--repo", ".", "--plan", "missing.json"],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    insta::assert_snapshot!(stderr);
+}
+
+#[test]
+fn a_saved_plan_that_is_not_a_plan() {
+    let dir = repo(GOOD);
+    std::fs::write(dir.path().join("plan.json"), "{\"hello\": 1}\n").expect("write");
+    let (code, stderr) = berth(dir.path(), &["apply", "--repo", ".", "--plan", "plan.json"]);
+    assert_eq!(code, 1, "{stderr}");
+    insta::assert_snapshot!(stderr);
+}
+
+#[test]
+fn decrypting_without_a_key() {
+    let dir = repo(GOOD);
+    std::fs::write(dir.path().join("db.pgp"), "not really\n").expect("write");
+    let (code, stderr) = berth(dir.path(), &["secret", "decrypt", "db.pgp"]);
+    assert_eq!(code, 1, "{stderr}");
+    insta::assert_snapshot!(stderr);
+}
