@@ -43,6 +43,21 @@ pub struct Plan {
     pub hosts: Vec<HostPlan>,
     /// Hosts that could not be observed, with the cause; they get no actions.
     pub unreachable: Vec<UnreachableHost>,
+    /// Compose variables whose value came from the environment of the
+    /// machine that planned (not from the repo), so a reviewer sees what
+    /// steered the plan. Values of secret-looking names are `<redacted>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environment: Vec<EnvironmentValue>,
+}
+
+/// A variable taken from the runner's environment, as the plan shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct EnvironmentValue {
+    pub name: String,
+    /// The value, or `<redacted>` when the name looks secret.
+    pub value: String,
+    /// Stacks that use it.
+    pub stacks: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -370,6 +385,7 @@ pub fn diff(
         commit,
         hosts,
         unreachable,
+        environment: Vec::new(),
     }
 }
 

@@ -7,11 +7,31 @@ use std::fmt::Write as _;
 
 use crate::plan::{Action, Change, Plan};
 
+/// The variables that came from the environment of the machine that
+/// planned, one a line (`TAG=4f2c1e from the environment (stacks: web)`):
+/// the same commit plans something else where they differ.
+fn environment_lines(plan: &Plan, quote: &str) -> String {
+    let mut out = String::from("Variables from the environment:\n");
+    for v in &plan.environment {
+        let _ = writeln!(
+            out,
+            "  {quote}{}={}{quote} from the environment (stacks: {})",
+            v.name,
+            v.value,
+            v.stacks.join(", ")
+        );
+    }
+    out
+}
+
 /// `terraform plan`-like text, sorted by host, stack, service, replica.
 pub fn human(plan: &Plan) -> String {
     let mut out = String::new();
     if let Some(commit) = &plan.commit {
         let _ = writeln!(out, "Planned at commit {}.\n", short(commit));
+    }
+    if !plan.environment.is_empty() {
+        let _ = writeln!(out, "{}", environment_lines(plan, ""));
     }
     for host in &plan.hosts {
         if host.changes.is_empty()
@@ -143,6 +163,9 @@ pub fn markdown_within(plan: &Plan, budget: usize) -> String {
                 plan.project
             );
         }
+    }
+    if !plan.environment.is_empty() {
+        let _ = writeln!(head, "{}", environment_lines(plan, "`"));
     }
     for u in &plan.unreachable {
         let _ = writeln!(
@@ -425,6 +448,38 @@ mod tests {
     #[test]
     fn human_plan_of_two_services_on_three_hosts() {
         insta::assert_snapshot!(human(&sample_plan(3, 2)));
+    }
+
+    #[test]
+    fn plans_name_the_variables_that_came_from_the_environment() {
+        let mut plan = sample_plan(1, 1);
+        plan.environment = vec![
+            crate::plan::EnvironmentValue {
+                name: "DB_PASSWORD".into(),
+                value: "<redacted>".into(),
+                stacks: vec!["web".into()],
+            },
+            crate::plan::EnvironmentValue {
+                name: "TAG".into(),
+                value: "4f2c1e".into(),
+                stacks: vec!["web".into(), "jobs".into()],
+            },
+        ];
+        let text = human(&plan);
+        assert!(
+            text.contains("  TAG=4f2c1e from the environment (stacks: web, jobs)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  DB_PASSWORD=<redacted> from the environment"),
+            "{text}"
+        );
+        let md = markdown(&plan);
+        assert!(md.contains("`TAG=4f2c1e` from the environment"), "{md}");
+        let top = |p: &Plan| -> serde_json::Value { serde_json::from_str(&json(p)).unwrap() };
+        assert_eq!(top(&plan)["environment"][1]["name"], "TAG");
+        // Without any, the JSON keeps its shape.
+        assert!(top(&sample_plan(1, 1)).get("environment").is_none());
     }
 
     #[test]

@@ -157,6 +157,7 @@ impl RunReport {
             commit: commit.map(str::to_string),
             hosts: Vec::new(),
             unreachable: Vec::new(),
+            environment: Vec::new(),
         };
         let mut report = RunReport::new(command, &plan, None, started, exit_code);
         report.outcome = "lock_held".into();

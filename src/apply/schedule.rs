@@ -122,6 +122,7 @@ mod tests {
                 host("down", vec![change("s", "web", 4, Action::Create)]),
             ],
             unreachable: vec![],
+            environment: Vec::new(),
         };
         let depth = |_: &str, service: &str| usize::from(service == "web");
         let order = rollouts(&plan, |h| h != "down", depth);

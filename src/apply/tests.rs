@@ -75,6 +75,7 @@ fn one_change(action: Action, spec: crate::spec::ContainerSpec, current: Option<
             }],
         }],
         unreachable: vec![],
+        environment: Vec::new(),
     }
 }
 
@@ -238,6 +239,7 @@ fn rollout_plan(changes: Vec<Change>) -> Plan {
             changes,
         }],
         unreachable: vec![],
+        environment: Vec::new(),
     }
 }
 

@@ -55,6 +55,7 @@ mod tests {
             commit: None,
             hosts: Vec::new(),
             unreachable: Vec::new(),
+            environment: Vec::new(),
         };
         if changes {
             plan.hosts.push(crate::plan::HostPlan {

@@ -11,6 +11,7 @@ use crate::error::Hint;
 use crate::hosts::fleet::Fleet;
 use crate::plan::{self as planning, Plan, SavedPlan, PLAN_FORMAT_VERSION};
 use crate::render::short;
+use crate::spec::{self, FromEnvironment};
 
 /// What to do when a saved plan no longer applies.
 const AGAIN: &str = "run `berth plan --save` again and review the new plan";
@@ -57,6 +58,10 @@ pub(super) fn verify(
             saved.plan.commit.as_deref().map(short).unwrap_or("(none)")
         ));
     }
+    moved.extend(environment_moved(
+        &saved.plan.environment,
+        &spec::environment_variables(&loaded.project),
+    ));
     moved.extend(planning::moved_since(
         &saved.observed,
         &planning::summarize(&fleet.observed),
@@ -108,4 +113,71 @@ fn changes(plan: &Plan) -> Vec<(String, String, String, Option<String>)> {
             })
         })
         .collect()
+}
+
+/// Variables from the environment that differ from when the plan was made:
+/// the same commit can plan something else when CI sets another `TAG`.
+/// Redacted values are compared through the changes they cause instead.
+fn environment_moved(saved: &[planning::EnvironmentValue], now: &[FromEnvironment]) -> Vec<String> {
+    let mut moved = Vec::new();
+    for before in saved {
+        match now.iter().find(|v| v.name == before.name) {
+            None => moved.push(format!(
+                "variable `{}` came from the environment when the plan was made, and does not now",
+                before.name
+            )),
+            Some(v) if v.shown_value != before.value => moved.push(format!(
+                "variable `{}` from the environment was `{}` when the plan was made, is `{}` now",
+                v.name, before.value, v.shown_value
+            )),
+            Some(_) => {}
+        }
+    }
+    for v in now {
+        if !saved.iter().any(|b| b.name == v.name) {
+            moved.push(format!(
+                "variable `{}` now comes from the environment (`{}`), not when the plan was made",
+                v.name, v.shown_value
+            ));
+        }
+    }
+    moved
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now(name: &str, value: &str) -> FromEnvironment {
+        FromEnvironment {
+            name: name.into(),
+            shown_value: value.into(),
+            value: value.into(),
+            stacks: vec!["web".into()],
+            location: spec::Location {
+                file: "stacks/web/compose.yaml".into(),
+                line: 3,
+                column: 12,
+            },
+        }
+    }
+
+    fn saved(name: &str, value: &str) -> planning::EnvironmentValue {
+        planning::EnvironmentValue {
+            name: name.into(),
+            value: value.into(),
+            stacks: vec!["web".into()],
+        }
+    }
+
+    #[test]
+    fn a_variable_from_the_environment_that_moved_is_named() {
+        assert!(environment_moved(&[saved("TAG", "v1")], &[now("TAG", "v1")]).is_empty());
+        assert_eq!(
+            environment_moved(&[saved("TAG", "v1")], &[now("TAG", "v2")]),
+            ["variable `TAG` from the environment was `v1` when the plan was made, is `v2` now"]
+        );
+        assert_eq!(environment_moved(&[saved("TAG", "v1")], &[]).len(), 1);
+        assert_eq!(environment_moved(&[], &[now("TAG", "v1")]).len(), 1);
+    }
 }

@@ -187,12 +187,21 @@ pub(super) fn make_plan(
     if !only_hosts.is_empty() {
         desired.hosts.retain(|h, _| only_hosts.contains(h));
     }
-    Ok(planning::diff(
+    let mut plan = planning::diff(
         &desired,
         &fleet.observed,
         fleet.unreachable.clone(),
         loaded.checkout.commit.as_ref().map(|c| c.id.clone()),
-    ))
+    );
+    plan.environment = spec::environment_variables(&loaded.project)
+        .into_iter()
+        .map(|v| planning::EnvironmentValue {
+            name: v.name,
+            value: v.shown_value,
+            stacks: v.stacks,
+        })
+        .collect();
+    Ok(plan)
 }
 
 /// Hosts running a commit that the checked-out commit does not descend
