@@ -88,21 +88,24 @@ pub(crate) fn read_stack(
             "configs" => cx.error_help(
                 field.key,
                 "unsupported key `configs` in a Compose file",
-                "use `secrets` for credentials, or bind-mount a file from an absolute host path",
+                "files from the repo delivered to hosts are coming with the configs feature (`configs:` and repo-relative binds): for now use `secrets` for credentials, or bind-mount a file from an absolute host path",
             ),
             _ => cx.unknown_key(field, "a Compose file", TOP_KEYS),
         }
     }
     if let Some(field) = top.get("name") {
+        // A warning, not an error: the stack deploys, and the user hears
+        // that its containers and volumes are named after the directory
+        // (with `docker compose` they would be `<name>_...`).
         if field.value.scalar() != Some(source.name) {
-            cx.error_help(
+            let name = field.value.scalar().unwrap_or_default();
+            cx.warn(
                 field.value,
                 format!(
-                    "`name: {}` differs from the stack's name `{}`",
-                    field.value.scalar().unwrap_or_default(),
+                    "`name: {name}` differs from the stack's name `{}`: berth names the stack, its containers and volumes after its directory",
                     source.name
                 ),
-                "remove `name:`; berth names a stack after its directory under `stacks/`",
+                format!("to keep the names `docker compose` gives (volumes `{name}_<volume>`), rename the directory to `stacks/{name}`; or remove `name:`"),
             );
         }
     }

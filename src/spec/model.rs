@@ -186,9 +186,9 @@ pub struct Service {
 }
 
 /// `pull_policy`, as Compose defines it (`build` is refused: berth never
-/// builds). Only `Missing`, berth's own behaviour, passes validation today;
-/// the others are read so their messages can name them, and refused until
-/// the plan resolves tags to digests.
+/// builds). Recorded as written; berth itself pulls an image only when a
+/// host lacks it (`Missing`), and says so at load for the other policies
+/// until the plan resolves tags to digests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PullPolicy {
     /// `missing` (and its old spelling `if_not_present`): pull when the

@@ -28,8 +28,8 @@ mod keys;
 #[path = "service_keys_tests.rs"]
 mod keys_tests;
 use super::{
-    ContainerSpec, DependsCondition, DeployMode, HealthcheckSpec, Inventory, Location, LoggingSpec,
-    NetworkSpec, PullPolicy, SecretRef, SecretSpec, Service, Ulimit, VolumeSpec,
+    ContainerSpec, DependsCondition, DeployMode, Diagnostic, HealthcheckSpec, Inventory, Location,
+    LoggingSpec, NetworkSpec, PullPolicy, SecretRef, SecretSpec, Service, Ulimit, VolumeSpec,
 };
 
 /// What a service may refer to: the stack's declarations and the inventory
@@ -144,7 +144,7 @@ fn unsupported_hint(key: &str) -> Option<&'static str> {
         "scale" => "use `deploy.replicas`",
         "external_links" => "berth manages its own project's containers: join both to an external network (`networks: {x: {external: true}}`) and use the other container's name",
         "extends" => "share settings with YAML anchors and `<<:` merge keys",
-        "configs" => "use `secrets` for credentials, or bind-mount a file from an absolute host path",
+        "configs" => "files from the repo delivered to hosts are coming with the configs feature (`configs:` and repo-relative binds): for now use `secrets` for credentials, or bind-mount a file from an absolute host path",
         "profiles" => "berth deploys every service of a stack: move optional services to a stack of their own",
         "restart_policy" => "use `restart`",
         "volumes_from" => "declare a named volume and mount it in both services",
@@ -239,7 +239,8 @@ pub(crate) fn read_service(
         .value("entrypoint")
         .and_then(|v| command(cx, v, &format!("`entrypoint` of {what}")));
     if let Some(v) = fields.value("environment") {
-        container.environment = environment(cx, v, &what);
+        let strict = decls.inventory.is_some_and(|i| i.compose.strict_variables);
+        container.environment = environment(cx, v, &what, strict);
     }
     if let Some(v) = fields.value("ports") {
         container.ports = ports::ports(cx, v, &what);
@@ -389,15 +390,17 @@ pub(crate) fn read_service(
         if let Some(read) = deploy::read_deploy(cx, v, &what, decls.inventory) {
             draft.service.deploy = read.deploy;
             deploy::merge_resources(cx, &mut container.resources, read.resources, &what);
+            // As `docker compose` does, `deploy.restart_policy` wins over
+            // `restart`; a disagreement is said, not refused.
             if let Some((policy, at)) = read.restart {
-                match restart_key {
-                    Some(restart) if restart != policy => cx.report(
-                        at,
-                        format!("{what} sets `restart: {restart}` and a `deploy.restart_policy` that means `{policy}`"),
-                        Some("keep one of them: outside Swarm both set the container's restart policy".to_string()),
-                    ),
-                    _ => container.restart = policy,
+                if let Some(restart) = restart_key.filter(|r| *r != policy) {
+                    cx.warnings.push(Diagnostic {
+                        location: at,
+                        message: format!("{what} sets `restart: {restart}` and a `deploy.restart_policy` that means `{policy}`: the container gets `{policy}`"),
+                        help: Some("keep one of them: outside Swarm both set the container's restart policy, and `deploy.restart_policy` wins (as with `docker compose`)".to_string()),
+                    });
                 }
+                container.restart = policy;
             }
             for (key, (value, at)) in read.labels {
                 match container.labels.get(&key) {
@@ -491,7 +494,11 @@ fn command(cx: &mut Cx, node: &Node, what: &str) -> Option<Vec<String>> {
     }
 }
 
-fn environment(cx: &mut Cx, node: &Node, what: &str) -> BTreeMap<String, String> {
+/// `environment` in list or map form. A name alone (`- TZ`) took its value
+/// from the variables before this runs; one set nowhere is left out of the
+/// container, as `docker compose` does, with a warning (an error with
+/// `settings.strict_variables`).
+fn environment(cx: &mut Cx, node: &Node, what: &str, strict: bool) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for pair in cx
         .pairs(node, &format!("`environment` of {what}"), true)
@@ -511,14 +518,23 @@ fn environment(cx: &mut Cx, node: &Node, what: &str) -> BTreeMap<String, String>
             Some(value) => {
                 out.insert(pair.key, value);
             }
-            None => cx.error_help(
-                pair.node,
-                format!("variable `{}` of {what} has no value", pair.key),
-                format!(
-                    "berth does not read the environment of the machine it runs on: write `{}=<value>`, or use `secrets` for credentials",
-                    pair.key
-                ),
-            ),
+            None => {
+                let key = &pair.key;
+                let help = format!("set `{key}` in the stack's `.env`, in `variables:` of `berth.yaml` or in berth's environment, or write `{key}=<value>` (use `secrets` for credentials)");
+                if strict {
+                    cx.error_help(
+                        pair.node,
+                        format!("variable `{key}` of {what} has no value"),
+                        format!("{help} (`settings.strict_variables` is on)"),
+                    );
+                } else {
+                    cx.warn(
+                        pair.node,
+                        format!("variable `{key}` of {what} is set nowhere: the container does not get it"),
+                        help,
+                    );
+                }
+            }
         }
     }
     out
@@ -1177,16 +1193,21 @@ fn pull_policy(cx: &mut Cx, node: &Node, what: &str) -> Option<PullPolicy> {
         },
     };
     // berth pulls an image when a host lacks it, which is `missing`. The
-    // refreshing policies need the tag's digest looked up at plan time
-    // (a moved tag would then be a planned change); `never` needs the plan
-    // to skip the pull. Until then they are refused, not ignored.
+    // other policies are recorded and accepted, since real files use
+    // `always` a lot, with a warning saying what berth does instead: it
+    // never pulls behind the plan's back, so what was reviewed is what runs.
+    let moved = "a tag moved in the registry becomes a planned change once the plan resolves tags to digests";
     let help = match policy {
         PullPolicy::Missing => return Some(policy),
-        PullPolicy::Never => "berth pulls an image only when a host lacks it (`missing`); to keep a host from pulling, pre-load the image there and remove `pull_policy`",
-        PullPolicy::Always | PullPolicy::Every(_) => "berth pulls a tag only when a host lacks it (`missing`), so what was reviewed is what runs: push a new tag (or pin a digest) and change `image:` to deploy a new build, and remove `pull_policy`",
+        PullPolicy::Never => "where `never` would fail, berth pulls the image: pre-load it on the hosts if they must not pull, and remove `pull_policy` (or write `missing`) to silence this warning".to_string(),
+        PullPolicy::Always | PullPolicy::Every(_) => format!("{moved}; to deploy a new build now, push a new tag (or pin a digest) and change `image:`, and remove `pull_policy` (or write `missing`) to silence this warning"),
     };
-    cx.error_help(node, format!("{here}: `{text}` is not supported yet"), help);
-    None
+    cx.warn(
+        node,
+        format!("{here} is `{text}`: berth pulls an image only when a host lacks it"),
+        help,
+    );
+    Some(policy)
 }
 
 /// Checks that need every service of the stack, before `depends_on` is
