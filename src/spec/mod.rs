@@ -34,6 +34,8 @@ mod service;
 mod tests;
 mod values;
 pub mod variables;
+#[cfg(test)]
+mod wild_corpus_tests;
 mod yaml;
 
 pub use image::ImageRef;
