@@ -68,9 +68,6 @@ pub async fn load(opts: &RunOptions) -> anyhow::Result<Loaded> {
             .context("signature check panicked")??;
     }
     let mut project = spec::load(&checkout.root)?;
-    for note in project.notes() {
-        tracing::info!("note: {note}");
-    }
     if opts.trust.is_some() {
         refuse_unsigned_inputs(&checkout, &project)?;
     }

@@ -43,26 +43,6 @@ pub struct Project {
     pub stacks: Vec<Stack>,
 }
 
-impl Project {
-    /// What berth does differently from `docker compose` with keys it
-    /// accepts, for the user to read (not errors): today, a service with
-    /// both `build` and `image` is deployed from the image, never built.
-    pub fn notes(&self) -> Vec<String> {
-        let mut notes = Vec::new();
-        for stack in &self.stacks {
-            for service in &stack.services {
-                if let Some(at) = &service.build_ignored {
-                    notes.push(format!(
-                        "{at}: service `{}` has `build`: berth deploys `{}` from its registry and builds nothing",
-                        service.name, service.container.image
-                    ));
-                }
-            }
-        }
-        notes
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Inventory {
     /// Sorted by name; names unique.
@@ -201,7 +181,7 @@ pub struct Service {
     /// same host this one joins (placement checks it runs there).
     pub network_peer: Option<String>,
     /// Where `build:` is written when the service also names an `image`:
-    /// berth deploys the image and builds nothing (a note for the user).
+    /// berth deploys the image and builds nothing (said in a load warning).
     pub build_ignored: Option<Location>,
 }
 

@@ -253,9 +253,17 @@ pub(crate) fn read_service(
     if let Some(v) = fields.value("tmpfs") {
         mounts::tmpfs(cx, v, &what, &mut container.tmpfs);
     }
+    // `build` with `image`: berth deploys the image and builds nothing, and
+    // says so in the load's warnings (shown by every command).
     if let Some(build) = fields.get("build") {
-        if fields.get("image").is_some() {
+        if let Some(image) = fields.value("image") {
             draft.service.build_ignored = Some(cx.at(build.key));
+            let image = image.scalar().unwrap_or_default();
+            cx.warn(
+                build.key,
+                format!("{what} has `build`: berth deploys `{image}` from its registry and builds nothing"),
+                "build and push the image in CI before deploying; remove `build` to silence this warning",
+            );
         }
     }
     mounts::check_mount_targets(cx, &container, &fields, &what);

@@ -480,11 +480,16 @@ fn placement_refuses_a_missing_peer_and_a_name_taken_twice() {
 }
 
 #[test]
-fn build_with_image_is_a_note_not_an_error() {
+fn build_with_image_is_a_warning_not_an_error() {
     let dir = web("services:\n  api:\n    image: reg.example/api:1\n    build:\n      context: .\n  db:\n    image: postgres:16\n");
-    let project = load(dir.path()).unwrap();
+    let loaded = load_with(dir.path(), &LoadOptions::default()).unwrap();
+    let warnings: Vec<String> = loaded
+        .warnings
+        .iter()
+        .map(|w| format!("{}: {}", w.location, w.message))
+        .collect();
     assert_eq!(
-        project.notes(),
+        warnings,
         ["stacks/web/compose.yaml:4:5: service `api` has `build`: berth deploys `reg.example/api:1` from its registry and builds nothing"]
     );
 }
