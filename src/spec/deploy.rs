@@ -381,7 +381,12 @@ fn read_resources(cx: &mut Cx, node: &Node, what: &str) -> DeployResources {
                             "a plain Docker Engine cannot reserve CPUs (as with `docker compose`, only `limits.cpus` is enforced): remove it to silence this warning",
                         );
                     }
-                    "devices" | "generic_resources" => cx.error_help(
+                    "devices" => cx.error_help(
+                        field.key,
+                        format!("unsupported key `devices` in {reservations}"),
+                        super::service::GPU_HELP,
+                    ),
+                    "generic_resources" => cx.error_help(
                         field.key,
                         format!("unsupported key `{}` in {reservations}", field.name),
                         "berth supports `memory` reservations only",

@@ -137,6 +137,9 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "annotations",
 ];
 
+/// What to write instead of `gpus` or `deploy.resources.reservations.devices`.
+pub(crate) const GPU_HELP: &str = "berth cannot request GPUs from the engine yet: for Intel or AMD GPUs pass the device (`devices: [/dev/dri:/dev/dri]`); for NVIDIA set `runtime: nvidia` and `NVIDIA_VISIBLE_DEVICES: all` in `environment`";
+
 /// Compose service keys berth leaves out, with what to do instead.
 fn unsupported_hint(key: &str) -> Option<&'static str> {
     let hint = match key {
@@ -148,9 +151,10 @@ fn unsupported_hint(key: &str) -> Option<&'static str> {
         "profiles" => "berth deploys every service of a stack: move optional services to a stack of their own",
         "restart_policy" => "use `restart`",
         "volumes_from" => "declare a named volume and mount it in both services",
-        "attach" | "mac_address" | "blkio_config" | "cgroup" | "cpu_count" | "cpu_percent" | "cpu_quota"
-        | "cpu_period" | "cpu_rt_period" | "cpu_rt_runtime" | "credential_spec" | "develop"
-        | "device_cgroup_rules" | "gpus" | "isolation" | "label_file" | "mem_swappiness"
+        "gpus" => GPU_HELP,
+        "mac_address" | "blkio_config" | "cgroup" | "cpu_count" | "cpu_percent" | "cpu_quota"
+        | "cpu_period" | "cpu_rt_period" | "cpu_rt_runtime" | "credential_spec"
+        | "device_cgroup_rules" | "isolation" | "label_file" | "mem_swappiness"
         | "models" | "oom_kill_disable" | "post_start" | "pre_stop" | "provider"
         | "use_api_socket" | "uts" => "",
         _ => return None,
@@ -452,11 +456,14 @@ fn check_service_keys(cx: &mut Cx, fields: &Fields<'_>, what: &str) {
         if SERVICE_KEYS.contains(&field.name) {
             continue;
         }
+        if dev_only_key(cx, field, what) {
+            continue;
+        }
         if let Some(hint) = unsupported_hint(field.name) {
             let help = if hint.is_empty() {
                 format!(
-                    "berth supports these service keys: {}",
-                    SERVICE_KEYS.join(", ")
+                    "berth cannot pass `{}` to the Docker Engine yet: remove it if the service runs without it",
+                    field.name
                 )
             } else {
                 hint.to_string()
@@ -467,19 +474,46 @@ fn check_service_keys(cx: &mut Cx, fields: &Fields<'_>, what: &str) {
                 help,
             );
         } else if field.name.starts_with("x-") {
-            let mut help = String::new();
+            // Extension fields are for other tools, and Compose allows them
+            // in a service; only a near miss of berth's own is a mistake.
             if values::suggest(field.name, &["x-berth"]).is_some() {
-                help.push_str("did you mean `x-berth`? ");
+                cx.error_help(
+                    field.key,
+                    format!("unknown extension `{}` in {what}", field.name),
+                    "did you mean `x-berth`? (other `x-` keys are left to other tools)",
+                );
             }
-            help.push_str("berth reads only `x-berth` inside a service; keep other extensions at the top level");
-            cx.error_help(
-                field.key,
-                format!("unknown extension `{}` in {what}", field.name),
-                help,
-            );
         } else {
             cx.unknown_key(field, what, SERVICE_KEYS);
         }
+    }
+}
+
+/// Keys that only steer the `docker compose` command line, not the
+/// containers: `develop` (`docker compose watch`) and `attach` (whose logs
+/// `up` streams). Compose's `up` leaves containers the same with or without
+/// them, and so does berth, saying so where it matters. True when handled.
+fn dev_only_key(cx: &mut Cx, field: &super::read::Field<'_>, what: &str) -> bool {
+    match field.name {
+        "develop" => {
+            cx.warn(
+                field.key,
+                format!("`develop` of {what} has no effect on a deploy"),
+                "it steers `docker compose watch` on a developer's machine; berth deploys the image as built: keep it for local work, it changes nothing here",
+            );
+            true
+        }
+        "attach" => {
+            if cx.bool(field.value, &format!("`attach` of {what}")) == Some(true) {
+                cx.warn(
+                    field.key,
+                    format!("`attach: true` of {what} has no effect"),
+                    "berth streams no container logs while deploying: read them with `docker logs` on the host",
+                );
+            }
+            true
+        }
+        _ => false,
     }
 }
 

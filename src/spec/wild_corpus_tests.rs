@@ -74,6 +74,10 @@ const NOT_YET_HONOURED: &[(&str, &str)] = &[
     ),
     ("jellyfin", "`bind.propagation`"),
     ("matomo", "SELinux `z`/`Z` mount options"),
+    (
+        "ollama",
+        "GPU requests (`deploy.resources.reservations.devices`)",
+    ),
     ("monitoring", "`rslave` mount propagation"),
 ];
 
@@ -334,4 +338,44 @@ fn a_variable_named_alone_and_set_nowhere_is_left_out_with_a_warning() {
     stacks/web/compose.yaml:5:9: variable `BERTH_TEST_SET_NOWHERE` of service `api` has no value
       help: set `BERTH_TEST_SET_NOWHERE` in the stack's `.env`, in `variables:` of `berth.yaml` or in berth's environment, or write `BERTH_TEST_SET_NOWHERE=<value>` (use `secrets` for credentials) (`settings.strict_variables` is on)
     ");
+}
+
+#[test]
+fn dev_only_keys_and_macos_mount_flags_warn_selinux_and_propagation_are_located_errors() {
+    let compose = r#"services:
+  web:
+    image: nginx
+    develop: {watch: [{action: sync, path: ./web, target: /src}]}
+    attach: true
+    x-tool: {a: 1}
+    ports: [{name: web, target: 80, published: "8080", app_protocol: http}]
+    volumes:
+      - /srv/web:/usr/share/nginx/html:ro,cached
+      - type: bind
+        source: /srv/logs
+        target: /logs
+        bind: {create_host_path: true}
+"#;
+    insta::assert_snapshot!(warnings_of(compose), @r"
+    stacks/web/compose.yaml:4:5: `develop` of service `web` has no effect on a deploy
+      help: it steers `docker compose watch` on a developer's machine; berth deploys the image as built: keep it for local work, it changes nothing here
+    stacks/web/compose.yaml:5:5: `attach: true` of service `web` has no effect
+      help: berth streams no container logs while deploying: read them with `docker logs` on the host
+    stacks/web/compose.yaml:9:9: service `web` volume `/srv/web:/usr/share/nginx/html:ro,cached`: option `cached` has no effect on a Linux host
+      help: it tunes file sharing of Docker Desktop on macOS: remove it to silence this warning
+    ");
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(repo.path().join("berth.yaml"), INVENTORY).unwrap();
+    std::fs::create_dir_all(repo.path().join("stacks/web")).unwrap();
+    std::fs::write(
+        repo.path().join("stacks/web/compose.yaml"),
+        "services:\n  web:\n    image: nginx\n    x-bert: {}\n    volumes:\n      - /srv:/srv:z\n      - /:/host:ro,rslave\n      - type: bind\n        source: /mnt\n        target: /mnt\n        bind: {propagation: rshared, create_host_path: false}\n      - ~/data:/data\n",
+    )
+    .unwrap();
+    let options = LoadOptions {
+        profiles: Vec::new(),
+        environment: Some(environment()),
+    };
+    let error = load_with(repo.path(), &options).unwrap_err();
+    insta::assert_snapshot!(error.to_string());
 }
