@@ -379,3 +379,37 @@ fn dev_only_keys_and_macos_mount_flags_warn_selinux_and_propagation_are_located_
     let error = load_with(repo.path(), &options).unwrap_err();
     insta::assert_snapshot!(error.to_string());
 }
+
+/// Shapes found at the edges of real files (empty values from unset
+/// variables, nulls, odd scalars): the load returns, error or not.
+#[test]
+fn odd_values_never_panic() {
+    let cases = [
+        "services: {}\n",
+        "services:\n  web:\n",
+        "services:\n  web:\n    image: nginx\n    ports: [\":80\", \"80:\", \"::80\", \"[::]::80\", \"a:b\", \"1-2:3\", \"\"]\n",
+        "services:\n  web:\n    image: nginx\n    volumes: [\"\", \":\", \"::\", \"/a::/b\", \"x:/y:ro:rw\"]\n",
+        "services:\n  web:\n    image: nginx\n    environment: ~\n    labels: []\n    command: \"\"\n    healthcheck: {}\n    deploy: {}\n    logging: {}\n",
+        "services:\n  web:\n    image: ${REGISTRY}/app:${TAG}\n    mem_limit: ${MEM}\n    cpus: ${CPUS}\n    restart: ${RESTART}\n    ports: [\"${PORT}:80\"]\n",
+        "services:\n  web:\n    image: nginx\n    tmpfs: \"\"\n    ulimits: {nofile: {}}\n    stop_grace_period: \"\"\n    shm_size: \"\"\n",
+        "services:\n  web:\n    image: nginx\n    depends_on: {db: {}}\n  db: {image: postgres, healthcheck: {test: []}}\n",
+        "x-a: &a {image: nginx}\nservices:\n  web:\n    <<: [*a, *a]\n    networks: {default: ~}\n",
+        "services:\n  web:\n    image: \"nginx\\u0000\"\n    hostname: \"é\"\n    extra_hosts: [\"\", \"a\", \"a:\"]\n",
+        "services:\n  web:\n    extends: web\n    image: nginx\n",
+        "services:\n  web:\n    image: nginx\n    env_file: [\"\"]\n",
+        "include: [\"\"]\nservices:\n  web: {image: nginx}\n",
+        "name: \"\"\nversion: 3\nservices:\n  web: {image: nginx, pull_policy: every_, restart: \"on-failure:\"}\n",
+    ];
+    for (i, compose) in cases.into_iter().enumerate() {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::write(repo.path().join("berth.yaml"), INVENTORY).unwrap();
+        std::fs::create_dir_all(repo.path().join("stacks/web")).unwrap();
+        std::fs::write(repo.path().join("stacks/web/compose.yaml"), compose).unwrap();
+        let options = LoadOptions {
+            profiles: Vec::new(),
+            environment: Some(environment()),
+        };
+        let outcome = std::panic::catch_unwind(|| load_with(repo.path(), &options).is_ok());
+        assert!(outcome.is_ok(), "case {i} panicked:\n{compose}");
+    }
+}
