@@ -135,6 +135,7 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "cpu_shares",
     "cpuset",
     "annotations",
+    "scale",
 ];
 
 /// What to write instead of `gpus` or `deploy.resources.reservations.devices`.
@@ -144,7 +145,6 @@ pub(crate) const GPU_HELP: &str = "berth cannot request GPUs from the engine yet
 fn unsupported_hint(key: &str) -> Option<&'static str> {
     let hint = match key {
         "env_file" => "berth does not read env files: put values under `environment`, credentials under `secrets`",
-        "scale" => "use `deploy.replicas`",
         "external_links" => "berth manages its own project's containers: join both to an external network (`networks: {x: {external: true}}`) and use the other container's name",
         "extends" => "share settings with YAML anchors and `<<:` merge keys",
         "configs" => "files from the repo delivered to hosts are coming with the configs feature (`configs:` and repo-relative binds): for now use `secrets` for credentials, or bind-mount a file from an absolute host path",
@@ -428,6 +428,9 @@ pub(crate) fn read_service(
             }
         }
     }
+    if let Some(v) = fields.value("scale") {
+        scale(cx, v, &fields, &mut draft.service.deploy, &what);
+    }
     if let Some(v) = fields.value("container_name") {
         let deploy = &draft.service.deploy;
         if deploy.mode == DeployMode::Replicated
@@ -486,6 +489,38 @@ fn check_service_keys(cx: &mut Cx, fields: &Fields<'_>, what: &str) {
         } else {
             cx.unknown_key(field, what, SERVICE_KEYS);
         }
+    }
+}
+
+/// `scale`: Compose's older spelling of `deploy.replicas`, with the same
+/// meaning in berth (replicas spread over the eligible hosts). As in
+/// Compose, both may be written only with the same value.
+fn scale(cx: &mut Cx, node: &Node, fields: &Fields<'_>, deploy: &mut super::Deploy, what: &str) {
+    let Some(n) = cx.int(node, &format!("`scale` of {what}"), 0, 10_000) else {
+        return;
+    };
+    let n = n as u32;
+    let replicas_written = fields
+        .value("deploy")
+        .and_then(|d| d.get("replicas"))
+        .is_some_and(|r| !r.is_null());
+    if deploy.mode == DeployMode::Global {
+        cx.error_help(
+            node,
+            format!("{what} sets `scale` with `deploy.mode: global`"),
+            "a global service runs one replica on every eligible host: remove `scale`",
+        );
+    } else if replicas_written && deploy.replicas != n {
+        cx.error_help(
+            node,
+            format!(
+                "{what} sets `scale: {n}` and `deploy.replicas: {}`",
+                deploy.replicas
+            ),
+            "keep one of them (`deploy.replicas` is the current spelling)",
+        );
+    } else {
+        deploy.replicas = n;
     }
 }
 

@@ -611,7 +611,7 @@ fn unknown_keys_are_reported_where_they_are() {
 #[test]
 fn unsupported_compose_keys_say_what_to_do() {
     let dir = web(
-        "services:\n  api:\n    image: nginx\n    scale: 2\n    volumes_from: [db]\n    external_links: [x]\n    x-bert: 1\n    x-other: 1\n",
+        "services:\n  api:\n    image: nginx\n    scale: two\n    volumes_from: [db]\n    external_links: [x]\n    x-bert: 1\n    x-other: 1\n",
     );
     let err = load(dir.path()).unwrap_err();
     let found: Vec<_> = err
@@ -629,7 +629,7 @@ fn unsupported_compose_keys_say_what_to_do() {
     assert_eq!(
         found,
         [
-            "stacks/web/compose.yaml:4:5: unsupported key `scale` in service `api` / use `deploy.replicas`",
+            "stacks/web/compose.yaml:4:12: `scale` of service `api` must be an integer from 0 to 10000, found `two` / ",
             "stacks/web/compose.yaml:5:5: unsupported key `volumes_from` in service `api` / declare a named volume and mount it in both services",
             "stacks/web/compose.yaml:6:5: unsupported key `external_links` in service `api` / berth manages its own project's containers: join both to an external network (`networks: {x: {external: true}}`) and use the other container's name",
             "stacks/web/compose.yaml:7:5: unknown extension `x-bert` in service `api` / did you mean `x-berth`? (other `x-` keys are left to other tools)",

@@ -413,3 +413,32 @@ fn odd_values_never_panic() {
         assert!(outcome.is_ok(), "case {i} panicked:\n{compose}");
     }
 }
+
+#[test]
+fn scale_is_deploy_replicas() {
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(repo.path().join("berth.yaml"), INVENTORY).unwrap();
+    std::fs::create_dir_all(repo.path().join("stacks/web")).unwrap();
+    let compose = "services:\n  a: {image: nginx, scale: 3}\n  b: {image: nginx, scale: 2, deploy: {replicas: 2}}\n  c: {image: nginx, scale: 2, deploy: {replicas: 3}}\n  d: {image: nginx, scale: 2, deploy: {mode: global}}\n";
+    std::fs::write(repo.path().join("stacks/web/compose.yaml"), compose).unwrap();
+    let options = LoadOptions {
+        profiles: Vec::new(),
+        environment: Some(environment()),
+    };
+    let error = load_with(repo.path(), &options).unwrap_err();
+    insta::assert_snapshot!(error.to_string(), @r"
+    stacks/web/compose.yaml:4:28: service `c` sets `scale: 2` and `deploy.replicas: 3`
+      help: keep one of them (`deploy.replicas` is the current spelling)
+    stacks/web/compose.yaml:5:28: service `d` sets `scale` with `deploy.mode: global`
+      help: a global service runs one replica on every eligible host: remove `scale`
+    ");
+    let compose = "services:\n  a: {image: nginx, scale: 3}\n  b: {image: nginx, scale: 2, deploy: {replicas: 2}}\n";
+    std::fs::write(repo.path().join("stacks/web/compose.yaml"), compose).unwrap();
+    let project = load_with(repo.path(), &options).unwrap().project;
+    let replicas: Vec<u32> = project.stacks[0]
+        .services
+        .iter()
+        .map(|s| s.deploy.replicas)
+        .collect();
+    assert_eq!(replicas, [3, 2]);
+}
