@@ -2290,9 +2290,8 @@ fn compose_service_keys_reach_the_engine(bed: &Bed) -> Result<(), Failed> {
     let _scope = bed.scope(project);
     let repo = Repo::new();
     repo.write("berth.yaml", &bed.inventory(project));
-    repo.write(
-        "stacks/keys/compose.yaml",
-        &format!(
+    let compose = |web: &str| {
+        format!(
             r#"services:
   web:
     image: {web}
@@ -2324,10 +2323,10 @@ fn compose_service_keys_reach_the_engine(bed: &Bed) -> Result<(), Failed> {
       placement:
         constraints: [node.labels.role == web]
 "#,
-            web = bed.get("BED_WEB_V1"),
             worker = bed.get("BED_WORKER"),
-        ),
-    );
+        )
+    };
+    repo.write("stacks/keys/compose.yaml", &compose(&bed.get("BED_WEB_V1")));
     repo.commit("service keys");
     let run = apply(&repo, &[]);
     expect_code(&run, 0);
@@ -2394,6 +2393,51 @@ fn compose_service_keys_reach_the_engine(bed: &Bed) -> Result<(), Failed> {
     let run = apply(&repo, &["--detailed-exitcode"]);
     expect_code(&run, 0);
     check!(run.stdout.contains("No changes."), "{run}");
+
+    // A new web image replaces the sidecar too: its network namespace was
+    // the old web container's. The plan says why.
+    repo.write("stacks/keys/compose.yaml", &compose(&bed.get("BED_WEB_V2")));
+    repo.commit("web v2");
+    let run = plan(&repo, &[]);
+    expect_code(&run, 0);
+    check!(
+        run.stdout.contains("keys/sidecar.1 replace (follows.web)"),
+        "{run}"
+    );
+    expect_code(&apply(&repo, &[]), 0);
+    for host in ["edge-1", "edge-2"] {
+        let web_id = bed
+            .docker_ok(host, &["inspect", "-f", "{{.Id}}", "t-keys-web"])
+            .trim()
+            .to_string();
+        let mode = bed
+            .docker_ok(
+                host,
+                &[
+                    "inspect",
+                    "-f",
+                    "{{.HostConfig.NetworkMode}}",
+                    "keys-sidecar-1",
+                ],
+            )
+            .trim()
+            .to_string();
+        check!(
+            mode == format!("container:{web_id}"),
+            "{host}: sidecar network mode {mode}, web is now {web_id}"
+        );
+        let body = bed.docker_ok(
+            host,
+            &[
+                "exec",
+                "keys-sidecar-1",
+                "wget",
+                "-qO-",
+                "http://127.0.0.1/",
+            ],
+        );
+        check!(body.contains("berth-test web v2"), "{host}: {body:?}");
+    }
     Ok(())
 }
 

@@ -48,6 +48,10 @@ const IO_EXCEPTIONS: &[(&str, &str, &str)] = &[(
     "src/spec/mod.rs",
     "std::fs",
     "`spec::load` reads the checkout's own files (berth.yaml, compose files); it touches no host",
+), (
+    "src/spec/resolve.rs",
+    "std::fs",
+    "reading a stack pulls in the repo files it names (`.env`, `env_file`, `extends`, `include`), checked to stay inside the checkout; it touches no host",
 )];
 
 /// The pure stages, by file path prefix (a prefix `src/plan` covers

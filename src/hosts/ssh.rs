@@ -60,7 +60,7 @@ static SOCKET_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// the config decides (berth's defaults come after it, in the config).
 pub(super) fn with_defaults(host: &HostConfig, opts: &ConnectOptions) -> HostConfig {
     let mut host = host.clone();
-    if ssh_config::user_config(opts).is_none() {
+    if opts.ssh_config.clone().is_none() {
         host.user.get_or_insert_with(|| DEFAULT_USER.to_string());
         host.port.get_or_insert(DEFAULT_PORT);
     }
@@ -129,7 +129,7 @@ pub(super) async fn open_tunnel(
             ));
         }
     }
-    let config = match ssh_config::user_config(opts) {
+    let config = match opts.ssh_config.clone() {
         Some(user_config) => {
             Some(config_for(&user_config, opts).map_err(|(e, help)| failure(who, &e, help))?)
         }
@@ -339,7 +339,7 @@ async fn ssh_failure(
             let hop = ssh_config::first_hop(jump);
             let by_hand = format!(
                 "try `ssh -F {} {}` by hand",
-                ssh_config::user_config(opts).unwrap_or_default().display(),
+                opts.ssh_config.clone().unwrap_or_default().display(),
                 host.address
             );
             if let Some(log) = ssh_config::probe_first_hop(config, jump, &target, &log, limit).await

@@ -26,7 +26,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::ConnectOptions;
 use crate::spec::HostConfig;
 
 /// SSH user when neither berth.yaml nor the ssh config names one.
@@ -36,13 +35,6 @@ pub(crate) const DEFAULT_PORT: u16 = 22;
 
 /// Distinguishes the config files of several connections within one run.
 static CONFIG_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// The user's ssh config for this run: `--ssh-config` (or
-/// `BERTH_SSH_CONFIG`, a runner-side override), else `settings.ssh_config`;
-/// the ops layer has already chosen between them.
-pub(crate) fn user_config(opts: &ConnectOptions) -> Option<PathBuf> {
-    opts.ssh_config.clone()
-}
 
 /// A path as one ssh config argument: double-quoted (spaces), `%` doubled
 /// where ssh expands tokens. A path ssh could not read back is refused.

@@ -88,7 +88,7 @@ pub(crate) fn read_stack(
             "configs" => cx.error_help(
                 field.key,
                 "unsupported key `configs` in a Compose file",
-                "use `secrets` for credentials, or bind-mount a file from an absolute host path",
+                "files from the repo delivered to hosts are coming with the configs feature (`configs:` and repo-relative binds): for now use `secrets` for credentials, or bind-mount a file from an absolute host path",
             ),
             _ => cx.unknown_key(field, "a Compose file", TOP_KEYS),
         }

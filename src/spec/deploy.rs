@@ -208,16 +208,20 @@ pub(crate) fn read_deploy(
 /// maps it outside Swarm: `condition` `none` -> `no`, `on-failure` (with
 /// `max_attempts`) -> `on-failure[:N]`, `any` (the default) -> `always`.
 /// `delay` and `window` are Swarm's: the engine restarts with its own
-/// back-off and cannot honour them, so they are refused.
+/// back-off. Compose outside Swarm ignores them; berth reads them and says
+/// so in a warning, since real files carry them for Swarm and Compose alike.
 fn restart_policy(cx: &mut Cx, node: &Node, what: &str) -> Option<String> {
     let here = format!("`deploy.restart_policy` of {what}");
     let fields = cx.map_with(node, &here, RESTART_POLICY_KEYS)?;
     for key in ["delay", "window"] {
         if let Some(field) = fields.get(key) {
-            cx.error_help(
+            if !field.value.is_null() {
+                cx.duration(field.value, &format!("`{key}` of {here}"));
+            }
+            cx.warn(
                 field.key,
-                format!("unsupported key `{key}` in {here}"),
-                "the Docker Engine restarts a container with its own back-off (100 ms, doubling) and cannot wait or count a window as Swarm does: remove it",
+                format!("`{key}` in {here} has no effect outside Swarm"),
+                "the Docker Engine restarts a container with its own back-off (100 ms, doubling, reset after 10 s up), as with `docker compose`: remove it to silence this warning",
             );
         }
     }
@@ -360,16 +364,29 @@ fn read_resources(cx: &mut Cx, node: &Node, what: &str) -> DeployResources {
                 match field.name {
                     "memory" => {
                         if !field.value.is_null() {
-                            out.memory_reservation = cx.memory(field.value, &format!("`memory` of {reservations}"))
+                            out.memory_reservation = cx
+                                .memory(field.value, &format!("`memory` of {reservations}"))
                                 .map(|n| (n, cx.at(field.value)));
                         }
                     }
-                    "cpus" => cx.error_help(
+                    // Compose outside Swarm skips it too ("a swarm
+                    // option"): read, and said, not refused.
+                    "cpus" => {
+                        if !field.value.is_null() {
+                            cx.cpus(field.value, &format!("`cpus` of {reservations}"));
+                        }
+                        cx.warn(
+                            field.key,
+                            format!("`cpus` in {reservations} has no effect outside Swarm"),
+                            "a plain Docker Engine cannot reserve CPUs (as with `docker compose`, only `limits.cpus` is enforced): remove it to silence this warning",
+                        );
+                    }
+                    "devices" => cx.error_help(
                         field.key,
-                        format!("unsupported key `cpus` in {reservations}"),
-                        "a plain Docker Engine cannot reserve CPUs: limit them with `limits.cpus`, or remove it",
+                        format!("unsupported key `devices` in {reservations}"),
+                        super::service::GPU_HELP,
                     ),
-                    "devices" | "generic_resources" => cx.error_help(
+                    "generic_resources" => cx.error_help(
                         field.key,
                         format!("unsupported key `{}` in {reservations}", field.name),
                         "berth supports `memory` reservations only",

@@ -31,9 +31,13 @@ mod schema;
 pub mod secret_paths;
 mod service;
 #[cfg(test)]
+mod service_keys_tests;
+#[cfg(test)]
 mod tests;
 mod values;
 pub mod variables;
+#[cfg(test)]
+mod wild_corpus_tests;
 mod yaml;
 
 pub use image::ImageRef;
@@ -300,37 +304,52 @@ fn stack_names(root: &Path, out: &mut Vec<Diagnostic>) -> Vec<String> {
     names
 }
 
-/// `compose.yaml` or `compose.yml` in a stack directory (exactly one).
+/// The names Compose looks for, in its order of preference.
+const STACK_FILES: &[&str] = &[
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yaml",
+    "docker-compose.yml",
+];
+
+/// The stack file of a stack directory: exactly one of the names Compose
+/// reads (`compose.yaml`, `compose.yml`, `docker-compose.yaml`,
+/// `docker-compose.yml`), so a directory copied from a `docker compose`
+/// project works as it is.
 fn stack_file(root: &Path, dir: &Path, name: &str, out: &mut Vec<Diagnostic>) -> Option<PathBuf> {
-    let yaml = dir.join("compose.yaml");
-    let yml = dir.join("compose.yml");
-    match (root.join(&yaml).is_file(), root.join(&yml).is_file()) {
-        (true, false) => Some(yaml),
-        (false, true) => Some(yml),
-        (true, true) => {
+    let found: Vec<PathBuf> = STACK_FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .filter(|p| root.join(p).is_file())
+        .collect();
+    match found.as_slice() {
+        [one] => Some(one.clone()),
+        [first, others @ ..] => {
+            let names: Vec<String> = others
+                .iter()
+                .map(|p| format!("`{}`", p.display()))
+                .collect();
             out.push(Diagnostic {
-                location: file_location(&yml),
-                message: format!("stack `{name}` has both `compose.yaml` and `compose.yml`"),
-                help: Some("keep one of them".to_string()),
+                location: file_location(first),
+                message: format!(
+                    "stack `{name}` has more than one Compose file: `{}` and {}",
+                    first.display(),
+                    names.join(", ")
+                ),
+                help: Some("keep one of them (berth reads one Compose file per stack; use `include:` to combine files)".to_string()),
             });
             None
         }
-        (false, false) => {
-            let legacy = ["docker-compose.yaml", "docker-compose.yml"]
-                .into_iter()
-                .find(|f| root.join(dir).join(f).is_file());
-            let help = match legacy {
-                Some(old) => format!("rename `{}` to `compose.yaml`", dir.join(old).display()),
-                None => format!(
-                    "add `{}`, or remove the directory `{}`",
-                    yaml.display(),
-                    dir.display()
-                ),
-            };
+        [] => {
+            let yaml = dir.join(STACK_FILES[0]);
             out.push(Diagnostic {
                 location: file_location(&yaml),
                 message: format!("missing stack file for stack `{name}`"),
-                help: Some(help),
+                help: Some(format!(
+                    "add `{}`, or remove the directory `{}`",
+                    yaml.display(),
+                    dir.display()
+                )),
             });
             None
         }

@@ -186,14 +186,14 @@ pub struct Service {
     /// same host this one joins (placement checks it runs there).
     pub network_peer: Option<String>,
     /// Where `build:` is written when the service also names an `image`:
-    /// berth deploys the image and builds nothing (a note for the user).
+    /// berth deploys the image and builds nothing (said in a load warning).
     pub build_ignored: Option<Location>,
 }
 
 /// `pull_policy`, as Compose defines it (`build` is refused: berth never
-/// builds). Only `Missing`, berth's own behaviour, passes validation today;
-/// the others are read so their messages can name them, and refused until
-/// the plan resolves tags to digests.
+/// builds). Recorded as written; berth itself pulls an image only when a
+/// host lacks it (`Missing`), and says so at load for the other policies
+/// until the plan resolves tags to digests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PullPolicy {
     /// `missing` (and its old spelling `if_not_present`): pull when the

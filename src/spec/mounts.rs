@@ -15,8 +15,19 @@ use super::values;
 use super::yaml::{Kind, Node};
 use super::{ContainerSpec, MountKind, MountSpec};
 
-const MOUNT_KEYS: &[&str] = &["type", "source", "target", "read_only", "tmpfs"];
-const MOUNT_UNSUPPORTED: &[&str] = &["bind", "volume", "consistency", "image"];
+const MOUNT_KEYS: &[&str] = &[
+    "type",
+    "source",
+    "target",
+    "read_only",
+    "tmpfs",
+    "bind",
+    "volume",
+    "consistency",
+];
+const MOUNT_UNSUPPORTED: &[&str] = &["image"];
+const BIND_KEYS: &[&str] = &["create_host_path", "propagation", "selinux"];
+const VOLUME_KEYS: &[&str] = &["nocopy", "subpath"];
 
 /// `volumes:` of a service: named volumes and absolute bind mounts, plus
 /// long-syntax `type: tmpfs` entries (returned as tmpfs mounts).
@@ -69,12 +80,8 @@ pub(crate) fn mounts(
                 "ro" => read_only = true,
                 "rw" => read_only = false,
                 other => {
-                    cx.error_help(
-                        item,
-                        format!("{what} volume `{text}`: option `{other}` is not supported"),
-                        "berth supports `ro` and `rw`",
-                    );
-                    ok = false;
+                    let here = format!("{what} volume `{text}`");
+                    ok &= mount_option(cx, item, &here, other);
                 }
             }
         }
@@ -97,6 +104,57 @@ fn anonymous_volume(cx: &mut Cx, node: &Node, what: &str, target: &str) {
         node,
         format!("{what} has an anonymous volume at `{target}`"),
         "an anonymous volume's data is lost whenever berth replaces the container: name it (`data:{target}`) and declare it under top-level `volumes:`",
+    );
+}
+
+/// A mount option besides `ro`/`rw`, from the short syntax (`:z`) or the
+/// long one (`bind.selinux: z`). The macOS consistency flags have no effect
+/// on a Linux engine (nor with `docker compose` there): a warning. SELinux
+/// relabelling, propagation and `nocopy` change what the container sees,
+/// and berth cannot pass them to the engine yet: refused, saying what to
+/// do. Returns whether the mount may still be built.
+fn mount_option(cx: &mut Cx, node: &Node, here: &str, option: &str) -> bool {
+    let help = match option {
+        "cached" | "delegated" | "consistent" => {
+            cx.warn(
+                node,
+                format!("{here}: option `{option}` has no effect on a Linux host"),
+                "it tunes file sharing of Docker Desktop on macOS: remove it to silence this warning",
+            );
+            return true;
+        }
+        "z" | "Z" => "berth cannot ask the engine to relabel a mount for SELinux yet: on hosts without SELinux remove it (the engine ignores it there); on SELinux hosts label the directory once with `chcon -Rt container_file_t <path>` and remove it",
+        "shared" | "slave" | "private" | "rshared" | "rslave" | "rprivate" => "berth cannot set mount propagation yet: remove it (the mount is then `rprivate`, the engine's default: mounts made on the host later do not show in the container)",
+        "nocopy" => "berth cannot ask the engine to skip copying the image's files into a new volume yet: remove it",
+        _ => "berth supports `ro` and `rw` (and ignores the macOS-only `cached`, `delegated`, `consistent` with a warning)",
+    };
+    cx.error_help(
+        node,
+        format!("{here}: option `{option}` is not supported"),
+        help,
+    );
+    false
+}
+
+/// A bind mount of a path relative to the stack directory (`./config`) or
+/// to a home directory (`~/data`). With `docker compose` the first is a
+/// directory of the checkout on the machine that runs it; berth runs
+/// containers on other hosts, where the repo is not, so delivering repo
+/// files to hosts is the configs feature's job (`configs:` and
+/// repo-relative binds, still to come). Until then: refused, saying so.
+fn relative_bind(cx: &mut Cx, node: &Node, what: &str, source: &str) {
+    if source.starts_with('~') {
+        cx.error_help(
+            node,
+            format!("{what}: bind mount source `{source}` is relative to a home directory"),
+            "`~` is the home of whoever runs `docker compose`; berth runs containers on other hosts as the engine's user: use an absolute host path (`/home/me/data:/data`) or a named volume",
+        );
+        return;
+    }
+    cx.error_help(
+        node,
+        format!("{what}: bind mount source `{source}` is a relative path, a directory of the repo"),
+        "berth runs containers on other hosts, which have no checkout of the repo; delivering files from the repo to hosts is coming with the configs feature (`configs:` and repo-relative binds): for now use an absolute host path (`/srv/app/conf:/etc/app:ro`) and put the files there, or a named volume",
     );
 }
 
@@ -153,11 +211,7 @@ fn mount(
         });
     }
     if !named {
-        cx.error_help(
-            node,
-            format!("{what}: bind mount source `{source}` is a relative path"),
-            "berth runs containers on other hosts, where a path relative to the repo means nothing: use an absolute host path (`/srv/app/conf:/etc/app:ro`) or a named volume",
-        );
+        relative_bind(cx, node, what, source);
         return None;
     }
     let Some(volume) = decls.volumes.get(source) else {
@@ -226,6 +280,9 @@ fn long_mount(cx: &mut Cx, node: &Node, what: &str, decls: &Decls<'_>) -> Option
         .value("read_only")
         .and_then(|v| cx.bool(v, &format!("`read_only` of {item}")))
         .unwrap_or(false);
+    if !long_mount_options(cx, &fields, &item, &kind) {
+        return None;
+    }
     let source = fields
         .value("source")
         .map(|v| (v, cx.string(v, &format!("`source` of {item}"))));
@@ -305,6 +362,73 @@ fn long_mount(cx: &mut Cx, node: &Node, what: &str, decls: &Decls<'_>) -> Option
             None
         }
     }
+}
+
+/// `bind:`, `volume:` and `consistency` of a long-syntax mount. Returns
+/// whether the mount may still be built.
+fn long_mount_options(cx: &mut Cx, fields: &Fields<'_>, item: &str, kind: &str) -> bool {
+    let mut ok = true;
+    if let Some(v) = fields.value("consistency") {
+        if let Some(text) = cx.string(v, &format!("`consistency` of {item}")) {
+            ok &= mount_option(cx, v, item, &text);
+        }
+    }
+    if let Some(f) = fields.get("bind").filter(|f| !f.value.is_null()) {
+        let here = format!("`bind` of {item}");
+        if kind != "bind" {
+            cx.error(f.key, format!("{item}: `bind` options need `type: bind`"));
+            return false;
+        }
+        let Some(opts) = cx.map_with(f.value, &here, BIND_KEYS) else {
+            return false;
+        };
+        // berth mounts binds like `docker compose` (the engine's `Binds`),
+        // which creates a missing host directory: `true` is what happens.
+        if let Some(v) = opts.value("create_host_path") {
+            if cx.bool(v, &format!("`create_host_path` of {here}")) == Some(false) {
+                cx.error_help(
+                    v,
+                    format!("{here}: `create_host_path: false` is not supported"),
+                    "berth lets the engine create a missing host directory, as `docker compose` does by default: remove it",
+                );
+                ok = false;
+            }
+        }
+        for key in ["propagation", "selinux"] {
+            if let Some(v) = opts.value(key) {
+                if let Some(text) = cx.string(v, &format!("`{key}` of {here}")) {
+                    ok &= mount_option(cx, v, &here, &text);
+                }
+            }
+        }
+    }
+    if let Some(f) = fields.get("volume").filter(|f| !f.value.is_null()) {
+        let here = format!("`volume` of {item}");
+        if kind != "volume" {
+            cx.error(
+                f.key,
+                format!("{item}: `volume` options need `type: volume`"),
+            );
+            return false;
+        }
+        let Some(opts) = cx.map_with(f.value, &here, VOLUME_KEYS) else {
+            return false;
+        };
+        if let Some(v) = opts.value("nocopy") {
+            if cx.bool(v, &format!("`nocopy` of {here}")) == Some(true) {
+                ok &= mount_option(cx, v, &here, "nocopy");
+            }
+        }
+        if let Some(v) = opts.value("subpath") {
+            cx.error_help(
+                v,
+                format!("{here}: `subpath` is not supported"),
+                "berth cannot mount part of a volume yet: mount the whole volume and point the program at the sub-directory",
+            );
+            ok = false;
+        }
+    }
+    ok
 }
 
 /// `tmpfs:` of a service: one path or a list of `/path[:options]`.

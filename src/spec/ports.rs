@@ -8,7 +8,17 @@ use super::read::Cx;
 use super::yaml::{Kind, Node};
 use super::PortSpec;
 
-const PORT_KEYS: &[&str] = &["target", "published", "host_ip", "protocol", "mode"];
+/// `name` and `app_protocol` describe a port for people and tools; Compose
+/// passes neither to the engine, so reading them as text is all there is.
+const PORT_KEYS: &[&str] = &[
+    "target",
+    "published",
+    "host_ip",
+    "protocol",
+    "mode",
+    "name",
+    "app_protocol",
+];
 
 pub(crate) fn ports(cx: &mut Cx, node: &Node, what: &str) -> Vec<PortSpec> {
     let Some(items) = cx.seq(node, &format!("`ports` of {what}")) else {
@@ -63,6 +73,11 @@ pub(crate) fn ports(cx: &mut Cx, node: &Node, what: &str) -> Vec<PortSpec> {
 
 fn long_port(cx: &mut Cx, node: &Node, what: &str) -> Option<PortSpec> {
     let fields = cx.map_with(node, &format!("a port of {what}"), PORT_KEYS)?;
+    for key in ["name", "app_protocol"] {
+        if let Some(v) = fields.value(key) {
+            cx.string(v, &format!("`{key}` of a port of {what}"));
+        }
+    }
     let Some(target) = fields.value("target") else {
         cx.error_help(
             node,

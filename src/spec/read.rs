@@ -17,6 +17,9 @@ use super::{Diagnostic, Location};
 pub(crate) struct Cx {
     pub file: PathBuf,
     pub diags: Vec<Diagnostic>,
+    /// Problems that do not stop the load: a key berth reads differently
+    /// from `docker compose`, said so the user is not surprised.
+    pub warnings: Vec<Diagnostic>,
     /// Compose files. Their values are interpolated before they are read,
     /// so `$` needs no treatment here any more.
     #[allow(dead_code)]
@@ -60,6 +63,7 @@ impl Cx {
         Cx {
             file: file.into(),
             diags: Vec::new(),
+            warnings: Vec::new(),
             compose,
         }
     }
@@ -85,6 +89,15 @@ impl Cx {
 
     pub fn error_help(&mut self, node: &Node, message: impl Into<String>, help: impl Into<String>) {
         self.diags.push(Diagnostic {
+            location: self.at(node),
+            message: message.into(),
+            help: Some(help.into()),
+        });
+    }
+
+    /// A warning at the node: the load goes on.
+    pub fn warn(&mut self, node: &Node, message: impl Into<String>, help: impl Into<String>) {
+        self.warnings.push(Diagnostic {
             location: self.at(node),
             message: message.into(),
             help: Some(help.into()),

@@ -472,6 +472,7 @@ impl<'i> Pass<'i> {
         };
         let stack = compose::read_stack(&mut cx, &tree, &source, input.inventory);
         self.errors.append(&mut cx.diags);
+        self.warnings.append(&mut cx.warnings);
         self.stack = Some(stack);
     }
 

@@ -24,12 +24,9 @@ use super::{deploy, image, mounts, ports, values};
 
 #[path = "service_keys.rs"]
 mod keys;
-#[cfg(test)]
-#[path = "service_keys_tests.rs"]
-mod keys_tests;
 use super::{
-    ContainerSpec, DependsCondition, DeployMode, HealthcheckSpec, Inventory, Location, LoggingSpec,
-    NetworkSpec, PullPolicy, SecretRef, SecretSpec, Service, Ulimit, VolumeSpec,
+    ContainerSpec, DependsCondition, DeployMode, Diagnostic, HealthcheckSpec, Inventory, Location,
+    LoggingSpec, NetworkSpec, PullPolicy, SecretRef, SecretSpec, Service, Ulimit, VolumeSpec,
 };
 
 /// What a service may refer to: the stack's declarations and the inventory
@@ -135,22 +132,26 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "cpu_shares",
     "cpuset",
     "annotations",
+    "scale",
 ];
+
+/// What to write instead of `gpus` or `deploy.resources.reservations.devices`.
+pub(crate) const GPU_HELP: &str = "berth cannot request GPUs from the engine yet: for Intel or AMD GPUs pass the device (`devices: [/dev/dri:/dev/dri]`); for NVIDIA set `runtime: nvidia` and `NVIDIA_VISIBLE_DEVICES: all` in `environment`";
 
 /// Compose service keys berth leaves out, with what to do instead.
 fn unsupported_hint(key: &str) -> Option<&'static str> {
     let hint = match key {
         "env_file" => "berth does not read env files: put values under `environment`, credentials under `secrets`",
-        "scale" => "use `deploy.replicas`",
         "external_links" => "berth manages its own project's containers: join both to an external network (`networks: {x: {external: true}}`) and use the other container's name",
         "extends" => "share settings with YAML anchors and `<<:` merge keys",
-        "configs" => "use `secrets` for credentials, or bind-mount a file from an absolute host path",
+        "configs" => "files from the repo delivered to hosts are coming with the configs feature (`configs:` and repo-relative binds): for now use `secrets` for credentials, or bind-mount a file from an absolute host path",
         "profiles" => "berth deploys every service of a stack: move optional services to a stack of their own",
         "restart_policy" => "use `restart`",
         "volumes_from" => "declare a named volume and mount it in both services",
-        "attach" | "mac_address" | "blkio_config" | "cgroup" | "cpu_count" | "cpu_percent" | "cpu_quota"
-        | "cpu_period" | "cpu_rt_period" | "cpu_rt_runtime" | "credential_spec" | "develop"
-        | "device_cgroup_rules" | "gpus" | "isolation" | "label_file" | "mem_swappiness"
+        "gpus" => GPU_HELP,
+        "mac_address" | "blkio_config" | "cgroup" | "cpu_count" | "cpu_percent" | "cpu_quota"
+        | "cpu_period" | "cpu_rt_period" | "cpu_rt_runtime" | "credential_spec"
+        | "device_cgroup_rules" | "isolation" | "label_file" | "mem_swappiness"
         | "models" | "oom_kill_disable" | "post_start" | "pre_stop" | "provider"
         | "use_api_socket" | "uts" => "",
         _ => return None,
@@ -239,7 +240,8 @@ pub(crate) fn read_service(
         .value("entrypoint")
         .and_then(|v| command(cx, v, &format!("`entrypoint` of {what}")));
     if let Some(v) = fields.value("environment") {
-        container.environment = environment(cx, v, &what);
+        let strict = decls.inventory.is_some_and(|i| i.compose.strict_variables);
+        container.environment = environment(cx, v, &what, strict);
     }
     if let Some(v) = fields.value("ports") {
         container.ports = ports::ports(cx, v, &what);
@@ -252,9 +254,17 @@ pub(crate) fn read_service(
     if let Some(v) = fields.value("tmpfs") {
         mounts::tmpfs(cx, v, &what, &mut container.tmpfs);
     }
+    // `build` with `image`: berth deploys the image and builds nothing, and
+    // says so in the load's warnings (shown by every command).
     if let Some(build) = fields.get("build") {
-        if fields.get("image").is_some() {
+        if let Some(image) = fields.value("image") {
             draft.service.build_ignored = Some(cx.at(build.key));
+            let image = image.scalar().unwrap_or_default();
+            cx.warn(
+                build.key,
+                format!("{what} has `build`: berth deploys `{image}` from its registry and builds nothing"),
+                "build and push the image in CI before deploying; remove `build` to silence this warning",
+            );
         }
     }
     mounts::check_mount_targets(cx, &container, &fields, &what);
@@ -389,15 +399,17 @@ pub(crate) fn read_service(
         if let Some(read) = deploy::read_deploy(cx, v, &what, decls.inventory) {
             draft.service.deploy = read.deploy;
             deploy::merge_resources(cx, &mut container.resources, read.resources, &what);
+            // As `docker compose` does, `deploy.restart_policy` wins over
+            // `restart`; a disagreement is said, not refused.
             if let Some((policy, at)) = read.restart {
-                match restart_key {
-                    Some(restart) if restart != policy => cx.report(
-                        at,
-                        format!("{what} sets `restart: {restart}` and a `deploy.restart_policy` that means `{policy}`"),
-                        Some("keep one of them: outside Swarm both set the container's restart policy".to_string()),
-                    ),
-                    _ => container.restart = policy,
+                if let Some(restart) = restart_key.filter(|r| *r != policy) {
+                    cx.warnings.push(Diagnostic {
+                        location: at,
+                        message: format!("{what} sets `restart: {restart}` and a `deploy.restart_policy` that means `{policy}`: the container gets `{policy}`"),
+                        help: Some("keep one of them: outside Swarm both set the container's restart policy, and `deploy.restart_policy` wins (as with `docker compose`)".to_string()),
+                    });
                 }
+                container.restart = policy;
             }
             for (key, (value, at)) in read.labels {
                 match container.labels.get(&key) {
@@ -412,6 +424,9 @@ pub(crate) fn read_service(
                 }
             }
         }
+    }
+    if let Some(v) = fields.value("scale") {
+        scale(cx, v, &fields, &mut draft.service.deploy, &what);
     }
     if let Some(v) = fields.value("container_name") {
         let deploy = &draft.service.deploy;
@@ -441,11 +456,14 @@ fn check_service_keys(cx: &mut Cx, fields: &Fields<'_>, what: &str) {
         if SERVICE_KEYS.contains(&field.name) {
             continue;
         }
+        if dev_only_key(cx, field, what) {
+            continue;
+        }
         if let Some(hint) = unsupported_hint(field.name) {
             let help = if hint.is_empty() {
                 format!(
-                    "berth supports these service keys: {}",
-                    SERVICE_KEYS.join(", ")
+                    "berth cannot pass `{}` to the Docker Engine yet: remove it if the service runs without it",
+                    field.name
                 )
             } else {
                 hint.to_string()
@@ -456,19 +474,78 @@ fn check_service_keys(cx: &mut Cx, fields: &Fields<'_>, what: &str) {
                 help,
             );
         } else if field.name.starts_with("x-") {
-            let mut help = String::new();
+            // Extension fields are for other tools, and Compose allows them
+            // in a service; only a near miss of berth's own is a mistake.
             if values::suggest(field.name, &["x-berth"]).is_some() {
-                help.push_str("did you mean `x-berth`? ");
+                cx.error_help(
+                    field.key,
+                    format!("unknown extension `{}` in {what}", field.name),
+                    "did you mean `x-berth`? (other `x-` keys are left to other tools)",
+                );
             }
-            help.push_str("berth reads only `x-berth` inside a service; keep other extensions at the top level");
-            cx.error_help(
-                field.key,
-                format!("unknown extension `{}` in {what}", field.name),
-                help,
-            );
         } else {
             cx.unknown_key(field, what, SERVICE_KEYS);
         }
+    }
+}
+
+/// `scale`: Compose's older spelling of `deploy.replicas`, with the same
+/// meaning in berth (replicas spread over the eligible hosts). As in
+/// Compose, both may be written only with the same value.
+fn scale(cx: &mut Cx, node: &Node, fields: &Fields<'_>, deploy: &mut super::Deploy, what: &str) {
+    let Some(n) = cx.int(node, &format!("`scale` of {what}"), 0, 10_000) else {
+        return;
+    };
+    let n = n as u32;
+    let replicas_written = fields
+        .value("deploy")
+        .and_then(|d| d.get("replicas"))
+        .is_some_and(|r| !r.is_null());
+    if deploy.mode == DeployMode::Global {
+        cx.error_help(
+            node,
+            format!("{what} sets `scale` with `deploy.mode: global`"),
+            "a global service runs one replica on every eligible host: remove `scale`",
+        );
+    } else if replicas_written && deploy.replicas != n {
+        cx.error_help(
+            node,
+            format!(
+                "{what} sets `scale: {n}` and `deploy.replicas: {}`",
+                deploy.replicas
+            ),
+            "keep one of them (`deploy.replicas` is the current spelling)",
+        );
+    } else {
+        deploy.replicas = n;
+    }
+}
+
+/// Keys that only steer the `docker compose` command line, not the
+/// containers: `develop` (`docker compose watch`) and `attach` (whose logs
+/// `up` streams). Compose's `up` leaves containers the same with or without
+/// them, and so does berth, saying so where it matters. True when handled.
+fn dev_only_key(cx: &mut Cx, field: &super::read::Field<'_>, what: &str) -> bool {
+    match field.name {
+        "develop" => {
+            cx.warn(
+                field.key,
+                format!("`develop` of {what} has no effect on a deploy"),
+                "it steers `docker compose watch` on a developer's machine; berth deploys the image as built: keep it for local work, it changes nothing here",
+            );
+            true
+        }
+        "attach" => {
+            if cx.bool(field.value, &format!("`attach` of {what}")) == Some(true) {
+                cx.warn(
+                    field.key,
+                    format!("`attach: true` of {what} has no effect"),
+                    "berth streams no container logs while deploying: read them with `docker logs` on the host",
+                );
+            }
+            true
+        }
+        _ => false,
     }
 }
 
@@ -491,7 +568,11 @@ fn command(cx: &mut Cx, node: &Node, what: &str) -> Option<Vec<String>> {
     }
 }
 
-fn environment(cx: &mut Cx, node: &Node, what: &str) -> BTreeMap<String, String> {
+/// `environment` in list or map form. A name alone (`- TZ`) took its value
+/// from the variables before this runs; one set nowhere is left out of the
+/// container, as `docker compose` does, with a warning (an error with
+/// `settings.strict_variables`).
+fn environment(cx: &mut Cx, node: &Node, what: &str, strict: bool) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for pair in cx
         .pairs(node, &format!("`environment` of {what}"), true)
@@ -511,14 +592,23 @@ fn environment(cx: &mut Cx, node: &Node, what: &str) -> BTreeMap<String, String>
             Some(value) => {
                 out.insert(pair.key, value);
             }
-            None => cx.error_help(
-                pair.node,
-                format!("variable `{}` of {what} has no value", pair.key),
-                format!(
-                    "berth does not read the environment of the machine it runs on: write `{}=<value>`, or use `secrets` for credentials",
-                    pair.key
-                ),
-            ),
+            None => {
+                let key = &pair.key;
+                let help = format!("set `{key}` in the stack's `.env`, in `variables:` of `berth.yaml` or in berth's environment, or write `{key}=<value>` (use `secrets` for credentials)");
+                if strict {
+                    cx.error_help(
+                        pair.node,
+                        format!("variable `{key}` of {what} has no value"),
+                        format!("{help} (`settings.strict_variables` is on)"),
+                    );
+                } else {
+                    cx.warn(
+                        pair.node,
+                        format!("variable `{key}` of {what} is set nowhere: the container does not get it"),
+                        help,
+                    );
+                }
+            }
         }
     }
     out
@@ -1177,16 +1267,21 @@ fn pull_policy(cx: &mut Cx, node: &Node, what: &str) -> Option<PullPolicy> {
         },
     };
     // berth pulls an image when a host lacks it, which is `missing`. The
-    // refreshing policies need the tag's digest looked up at plan time
-    // (a moved tag would then be a planned change); `never` needs the plan
-    // to skip the pull. Until then they are refused, not ignored.
+    // other policies are recorded and accepted, since real files use
+    // `always` a lot, with a warning saying what berth does instead: it
+    // never pulls behind the plan's back, so what was reviewed is what runs.
+    let moved = "a tag moved in the registry becomes a planned change once the plan resolves tags to digests";
     let help = match policy {
         PullPolicy::Missing => return Some(policy),
-        PullPolicy::Never => "berth pulls an image only when a host lacks it (`missing`); to keep a host from pulling, pre-load the image there and remove `pull_policy`",
-        PullPolicy::Always | PullPolicy::Every(_) => "berth pulls a tag only when a host lacks it (`missing`), so what was reviewed is what runs: push a new tag (or pin a digest) and change `image:` to deploy a new build, and remove `pull_policy`",
+        PullPolicy::Never => "where `never` would fail, berth pulls the image: pre-load it on the hosts if they must not pull, and remove `pull_policy` (or write `missing`) to silence this warning".to_string(),
+        PullPolicy::Always | PullPolicy::Every(_) => format!("{moved}; to deploy a new build now, push a new tag (or pin a digest) and change `image:`, and remove `pull_policy` (or write `missing`) to silence this warning"),
     };
-    cx.error_help(node, format!("{here}: `{text}` is not supported yet"), help);
-    None
+    cx.warn(
+        node,
+        format!("{here} is `{text}`: berth pulls an image only when a host lacks it"),
+        help,
+    );
+    Some(policy)
 }
 
 /// Checks that need every service of the stack, before `depends_on` is

@@ -478,3 +478,18 @@ fn placement_refuses_a_missing_peer_and_a_name_taken_twice() {
     stacks/web/compose.yaml:11:3: stack `web`: service `db` wants the container name `web-cache-1` on host `edge-1`, already used there by `web/cache`
     ");
 }
+
+#[test]
+fn build_with_image_is_a_warning_not_an_error() {
+    let dir = web("services:\n  api:\n    image: reg.example/api:1\n    build:\n      context: .\n  db:\n    image: postgres:16\n");
+    let loaded = load_with(dir.path(), &LoadOptions::default()).unwrap();
+    let warnings: Vec<String> = loaded
+        .warnings
+        .iter()
+        .map(|w| format!("{}: {}", w.location, w.message))
+        .collect();
+    assert_eq!(
+        warnings,
+        ["stacks/web/compose.yaml:4:5: service `api` has `build`: berth deploys `reg.example/api:1` from its registry and builds nothing"]
+    );
+}

@@ -1,0 +1,444 @@
+//! Every stack of `tests/fixtures/compose-wild` (Compose files in the shapes
+//! homelab collections, PaaS template catalogues and the Compose docs use)
+//! loads as its own repo, or is refused only for reasons berth means to
+//! refuse, each listed below with the stack that has it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::*;
+
+/// Why berth rightly refuses a stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// `build` without `image`: berth deploys images, it never builds.
+    BuildWithoutImage,
+    /// A bind mount of a path in the repo (`./config:/config`), or
+    /// `configs:`: files from the repo delivered to hosts are the configs
+    /// feature's, still to come, and the error must point there.
+    RepoFiles,
+    /// An anonymous volume (`- /usr/src/app/node_modules`): its data would
+    /// be lost at every replace (Compose carries it over; berth cannot).
+    AnonymousVolume,
+}
+
+impl Refusal {
+    fn matches(self, d: &Diagnostic) -> bool {
+        let help = d.help.as_deref().unwrap_or("");
+        match self {
+            Refusal::BuildWithoutImage => {
+                d.message.contains("`build`")
+                    && d.message.contains("no `image`")
+                    && help.contains("build and push")
+            }
+            Refusal::RepoFiles => {
+                (d.message.contains("relative path") || d.message.contains("`configs`"))
+                    && help.contains("configs feature")
+                    && help.contains("absolute host path")
+            }
+            Refusal::AnonymousVolume => {
+                d.message.contains("anonymous volume") && help.contains("name it")
+            }
+        }
+    }
+}
+
+use Refusal::{AnonymousVolume as Anonymous, BuildWithoutImage as Build, RepoFiles};
+
+/// The stacks berth refuses, and the only reasons it may give.
+const EXPECTED_REFUSALS: &[(&str, &[Refusal])] = &[
+    ("arr", &[RepoFiles]),
+    ("docs-configs", &[RepoFiles]),
+    ("docs-flask-redis", &[Build, RepoFiles]),
+    ("docs-nginx-golang", &[Build]),
+    ("docs-react-express-mongo", &[Build, RepoFiles, Anonymous]),
+    ("gitea", &[RepoFiles]),
+    ("mosquitto", &[RepoFiles]),
+    ("npm", &[RepoFiles]),
+    ("paperless", &[RepoFiles]),
+];
+
+/// Stacks still refused for keys berth cannot pass to the engine yet (the
+/// engine mapping has no field for them). They count against the
+/// acceptance ratio; every error must still be located and say what to do.
+const NOT_YET_HONOURED: &[(&str, &str)] = &[
+    (
+        "docs-networks",
+        "`ipam`, `driver_opts` of networks and volumes, `ipv4_address`",
+    ),
+    (
+        "docs-spec-example",
+        "volume `driver_opts`, `configs:`, `external` secrets",
+    ),
+    ("jellyfin", "`bind.propagation`"),
+    ("matomo", "SELinux `z`/`Z` mount options"),
+    (
+        "ollama",
+        "GPU requests (`deploy.resources.reservations.devices`)",
+    ),
+    ("monitoring", "`rslave` mount propagation"),
+];
+
+const INVENTORY: &str = "\
+project: wild
+hosts:
+  - {name: h1, address: 10.0.0.1}
+  - {name: h2, address: 10.0.0.2}
+  - {name: h3, address: 10.0.0.3}
+";
+
+/// The runner's environment, fixed so that runs are reproducible: what a
+/// shell on a homelab box or a CI runner has.
+fn environment() -> BTreeMap<String, String> {
+    [
+        ("HOME", "/home/runner"),
+        ("TZ", "Etc/UTC"),
+        ("USER", "runner"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/compose-wild")
+}
+
+fn stack_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(corpus())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Loads the stack `name` as the only stack of a fresh repo.
+fn load_stack(name: &str) -> Result<Loaded, SpecError> {
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(repo.path().join("berth.yaml"), INVENTORY).unwrap();
+    copy_dir(&corpus().join(name), &repo.path().join("stacks").join(name));
+    let options = LoadOptions {
+        profiles: Vec::new(),
+        environment: Some(environment()),
+    };
+    load_with(repo.path(), &options)
+}
+
+#[test]
+fn the_wild_compose_corpus_validates_or_is_rightly_refused() {
+    let names = stack_names();
+    assert!(names.len() >= 50, "corpus too small: {}", names.len());
+    for (name, _) in EXPECTED_REFUSALS {
+        assert!(names.iter().any(|n| n == name), "no stack `{name}`");
+    }
+    let mut failures = Vec::new();
+    let (mut loaded_count, mut refused_count) = (0, 0);
+    for name in &names {
+        if let Some((_, why)) = NOT_YET_HONOURED.iter().find(|(n, _)| n == name) {
+            match load_stack(name) {
+                Ok(_) => failures.push(format!(
+                    "{name}: loads, but the test expects it refused for {why}: update the table"
+                )),
+                Err(e) => {
+                    for d in e.diagnostics.iter().filter(|d| d.help.is_none()) {
+                        failures.push(format!("{name}: no help: {}: {}", d.location, d.message));
+                    }
+                    println!("{name}: refused ({why}):\n{e}\n");
+                }
+            }
+            continue;
+        }
+        let expected = EXPECTED_REFUSALS
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, reasons)| *reasons);
+        match (load_stack(name), expected) {
+            (Ok(loaded), None) => {
+                assert!(!loaded.project.stacks[0].services.is_empty(), "{name}");
+                loaded_count += 1;
+            }
+            (Ok(_), Some(reasons)) => failures.push(format!(
+                "{name}: loads, but the test expects it refused for {reasons:?}: update the table"
+            )),
+            (Err(e), None) => failures.push(format!("{name}:\n{e}")),
+            (Err(e), Some(reasons)) => {
+                let wrong: Vec<String> = e
+                    .diagnostics
+                    .iter()
+                    .filter(|d| !reasons.iter().any(|r| r.matches(d)))
+                    .map(|d| {
+                        let mut line = format!("{}: {}", d.location, d.message);
+                        if let Some(help) = &d.help {
+                            line.push_str(&format!("\n  help: {help}"));
+                        }
+                        line
+                    })
+                    .collect();
+                for reason in reasons.iter() {
+                    if !e.diagnostics.iter().any(|d| reason.matches(d)) {
+                        failures.push(format!("{name}: expected a {reason:?} refusal:\n{e}"));
+                    }
+                }
+                if wrong.is_empty() {
+                    refused_count += 1;
+                } else {
+                    failures.push(format!(
+                        "{name}: refused for other reasons than {reasons:?}:\n{}",
+                        wrong.join("\n")
+                    ));
+                }
+            }
+        }
+    }
+    let total = names.len();
+    println!(
+        "compose-wild: {loaded_count} of {total} load, {refused_count} rightly refused, \
+         acceptance {:.1}%",
+        100.0 * (loaded_count + refused_count) as f64 / total as f64
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert!(
+        (loaded_count + refused_count) * 10 >= total * 9,
+        "acceptance below 90%"
+    );
+}
+
+/// Every stack's load returns (no panic, no hang), whatever it finds.
+#[test]
+fn no_wild_compose_file_panics_or_hangs() {
+    for name in stack_names() {
+        let (done, wait) = mpsc::channel();
+        let thread_name = name.clone();
+        std::thread::spawn(move || {
+            let outcome = std::panic::catch_unwind(|| load_stack(&thread_name).is_ok());
+            let _ = done.send(outcome.is_ok());
+        });
+        match wait.recv_timeout(Duration::from_secs(30)) {
+            Ok(returned) => assert!(returned, "{name}: load panicked"),
+            Err(_) => panic!("{name}: load did not return within 30 s"),
+        }
+    }
+}
+
+/// The warnings a stack loads with, one `file:line:col: message` and its
+/// help per entry.
+fn warnings_of(compose: &str) -> String {
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(repo.path().join("berth.yaml"), INVENTORY).unwrap();
+    std::fs::create_dir_all(repo.path().join("stacks/web")).unwrap();
+    std::fs::write(repo.path().join("stacks/web/compose.yaml"), compose).unwrap();
+    let options = LoadOptions {
+        profiles: Vec::new(),
+        environment: Some(environment()),
+    };
+    let loaded = load_with(repo.path(), &options).unwrap_or_else(|e| panic!("{e}"));
+    SpecError {
+        diagnostics: loaded.warnings,
+    }
+    .to_string()
+}
+
+#[test]
+fn swarm_only_and_refreshing_keys_load_with_a_warning_saying_what_berth_does() {
+    let compose = r#"name: shop
+services:
+  api:
+    image: nginx
+    restart: unless-stopped
+    pull_policy: always
+    deploy:
+      restart_policy: {condition: on-failure, delay: 5s, max_attempts: 3, window: 120s}
+      resources:
+        limits: {cpus: '0.50', memory: 512M}
+        reservations: {cpus: '0.25', memory: 128M}
+  db:
+    image: postgres
+    pull_policy: daily
+  cache:
+    image: redis
+    pull_policy: never
+"#;
+    insta::assert_snapshot!(warnings_of(compose));
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(repo.path().join("berth.yaml"), INVENTORY).unwrap();
+    std::fs::create_dir_all(repo.path().join("stacks/web")).unwrap();
+    std::fs::write(repo.path().join("stacks/web/compose.yaml"), compose).unwrap();
+    let options = LoadOptions {
+        profiles: Vec::new(),
+        environment: Some(environment()),
+    };
+    let project = load_with(repo.path(), &options).unwrap().project;
+    let services = &project.stacks[0].services;
+    let get = |name: &str| services.iter().find(|s| s.name == name).unwrap();
+    // `deploy.restart_policy` wins over `restart`, as with `docker compose`.
+    assert_eq!(get("api").container.restart, "on-failure:3");
+    assert_eq!(get("api").pull_policy, PullPolicy::Always);
+    assert_eq!(
+        get("db").pull_policy,
+        PullPolicy::Every(Duration::from_secs(24 * 3600))
+    );
+    assert_eq!(get("cache").pull_policy, PullPolicy::Never);
+}
+
+#[test]
+fn a_variable_named_alone_and_set_nowhere_is_left_out_with_a_warning() {
+    let compose = "services:\n  api:\n    image: nginx\n    environment:\n      - BERTH_TEST_SET_NOWHERE\n      - TZ\n      - A=1\n";
+    insta::assert_snapshot!(warnings_of(compose), @r"
+    stacks/web/compose.yaml:5:9: variable `BERTH_TEST_SET_NOWHERE` of service `api` is set nowhere: the container does not get it
+      help: set `BERTH_TEST_SET_NOWHERE` in the stack's `.env`, in `variables:` of `berth.yaml` or in berth's environment, or write `BERTH_TEST_SET_NOWHERE=<value>` (use `secrets` for credentials)
+    ");
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(repo.path().join("berth.yaml"), INVENTORY).unwrap();
+    std::fs::create_dir_all(repo.path().join("stacks/web")).unwrap();
+    std::fs::write(repo.path().join("stacks/web/compose.yaml"), compose).unwrap();
+    let options = LoadOptions {
+        profiles: Vec::new(),
+        environment: Some(environment()),
+    };
+    let project = load_with(repo.path(), &options).unwrap().project;
+    let env = &project.stacks[0].services[0].container.environment;
+    assert_eq!(
+        env.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>(),
+        ["A=1", "TZ=Etc/UTC"]
+    );
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(
+        repo.path().join("berth.yaml"),
+        format!("settings: {{strict_variables: true}}\n{INVENTORY}"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(repo.path().join("stacks/web")).unwrap();
+    std::fs::write(repo.path().join("stacks/web/compose.yaml"), compose).unwrap();
+    let options = LoadOptions {
+        profiles: Vec::new(),
+        environment: Some(environment()),
+    };
+    let error = load_with(repo.path(), &options).unwrap_err();
+    insta::assert_snapshot!(error.to_string(), @r"
+    stacks/web/compose.yaml:5:9: variable `BERTH_TEST_SET_NOWHERE` of service `api` has no value
+      help: set `BERTH_TEST_SET_NOWHERE` in the stack's `.env`, in `variables:` of `berth.yaml` or in berth's environment, or write `BERTH_TEST_SET_NOWHERE=<value>` (use `secrets` for credentials) (`settings.strict_variables` is on)
+    ");
+}
+
+#[test]
+fn dev_only_keys_and_macos_mount_flags_warn_selinux_and_propagation_are_located_errors() {
+    let compose = r#"services:
+  web:
+    image: nginx
+    develop: {watch: [{action: sync, path: ./web, target: /src}]}
+    attach: true
+    x-tool: {a: 1}
+    ports: [{name: web, target: 80, published: "8080", app_protocol: http}]
+    volumes:
+      - /srv/web:/usr/share/nginx/html:ro,cached
+      - type: bind
+        source: /srv/logs
+        target: /logs
+        bind: {create_host_path: true}
+"#;
+    insta::assert_snapshot!(warnings_of(compose), @r"
+    stacks/web/compose.yaml:4:5: `develop` of service `web` has no effect on a deploy
+      help: it steers `docker compose watch` on a developer's machine; berth deploys the image as built: keep it for local work, it changes nothing here
+    stacks/web/compose.yaml:5:5: `attach: true` of service `web` has no effect
+      help: berth streams no container logs while deploying: read them with `docker logs` on the host
+    stacks/web/compose.yaml:9:9: service `web` volume `/srv/web:/usr/share/nginx/html:ro,cached`: option `cached` has no effect on a Linux host
+      help: it tunes file sharing of Docker Desktop on macOS: remove it to silence this warning
+    ");
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(repo.path().join("berth.yaml"), INVENTORY).unwrap();
+    std::fs::create_dir_all(repo.path().join("stacks/web")).unwrap();
+    std::fs::write(
+        repo.path().join("stacks/web/compose.yaml"),
+        "services:\n  web:\n    image: nginx\n    x-bert: {}\n    volumes:\n      - /srv:/srv:z\n      - /:/host:ro,rslave\n      - type: bind\n        source: /mnt\n        target: /mnt\n        bind: {propagation: rshared, create_host_path: false}\n      - ~/data:/data\n",
+    )
+    .unwrap();
+    let options = LoadOptions {
+        profiles: Vec::new(),
+        environment: Some(environment()),
+    };
+    let error = load_with(repo.path(), &options).unwrap_err();
+    insta::assert_snapshot!(error.to_string());
+}
+
+/// Shapes found at the edges of real files (empty values from unset
+/// variables, nulls, odd scalars): the load returns, error or not.
+#[test]
+fn odd_values_never_panic() {
+    let cases = [
+        "services: {}\n",
+        "services:\n  web:\n",
+        "services:\n  web:\n    image: nginx\n    ports: [\":80\", \"80:\", \"::80\", \"[::]::80\", \"a:b\", \"1-2:3\", \"\"]\n",
+        "services:\n  web:\n    image: nginx\n    volumes: [\"\", \":\", \"::\", \"/a::/b\", \"x:/y:ro:rw\"]\n",
+        "services:\n  web:\n    image: nginx\n    environment: ~\n    labels: []\n    command: \"\"\n    healthcheck: {}\n    deploy: {}\n    logging: {}\n",
+        "services:\n  web:\n    image: ${REGISTRY}/app:${TAG}\n    mem_limit: ${MEM}\n    cpus: ${CPUS}\n    restart: ${RESTART}\n    ports: [\"${PORT}:80\"]\n",
+        "services:\n  web:\n    image: nginx\n    tmpfs: \"\"\n    ulimits: {nofile: {}}\n    stop_grace_period: \"\"\n    shm_size: \"\"\n",
+        "services:\n  web:\n    image: nginx\n    depends_on: {db: {}}\n  db: {image: postgres, healthcheck: {test: []}}\n",
+        "x-a: &a {image: nginx}\nservices:\n  web:\n    <<: [*a, *a]\n    networks: {default: ~}\n",
+        "services:\n  web:\n    image: \"nginx\\u0000\"\n    hostname: \"é\"\n    extra_hosts: [\"\", \"a\", \"a:\"]\n",
+        "services:\n  web:\n    extends: web\n    image: nginx\n",
+        "services:\n  web:\n    image: nginx\n    env_file: [\"\"]\n",
+        "include: [\"\"]\nservices:\n  web: {image: nginx}\n",
+        "name: \"\"\nversion: 3\nservices:\n  web: {image: nginx, pull_policy: every_, restart: \"on-failure:\"}\n",
+    ];
+    for (i, compose) in cases.into_iter().enumerate() {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::write(repo.path().join("berth.yaml"), INVENTORY).unwrap();
+        std::fs::create_dir_all(repo.path().join("stacks/web")).unwrap();
+        std::fs::write(repo.path().join("stacks/web/compose.yaml"), compose).unwrap();
+        let options = LoadOptions {
+            profiles: Vec::new(),
+            environment: Some(environment()),
+        };
+        let outcome = std::panic::catch_unwind(|| load_with(repo.path(), &options).is_ok());
+        assert!(outcome.is_ok(), "case {i} panicked:\n{compose}");
+    }
+}
+
+#[test]
+fn scale_is_deploy_replicas() {
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(repo.path().join("berth.yaml"), INVENTORY).unwrap();
+    std::fs::create_dir_all(repo.path().join("stacks/web")).unwrap();
+    let compose = "services:\n  a: {image: nginx, scale: 3}\n  b: {image: nginx, scale: 2, deploy: {replicas: 2}}\n  c: {image: nginx, scale: 2, deploy: {replicas: 3}}\n  d: {image: nginx, scale: 2, deploy: {mode: global}}\n";
+    std::fs::write(repo.path().join("stacks/web/compose.yaml"), compose).unwrap();
+    let options = LoadOptions {
+        profiles: Vec::new(),
+        environment: Some(environment()),
+    };
+    let error = load_with(repo.path(), &options).unwrap_err();
+    insta::assert_snapshot!(error.to_string(), @r"
+    stacks/web/compose.yaml:4:28: service `c` sets `scale: 2` and `deploy.replicas: 3`
+      help: keep one of them (`deploy.replicas` is the current spelling)
+    stacks/web/compose.yaml:5:28: service `d` sets `scale` with `deploy.mode: global`
+      help: a global service runs one replica on every eligible host: remove `scale`
+    ");
+    let compose = "services:\n  a: {image: nginx, scale: 3}\n  b: {image: nginx, scale: 2, deploy: {replicas: 2}}\n";
+    std::fs::write(repo.path().join("stacks/web/compose.yaml"), compose).unwrap();
+    let project = load_with(repo.path(), &options).unwrap().project;
+    let replicas: Vec<u32> = project.stacks[0]
+        .services
+        .iter()
+        .map(|s| s.deploy.replicas)
+        .collect();
+    assert_eq!(replicas, [3, 2]);
+}
