@@ -2265,7 +2265,7 @@ fn only_trusted_signed_commits_deploy(bed: &Bed) -> Result<(), Failed> {
     let with_side = repo.commit_signed("side service", &gpg, &signer);
     expect_code(&apply(&[]), 0);
     repo.remove("stacks/signedx");
-    repo.commit_signed("side service removed", &gpg, &signer);
+    let side_removed = repo.commit_signed("side service removed", &gpg, &signer);
     let run = apply(&[]);
     expect_code(&run, 0);
     check!(run.stdout.contains("- signedx/side.1"), "{run}");
@@ -2277,6 +2277,44 @@ fn only_trusted_signed_commits_deploy(bed: &Bed) -> Result<(), Failed> {
     check!(
         container_ids(bed, project) == removed,
         "rewind changed a host"
+    );
+
+    // A signed commit must not be steerable from outside it: a Compose
+    // value from the runner's environment is refused before any host is
+    // contacted, unless berth.yaml names the variable.
+    repo.git(&["reset", "-q", "--hard", &side_removed]);
+    repo.write("stacks/signed/compose.yaml", &stack("${GREETING}"));
+    repo.commit_signed("greeting from the environment", &gpg, &signer);
+    let apply_env = || {
+        let args = ["apply", "--repo", path.as_str(), "--trust", trust.as_str()];
+        berth_env(repo.path(), &args, &[("GREETING", "five")])
+    };
+    let run = apply_env();
+    expect_code(&run, 1);
+    check!(
+        run.stderr
+            .contains("variable `GREETING` takes its value from the environment")
+            && run.stderr.contains("no host was contacted"),
+        "{run}"
+    );
+    check!(
+        container_ids(bed, project) == removed,
+        "an environment value changed a host under --trust"
+    );
+    repo.write(
+        "berth.yaml",
+        &bed.inventory(project).replace(
+            "settings:\n",
+            "settings:\n  environment_variables: [GREETING]\n",
+        ),
+    );
+    repo.commit_signed("GREETING may come from CI", &gpg, &signer);
+    let run = apply_env();
+    expect_code(&run, 0);
+    check!(
+        run.stdout
+            .contains("GREETING=five from the environment (stacks: signed)"),
+        "the plan must name the value that came from the environment\n{run}"
     );
     Ok(())
 }
