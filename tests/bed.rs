@@ -408,6 +408,11 @@ services:
             .contains("Plan: 0 to create, 2 to replace, 0 to remove."),
         "only the web replicas use GREETING\n{run}"
     );
+    check!(
+        run.stdout
+            .contains("~ variables.GREETING = \"hello\" -> \"bonjour\""),
+        "the plan must name the variable that changed\n{run}"
+    );
     let workers = bed.containers("edge-3", project);
     check!(
         workers == before[2],

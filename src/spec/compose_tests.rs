@@ -876,3 +876,44 @@ fn the_environment_wins_inside_dotenv_too() {
         VariableOrigin::DotEnv("stacks/web/.env".into())
     );
 }
+
+#[test]
+fn containers_record_the_variables_written_into_them() {
+    let dir = repo(&[
+        ("berth.yaml", INVENTORY),
+        (
+            "stacks/web/.env",
+            "TAG=1.4\nGREETING=hello\nDB_PASSWORD=hunter2\nN=2\n",
+        ),
+        (
+            "stacks/web/compose.yaml",
+            "x-common: &common\n  environment:\n    GREETING: ${GREETING}\nservices:\n  api:\n    <<: *common\n    image: nginx:${TAG}\n    deploy:\n      replicas: ${N}\n      resources:\n        limits: {memory: 64m}\n  db:\n    image: postgres\n    environment:\n      POSTGRES_PASSWORD: ${DB_PASSWORD}\n  worker:\n    extends: api\n  plain:\n    image: busybox\n",
+        ),
+    ]);
+    let loaded = load_ok(&dir, &options(&[], &[]));
+    let stack = &loaded.project.stacks[0];
+    let vars = |name: &str| {
+        stack
+            .services
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap()
+            .container
+            .variables
+            .clone()
+    };
+    // `replicas: ${N}` steers the rollout, not the container: changing N
+    // must add a replica, not replace every one.
+    assert_eq!(
+        vars("api"),
+        BTreeMap::from([
+            ("GREETING".to_string(), "hello".to_string()),
+            ("TAG".to_string(), "1.4".to_string()),
+        ])
+    );
+    assert_eq!(vars("worker"), vars("api"), "extends carries its variables");
+    let db = vars("db");
+    assert!(db["DB_PASSWORD"].starts_with("sha256:"), "{db:?}");
+    assert!(!format!("{db:?}").contains("hunter2"));
+    assert!(vars("plain").is_empty());
+}

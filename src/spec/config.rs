@@ -140,6 +140,9 @@ fn service_value(stack: &Stack, service: &Service) -> Value {
         Ok(Value::Object(map)) => map,
         _ => Map::new(),
     };
+    // berth's own record of the variables used, not a Compose key: the
+    // stack's `variables` below show them once, redacted where secret.
+    out.remove("variables");
     if !service.depends_on.is_empty() {
         let deps: Map<String, Value> = service
             .depends_on

@@ -370,6 +370,12 @@ pub struct ContainerSpec {
     /// without the key still sees a change.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, SecretFileSpec>,
+    /// Compose variables the service's container settings were written
+    /// with, and their values (`sha256:` and 8 bytes of digest for names
+    /// that look secret), so a plan names the variable behind a change
+    /// (`~ variables.TAG = "1.4" -> "1.5"`). Not sent to the engine.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
 
     // Keys added later: each is skipped when unset, so the canonical JSON
     // (and the spec hash) of a service that does not use them is unchanged

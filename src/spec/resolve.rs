@@ -313,6 +313,9 @@ struct Pass<'i> {
     warnings: Vec<Diagnostic>,
     used: BTreeMap<String, UsedVariable>,
     looked_up: BTreeSet<String>,
+    /// Where each variable was used: (file, line, column) -> names, so a
+    /// service's container can list the variables written into it.
+    uses: BTreeMap<(PathBuf, usize, usize), BTreeSet<String>>,
     files: BTreeSet<PathBuf>,
     /// Parsed and interpolated files, by repo-relative path.
     cache: HashMap<PathBuf, Option<Node>>,
@@ -367,6 +370,7 @@ impl<'i> Pass<'i> {
             warnings: Vec::new(),
             used: BTreeMap::new(),
             looked_up: BTreeSet::new(),
+            uses: BTreeMap::new(),
             files: BTreeSet::new(),
             cache: HashMap::new(),
             stack: None,
@@ -407,6 +411,10 @@ impl<'i> Pass<'i> {
     /// A variable's value and where it came from, recording the use.
     fn lookup(&mut self, name: &str, at: Location) -> Option<String> {
         self.looked_up.insert(name.to_string());
+        self.uses
+            .entry((at.file.clone(), at.line, at.column))
+            .or_default()
+            .insert(name.to_string());
         let layers = &self.layers;
         let found = if let Some(v) = layers.environment.get(name) {
             Some((v.clone(), VariableOrigin::Environment))
@@ -470,10 +478,93 @@ impl<'i> Pass<'i> {
             file: input.file,
             root: input.root,
         };
-        let stack = compose::read_stack(&mut cx, &tree, &source, input.inventory);
+        let mut stack = compose::read_stack(&mut cx, &tree, &source, input.inventory);
+        self.attach_variables(&mut stack, &tree);
         self.errors.append(&mut cx.diags);
         self.warnings.append(&mut cx.warnings);
         self.stack = Some(stack);
+    }
+
+    /// Records on each service's container the variables its definition
+    /// used (after `include`, `extends` and profiles: nodes keep the place
+    /// they were written, so uses are found wherever they came from). Keys
+    /// that only steer the rollout or placement are left out, so changing
+    /// `replicas: ${N}` adds a replica instead of replacing every one.
+    fn attach_variables(&self, stack: &mut Stack, tree: &Node) {
+        let Some(services) = tree.get("services") else {
+            return;
+        };
+        for service in &mut stack.services {
+            let Some(node) = services.get(&service.name) else {
+                continue;
+            };
+            let mut names = BTreeSet::new();
+            self.collect_uses(node, self.input.file, true, &mut names);
+            service.container.variables = names
+                .into_iter()
+                .map(|name| {
+                    let value = self
+                        .used
+                        .get(&name)
+                        .map(|u| u.value.clone())
+                        .unwrap_or_default();
+                    let shown = if super::variables::looks_secret(&name) {
+                        use sha2::Digest as _;
+                        format!(
+                            "sha256:{}",
+                            hex::encode(&sha2::Sha256::digest(value.as_bytes())[..8])
+                        )
+                    } else {
+                        value
+                    };
+                    (name, shown)
+                })
+                .collect();
+        }
+    }
+
+    fn collect_uses(&self, node: &Node, stack_file: &Path, top: bool, out: &mut BTreeSet<String>) {
+        /// Service keys that do not go into the container.
+        const NOT_IN_CONTAINER: &[&str] =
+            &["depends_on", "profiles", "scale", "x-berth", "extends"];
+        /// `deploy` keys that do not go into the container.
+        const DEPLOY_ROLLOUT: &[&str] = &[
+            "mode",
+            "replicas",
+            "placement",
+            "update_config",
+            "rollback_config",
+            "endpoint_mode",
+        ];
+        let file = node.file.as_deref().unwrap_or(stack_file).to_path_buf();
+        if let Some(names) = self.uses.get(&(file, node.line, node.column)) {
+            out.extend(names.iter().cloned());
+        }
+        match &node.kind {
+            Kind::Seq(items) => items
+                .iter()
+                .for_each(|i| self.collect_uses(i, stack_file, false, out)),
+            Kind::Map(entries) => {
+                for (key, value) in entries {
+                    let key = key.key_text().unwrap_or_default();
+                    if top && NOT_IN_CONTAINER.contains(&key) {
+                        continue;
+                    }
+                    if top && key == "deploy" {
+                        if let Kind::Map(deploy) = &value.kind {
+                            for (k, v) in deploy {
+                                if !DEPLOY_ROLLOUT.contains(&k.key_text().unwrap_or_default()) {
+                                    self.collect_uses(v, stack_file, false, out);
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                    self.collect_uses(value, stack_file, false, out);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Reads, parses and interpolates a Compose file (cached). Nodes of any
