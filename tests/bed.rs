@@ -335,6 +335,15 @@ services:
     extends: worker
     environment:
       QUEUE: b
+  edge:
+    image: ${WORKER_IMAGE}
+    container_name: site-edge
+    expose: [\"8080\"]
+    depends_on:
+      web: {condition: service_healthy}
+    deploy:
+      placement:
+        constraints: [node.hostname == edge-1]
   debug:
     image: ${WORKER_IMAGE}
     profiles: [debug]
@@ -347,9 +356,20 @@ services:
     expect_code(&run, 0);
     check!(
         run.stdout
-            .contains("Plan: 4 to create, 0 to replace, 0 to remove."),
+            .contains("Plan: 5 to create, 0 to replace, 0 to remove."),
         "{run}"
     );
+    // `container_name` names the container; `expose` reaches the engine.
+    let exposed = bed.docker_ok(
+        "edge-1",
+        &[
+            "inspect",
+            "-f",
+            "{{json .Config.ExposedPorts}}",
+            "site-edge",
+        ],
+    );
+    check!(exposed.contains("8080/tcp"), "site-edge exposes {exposed}");
     check!(
         run.stderr.contains("`version` is obsolete"),
         "no warning about `version`\n{run}"
