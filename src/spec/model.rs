@@ -507,6 +507,15 @@ pub struct MountSpec {
     pub target: String,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
+    /// Bind propagation (`rslave`, ...), binds only; None = the engine's
+    /// `rprivate`: mounts made on the host later stay invisible inside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<String>,
+    /// SELinux relabel of the mount's host directory (bind or volume): `z`
+    /// (shared between containers) or `Z` (private to this one); None =
+    /// left as labelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selinux: Option<String>,
 }
 
 #[derive(

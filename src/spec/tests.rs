@@ -255,6 +255,8 @@ fn mount(kind: MountKind, source: &str, target: &str, read_only: bool) -> MountS
         source: source.to_string(),
         target: target.to_string(),
         read_only,
+        propagation: None,
+        selinux: None,
     }
 }
 

@@ -72,13 +72,10 @@ const NOT_YET_HONOURED: &[(&str, &str)] = &[
         "docs-spec-example",
         "volume `driver_opts`, `configs:`, `external` secrets",
     ),
-    ("jellyfin", "`bind.propagation`"),
-    ("matomo", "SELinux `z`/`Z` mount options"),
     (
         "ollama",
         "GPU requests (`deploy.resources.reservations.devices`)",
     ),
-    ("monitoring", "`rslave` mount propagation"),
 ];
 
 const INVENTORY: &str = "\
@@ -341,7 +338,7 @@ fn a_variable_named_alone_and_set_nowhere_is_left_out_with_a_warning() {
 }
 
 #[test]
-fn dev_only_keys_and_macos_mount_flags_warn_selinux_and_propagation_are_located_errors() {
+fn dev_only_keys_and_macos_mount_flags_warn_and_unsupported_mount_options_are_located_errors() {
     let compose = r#"services:
   web:
     image: nginx
@@ -369,7 +366,7 @@ fn dev_only_keys_and_macos_mount_flags_warn_selinux_and_propagation_are_located_
     std::fs::create_dir_all(repo.path().join("stacks/web")).unwrap();
     std::fs::write(
         repo.path().join("stacks/web/compose.yaml"),
-        "services:\n  web:\n    image: nginx\n    x-bert: {}\n    volumes:\n      - /srv:/srv:z\n      - /:/host:ro,rslave\n      - type: bind\n        source: /mnt\n        target: /mnt\n        bind: {propagation: rshared, create_host_path: false}\n      - ~/data:/data\n",
+        "services:\n  web:\n    image: nginx\n    x-bert: {}\n    volumes:\n      - data:/srv:rslave\n      - /:/host:ro,rslave,shared\n      - type: bind\n        source: /mnt\n        target: /mnt\n        bind: {propagation: rshard, selinux: z, create_host_path: false}\n      - ~/data:/data\nvolumes:\n  data: {}\n",
     )
     .unwrap();
     let options = LoadOptions {
@@ -441,4 +438,44 @@ fn scale_is_deploy_replicas() {
         .map(|s| s.deploy.replicas)
         .collect();
     assert_eq!(replicas, [3, 2]);
+}
+
+/// Propagation and SELinux relabelling reach the model from both syntaxes;
+/// a named volume may be relabelled too, as with `docker compose`.
+#[test]
+fn bind_propagation_and_selinux_relabel_load_from_both_syntaxes() {
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(repo.path().join("berth.yaml"), INVENTORY).unwrap();
+    std::fs::create_dir_all(repo.path().join("stacks/web")).unwrap();
+    let compose = "services:\n  web:\n    image: nginx\n    volumes:\n      - /:/host:ro,rslave\n      - /srv/a:/a:Z\n      - type: bind\n        source: /srv/b\n        target: /b\n        bind: {propagation: rshared, selinux: z}\n      - data:/data:z\nvolumes:\n  data: {}\n";
+    std::fs::write(repo.path().join("stacks/web/compose.yaml"), compose).unwrap();
+    let options = LoadOptions {
+        profiles: Vec::new(),
+        environment: Some(environment()),
+    };
+    let project = load_with(repo.path(), &options)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .project;
+    let mounts: Vec<(&str, bool, Option<&str>, Option<&str>)> = project.stacks[0].services[0]
+        .container
+        .mounts
+        .iter()
+        .map(|m| {
+            (
+                m.target.as_str(),
+                m.read_only,
+                m.propagation.as_deref(),
+                m.selinux.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        mounts,
+        [
+            ("/data", false, None, Some("z")),
+            ("/host", true, Some("rslave"), None),
+            ("/a", false, None, Some("Z")),
+            ("/b", false, Some("rshared"), Some("z")),
+        ]
+    );
 }

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{
     ContainerCreateBody, DeviceMapping, EndpointSettings, HealthConfig, HostConfig,
-    HostConfigLogConfig, Mount, MountType, NetworkingConfig, PortBinding, ResourcesUlimits,
-    RestartPolicy, RestartPolicyNameEnum,
+    HostConfigLogConfig, Mount, MountBindOptions, MountBindOptionsPropagationEnum, MountType,
+    NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
 };
 
 use crate::hosts::labels;
@@ -49,6 +49,37 @@ fn restart_policy(restart: &str) -> Result<Option<RestartPolicy>, String> {
 }
 
 /// Milliseconds as the engine's nanoseconds; 0 (engine default) as None.
+/// A mount in `Binds` form, `/src:/dst[:ro,rslave,z]` (or `volume:/dst:z`):
+/// the engine's one way to relabel for SELinux, and what `docker compose`
+/// sends.
+fn bind(m: &crate::spec::MountSpec) -> String {
+    let options: Vec<&str> = m
+        .read_only
+        .then_some("ro")
+        .into_iter()
+        .chain(m.propagation.as_deref())
+        .chain(m.selinux.as_deref())
+        .collect();
+    if options.is_empty() {
+        format!("{}:{}", m.source, m.target)
+    } else {
+        format!("{}:{}:{}", m.source, m.target, options.join(","))
+    }
+}
+
+fn propagation(name: &str) -> Result<MountBindOptionsPropagationEnum, String> {
+    use MountBindOptionsPropagationEnum as P;
+    Ok(match name {
+        "private" => P::PRIVATE,
+        "rprivate" => P::RPRIVATE,
+        "shared" => P::SHARED,
+        "rshared" => P::RSHARED,
+        "slave" => P::SLAVE,
+        "rslave" => P::RSLAVE,
+        _ => return Err(format!("unknown bind propagation `{name}`")),
+    })
+}
+
 fn nanos(ms: u64) -> Option<i64> {
     (ms > 0).then(|| i64::try_from(ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX))
 }
@@ -112,25 +143,46 @@ pub fn create_body(
 
     // Bind mounts go through `Binds`, like Compose: it creates a missing host
     // directory, where `Mounts` would fail. A path with `:` cannot be said in
-    // `Binds` and takes `Mounts` (which requires it to exist).
+    // `Binds` and takes `Mounts` (which requires it to exist). A volume takes
+    // `Binds` only when relabelled for SELinux, which `Mounts` cannot ask.
     let mut binds = Vec::new();
     let mut mounts = Vec::new();
     for m in &spec.mounts {
         match m.kind {
             MountKind::Bind if !m.source.contains(':') && !m.target.contains(':') => {
-                let mode = if m.read_only { ":ro" } else { "" };
-                binds.push(format!("{}:{}{mode}", m.source, m.target));
+                binds.push(bind(m));
             }
-            kind => mounts.push(Mount {
-                typ: Some(match kind {
-                    MountKind::Bind => MountType::BIND,
-                    MountKind::Volume => MountType::VOLUME,
-                }),
-                source: Some(m.source.clone()),
-                target: Some(m.target.clone()),
-                read_only: m.read_only.then_some(true),
-                ..Default::default()
-            }),
+            MountKind::Volume if m.selinux.is_some() && !m.target.contains(':') => {
+                binds.push(bind(m));
+            }
+            kind => {
+                if m.selinux.is_some() {
+                    // Only `Binds` can relabel; a path with `:` cannot go there.
+                    return Err(format!(
+                        "mount `{}` asks for an SELinux relabel, which the engine cannot do for a path containing `:`",
+                        m.source
+                    ));
+                }
+                mounts.push(Mount {
+                    typ: Some(match kind {
+                        MountKind::Bind => MountType::BIND,
+                        MountKind::Volume => MountType::VOLUME,
+                    }),
+                    source: Some(m.source.clone()),
+                    target: Some(m.target.clone()),
+                    read_only: m.read_only.then_some(true),
+                    bind_options: m
+                        .propagation
+                        .as_deref()
+                        .map(propagation)
+                        .transpose()?
+                        .map(|p| MountBindOptions {
+                            propagation: Some(p),
+                            ..Default::default()
+                        }),
+                    ..Default::default()
+                });
+            }
         }
     }
 
@@ -338,12 +390,16 @@ mod tests {
                     source: "web_data".into(),
                     target: "/data".into(),
                     read_only: false,
+                    propagation: None,
+                    selinux: None,
                 },
                 MountSpec {
                     kind: MountKind::Bind,
                     source: "/etc/web".into(),
                     target: "/conf".into(),
                     read_only: true,
+                    propagation: None,
+                    selinux: None,
                 },
             ],
             networks: BTreeMap::from([
@@ -519,6 +575,90 @@ mod tests {
         let json = serde_json::to_string(&body).expect("serialises");
         // No field newer than API 1.41.
         assert!(!json.contains("StartInterval"), "{json}");
+    }
+
+    fn bind(
+        source: &str,
+        target: &str,
+        propagation: Option<&str>,
+        selinux: Option<&str>,
+    ) -> MountSpec {
+        MountSpec {
+            kind: MountKind::Bind,
+            source: source.into(),
+            target: target.into(),
+            read_only: true,
+            propagation: propagation.map(str::to_string),
+            selinux: selinux.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn selinux_relabels_and_bind_propagation_go_into_binds() {
+        let spec = ContainerSpec {
+            image: "app:1".into(),
+            mounts: vec![
+                bind("/", "/host", Some("rslave"), None),
+                bind("/srv/a", "/a", None, Some("Z")),
+                bind("/srv/b", "/b", Some("rshared"), Some("z")),
+                MountSpec {
+                    kind: MountKind::Volume,
+                    source: "app_db".into(),
+                    target: "/db".into(),
+                    read_only: false,
+                    propagation: None,
+                    selinux: Some("Z".into()),
+                },
+                MountSpec {
+                    kind: MountKind::Volume,
+                    source: "app_cache".into(),
+                    target: "/cache".into(),
+                    read_only: false,
+                    propagation: None,
+                    selinux: None,
+                },
+            ],
+            ..Default::default()
+        };
+        let (body, _) = create_body(&spec, &BTreeMap::new(), "/run/berth/secrets").unwrap();
+        let host = body.host_config.expect("host config");
+        assert_eq!(
+            host.binds,
+            Some(vec![
+                "/:/host:ro,rslave".to_string(),
+                "/srv/a:/a:ro,Z".to_string(),
+                "/srv/b:/b:ro,rshared,z".to_string(),
+                "app_db:/db:Z".to_string(),
+            ])
+        );
+        // A volume without a relabel stays in `Mounts`.
+        let mounts = host.mounts.expect("mounts");
+        assert_eq!(mounts.len(), 1);
+        assert_eq!(mounts[0].source.as_deref(), Some("app_cache"));
+    }
+
+    #[test]
+    fn a_bind_with_a_colon_takes_mounts_with_its_propagation() {
+        let spec = ContainerSpec {
+            image: "app:1".into(),
+            mounts: vec![bind("/srv/a:b", "/a", Some("rslave"), None)],
+            ..Default::default()
+        };
+        let (body, _) = create_body(&spec, &BTreeMap::new(), "/run/berth/secrets").unwrap();
+        let mounts = body.host_config.and_then(|h| h.mounts).expect("mounts");
+        let options = mounts[0].bind_options.as_ref().expect("bind options");
+        assert_eq!(
+            options.propagation,
+            Some(MountBindOptionsPropagationEnum::RSLAVE)
+        );
+        // The engine cannot relabel through `Mounts`: said, not dropped.
+        let spec = ContainerSpec {
+            image: "app:1".into(),
+            mounts: vec![bind("/srv/a:b", "/a", None, Some("z"))],
+            ..Default::default()
+        };
+        let error = create_body(&spec, &BTreeMap::new(), "/run/berth/secrets").unwrap_err();
+        assert!(error.contains("SELinux relabel"), "{error}");
     }
 
     #[test]
