@@ -146,6 +146,42 @@ pub struct NetworkSpec {
     pub external: bool,
     pub internal: bool,
     pub labels: BTreeMap<String, String>,
+    /// Driver options (`com.docker.network.bridge.name`, ...), as written.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
+    /// None = attachable, berth's default (standalone containers join it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachable: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_ipv6: Option<bool>,
+    /// None = the engine picks the driver and a free subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipam: Option<IpamSpec>,
+}
+
+/// `ipam:` of a network: address management as Compose writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+pub struct IpamSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config: Vec<IpamPool>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+/// One address pool of a network's `ipam.config`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+pub struct IpamPool {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    /// Addresses the driver must not hand out, by host name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux_addresses: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
@@ -155,6 +191,10 @@ pub struct VolumeSpec {
     pub driver: Option<String>,
     pub external: bool,
     pub labels: BTreeMap<String, String>,
+    /// Driver options (`type`, `o`, `device` of the `local` driver: NFS,
+    /// tmpfs, a bind), as written.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]

@@ -493,6 +493,7 @@ fn full_stack_loads_to_the_exact_model() {
             external,
             internal,
             labels: map(labels),
+            ..NetworkSpec::default()
         };
     assert_eq!(
         stack.networks,
@@ -514,6 +515,7 @@ fn full_stack_loads_to_the_exact_model() {
         driver: driver.map(str::to_string),
         external,
         labels: BTreeMap::new(),
+        driver_opts: BTreeMap::new(),
     };
     assert_eq!(
         stack.volumes,

@@ -11,12 +11,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{
     ContainerCreateBody, DeviceMapping, EndpointSettings, HealthConfig, HostConfig,
-    HostConfigLogConfig, Mount, MountBindOptions, MountBindOptionsPropagationEnum, MountType,
-    NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
+    HostConfigLogConfig, Ipam, IpamConfig, Mount, MountBindOptions,
+    MountBindOptionsPropagationEnum, MountType, NetworkCreateRequest, NetworkingConfig,
+    PortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 
 use crate::hosts::labels;
-use crate::spec::{ContainerSpec, MountKind};
+use crate::spec::{ContainerSpec, MountKind, NetworkSpec, VolumeSpec};
 
 /// A Compose restart policy as the engine wants it.
 fn restart_policy(restart: &str) -> Result<Option<RestartPolicy>, String> {
@@ -64,6 +65,58 @@ fn bind(m: &crate::spec::MountSpec) -> String {
         format!("{}:{}", m.source, m.target)
     } else {
         format!("{}:{}:{}", m.source, m.target, options.join(","))
+    }
+}
+
+/// The engine's create-network request: berth's labels over the spec's.
+pub(crate) fn network_request(
+    spec: &NetworkSpec,
+    labels: &BTreeMap<String, String>,
+) -> NetworkCreateRequest {
+    let mut all_labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
+    all_labels.extend(labels.clone());
+    NetworkCreateRequest {
+        name: spec.name.clone(),
+        driver: spec.driver.clone(),
+        internal: Some(spec.internal),
+        // Standalone containers may join unless the spec says otherwise;
+        // harmless off Swarm.
+        attachable: Some(spec.attachable.unwrap_or(true)),
+        labels: Some(all_labels),
+        options: non_empty_map(&spec.driver_opts),
+        enable_ipv6: spec.enable_ipv6,
+        ipam: spec.ipam.as_ref().map(|ipam| Ipam {
+            driver: ipam.driver.clone(),
+            config: non_empty(
+                ipam.config
+                    .iter()
+                    .map(|pool| IpamConfig {
+                        subnet: pool.subnet.clone(),
+                        ip_range: pool.ip_range.clone(),
+                        gateway: pool.gateway.clone(),
+                        auxiliary_addresses: non_empty_map(&pool.aux_addresses),
+                    })
+                    .collect(),
+            ),
+            options: non_empty_map(&ipam.options),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The engine's create-volume request: berth's labels over the spec's.
+pub(crate) fn volume_request(
+    spec: &VolumeSpec,
+    labels: &BTreeMap<String, String>,
+) -> VolumeCreateRequest {
+    let mut all_labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
+    all_labels.extend(labels.clone());
+    VolumeCreateRequest {
+        name: Some(spec.name.clone()),
+        driver: spec.driver.clone(),
+        labels: Some(all_labels),
+        driver_opts: non_empty_map(&spec.driver_opts),
+        ..Default::default()
     }
 }
 
@@ -659,6 +712,110 @@ mod tests {
         };
         let error = create_body(&spec, &BTreeMap::new(), "/run/berth/secrets").unwrap_err();
         assert!(error.contains("SELinux relabel"), "{error}");
+    }
+
+    #[test]
+    fn maps_network_driver_opts_and_ipam() {
+        use crate::spec::{IpamPool, IpamSpec};
+        let plain = NetworkSpec {
+            name: "web_default".into(),
+            ..Default::default()
+        };
+        let labels = BTreeMap::from([("berth.project".to_string(), "demo".to_string())]);
+        // What berth sent before these keys existed, unchanged.
+        assert_eq!(
+            serde_json::to_value(network_request(&plain, &labels)).unwrap(),
+            serde_json::json!({
+                "Name": "web_default",
+                "Internal": false,
+                "Attachable": true,
+                "Labels": {"berth.project": "demo"},
+            })
+        );
+        let spec = NetworkSpec {
+            name: "web_front".into(),
+            driver: Some("bridge".into()),
+            driver_opts: BTreeMap::from([(
+                "com.docker.network.bridge.name".to_string(),
+                "br-front".to_string(),
+            )]),
+            attachable: Some(false),
+            enable_ipv6: Some(true),
+            ipam: Some(IpamSpec {
+                driver: Some("default".into()),
+                config: vec![IpamPool {
+                    subnet: Some("172.28.0.0/16".into()),
+                    ip_range: Some("172.28.5.0/24".into()),
+                    gateway: Some("172.28.0.1".into()),
+                    aux_addresses: BTreeMap::from([(
+                        "router".to_string(),
+                        "172.28.1.5".to_string(),
+                    )]),
+                }],
+                options: BTreeMap::from([("foo".to_string(), "bar".to_string())]),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(network_request(&spec, &BTreeMap::new())).unwrap(),
+            serde_json::json!({
+                "Name": "web_front",
+                "Driver": "bridge",
+                "Internal": false,
+                "Attachable": false,
+                "EnableIPv6": true,
+                "Labels": {},
+                "Options": {"com.docker.network.bridge.name": "br-front"},
+                "IPAM": {
+                    "Driver": "default",
+                    "Config": [{
+                        "Subnet": "172.28.0.0/16",
+                        "IPRange": "172.28.5.0/24",
+                        "Gateway": "172.28.0.1",
+                        "AuxiliaryAddresses": {"router": "172.28.1.5"},
+                    }],
+                    "Options": {"foo": "bar"},
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn maps_volume_driver_opts() {
+        let plain = VolumeSpec {
+            name: "web_data".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(volume_request(&plain, &BTreeMap::new())).unwrap(),
+            serde_json::json!({"Name": "web_data", "Labels": {}})
+        );
+        let nfs = VolumeSpec {
+            name: "web_nfs".into(),
+            driver: Some("local".into()),
+            driver_opts: BTreeMap::from([
+                ("type".to_string(), "nfs".to_string()),
+                (
+                    "o".to_string(),
+                    "addr=10.40.0.199,nolock,soft,rw".to_string(),
+                ),
+                ("device".to_string(), ":/docker/example".to_string()),
+            ]),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(volume_request(&nfs, &BTreeMap::new())).unwrap(),
+            serde_json::json!({
+                "Name": "web_nfs",
+                "Driver": "local",
+                "Labels": {},
+                "DriverOpts": {
+                    "type": "nfs",
+                    "o": "addr=10.40.0.199,nolock,soft,rw",
+                    "device": ":/docker/example",
+                },
+            })
+        );
     }
 
     #[test]
