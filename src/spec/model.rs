@@ -598,6 +598,26 @@ pub struct Resources {
     pub nano_cpus: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pids_limit: Option<i64>,
+    /// `deploy.resources.reservations.devices`: GPUs and other devices a
+    /// driver (NVIDIA's) hands to the container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_requests: Vec<DeviceRequestSpec>,
+}
+
+/// One device request, as Compose writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+pub struct DeviceRequestSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// How many devices; -1 = all. None when `device_ids` names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_ids: Vec<String>,
+    /// All of these (`gpu`, `compute`, `utility`, ...) must be offered.
+    pub capabilities: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
 }
 
 impl Resources {

@@ -135,8 +135,8 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "scale",
 ];
 
-/// What to write instead of `gpus` or `deploy.resources.reservations.devices`.
-pub(crate) const GPU_HELP: &str = "berth cannot request GPUs from the engine yet: for Intel or AMD GPUs pass the device (`devices: [/dev/dri:/dev/dri]`); for NVIDIA set `runtime: nvidia` and `NVIDIA_VISIBLE_DEVICES: all` in `environment`";
+/// What to write instead of `gpus`.
+pub(crate) const GPU_HELP: &str = "berth reads GPU requests in their long form: write `deploy: {resources: {reservations: {devices: [{driver: nvidia, count: all, capabilities: [gpu]}]}}}`; for Intel or AMD GPUs pass the device (`devices: [/dev/dri:/dev/dri]`)";
 
 /// Compose service keys berth leaves out, with what to do instead.
 fn unsupported_hint(key: &str) -> Option<&'static str> {

@@ -334,6 +334,7 @@ fn full_stack_loads_to_the_exact_model() {
             memory_reservation: Some(256 << 20),
             nano_cpus: Some(500_000_000),
             pids_limit: Some(200),
+            device_requests: Vec::new(),
         },
         logging: Some(LoggingSpec {
             driver: "json-file".into(),

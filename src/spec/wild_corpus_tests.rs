@@ -66,10 +66,6 @@ const EXPECTED_REFUSALS: &[(&str, &[Refusal])] = &[
 const NOT_YET_HONOURED: &[(&str, &str)] = &[
     ("docs-networks", "`ipv4_address` of a service's network"),
     ("docs-spec-example", "`configs:`, `external` secrets"),
-    (
-        "ollama",
-        "GPU requests (`deploy.resources.reservations.devices`)",
-    ),
 ];
 
 const INVENTORY: &str = "\
@@ -565,5 +561,57 @@ volumes:
       help: did you mean `gateway`?
     stacks/web/compose.yaml:8:5: network `b` is `external` but sets `driver_opts`
       help: an external resource is created outside berth; remove the other keys
+    ");
+}
+
+/// GPU requests of `deploy.resources.reservations.devices` reach the model;
+/// `count: all` and a request naming no count are all devices.
+#[test]
+fn gpu_device_requests_load() {
+    use crate::spec::DeviceRequestSpec;
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(repo.path().join("berth.yaml"), INVENTORY).unwrap();
+    std::fs::create_dir_all(repo.path().join("stacks/web")).unwrap();
+    let compose = "services:\n  ai:\n    image: ollama/ollama\n    deploy:\n      resources:\n        reservations:\n          devices:\n            - {driver: nvidia, count: all, capabilities: [gpu]}\n            - {driver: nvidia, count: 2, capabilities: [gpu, utility]}\n            - {device_ids: ['0', '3'], capabilities: [gpu], options: {virtualization: 'false'}}\n            - {capabilities: [gpu]}\n";
+    std::fs::write(repo.path().join("stacks/web/compose.yaml"), compose).unwrap();
+    let options = LoadOptions {
+        profiles: Vec::new(),
+        environment: Some(environment()),
+    };
+    let project = load_with(repo.path(), &options)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .project;
+    let gpu =
+        |driver: Option<&str>, count: Option<i64>, ids: &[&str], caps: &[&str]| DeviceRequestSpec {
+            driver: driver.map(str::to_string),
+            count,
+            device_ids: ids.iter().map(|s| s.to_string()).collect(),
+            capabilities: caps.iter().map(|s| s.to_string()).collect(),
+            options: BTreeMap::new(),
+        };
+    let mut with_options = gpu(None, None, &["0", "3"], &["gpu"]);
+    with_options.options = BTreeMap::from([("virtualization".to_string(), "false".to_string())]);
+    assert_eq!(
+        project.stacks[0].services[0]
+            .container
+            .resources
+            .device_requests,
+        [
+            gpu(Some("nvidia"), Some(-1), &[], &["gpu"]),
+            gpu(Some("nvidia"), Some(2), &[], &["gpu", "utility"]),
+            with_options,
+            gpu(None, Some(-1), &[], &["gpu"]),
+        ]
+    );
+    let compose = "services:\n  ai:\n    image: ollama/ollama\n    deploy:\n      resources:\n        reservations:\n          devices:\n            - {driver: nvidia, count: 1, device_ids: ['0'], capabilities: [gpu]}\n            - {driver: nvidia, count: some}\n";
+    std::fs::write(repo.path().join("stacks/web/compose.yaml"), compose).unwrap();
+    let error = load_with(repo.path(), &options).unwrap_err();
+    insta::assert_snapshot!(error.to_string(), @r"
+    stacks/web/compose.yaml:8:39: a device of `devices` of `deploy.resources.reservations` of service `ai` sets both `count` and `device_ids`
+      help: keep one of them: `device_ids` names the devices, `count` takes any that many
+    stacks/web/compose.yaml:9:15: a device of `devices` of `deploy.resources.reservations` of service `ai` has no `capabilities`
+      help: say what the device is for, as Compose requires: `capabilities: [gpu]` for a GPU
+    stacks/web/compose.yaml:9:39: `count` of a device of `devices` of `deploy.resources.reservations` of service `ai` must be a number of devices or `all`, found `some`
+      help: write `count: all` for every device, `count: 1` for one
     ");
 }

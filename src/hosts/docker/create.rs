@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, EndpointSettings, HealthConfig, HostConfig,
+    ContainerCreateBody, DeviceMapping, DeviceRequest, EndpointSettings, HealthConfig, HostConfig,
     HostConfigLogConfig, Ipam, IpamConfig, Mount, MountBindOptions,
     MountBindOptionsPropagationEnum, MountType, NetworkCreateRequest, NetworkingConfig,
     PortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
@@ -308,6 +308,21 @@ pub fn create_body(
         memory_reservation: spec.resources.memory_reservation,
         nano_cpus: spec.resources.nano_cpus,
         pids_limit: spec.resources.pids_limit,
+        device_requests: non_empty(
+            spec.resources
+                .device_requests
+                .iter()
+                .map(|r| DeviceRequest {
+                    driver: r.driver.clone(),
+                    count: r.count,
+                    device_ids: non_empty(r.device_ids.clone()),
+                    // The engine's list is alternatives of capability sets;
+                    // Compose's one list is a single set, all required.
+                    capabilities: Some(vec![r.capabilities.clone()]),
+                    options: non_empty_map(&r.options),
+                })
+                .collect(),
+        ),
         log_config: spec.logging.as_ref().map(|l| HostConfigLogConfig {
             typ: Some(l.driver.clone()),
             config: (!l.options.is_empty()).then(|| l.options.clone().into_iter().collect()),
@@ -482,6 +497,7 @@ mod tests {
                 memory_reservation: Some(32 << 20),
                 nano_cpus: Some(500_000_000),
                 pids_limit: Some(100),
+                device_requests: Vec::new(),
             },
             logging: Some(LoggingSpec {
                 driver: "json-file".into(),
@@ -815,6 +831,41 @@ mod tests {
                     "device": ":/docker/example",
                 },
             })
+        );
+    }
+
+    #[test]
+    fn maps_gpu_requests_to_device_requests() {
+        use crate::spec::DeviceRequestSpec;
+        let spec = ContainerSpec {
+            image: "ollama/ollama".into(),
+            resources: Resources {
+                device_requests: vec![
+                    DeviceRequestSpec {
+                        driver: Some("nvidia".into()),
+                        count: Some(-1),
+                        capabilities: vec!["gpu".into()],
+                        ..Default::default()
+                    },
+                    DeviceRequestSpec {
+                        driver: Some("nvidia".into()),
+                        device_ids: vec!["0".into(), "3".into()],
+                        capabilities: vec!["gpu".into(), "utility".into()],
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let (body, _) = create_body(&spec, &BTreeMap::new(), "/run/berth/secrets").unwrap();
+        let host = serde_json::to_value(body.host_config.expect("host config")).unwrap();
+        assert_eq!(
+            host["DeviceRequests"],
+            serde_json::json!([
+                {"Driver": "nvidia", "Count": -1, "Capabilities": [["gpu"]]},
+                {"Driver": "nvidia", "DeviceIDs": ["0", "3"], "Capabilities": [["gpu", "utility"]]},
+            ])
         );
     }
 
