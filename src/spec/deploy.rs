@@ -384,7 +384,7 @@ fn read_resources(cx: &mut Cx, node: &Node, what: &str) -> DeployResources {
                     }
                     "devices" => {
                         let here = format!("`devices` of {reservations}");
-                        out.device_requests = device_requests(cx, field.value, &here);
+                        out.device_requests = device_requests(cx, field.value, &here, false);
                     }
                     "generic_resources" => cx.error_help(
                         field.key,
@@ -403,7 +403,9 @@ fn read_resources(cx: &mut Cx, node: &Node, what: &str) -> DeployResources {
 /// a device driver (NVIDIA's container toolkit for `gpu`). As in Compose,
 /// `count: all` is -1, and a request naming neither `count` nor
 /// `device_ids` asks for all devices.
-fn device_requests(cx: &mut Cx, node: &Node, what: &str) -> Vec<DeviceRequestSpec> {
+/// With `gpus` (the service's `gpus:` list) a request without
+/// `capabilities` is for a GPU, as in Compose.
+fn device_requests(cx: &mut Cx, node: &Node, what: &str, gpus: bool) -> Vec<DeviceRequestSpec> {
     const KEYS: &[&str] = &["driver", "count", "device_ids", "capabilities", "options"];
     let mut out = Vec::new();
     let Some(items) = cx.seq(node, what) else {
@@ -462,6 +464,7 @@ fn device_requests(cx: &mut Cx, node: &Node, what: &str) -> Vec<DeviceRequestSpe
                     .strings(v, &format!("`capabilities` of {here}"))
                     .unwrap_or_default();
             }
+            None if gpus => request.capabilities = vec!["gpu".to_string()],
             None => cx.error_help(
                 item,
                 format!("{here} has no `capabilities`"),
@@ -471,6 +474,31 @@ fn device_requests(cx: &mut Cx, node: &Node, what: &str) -> Vec<DeviceRequestSpe
         out.push(request);
     }
     out
+}
+
+/// `gpus:` of a service: `all`, or a list of requests as under
+/// `deploy.resources.reservations.devices` whose capabilities default to
+/// `gpu`.
+pub(crate) fn gpus(cx: &mut Cx, node: &Node, what: &str) -> Vec<DeviceRequestSpec> {
+    if node.scalar() == Some("all") {
+        return vec![DeviceRequestSpec {
+            count: Some(-1),
+            capabilities: vec!["gpu".to_string()],
+            ..Default::default()
+        }];
+    }
+    if !matches!(node.kind, Kind::Seq(_)) {
+        cx.error_help(
+            node,
+            format!(
+                "`gpus` of {what} must be `all` or a list of requests, found {}",
+                node.describe()
+            ),
+            "write `gpus: all`, or `gpus: [{driver: nvidia, count: 1}]`",
+        );
+        return Vec::new();
+    }
+    device_requests(cx, node, &format!("`gpus` of {what}"), true)
 }
 
 /// Folds `deploy.resources` into the service-level limits. Compose refuses
@@ -507,7 +535,7 @@ pub(crate) fn merge_resources(
             "limits.pids",
         ),
     ];
-    resources.device_requests = deploy.device_requests;
+    resources.device_requests.extend(deploy.device_requests);
     for (current, from_deploy, key, deploy_key) in pairs {
         let Some((value, at)) = from_deploy else {
             continue;

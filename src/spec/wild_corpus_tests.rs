@@ -564,15 +564,16 @@ volumes:
     ");
 }
 
-/// GPU requests of `deploy.resources.reservations.devices` reach the model;
-/// `count: all` and a request naming no count are all devices.
+/// GPU requests of `deploy.resources.reservations.devices` and of `gpus:`
+/// reach the model; `count: all` and a request naming no count are all
+/// devices.
 #[test]
 fn gpu_device_requests_load() {
     use crate::spec::DeviceRequestSpec;
     let repo = tempfile::tempdir().unwrap();
     std::fs::write(repo.path().join("berth.yaml"), INVENTORY).unwrap();
     std::fs::create_dir_all(repo.path().join("stacks/web")).unwrap();
-    let compose = "services:\n  ai:\n    image: ollama/ollama\n    deploy:\n      resources:\n        reservations:\n          devices:\n            - {driver: nvidia, count: all, capabilities: [gpu]}\n            - {driver: nvidia, count: 2, capabilities: [gpu, utility]}\n            - {device_ids: ['0', '3'], capabilities: [gpu], options: {virtualization: 'false'}}\n            - {capabilities: [gpu]}\n";
+    let compose = "services:\n  ai:\n    image: ollama/ollama\n    deploy:\n      resources:\n        reservations:\n          devices:\n            - {driver: nvidia, count: all, capabilities: [gpu]}\n            - {driver: nvidia, count: 2, capabilities: [gpu, utility]}\n            - {device_ids: ['0', '3'], capabilities: [gpu], options: {virtualization: 'false'}}\n            - {capabilities: [gpu]}\n  gpu:\n    image: ollama/ollama\n    gpus: all\n  two:\n    image: ollama/ollama\n    gpus: [{driver: nvidia, count: 2}]\n";
     std::fs::write(repo.path().join("stacks/web/compose.yaml"), compose).unwrap();
     let options = LoadOptions {
         profiles: Vec::new(),
@@ -603,7 +604,16 @@ fn gpu_device_requests_load() {
             gpu(None, Some(-1), &[], &["gpu"]),
         ]
     );
-    let compose = "services:\n  ai:\n    image: ollama/ollama\n    deploy:\n      resources:\n        reservations:\n          devices:\n            - {driver: nvidia, count: 1, device_ids: ['0'], capabilities: [gpu]}\n            - {driver: nvidia, count: some}\n";
+    let services = &project.stacks[0].services;
+    assert_eq!(
+        services[1].container.resources.device_requests,
+        [gpu(None, Some(-1), &[], &["gpu"])]
+    );
+    assert_eq!(
+        services[2].container.resources.device_requests,
+        [gpu(Some("nvidia"), Some(2), &[], &["gpu"])]
+    );
+    let compose = "services:\n  ai:\n    image: ollama/ollama\n    deploy:\n      resources:\n        reservations:\n          devices:\n            - {driver: nvidia, count: 1, device_ids: ['0'], capabilities: [gpu]}\n            - {driver: nvidia, count: some}\n  gpu:\n    image: ollama/ollama\n    gpus: 2\n";
     std::fs::write(repo.path().join("stacks/web/compose.yaml"), compose).unwrap();
     let error = load_with(repo.path(), &options).unwrap_err();
     insta::assert_snapshot!(error.to_string(), @r"
@@ -613,5 +623,7 @@ fn gpu_device_requests_load() {
       help: say what the device is for, as Compose requires: `capabilities: [gpu]` for a GPU
     stacks/web/compose.yaml:9:39: `count` of a device of `devices` of `deploy.resources.reservations` of service `ai` must be a number of devices or `all`, found `some`
       help: write `count: all` for every device, `count: 1` for one
+    stacks/web/compose.yaml:12:11: `gpus` of service `gpu` must be `all` or a list of requests, found `2`
+      help: write `gpus: all`, or `gpus: [{driver: nvidia, count: 1}]`
     ");
 }
