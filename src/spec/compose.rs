@@ -16,7 +16,10 @@ use super::read::{Cx, Fields};
 use super::service::{self, Decls, ServiceDraft};
 use super::values::is_name;
 use super::yaml::Node;
-use super::{DependsCondition, Inventory, Location, NetworkSpec, SecretSpec, Stack, VolumeSpec};
+use super::{
+    DependsCondition, Inventory, IpamPool, IpamSpec, Location, NetworkSpec, SecretSpec, Stack,
+    VolumeSpec,
+};
 
 /// Where a stack lives, for names and paths in the result and in messages.
 pub(crate) struct StackSource<'a> {
@@ -30,16 +33,22 @@ pub(crate) struct StackSource<'a> {
 const TOP_KEYS: &[&str] = &[
     "services", "networks", "volumes", "secrets", "name", "version",
 ];
-const NETWORK_KEYS: &[&str] = &["name", "driver", "external", "internal", "labels"];
-const NETWORK_UNSUPPORTED: &[&str] = &[
+const NETWORK_KEYS: &[&str] = &[
+    "name",
+    "driver",
+    "external",
+    "internal",
+    "labels",
     "driver_opts",
     "attachable",
-    "enable_ipv4",
     "enable_ipv6",
     "ipam",
 ];
-const VOLUME_KEYS: &[&str] = &["name", "driver", "external", "labels"];
-const VOLUME_UNSUPPORTED: &[&str] = &["driver_opts"];
+const NETWORK_UNSUPPORTED: &[&str] = &["enable_ipv4"];
+const IPAM_KEYS: &[&str] = &["driver", "config", "options"];
+const IPAM_POOL_KEYS: &[&str] = &["subnet", "ip_range", "gateway", "aux_addresses"];
+const VOLUME_KEYS: &[&str] = &["name", "driver", "external", "labels", "driver_opts"];
+const VOLUME_UNSUPPORTED: &[&str] = &[];
 const SECRET_KEYS: &[&str] = &["file"];
 const SECRET_UNSUPPORTED: &[&str] = &[
     "environment",
@@ -230,7 +239,15 @@ fn engine_name(
         .value("name")
         .and_then(|v| cx.string(v, &format!("`name` of {what}")));
     if external {
-        for other in ["driver", "internal", "labels"] {
+        for other in [
+            "driver",
+            "driver_opts",
+            "internal",
+            "labels",
+            "attachable",
+            "enable_ipv6",
+            "ipam",
+        ] {
             if let Some(f) = fields.get(other) {
                 cx.error_help(
                     f.key,
@@ -297,6 +314,17 @@ fn read_networks(cx: &mut Cx, node: &Node, stack: &str) -> BTreeMap<String, Netw
                 .and_then(|v| cx.bool(v, &format!("`internal` of {what}")))
                 .unwrap_or(false),
             labels: read_labels(cx, &fields, &what),
+            driver_opts: driver_opts(cx, &fields, &what),
+            attachable: fields
+                .value("attachable")
+                .and_then(|v| cx.bool(v, &format!("`attachable` of {what}"))),
+            enable_ipv6: fields
+                .value("enable_ipv6")
+                .and_then(|v| cx.bool(v, &format!("`enable_ipv6` of {what}"))),
+            ipam: fields
+                .value("ipam")
+                .filter(|v| !v.is_null())
+                .and_then(|v| read_ipam(cx, v, &what)),
         };
         out.insert(key.to_string(), spec);
     }
@@ -317,10 +345,64 @@ fn read_volumes(cx: &mut Cx, node: &Node, stack: &str) -> BTreeMap<String, Volum
                 .value("driver")
                 .and_then(|v| cx.string(v, &format!("`driver` of {what}"))),
             labels: read_labels(cx, &fields, &what),
+            driver_opts: driver_opts(cx, &fields, &what),
         };
         out.insert(key.to_string(), spec);
     }
     out
+}
+
+/// `driver_opts` of a network or volume: passed to the driver as written.
+fn driver_opts(cx: &mut Cx, fields: &Fields<'_>, what: &str) -> BTreeMap<String, String> {
+    fields
+        .value("driver_opts")
+        .filter(|v| !v.is_null())
+        .and_then(|v| cx.string_map(v, &format!("`driver_opts` of {what}")))
+        .unwrap_or_default()
+}
+
+/// `ipam:` of a network. Addresses are the engine's to check: it refuses a
+/// bad subnet when the network is created, naming it.
+fn read_ipam(cx: &mut Cx, node: &Node, what: &str) -> Option<IpamSpec> {
+    let here = format!("`ipam` of {what}");
+    let fields = cx.map_with(node, &here, IPAM_KEYS)?;
+    let mut ipam = IpamSpec {
+        driver: fields
+            .value("driver")
+            .and_then(|v| cx.string(v, &format!("`driver` of {here}"))),
+        options: fields
+            .value("options")
+            .filter(|v| !v.is_null())
+            .and_then(|v| cx.string_map(v, &format!("`options` of {here}")))
+            .unwrap_or_default(),
+        config: Vec::new(),
+    };
+    let Some(config) = fields.value("config").filter(|v| !v.is_null()) else {
+        return Some(ipam);
+    };
+    for item in cx.seq(config, &format!("`config` of {here}"))? {
+        let pool_what = format!("a pool of `config` of {here}");
+        let Some(pool) = cx.map_with(item, &pool_what, IPAM_POOL_KEYS) else {
+            continue;
+        };
+        let mut text = |key: &str| {
+            pool.value(key)
+                .and_then(|v| cx.string(v, &format!("`{key}` of {pool_what}")))
+        };
+        let (subnet, ip_range, gateway) = (text("subnet"), text("ip_range"), text("gateway"));
+        let aux_addresses = pool
+            .value("aux_addresses")
+            .filter(|v| !v.is_null())
+            .and_then(|v| cx.string_map(v, &format!("`aux_addresses` of {pool_what}")))
+            .unwrap_or_default();
+        ipam.config.push(IpamPool {
+            subnet,
+            ip_range,
+            gateway,
+            aux_addresses,
+        });
+    }
+    Some(ipam)
 }
 
 /// `labels` of a network, volume or service: a mapping or `KEY=VALUE` list;

@@ -17,8 +17,8 @@ use super::read::{Cx, Fields};
 use super::values::GoDuration;
 use super::yaml::{Kind, Node};
 use super::{
-    Constraint, ConstraintAttribute, Deploy, DeployMode, FailureAction, HostConfig, Inventory,
-    Location, Resources, UpdateConfig, UpdateOrder, ValidateCheck,
+    Constraint, ConstraintAttribute, Deploy, DeployMode, DeviceRequestSpec, FailureAction,
+    HostConfig, Inventory, Location, Resources, UpdateConfig, UpdateOrder, ValidateCheck,
 };
 
 const DEPLOY_KEYS: &[&str] = &[
@@ -65,6 +65,7 @@ pub(crate) struct DeployResources {
     memory_reservation: Option<(i64, Location)>,
     nano_cpus: Option<(i64, Location)>,
     pids_limit: Option<(i64, Location)>,
+    device_requests: Vec<DeviceRequestSpec>,
 }
 
 pub(crate) struct ReadDeploy {
@@ -381,22 +382,123 @@ fn read_resources(cx: &mut Cx, node: &Node, what: &str) -> DeployResources {
                             "a plain Docker Engine cannot reserve CPUs (as with `docker compose`, only `limits.cpus` is enforced): remove it to silence this warning",
                         );
                     }
-                    "devices" => cx.error_help(
-                        field.key,
-                        format!("unsupported key `devices` in {reservations}"),
-                        super::service::GPU_HELP,
-                    ),
+                    "devices" => {
+                        let here = format!("`devices` of {reservations}");
+                        out.device_requests = device_requests(cx, field.value, &here, false);
+                    }
                     "generic_resources" => cx.error_help(
                         field.key,
                         format!("unsupported key `{}` in {reservations}", field.name),
-                        "berth supports `memory` reservations only",
+                        "berth supports `memory` and `devices` reservations",
                     ),
-                    _ => cx.unknown_key(field, &reservations, &["memory"]),
+                    _ => cx.unknown_key(field, &reservations, &["memory", "devices"]),
                 }
             }
         }
     }
     out
+}
+
+/// `deploy.resources.reservations.devices`: requests the engine passes to
+/// a device driver (NVIDIA's container toolkit for `gpu`). As in Compose,
+/// `count: all` is -1, and a request naming neither `count` nor
+/// `device_ids` asks for all devices.
+/// With `gpus` (the service's `gpus:` list) a request without
+/// `capabilities` is for a GPU, as in Compose.
+fn device_requests(cx: &mut Cx, node: &Node, what: &str, gpus: bool) -> Vec<DeviceRequestSpec> {
+    const KEYS: &[&str] = &["driver", "count", "device_ids", "capabilities", "options"];
+    let mut out = Vec::new();
+    let Some(items) = cx.seq(node, what) else {
+        return out;
+    };
+    for item in items {
+        let here = format!("a device of {what}");
+        let Some(fields) = cx.map_with(item, &here, KEYS) else {
+            continue;
+        };
+        let mut request = DeviceRequestSpec {
+            driver: fields
+                .value("driver")
+                .and_then(|v| cx.string(v, &format!("`driver` of {here}"))),
+            ..Default::default()
+        };
+        if let Some(v) = fields.value("device_ids") {
+            request.device_ids = cx
+                .strings(v, &format!("`device_ids` of {here}"))
+                .unwrap_or_default();
+        }
+        if let Some(v) = fields.value("count") {
+            request.count = match (v.scalar(), v.as_i64()) {
+                (Some("all"), _) => Some(-1),
+                (_, Some(n)) if n >= 1 => Some(n),
+                _ => {
+                    cx.error_help(
+                        v,
+                        format!(
+                            "`count` of {here} must be a number of devices or `all`, found {}",
+                            v.describe()
+                        ),
+                        "write `count: all` for every device, `count: 1` for one",
+                    );
+                    None
+                }
+            };
+            if !request.device_ids.is_empty() {
+                cx.error_help(
+                    v,
+                    format!("{here} sets both `count` and `device_ids`"),
+                    "keep one of them: `device_ids` names the devices, `count` takes any that many",
+                );
+            }
+        } else if request.device_ids.is_empty() {
+            request.count = Some(-1);
+        }
+        if let Some(v) = fields.value("options") {
+            request.options = cx
+                .string_map(v, &format!("`options` of {here}"))
+                .unwrap_or_default();
+        }
+        match fields.value("capabilities") {
+            Some(v) => {
+                request.capabilities = cx
+                    .strings(v, &format!("`capabilities` of {here}"))
+                    .unwrap_or_default();
+            }
+            None if gpus => request.capabilities = vec!["gpu".to_string()],
+            None => cx.error_help(
+                item,
+                format!("{here} has no `capabilities`"),
+                "say what the device is for, as Compose requires: `capabilities: [gpu]` for a GPU",
+            ),
+        }
+        out.push(request);
+    }
+    out
+}
+
+/// `gpus:` of a service: `all`, or a list of requests as under
+/// `deploy.resources.reservations.devices` whose capabilities default to
+/// `gpu`.
+pub(crate) fn gpus(cx: &mut Cx, node: &Node, what: &str) -> Vec<DeviceRequestSpec> {
+    if node.scalar() == Some("all") {
+        return vec![DeviceRequestSpec {
+            count: Some(-1),
+            capabilities: vec!["gpu".to_string()],
+            ..Default::default()
+        }];
+    }
+    if !matches!(node.kind, Kind::Seq(_)) {
+        cx.error_help(
+            node,
+            format!(
+                "`gpus` of {what} must be `all` or a list of requests, found {}",
+                node.describe()
+            ),
+            "write `gpus: all`, or `gpus: [{driver: nvidia, count: 1}]`",
+        );
+        return Vec::new();
+    }
+    device_requests(cx, node, &format!("`gpus` of {what}"), true)
 }
 
 /// Folds `deploy.resources` into the service-level limits. Compose refuses
@@ -433,6 +535,7 @@ pub(crate) fn merge_resources(
             "limits.pids",
         ),
     ];
+    resources.device_requests.extend(deploy.device_requests);
     for (current, from_deploy, key, deploy_key) in pairs {
         let Some((value, at)) = from_deploy else {
             continue;

@@ -146,6 +146,42 @@ pub struct NetworkSpec {
     pub external: bool,
     pub internal: bool,
     pub labels: BTreeMap<String, String>,
+    /// Driver options (`com.docker.network.bridge.name`, ...), as written.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
+    /// None = attachable, berth's default (standalone containers join it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachable: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_ipv6: Option<bool>,
+    /// None = the engine picks the driver and a free subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipam: Option<IpamSpec>,
+}
+
+/// `ipam:` of a network: address management as Compose writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+pub struct IpamSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config: Vec<IpamPool>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+/// One address pool of a network's `ipam.config`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+pub struct IpamPool {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    /// Addresses the driver must not hand out, by host name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux_addresses: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
@@ -155,6 +191,10 @@ pub struct VolumeSpec {
     pub driver: Option<String>,
     pub external: bool,
     pub labels: BTreeMap<String, String>,
+    /// Driver options (`type`, `o`, `device` of the `local` driver: NFS,
+    /// tmpfs, a bind), as written.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -513,6 +553,15 @@ pub struct MountSpec {
     pub target: String,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
+    /// Bind propagation (`rslave`, ...), binds only; None = the engine's
+    /// `rprivate`: mounts made on the host later stay invisible inside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<String>,
+    /// SELinux relabel of the mount's host directory (bind or volume): `z`
+    /// (shared between containers) or `Z` (private to this one); None =
+    /// left as labelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selinux: Option<String>,
 }
 
 #[derive(
@@ -555,6 +604,26 @@ pub struct Resources {
     pub nano_cpus: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pids_limit: Option<i64>,
+    /// `deploy.resources.reservations.devices`: GPUs and other devices a
+    /// driver (NVIDIA's) hands to the container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_requests: Vec<DeviceRequestSpec>,
+}
+
+/// One device request, as Compose writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+pub struct DeviceRequestSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// How many devices; -1 = all. None when `device_ids` names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_ids: Vec<String>,
+    /// All of these (`gpu`, `compute`, `utility`, ...) must be offered.
+    pub capabilities: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
 }
 
 impl Resources {

@@ -28,6 +28,16 @@ const MOUNT_KEYS: &[&str] = &[
 const MOUNT_UNSUPPORTED: &[&str] = &["image"];
 const BIND_KEYS: &[&str] = &["create_host_path", "propagation", "selinux"];
 const VOLUME_KEYS: &[&str] = &["nocopy", "subpath"];
+const PROPAGATIONS: &[&str] = &[
+    "shared", "slave", "private", "rshared", "rslave", "rprivate",
+];
+
+/// Options of a bind mount besides `ro`, from either syntax.
+#[derive(Default)]
+struct BindOptions {
+    propagation: Option<String>,
+    selinux: Option<String>,
+}
 
 /// `volumes:` of a service: named volumes and absolute bind mounts, plus
 /// long-syntax `type: tmpfs` entries (returned as tmpfs mounts).
@@ -75,13 +85,14 @@ pub(crate) fn mounts(
         };
         let mut read_only = false;
         let mut ok = true;
+        let mut bind = BindOptions::default();
         for option in options.split(',').filter(|o| !o.is_empty()) {
             match option {
                 "ro" => read_only = true,
                 "rw" => read_only = false,
                 other => {
                     let here = format!("{what} volume `{text}`");
-                    ok &= mount_option(cx, item, &here, other);
+                    ok &= mount_option(cx, item, &here, other, &mut bind);
                 }
             }
         }
@@ -90,6 +101,7 @@ pub(crate) fn mounts(
             source,
             target,
             read_only,
+            bind,
         };
         if ok {
             mounts.extend(mount(cx, item, what, decls, written));
@@ -108,12 +120,37 @@ fn anonymous_volume(cx: &mut Cx, node: &Node, what: &str, target: &str) {
 }
 
 /// A mount option besides `ro`/`rw`, from the short syntax (`:z`) or the
-/// long one (`bind.selinux: z`). The macOS consistency flags have no effect
-/// on a Linux engine (nor with `docker compose` there): a warning. SELinux
-/// relabelling, propagation and `nocopy` change what the container sees,
-/// and berth cannot pass them to the engine yet: refused, saying what to
-/// do. Returns whether the mount may still be built.
-fn mount_option(cx: &mut Cx, node: &Node, here: &str, option: &str) -> bool {
+/// long one (`consistency`, `volume.nocopy`). The macOS consistency flags
+/// have no effect on a Linux engine (nor with `docker compose` there): a
+/// warning. SELinux relabelling and propagation are recorded in `bind`
+/// (a named volume refuses them later, in [`mount`]); `nocopy` changes what
+/// the container sees and berth cannot pass it to the engine yet: refused,
+/// saying what to do. Returns whether the mount may still be built.
+fn mount_option(
+    cx: &mut Cx,
+    node: &Node,
+    here: &str,
+    option: &str,
+    bind: &mut BindOptions,
+) -> bool {
+    let (slot, kind) = match option {
+        "z" | "Z" => (&mut bind.selinux, "SELinux relabel"),
+        _ if PROPAGATIONS.contains(&option) => (&mut bind.propagation, "propagation"),
+        _ => (&mut None, ""),
+    };
+    if !kind.is_empty() {
+        if let Some(before) = slot.replace(option.to_string()) {
+            if before != option {
+                cx.error_help(
+                    node,
+                    format!("{here}: {kind} `{before}` and `{option}` are both set"),
+                    "keep one of them",
+                );
+                return false;
+            }
+        }
+        return true;
+    }
     let help = match option {
         "cached" | "delegated" | "consistent" => {
             cx.warn(
@@ -123,10 +160,8 @@ fn mount_option(cx: &mut Cx, node: &Node, here: &str, option: &str) -> bool {
             );
             return true;
         }
-        "z" | "Z" => "berth cannot ask the engine to relabel a mount for SELinux yet: on hosts without SELinux remove it (the engine ignores it there); on SELinux hosts label the directory once with `chcon -Rt container_file_t <path>` and remove it",
-        "shared" | "slave" | "private" | "rshared" | "rslave" | "rprivate" => "berth cannot set mount propagation yet: remove it (the mount is then `rprivate`, the engine's default: mounts made on the host later do not show in the container)",
         "nocopy" => "berth cannot ask the engine to skip copying the image's files into a new volume yet: remove it",
-        _ => "berth supports `ro` and `rw` (and ignores the macOS-only `cached`, `delegated`, `consistent` with a warning)",
+        _ => "berth supports `ro`, `rw`, SELinux `z`/`Z`, propagation `shared`, `slave`, `private`, `rshared`, `rslave`, `rprivate` (and ignores the macOS-only `cached`, `delegated`, `consistent` with a warning)",
     };
     cx.error_help(
         node,
@@ -165,6 +200,7 @@ struct Written<'s> {
     source: &'s str,
     target: &'s str,
     read_only: bool,
+    bind: BindOptions,
 }
 
 /// Builds a mount from a source as written: absolute path = bind, relative
@@ -181,6 +217,7 @@ fn mount(
         source,
         target,
         read_only,
+        bind,
     } = written;
     if !target.starts_with('/') {
         cx.error(
@@ -208,7 +245,19 @@ fn mount(
             source: source.to_string(),
             target: target.to_string(),
             read_only,
+            propagation: bind.propagation,
+            selinux: bind.selinux,
         });
+    }
+    // A volume may be relabelled (the engine does it, as for a bind), but
+    // has no propagation of its own.
+    if let Some(option) = bind.propagation.as_deref().filter(|_| named) {
+        cx.error_help(
+            node,
+            format!("{what}: propagation `{option}` of volume `{source}` needs a bind mount"),
+            "propagation applies to bind mounts only: remove it",
+        );
+        return None;
     }
     if !named {
         relative_bind(cx, node, what, source);
@@ -231,6 +280,8 @@ fn mount(
         source: volume.name.clone(),
         target: target.to_string(),
         read_only,
+        propagation: None,
+        selinux: bind.selinux,
     })
 }
 
@@ -280,9 +331,7 @@ fn long_mount(cx: &mut Cx, node: &Node, what: &str, decls: &Decls<'_>) -> Option
         .value("read_only")
         .and_then(|v| cx.bool(v, &format!("`read_only` of {item}")))
         .unwrap_or(false);
-    if !long_mount_options(cx, &fields, &item, &kind) {
-        return None;
-    }
+    let bind = long_mount_options(cx, &fields, &item, &kind)?;
     let source = fields
         .value("source")
         .map(|v| (v, cx.string(v, &format!("`source` of {item}"))));
@@ -312,6 +361,7 @@ fn long_mount(cx: &mut Cx, node: &Node, what: &str, decls: &Decls<'_>) -> Option
                 source: &source,
                 target: &target,
                 read_only,
+                bind,
             };
             mount(cx, source_node, what, decls, written).map(LongMount::Mount)
         }
@@ -365,23 +415,36 @@ fn long_mount(cx: &mut Cx, node: &Node, what: &str, decls: &Decls<'_>) -> Option
 }
 
 /// `bind:`, `volume:` and `consistency` of a long-syntax mount. Returns
-/// whether the mount may still be built.
-fn long_mount_options(cx: &mut Cx, fields: &Fields<'_>, item: &str, kind: &str) -> bool {
+/// the bind's options, or None when the mount cannot be built.
+fn long_mount_options(
+    cx: &mut Cx,
+    fields: &Fields<'_>,
+    item: &str,
+    kind: &str,
+) -> Option<BindOptions> {
     let mut ok = true;
+    let mut bind = BindOptions::default();
     if let Some(v) = fields.value("consistency") {
         if let Some(text) = cx.string(v, &format!("`consistency` of {item}")) {
-            ok &= mount_option(cx, v, item, &text);
+            if ["cached", "delegated", "consistent"].contains(&text.as_str()) {
+                ok &= mount_option(cx, v, item, &text, &mut bind);
+            } else {
+                cx.error_help(
+                    v,
+                    format!("{item}: `consistency: {text}` is not supported"),
+                    "`consistency` tunes Docker Desktop on macOS (`cached`, `delegated`, `consistent`) and does nothing on Linux: remove it",
+                );
+                ok = false;
+            }
         }
     }
     if let Some(f) = fields.get("bind").filter(|f| !f.value.is_null()) {
         let here = format!("`bind` of {item}");
         if kind != "bind" {
             cx.error(f.key, format!("{item}: `bind` options need `type: bind`"));
-            return false;
+            return None;
         }
-        let Some(opts) = cx.map_with(f.value, &here, BIND_KEYS) else {
-            return false;
-        };
+        let opts = cx.map_with(f.value, &here, BIND_KEYS)?;
         // berth mounts binds like `docker compose` (the engine's `Binds`),
         // which creates a missing host directory: `true` is what happens.
         if let Some(v) = opts.value("create_host_path") {
@@ -394,11 +457,24 @@ fn long_mount_options(cx: &mut Cx, fields: &Fields<'_>, item: &str, kind: &str) 
                 ok = false;
             }
         }
-        for key in ["propagation", "selinux"] {
-            if let Some(v) = opts.value(key) {
-                if let Some(text) = cx.string(v, &format!("`{key}` of {here}")) {
-                    ok &= mount_option(cx, v, &here, &text);
-                }
+        let choices: [(&str, &[&str]); 2] =
+            [("propagation", PROPAGATIONS), ("selinux", &["z", "Z"])];
+        for (key, allowed) in choices {
+            let Some(v) = opts.value(key) else { continue };
+            let Some(text) = cx.string(v, &format!("`{key}` of {here}")) else {
+                ok = false;
+                continue;
+            };
+            if allowed.contains(&text.as_str()) {
+                ok &= mount_option(cx, v, &here, &text, &mut bind);
+            } else {
+                let list: Vec<String> = allowed.iter().map(|a| format!("`{a}`")).collect();
+                cx.error_help(
+                    v,
+                    format!("{here}: `{key}: {text}` is not one of the engine's values"),
+                    format!("use one of {}", list.join(", ")),
+                );
+                ok = false;
             }
         }
     }
@@ -409,14 +485,12 @@ fn long_mount_options(cx: &mut Cx, fields: &Fields<'_>, item: &str, kind: &str) 
                 f.key,
                 format!("{item}: `volume` options need `type: volume`"),
             );
-            return false;
+            return None;
         }
-        let Some(opts) = cx.map_with(f.value, &here, VOLUME_KEYS) else {
-            return false;
-        };
+        let opts = cx.map_with(f.value, &here, VOLUME_KEYS)?;
         if let Some(v) = opts.value("nocopy") {
             if cx.bool(v, &format!("`nocopy` of {here}")) == Some(true) {
-                ok &= mount_option(cx, v, &here, "nocopy");
+                ok &= mount_option(cx, v, &here, "nocopy", &mut bind);
             }
         }
         if let Some(v) = opts.value("subpath") {
@@ -428,7 +502,7 @@ fn long_mount_options(cx: &mut Cx, fields: &Fields<'_>, item: &str, kind: &str) 
             ok = false;
         }
     }
-    ok
+    ok.then_some(bind)
 }
 
 /// `tmpfs:` of a service: one path or a list of `/path[:options]`.

@@ -93,6 +93,7 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "mem_reservation",
     "cpus",
     "pids_limit",
+    "gpus",
     "logging",
     "ulimits",
     "stop_grace_period",
@@ -135,9 +136,6 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "scale",
 ];
 
-/// What to write instead of `gpus` or `deploy.resources.reservations.devices`.
-pub(crate) const GPU_HELP: &str = "berth cannot request GPUs from the engine yet: for Intel or AMD GPUs pass the device (`devices: [/dev/dri:/dev/dri]`); for NVIDIA set `runtime: nvidia` and `NVIDIA_VISIBLE_DEVICES: all` in `environment`";
-
 /// Compose service keys berth leaves out, with what to do instead.
 fn unsupported_hint(key: &str) -> Option<&'static str> {
     let hint = match key {
@@ -148,7 +146,6 @@ fn unsupported_hint(key: &str) -> Option<&'static str> {
         "profiles" => "berth deploys every service of a stack: move optional services to a stack of their own",
         "restart_policy" => "use `restart`",
         "volumes_from" => "declare a named volume and mount it in both services",
-        "gpus" => GPU_HELP,
         "mac_address" | "blkio_config" | "cgroup" | "cpu_count" | "cpu_percent" | "cpu_quota"
         | "cpu_period" | "cpu_rt_period" | "cpu_rt_runtime" | "credential_spec"
         | "device_cgroup_rules" | "isolation" | "label_file" | "mem_swappiness"
@@ -374,6 +371,9 @@ pub(crate) fn read_service(
     if let Some(v) = fields.value("pids_limit") {
         container.resources.pids_limit =
             cx.int(v, &format!("`pids_limit` of {what}"), -1, i64::MAX);
+    }
+    if let Some(v) = fields.value("gpus") {
+        container.resources.device_requests = deploy::gpus(cx, v, &what);
     }
     if let Some(v) = fields.value("logging") {
         container.logging = logging(cx, v, &what);

@@ -255,6 +255,8 @@ fn mount(kind: MountKind, source: &str, target: &str, read_only: bool) -> MountS
         source: source.to_string(),
         target: target.to_string(),
         read_only,
+        propagation: None,
+        selinux: None,
     }
 }
 
@@ -332,6 +334,7 @@ fn full_stack_loads_to_the_exact_model() {
             memory_reservation: Some(256 << 20),
             nano_cpus: Some(500_000_000),
             pids_limit: Some(200),
+            device_requests: Vec::new(),
         },
         logging: Some(LoggingSpec {
             driver: "json-file".into(),
@@ -491,6 +494,7 @@ fn full_stack_loads_to_the_exact_model() {
             external,
             internal,
             labels: map(labels),
+            ..NetworkSpec::default()
         };
     assert_eq!(
         stack.networks,
@@ -512,6 +516,7 @@ fn full_stack_loads_to_the_exact_model() {
         driver: driver.map(str::to_string),
         external,
         labels: BTreeMap::new(),
+        driver_opts: BTreeMap::new(),
     };
     assert_eq!(
         stack.volumes,

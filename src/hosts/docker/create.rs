@@ -10,13 +10,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, EndpointSettings, HealthConfig, HostConfig,
-    HostConfigLogConfig, Mount, MountType, NetworkingConfig, PortBinding, ResourcesUlimits,
-    RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, DeviceMapping, DeviceRequest, EndpointSettings, HealthConfig, HostConfig,
+    HostConfigLogConfig, Ipam, IpamConfig, Mount, MountBindOptions,
+    MountBindOptionsPropagationEnum, MountType, NetworkCreateRequest, NetworkingConfig,
+    PortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 
 use crate::hosts::labels;
-use crate::spec::{ContainerSpec, MountKind};
+use crate::spec::{ContainerSpec, MountKind, NetworkSpec, VolumeSpec};
 
 /// A Compose restart policy as the engine wants it.
 fn restart_policy(restart: &str) -> Result<Option<RestartPolicy>, String> {
@@ -49,6 +50,89 @@ fn restart_policy(restart: &str) -> Result<Option<RestartPolicy>, String> {
 }
 
 /// Milliseconds as the engine's nanoseconds; 0 (engine default) as None.
+/// A mount in `Binds` form, `/src:/dst[:ro,rslave,z]` (or `volume:/dst:z`):
+/// the engine's one way to relabel for SELinux, and what `docker compose`
+/// sends.
+fn bind(m: &crate::spec::MountSpec) -> String {
+    let options: Vec<&str> = m
+        .read_only
+        .then_some("ro")
+        .into_iter()
+        .chain(m.propagation.as_deref())
+        .chain(m.selinux.as_deref())
+        .collect();
+    if options.is_empty() {
+        format!("{}:{}", m.source, m.target)
+    } else {
+        format!("{}:{}:{}", m.source, m.target, options.join(","))
+    }
+}
+
+/// The engine's create-network request: berth's labels over the spec's.
+pub(crate) fn network_request(
+    spec: &NetworkSpec,
+    labels: &BTreeMap<String, String>,
+) -> NetworkCreateRequest {
+    let mut all_labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
+    all_labels.extend(labels.clone());
+    NetworkCreateRequest {
+        name: spec.name.clone(),
+        driver: spec.driver.clone(),
+        internal: Some(spec.internal),
+        // Standalone containers may join unless the spec says otherwise;
+        // harmless off Swarm.
+        attachable: Some(spec.attachable.unwrap_or(true)),
+        labels: Some(all_labels),
+        options: non_empty_map(&spec.driver_opts),
+        enable_ipv6: spec.enable_ipv6,
+        ipam: spec.ipam.as_ref().map(|ipam| Ipam {
+            driver: ipam.driver.clone(),
+            config: non_empty(
+                ipam.config
+                    .iter()
+                    .map(|pool| IpamConfig {
+                        subnet: pool.subnet.clone(),
+                        ip_range: pool.ip_range.clone(),
+                        gateway: pool.gateway.clone(),
+                        auxiliary_addresses: non_empty_map(&pool.aux_addresses),
+                    })
+                    .collect(),
+            ),
+            options: non_empty_map(&ipam.options),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The engine's create-volume request: berth's labels over the spec's.
+pub(crate) fn volume_request(
+    spec: &VolumeSpec,
+    labels: &BTreeMap<String, String>,
+) -> VolumeCreateRequest {
+    let mut all_labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
+    all_labels.extend(labels.clone());
+    VolumeCreateRequest {
+        name: Some(spec.name.clone()),
+        driver: spec.driver.clone(),
+        labels: Some(all_labels),
+        driver_opts: non_empty_map(&spec.driver_opts),
+        ..Default::default()
+    }
+}
+
+fn propagation(name: &str) -> Result<MountBindOptionsPropagationEnum, String> {
+    use MountBindOptionsPropagationEnum as P;
+    Ok(match name {
+        "private" => P::PRIVATE,
+        "rprivate" => P::RPRIVATE,
+        "shared" => P::SHARED,
+        "rshared" => P::RSHARED,
+        "slave" => P::SLAVE,
+        "rslave" => P::RSLAVE,
+        _ => return Err(format!("unknown bind propagation `{name}`")),
+    })
+}
+
 fn nanos(ms: u64) -> Option<i64> {
     (ms > 0).then(|| i64::try_from(ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX))
 }
@@ -112,25 +196,46 @@ pub fn create_body(
 
     // Bind mounts go through `Binds`, like Compose: it creates a missing host
     // directory, where `Mounts` would fail. A path with `:` cannot be said in
-    // `Binds` and takes `Mounts` (which requires it to exist).
+    // `Binds` and takes `Mounts` (which requires it to exist). A volume takes
+    // `Binds` only when relabelled for SELinux, which `Mounts` cannot ask.
     let mut binds = Vec::new();
     let mut mounts = Vec::new();
     for m in &spec.mounts {
         match m.kind {
             MountKind::Bind if !m.source.contains(':') && !m.target.contains(':') => {
-                let mode = if m.read_only { ":ro" } else { "" };
-                binds.push(format!("{}:{}{mode}", m.source, m.target));
+                binds.push(bind(m));
             }
-            kind => mounts.push(Mount {
-                typ: Some(match kind {
-                    MountKind::Bind => MountType::BIND,
-                    MountKind::Volume => MountType::VOLUME,
-                }),
-                source: Some(m.source.clone()),
-                target: Some(m.target.clone()),
-                read_only: m.read_only.then_some(true),
-                ..Default::default()
-            }),
+            MountKind::Volume if m.selinux.is_some() && !m.target.contains(':') => {
+                binds.push(bind(m));
+            }
+            kind => {
+                if m.selinux.is_some() {
+                    // Only `Binds` can relabel; a path with `:` cannot go there.
+                    return Err(format!(
+                        "mount `{}` asks for an SELinux relabel, which the engine cannot do for a path containing `:`",
+                        m.source
+                    ));
+                }
+                mounts.push(Mount {
+                    typ: Some(match kind {
+                        MountKind::Bind => MountType::BIND,
+                        MountKind::Volume => MountType::VOLUME,
+                    }),
+                    source: Some(m.source.clone()),
+                    target: Some(m.target.clone()),
+                    read_only: m.read_only.then_some(true),
+                    bind_options: m
+                        .propagation
+                        .as_deref()
+                        .map(propagation)
+                        .transpose()?
+                        .map(|p| MountBindOptions {
+                            propagation: Some(p),
+                            ..Default::default()
+                        }),
+                    ..Default::default()
+                });
+            }
         }
     }
 
@@ -203,6 +308,21 @@ pub fn create_body(
         memory_reservation: spec.resources.memory_reservation,
         nano_cpus: spec.resources.nano_cpus,
         pids_limit: spec.resources.pids_limit,
+        device_requests: non_empty(
+            spec.resources
+                .device_requests
+                .iter()
+                .map(|r| DeviceRequest {
+                    driver: r.driver.clone(),
+                    count: r.count,
+                    device_ids: non_empty(r.device_ids.clone()),
+                    // The engine's list is alternatives of capability sets;
+                    // Compose's one list is a single set, all required.
+                    capabilities: Some(vec![r.capabilities.clone()]),
+                    options: non_empty_map(&r.options),
+                })
+                .collect(),
+        ),
         log_config: spec.logging.as_ref().map(|l| HostConfigLogConfig {
             typ: Some(l.driver.clone()),
             config: (!l.options.is_empty()).then(|| l.options.clone().into_iter().collect()),
@@ -338,12 +458,16 @@ mod tests {
                     source: "web_data".into(),
                     target: "/data".into(),
                     read_only: false,
+                    propagation: None,
+                    selinux: None,
                 },
                 MountSpec {
                     kind: MountKind::Bind,
                     source: "/etc/web".into(),
                     target: "/conf".into(),
                     read_only: true,
+                    propagation: None,
+                    selinux: None,
                 },
             ],
             networks: BTreeMap::from([
@@ -373,6 +497,7 @@ mod tests {
                 memory_reservation: Some(32 << 20),
                 nano_cpus: Some(500_000_000),
                 pids_limit: Some(100),
+                device_requests: Vec::new(),
             },
             logging: Some(LoggingSpec {
                 driver: "json-file".into(),
@@ -519,6 +644,229 @@ mod tests {
         let json = serde_json::to_string(&body).expect("serialises");
         // No field newer than API 1.41.
         assert!(!json.contains("StartInterval"), "{json}");
+    }
+
+    fn bind(
+        source: &str,
+        target: &str,
+        propagation: Option<&str>,
+        selinux: Option<&str>,
+    ) -> MountSpec {
+        MountSpec {
+            kind: MountKind::Bind,
+            source: source.into(),
+            target: target.into(),
+            read_only: true,
+            propagation: propagation.map(str::to_string),
+            selinux: selinux.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn selinux_relabels_and_bind_propagation_go_into_binds() {
+        let spec = ContainerSpec {
+            image: "app:1".into(),
+            mounts: vec![
+                bind("/", "/host", Some("rslave"), None),
+                bind("/srv/a", "/a", None, Some("Z")),
+                bind("/srv/b", "/b", Some("rshared"), Some("z")),
+                MountSpec {
+                    kind: MountKind::Volume,
+                    source: "app_db".into(),
+                    target: "/db".into(),
+                    read_only: false,
+                    propagation: None,
+                    selinux: Some("Z".into()),
+                },
+                MountSpec {
+                    kind: MountKind::Volume,
+                    source: "app_cache".into(),
+                    target: "/cache".into(),
+                    read_only: false,
+                    propagation: None,
+                    selinux: None,
+                },
+            ],
+            ..Default::default()
+        };
+        let (body, _) = create_body(&spec, &BTreeMap::new(), "/run/berth/secrets").unwrap();
+        let host = body.host_config.expect("host config");
+        assert_eq!(
+            host.binds,
+            Some(vec![
+                "/:/host:ro,rslave".to_string(),
+                "/srv/a:/a:ro,Z".to_string(),
+                "/srv/b:/b:ro,rshared,z".to_string(),
+                "app_db:/db:Z".to_string(),
+            ])
+        );
+        // A volume without a relabel stays in `Mounts`.
+        let mounts = host.mounts.expect("mounts");
+        assert_eq!(mounts.len(), 1);
+        assert_eq!(mounts[0].source.as_deref(), Some("app_cache"));
+    }
+
+    #[test]
+    fn a_bind_with_a_colon_takes_mounts_with_its_propagation() {
+        let spec = ContainerSpec {
+            image: "app:1".into(),
+            mounts: vec![bind("/srv/a:b", "/a", Some("rslave"), None)],
+            ..Default::default()
+        };
+        let (body, _) = create_body(&spec, &BTreeMap::new(), "/run/berth/secrets").unwrap();
+        let mounts = body.host_config.and_then(|h| h.mounts).expect("mounts");
+        let options = mounts[0].bind_options.as_ref().expect("bind options");
+        assert_eq!(
+            options.propagation,
+            Some(MountBindOptionsPropagationEnum::RSLAVE)
+        );
+        // The engine cannot relabel through `Mounts`: said, not dropped.
+        let spec = ContainerSpec {
+            image: "app:1".into(),
+            mounts: vec![bind("/srv/a:b", "/a", None, Some("z"))],
+            ..Default::default()
+        };
+        let error = create_body(&spec, &BTreeMap::new(), "/run/berth/secrets").unwrap_err();
+        assert!(error.contains("SELinux relabel"), "{error}");
+    }
+
+    #[test]
+    fn maps_network_driver_opts_and_ipam() {
+        use crate::spec::{IpamPool, IpamSpec};
+        let plain = NetworkSpec {
+            name: "web_default".into(),
+            ..Default::default()
+        };
+        let labels = BTreeMap::from([("berth.project".to_string(), "demo".to_string())]);
+        // What berth sent before these keys existed, unchanged.
+        assert_eq!(
+            serde_json::to_value(network_request(&plain, &labels)).unwrap(),
+            serde_json::json!({
+                "Name": "web_default",
+                "Internal": false,
+                "Attachable": true,
+                "Labels": {"berth.project": "demo"},
+            })
+        );
+        let spec = NetworkSpec {
+            name: "web_front".into(),
+            driver: Some("bridge".into()),
+            driver_opts: BTreeMap::from([(
+                "com.docker.network.bridge.name".to_string(),
+                "br-front".to_string(),
+            )]),
+            attachable: Some(false),
+            enable_ipv6: Some(true),
+            ipam: Some(IpamSpec {
+                driver: Some("default".into()),
+                config: vec![IpamPool {
+                    subnet: Some("172.28.0.0/16".into()),
+                    ip_range: Some("172.28.5.0/24".into()),
+                    gateway: Some("172.28.0.1".into()),
+                    aux_addresses: BTreeMap::from([(
+                        "router".to_string(),
+                        "172.28.1.5".to_string(),
+                    )]),
+                }],
+                options: BTreeMap::from([("foo".to_string(), "bar".to_string())]),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(network_request(&spec, &BTreeMap::new())).unwrap(),
+            serde_json::json!({
+                "Name": "web_front",
+                "Driver": "bridge",
+                "Internal": false,
+                "Attachable": false,
+                "EnableIPv6": true,
+                "Labels": {},
+                "Options": {"com.docker.network.bridge.name": "br-front"},
+                "IPAM": {
+                    "Driver": "default",
+                    "Config": [{
+                        "Subnet": "172.28.0.0/16",
+                        "IPRange": "172.28.5.0/24",
+                        "Gateway": "172.28.0.1",
+                        "AuxiliaryAddresses": {"router": "172.28.1.5"},
+                    }],
+                    "Options": {"foo": "bar"},
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn maps_volume_driver_opts() {
+        let plain = VolumeSpec {
+            name: "web_data".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(volume_request(&plain, &BTreeMap::new())).unwrap(),
+            serde_json::json!({"Name": "web_data", "Labels": {}})
+        );
+        let nfs = VolumeSpec {
+            name: "web_nfs".into(),
+            driver: Some("local".into()),
+            driver_opts: BTreeMap::from([
+                ("type".to_string(), "nfs".to_string()),
+                (
+                    "o".to_string(),
+                    "addr=10.40.0.199,nolock,soft,rw".to_string(),
+                ),
+                ("device".to_string(), ":/docker/example".to_string()),
+            ]),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(volume_request(&nfs, &BTreeMap::new())).unwrap(),
+            serde_json::json!({
+                "Name": "web_nfs",
+                "Driver": "local",
+                "Labels": {},
+                "DriverOpts": {
+                    "type": "nfs",
+                    "o": "addr=10.40.0.199,nolock,soft,rw",
+                    "device": ":/docker/example",
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn maps_gpu_requests_to_device_requests() {
+        use crate::spec::DeviceRequestSpec;
+        let spec = ContainerSpec {
+            image: "ollama/ollama".into(),
+            resources: Resources {
+                device_requests: vec![
+                    DeviceRequestSpec {
+                        driver: Some("nvidia".into()),
+                        count: Some(-1),
+                        capabilities: vec!["gpu".into()],
+                        ..Default::default()
+                    },
+                    DeviceRequestSpec {
+                        driver: Some("nvidia".into()),
+                        device_ids: vec!["0".into(), "3".into()],
+                        capabilities: vec!["gpu".into(), "utility".into()],
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let (body, _) = create_body(&spec, &BTreeMap::new(), "/run/berth/secrets").unwrap();
+        let host = serde_json::to_value(body.host_config.expect("host config")).unwrap();
+        assert_eq!(
+            host["DeviceRequests"],
+            serde_json::json!([
+                {"Driver": "nvidia", "Count": -1, "Capabilities": [["gpu"]]},
+                {"Driver": "nvidia", "DeviceIDs": ["0", "3"], "Capabilities": [["gpu", "utility"]]},
+            ])
+        );
     }
 
     #[test]

@@ -13,10 +13,7 @@ use anyhow::anyhow;
 use async_trait::async_trait;
 use bollard::errors::Error as DockerError;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
-use bollard::models::{
-    HealthStatusEnum, NetworkConnectRequest, NetworkCreateRequest, RestartPolicyNameEnum,
-    VolumeCreateRequest,
-};
+use bollard::models::{HealthStatusEnum, NetworkConnectRequest, RestartPolicyNameEnum};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
     ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder, RenameContainerOptions,
@@ -281,17 +278,7 @@ impl Engine for DockerEngine {
         if self.network_exists(&spec.name).await? {
             return Ok(());
         }
-        let mut all_labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
-        all_labels.extend(labels.clone());
-        let request = NetworkCreateRequest {
-            name: spec.name.clone(),
-            driver: spec.driver.clone(),
-            internal: Some(spec.internal),
-            // Standalone containers may join; harmless off Swarm.
-            attachable: Some(true),
-            labels: Some(all_labels),
-            ..Default::default()
-        };
+        let request = create::network_request(spec, labels);
         match self.docker.create_network(request).await {
             Ok(_) => Ok(()),
             Err(err) if status_code(&err) == Some(409) => Ok(()),
@@ -306,14 +293,7 @@ impl Engine for DockerEngine {
         spec: &VolumeSpec,
         labels: &BTreeMap<String, String>,
     ) -> anyhow::Result<()> {
-        let mut all_labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
-        all_labels.extend(labels.clone());
-        let request = VolumeCreateRequest {
-            name: Some(spec.name.clone()),
-            driver: spec.driver.clone(),
-            labels: Some(all_labels),
-            ..Default::default()
-        };
+        let request = create::volume_request(spec, labels);
         self.docker
             .create_volume(request)
             .await
