@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::interpolate::{expand, TemplateError};
+use super::test_support::repo;
 use super::*;
 use super::{dotenv, variables};
 
@@ -18,16 +19,6 @@ hosts:
   - name: edge-2
     address: 10.77.0.12
 ";
-
-fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (path, text) in files {
-        let path = dir.path().join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-    dir
-}
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs

@@ -280,17 +280,8 @@ fn duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::test_support::repo;
     use crate::spec::{load_with, LoadOptions};
-
-    fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        for (path, text) in files {
-            let path = dir.path().join(path);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text).unwrap();
-        }
-        dir
-    }
 
     /// A realistic stack: a proxy, an app built from `extends`, a database,
     /// a worker sharing settings through anchors, a debug tool in a profile.

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::test_support::copy_dir;
 use super::*;
 
 /// Stacks that also use service keys berth learns separately
@@ -18,19 +19,6 @@ hosts:
   - {name: h2, address: 10.0.0.2}
   - {name: h3, address: 10.0.0.3}
 ";
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
 
 #[test]
 fn the_compose_corpus_validates() {

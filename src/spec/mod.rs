@@ -33,6 +33,8 @@ mod service;
 #[cfg(test)]
 mod service_keys_tests;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 mod values;
 pub mod variables;

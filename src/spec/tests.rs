@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::test_support::repo;
 use super::*;
 
 const INVENTORY: &str = "\
@@ -22,16 +23,6 @@ hosts:
     address: 10.77.0.21
     labels: {role: db}
 ";
-
-fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (path, text) in files {
-        let path = dir.path().join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-    dir
-}
 
 /// A repo with the standard inventory and one stack `web`.
 fn web(compose: &str) -> tempfile::TempDir {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use super::test_support::copy_dir;
 use super::*;
 
 /// Why berth rightly refuses a stack.
@@ -102,19 +103,6 @@ fn stack_names() -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// Loads the stack `name` as the only stack of a fresh repo.
