@@ -11,6 +11,7 @@
 //!   [`auth`]).
 
 mod auth;
+mod checkout;
 pub mod history;
 mod known_hosts;
 mod remote;
@@ -25,6 +26,9 @@ use git2::{ErrorCode, Repository, StatusOptions};
 
 use crate::error::Hint;
 
+use checkout::commit_info;
+pub use checkout::{Checkout, CommitInfo};
+
 #[derive(Debug, Clone)]
 pub struct SourceOptions {
     /// A git URL (`ssh://`, `https://`, `file://`, `user@host:path`) or a local path.
@@ -34,28 +38,6 @@ pub struct SourceOptions {
     pub git_ref: Option<String>,
     /// Where URL repos are cloned, one directory per URL.
     pub cache_dir: PathBuf,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct CommitInfo {
-    pub id: String,
-    pub summary: String,
-    pub author: String,
-    /// Seconds since the epoch.
-    pub time: i64,
-}
-
-#[derive(Debug, Clone)]
-pub struct Checkout {
-    /// Directory holding `berth.yaml`.
-    pub root: PathBuf,
-    /// None when the local path is not a git repo.
-    pub commit: Option<CommitInfo>,
-    /// The URL or path as given, for labels and reports (a password in a URL
-    /// is masked).
-    pub origin: String,
-    /// True when a local checkout has uncommitted changes.
-    pub dirty: bool,
 }
 
 /// Blocking (git2): call from `spawn_blocking`.
@@ -200,21 +182,6 @@ fn has_changes_under(repo: &Repository, rel: &str) -> Result<bool, git2::Error> 
         under && entry.status() != git2::Status::CURRENT && !entry.status().is_ignored()
     });
     Ok(changed)
-}
-
-/// The commit as labels and reports show it.
-fn commit_info(commit: &git2::Commit<'_>) -> CommitInfo {
-    let author = commit.author();
-    CommitInfo {
-        id: commit.id().to_string(),
-        summary: String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default()).into_owned(),
-        author: format!(
-            "{} <{}>",
-            String::from_utf8_lossy(author.name_bytes()),
-            String::from_utf8_lossy(author.email_bytes())
-        ),
-        time: commit.time().seconds(),
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{signature, Checkout};
+use super::checkout::Checkout;
+use super::signature;
 use crate::render::short;
 
 /// A host that runs a commit the checkout does not descend from.
@@ -105,7 +106,7 @@ mod tests {
         let new = commit(&repo, "two");
         let checkout_at = |id: &str| Checkout {
             root: dir.path().to_path_buf(),
-            commit: Some(super::super::CommitInfo {
+            commit: Some(super::super::checkout::CommitInfo {
                 id: id.into(),
                 summary: String::new(),
                 author: String::new(),

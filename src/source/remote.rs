@@ -26,7 +26,8 @@ use git2::{
     AutotagOption, ErrorClass, ErrorCode, FetchOptions, FetchPrune, Oid, ProxyOptions, Repository,
 };
 
-use super::{auth, commit_info, url, Checkout};
+use super::checkout::{commit_info, Checkout};
+use super::{auth, url};
 use crate::error::{hinted, Hint};
 
 /// Every branch (as `origin/*`) and every tag, forced and pruned, so the

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use super::{signature, Checkout};
+use super::checkout::Checkout;
+use super::signature;
 use crate::error::{hinted, Hint};
 
 /// Refuses a commit not signed by a key in the runner's trust file: a

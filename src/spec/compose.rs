@@ -12,14 +12,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
-use super::read::{Cx, Fields};
-use super::service::{self, Decls, ServiceDraft};
-use super::values::is_name;
-use super::yaml::Node;
-use super::{
+use super::decls::Decls;
+use super::model::{
     DependsCondition, Inventory, IpamPool, IpamSpec, Location, NetworkSpec, SecretSpec, Stack,
     VolumeSpec,
 };
+use super::read::{read_labels, Cx, Fields};
+use super::service::{self, ServiceDraft};
+use super::values::is_name;
+use super::yaml::Node;
 
 /// Where a stack lives, for names and paths in the result and in messages.
 pub(crate) struct StackSource<'a> {
@@ -76,7 +77,7 @@ pub(crate) fn read_stack(
         networks: BTreeMap::new(),
         volumes: BTreeMap::new(),
         secrets: BTreeMap::new(),
-        resolution: super::Resolution::default(),
+        resolution: super::model::Resolution::default(),
     };
     if root_node.is_null() {
         cx.error_help(
@@ -403,39 +404,6 @@ fn read_ipam(cx: &mut Cx, node: &Node, what: &str) -> Option<IpamSpec> {
         });
     }
     Some(ipam)
-}
-
-/// `labels` of a network, volume or service: a mapping or `KEY=VALUE` list;
-/// berth's own `berth.*` labels are reserved.
-pub(crate) fn read_labels(
-    cx: &mut Cx,
-    fields: &Fields<'_>,
-    what: &str,
-) -> BTreeMap<String, String> {
-    let Some(node) = fields.value("labels") else {
-        return BTreeMap::new();
-    };
-    let mut out = BTreeMap::new();
-    for pair in cx
-        .pairs(node, &format!("`labels` of {what}"), true)
-        .unwrap_or_default()
-    {
-        if pair.key.is_empty() {
-            cx.error(pair.node, format!("an empty label key in {what}"));
-        } else if pair.key.starts_with("berth.") {
-            cx.error_help(
-                pair.node,
-                format!(
-                    "label `{}` of {what} uses the reserved prefix `berth.`",
-                    pair.key
-                ),
-                "berth sets `berth.*` labels itself to know what it manages; choose another prefix",
-            );
-        } else {
-            out.insert(pair.key, pair.value.unwrap_or_default());
-        }
-    }
-    out
 }
 
 fn read_secrets(

@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use super::dotenv;
 use super::interpolate::{expand, TemplateError};
 use super::test_support::repo;
 use super::*;
-use super::{dotenv, variables};
 
 const INVENTORY: &str = "\
 project: shop
@@ -787,10 +787,10 @@ fn secret_looking_names() {
         "AWS_SECRET_ACCESS_KEY",
         "SSH_KEY",
     ] {
-        assert!(variables::looks_secret(name), "{name}");
+        assert!(looks_secret(name), "{name}");
     }
     for name in ["TAG", "REGION", "IMAGE", "PORT"] {
-        assert!(!variables::looks_secret(name), "{name}");
+        assert!(!looks_secret(name), "{name}");
     }
 }
 

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use super::variables::looks_secret;
-use super::{
+use super::model::looks_secret;
+use super::model::{
     ConstraintAttribute, ContainerSpec, DeployMode, Project, Service, Stack, UpdateConfig,
 };
 

@@ -13,13 +13,13 @@ use std::time::Duration;
 
 use schemars::JsonSchema;
 
-use super::read::{Cx, Fields};
-use super::values::GoDuration;
-use super::yaml::{Kind, Node};
-use super::{
+use super::model::{
     Constraint, ConstraintAttribute, Deploy, DeployMode, DeviceRequestSpec, FailureAction,
     HostConfig, Inventory, Location, Resources, UpdateConfig, UpdateOrder, ValidateCheck,
 };
+use super::read::{Cx, Fields};
+use super::values::GoDuration;
+use super::yaml::{Kind, Node};
 
 const DEPLOY_KEYS: &[&str] = &[
     "mode",
@@ -193,7 +193,7 @@ pub(crate) fn read_deploy(
                 value: v,
             }],
         };
-        for (key, value) in super::compose::read_labels(cx, &label_fields, &here) {
+        for (key, value) in super::read::read_labels(cx, &label_fields, &here) {
             labels.insert(key, (value, cx.at(v)));
         }
     }

@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use schemars::JsonSchema;
 
+use super::model::ComposeSettings;
+use super::model::{HostConfig, Inventory, Location, Settings, Transport};
 use super::read::{Cx, Field, Fields};
 use super::values::{is_name, is_slug, GoDuration};
 use super::yaml::Node;
-use super::{ComposeSettings, HostConfig, Inventory, Location, Settings, Transport};
 
 /// berth inventory: the hosts berth deploys to, how to reach them, and run settings.
 #[derive(Debug, Default, JsonSchema)]

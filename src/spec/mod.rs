@@ -17,7 +17,9 @@ mod compose_tests;
 pub mod config;
 #[cfg(test)]
 mod corpus_tests;
+mod decls;
 mod deploy;
+mod diagnostic;
 mod dotenv;
 pub mod image;
 mod interpolate;
@@ -42,50 +44,18 @@ pub mod variables;
 mod wild_corpus_tests;
 mod yaml;
 
+pub use diagnostic::{Diagnostic, Location, SpecError};
 pub use image::ImageRef;
 pub use model::*;
 pub use schema::{inventory_schema, x_berth_schema};
-pub use variables::{
-    check_environment_allowed, environment_variables, ComposeSettings, FromEnvironment, Resolution,
-    UsedVariable, VariableOrigin,
-};
+pub use variables::{check_environment_allowed, environment_variables, FromEnvironment};
 
 use std::collections::BTreeMap;
 
 use std::path::{Path, PathBuf};
 
+use diagnostic::{file_location, io_problem};
 use read::Cx;
-
-/// One problem in the user's files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    pub location: Location,
-    pub message: String,
-    pub help: Option<String>,
-}
-
-/// Everything wrong with a repo, reported together.
-#[derive(Debug, Clone)]
-pub struct SpecError {
-    pub diagnostics: Vec<Diagnostic>,
-}
-
-impl std::fmt::Display for SpecError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, d) in self.diagnostics.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{}: {}", d.location, d.message)?;
-            if let Some(help) = &d.help {
-                write!(f, "\n  help: {help}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for SpecError {}
 
 const INVENTORY_FILE: &str = "berth.yaml";
 const STACKS_DIR: &str = "stacks";
@@ -380,26 +350,5 @@ fn read_yaml(root: &Path, cx: &mut Cx) -> Option<yaml::Node> {
             cx.yaml_problem(problem);
             None
         }
-    }
-}
-
-fn file_location(file: impl Into<PathBuf>) -> Location {
-    Location {
-        file: file.into(),
-        line: 0,
-        column: 0,
-    }
-}
-
-fn io_problem(file: impl Into<PathBuf>, error: &std::io::Error) -> Diagnostic {
-    let message = if error.kind() == std::io::ErrorKind::InvalidData {
-        "the file is not UTF-8 text".to_string()
-    } else {
-        format!("cannot read: {error}")
-    };
-    Diagnostic {
-        location: file_location(file),
-        message,
-        help: None,
     }
 }

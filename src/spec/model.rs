@@ -10,26 +10,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// A place in a user's file, for error messages (`file:line:col`).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Location {
-    /// Path relative to the repo root, as the user would type it.
-    pub file: PathBuf,
-    /// 1-based; 0 when unknown.
-    pub line: usize,
-    /// 1-based; 0 when unknown.
-    pub column: usize,
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.line == 0 {
-            write!(f, "{}", self.file.display())
-        } else {
-            write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
-        }
-    }
-}
+pub use super::diagnostic::Location;
 
 /// The whole repo after validation.
 #[derive(Debug, Clone)]
@@ -52,7 +33,7 @@ pub struct Inventory {
     /// (`secrets.recipients`); empty when berth.yaml names none.
     pub recipients: Vec<PathBuf>,
     /// Compose variables and profiles set in berth.yaml.
-    pub compose: super::ComposeSettings,
+    pub compose: ComposeSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -112,7 +93,7 @@ pub struct Stack {
     pub secrets: BTreeMap<String, SecretSpec>,
     /// How the Compose file was resolved: the other files read, where each
     /// variable came from, per-host containers from host variables.
-    pub resolution: super::Resolution,
+    pub resolution: Resolution,
 }
 
 /// A stack-level secret (`secrets: {db_password: {file: ./secrets/db.pgp}}`).
@@ -643,4 +624,124 @@ pub struct LoggingSpec {
 pub struct Ulimit {
     pub soft: i64,
     pub hard: i64,
+}
+
+// Compose variables: what berth.yaml sets, and what a stack used (see
+// `variables` for where values come from and how plans show them).
+
+/// Compose-related settings of `berth.yaml`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ComposeSettings {
+    /// Top-level `variables:`.
+    pub variables: BTreeMap<String, String>,
+    pub variables_at: BTreeMap<String, Location>,
+    /// `hosts[].variables`, by host name (hosts without any are absent).
+    pub host_variables: BTreeMap<String, BTreeMap<String, String>>,
+    /// `settings.strict_variables`.
+    pub strict_variables: bool,
+    /// `settings.environment_variables`; None when berth.yaml does not say.
+    pub environment_variables: Option<Vec<String>>,
+    pub environment_variables_at: Option<Location>,
+    /// `stacks.<name>.profiles`, with where they are written.
+    pub stack_profiles: BTreeMap<String, (Vec<String>, Location)>,
+}
+
+/// Where a variable's value came from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum VariableOrigin {
+    /// The environment of the machine running berth.
+    Environment,
+    /// A stack's `.env` (repo-relative path).
+    DotEnv(PathBuf),
+    /// `hosts[].variables` of these hosts.
+    Host(Vec<String>),
+    /// The top-level `variables:` of berth.yaml.
+    Project,
+}
+
+impl std::fmt::Display for VariableOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VariableOrigin::Environment => write!(f, "the environment"),
+            VariableOrigin::DotEnv(file) => write!(f, "`{}`", file.display()),
+            VariableOrigin::Host(hosts) => write!(
+                f,
+                "`variables` of host {}",
+                hosts
+                    .iter()
+                    .map(|h| format!("`{h}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            VariableOrigin::Project => write!(f, "`variables` in `berth.yaml`"),
+        }
+    }
+}
+
+/// One variable a stack used, and the value it got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsedVariable {
+    pub value: String,
+    pub origin: VariableOrigin,
+    /// Where it is first used (a Compose file, `.env` or env file).
+    pub location: Location,
+}
+
+impl UsedVariable {
+    /// The value as a plan may show it: `<redacted>` for names that look secret.
+    pub fn shown_value(&self, name: &str) -> String {
+        if looks_secret(name) {
+            "<redacted>".to_string()
+        } else {
+            self.value.clone()
+        }
+    }
+}
+
+/// Names like `DB_PASSWORD`, `API_TOKEN`, `SECRET_KEY`: their values are
+/// never shown.
+pub fn looks_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "KEY", "CREDENTIAL"]
+        .iter()
+        .any(|word| upper.contains(word))
+}
+
+/// How a stack's Compose file was resolved, beyond the model itself.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resolution {
+    /// Repo files read besides the stack file (`.env`, `env_file`s,
+    /// `extends` and `include` files), repo-relative, sorted. `--trust`
+    /// must check these are in the signed commit like the stack file.
+    pub files: Vec<PathBuf>,
+    /// Every variable used, by name.
+    pub variables: BTreeMap<String, UsedVariable>,
+    /// Profiles that were active for this stack.
+    pub profiles: Vec<String>,
+    /// Service -> host -> the container for that host, for services whose
+    /// container differs per host through `hosts[].variables`. A host not
+    /// listed runs the service's own `container`.
+    pub per_host: BTreeMap<String, BTreeMap<String, ContainerSpec>>,
+}
+
+impl Resolution {
+    /// The container `service` runs on `host`: the host's own when host
+    /// variables make it differ, else `default`. Secrets are attached to the
+    /// service's container after loading, so they are taken from `default`.
+    pub fn container_for<'a>(
+        &'a self,
+        service: &str,
+        host: &str,
+        default: &'a ContainerSpec,
+    ) -> std::borrow::Cow<'a, ContainerSpec> {
+        match self.per_host.get(service).and_then(|hosts| hosts.get(host)) {
+            Some(spec) if spec.secrets == default.secrets => std::borrow::Cow::Borrowed(spec),
+            Some(spec) => {
+                let mut spec = spec.clone();
+                spec.secrets = default.secrets.clone();
+                std::borrow::Cow::Owned(spec)
+            }
+            None => std::borrow::Cow::Borrowed(default),
+        }
+    }
 }

@@ -9,11 +9,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::decls::Decls;
+use super::model::{ContainerSpec, MountKind, MountSpec};
 use super::read::{Cx, Fields};
-use super::service::Decls;
 use super::values;
 use super::yaml::{Kind, Node};
-use super::{ContainerSpec, MountKind, MountSpec};
 
 const MOUNT_KEYS: &[&str] = &[
     "type",

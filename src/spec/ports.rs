@@ -4,9 +4,9 @@
 //! Ports are published on each host that runs a replica (`mode: host`);
 //! Swarm's `ingress` routing mesh does not exist without Swarm and is refused.
 
+use super::model::PortSpec;
 use super::read::Cx;
 use super::yaml::{Kind, Node};
-use super::PortSpec;
 
 /// `name` and `app_protocol` describe a port for people and tools; Compose
 /// passes neither to the engine, so reading them as text is all there is.

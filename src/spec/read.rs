@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::diagnostic::Diagnostic;
+use super::diagnostic::Location;
 use super::values;
 use super::yaml::{Kind, Node, YamlProblem};
-use super::{Diagnostic, Location};
 
 /// Problems found in one file.
 pub(crate) struct Cx {
@@ -443,6 +444,39 @@ impl Cx {
         }
         ok.then_some(out)
     }
+}
+
+/// `labels` of a network, volume or service: a mapping or `KEY=VALUE` list;
+/// berth's own `berth.*` labels are reserved.
+pub(crate) fn read_labels(
+    cx: &mut Cx,
+    fields: &Fields<'_>,
+    what: &str,
+) -> BTreeMap<String, String> {
+    let Some(node) = fields.value("labels") else {
+        return BTreeMap::new();
+    };
+    let mut out = BTreeMap::new();
+    for pair in cx
+        .pairs(node, &format!("`labels` of {what}"), true)
+        .unwrap_or_default()
+    {
+        if pair.key.is_empty() {
+            cx.error(pair.node, format!("an empty label key in {what}"));
+        } else if pair.key.starts_with("berth.") {
+            cx.error_help(
+                pair.node,
+                format!(
+                    "label `{}` of {what} uses the reserved prefix `berth.`",
+                    pair.key
+                ),
+                "berth sets `berth.*` labels itself to know what it manages; choose another prefix",
+            );
+        } else {
+            out.insert(pair.key, pair.value.unwrap_or_default());
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -20,12 +20,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::compose::{self, repo_relative, StackSource};
+use super::diagnostic::Diagnostic;
 use super::dotenv::{self, template_message};
 use super::interpolate::{interpolate_tree, TreeProblemKind};
+use super::model::{Inventory, Location, Stack};
+use super::model::{Resolution, UsedVariable, VariableOrigin};
 use super::read::Cx;
-use super::variables::{Resolution, UsedVariable, VariableOrigin};
 use super::yaml::{self, Kind, Node};
-use super::{Diagnostic, Inventory, Location, Stack};
 
 /// What one stack is read with.
 pub(crate) struct StackInput<'a> {
@@ -508,7 +509,7 @@ impl<'i> Pass<'i> {
                         .get(&name)
                         .map(|u| u.value.clone())
                         .unwrap_or_default();
-                    let shown = if super::variables::looks_secret(&name) {
+                    let shown = if super::model::looks_secret(&name) {
                         use sha2::Digest as _;
                         format!(
                             "sha256:{}",
@@ -586,7 +587,7 @@ impl<'i> Pass<'i> {
             match std::fs::read_to_string(self.input.root.join(file)) {
                 Ok(text) => text,
                 Err(e) => {
-                    cx.diags.push(super::io_problem(file, &e));
+                    cx.diags.push(super::diagnostic::io_problem(file, &e));
                     return None;
                 }
             }

@@ -4,7 +4,7 @@
 //! inventory default. Kept here, below all of them, so none imports another
 //! for a path.
 
-use super::{ContainerSpec, SecretFileSpec};
+use super::model::{ContainerSpec, SecretFileSpec};
 
 /// Where secret files live on a host unless berth.yaml says otherwise
 /// (`secrets_dir`): `/run` is tmpfs on every systemd host.

@@ -18,26 +18,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::decls::Decls;
 use super::read::{Cx, Fields};
 use super::yaml::{Kind, Node};
 use super::{deploy, image, mounts, ports, values};
 
 #[path = "service_keys.rs"]
 mod keys;
-use super::{
-    ContainerSpec, DependsCondition, DeployMode, Diagnostic, HealthcheckSpec, Inventory, Location,
-    LoggingSpec, NetworkSpec, PullPolicy, SecretRef, SecretSpec, Service, Ulimit, VolumeSpec,
+use super::diagnostic::Diagnostic;
+use super::model::{
+    ContainerSpec, DependsCondition, DeployMode, HealthcheckSpec, Location, LoggingSpec,
+    PullPolicy, SecretRef, SecretSpec, Service, Ulimit,
 };
-
-/// What a service may refer to: the stack's declarations and the inventory
-/// (None when `berth.yaml` itself has problems).
-pub(crate) struct Decls<'a> {
-    pub stack: &'a str,
-    pub networks: &'a BTreeMap<String, NetworkSpec>,
-    pub volumes: &'a BTreeMap<String, VolumeSpec>,
-    pub secrets: &'a BTreeMap<String, SecretSpec>,
-    pub inventory: Option<&'a Inventory>,
-}
 
 /// A service before the checks that need the whole stack.
 pub(crate) struct ServiceDraft {
@@ -301,7 +293,7 @@ pub(crate) fn read_service(
     if let Some(v) = fields.value("pull_policy") {
         draft.service.pull_policy = pull_policy(cx, v, &what).unwrap_or_default();
     }
-    container.labels = super::compose::read_labels(cx, &fields, &what);
+    container.labels = super::read::read_labels(cx, &fields, &what);
     if let Some(v) = fields.value("healthcheck") {
         container.healthcheck = healthcheck(cx, v, &what);
     }
@@ -492,7 +484,13 @@ fn check_service_keys(cx: &mut Cx, fields: &Fields<'_>, what: &str) {
 /// `scale`: Compose's older spelling of `deploy.replicas`, with the same
 /// meaning in berth (replicas spread over the eligible hosts). As in
 /// Compose, both may be written only with the same value.
-fn scale(cx: &mut Cx, node: &Node, fields: &Fields<'_>, deploy: &mut super::Deploy, what: &str) {
+fn scale(
+    cx: &mut Cx,
+    node: &Node,
+    fields: &Fields<'_>,
+    deploy: &mut super::model::Deploy,
+    what: &str,
+) {
     let Some(n) = cx.int(node, &format!("`scale` of {what}"), 0, 10_000) else {
         return;
     };
