@@ -5,11 +5,15 @@
 //! `plan::diff(desired, observed)` → `render`; `apply` → `report`.
 //! `cli` parses a command and calls one function in `ops`, which runs the
 //! stages and returns an outcome; errors take one shape (`error`).
+//! `labels` and `observed` are plain data below both `hosts` (which reports
+//! them) and the pure stages (which read them), so data flows one way.
 
 pub mod apply;
 pub mod cli;
 pub mod error;
 pub mod hosts;
+pub mod labels;
+pub mod observed;
 pub mod openpgp;
 pub mod ops;
 pub mod placement;

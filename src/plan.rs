@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use similar::{ChangeTag, TextDiff};
 
-use crate::hosts::labels;
-use crate::hosts::observed::{HostObservation, LiveSettings, ObservedContainer};
+use crate::labels;
+use crate::observed::{HostObservation, LiveSettings, ObservedContainer};
 use crate::placement::{CurrentPlacement, DesiredContainer, DesiredState, Slot};
 use crate::spec::{ContainerSpec, ImageRef, NetworkSpec, VolumeSpec};
 

@@ -349,8 +349,8 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
     use super::*;
-    use crate::hosts::labels;
-    use crate::hosts::observed::{HostObservation, ObservedContainer};
+    use crate::labels;
+    use crate::observed::{HostObservation, ObservedContainer};
     use crate::placement::{
         canonical_json, spec_hash, DesiredContainer, DesiredHost, DesiredState, Slot,
     };

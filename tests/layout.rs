@@ -64,8 +64,7 @@ const PURE: &[&str] = &[
 
 /// What the pure stages may import besides each other: the plain data
 /// `hosts` reports (labels, observations), and the crate root.
-const PURE_MAY_ALSO_IMPORT: &[&str] =
-    &["src/hosts/labels.rs", "src/hosts/observed.rs", "src/lib.rs"];
+const PURE_MAY_ALSO_IMPORT: &[&str] = &["src/labels.rs", "src/observed.rs", "src/lib.rs"];
 
 /// One source file, as far as this test cares.
 struct File {
@@ -218,7 +217,7 @@ fn pure_stages_import_no_adapter() {
     assert!(
         found.is_empty(),
         "a pure stage imports an adapter or a later stage:\n{}\nhelp: the pure stages may \
-         import each other and the data `hosts` reports (`hosts::labels`, `hosts::observed`); \
+         import each other and the data `hosts` reports (`labels`, `observed`); \
          move the helper down, or pass its result in",
         found.join("\n")
     );

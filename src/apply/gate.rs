@@ -9,8 +9,8 @@ use anyhow::{bail, Context as _};
 
 use super::context::{ApplyContext, ServicePolicy};
 use super::policy::{CHECK_RETRY, MONITOR_POLL, READY_POLL};
-use crate::hosts::observed::ContainerStatus;
 use crate::hosts::Engine;
+use crate::observed::ContainerStatus;
 use crate::spec::ValidateCheck;
 
 /// The gates, in order, each bounded: started and running without restarts,

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::*;
 use crate::hosts::memory::MemoryEngine;
-use crate::hosts::observed::ContainerStatus;
 use crate::hosts::Engine;
+use crate::observed::ContainerStatus;
 use crate::plan::{Action, Change, HostPlan, Plan};
 
 fn status(running: bool, health: Option<&str>) -> ContainerStatus {
@@ -194,7 +194,7 @@ fn seed_replaces(engine: &MemoryEngine, stack: &str, service: &str, replicas: u3
             let id = engine.add_container(
                 &slot.container_name(),
                 "reg/app:1",
-                BTreeMap::from([(crate::hosts::labels::PROJECT.to_string(), "p".to_string())]),
+                BTreeMap::from([(crate::labels::PROJECT.to_string(), "p".to_string())]),
                 "running",
             );
             let spec = crate::spec::ContainerSpec {

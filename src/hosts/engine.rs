@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::observed::{ContainerStatus, HostObservation};
 use super::{lock, secret_files};
+use crate::observed::{ContainerStatus, HostObservation};
 use crate::spec::{ContainerSpec, NetworkSpec, VolumeSpec};
 
 /// Every Docker operation berth needs on a host. The SSH + bollard engine is

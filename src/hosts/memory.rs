@@ -23,8 +23,8 @@ use anyhow::{anyhow, bail};
 use async_trait::async_trait;
 
 use super::engine::Engine;
-use super::labels;
-use super::observed::{ContainerStatus, HostObservation, ObservedContainer};
+use crate::labels;
+use crate::observed::{ContainerStatus, HostObservation, ObservedContainer};
 use crate::spec::{ContainerSpec, MountKind, NetworkSpec, VolumeSpec};
 
 /// A container in a [`MemoryEngine`].

@@ -12,19 +12,18 @@ pub mod connect;
 pub mod docker;
 mod engine;
 pub mod fleet;
-pub mod labels;
 pub mod lock;
 #[cfg(test)]
 pub mod memory;
-pub mod observed;
 pub mod secret_files;
 pub mod shell;
 pub mod ssh;
 pub mod ssh_config;
 
 // The face of the module. Files inside `hosts` import each other by path
-// (`super::observed::…`), never through these, so no file imports its parent.
+// (`super::ssh::…`), never through these, so no file imports its parent.
+pub use crate::labels;
+pub use crate::observed::{ContainerStatus, HostObservation, LiveSettings, ObservedContainer};
 pub use connect::connect;
 pub use engine::Engine;
-pub use observed::{ContainerStatus, HostObservation, LiveSettings, ObservedContainer};
 pub use ssh::ConnectOptions;

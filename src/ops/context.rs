@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::stages::Loaded;
 use crate::apply::{ApplyContext, ServicePolicy};
 use crate::hosts::fleet::Fleet;
-use crate::hosts::labels;
+use crate::labels;
 use crate::secrets::Plaintexts;
 use crate::source::Checkout;
 use crate::spec::Project;

@@ -233,7 +233,7 @@ fn applied_commits(
     let mut applied: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (host, o) in observed {
         for c in o.containers.iter().filter(|c| !leftover(&c.name)) {
-            if let Some(commit) = c.labels.get(crate::hosts::labels::COMMIT) {
+            if let Some(commit) = c.labels.get(crate::labels::COMMIT) {
                 applied
                     .entry(commit.clone())
                     .or_default()
@@ -259,7 +259,7 @@ mod tests {
         ObservedContainer {
             id: name.into(),
             name: name.into(),
-            labels: BTreeMap::from([(crate::hosts::labels::COMMIT.to_string(), commit.into())]),
+            labels: BTreeMap::from([(crate::labels::COMMIT.to_string(), commit.into())]),
             image: "img".into(),
             state: "running".into(),
             health: None,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::stages::{HostOptions, LoadOptions};
 use crate::error::{Error, Reach};
-use crate::hosts::labels;
+use crate::labels;
 use crate::plan::UnreachableHost;
 
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ use bollard::models::{
     PortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 
-use crate::hosts::labels;
+use crate::labels;
 use crate::spec::{ContainerSpec, MountKind, NetworkSpec, VolumeSpec};
 
 /// A Compose restart policy as the engine wants it.

@@ -23,11 +23,11 @@ use bollard::Docker;
 use futures::StreamExt as _;
 
 use super::engine::Engine;
-use super::labels;
 use super::lock;
-use super::observed::{ContainerStatus, HostObservation, LiveSettings, ObservedContainer};
 use super::secret_files::{self, SecretFile};
 use super::shell::{self, truncate, Shell};
+use crate::labels;
+use crate::observed::{ContainerStatus, HostObservation, LiveSettings, ObservedContainer};
 use crate::spec::{ContainerSpec, ImageRef, NetworkSpec, VolumeSpec};
 use auth::registry_credentials;
 
