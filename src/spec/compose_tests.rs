@@ -786,6 +786,10 @@ fn secret_looking_names() {
         "SECRET",
         "AWS_SECRET_ACCESS_KEY",
         "SSH_KEY",
+        "MYSQL_PASS",
+        "DB_PWD",
+        "BASIC_AUTH",
+        "PRIVATE_KEY_PEM",
     ] {
         assert!(looks_secret(name), "{name}");
     }

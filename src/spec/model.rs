@@ -702,9 +702,19 @@ impl UsedVariable {
 /// never shown.
 pub fn looks_secret(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
-    ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "KEY", "CREDENTIAL"]
-        .iter()
-        .any(|word| upper.contains(word))
+    // `PASS` covers `PASSWORD`, `PASSWD` and the common `DB_PASS`.
+    [
+        "PASS",
+        "PWD",
+        "SECRET",
+        "TOKEN",
+        "KEY",
+        "CREDENTIAL",
+        "PRIVATE",
+        "AUTH",
+    ]
+    .iter()
+    .any(|word| upper.contains(word))
 }
 
 /// How a stack's Compose file was resolved, beyond the model itself.
