@@ -3,7 +3,7 @@
 //! checked on the engines with `docker inspect`.
 
 use super::{apply, plan};
-use crate::support::{berth_env, expect_code, Bed, Failed, Repo, HOSTS};
+use crate::support::{berth_env, expect_code, Bed, Failed, HOSTS};
 
 /// A stack written the way people write Compose files: image repo from
 /// `.env`, tag from the environment, `env_file`, anchors and merge keys, an
@@ -18,8 +18,7 @@ fn compose_as_people_write_it_applies_and_follows_dotenv() -> Result<(), Failed>
     let Some((web_repo, web_tag)) = web_image.rsplit_once(':') else {
         return Err(format!("no tag in {web_image}").into());
     };
-    let repo = Repo::new();
-    repo.write("berth.yaml", &bed.inventory(project));
+    let repo = bed.repo(project);
     let dotenv = |greeting: &str| {
         format!(
             "# committed stack variables\nWEB_REPO={web_repo}\nWORKER_IMAGE=\"{}\"\nGREETING={greeting}\n",
@@ -181,8 +180,7 @@ fn compose_service_keys_reach_the_engine() -> Result<(), Failed> {
     let bed = &Bed::take();
     let project = "t-keys";
     let _scope = bed.scope(project);
-    let repo = Repo::new();
-    repo.write("berth.yaml", &bed.inventory(project));
+    let repo = bed.repo(project);
     let compose = |web: &str| {
         format!(
             r#"services:

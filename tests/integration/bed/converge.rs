@@ -3,7 +3,7 @@
 //! service, `depends_on` order, and the example repo of the README.
 
 use super::{apply, events, plan, two_stack_repo};
-use crate::support::{berth, expect_code, Bed, Failed, Repo, HOSTS};
+use crate::support::{berth, expect_code, Bed, Failed, HOSTS};
 
 #[test]
 fn apply_places_replicas_and_serves_http() -> Result<(), Failed> {
@@ -177,8 +177,7 @@ fn removed_service_keeps_its_volume_and_data() -> Result<(), Failed> {
     let bed = &Bed::take();
     let project = "t-volume";
     let _scope = bed.scope(project);
-    let repo = Repo::new();
-    repo.write("berth.yaml", &bed.inventory(project));
+    let repo = bed.repo(project);
     repo.write(
         "stacks/store/compose.yaml",
         &format!(
@@ -267,8 +266,7 @@ fn depends_on_orders_creation_after_health() -> Result<(), Failed> {
     let bed = &Bed::take();
     let project = "t-depends";
     let _scope = bed.scope(project);
-    let repo = Repo::new();
-    repo.write("berth.yaml", &bed.inventory(project));
+    let repo = bed.repo(project);
     // `app` sorts before `db` by name: only depends_on can put db first.
     repo.write(
         "stacks/dep/compose.yaml",

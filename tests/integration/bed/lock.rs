@@ -2,7 +2,7 @@
 //! lock holder does not block the next run.
 
 use super::two_stack_repo;
-use crate::support::{berth, berth_spawn, expect_code, finish, Bed, Failed, Repo, HOSTS};
+use crate::support::{berth, berth_spawn, expect_code, finish, Bed, Failed, HOSTS};
 
 #[test]
 fn concurrent_applies_take_turns() -> Result<(), Failed> {
@@ -48,8 +48,7 @@ fn killed_lock_holder_does_not_block() -> Result<(), Failed> {
     let bed = &Bed::take();
     let project = "t-lockkill";
     let _scope = bed.scope(project);
-    let repo = Repo::new();
-    repo.write("berth.yaml", &bed.inventory(project));
+    let repo = bed.repo(project);
     let compose = |img: &str| {
         format!(
             "services:\n  web:\n    image: {img}\n    deploy:\n      placement:\n        constraints: [node.hostname == edge-1]\n"

@@ -5,8 +5,9 @@
 //! Every test here begins with `let bed = &Bed::take();`, which brings the
 //! bed up on first use and lets one test at a time hold it (see
 //! `support/session.rs`), and works in a project of its own, cleaned off the
-//! hosts before and after by `let _scope = bed.scope(project);`. The scenario
-//! helpers below serve more than one topic.
+//! hosts before and after by `let _scope = bed.scope(project);`, mostly in a
+//! repo from `bed.repo(project)` (a berth.yaml naming the three hosts). The
+//! scenario helpers below serve more than one topic.
 
 mod compose;
 mod converge;
@@ -25,8 +26,7 @@ use crate::support::{berth, Bed, Repo, Run, HOSTS};
 /// A repo of two stacks on the bed: `web` (2 replicas on role=web hosts,
 /// fixed port) and `jobs` (a global worker on role=worker hosts).
 fn two_stack_repo(bed: &Bed, project: &str, port: u16) -> Repo {
-    let repo = Repo::new();
-    repo.write("berth.yaml", &bed.inventory(project));
+    let repo = bed.repo(project);
     repo.write(
         "stacks/site/compose.yaml",
         &format!(

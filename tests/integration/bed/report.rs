@@ -2,7 +2,7 @@
 //! succeeds and for one that fails.
 
 use super::apply;
-use crate::support::{expect_code, Bed, Failed, Repo};
+use crate::support::{expect_code, Bed, Failed};
 
 /// Checks a Prometheus textfile the way promtool would: HELP and TYPE before
 /// each metric's samples, sample lines `name{labels} value`, numeric values.
@@ -39,8 +39,7 @@ fn reports_and_metrics_for_success_and_failure() -> Result<(), Failed> {
     let bed = &Bed::take();
     let project = "t-report";
     let _scope = bed.scope(project);
-    let repo = Repo::new();
-    repo.write("berth.yaml", &bed.inventory(project));
+    let repo = bed.repo(project);
     let compose = |img: &str| {
         format!(
             "services:\n  web:\n    image: {img}\n    deploy:\n      placement:\n        constraints: [node.hostname == edge-2]\n"

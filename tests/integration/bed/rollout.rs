@@ -3,15 +3,14 @@
 //! balancer, and a rollout killed halfway.
 
 use super::{apply, events, plan};
-use crate::support::{berth_spawn, expect_code, Bed, Failed, Repo, HOSTS};
+use crate::support::{berth_spawn, expect_code, Bed, Failed, HOSTS};
 
 #[test]
 fn failed_replace_rolls_back_to_old_container() -> Result<(), Failed> {
     let bed = &Bed::take();
     let project = "t-rollback";
     let _scope = bed.scope(project);
-    let repo = Repo::new();
-    repo.write("berth.yaml", &bed.inventory(project));
+    let repo = bed.repo(project);
     let compose = |img: &str| {
         format!(
             "services:\n  web:\n    image: {img}\n    ports: [\"18085:80\"]\n    deploy:\n      placement:\n        constraints: [node.hostname == edge-1]\n"
@@ -100,8 +99,7 @@ fn bad_release_stops_after_first_batch() -> Result<(), Failed> {
     let bed = &Bed::take();
     let project = "t-badrel";
     let _scope = bed.scope(project);
-    let repo = Repo::new();
-    repo.write("berth.yaml", &bed.inventory(project));
+    let repo = bed.repo(project);
     let (v1, v2) = (bed.get("BED_WEB_V1"), bed.get("BED_WEB_V2"));
     repo.write(
         "stacks/rel/compose.yaml",
@@ -158,8 +156,7 @@ fn start_first_new_is_healthy_before_old_stops() -> Result<(), Failed> {
     let bed = &Bed::take();
     let project = "t-startfirst";
     let _scope = bed.scope(project);
-    let repo = Repo::new();
-    repo.write("berth.yaml", &bed.inventory(project));
+    let repo = bed.repo(project);
     let order = "        order: start-first\n";
     let (v1, v2) = (bed.get("BED_WEB_V1"), bed.get("BED_WEB_V2"));
     repo.write("stacks/rel/compose.yaml", &global_web(&v1, None, order, ""));
@@ -246,8 +243,7 @@ fn failure_actions_rollback_pause_continue() -> Result<(), Failed> {
     let bed = &Bed::take();
     let project = "t-actions";
     let _scope = bed.scope(project);
-    let repo = Repo::new();
-    repo.write("berth.yaml", &bed.inventory(project));
+    let repo = bed.repo(project);
     let (v1, v2) = (bed.get("BED_WEB_V1"), bed.get("BED_WEB_V2"));
     // The v2 check passes on edge-1 and edge-3 (something listens on 7777
     // there), and fails on edge-2.
@@ -297,8 +293,7 @@ fn rolling_release_through_haproxy_drops_no_request() -> Result<(), Failed> {
     use std::sync::Arc;
     let project = "t-haproxy";
     let _scope = bed.scope(project);
-    let repo = Repo::new();
-    repo.write("berth.yaml", &bed.inventory(project));
+    let repo = bed.repo(project);
     let (v1, v2) = (bed.get("BED_WEB_V1"), bed.get("BED_WEB_V2"));
     let port = 18093;
     let monitor = "        monitor: 2s\n";
@@ -421,8 +416,7 @@ fn killed_rollout_converges_on_next_run() -> Result<(), Failed> {
     let bed = &Bed::take();
     let project = "t-killroll";
     let _scope = bed.scope(project);
-    let repo = Repo::new();
-    repo.write("berth.yaml", &bed.inventory(project));
+    let repo = bed.repo(project);
     let path = repo.path().display().to_string();
     let mut image = bed.get("BED_WEB_V1");
     repo.write(

@@ -27,8 +27,7 @@ impl SecretRepo {
         let operator = gpg.generate("Operator <ops@berth.invalid>");
         let keys = tempfile::tempdir().expect("key dir");
         let key_file = gpg.export_secret(&runner, &keys.path().join("runner.asc"));
-        let repo = Repo::new();
-        repo.write("berth.yaml", &bed.inventory(project));
+        let repo = bed.repo(project);
         repo.write(
             &format!("stacks/{stack}/compose.yaml"),
             &format!(

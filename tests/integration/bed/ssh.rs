@@ -5,13 +5,9 @@
 use super::apply;
 use crate::support::{berth, expect_code, Bed, Failed, Repo};
 
-#[test]
-fn unreachable_host_fails_run_others_converge() -> Result<(), Failed> {
-    let bed = &Bed::take();
-    let project = "t-down";
-    let _scope = bed.scope(project);
-    let repo = Repo::new();
-    repo.write("berth.yaml", &bed.inventory(project));
+/// A repo of one stack: a worker on every host.
+fn global_worker(bed: &Bed, project: &str) -> Repo {
+    let repo = bed.repo(project);
     repo.write(
         "stacks/all/compose.yaml",
         &format!(
@@ -20,6 +16,15 @@ fn unreachable_host_fails_run_others_converge() -> Result<(), Failed> {
         ),
     );
     repo.commit("global worker");
+    repo
+}
+
+#[test]
+fn unreachable_host_fails_run_others_converge() -> Result<(), Failed> {
+    let bed = &Bed::take();
+    let project = "t-down";
+    let _scope = bed.scope(project);
+    let repo = global_worker(bed, project);
     bed.control("sshd-stop", "edge-3");
     let run = apply(&repo, &[]);
     bed.control("sshd-start", "edge-3");
@@ -60,16 +65,7 @@ fn host_key_mismatch_is_refused() -> Result<(), Failed> {
     let bed = &Bed::take();
     let project = "t-hostkey";
     let _scope = bed.scope(project);
-    let repo = Repo::new();
-    repo.write("berth.yaml", &bed.inventory(project));
-    repo.write(
-        "stacks/all/compose.yaml",
-        &format!(
-            "services:\n  worker:\n    image: {img}\n    stop_grace_period: 1s\n    deploy:\n      mode: global\n",
-            img = bed.get("BED_WORKER")
-        ),
-    );
-    repo.commit("global worker");
+    let repo = global_worker(bed, project);
     let wrong = bed.get("BED_KNOWN_HOSTS_WRONG");
     let run = apply(&repo, &["--known-hosts", &wrong]);
     expect_code(&run, 1);

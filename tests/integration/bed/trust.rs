@@ -3,7 +3,7 @@
 
 use super::container_ids;
 use crate::support::gpg::Gpg;
-use crate::support::{berth, berth_env, expect_code, Bed, Failed, Repo};
+use crate::support::{berth, berth_env, expect_code, Bed, Failed};
 
 #[test]
 fn only_trusted_signed_commits_deploy() -> Result<(), Failed> {
@@ -18,8 +18,7 @@ fn only_trusted_signed_commits_deploy() -> Result<(), Failed> {
     std::fs::write(&trust, gpg.export_public(&signer))?;
     let trust = trust.display().to_string();
 
-    let repo = Repo::new();
-    repo.write("berth.yaml", &bed.inventory(project));
+    let repo = bed.repo(project);
     let stack = |greeting: &str| {
         format!(
             "services:\n  web:\n    image: {img}\n    environment:\n      GREETING: {greeting}\n    deploy:\n      replicas: 1\n      placement:\n        constraints: [node.hostname == edge-1]\n",

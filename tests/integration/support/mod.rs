@@ -167,6 +167,13 @@ impl Bed {
         )
     }
 
+    /// A throwaway repo whose berth.yaml is [`Bed::inventory`] for `project`.
+    pub fn repo(&self, project: &str) -> Repo {
+        let repo = Repo::new();
+        repo.write("berth.yaml", &self.inventory(project));
+        repo
+    }
+
     /// The host's `secrets_dir` (its own tmpfs; see testbed.sh).
     pub fn secrets_dir(&self, host: &str) -> String {
         self.get(&format!("BED_SECRETS_DIR_{}", host.replace('-', "_")))
