@@ -1,14 +1,45 @@
 //! Helpers for the integration tests: the test bed, throwaway git repos,
 //! running the berth binary, and looking at the hosts directly (through each
 //! engine's own socket, not through berth) to check what berth did.
-
-#![allow(dead_code)]
+//!
+//! [`Bed::take`] (in `session.rs`) is how a test gets the bed: brought up
+//! once per run, held by one test at a time.
 
 pub mod gpg;
+mod session;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+/// Why a test failed, as the message a person reads. A test that returns
+/// `Result<(), Failed>` can use `check!` and `?` on any error that displays
+/// (`io::Error`, a `String`, a `&str`); the harness prints the message as
+/// is, newlines and all (that is what this `Debug` is for).
+pub struct Failed(String);
+
+impl<E: std::fmt::Display> From<E> for Failed {
+    fn from(e: E) -> Failed {
+        Failed(e.to_string())
+    }
+}
+
+impl std::fmt::Debug for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `check!(condition, "format", args...)`: fails the test with that message
+/// when the condition is false (an `assert!` that returns a [`Failed`], so
+/// the test's guards still clean up in order).
+macro_rules! check {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+).into());
+        }
+    };
+}
 
 /// The three-host bed: what `tests/bed/testbed.sh up` wrote to `bed.env`.
 #[derive(Debug, Clone)]
@@ -51,7 +82,7 @@ impl Bed {
             .output()
             .map_err(|e| format!("cannot run {}: {e}", Self::script_path().display()))?;
         let stdout = String::from_utf8_lossy(&out.stdout);
-        eprint!("{stdout}");
+        session::say(stdout.trim_end());
         let status = out.status;
         if status.success() {
             Ok(stdout.contains("bed up in"))
@@ -134,6 +165,13 @@ impl Bed {
             s2 = self.secrets_dir("edge-2"),
             s3 = self.secrets_dir("edge-3"),
         )
+    }
+
+    /// A throwaway repo whose berth.yaml is [`Bed::inventory`] for `project`.
+    pub fn repo(&self, project: &str) -> Repo {
+        let repo = Repo::new();
+        repo.write("berth.yaml", &self.inventory(project));
+        repo
     }
 
     /// The host's `secrets_dir` (its own tmpfs; see testbed.sh).
@@ -341,16 +379,12 @@ impl Repo {
     }
 
     pub fn write(&self, rel: &str, content: &str) -> &Self {
-        let p = self.path().join(rel);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, content).expect("write");
+        write_file(self.path(), rel, content);
         self
     }
 
     pub fn write_bytes(&self, rel: &str, content: &[u8]) -> &Self {
-        let p = self.path().join(rel);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, content).expect("write");
+        write_file(self.path(), rel, content);
         self
     }
 
@@ -428,6 +462,17 @@ pub struct Run {
     pub command: String,
 }
 
+impl Run {
+    fn new(out: Output, command: String) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            command,
+        }
+    }
+}
+
 impl std::fmt::Display for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -438,6 +483,13 @@ impl std::fmt::Display for Run {
     }
 }
 
+/// Writes `root/rel`, creating the directories on the way.
+pub fn write_file(root: &Path, rel: &str, content: impl AsRef<[u8]>) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    std::fs::write(p, content).expect("write");
+}
+
 /// Variables of the runner's environment that would change what berth does.
 const BERTH_VARS: &[&str] = &[
     "BERTH_REPO",
@@ -445,17 +497,14 @@ const BERTH_VARS: &[&str] = &[
     "BERTH_KEY_FILE",
     "BERTH_KEY_PASSPHRASE",
     "BERTH_TRUST",
+    "BERTH_LOG",
     "EDITOR",
     "VISUAL",
 ];
 
-/// Runs the berth binary with `args`, in `cwd`, with a private cache dir.
-pub fn berth(cwd: &Path, args: &[&str]) -> Run {
-    berth_env(cwd, args, &[])
-}
-
-/// [`berth`] with extra environment variables (keys, editors).
-pub fn berth_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+/// The berth binary in `cwd`, with a private cache dir, no colour, and none
+/// of [`BERTH_VARS`] from the runner's environment.
+fn berth_command(cwd: &Path) -> Command {
     let cache = std::env::temp_dir().join("berth-test-cache");
     let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
     command
@@ -465,30 +514,27 @@ pub fn berth_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     for var in BERTH_VARS {
         command.env_remove(var);
     }
-    let out = command
+    command
+}
+
+/// Runs the berth binary with `args`, in `cwd`, with a private cache dir.
+pub fn berth(cwd: &Path, args: &[&str]) -> Run {
+    berth_env(cwd, args, &[])
+}
+
+/// [`berth`] with extra environment variables (keys, editors).
+pub fn berth_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let out = berth_command(cwd)
         .envs(env.iter().copied())
         .args(args)
         .output()
         .expect("run berth");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        command: format!("berth {}", args.join(" ")),
-    }
+    Run::new(out, format!("berth {}", args.join(" ")))
 }
 
 /// Starts berth without waiting for it (for concurrent runs and kill -9).
 pub fn berth_spawn(cwd: &Path, args: &[&str]) -> std::process::Child {
-    let cache = std::env::temp_dir().join("berth-test-cache");
-    Command::new(env!("CARGO_BIN_EXE_berth"))
-        .current_dir(cwd)
-        .env("BERTH_CACHE_DIR", &cache)
-        .env_remove("BERTH_REPO")
-        .env_remove("BERTH_KEY")
-        .env_remove("BERTH_KEY_FILE")
-        .env_remove("BERTH_TRUST")
-        .env("NO_COLOR", "1")
+    berth_command(cwd)
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -499,12 +545,7 @@ pub fn berth_spawn(cwd: &Path, args: &[&str]) -> std::process::Child {
 /// Waits for a spawned berth and collects what it showed.
 pub fn finish(child: std::process::Child, command: &str) -> Run {
     let out = child.wait_with_output().expect("wait for berth");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        command: command.to_string(),
-    }
+    Run::new(out, command.to_string())
 }
 
 /// Asserts the exit code, printing the whole run when it differs.

@@ -144,9 +144,4 @@ impl Gpg {
     pub fn decrypt(&self, message: &[u8]) -> Vec<u8> {
         self.run(&["--decrypt"], Some(message))
     }
-
-    /// Imports certificates (e.g. another keyring's public key).
-    pub fn import(&self, armoured: &str) {
-        self.run(&["--import"], Some(armoured.as_bytes()));
-    }
 }

@@ -4,39 +4,27 @@
 //! paths are replaced with `[REPO]`.
 
 use std::path::Path;
-use std::process::Command;
+
+use crate::support::write_file;
 
 /// A repo whose one host refuses connections at once (nothing listens on
 /// port 1 of the loopback address).
 fn repo(compose: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    let write = |rel: &str, text: &str| {
-        let path = dir.path().join(rel);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, text).expect("write");
-    };
-    write(
+    write_file(
+        dir.path(),
         "berth.yaml",
         "project: errs\nsettings:\n  connect_timeout: 2s\nhosts:\n  - name: nowhere\n    address: 127.0.0.1\n    port: 1\n    user: root\n",
     );
-    write("stacks/web/compose.yaml", compose);
+    write_file(dir.path(), "stacks/web/compose.yaml", compose);
     dir
 }
 
 /// Runs berth in `dir`; returns the exit code and stderr with `dir` as `[REPO]`.
 fn berth(dir: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("BERTH_KEY")
-        .env_remove("BERTH_KEY_FILE")
-        .env_remove("BERTH_KEY_PASSPHRASE")
-        .env_remove("BERTH_LOG")
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run berth");
-    let stderr = String::from_utf8_lossy(&out.stderr).replace(&dir.display().to_string(), "[REPO]");
-    (out.status.code().unwrap_or(-1), stderr)
+    let run = crate::support::berth(dir, args);
+    let stderr = run.stderr.replace(&dir.display().to_string(), "[REPO]");
+    (run.code, stderr)
 }
 
 const GOOD: &str = "services:\n  web:\n    image: nginx:1.27\n";

@@ -1,19 +1,14 @@
 //! `berth completions <shell>` and `berth man` come from the same clap
 //! definitions as `--help`: a flag added there shows up in both.
 
-use std::process::Command;
+use std::path::Path;
+
+use crate::support::expect_code;
 
 fn berth(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(args)
-        .output()
-        .expect("run berth");
-    assert!(
-        out.status.success(),
-        "berth {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
+    let run = crate::support::berth(Path::new(env!("CARGO_MANIFEST_DIR")), args);
+    expect_code(&run, 0);
+    run.stdout
 }
 
 #[test]

@@ -1,10 +1,8 @@
 //! `berth secret ...` as an operator uses it, with keys made by GnuPG: no
 //! host is involved, so these run without the test bed.
 
-mod support;
-
-use support::gpg::Gpg;
-use support::{berth_env, Repo};
+use crate::support::gpg::Gpg;
+use crate::support::{berth_env, Repo};
 
 /// A repo whose berth.yaml lists the runner's and the operator's
 /// certificates as recipients; returns the repo, gpg, and both fingerprints.
