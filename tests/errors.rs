@@ -32,6 +32,8 @@ fn berth(dir: &Path, args: &[&str]) -> (i32, String) {
         .env_remove("BERTH_KEY_FILE")
         .env_remove("BERTH_KEY_PASSPHRASE")
         .env_remove("BERTH_LOG")
+        // Read by a test as an unset Compose variable.
+        .env_remove("TAG")
         .env("NO_COLOR", "1")
         .output()
         .expect("run berth");
@@ -82,6 +84,15 @@ fn decrypting_without_a_key() {
     let dir = repo(GOOD);
     std::fs::write(dir.path().join("db.pgp"), "not really\n").expect("write");
     let (code, stderr) = berth(dir.path(), &["secret", "decrypt", "db.pgp"]);
+    assert_eq!(code, 1, "{stderr}");
+    insta::assert_snapshot!(stderr);
+}
+
+#[test]
+fn a_repo_that_does_not_validate_still_shows_its_warnings() {
+    // The unset variable is why the image is wrong: its warning comes first.
+    let dir = repo("services:\n  web:\n    image: \"nginx:${TAG}\"\n");
+    let (code, stderr) = berth(dir.path(), &["validate", "--repo", "."]);
     assert_eq!(code, 1, "{stderr}");
     insta::assert_snapshot!(stderr);
 }

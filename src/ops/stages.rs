@@ -89,8 +89,7 @@ pub(super) async fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
             );
         }
     }
-    placement::place(&project, &CurrentPlacement::new())
-        .map_err(|diagnostics| SpecError { diagnostics })?;
+    placement::place(&project, &CurrentPlacement::new()).map_err(SpecError::from)?;
     if let Some(c) = &checkout.commit {
         tracing::debug!("planning at {} ({})", c.id, c.summary);
     }
@@ -102,22 +101,22 @@ pub(super) async fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
 
 /// Reads the spec with the runner's environment and `profiles`; its
 /// warnings (unset variables, obsolete keys) go to the log, each with its
-/// place.
+/// place, also when the load fails (before its errors are printed).
 pub(super) fn read_spec(root: &std::path::Path, profiles: &[String]) -> Result<Project, SpecError> {
     let options = spec::LoadOptions {
         profiles: profiles.to_vec(),
         environment: None,
     };
-    let loaded = spec::load_with(root, &options)?;
-    for warning in &loaded.warnings {
-        match &warning.help {
-            Some(help) => {
-                tracing::warn!("{}: {}\n  help: {help}", warning.location, warning.message)
-            }
-            None => tracing::warn!("{}: {}", warning.location, warning.message),
+    match spec::load_with(root, &options) {
+        Ok(loaded) => {
+            spec::log_warnings(&loaded.warnings);
+            Ok(loaded.project)
+        }
+        Err(e) => {
+            spec::log_warnings(&e.warnings);
+            Err(e)
         }
     }
-    Ok(loaded.project)
 }
 
 /// Every repo file berth read for `project`, relative to the repo root:
@@ -182,8 +181,7 @@ pub(super) fn make_plan(
     only_hosts: &[String],
 ) -> anyhow::Result<Plan> {
     let current = planning::current_placement(&fleet.observed);
-    let mut desired = placement::place(&loaded.project, &current)
-        .map_err(|diagnostics| SpecError { diagnostics })?;
+    let mut desired = placement::place(&loaded.project, &current).map_err(SpecError::from)?;
     if !only_hosts.is_empty() {
         desired.hosts.retain(|h, _| only_hosts.contains(h));
     }

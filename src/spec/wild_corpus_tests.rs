@@ -225,10 +225,7 @@ fn warnings_of(compose: &str) -> String {
         environment: Some(environment()),
     };
     let loaded = load_with(repo.path(), &options).unwrap_or_else(|e| panic!("{e}"));
-    SpecError {
-        diagnostics: loaded.warnings,
-    }
-    .to_string()
+    SpecError::from(loaded.warnings).to_string()
 }
 
 #[test]
