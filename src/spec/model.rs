@@ -477,11 +477,26 @@ pub struct ContainerSpec {
     /// `annotations` (HostConfig.Annotations; needs Docker API 1.43).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Fixed addresses (`networks.<n>.ipv4_address`, `ipv6_address`), by
+    /// engine-side network name; each is inside the network's declared
+    /// subnet, and validation allows one container of the service per host.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub addresses: BTreeMap<String, NetworkAddress>,
     /// Service name -> spec hash of each service this one follows (see
     /// [`Service::follows`]): filled when the desired state is built, so a
     /// change there is a change here, named in the plan as `follows.<svc>`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub follows: BTreeMap<String, String>,
+}
+
+/// A container's fixed address on one network, in canonical form
+/// (`fd00::5`, not `fd00:0::0005`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+pub struct NetworkAddress {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<String>,
 }
 
 /// A host device made available in the container (`devices:`).

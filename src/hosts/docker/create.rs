@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, DeviceRequest, EndpointSettings, HealthConfig, HostConfig,
-    HostConfigLogConfig, Ipam, IpamConfig, Mount, MountBindOptions,
+    ContainerCreateBody, DeviceMapping, DeviceRequest, EndpointIpamConfig, EndpointSettings,
+    HealthConfig, HostConfig, HostConfigLogConfig, Ipam, IpamConfig, Mount, MountBindOptions,
     MountBindOptionsPropagationEnum, MountType, NetworkCreateRequest, NetworkingConfig,
     PortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
@@ -268,8 +268,15 @@ pub fn create_body(
         }
     }
 
-    let endpoint = |aliases: &Vec<String>| EndpointSettings {
+    let endpoint = |name: &String, aliases: &Vec<String>| EndpointSettings {
         aliases: non_empty(aliases.clone()),
+        // A fixed address goes in the endpoint's IPAM config (a bare
+        // `IPAddress` is what the engine reports, not what it honours).
+        ipam_config: spec.addresses.get(name).map(|a| EndpointIpamConfig {
+            ipv4_address: a.ipv4.clone(),
+            ipv6_address: a.ipv6.clone(),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     // BTreeMap: sorted by name, so "first" is stable. With `network_mode`
@@ -277,7 +284,7 @@ pub fn create_body(
     let mut networks = spec.networks.iter();
     let first = networks.next();
     let more: Vec<(String, EndpointSettings)> = networks
-        .map(|(name, aliases)| (name.clone(), endpoint(aliases)))
+        .map(|(name, aliases)| (name.clone(), endpoint(name, aliases)))
         .collect();
 
     let healthcheck = spec.healthcheck.as_ref().map(|h| HealthConfig {
@@ -396,7 +403,7 @@ pub fn create_body(
             .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
         host_config: Some(host_config),
         networking_config: first.map(|(name, aliases)| NetworkingConfig {
-            endpoints_config: Some(HashMap::from([(name.clone(), endpoint(aliases))])),
+            endpoints_config: Some(HashMap::from([(name.clone(), endpoint(name, aliases))])),
         }),
         ..Default::default()
     };
@@ -1012,6 +1019,47 @@ mod tests {
             body.host_config.unwrap().network_mode.as_deref(),
             Some("container:web-vpn-1")
         );
+    }
+
+    #[test]
+    fn fixed_addresses_go_to_their_networks_endpoint() {
+        let spec = ContainerSpec {
+            image: "app:1".into(),
+            networks: BTreeMap::from([
+                ("web_back".to_string(), vec!["api".to_string()]),
+                ("web_front".to_string(), vec!["api".to_string()]),
+                ("web_z".to_string(), vec!["api".to_string()]),
+            ]),
+            addresses: BTreeMap::from([
+                (
+                    "web_back".to_string(),
+                    crate::spec::NetworkAddress {
+                        ipv4: Some("172.28.0.10".into()),
+                        ipv6: Some("fd00:1::10".into()),
+                    },
+                ),
+                (
+                    "web_front".to_string(),
+                    crate::spec::NetworkAddress {
+                        ipv4: Some("172.29.0.10".into()),
+                        ipv6: None,
+                    },
+                ),
+            ]),
+            ..Default::default()
+        };
+        let (body, more) = create_body(&spec, &BTreeMap::new(), "/s").unwrap();
+        let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
+        let at_create = endpoints["web_back"].ipam_config.clone().expect("ipam");
+        assert_eq!(at_create.ipv4_address.as_deref(), Some("172.28.0.10"));
+        assert_eq!(at_create.ipv6_address.as_deref(), Some("fd00:1::10"));
+        // Joined after create, through `connect`, with its own address.
+        let front = more[0].1.ipam_config.clone().expect("ipam");
+        assert_eq!(more[0].0, "web_front");
+        assert_eq!(front.ipv4_address.as_deref(), Some("172.29.0.10"));
+        assert_eq!(front.ipv6_address, None);
+        assert_eq!(more[1].0, "web_z");
+        assert_eq!(more[1].1.ipam_config, None, "no fixed address there");
     }
 
     #[test]
