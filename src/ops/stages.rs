@@ -191,6 +191,10 @@ pub(super) fn make_plan(
         fleet.unreachable.clone(),
         loaded.checkout.commit.as_ref().map(|c| c.id.clone()),
     );
+    let unpullable = planning::never_pulled(&plan, &desired, &fleet.observed);
+    if !unpullable.is_empty() {
+        return Err(SpecError::from(never_pulled_problems(&loaded.project, unpullable)).into());
+    }
     plan.environment = spec::environment_variables(&loaded.project)
         .into_iter()
         .map(|v| planning::EnvironmentValue {
@@ -200,6 +204,36 @@ pub(super) fn make_plan(
         })
         .collect();
     Ok(plan)
+}
+
+/// Each container a plan would create from an image its host lacks while
+/// `pull_policy: never` forbids pulling, at the `pull_policy` of its service.
+fn never_pulled_problems(
+    project: &Project,
+    unpullable: Vec<(String, placement::Slot, String)>,
+) -> Vec<spec::Diagnostic> {
+    unpullable
+        .into_iter()
+        .map(|(host, slot, image)| {
+            let service = project
+                .stacks
+                .iter()
+                .find(|s| s.name == slot.stack)
+                .and_then(|s| s.services.iter().find(|x| x.name == slot.service));
+            spec::Diagnostic {
+                location: service
+                    .and_then(|s| s.pull_policy_at.clone().or(Some(s.location.clone())))
+                    .unwrap_or_default(),
+                message: format!(
+                    "image `{image}` is not on host `{host}` and `pull_policy` of service `{}` is `never`",
+                    slot.service
+                ),
+                help: Some(format!(
+                    "load the image on `{host}` first (`docker pull` or `docker load` there), or write `pull_policy: missing` so berth pulls it"
+                )),
+            }
+        })
+        .collect()
 }
 
 /// Hosts running a commit that the checked-out commit does not descend
@@ -298,6 +332,44 @@ mod tests {
         assert_eq!(
             applied_commits(&on_h(vec![]), &recorded),
             BTreeMap::from([("new".to_string(), h())])
+        );
+    }
+
+    /// `pull_policy: never` and a host without the image: the plan stops,
+    /// at the `pull_policy` line, naming the image and the host.
+    #[test]
+    fn an_image_never_pulled_and_absent_stops_the_plan() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |rel: &str, text: &str| {
+            let path = dir.path().join(rel);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, text).expect("write");
+        };
+        write(
+            "berth.yaml",
+            "project: p\nhosts:\n  - {name: h, address: 10.0.0.1}\n",
+        );
+        write(
+            "stacks/web/compose.yaml",
+            "services:\n  site:\n    image: reg/site:1\n    pull_policy: never\n  api:\n    image: reg/api:1\n",
+        );
+        let project = spec::load(dir.path()).expect("loads");
+        let desired = placement::place(&project, &CurrentPlacement::new()).expect("placed");
+        let observed = BTreeMap::from([(
+            "h".to_string(),
+            HostObservation {
+                images: ["reg/api:0".to_string()].into(),
+                ..Default::default()
+            },
+        )]);
+        let plan = planning::diff(&desired, &observed, Vec::new(), None);
+        assert_eq!(plan.hosts[0].pulls, vec!["reg/api:1".to_string()]);
+        let problems =
+            never_pulled_problems(&project, planning::never_pulled(&plan, &desired, &observed));
+        assert_eq!(
+            SpecError::from(problems).to_string(),
+            "stacks/web/compose.yaml:4:18: image `reg/site:1` is not on host `h` and `pull_policy` of service `site` is `never`\n  \
+             help: load the image on `h` first (`docker pull` or `docker load` there), or write `pull_policy: missing` so berth pulls it"
         );
     }
 }

@@ -173,6 +173,7 @@ pub(crate) fn read_service(
             secrets: Vec::new(),
             container_name: None,
             pull_policy: PullPolicy::default(),
+            pull_policy_at: None,
             follows: BTreeSet::new(),
             network_peer: None,
             build_ignored: None,
@@ -294,6 +295,7 @@ pub(crate) fn read_service(
     }
     if let Some(v) = fields.value("pull_policy") {
         draft.service.pull_policy = pull_policy(cx, v, &what).unwrap_or_default();
+        draft.service.pull_policy_at = Some(cx.at(v));
     }
     container.labels = super::read::read_labels(cx, &fields, &what);
     if let Some(v) = fields.value("healthcheck") {
@@ -1439,21 +1441,23 @@ fn pull_policy(cx: &mut Cx, node: &Node, what: &str) -> Option<PullPolicy> {
             }
         },
     };
-    // berth pulls an image when a host lacks it, which is `missing`. The
-    // other policies are recorded and accepted, since real files use
-    // `always` a lot, with a warning saying what berth does instead: it
-    // never pulls behind the plan's back, so what was reviewed is what runs.
-    let moved = "a tag moved in the registry becomes a planned change once the plan resolves tags to digests";
-    let help = match policy {
-        PullPolicy::Missing => return Some(policy),
-        PullPolicy::Never => "where `never` would fail, berth pulls the image: pre-load it on the hosts if they must not pull, and remove `pull_policy` (or write `missing`) to silence this warning".to_string(),
-        PullPolicy::Always | PullPolicy::Every(_) => format!("{moved}; to deploy a new build now, push a new tag (or pin a digest) and change `image:`, and remove `pull_policy` (or write `missing`) to silence this warning"),
+    // `missing` and `never` behave as in Compose. `always` and the periodic
+    // policies are accepted, since real files use `always` a lot, with a
+    // warning saying what berth does: it pulls only for the containers a
+    // plan creates or replaces, never behind the plan's back, so a tag that
+    // moved in the registry does not by itself replace a container.
+    let (does, help) = match policy {
+        PullPolicy::Missing | PullPolicy::Never => return Some(policy),
+        PullPolicy::Always => (
+            "berth pulls the image each time it creates or replaces the service's containers, but a tag that moved in the registry does not by itself make it replace them",
+            "to deploy a new build, push a new tag (or pin a digest) and change `image:`; write `pull_policy: missing` to silence this warning",
+        ),
+        PullPolicy::Every(_) => (
+            "berth pulls the image only when a host lacks it, and a tag that moved in the registry does not by itself make it replace the service's containers",
+            "to deploy a new build, push a new tag (or pin a digest) and change `image:`; remove `pull_policy` (or write `missing`) to silence this warning",
+        ),
     };
-    cx.warn(
-        node,
-        format!("{here} is `{text}`: berth pulls an image only when a host lacks it"),
-        help,
-    );
+    cx.warn(node, format!("{here} is `{text}`: {does}"), help);
     Some(policy)
 }
 
