@@ -586,8 +586,9 @@ pub struct HealthcheckSpec {
     pub timeout_ms: u64,
     pub retries: u32,
     pub start_period_ms: u64,
-    /// Probe interval during the start period (needs Docker API 1.44; the
-    /// create call refuses it on older engines rather than drop it).
+    /// Probe interval during the start period (needs Docker API 1.44: the
+    /// plan refuses it for a host with an older engine, as `docker compose`
+    /// does, rather than drop it).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub start_interval_ms: u64,
 }

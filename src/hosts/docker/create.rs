@@ -4,8 +4,9 @@
 //!
 //! Everything set here exists in API 1.41 (Docker 20.10), except what
 //! [`api_needed`] names (healthcheck `start_interval`, `annotations`): an
-//! older engine would silently drop those fields, so the create call checks
-//! the negotiated version first and refuses instead.
+//! older engine would silently drop those fields, so the plan refuses them
+//! for a host whose engine is older, before any change, and the create call
+//! checks the negotiated version again.
 
 use std::collections::{BTreeMap, HashMap};
 
