@@ -407,6 +407,30 @@ fn network_mode_and_link_mistakes_are_located() {
 }
 
 #[test]
+fn cdi_device_names_become_one_cdi_request() {
+    let stack = stack(
+        "services:\n  ml:\n    image: nginx\n    devices: [\"vendor.com/gpu=1\", /dev/fuse, nvidia.com/gpu=all]\n",
+    );
+    let ml = &service(&stack, "ml").container;
+    assert_eq!(
+        ml.devices,
+        vec![DeviceSpec {
+            host: "/dev/fuse".into(),
+            container: "/dev/fuse".into(),
+            permissions: "rwm".into(),
+        }]
+    );
+    assert_eq!(
+        ml.resources.device_requests,
+        vec![DeviceRequestSpec {
+            driver: Some("cdi".into()),
+            device_ids: strings(&["nvidia.com/gpu=all", "vendor.com/gpu=1"]),
+            ..Default::default()
+        }]
+    );
+}
+
+#[test]
 fn fixed_addresses_on_networks_with_a_subnet() {
     let stack = stack(
         r#"services:

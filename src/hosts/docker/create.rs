@@ -160,6 +160,14 @@ pub fn api_needed(spec: &ContainerSpec) -> Option<(&'static str, (usize, usize))
     if !spec.annotations.is_empty() {
         needs.push(("annotations", (1, 43)));
     }
+    if spec
+        .resources
+        .device_requests
+        .iter()
+        .any(|r| r.driver.as_deref() == Some("cdi"))
+    {
+        needs.push(("devices: <vendor>/<class>=<name>", (1, 44)));
+    }
     needs.into_iter().max_by_key(|(_, version)| *version)
 }
 
@@ -325,8 +333,10 @@ pub fn create_body(
                     count: r.count,
                     device_ids: non_empty(r.device_ids.clone()),
                     // The engine's list is alternatives of capability sets;
-                    // Compose's one list is a single set, all required.
-                    capabilities: Some(vec![r.capabilities.clone()]),
+                    // Compose's one list is a single set, all required. A
+                    // request to a named driver (`cdi`) may have none.
+                    capabilities: (!r.capabilities.is_empty())
+                        .then(|| vec![r.capabilities.clone()]),
                     options: non_empty_map(&r.options),
                 })
                 .collect(),
@@ -1084,6 +1094,33 @@ mod tests {
         assert_eq!(
             body.healthcheck.unwrap().start_interval,
             Some(2_000_000_000)
+        );
+        let cdi = ContainerSpec {
+            image: "app:1".into(),
+            resources: Resources {
+                device_requests: vec![crate::spec::DeviceRequestSpec {
+                    driver: Some("cdi".into()),
+                    device_ids: vec!["nvidia.com/gpu=all".into()],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(
+            api_needed(&cdi),
+            Some(("devices: <vendor>/<class>=<name>", (1, 44)))
+        );
+        let (cdi_body, _) = create_body(&cdi, &BTreeMap::new(), "/s").unwrap();
+        let requests = cdi_body.host_config.unwrap().device_requests.unwrap();
+        assert_eq!(requests[0].driver.as_deref(), Some("cdi"));
+        assert_eq!(
+            requests[0].device_ids,
+            Some(vec!["nvidia.com/gpu=all".to_string()])
+        );
+        assert_eq!(
+            requests[0].capabilities, None,
+            "none asked of the cdi driver"
         );
         assert_eq!(
             body.host_config.unwrap().annotations,
