@@ -412,7 +412,9 @@ fn on_host(image: &str, have: &HostObservation) -> bool {
 
 /// The containers `plan` creates or replaces from an image their host
 /// lacks while their service's `pull_policy` is `never`, as (host, slot,
-/// image): applying would fail there, so the plan stops first.
+/// image): applying would fail there, so the plan stops first. An image the
+/// plan pulls on that host for another service is there in time (Compose
+/// too pulls every image before it creates a container).
 pub fn never_pulled(
     plan: &Plan,
     desired: &DesiredState,
@@ -430,7 +432,7 @@ pub fn never_pulled(
                 .containers
                 .iter()
                 .any(|w| w.name == c.name && w.pull_policy == PullPolicy::Never);
-            if never && !on_host(&d.spec.image, have) {
+            if never && !on_host(&d.spec.image, have) && !host.pulls.contains(&d.spec.image) {
                 missing.push((host.host.clone(), c.slot.clone(), d.spec.image.clone()));
             }
         }

@@ -396,7 +396,8 @@ mod tests {
     }
 
     /// `pull_policy: never` and a host without the image: the plan stops,
-    /// at the `pull_policy` line, naming the image and the host.
+    /// at the `pull_policy` line, naming the image and the host; an image
+    /// the plan pulls there for another service is fine.
     #[test]
     fn an_image_never_pulled_and_absent_stops_the_plan() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -411,7 +412,7 @@ mod tests {
         );
         write(
             "stacks/web/compose.yaml",
-            "services:\n  site:\n    image: reg/site:1\n    pull_policy: never\n  api:\n    image: reg/api:1\n",
+            "services:\n  site:\n    image: reg/site:1\n    pull_policy: never\n  api:\n    image: reg/api:1\n  twin:\n    image: reg/api:1\n    pull_policy: never\n",
         );
         let project = spec::load(dir.path()).expect("loads");
         let desired = placement::place(&project, &CurrentPlacement::new()).expect("placed");
