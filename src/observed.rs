@@ -51,6 +51,10 @@ pub struct HostObservation {
     /// `repo:tag` and `repo@sha256:…` (Docker Hub names without `docker.io/`
     /// or `library/`; compare with [`ImageRef::engine_form`](crate::spec::ImageRef::engine_form)).
     pub images: BTreeSet<String>,
+    /// The Docker Engine API version (major, minor) the connection speaks,
+    /// so a plan can refuse a key the engine would reject before any change
+    /// is made; None where unknown (the in-memory engine).
+    pub api_version: Option<(usize, usize)>,
 }
 
 /// A container's live state, for health gates.

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use sha2::{Digest, Sha256};
 
 use crate::spec::{
-    ContainerSpec, Deploy, DeployMode, Diagnostic, HostConfig, NetworkSpec, Project, Service,
-    Stack, VolumeSpec,
+    ContainerSpec, Deploy, DeployMode, Diagnostic, HostConfig, NetworkSpec, Project, PullPolicy,
+    Service, Stack, VolumeSpec,
 };
 
 /// One replica of one service: the identity a container carries in its labels.
@@ -56,6 +56,9 @@ pub struct DesiredContainer {
     pub spec: ContainerSpec,
     /// sha256 of the canonical JSON of `spec`.
     pub spec_hash: String,
+    /// The service's `pull_policy`: whether the plan pulls the image for
+    /// this container (not part of the spec: changing it replaces nothing).
+    pub pull_policy: PullPolicy,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -160,6 +163,7 @@ pub fn place(
                     slot,
                     spec_hash: spec_hash(&spec),
                     spec,
+                    pull_policy: service.pull_policy,
                 });
             }
         }
@@ -465,6 +469,7 @@ mod tests {
             secrets: Vec::new(),
             container_name: None,
             pull_policy: Default::default(),
+            pull_policy_at: None,
             follows: Default::default(),
             network_peer: None,
             build_ignored: None,

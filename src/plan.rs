@@ -14,8 +14,8 @@ use similar::{ChangeTag, TextDiff};
 
 use crate::labels;
 use crate::observed::{HostObservation, LiveSettings, ObservedContainer};
-use crate::placement::{CurrentPlacement, DesiredContainer, DesiredState, Slot};
-use crate::spec::{ContainerSpec, ImageRef, NetworkSpec, VolumeSpec};
+use crate::placement::{CurrentPlacement, DesiredContainer, DesiredHost, DesiredState, Slot};
+use crate::spec::{ContainerSpec, ImageRef, NetworkSpec, PullPolicy, VolumeSpec};
 
 pub const PLAN_FORMAT_VERSION: u32 = 1;
 
@@ -345,18 +345,7 @@ pub fn diff(
             });
         }
 
-        let needs_image: BTreeSet<&str> = changes
-            .iter()
-            .filter_map(|c| c.desired.as_ref())
-            .map(|d| d.spec.image.as_str())
-            .collect();
-        // The engine lists Docker Hub images without `docker.io/library/`:
-        // compare in its form, or a no-op run would pull every time.
-        let pulls = needs_image
-            .into_iter()
-            .filter(|i| !have.images.contains(&ImageRef::split(i).engine_form()))
-            .map(str::to_string)
-            .collect();
+        let pulls = pulls(&changes, want, have);
         let networks = want
             .networks
             .values()
@@ -387,6 +376,68 @@ pub fn diff(
         unreachable,
         environment: Vec::new(),
     }
+}
+
+/// The images to pull before `changes` run on a host: those the containers
+/// created or replaced need, as their services' `pull_policy` says
+/// (`always`: even when the host has the image; `never`: not at all, and
+/// [`never_pulled`] stops the plan when the host lacks it).
+fn pulls(changes: &[Change], want: &DesiredHost, have: &HostObservation) -> Vec<String> {
+    let policy: BTreeMap<&str, PullPolicy> = want
+        .containers
+        .iter()
+        .map(|d| (d.name.as_str(), d.pull_policy))
+        .collect();
+    let mut pulls = BTreeSet::new();
+    for c in changes {
+        let Some(d) = &c.desired else { continue };
+        let image = d.spec.image.as_str();
+        let wanted = match policy.get(c.name.as_str()).copied().unwrap_or_default() {
+            PullPolicy::Never => false,
+            PullPolicy::Always => true,
+            PullPolicy::Missing | PullPolicy::Every(_) => !on_host(image, have),
+        };
+        if wanted {
+            pulls.insert(image.to_string());
+        }
+    }
+    pulls.into_iter().collect()
+}
+
+/// The engine lists Docker Hub images without `docker.io/library/`:
+/// compare in its form, or a no-op run would pull every time.
+fn on_host(image: &str, have: &HostObservation) -> bool {
+    have.images.contains(&ImageRef::split(image).engine_form())
+}
+
+/// The containers `plan` creates or replaces from an image their host
+/// lacks while their service's `pull_policy` is `never`, as (host, slot,
+/// image): applying would fail there, so the plan stops first. An image the
+/// plan pulls on that host for another service is there in time (Compose
+/// too pulls every image before it creates a container).
+pub fn never_pulled(
+    plan: &Plan,
+    desired: &DesiredState,
+    observed: &BTreeMap<String, HostObservation>,
+) -> Vec<(String, Slot, String)> {
+    let mut missing = Vec::new();
+    for host in &plan.hosts {
+        let (Some(want), Some(have)) = (desired.hosts.get(&host.host), observed.get(&host.host))
+        else {
+            continue;
+        };
+        for c in &host.changes {
+            let Some(d) = &c.desired else { continue };
+            let never = want
+                .containers
+                .iter()
+                .any(|w| w.name == c.name && w.pull_policy == PullPolicy::Never);
+            if never && !on_host(&d.spec.image, have) && !host.pulls.contains(&d.spec.image) {
+                missing.push((host.host.clone(), c.slot.clone(), d.spec.image.clone()));
+            }
+        }
+    }
+    missing
 }
 
 /// A running container whose spec hash matches is unchanged; anything else
@@ -798,7 +849,19 @@ mod tests {
     /// The plan on host `h` that wants one container `<stack>-<service>-1`
     /// of `image`, given what `h` has.
     fn plan_one(stack: &str, service: &str, image: &str, have: HostObservation) -> Plan {
-        use crate::placement::{spec_hash, DesiredContainer, DesiredHost};
+        pulling(stack, service, image, have, PullPolicy::Missing).0
+    }
+
+    /// Like [`plan_one`], for a service with `pull_policy`; also the
+    /// containers [`never_pulled`] stops the plan for.
+    fn pulling(
+        stack: &str,
+        service: &str,
+        image: &str,
+        have: HostObservation,
+        pull_policy: PullPolicy,
+    ) -> (Plan, Vec<(String, Slot, String)>) {
+        use crate::placement::spec_hash;
         let want = spec(image);
         let slot = Slot {
             stack: stack.into(),
@@ -815,17 +878,88 @@ mod tests {
                         spec_hash: spec_hash(&want),
                         spec: want,
                         slot,
+                        pull_policy,
                     }],
                     ..Default::default()
                 },
             )]),
         };
-        diff(
-            &desired,
-            &BTreeMap::from([("h".to_string(), have)]),
-            Vec::new(),
-            None,
-        )
+        let observed = BTreeMap::from([("h".to_string(), have)]);
+        let plan = diff(&desired, &observed, Vec::new(), None);
+        let missing = never_pulled(&plan, &desired, &observed);
+        (plan, missing)
+    }
+
+    #[test]
+    fn pull_policies_decide_the_pulls() {
+        let has = |image: &str| HostObservation {
+            images: [image.to_string()].into(),
+            ..Default::default()
+        };
+        let pulls = |have, policy| {
+            let (plan, missing) = pulling("web", "site", "reg/web:1", have, policy);
+            (plan.hosts[0].pulls.clone(), missing.len())
+        };
+        let one = vec!["reg/web:1".to_string()];
+        assert_eq!(pulls(has("reg/web:1"), PullPolicy::Missing), (vec![], 0));
+        assert_eq!(
+            pulls(has("reg/web:0"), PullPolicy::Missing),
+            (one.clone(), 0)
+        );
+        let daily = PullPolicy::Every(std::time::Duration::from_secs(86400));
+        assert_eq!(pulls(has("reg/web:1"), daily), (vec![], 0));
+        // `always`: pulled for the container it creates, present or not.
+        assert_eq!(pulls(has("reg/web:1"), PullPolicy::Always), (one, 0));
+        // `never`: not pulled; present is fine, absent stops the plan.
+        assert_eq!(pulls(has("reg/web:1"), PullPolicy::Never), (vec![], 0));
+        let (plan, missing) = pulling(
+            "web",
+            "site",
+            "reg/web:1",
+            has("reg/web:0"),
+            PullPolicy::Never,
+        );
+        assert!(plan.hosts[0].pulls.is_empty());
+        assert_eq!(
+            missing,
+            vec![(
+                "h".to_string(),
+                Slot {
+                    stack: "web".into(),
+                    service: "site".into(),
+                    replica: 1
+                },
+                "reg/web:1".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn an_unchanged_always_service_pulls_nothing() {
+        use crate::placement::spec_hash;
+        let want = spec("reg/web:1");
+        let running = ObservedContainer {
+            id: "c1".into(),
+            name: "web-site-1".into(),
+            labels: BTreeMap::from([
+                (labels::STACK.to_string(), "web".to_string()),
+                (labels::SERVICE.to_string(), "site".to_string()),
+                (labels::REPLICA.to_string(), "1".to_string()),
+                (labels::SPEC_HASH.to_string(), spec_hash(&want)),
+            ]),
+            image: "reg/web:1".into(),
+            state: "running".into(),
+            health: None,
+            created: 0,
+            live: None,
+        };
+        let have = HostObservation {
+            containers: vec![running],
+            images: ["reg/web:1".to_string()].into(),
+            ..Default::default()
+        };
+        let (plan, _) = pulling("web", "site", "reg/web:1", have, PullPolicy::Always);
+        assert!(plan.is_empty(), "{:?}", plan.hosts[0]);
     }
 
     #[test]

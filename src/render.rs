@@ -394,6 +394,7 @@ mod tests {
                     spec_hash: spec_hash(&new),
                     spec: new,
                     slot: slot.clone(),
+                    pull_policy: Default::default(),
                 });
                 if h == 1 && s == services && services > 1 {
                     continue; // new on this host

@@ -111,7 +111,7 @@ pub fn attach(project: &mut Project) -> Result<(), SpecError> {
     if diagnostics.is_empty() {
         Ok(())
     } else {
-        Err(SpecError { diagnostics })
+        Err(SpecError::from(diagnostics))
     }
 }
 

@@ -312,6 +312,7 @@ impl Engine for MemoryEngine {
             networks: st.networks.clone(),
             volumes: st.volumes.clone(),
             images: st.images.clone(),
+            api_version: None,
         })
     }
 

@@ -89,8 +89,7 @@ pub(super) async fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
             );
         }
     }
-    placement::place(&project, &CurrentPlacement::new())
-        .map_err(|diagnostics| SpecError { diagnostics })?;
+    placement::place(&project, &CurrentPlacement::new()).map_err(SpecError::from)?;
     if let Some(c) = &checkout.commit {
         tracing::debug!("planning at {} ({})", c.id, c.summary);
     }
@@ -102,22 +101,22 @@ pub(super) async fn load(opts: &LoadOptions) -> anyhow::Result<Loaded> {
 
 /// Reads the spec with the runner's environment and `profiles`; its
 /// warnings (unset variables, obsolete keys) go to the log, each with its
-/// place.
+/// place, also when the load fails (before its errors are printed).
 pub(super) fn read_spec(root: &std::path::Path, profiles: &[String]) -> Result<Project, SpecError> {
     let options = spec::LoadOptions {
         profiles: profiles.to_vec(),
         environment: None,
     };
-    let loaded = spec::load_with(root, &options)?;
-    for warning in &loaded.warnings {
-        match &warning.help {
-            Some(help) => {
-                tracing::warn!("{}: {}\n  help: {help}", warning.location, warning.message)
-            }
-            None => tracing::warn!("{}: {}", warning.location, warning.message),
+    match spec::load_with(root, &options) {
+        Ok(loaded) => {
+            spec::log_warnings(&loaded.warnings);
+            Ok(loaded.project)
+        }
+        Err(e) => {
+            spec::log_warnings(&e.warnings);
+            Err(e)
         }
     }
-    Ok(loaded.project)
 }
 
 /// Every repo file berth read for `project`, relative to the repo root:
@@ -182,8 +181,7 @@ pub(super) fn make_plan(
     only_hosts: &[String],
 ) -> anyhow::Result<Plan> {
     let current = planning::current_placement(&fleet.observed);
-    let mut desired = placement::place(&loaded.project, &current)
-        .map_err(|diagnostics| SpecError { diagnostics })?;
+    let mut desired = placement::place(&loaded.project, &current).map_err(SpecError::from)?;
     if !only_hosts.is_empty() {
         desired.hosts.retain(|h, _| only_hosts.contains(h));
     }
@@ -193,6 +191,16 @@ pub(super) fn make_plan(
         fleet.unreachable.clone(),
         loaded.checkout.commit.as_ref().map(|c| c.id.clone()),
     );
+    let unpullable = planning::never_pulled(&plan, &desired, &fleet.observed);
+    let mut problems = never_pulled_problems(&loaded.project, unpullable);
+    problems.extend(engine_too_old_problems(
+        &loaded.project,
+        &plan,
+        &fleet.observed,
+    ));
+    if !problems.is_empty() {
+        return Err(SpecError::from(problems).into());
+    }
     plan.environment = spec::environment_variables(&loaded.project)
         .into_iter()
         .map(|v| planning::EnvironmentValue {
@@ -202,6 +210,90 @@ pub(super) fn make_plan(
         })
         .collect();
     Ok(plan)
+}
+
+/// Each container a plan would create from an image its host lacks while
+/// `pull_policy: never` forbids pulling, at the `pull_policy` of its service.
+fn never_pulled_problems(
+    project: &Project,
+    unpullable: Vec<(String, placement::Slot, String)>,
+) -> Vec<spec::Diagnostic> {
+    unpullable
+        .into_iter()
+        .map(|(host, slot, image)| {
+            let service = project
+                .stacks
+                .iter()
+                .find(|s| s.name == slot.stack)
+                .and_then(|s| s.services.iter().find(|x| x.name == slot.service));
+            spec::Diagnostic {
+                location: service
+                    .and_then(|s| s.pull_policy_at.clone().or(Some(s.location.clone())))
+                    .unwrap_or_default(),
+                message: format!(
+                    "image `{image}` is not on host `{host}` and `pull_policy` of service `{}` is `never`",
+                    slot.service
+                ),
+                help: Some(format!(
+                    "load the image on `{host}` first (`docker pull` or `docker load` there), or write `pull_policy: missing` so berth pulls it"
+                )),
+            }
+        })
+        .collect()
+}
+
+/// Each service the plan would create on a host whose engine is too old for
+/// one of its keys (healthcheck `start_interval`, `annotations`), at the
+/// service: said before any change, where the engine would refuse the
+/// create halfway through an apply. `docker compose` refuses these too.
+fn engine_too_old_problems(
+    project: &Project,
+    plan: &Plan,
+    observed: &BTreeMap<String, HostObservation>,
+) -> Vec<spec::Diagnostic> {
+    let mut seen = BTreeSet::new();
+    let mut problems = Vec::new();
+    for host in &plan.hosts {
+        let Some((major, minor)) = observed.get(&host.host).and_then(|o| o.api_version) else {
+            continue;
+        };
+        for c in &host.changes {
+            let Some(d) = &c.desired else { continue };
+            let Some((key, (need_major, need_minor))) =
+                crate::hosts::docker::create::api_needed(&d.spec)
+            else {
+                continue;
+            };
+            if (major, minor) >= (need_major, need_minor)
+                || !seen.insert((
+                    host.host.clone(),
+                    c.slot.stack.clone(),
+                    c.slot.service.clone(),
+                ))
+            {
+                continue;
+            }
+            let location = project
+                .stacks
+                .iter()
+                .find(|s| s.name == c.slot.stack)
+                .and_then(|s| s.services.iter().find(|x| x.name == c.slot.service))
+                .map(|s| s.location.clone())
+                .unwrap_or_default();
+            problems.push(spec::Diagnostic {
+                location,
+                message: format!(
+                    "service `{}` sets `{key}`, which needs Docker Engine API {need_major}.{need_minor}, and host `{}` speaks {major}.{minor}",
+                    c.slot.service, host.host
+                ),
+                help: Some(format!(
+                    "upgrade Docker on `{}` (Engine 25 speaks API 1.44), or remove `{key}` from the service",
+                    host.host
+                )),
+            });
+        }
+    }
+    problems
 }
 
 /// Hosts running a commit that the checked-out commit does not descend
@@ -300,6 +392,83 @@ mod tests {
         assert_eq!(
             applied_commits(&on_h(vec![]), &recorded),
             BTreeMap::from([("new".to_string(), h())])
+        );
+    }
+
+    /// `pull_policy: never` and a host without the image: the plan stops,
+    /// at the `pull_policy` line, naming the image and the host; an image
+    /// the plan pulls there for another service is fine.
+    #[test]
+    fn an_image_never_pulled_and_absent_stops_the_plan() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |rel: &str, text: &str| {
+            let path = dir.path().join(rel);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, text).expect("write");
+        };
+        write(
+            "berth.yaml",
+            "project: p\nhosts:\n  - {name: h, address: 10.0.0.1}\n",
+        );
+        write(
+            "stacks/web/compose.yaml",
+            "services:\n  site:\n    image: reg/site:1\n    pull_policy: never\n  api:\n    image: reg/api:1\n  twin:\n    image: reg/api:1\n    pull_policy: never\n",
+        );
+        let project = spec::load(dir.path()).expect("loads");
+        let desired = placement::place(&project, &CurrentPlacement::new()).expect("placed");
+        let observed = BTreeMap::from([(
+            "h".to_string(),
+            HostObservation {
+                images: ["reg/api:0".to_string()].into(),
+                ..Default::default()
+            },
+        )]);
+        let plan = planning::diff(&desired, &observed, Vec::new(), None);
+        assert_eq!(plan.hosts[0].pulls, vec!["reg/api:1".to_string()]);
+        let problems =
+            never_pulled_problems(&project, planning::never_pulled(&plan, &desired, &observed));
+        assert_eq!(
+            SpecError::from(problems).to_string(),
+            "stacks/web/compose.yaml:4:18: image `reg/site:1` is not on host `h` and `pull_policy` of service `site` is `never`\n  \
+             help: load the image on `h` first (`docker pull` or `docker load` there), or write `pull_policy: missing` so berth pulls it"
+        );
+    }
+
+    /// A key the host's engine is too old for stops the plan at the
+    /// service, naming the key, the host and both versions; a newer engine,
+    /// or one whose version is unknown, is left to decide.
+    #[test]
+    fn a_key_too_new_for_the_engine_stops_the_plan() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |rel: &str, text: &str| {
+            let path = dir.path().join(rel);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, text).expect("write");
+        };
+        write(
+            "berth.yaml",
+            "project: p\nhosts:\n  - {name: old, address: 10.0.0.1}\n  - {name: new, address: 10.0.0.2}\n  - {name: mem, address: 10.0.0.3}\n",
+        );
+        write(
+            "stacks/web/compose.yaml",
+            "services:\n  api:\n    image: reg/api:1\n    deploy: {mode: global}\n    healthcheck:\n      test: [CMD, \"true\"]\n      start_interval: 1s\n",
+        );
+        let project = spec::load(dir.path()).expect("loads");
+        let desired = placement::place(&project, &CurrentPlacement::new()).expect("placed");
+        let engine = |version| HostObservation {
+            api_version: version,
+            ..Default::default()
+        };
+        let observed = BTreeMap::from([
+            ("old".to_string(), engine(Some((1, 41)))),
+            ("new".to_string(), engine(Some((1, 44)))),
+            ("mem".to_string(), engine(None)),
+        ]);
+        let plan = planning::diff(&desired, &observed, Vec::new(), None);
+        assert_eq!(
+            SpecError::from(engine_too_old_problems(&project, &plan, &observed)).to_string(),
+            "stacks/web/compose.yaml:2:3: service `api` sets `healthcheck.start_interval`, which needs Docker Engine API 1.44, and host `old` speaks 1.41\n  \
+             help: upgrade Docker on `old` (Engine 25 speaks API 1.44), or remove `healthcheck.start_interval` from the service"
         );
     }
 }

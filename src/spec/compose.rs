@@ -416,6 +416,42 @@ fn read_secrets(
     for (key, key_node, body) in declared_entries(cx, node, "`secrets`", "secret") {
         let Some(fields) = body else { continue };
         let what = format!("secret `{key}`");
+        // Compose's other sources of a secret: each gets its own message,
+        // and no second one about the missing `file`.
+        if let Some(field) = ["external", "environment", "content"]
+            .iter()
+            .find_map(|k| fields.get(k))
+        {
+            let dir = stack_dir.display();
+            let (message, why) = match field.name {
+                "external" => (
+                    format!("{what} is `external`, and berth has no secret store on the hosts"),
+                    "berth keeps secrets OpenPGP-encrypted in the repo",
+                ),
+                "environment" => (
+                    format!("{what} is read from an environment variable"),
+                    "berth keeps secrets OpenPGP-encrypted in the repo, so a plan can show a change and no runner's environment decides what deploys",
+                ),
+                _ => (
+                    format!("{what} has its value in `content`"),
+                    "a secret's value must not be in the repo in the clear",
+                ),
+            };
+            cx.error_help(
+                field.key,
+                message,
+                format!("{why}; encrypt the value (`berth secret encrypt -o {dir}/secrets/{key}.pgp -`) and write `{key}: {{file: ./secrets/{key}.pgp}}` in place of `{}`", field.name),
+            );
+            // Declared, so the services using it get no second error.
+            out.insert(
+                key.to_string(),
+                SecretSpec {
+                    file: stack_dir.join("secrets").join(format!("{key}.pgp")),
+                    location: cx.at(key_node),
+                },
+            );
+            continue;
+        }
         for field in &fields.entries {
             if SECRET_UNSUPPORTED.contains(&field.name) {
                 cx.error_help(

@@ -333,6 +333,37 @@ fn strict_variables_make_unset_an_error() {
 }
 
 #[test]
+fn a_failed_load_keeps_its_warnings() {
+    // `TAG` unset reads as empty, which is what breaks `image`: the
+    // warning is the explanation, so it must survive the failure.
+    let dir = repo(&[
+        ("berth.yaml", INVENTORY),
+        (
+            "stacks/web/compose.yaml",
+            "version: \"3.8\"\nservices:\n  api:\n    image: \"nginx:${TAG}\"\n",
+        ),
+    ]);
+    let e = match load_with(dir.path(), &options(&[], &[])) {
+        Ok(_) => panic!("expected the repo to be refused"),
+        Err(e) => e,
+    };
+    let warnings: Vec<String> = e
+        .warnings
+        .iter()
+        .map(|d| format!("{}: {}", d.location, d.message))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "stacks/web/compose.yaml:1:10: `version` is obsolete and ignored",
+            "stacks/web/compose.yaml:4:12: variable `TAG` is not set: `services.api.image` uses an empty string",
+        ]
+    );
+    assert_eq!(e.diagnostics.len(), 1, "{e}");
+    assert!(!e.to_string().contains("version"), "{e}");
+}
+
+#[test]
 fn interpolation_errors_are_located() {
     let dir = repo(&[
         ("berth.yaml", INVENTORY),

@@ -14,7 +14,8 @@ use serde_json::{json, Map, Value};
 
 use super::model::looks_secret;
 use super::model::{
-    ConstraintAttribute, ContainerSpec, DeployMode, Project, Service, Stack, UpdateConfig,
+    ConstraintAttribute, ContainerSpec, DeployMode, Project, PullPolicy, Service, Stack,
+    UpdateConfig,
 };
 
 /// The resolved model of `stack` (every stack when None) as YAML. Errors
@@ -152,6 +153,16 @@ fn service_value(stack: &Stack, service: &Service) -> Value {
         out.insert("depends_on".into(), Value::Object(deps));
     }
     out.insert("deploy".into(), deploy_value(service));
+    // The default (`missing`) is left out, as `docker compose config` does.
+    let pull_policy = match service.pull_policy {
+        PullPolicy::Missing => None,
+        PullPolicy::Always => Some("always".to_string()),
+        PullPolicy::Never => Some("never".to_string()),
+        PullPolicy::Every(every) => Some(format!("every_{}", duration(every))),
+    };
+    if let Some(policy) = pull_policy {
+        out.insert("pull_policy".into(), json!(policy));
+    }
     if !service.secrets.is_empty() {
         let secrets: Vec<Value> = service
             .secrets
@@ -307,6 +318,7 @@ x-app: &app
 services:
   proxy:
     image: nginx:1.27-alpine
+    pull_policy: never
     ports: [\"80:80\"]
     depends_on:
       web:
@@ -342,7 +354,8 @@ services:
     secrets: [db_password]
     environment:
       POSTGRES_PASSWORD_FILE: /run/secrets/db_password
-    networks: [back]
+    networks:
+      back: {ipv4_address: 172.28.5.10}
     deploy:
       placement:
         constraints: [node.labels.role == db]
@@ -350,7 +363,8 @@ services:
     image: dpage/pgadmin4
     profiles: [debug]
 networks:
-  back: {}
+  back:
+    ipam: {config: [{subnet: 172.28.5.0/24}]}
 volumes:
   pgdata: {}
 secrets:

@@ -36,9 +36,22 @@ pub struct Diagnostic {
 }
 
 /// Everything wrong with a repo, reported together.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SpecError {
     pub diagnostics: Vec<Diagnostic>,
+    /// What the load would have warned about had it worked (an unset
+    /// variable read as empty, an ignored `build`): often the cause of the
+    /// errors, so they are shown before them. Not part of [`Display`].
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl From<Vec<Diagnostic>> for SpecError {
+    fn from(diagnostics: Vec<Diagnostic>) -> SpecError {
+        SpecError {
+            diagnostics,
+            warnings: Vec::new(),
+        }
+    }
 }
 
 impl std::fmt::Display for SpecError {

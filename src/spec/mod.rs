@@ -81,22 +81,38 @@ pub struct Loaded {
 }
 
 /// Reads and validates the repo at `root` with the process environment and
-/// no `--profile`. Warnings are logged; use [`load_with`] to get them.
+/// no `--profile`. Warnings are logged (also when the load fails); use
+/// [`load_with`] to get them.
 pub fn load(root: &Path) -> Result<Project, SpecError> {
-    let loaded = load_with(root, &LoadOptions::default())?;
-    for warning in &loaded.warnings {
-        tracing::warn!(
-            "{}",
-            SpecError {
-                diagnostics: vec![warning.clone()]
-            }
-        );
+    match load_with(root, &LoadOptions::default()) {
+        Ok(loaded) => {
+            log_warnings(&loaded.warnings);
+            Ok(loaded.project)
+        }
+        Err(e) => {
+            log_warnings(&e.warnings);
+            Err(e)
+        }
     }
-    Ok(loaded.project)
+}
+
+/// Logs each warning at its place, with its help, as every command shows
+/// them: before the errors when the load failed, since a variable read as
+/// empty is often what made a value wrong.
+pub fn log_warnings(warnings: &[Diagnostic]) {
+    for warning in warnings {
+        match &warning.help {
+            Some(help) => {
+                tracing::warn!("{}: {}\n  help: {help}", warning.location, warning.message)
+            }
+            None => tracing::warn!("{}: {}", warning.location, warning.message),
+        }
+    }
 }
 
 /// Reads and validates the repo at `root`. Every problem in every file is
-/// reported, sorted by file, line and column.
+/// reported, sorted by file, line and column; when there are problems, the
+/// warnings gathered on the way come with them.
 pub fn load_with(root: &Path, options: &LoadOptions) -> Result<Loaded, SpecError> {
     let mut diagnostics = Vec::new();
     let mut warnings = Vec::new();
@@ -130,7 +146,10 @@ pub fn load_with(root: &Path, options: &LoadOptions) -> Result<Loaded, SpecError
         }),
         _ => {
             sort_diagnostics(&mut diagnostics);
-            Err(SpecError { diagnostics })
+            Err(SpecError {
+                diagnostics,
+                warnings,
+            })
         }
     }
 }
@@ -159,7 +178,7 @@ pub fn load_inventory_only(root: &Path) -> Result<(String, Inventory), SpecError
     let mut diagnostics = Vec::new();
     match load_inventory(root, &mut diagnostics) {
         Some(found) if diagnostics.is_empty() => Ok(found),
-        _ => Err(SpecError { diagnostics }),
+        _ => Err(SpecError::from(diagnostics)),
     }
 }
 

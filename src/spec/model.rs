@@ -198,6 +198,9 @@ pub struct Service {
     /// `pull_policy`. Not part of the container spec: as in Compose,
     /// changing it does not recreate containers.
     pub pull_policy: PullPolicy,
+    /// Where `pull_policy` is written, for the error when a `never`
+    /// image is not on a host.
+    pub pull_policy_at: Option<Location>,
     /// Services of the same stack whose changes replace this service's
     /// containers too (`depends_on.<svc>.restart: true`, and the service
     /// whose network namespace `network_mode: service:<svc>` shares). Their
@@ -212,21 +215,26 @@ pub struct Service {
 }
 
 /// `pull_policy`, as Compose defines it (`build` is refused: berth never
-/// builds). Recorded as written; berth itself pulls an image only when a
-/// host lacks it (`Missing`), and says so at load for the other policies
-/// until the plan resolves tags to digests.
+/// builds). The plan decides the pulls from it, for the containers it
+/// creates or replaces on a host: `Missing` and `Every` pull an image the
+/// host lacks, `Always` pulls it whether or not the host has it, `Never`
+/// never pulls (and an image the host lacks stops the plan). A tag that
+/// moved in the registry does not by itself replace a container until
+/// plans resolve tags to digests: the load warns about that for `Always`
+/// and `Every`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PullPolicy {
     /// `missing` (and its old spelling `if_not_present`): pull when the
     /// host lacks the image. The default.
     #[default]
     Missing,
-    /// `always`: pull on every deploy.
+    /// `always`: pull whenever a container of the service is created or
+    /// replaced.
     Always,
     /// `never`: use what the host has; never pull.
     Never,
-    /// `daily`, `weekly`, `every_<duration>`: pull again when the last pull
-    /// is older than this.
+    /// `daily`, `weekly`, `every_<duration>`: in Compose, pull again when
+    /// the last pull is older than this; berth pulls as for `Missing`.
     Every(std::time::Duration),
 }
 
@@ -477,11 +485,26 @@ pub struct ContainerSpec {
     /// `annotations` (HostConfig.Annotations; needs Docker API 1.43).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Fixed addresses (`networks.<n>.ipv4_address`, `ipv6_address`), by
+    /// engine-side network name; each is inside the network's declared
+    /// subnet, and validation allows one container of the service per host.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub addresses: BTreeMap<String, NetworkAddress>,
     /// Service name -> spec hash of each service this one follows (see
     /// [`Service::follows`]): filled when the desired state is built, so a
     /// change there is a change here, named in the plan as `follows.<svc>`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub follows: BTreeMap<String, String>,
+}
+
+/// A container's fixed address on one network, in canonical form
+/// (`fd00::5`, not `fd00:0::0005`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+pub struct NetworkAddress {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<String>,
 }
 
 /// A host device made available in the container (`devices:`).
@@ -563,8 +586,9 @@ pub struct HealthcheckSpec {
     pub timeout_ms: u64,
     pub retries: u32,
     pub start_period_ms: u64,
-    /// Probe interval during the start period (needs Docker API 1.44; the
-    /// create call refuses it on older engines rather than drop it).
+    /// Probe interval during the start period (needs Docker API 1.44: the
+    /// plan refuses it for a host with an older engine, as `docker compose`
+    /// does, rather than drop it).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub start_interval_ms: u64,
 }

@@ -28,7 +28,7 @@ mod keys;
 use super::diagnostic::Diagnostic;
 use super::model::{
     ContainerSpec, DependsCondition, DeployMode, HealthcheckSpec, Location, LoggingSpec,
-    PullPolicy, SecretRef, SecretSpec, Service, Ulimit,
+    NetworkAddress, PullPolicy, SecretRef, SecretSpec, Service, Ulimit, UpdateOrder,
 };
 
 /// A service before the checks that need the whole stack.
@@ -173,6 +173,7 @@ pub(crate) fn read_service(
             secrets: Vec::new(),
             container_name: None,
             pull_policy: PullPolicy::default(),
+            pull_policy_at: None,
             follows: BTreeSet::new(),
             network_peer: None,
             build_ignored: None,
@@ -258,6 +259,7 @@ pub(crate) fn read_service(
     }
     mounts::check_mount_targets(cx, &container, &fields, &what);
     keys::read(cx, &fields, &what, &mut container);
+    let mut address_at = None;
     match fields.value("network_mode") {
         Some(v) => {
             if let Some(field) = fields.get("networks") {
@@ -271,10 +273,11 @@ pub(crate) fn read_service(
             check_network_mode(cx, &fields, &container, &what);
         }
         None => {
-            let (networks, joins_default) =
-                networks(cx, fields.value("networks"), name, &what, decls);
-            container.networks = networks;
-            draft.joins_default = joins_default;
+            let attached = networks(cx, fields.value("networks"), name, &what, decls);
+            container.networks = attached.networks;
+            container.addresses = attached.addresses;
+            draft.joins_default = attached.joins_default;
+            address_at = attached.address_at;
         }
     }
     if let Some(v) = fields.value("links") {
@@ -292,6 +295,7 @@ pub(crate) fn read_service(
     }
     if let Some(v) = fields.value("pull_policy") {
         draft.service.pull_policy = pull_policy(cx, v, &what).unwrap_or_default();
+        draft.service.pull_policy_at = Some(cx.at(v));
     }
     container.labels = super::read::read_labels(cx, &fields, &what);
     if let Some(v) = fields.value("healthcheck") {
@@ -436,11 +440,41 @@ pub(crate) fn read_service(
             );
         }
     }
+    if let Some(at) = address_at {
+        fixed_address_rollout(cx, at, &draft.service.deploy, &what);
+    }
     if let Some(v) = fields.value("x-berth") {
         draft.service.validate = deploy::read_x_berth(cx, v, &what);
     }
     draft.service.container = container;
     draft
+}
+
+/// A fixed address is one container's per host (each host has its own
+/// bridge network, so replicas on different hosts may share it), and a
+/// start-first rollout would start the new container while the old one
+/// still holds the address.
+fn fixed_address_rollout(cx: &mut Cx, at: Location, deploy: &super::model::Deploy, what: &str) {
+    if deploy.mode == DeployMode::Replicated
+        && deploy.replicas > 1
+        && deploy.max_replicas_per_node != 1
+    {
+        cx.report(
+            at.clone(),
+            format!(
+                "{what} has a fixed address and runs {} replicas, so two could land on one host with the same address",
+                deploy.replicas
+            ),
+            Some("add `deploy.placement.max_replicas_per_node: 1` (one container per host), or remove the fixed address".to_string()),
+        );
+    }
+    if deploy.update.order == UpdateOrder::StartFirst {
+        cx.report(
+            at,
+            format!("{what} has a fixed address and `update_config.order: start-first`: the new container cannot take the address while the old one holds it"),
+            Some("use `order: stop-first` (the default), or remove the fixed address".to_string()),
+        );
+    }
 }
 
 fn check_service_keys(cx: &mut Cx, fields: &Fields<'_>, what: &str) {
@@ -612,24 +646,37 @@ fn environment(cx: &mut Cx, node: &Node, what: &str, strict: bool) -> BTreeMap<S
     out
 }
 
-const NETWORK_ATTACH_KEYS: &[&str] = &["aliases"];
+const NETWORK_ATTACH_KEYS: &[&str] = &["aliases", "ipv4_address", "ipv6_address"];
+
+/// The networks a service joins, as [`networks`] reads them.
+struct Attachments {
+    /// Engine-side name -> aliases.
+    networks: BTreeMap<String, Vec<String>>,
+    /// Engine-side name -> fixed address, where one is set.
+    addresses: BTreeMap<String, NetworkAddress>,
+    /// Where the first fixed address is written.
+    address_at: Option<Location>,
+    joins_default: bool,
+}
 
 /// The engine-side networks the service joins, with aliases (the service
-/// name is always one, as in Compose); `default` when it names none.
+/// name is always one, as in Compose); `default` when it names none. Fixed
+/// addresses are checked against the network's declared subnets.
 fn networks(
     cx: &mut Cx,
     node: Option<&Node>,
     service: &str,
     what: &str,
     decls: &Decls<'_>,
-) -> (BTreeMap<String, Vec<String>>, bool) {
-    let mut wanted: Vec<(&str, &Node, Vec<String>)> = Vec::new();
+) -> Attachments {
+    let mut wanted: Vec<(&str, &Node, Vec<String>, NetworkAddress)> = Vec::new();
+    let mut address_at = None;
     match node.map(|n| &n.kind) {
         None => {}
         Some(Kind::Seq(items)) => {
             for item in items {
                 match item.scalar() {
-                    Some(name) => wanted.push((name, item, Vec::new())),
+                    Some(name) => wanted.push((name, item, Vec::new(), NetworkAddress::default())),
                     None => cx.error(
                         item,
                         format!(
@@ -644,6 +691,7 @@ fn networks(
             for (key, value) in entries {
                 let name = key.key_text().unwrap_or_default();
                 let mut aliases = Vec::new();
+                let mut address = NetworkAddress::default();
                 if !value.is_null() {
                     let attach = format!("network `{name}` of {what}");
                     if let Some(fields) = cx.map_with(value, &attach, NETWORK_ATTACH_KEYS) {
@@ -652,9 +700,23 @@ fn networks(
                                 .strings(v, &format!("`aliases` of {attach}"))
                                 .unwrap_or_default();
                         }
+                        for (key, v6) in [("ipv4_address", false), ("ipv6_address", true)] {
+                            let Some(v) = fields.value(key) else { continue };
+                            let here = format!("`{key}` of {attach}");
+                            let Some(ip) = fixed_address(cx, v, &here, v6) else {
+                                continue;
+                            };
+                            check_fixed_address(cx, v, ip, &here, decls.networks.get(name), name);
+                            address_at.get_or_insert_with(|| cx.at(v));
+                            if v6 {
+                                address.ipv6 = Some(ip.to_string());
+                            } else {
+                                address.ipv4 = Some(ip.to_string());
+                            }
+                        }
                     }
                 }
-                wanted.push((name, key, aliases));
+                wanted.push((name, key, aliases, address));
             }
         }
         Some(_) => {
@@ -670,11 +732,20 @@ fn networks(
         }
     }
     if wanted.is_empty() {
-        wanted.push(("default", node.unwrap_or(&NULL), Vec::new()));
+        wanted.push((
+            "default",
+            node.unwrap_or(&NULL),
+            Vec::new(),
+            NetworkAddress::default(),
+        ));
     }
-    let mut out = BTreeMap::new();
-    let mut joins_default = false;
-    for (name, at, mut aliases) in wanted {
+    let mut out = Attachments {
+        networks: BTreeMap::new(),
+        addresses: BTreeMap::new(),
+        address_at,
+        joins_default: false,
+    };
+    for (name, at, mut aliases, address) in wanted {
         let engine = match decls.networks.get(name) {
             Some(spec) => spec.name.clone(),
             None if name == "default" => format!("{}_default", decls.stack),
@@ -691,13 +762,119 @@ fn networks(
                 continue;
             }
         };
-        joins_default |= name == "default";
+        out.joins_default |= name == "default";
         aliases.push(service.to_string());
         aliases.sort();
         aliases.dedup();
-        out.insert(engine, aliases);
+        if address != NetworkAddress::default() {
+            out.addresses.insert(engine.clone(), address);
+        }
+        out.networks.insert(engine, aliases);
     }
-    (out, joins_default)
+    out
+}
+
+/// `ipv4_address` / `ipv6_address`: an address of that family.
+fn fixed_address(cx: &mut Cx, node: &Node, here: &str, v6: bool) -> Option<std::net::IpAddr> {
+    let text = cx.string(node, here)?;
+    let parsed = if v6 {
+        text.parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(std::net::IpAddr::V6)
+    } else {
+        text.parse::<std::net::Ipv4Addr>()
+            .ok()
+            .map(std::net::IpAddr::V4)
+    };
+    if parsed.is_none() {
+        let (family, example) = if v6 {
+            ("IPv6", "fd00:1::10")
+        } else {
+            ("IPv4", "172.28.0.10")
+        };
+        cx.error_help(
+            node,
+            format!("{here} must be an {family} address, found `{text}`"),
+            format!("write the address alone, without a prefix length: `{example}`"),
+        );
+    }
+    parsed
+}
+
+/// Docker gives a container a fixed address only on a network whose subnet
+/// is configured (`ipam.config[].subnet`), inside that subnet, and not its
+/// gateway; IPv6 also needs `enable_ipv6`. Said here, at the address,
+/// rather than by the engine halfway through an apply. An external
+/// network's subnet is not in the repo: the engine checks those.
+fn check_fixed_address(
+    cx: &mut Cx,
+    node: &Node,
+    ip: std::net::IpAddr,
+    here: &str,
+    network: Option<&super::model::NetworkSpec>,
+    name: &str,
+) {
+    if network.is_some_and(|n| n.external) {
+        return;
+    }
+    let (family, example) = if ip.is_ipv6() {
+        ("IPv6", "fd00:1::/64")
+    } else {
+        ("IPv4", "172.28.0.0/16")
+    };
+    if ip.is_ipv6() && network.and_then(|n| n.enable_ipv6) != Some(true) {
+        cx.error_help(
+            node,
+            format!("{here} needs network `{name}` to enable IPv6"),
+            format!("set `enable_ipv6: true` and an IPv6 subnet on network `{name}`: `ipam: {{config: [{{subnet: {example}}}]}}`"),
+        );
+        return;
+    }
+    let pools: Vec<&super::model::IpamPool> = network
+        .and_then(|n| n.ipam.as_ref())
+        .map(|ipam| {
+            ipam.config
+                .iter()
+                .filter(|p| {
+                    p.subnet
+                        .as_deref()
+                        .is_some_and(|s| values::in_subnet(ip, s).is_some())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if pools.is_empty() {
+        cx.error_help(
+            node,
+            format!("{here} needs an {family} subnet declared on network `{name}`"),
+            format!("Docker gives fixed addresses only on networks with a configured subnet: declare `networks: {{{name}: {{ipam: {{config: [{{subnet: {example}}}]}}}}}}` at the top level"),
+        );
+        return;
+    }
+    let subnets: Vec<&str> = pools.iter().filter_map(|p| p.subnet.as_deref()).collect();
+    match pools
+        .iter()
+        .find(|p| p.subnet.as_deref().and_then(|s| values::in_subnet(ip, s)) == Some(true))
+    {
+        None => cx.error_help(
+            node,
+            format!(
+                "{here} is `{ip}`, outside the subnet of network `{name}` ({})",
+                subnets.join(", ")
+            ),
+            format!(
+                "pick an address in {}, or change the network's `ipam` subnet",
+                subnets.join(" or ")
+            ),
+        ),
+        Some(pool) if pool.gateway.as_deref().and_then(|g| g.parse().ok()) == Some(ip) => cx
+            .error_help(
+                node,
+                format!("{here} is `{ip}`, the gateway of network `{name}`"),
+                "pick another address in the subnet: the gateway belongs to the host",
+            ),
+        Some(_) => {}
+    }
 }
 
 /// Stands in for a missing node when a message has no better place.
@@ -1264,21 +1441,23 @@ fn pull_policy(cx: &mut Cx, node: &Node, what: &str) -> Option<PullPolicy> {
             }
         },
     };
-    // berth pulls an image when a host lacks it, which is `missing`. The
-    // other policies are recorded and accepted, since real files use
-    // `always` a lot, with a warning saying what berth does instead: it
-    // never pulls behind the plan's back, so what was reviewed is what runs.
-    let moved = "a tag moved in the registry becomes a planned change once the plan resolves tags to digests";
-    let help = match policy {
-        PullPolicy::Missing => return Some(policy),
-        PullPolicy::Never => "where `never` would fail, berth pulls the image: pre-load it on the hosts if they must not pull, and remove `pull_policy` (or write `missing`) to silence this warning".to_string(),
-        PullPolicy::Always | PullPolicy::Every(_) => format!("{moved}; to deploy a new build now, push a new tag (or pin a digest) and change `image:`, and remove `pull_policy` (or write `missing`) to silence this warning"),
+    // `missing` and `never` behave as in Compose. `always` and the periodic
+    // policies are accepted, since real files use `always` a lot, with a
+    // warning saying what berth does: it pulls only for the containers a
+    // plan creates or replaces, never behind the plan's back, so a tag that
+    // moved in the registry does not by itself replace a container.
+    let (does, help) = match policy {
+        PullPolicy::Missing | PullPolicy::Never => return Some(policy),
+        PullPolicy::Always => (
+            "berth pulls the image each time it creates or replaces the service's containers, but a tag that moved in the registry does not by itself make it replace them",
+            "to deploy a new build, push a new tag (or pin a digest) and change `image:`; write `pull_policy: missing` to silence this warning",
+        ),
+        PullPolicy::Every(_) => (
+            "berth pulls the image only when a host lacks it, and a tag that moved in the registry does not by itself make it replace the service's containers",
+            "to deploy a new build, push a new tag (or pin a digest) and change `image:`; remove `pull_policy` (or write `missing`) to silence this warning",
+        ),
     };
-    cx.warn(
-        node,
-        format!("{here} is `{text}`: berth pulls an image only when a host lacks it"),
-        help,
-    );
+    cx.warn(node, format!("{here} is `{text}`: {does}"), help);
     Some(policy)
 }
 

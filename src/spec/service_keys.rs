@@ -14,7 +14,7 @@ use std::net::IpAddr;
 
 use crate::spec::read::{Cx, Fields};
 use crate::spec::yaml::{Kind, Node};
-use crate::spec::{values, ContainerSpec, DeviceSpec};
+use crate::spec::{values, ContainerSpec, DeviceRequestSpec, DeviceSpec};
 
 /// Reads the engine-level keys the service sets into `container`.
 pub(super) fn read(cx: &mut Cx, fields: &Fields<'_>, what: &str, container: &mut ContainerSpec) {
@@ -73,7 +73,16 @@ pub(super) fn read(cx: &mut Cx, fields: &Fields<'_>, what: &str, container: &mut
         container.sysctls = required_pairs(cx, v, &of("sysctls"));
     }
     if let Some(v) = fields.value("devices") {
-        container.devices = devices(cx, v, &of("devices"));
+        let (devices, cdi) = devices(cx, v, &of("devices"));
+        container.devices = devices;
+        // As the Docker CLI sends them: one request to the `cdi` driver.
+        if !cdi.is_empty() {
+            container.resources.device_requests.push(DeviceRequestSpec {
+                driver: Some("cdi".to_string()),
+                device_ids: cdi,
+                ..DeviceRequestSpec::default()
+            });
+        }
     }
     if let Some(v) = fields.value("shm_size") {
         container.shm_size = cx.memory(v, &of("shm_size"));
@@ -319,23 +328,29 @@ fn extra_hosts(cx: &mut Cx, node: &Node, what: &str) -> Vec<String> {
     out
 }
 
-/// `host[:container[:permissions]]`. CDI device names need Docker API 1.44.
-fn devices(cx: &mut Cx, node: &Node, what: &str) -> Vec<DeviceSpec> {
+/// `host[:container[:permissions]]`, and CDI device names
+/// (`vendor.com/class=name`, sorted, returned apart: they need Docker API
+/// 1.44, which the plan checks per host).
+fn devices(cx: &mut Cx, node: &Node, what: &str) -> (Vec<DeviceSpec>, Vec<String>) {
     let Some(items) = cx.seq(node, what) else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
     let mut out = Vec::new();
+    let mut cdi = Vec::new();
     for item in items {
         let Some(text) = cx.string(item, &format!("an item of {what}")) else {
             continue;
         };
         if !text.starts_with('/') {
-            let help = if text.contains('=') {
-                "CDI device names need Docker Engine API 1.44; berth supports device paths: `/dev/ttyUSB0:/dev/ttyUSB0`"
-            } else {
-                "write `/dev/<host device>[:/dev/<in the container>[:rwm]]`"
-            };
-            cx.error_help(item, format!("{what}: `{text}` is not a device path"), help);
+            if is_cdi_name(&text) {
+                cdi.push(text);
+                continue;
+            }
+            cx.error_help(
+                item,
+                format!("{what}: `{text}` is not a device path"),
+                "write `/dev/<host device>[:/dev/<in the container>[:rwm]]`, or a CDI device name `<vendor>/<class>=<name>`",
+            );
             continue;
         }
         let mut parts = text.splitn(3, ':');
@@ -365,7 +380,28 @@ fn devices(cx: &mut Cx, node: &Node, what: &str) -> Vec<DeviceSpec> {
     }
     out.sort();
     out.dedup();
-    out
+    cdi.sort();
+    cdi.dedup();
+    (out, cdi)
+}
+
+/// A fully qualified CDI device name: `<vendor>/<class>=<name>`
+/// (`nvidia.com/gpu=all`).
+fn is_cdi_name(text: &str) -> bool {
+    let Some((kind, name)) = text.split_once('=') else {
+        return false;
+    };
+    let Some((vendor, class)) = kind.split_once('/') else {
+        return false;
+    };
+    let word = |s: &str, extra: &[char]| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || extra.contains(&c))
+    };
+    word(vendor, &['.', '-', '_'])
+        && word(class, &['.', '-', '_'])
+        && word(name, &['.', '-', '_', ':'])
 }
 
 fn is_permissions(text: &str) -> bool {

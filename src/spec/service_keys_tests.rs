@@ -406,6 +406,128 @@ fn network_mode_and_link_mistakes_are_located() {
     ));
 }
 
+#[test]
+fn cdi_device_names_become_one_cdi_request() {
+    let stack = stack(
+        "services:\n  ml:\n    image: nginx\n    devices: [\"vendor.com/gpu=1\", /dev/fuse, nvidia.com/gpu=all]\n",
+    );
+    let ml = &service(&stack, "ml").container;
+    assert_eq!(
+        ml.devices,
+        vec![DeviceSpec {
+            host: "/dev/fuse".into(),
+            container: "/dev/fuse".into(),
+            permissions: "rwm".into(),
+        }]
+    );
+    assert_eq!(
+        ml.resources.device_requests,
+        vec![DeviceRequestSpec {
+            driver: Some("cdi".into()),
+            device_ids: strings(&["nvidia.com/gpu=all", "vendor.com/gpu=1"]),
+            ..Default::default()
+        }]
+    );
+}
+
+#[test]
+fn fixed_addresses_on_networks_with_a_subnet() {
+    let stack = stack(
+        r#"services:
+  proxy:
+    image: nginx
+    networks:
+      front:
+        ipv4_address: 172.28.0.10
+        ipv6_address: "fd00:1:0::0010"
+        aliases: [www]
+      outside:
+        ipv4_address: 192.168.7.7
+      back:
+networks:
+  front:
+    enable_ipv6: true
+    ipam:
+      config:
+        - subnet: 172.28.0.0/16
+          gateway: 172.28.0.1
+        - subnet: fd00:1::/64
+  back: {}
+  outside: {external: true, name: lan}
+"#,
+    );
+    let proxy = &service(&stack, "proxy").container;
+    assert_eq!(
+        proxy.addresses,
+        BTreeMap::from([
+            (
+                "web_front".to_string(),
+                NetworkAddress {
+                    ipv4: Some("172.28.0.10".into()),
+                    ipv6: Some("fd00:1::10".into()),
+                }
+            ),
+            (
+                "lan".to_string(),
+                NetworkAddress {
+                    ipv4: Some("192.168.7.7".into()),
+                    ipv6: None,
+                }
+            ),
+        ])
+    );
+    assert_eq!(proxy.networks["web_front"], strings(&["proxy", "www"]));
+    assert_eq!(proxy.networks.len(), 3);
+}
+
+#[test]
+fn fixed_address_mistakes_are_located() {
+    insta::assert_snapshot!(errors(
+        r#"services:
+  outside:
+    image: nginx
+    networks:
+      front: {ipv4_address: 172.29.0.10}
+  gateway:
+    image: nginx
+    networks:
+      front: {ipv4_address: 172.28.0.1}
+  bare:
+    image: nginx
+    networks:
+      back: {ipv4_address: 10.0.0.5}
+      default: {ipv4_address: 10.0.1.5}
+  notip:
+    image: nginx
+    networks:
+      front: {ipv4_address: 172.28.0.0/16, ipv6_address: 172.28.0.9}
+  nov6:
+    image: nginx
+    networks:
+      front: {ipv6_address: "fd00::9"}
+  many:
+    image: nginx
+    deploy: {replicas: 2}
+    networks:
+      front: {ipv4_address: 172.28.0.20}
+  eager:
+    image: nginx
+    deploy: {update_config: {order: start-first}}
+    networks:
+      front: {ipv4_address: 172.28.0.21}
+  spread:
+    image: nginx
+    deploy: {replicas: 2, placement: {max_replicas_per_node: 1}}
+    networks:
+      front: {ipv4_address: 172.28.0.22}
+networks:
+  front:
+    ipam: {config: [{subnet: 172.28.0.0/16, gateway: 172.28.0.1}]}
+  back: {}
+"#
+    ));
+}
+
 fn placed(compose: &str) -> Result<crate::placement::DesiredState, String> {
     let dir = web(compose);
     let project = load(dir.path()).map_err(|e| e.to_string())?;

@@ -821,10 +821,16 @@ fn secrets_must_be_declared_and_exist() {
             "stacks/web/compose.yaml:4:19: undefined secret `token` in service `api`",
             "stacks/web/compose.yaml:7:11: secret file `stacks/web/secrets/db.pgp` of secret `db` does not exist",
             "stacks/web/compose.yaml:9:11: `file` of secret `outside` must stay inside the repo, found `../../../etc/passwd`",
-            "stacks/web/compose.yaml:10:3: secret `env` has no `file`",
-            "stacks/web/compose.yaml:11:5: unsupported key `environment` in secret `env`",
+            "stacks/web/compose.yaml:11:5: secret `env` is read from an environment variable",
         ]
     );
+}
+
+#[test]
+fn secrets_from_outside_the_repo_say_what_to_write() {
+    insta::assert_snapshot!(errors(&web(
+        "services:\n  api:\n    image: x\n    secrets: [cert, token, inline]\nsecrets:\n  cert:\n    external: true\n  token:\n    environment: API_TOKEN\n  inline:\n    content: example\n",
+    )));
 }
 
 #[test]

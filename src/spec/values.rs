@@ -210,9 +210,44 @@ pub(crate) fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str>
         .map(|(_, c)| c)
 }
 
+/// Whether `addr` lies in `subnet` (`172.28.0.0/16`, `fd00:1::/64`). None
+/// when `subnet` is not a CIDR of the address's family: the engine judges
+/// a malformed subnet when it creates the network.
+pub(crate) fn in_subnet(addr: std::net::IpAddr, subnet: &str) -> Option<bool> {
+    use std::net::IpAddr;
+    let (net, bits) = subnet.split_once('/')?;
+    let bits: u32 = bits.parse().ok()?;
+    match (addr, net.parse::<IpAddr>().ok()?) {
+        (IpAddr::V4(a), IpAddr::V4(n)) if bits <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            Some(u32::from(a) & mask == u32::from(n) & mask)
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) if bits <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            Some(u128::from(a) & mask == u128::from(n) & mask)
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_in_subnets() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(in_subnet(ip("172.28.0.10"), "172.28.0.0/16"), Some(true));
+        assert_eq!(in_subnet(ip("172.29.0.10"), "172.28.0.0/16"), Some(false));
+        assert_eq!(in_subnet(ip("10.1.2.3"), "0.0.0.0/0"), Some(true));
+        assert_eq!(in_subnet(ip("10.1.2.3"), "10.1.2.3/32"), Some(true));
+        assert_eq!(in_subnet(ip("fd00:1::5"), "fd00:1::/64"), Some(true));
+        assert_eq!(in_subnet(ip("fd00:2::5"), "fd00:1::/64"), Some(false));
+        // Another family, or not a CIDR: not ours to judge.
+        assert_eq!(in_subnet(ip("fd00:1::5"), "172.28.0.0/16"), None);
+        assert_eq!(in_subnet(ip("172.28.0.1"), "172.28.0.0/40"), None);
+        assert_eq!(in_subnet(ip("172.28.0.1"), "172.28.0.0"), None);
+    }
 
     #[test]
     fn durations() {

@@ -88,6 +88,6 @@ pub fn check_environment_allowed(project: &Project) -> Result<(), SpecError> {
     if diagnostics.is_empty() {
         Ok(())
     } else {
-        Err(SpecError { diagnostics })
+        Err(SpecError::from(diagnostics))
     }
 }

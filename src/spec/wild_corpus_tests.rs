@@ -64,10 +64,8 @@ const EXPECTED_REFUSALS: &[(&str, &[Refusal])] = &[
 /// Stacks still refused for keys berth cannot pass to the engine yet (the
 /// engine mapping has no field for them). They count against the
 /// acceptance ratio; every error must still be located and say what to do.
-const NOT_YET_HONOURED: &[(&str, &str)] = &[
-    ("docs-networks", "`ipv4_address` of a service's network"),
-    ("docs-spec-example", "`configs:`, `external` secrets"),
-];
+const NOT_YET_HONOURED: &[(&str, &str)] =
+    &[("docs-spec-example", "`configs:`, `external` secrets")];
 
 const INVENTORY: &str = "\
 project: wild
@@ -225,10 +223,7 @@ fn warnings_of(compose: &str) -> String {
         environment: Some(environment()),
     };
     let loaded = load_with(repo.path(), &options).unwrap_or_else(|e| panic!("{e}"));
-    SpecError {
-        diagnostics: loaded.warnings,
-    }
-    .to_string()
+    SpecError::from(loaded.warnings).to_string()
 }
 
 #[test]

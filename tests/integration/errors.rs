@@ -73,3 +73,12 @@ fn decrypting_without_a_key() {
     assert_eq!(code, 1, "{stderr}");
     insta::assert_snapshot!(stderr);
 }
+
+#[test]
+fn a_repo_that_does_not_validate_still_shows_its_warnings() {
+    // The unset variable is why the image is wrong: its warning comes first.
+    let dir = repo("services:\n  web:\n    image: \"nginx:${TAG}\"\n");
+    let (code, stderr) = berth(dir.path(), &["validate", "--repo", "."]);
+    assert_eq!(code, 1, "{stderr}");
+    insta::assert_snapshot!(stderr);
+}

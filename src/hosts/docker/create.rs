@@ -4,14 +4,15 @@
 //!
 //! Everything set here exists in API 1.41 (Docker 20.10), except what
 //! [`api_needed`] names (healthcheck `start_interval`, `annotations`): an
-//! older engine would silently drop those fields, so the create call checks
-//! the negotiated version first and refuses instead.
+//! older engine would silently drop those fields, so the plan refuses them
+//! for a host whose engine is older, before any change, and the create call
+//! checks the negotiated version again.
 
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, DeviceRequest, EndpointSettings, HealthConfig, HostConfig,
-    HostConfigLogConfig, Ipam, IpamConfig, Mount, MountBindOptions,
+    ContainerCreateBody, DeviceMapping, DeviceRequest, EndpointIpamConfig, EndpointSettings,
+    HealthConfig, HostConfig, HostConfigLogConfig, Ipam, IpamConfig, Mount, MountBindOptions,
     MountBindOptionsPropagationEnum, MountType, NetworkCreateRequest, NetworkingConfig,
     PortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
@@ -159,6 +160,14 @@ pub fn api_needed(spec: &ContainerSpec) -> Option<(&'static str, (usize, usize))
     if !spec.annotations.is_empty() {
         needs.push(("annotations", (1, 43)));
     }
+    if spec
+        .resources
+        .device_requests
+        .iter()
+        .any(|r| r.driver.as_deref() == Some("cdi"))
+    {
+        needs.push(("devices: <vendor>/<class>=<name>", (1, 44)));
+    }
     needs.into_iter().max_by_key(|(_, version)| *version)
 }
 
@@ -268,8 +277,15 @@ pub fn create_body(
         }
     }
 
-    let endpoint = |aliases: &Vec<String>| EndpointSettings {
+    let endpoint = |name: &String, aliases: &Vec<String>| EndpointSettings {
         aliases: non_empty(aliases.clone()),
+        // A fixed address goes in the endpoint's IPAM config (a bare
+        // `IPAddress` is what the engine reports, not what it honours).
+        ipam_config: spec.addresses.get(name).map(|a| EndpointIpamConfig {
+            ipv4_address: a.ipv4.clone(),
+            ipv6_address: a.ipv6.clone(),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     // BTreeMap: sorted by name, so "first" is stable. With `network_mode`
@@ -277,7 +293,7 @@ pub fn create_body(
     let mut networks = spec.networks.iter();
     let first = networks.next();
     let more: Vec<(String, EndpointSettings)> = networks
-        .map(|(name, aliases)| (name.clone(), endpoint(aliases)))
+        .map(|(name, aliases)| (name.clone(), endpoint(name, aliases)))
         .collect();
 
     let healthcheck = spec.healthcheck.as_ref().map(|h| HealthConfig {
@@ -317,8 +333,10 @@ pub fn create_body(
                     count: r.count,
                     device_ids: non_empty(r.device_ids.clone()),
                     // The engine's list is alternatives of capability sets;
-                    // Compose's one list is a single set, all required.
-                    capabilities: Some(vec![r.capabilities.clone()]),
+                    // Compose's one list is a single set, all required. A
+                    // request to a named driver (`cdi`) may have none.
+                    capabilities: (!r.capabilities.is_empty())
+                        .then(|| vec![r.capabilities.clone()]),
                     options: non_empty_map(&r.options),
                 })
                 .collect(),
@@ -396,7 +414,7 @@ pub fn create_body(
             .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
         host_config: Some(host_config),
         networking_config: first.map(|(name, aliases)| NetworkingConfig {
-            endpoints_config: Some(HashMap::from([(name.clone(), endpoint(aliases))])),
+            endpoints_config: Some(HashMap::from([(name.clone(), endpoint(name, aliases))])),
         }),
         ..Default::default()
     };
@@ -1015,6 +1033,47 @@ mod tests {
     }
 
     #[test]
+    fn fixed_addresses_go_to_their_networks_endpoint() {
+        let spec = ContainerSpec {
+            image: "app:1".into(),
+            networks: BTreeMap::from([
+                ("web_back".to_string(), vec!["api".to_string()]),
+                ("web_front".to_string(), vec!["api".to_string()]),
+                ("web_z".to_string(), vec!["api".to_string()]),
+            ]),
+            addresses: BTreeMap::from([
+                (
+                    "web_back".to_string(),
+                    crate::spec::NetworkAddress {
+                        ipv4: Some("172.28.0.10".into()),
+                        ipv6: Some("fd00:1::10".into()),
+                    },
+                ),
+                (
+                    "web_front".to_string(),
+                    crate::spec::NetworkAddress {
+                        ipv4: Some("172.29.0.10".into()),
+                        ipv6: None,
+                    },
+                ),
+            ]),
+            ..Default::default()
+        };
+        let (body, more) = create_body(&spec, &BTreeMap::new(), "/s").unwrap();
+        let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
+        let at_create = endpoints["web_back"].ipam_config.clone().expect("ipam");
+        assert_eq!(at_create.ipv4_address.as_deref(), Some("172.28.0.10"));
+        assert_eq!(at_create.ipv6_address.as_deref(), Some("fd00:1::10"));
+        // Joined after create, through `connect`, with its own address.
+        let front = more[0].1.ipam_config.clone().expect("ipam");
+        assert_eq!(more[0].0, "web_front");
+        assert_eq!(front.ipv4_address.as_deref(), Some("172.29.0.10"));
+        assert_eq!(front.ipv6_address, None);
+        assert_eq!(more[1].0, "web_z");
+        assert_eq!(more[1].1.ipam_config, None, "no fixed address there");
+    }
+
+    #[test]
     fn newer_api_fields_are_named() {
         let mut spec = ContainerSpec {
             image: "app:1".into(),
@@ -1035,6 +1094,33 @@ mod tests {
         assert_eq!(
             body.healthcheck.unwrap().start_interval,
             Some(2_000_000_000)
+        );
+        let cdi = ContainerSpec {
+            image: "app:1".into(),
+            resources: Resources {
+                device_requests: vec![crate::spec::DeviceRequestSpec {
+                    driver: Some("cdi".into()),
+                    device_ids: vec!["nvidia.com/gpu=all".into()],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(
+            api_needed(&cdi),
+            Some(("devices: <vendor>/<class>=<name>", (1, 44)))
+        );
+        let (cdi_body, _) = create_body(&cdi, &BTreeMap::new(), "/s").unwrap();
+        let requests = cdi_body.host_config.unwrap().device_requests.unwrap();
+        assert_eq!(requests[0].driver.as_deref(), Some("cdi"));
+        assert_eq!(
+            requests[0].device_ids,
+            Some(vec!["nvidia.com/gpu=all".to_string()])
+        );
+        assert_eq!(
+            requests[0].capabilities, None,
+            "none asked of the cdi driver"
         );
         assert_eq!(
             body.host_config.unwrap().annotations,

@@ -233,6 +233,8 @@ impl Engine for DockerEngine {
             .flat_map(|i| i.repo_tags.into_iter().chain(i.repo_digests))
             .filter(|r| !r.starts_with("<none>"))
             .collect();
+        let version = self.docker.client_version();
+        observation.api_version = Some((version.major_version, version.minor_version));
         Ok(observation)
     }
 

@@ -331,3 +331,102 @@ fn compose_service_keys_reach_the_engine() -> Result<(), Failed> {
     }
     Ok(())
 }
+
+/// A fixed `ipv4_address` is the container's address on that network (and
+/// on each host, which has its own bridge); `pull_policy: never` deploys an
+/// image the host has without pulling, and stops the whole apply before any
+/// change when a host lacks one.
+#[test]
+fn compose_fixed_addresses_and_pull_policy_never() -> Result<(), Failed> {
+    let bed = &Bed::take();
+    let project = "t-addr";
+    let _scope = bed.scope(project);
+    let repo = bed.repo(project);
+    let web = bed.get("BED_WEB_V1");
+    let compose = |extra: &str| {
+        format!(
+            r#"services:
+  web:
+    image: {web}
+    stop_grace_period: 1s
+    deploy:
+      mode: global
+      placement:
+        constraints: [node.labels.role == web]
+    networks:
+      front:
+        ipv4_address: 10.213.7.10
+  cached:
+    image: {web}
+    pull_policy: never
+    stop_grace_period: 1s
+    deploy:
+      mode: global
+      placement:
+        constraints: [node.labels.role == web]
+    networks: [front]
+{extra}networks:
+  front:
+    ipam:
+      config:
+        - subnet: 10.213.7.0/24
+"#
+        )
+    };
+    repo.write("stacks/addr/compose.yaml", &compose(""));
+    repo.commit("a fixed address");
+    // `web` pulls the image first; `cached` needs it and never pulls.
+    let run = apply(&repo, &[]);
+    expect_code(&run, 0);
+    for host in ["edge-1", "edge-2"] {
+        let names: Vec<String> = bed.containers(host, project).into_keys().collect();
+        check!(
+            names == ["addr-cached-1", "addr-web-1"],
+            "{host}: unexpected containers {names:?}"
+        );
+        let address = bed
+            .docker_ok(
+                host,
+                &[
+                    "inspect",
+                    "-f",
+                    "{{(index .NetworkSettings.Networks \"addr_front\").IPAddress}}",
+                    "addr-web-1",
+                ],
+            )
+            .trim()
+            .to_string();
+        check!(
+            address == "10.213.7.10",
+            "{host}: web has address {address:?}"
+        );
+    }
+    let run = apply(&repo, &["--detailed-exitcode"]);
+    expect_code(&run, 0);
+
+    // An image no host has, with `never`: refused before anything changes.
+    let absent = "10.77.0.1:5000/berth-test/never-pushed:1";
+    repo.write(
+        "stacks/addr/compose.yaml",
+        &compose(&format!(
+            "  offline:\n    image: {absent}\n    pull_policy: never\n    deploy: {{mode: global, placement: {{constraints: [node.labels.role == web]}}}}\n"
+        )),
+    );
+    repo.commit("an image never pulled");
+    let run = apply(&repo, &[]);
+    expect_code(&run, 1);
+    check!(
+        run.stderr.contains(&format!(
+            "stacks/addr/compose.yaml:23:18: image `{absent}` is not on host `edge-1` and `pull_policy` of service `offline` is `never`"
+        )) && run.stderr.contains("no host was changed"),
+        "{run}"
+    );
+    for host in ["edge-1", "edge-2"] {
+        let names: Vec<String> = bed.containers(host, project).into_keys().collect();
+        check!(
+            names == ["addr-cached-1", "addr-web-1"],
+            "{host}: containers changed to {names:?}"
+        );
+    }
+    Ok(())
+}

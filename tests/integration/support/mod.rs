@@ -500,6 +500,8 @@ const BERTH_VARS: &[&str] = &[
     "BERTH_LOG",
     "EDITOR",
     "VISUAL",
+    // Read by the error tests as an unset Compose variable.
+    "TAG",
 ];
 
 /// The berth binary in `cwd`, with a private cache dir, no colour, and none
