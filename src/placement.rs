@@ -494,6 +494,7 @@ mod tests {
                 hosts: vec![host("a", "web"), host("b", "web"), host("c", "worker")],
                 settings: Settings {
                     parallel: 4,
+                    rollout_parallel: 16,
                     connect_timeout: std::time::Duration::from_secs(5),
                     known_hosts: None,
                     ssh_config: None,

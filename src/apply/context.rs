@@ -4,13 +4,20 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::spec::{UpdateConfig, ValidateCheck};
+use crate::spec::{DependsCondition, UpdateConfig, ValidateCheck};
+
+/// Container operations (create, start, stop, rename, remove) at once on
+/// one host: Docker Engines slow down past a few concurrent creates, and
+/// waiting on gates holds no slot.
+pub const HOST_OPERATIONS: usize = 4;
 
 /// How one service rolls out: from its Compose `deploy` and `x-berth`.
 #[derive(Debug, Clone, Default)]
 pub struct ServicePolicy {
-    /// Depth in the stack's `depends_on` graph: lower rolls out first.
-    pub depth: usize,
+    /// The services of its stack it waits for (`depends_on`), with the
+    /// condition: `service_started` waits for their first batch to pass,
+    /// the others for their whole rollout.
+    pub depends_on: Vec<(String, DependsCondition)>,
     pub update: UpdateConfig,
     pub rollback: UpdateConfig,
     pub validate: Vec<ValidateCheck>,
@@ -29,6 +36,10 @@ pub struct ApplyContext {
     pub services: BTreeMap<(String, String), ServicePolicy>,
     /// Hosts prepared at once.
     pub parallel: usize,
+    /// Services rolling out at once (`settings.rollout_parallel`).
+    pub rollout_parallel: usize,
+    /// Container operations at once per host ([`HOST_OPERATIONS`]).
+    pub host_operations: usize,
     /// Decrypted secrets the plan's new containers read, by digest.
     pub secrets: std::sync::Arc<crate::secrets::Plaintexts>,
     /// Host -> its `secrets_dir`.

@@ -13,16 +13,15 @@ use crate::hosts::Engine;
 use crate::observed::ContainerStatus;
 use crate::spec::ValidateCheck;
 
-/// The gates, in order, each bounded: started and running without restarts,
-/// healthy (if the image or spec has a healthcheck), every `x-berth.validate`
-/// check, then still healthy after `monitor`.
+/// The gates of a started container, in order, each bounded: running
+/// without restarts, healthy (if the image or spec has a healthcheck),
+/// every `x-berth.validate` check, then still healthy after `monitor`.
 pub(super) async fn gate(
     engine: &dyn Engine,
     id: &str,
     policy: &ServicePolicy,
     ctx: &ApplyContext,
 ) -> anyhow::Result<Duration> {
-    engine.start_container(id).await?;
     let waiting = Instant::now();
     wait_ready(engine, id, ctx.health_timeout).await?;
     for check in &policy.validate {

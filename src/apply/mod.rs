@@ -3,18 +3,24 @@
 //! Input: the plan and one connected [`Engine`] per host. Output: an
 //! [`ApplyReport`] of what was done and what failed.
 //!
-//! Two phases. First every host is prepared in parallel (pulls, networks,
-//! volumes, removals — removals first free ports and names); a host that
-//! fails here is left out of the rollouts, and the other hosts go on. Then
-//! each service is rolled out across hosts in batches of
-//! `update_config.parallelism`, services in `depends_on` order: each new
-//! container must run, report healthy, pass the `x-berth.validate` checks and
-//! stay healthy for `monitor` before the next batch starts. The container it
+//! Two phases. First every host is prepared in parallel (pulls, all at
+//! once beside networks, volumes and secrets; then removals, which free
+//! ports and names); a host that fails here is left out of the rollouts,
+//! and the other hosts go on. Then the services roll out as a dependency
+//! graph (see `schedule`): stacks are independent, a service waits only for
+//! what it `depends_on`, up to `settings.rollout_parallel` services at once
+//! and a few container operations at once per host. Each service goes
+//! across its hosts in batches of `update_config.parallelism` where
+//! replicas serve (all at once where none does): each new container must
+//! run, report healthy, pass the `x-berth.validate` checks and stay healthy
+//! for `monitor` before the next batch starts. The container it
 //! replaces is kept, stopped and renamed `<name>.berth-old`, until the whole
 //! service has rolled out, so a rollback needs no pull. On a failure,
 //! `failure_action` decides: `rollback` (default) puts every replaced
 //! container of the service back, `pause` stops the rollout where it is,
-//! `continue` goes on; batches not yet started are never touched. The
+//! `continue` goes on; batches not yet started are never touched. A failed
+//! service's dependants never start, and with `rollback` or `pause` neither
+//! does any service of its stack not started yet; other stacks go on. The
 //! failed new container is kept, stopped, as `<name>.berth-failed` so its
 //! logs can be read and the next plan can say this release failed before.
 //!
@@ -24,6 +30,7 @@
 
 mod context;
 mod gate;
+mod host;
 mod outcome;
 pub mod policy;
 mod prepare;
@@ -34,7 +41,7 @@ mod tests;
 
 // The face of the module: files inside `apply` import each other by path,
 // never through these, so no file imports its parent.
-pub use context::{ApplyContext, ServicePolicy};
+pub use context::{ApplyContext, ServicePolicy, HOST_OPERATIONS};
 pub use gate::{readiness, wait_ready, Readiness};
 pub use outcome::{ApplyReport, HostReport, RolloutOutcome, RolloutReport, Step, StepReport};
 pub use rollout::apply;

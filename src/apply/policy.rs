@@ -1,6 +1,7 @@
 //! The rollout's decisions, as plain functions: how long to wait between
 //! polls ([`Backoff`]), how many failures a service tolerates, and what a
-//! failure does to the service and to the rest of its stack. Pure: the
+//! failure does to the service (what it does to the rest of its stack is
+//! the schedule's). Pure: the
 //! executor (`rollout`, `gate`) sleeps and calls the engine; this only says.
 
 use std::time::Duration;
@@ -79,12 +80,6 @@ pub fn after_batch(update: &UpdateConfig, failures: usize, allowed: usize) -> Ne
     }
 }
 
-/// Whether a service's failed rollout halts the later services of its
-/// stack (they depend on it, or come after it): only `continue` goes on.
-pub fn halts_stack(outcome: FailureAction) -> bool {
-    outcome != FailureAction::Continue
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,7 +125,6 @@ mod tests {
             update.failure_action = action;
             assert_eq!(after_batch(&update, 1, 0), Next::Failed { action, stop });
             assert_eq!(after_batch(&update, 1, 1), Next::Proceed);
-            assert_eq!(halts_stack(action), stop);
         }
     }
 }

@@ -7,10 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use anyhow::anyhow;
+use futures::future::join_all;
 use tracing::Instrument as _;
 
 use super::context::ApplyContext;
-use super::outcome::{step, HostReport, Step};
+use super::host::Host;
+use super::outcome::{record, step, HostReport, Step};
 use crate::hosts::secret_files::SecretFile;
 use crate::hosts::{labels, Engine};
 use crate::plan::{Action, HostPlan};
@@ -112,35 +114,32 @@ pub(super) async fn prune_secrets(engine: &dyn Engine, ctx: &ApplyContext) -> an
     engine.prune_secrets(&project_dir, &keep).await
 }
 
-/// Pulls, networks, volumes and removals on one host. Stops at the first
-/// failure: the host then takes no part in the rollouts.
-pub(super) async fn prepare_host(
-    engine: &dyn Engine,
-    hp: &HostPlan,
-    ctx: &ApplyContext,
-) -> HostReport {
+/// Pulls, networks, volumes, secrets and removals on one host. Stops at
+/// the first failure: the host then takes no part in the rollouts. The
+/// pulls (one per image: the plan lists each once) all go at once, beside
+/// the networks, volumes and secrets, which need no image; removals come
+/// last, so a host whose pull fails has lost nothing.
+pub(super) async fn prepare_host(host: Host<'_>, hp: &HostPlan, ctx: &ApplyContext) -> HostReport {
+    let engine = host.engine;
     let started = Instant::now();
-    let mut report = HostReport {
+    let empty = || HostReport {
         host: hp.host.clone(),
         steps: Vec::new(),
         seconds: 0.0,
         error: None,
     };
-    let result: anyhow::Result<()> = async {
-        for image in &hp.pulls {
-            let span = tracing::info_span!("pull", %image);
-            step(
-                &mut report,
-                Step::Pull,
-                image,
-                engine.pull(image).instrument(span),
-            )
-            .await?;
-        }
+    let mut report = empty();
+    let pulls = join_all(hp.pulls.iter().map(|image| async move {
+        let started = Instant::now();
+        let span = tracing::info_span!("pull", %image);
+        (image, started, engine.pull(image).instrument(span).await)
+    }));
+    let mut others = empty();
+    let setup = async {
         let labels = BTreeMap::from([(labels::PROJECT.to_string(), ctx.project.clone())]);
         for net in &hp.networks {
             step(
-                &mut report,
+                &mut others,
                 Step::Network,
                 &net.name,
                 engine.create_network(net, &labels),
@@ -149,25 +148,55 @@ pub(super) async fn prepare_host(
         }
         for vol in &hp.volumes {
             step(
-                &mut report,
+                &mut others,
                 Step::Volume,
                 &vol.name,
                 engine.create_volume(vol, &labels),
             )
             .await?;
         }
-        deliver_secrets(engine, hp, ctx, &mut report).await?;
-        for c in hp.changes.iter().filter(|c| c.action == Action::Remove) {
-            let Some(current) = &c.current else { continue };
-            let fut = async {
-                engine.stop_container(&current.id, None).await?;
-                engine.remove_container(&current.id).await
-            };
-            step(&mut report, Step::Remove, &c.name, fut).await?;
+        deliver_secrets(engine, hp, ctx, &mut others).await
+    };
+    let (pulled, setup) = tokio::join!(pulls, setup);
+    let mut result: anyhow::Result<()> = Ok(());
+    for (image, started, pull) in pulled {
+        record(&mut report, Step::Pull, image, started, pull.as_ref().err());
+        if let (Err(e), Ok(())) = (pull, &result) {
+            result = Err(e);
         }
-        Ok(())
     }
-    .await;
+    report.steps.append(&mut others.steps);
+    let mut result = result.and(setup);
+    if result.is_ok() {
+        // Removed services' containers, all at once within the host's bound.
+        let removals = hp
+            .changes
+            .iter()
+            .filter(|c| c.action == Action::Remove)
+            .filter_map(|c| Some((c, c.current.as_ref()?)))
+            .map(|(c, current)| async move {
+                let started = Instant::now();
+                let removed = host
+                    .op(async {
+                        engine.stop_container(&current.id, None).await?;
+                        engine.remove_container(&current.id).await
+                    })
+                    .await;
+                (c, started, removed)
+            });
+        for (c, started, removed) in join_all(removals).await {
+            record(
+                &mut report,
+                Step::Remove,
+                &c.name,
+                started,
+                removed.as_ref().err(),
+            );
+            if let (Err(e), Ok(())) = (removed, &result) {
+                result = Err(e);
+            }
+        }
+    }
     if let Err(e) = result {
         tracing::error!(host = %hp.host, "{e:#}");
         report.error = Some(format!("{e:#}"));

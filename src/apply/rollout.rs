@@ -1,37 +1,43 @@
-//! The rollout executor: each service in its turn (see `schedule`), its
-//! members in batches; every new container gated (see `gate`), and on a
-//! failure what `failure_action` says (see `policy`): put back, paused or
-//! continued. The old container waits, stopped and renamed, until the whole
-//! service is through, so a rollback needs no pull.
+//! The rollout executor: services roll out as the schedule says (each as
+//! soon as what it `depends_on` is there, up to `settings.rollout_parallel`
+//! at once, stacks independent), each one's members in batches; every new
+//! container gated (see `gate`), and on a failure what `failure_action`
+//! says (see `policy`): put back, paused or continued. The old container
+//! waits, stopped and renamed, until the whole service is through, so a
+//! rollback needs no pull. Container operations on a host go through its
+//! bound (see `host`), whichever service they belong to.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use futures::future::join_all;
-use futures::stream::{self, StreamExt};
+use futures::stream::{self, FuturesUnordered, StreamExt};
 use tracing::Instrument as _;
 
 use super::context::{ApplyContext, ServicePolicy};
+use super::host::{Host, Hosts};
 use super::outcome::{record, ApplyReport, HostReport, RolloutReport, Step};
-use super::policy::{after_batch, allowed_failures, batch_size, halts_stack, Next};
-use super::{gate, prepare, schedule};
-use crate::hosts::{labels, Engine};
+use super::policy::{after_batch, allowed_failures, batch_size, Next};
+use super::schedule::{self, Schedule};
+use super::{gate, prepare};
+use crate::hosts::labels;
 use crate::placement::canonical_json;
 use crate::plan::{Action, Change, Plan, FAILED_SUFFIX, NEW_SUFFIX, RETIRED_SUFFIX};
 use crate::spec::{FailureAction, UpdateOrder};
 
-/// Applies the plan: hosts prepared in parallel, then services rolled out
-/// across hosts in batches.
+/// Applies the plan: hosts prepared in parallel, then every service rolled
+/// out across its hosts as soon as the schedule lets it.
 pub async fn apply(
     plan: &Plan,
-    engines: &BTreeMap<String, Box<dyn Engine>>,
+    engines: &BTreeMap<String, Box<dyn crate::hosts::Engine>>,
     ctx: &ApplyContext,
 ) -> ApplyReport {
+    let on = Hosts::new(engines, ctx.host_operations);
     let prepared = plan.hosts.iter().filter_map(|hp| {
-        let engine = engines.get(&hp.host)?;
+        let host = on.get(&hp.host)?;
         let span = tracing::info_span!("prepare", host = %hp.host);
-        Some(prepare::prepare_host(engine.as_ref(), hp, ctx).instrument(span))
+        Some(prepare::prepare_host(host, hp, ctx).instrument(span))
     });
     let mut hosts: BTreeMap<String, HostReport> = stream::iter(prepared)
         .buffer_unordered(ctx.parallel.max(1))
@@ -45,46 +51,66 @@ pub async fn apply(
         |stack, service| {
             ctx.services
                 .get(&(stack.to_string(), service.to_string()))
-                .map_or(0, |p| p.depth)
+                .map(|p| p.depends_on.clone())
+                .unwrap_or_default()
         },
     );
+    let mut schedule = Schedule::new(&order, ctx.rollout_parallel);
     let mut rollouts = Vec::new();
-    let mut halted_stacks: BTreeSet<String> = BTreeSet::new();
-    for schedule::ServiceRollout {
-        stack,
-        service,
-        members,
-    } in order
-    {
-        if halted_stacks.contains(&stack) {
-            for (host, c) in members {
-                if let Some(r) = hosts.get_mut(host) {
-                    r.error.get_or_insert_with(|| {
-                        format!(
-                            "`{}` not rolled out: an earlier service of stack `{stack}` failed",
-                            c.name
-                        )
-                    });
+    // A rollout says here when its first batch passed (`service_started`).
+    let (first_batch, mut first_batches) = tokio::sync::mpsc::unbounded_channel::<usize>();
+    let mut running = FuturesUnordered::new();
+    loop {
+        for i in schedule.ready() {
+            let r = &order[i];
+            let policy = ctx
+                .services
+                .get(&(r.stack.clone(), r.service.clone()))
+                .cloned()
+                .unwrap_or_default();
+            let span =
+                tracing::info_span!("rollout", service = %format!("{}/{}", r.stack, r.service));
+            let (first_batch, on) = (first_batch.clone(), &on);
+            running.push(async move {
+                let passed = move || {
+                    // The receiver lives as long as this loop.
+                    let _ = first_batch.send(i);
+                };
+                let rolled = roll_out(&r.members, &policy, on, ctx, passed)
+                    .instrument(span)
+                    .await;
+                (i, rolled)
+            });
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            Some(i) = first_batches.recv() => schedule.started(i),
+            Some((i, rolled)) = running.next() => {
+                let Rolled { journal, failed } = rolled;
+                merge(&mut hosts, journal);
+                let failure = failed.as_ref().map(|(action, _)| *action);
+                rollouts.extend(failed.map(|(_, report)| report));
+                for c in schedule.finished(i, failure) {
+                    let cause = &order[c.because];
+                    for (host, change) in &order[c.rollout].members {
+                        if let Some(r) = hosts.get_mut(*host) {
+                            r.error.get_or_insert_with(|| {
+                                format!(
+                                    "`{}` not rolled out: `{}/{}` failed before it",
+                                    change.name, cause.stack, cause.service
+                                )
+                            });
+                        }
+                    }
                 }
             }
-            continue;
-        }
-        let policy = ctx
-            .services
-            .get(&(stack.clone(), service.clone()))
-            .cloned()
-            .unwrap_or_default();
-        let span = tracing::info_span!("rollout", service = %format!("{stack}/{service}"));
-        if let Some((outcome, report)) = roll_out(&members, &policy, engines, ctx, &mut hosts)
-            .instrument(span)
-            .await
-        {
-            if halts_stack(outcome) {
-                halted_stacks.insert(stack.clone());
-            }
-            rollouts.push(report);
+            else => break,
         }
     }
+    // In the order services are listed, whichever finished first.
+    rollouts.sort_by(|a: &RolloutReport, b| (&a.stack, &a.service).cmp(&(&b.stack, &b.service)));
 
     if ctx.prune_secrets {
         let pruned = plan.hosts.iter().filter_map(|hp| {
@@ -111,6 +137,38 @@ pub async fn apply(
     }
 }
 
+/// What one service's rollout did: the steps it took on each host (merged
+/// into the host reports when it ends), and what was done about a failure.
+pub(super) struct Rolled {
+    journal: BTreeMap<String, HostReport>,
+    failed: Option<(FailureAction, RolloutReport)>,
+}
+
+/// The journal's report for `host`, started empty.
+fn journal_of<'j>(journal: &'j mut BTreeMap<String, HostReport>, host: &str) -> &'j mut HostReport {
+    journal
+        .entry(host.to_string())
+        .or_insert_with(|| HostReport {
+            host: host.to_string(),
+            steps: Vec::new(),
+            seconds: 0.0,
+            error: None,
+        })
+}
+
+/// Adds a rollout's steps to the host reports; a host keeps its first error.
+fn merge(hosts: &mut BTreeMap<String, HostReport>, journal: BTreeMap<String, HostReport>) {
+    for (host, j) in journal {
+        if let Some(r) = hosts.get_mut(&host) {
+            r.steps.extend(j.steps);
+            r.seconds += j.seconds;
+            if r.error.is_none() {
+                r.error = j.error;
+            }
+        }
+    }
+}
+
 /// A member of a rollout whose new container passed its gates; the old one
 /// (if any) waits, stopped and renamed, until the service is done.
 struct Started<'a> {
@@ -123,22 +181,30 @@ struct Started<'a> {
     old_was_running: bool,
 }
 
-/// Rolls one service out over its members in batches. Returns a report when
-/// something failed.
+/// Rolls one service out over its members in batches (see
+/// [`schedule::batch_len`]); `first_batch` is called once the first batch
+/// passed. Its steps go to the returned journal.
 pub(super) async fn roll_out(
     members: &[(&str, &Change)],
     policy: &ServicePolicy,
-    engines: &BTreeMap<String, Box<dyn Engine>>,
+    on: &Hosts<'_>,
     ctx: &ApplyContext,
-    hosts: &mut BTreeMap<String, HostReport>,
-) -> Option<(FailureAction, RolloutReport)> {
-    let first = members.first()?.1;
+    first_batch: impl FnOnce(),
+) -> Rolled {
+    let mut journal: BTreeMap<String, HostReport> = BTreeMap::new();
+    let Some((_, first)) = members.first() else {
+        return Rolled {
+            journal,
+            failed: None,
+        };
+    };
     let (stack, service) = (first.slot.stack.clone(), first.slot.service.clone());
-    let batch = batch_size(policy.update.parallelism, members.len());
+    let batch = schedule::batch_len(members, policy.update.parallelism);
     let allowed_failures = allowed_failures(&policy.update, members.len());
     let mut done: Vec<Started> = Vec::new();
     let mut failures: Vec<String> = Vec::new();
     let mut outcome = None;
+    let mut first_batch = Some(first_batch);
 
     for (i, chunk) in members.chunks(batch).enumerate() {
         if i > 0 && !policy.update.delay.is_zero() {
@@ -156,12 +222,9 @@ pub(super) async fn roll_out(
         );
         let results = join_all(chunk.iter().map(|(host, c)| async move {
             let started = Instant::now();
-            let engine = engines
-                .get(*host)
-                .ok_or_else(|| anyhow!("no connection to host `{host}`"));
-            let result = match engine {
-                Ok(engine) => start_member(engine.as_ref(), host, c, policy, ctx).await,
-                Err(e) => Err(e),
+            let result = match on.get(host) {
+                Some(h) => start_member(h, c, policy, ctx).await,
+                None => Err(anyhow!("no connection to host `{host}`")),
             };
             (*host, *c, started, result)
         }))
@@ -172,14 +235,12 @@ pub(super) async fn roll_out(
             } else {
                 Step::Replace
             };
-            let report = hosts.get_mut(host);
+            let report = journal_of(&mut journal, host);
             match result {
                 Ok(s) => {
-                    if let Some(r) = report {
-                        record(r, what, &c.name, started, None);
-                        if let Some(last) = r.steps.last_mut() {
-                            last.waited_seconds = Some(s.waited.as_secs_f64());
-                        }
+                    record(report, what, &c.name, started, None);
+                    if let Some(last) = report.steps.last_mut() {
+                        last.waited_seconds = Some(s.waited.as_secs_f64());
                     }
                     done.push(s);
                 }
@@ -188,20 +249,23 @@ pub(super) async fn roll_out(
                         "host `{host}`: {what} of `{}` ({stack}/{service} replica {}) failed",
                         c.name, c.slot.replica
                     ));
-                    if let Some(r) = report {
-                        record(r, what, &c.name, started, Some(&e));
-                        r.error.get_or_insert_with(|| format!("{e:#}"));
-                    }
+                    record(report, what, &c.name, started, Some(&e));
+                    report.error.get_or_insert_with(|| format!("{e:#}"));
                     failures.push(format!("{e:#}"));
                 }
             }
         }
-        if let Next::Failed { action, stop } =
-            after_batch(&policy.update, failures.len(), allowed_failures)
-        {
-            outcome = Some(action);
-            if stop {
-                break;
+        match after_batch(&policy.update, failures.len(), allowed_failures) {
+            Next::Proceed => {
+                if let Some(signal) = first_batch.take() {
+                    signal();
+                }
+            }
+            Next::Failed { action, stop } => {
+                outcome = Some(action);
+                if stop {
+                    break;
+                }
             }
         }
     }
@@ -216,37 +280,36 @@ pub(super) async fn roll_out(
             for chunk in done.chunks(rb_batch) {
                 let results = join_all(chunk.iter().map(|s| async move {
                     let started = Instant::now();
-                    let r = match engines.get(s.host) {
-                        Some(engine) => undo(engine.as_ref(), s).await,
+                    let r = match on.get(s.host) {
+                        Some(h) => undo(h, s).await,
                         None => Err(anyhow!("no connection to host `{}`", s.host)),
                     };
                     (s, started, r)
                 }))
                 .await;
                 for (s, started, r) in results {
-                    if let Some(report) = hosts.get_mut(s.host) {
-                        record(
-                            report,
-                            Step::Rollback,
-                            &s.change.name,
-                            started,
-                            r.as_ref().err(),
-                        );
-                        report.error.get_or_insert_with(|| {
-                            format!(
-                                "`{}` rolled back: another replica of `{stack}/{service}` failed",
-                                s.change.name
-                            )
-                        });
-                    }
+                    let report = journal_of(&mut journal, s.host);
+                    record(
+                        report,
+                        Step::Rollback,
+                        &s.change.name,
+                        started,
+                        r.as_ref().err(),
+                    );
+                    report.error.get_or_insert_with(|| {
+                        format!(
+                            "`{}` rolled back: another replica of `{stack}/{service}` failed",
+                            s.change.name
+                        )
+                    });
                 }
             }
         }
         _ => {
             // Success, pause or continue: what passed stays; its old containers go.
             join_all(done.iter().map(|s| async move {
-                if let (Some(engine), Some(old)) = (engines.get(s.host), &s.old_id) {
-                    if let Err(e) = engine.remove_container(old).await {
+                if let (Some(h), Some(old)) = (on.get(s.host), &s.old_id) {
+                    if let Err(e) = h.op(h.engine.remove_container(old)).await {
                         tracing::warn!(host = %s.host, "could not remove the old `{}`: {e:#}", s.change.name);
                     }
                 }
@@ -254,26 +317,30 @@ pub(super) async fn roll_out(
             .await;
         }
     }
-    let outcome = outcome?;
-    let report = RolloutReport {
-        stack,
-        service,
-        outcome: outcome.into(),
-        failures,
-    };
-    Some((outcome, report))
+    let failed = outcome.map(|action| {
+        (
+            action,
+            RolloutReport {
+                stack,
+                service,
+                outcome: action.into(),
+                failures,
+            },
+        )
+    });
+    Rolled { journal, failed }
 }
 
 /// Brings one slot to its new container and gates it. On failure the slot
 /// is put back as it was (the old container serving again) and the failed
 /// container is kept, stopped, as `<name>.berth-failed`.
 async fn start_member<'a>(
-    engine: &dyn Engine,
-    host: &'a str,
+    host: Host<'a>,
     c: &'a Change,
     policy: &ServicePolicy,
     ctx: &ApplyContext,
 ) -> anyhow::Result<Started<'a>> {
+    let engine = host.engine;
     let desired = c
         .desired
         .as_ref()
@@ -293,39 +360,45 @@ async fn start_member<'a>(
 
     if let Some(failed) = &c.failed_before {
         // A new attempt supersedes the record of the last failed one.
-        engine.remove_container(failed).await?;
+        host.op(engine.remove_container(failed)).await?;
     }
     let mut waited = Duration::ZERO;
     let new_id = if start_first {
         // New beside old, under a temporary name; old keeps serving until the new one passes.
         let temp = format!("{}{NEW_SUFFIX}", c.name);
-        let id = engine
-            .create_container(&temp, &desired.spec, &labels)
+        let id = host
+            .op(engine.create_container(&temp, &desired.spec, &labels))
             .await?;
-        match gate::gate(engine, &id, policy, ctx).await {
+        match start_and_gate(host, &id, policy, ctx).await {
             Ok(w) => waited = w,
             Err(e) => {
-                keep_failed(engine, &id, &c.name).await;
+                keep_failed(host, &id, &c.name).await;
                 return Err(e);
             }
         }
         if let Some(old) = old {
             let grace = old_grace(c);
-            engine.stop_container(&old.id, grace).await?;
-            engine.rename_container(&old.id, &retired).await?;
+            host.op(async {
+                engine.stop_container(&old.id, grace).await?;
+                engine.rename_container(&old.id, &retired).await
+            })
+            .await?;
         }
-        engine.rename_container(&id, &c.name).await?;
+        host.op(engine.rename_container(&id, &c.name)).await?;
         id
     } else {
         if let Some(old) = old {
-            engine.stop_container(&old.id, old_grace(c)).await?;
-            engine.rename_container(&old.id, &retired).await?;
+            host.op(async {
+                engine.stop_container(&old.id, old_grace(c)).await?;
+                engine.rename_container(&old.id, &retired).await
+            })
+            .await?;
         }
-        let created = engine
-            .create_container(&c.name, &desired.spec, &labels)
+        let created = host
+            .op(engine.create_container(&c.name, &desired.spec, &labels))
             .await;
         let gated = match &created {
-            Ok(id) => gate::gate(engine, id, policy, ctx).await,
+            Ok(id) => start_and_gate(host, id, policy, ctx).await,
             Err(_) => Ok(Duration::ZERO),
         };
         let failure = match (&created, gated) {
@@ -338,10 +411,10 @@ async fn start_member<'a>(
         };
         if let Some(e) = failure {
             if let Ok(id) = &created {
-                keep_failed(engine, id, &c.name).await;
+                keep_failed(host, id, &c.name).await;
             }
             if let Some(old) = old {
-                let restored = restore(engine, &old.id, &c.name, old_running).await;
+                let restored = restore(host, &old.id, &c.name, old_running).await;
                 return Err(match restored {
                     Ok(()) => e.context(format!(
                         "rolled back: the previous container `{}` ({}) serves again",
@@ -357,7 +430,7 @@ async fn start_member<'a>(
         created?
     };
     Ok(Started {
-        host,
+        host: host.name,
         waited,
         change: c,
         new_id,
@@ -366,38 +439,61 @@ async fn start_member<'a>(
     })
 }
 
+/// Starts a created container (in a slot of its host) and waits on its
+/// gates (in none). Returns the time spent on the gates.
+async fn start_and_gate(
+    host: Host<'_>,
+    id: &str,
+    policy: &ServicePolicy,
+    ctx: &ApplyContext,
+) -> anyhow::Result<Duration> {
+    host.op(host.engine.start_container(id)).await?;
+    gate::gate(host.engine, id, policy, ctx).await
+}
+
 fn old_grace(c: &Change) -> Option<u64> {
     c.desired.as_ref().and_then(|d| d.spec.stop_grace_period)
 }
 
 /// Puts a kept old container back under its name, running if it was.
-async fn restore(engine: &dyn Engine, old_id: &str, name: &str, start: bool) -> anyhow::Result<()> {
-    engine.rename_container(old_id, name).await?;
-    if start {
-        engine.start_container(old_id).await?;
-    }
-    Ok(())
+async fn restore(host: Host<'_>, old_id: &str, name: &str, start: bool) -> anyhow::Result<()> {
+    let engine = host.engine;
+    host.op(async {
+        engine.rename_container(old_id, name).await?;
+        if start {
+            engine.start_container(old_id).await?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// Rolls back a member that had passed: its (healthy) new container goes,
 /// the old one returns.
-async fn undo(engine: &dyn Engine, s: &Started<'_>) -> anyhow::Result<()> {
-    let name = &s.change.name;
-    engine.stop_container(&s.new_id, Some(10)).await?;
-    engine.remove_container(&s.new_id).await?;
+async fn undo(host: Host<'_>, s: &Started<'_>) -> anyhow::Result<()> {
+    let (engine, name) = (host.engine, &s.change.name);
+    host.op(async {
+        engine.stop_container(&s.new_id, Some(10)).await?;
+        engine.remove_container(&s.new_id).await
+    })
+    .await?;
     if let Some(old) = &s.old_id {
-        restore(engine, old, name, s.old_was_running).await?;
+        restore(host, old, name, s.old_was_running).await?;
     }
     Ok(())
 }
 
 /// Stops a container that failed its gates and keeps it as
 /// `<name>.berth-failed` for its logs; best effort.
-async fn keep_failed(engine: &dyn Engine, id: &str, name: &str) {
-    let _ = engine.stop_container(id, Some(2)).await;
-    let failed = format!("{name}{FAILED_SUFFIX}");
-    if let Err(e) = engine.rename_container(id, &failed).await {
-        tracing::warn!("could not keep the failed `{name}` for inspection: {e:#}");
-        let _ = engine.remove_container(id).await;
-    }
+async fn keep_failed(host: Host<'_>, id: &str, name: &str) {
+    let engine = host.engine;
+    host.op(async {
+        let _ = engine.stop_container(id, Some(2)).await;
+        let failed = format!("{name}{FAILED_SUFFIX}");
+        if let Err(e) = engine.rename_container(id, &failed).await {
+            tracing::warn!("could not keep the failed `{name}` for inspection: {e:#}");
+            let _ = engine.remove_container(id).await;
+        }
+    })
+    .await;
 }

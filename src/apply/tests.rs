@@ -86,6 +86,8 @@ fn context(plaintexts: &[(&str, &str)]) -> ApplyContext {
         health_timeout: Duration::from_secs(2),
         services: BTreeMap::new(),
         parallel: 1,
+        rollout_parallel: 16,
+        host_operations: HOST_OPERATIONS,
         secrets: std::sync::Arc::new(crate::secrets::Plaintexts::from_map(
             plaintexts
                 .iter()
@@ -184,6 +186,18 @@ fn readiness_follows_health() {
 /// A host `h` running `replicas` old containers of `<stack>/<service>` from
 /// `reg/app:1`, each to be replaced by `reg/app:2`; returns the changes.
 fn seed_replaces(engine: &MemoryEngine, stack: &str, service: &str, replicas: u32) -> Vec<Change> {
+    seed_replaces_to(engine, stack, service, replicas, "reg/app:2")
+}
+
+/// As [`seed_replaces`], to `image` (which the host has).
+fn seed_replaces_to(
+    engine: &MemoryEngine,
+    stack: &str,
+    service: &str,
+    replicas: u32,
+    image: &str,
+) -> Vec<Change> {
+    engine.add_image(image);
     (1..=replicas)
         .map(|replica| {
             let slot = crate::placement::Slot {
@@ -198,7 +212,7 @@ fn seed_replaces(engine: &MemoryEngine, stack: &str, service: &str, replicas: u3
                 "running",
             );
             let spec = crate::spec::ContainerSpec {
-                image: "reg/app:2".into(),
+                image: image.into(),
                 restart: "unless-stopped".into(),
                 ..Default::default()
             };
@@ -260,9 +274,13 @@ fn rollout_context(services: &[(&str, &str, ServicePolicy)]) -> ApplyContext {
     ctx
 }
 
-fn policy(depth: usize, parallelism: u32, action: crate::spec::FailureAction) -> ServicePolicy {
+/// A policy that waits for `after` (healthy), in batches of `parallelism`.
+fn policy(after: &[&str], parallelism: u32, action: crate::spec::FailureAction) -> ServicePolicy {
     let mut p = ServicePolicy {
-        depth,
+        depends_on: after
+            .iter()
+            .map(|d| (d.to_string(), crate::spec::DependsCondition::ServiceHealthy))
+            .collect(),
         ..Default::default()
     };
     p.update.parallelism = parallelism;
@@ -293,13 +311,15 @@ fn position(log: &[String], entry: &str) -> usize {
 async fn depends_on_rolls_a_service_out_after_what_it_depends_on() {
     use crate::spec::FailureAction::Rollback;
     let (engine, engines) = rollout_host();
-    // The plan lists `web` first; `web` depends on `db` (depth 1 > 0).
+    // The plan lists `web` first; `web` depends on `db`.
     let mut changes = seed_replaces(&engine, "s", "web", 1);
     changes.extend(seed_replaces(&engine, "s", "db", 1));
     let ctx = rollout_context(&[
-        ("s", "web", policy(1, 1, Rollback)),
-        ("s", "db", policy(0, 1, Rollback)),
+        ("s", "web", policy(&["db"], 1, Rollback)),
+        ("s", "db", policy(&[], 1, Rollback)),
     ]);
+    // Slow enough that web would overtake db if it did not wait.
+    engine.set_latency(Duration::from_millis(5));
     let report = apply(&rollout_plan(changes), &engines, &ctx).await;
     assert!(report.rollouts.is_empty(), "{report:?}");
     let log = engine.mutations();
@@ -314,7 +334,7 @@ async fn a_failure_in_the_first_batch_pauses_before_the_next_batch() {
     use crate::spec::FailureAction::Pause;
     let (engine, engines) = rollout_host();
     let changes = seed_replaces(&engine, "s", "web", 4);
-    let ctx = rollout_context(&[("s", "web", policy(0, 2, Pause))]);
+    let ctx = rollout_context(&[("s", "web", policy(&[], 2, Pause))]);
     // The first replica's new container cannot be created.
     engine.fail_next("create", "no space left on device");
     let report = apply(&rollout_plan(changes), &engines, &ctx).await;
@@ -348,7 +368,7 @@ async fn a_failure_rolls_back_every_replaced_replica_of_the_service() {
     use crate::spec::FailureAction::Rollback;
     let (engine, engines) = rollout_host();
     let changes = seed_replaces(&engine, "s", "web", 4);
-    let ctx = rollout_context(&[("s", "web", policy(0, 2, Rollback))]);
+    let ctx = rollout_context(&[("s", "web", policy(&[], 2, Rollback))]);
     engine.fail_next("create", "no space left on device");
     let report = apply(&rollout_plan(changes), &engines, &ctx).await;
 
@@ -377,29 +397,38 @@ async fn a_failure_rolls_back_every_replaced_replica_of_the_service() {
 }
 
 #[tokio::test]
-async fn continue_goes_on_past_a_failure_and_keeps_the_stack_going() {
+async fn continue_goes_on_past_a_failure_but_its_dependants_wait() {
     use crate::spec::FailureAction::{Continue, Rollback};
     let (engine, engines) = rollout_host();
     let mut changes = seed_replaces(&engine, "s", "web", 3);
     changes.extend(seed_replaces(&engine, "s", "worker", 1));
-    let ctx = rollout_context(&[
-        ("s", "web", policy(0, 1, Continue)),
-        ("s", "worker", policy(1, 1, Rollback)),
+    changes.extend(seed_replaces(&engine, "s", "site", 1));
+    let mut ctx = rollout_context(&[
+        ("s", "web", policy(&[], 1, Continue)),
+        ("s", "worker", policy(&[], 1, Rollback)),
+        ("s", "site", policy(&["web"], 1, Rollback)),
     ]);
+    // One at a time, so the injected failure meets `web` (before `worker`).
+    ctx.rollout_parallel = 1;
     engine.fail_next("create", "no space left on device");
     let report = apply(&rollout_plan(changes), &engines, &ctx).await;
 
     assert_eq!(report.rollouts.len(), 1, "{report:?}");
     assert_eq!(report.rollouts[0].outcome, RolloutOutcome::Continued);
+    // `site` waits for a `web` that did not fully roll out; `worker` does
+    // not depend on it and goes on.
     assert_eq!(
         containers(&engine),
         vec![
+            running("s-site-1", "reg/app:1"),
             running("s-web-1", "reg/app:1"),
             running("s-web-2", "reg/app:2"),
             running("s-web-3", "reg/app:2"),
             running("s-worker-1", "reg/app:2"),
         ]
     );
+    let error = report.hosts[0].error.as_deref().unwrap_or_default();
+    assert!(error.contains("s-web-1"), "{error}");
 }
 
 #[tokio::test]
@@ -408,12 +437,16 @@ async fn a_failed_service_halts_the_rest_of_its_stack_only() {
     let (engine, engines) = rollout_host();
     let mut changes = seed_replaces(&engine, "s", "db", 1);
     changes.extend(seed_replaces(&engine, "s", "web", 1));
+    changes.extend(seed_replaces(&engine, "s", "worker", 1));
     changes.extend(seed_replaces(&engine, "t", "api", 1));
-    let ctx = rollout_context(&[
-        ("s", "db", policy(0, 1, Rollback)),
-        ("s", "web", policy(1, 1, Rollback)),
-        ("t", "api", policy(0, 1, Rollback)),
+    let mut ctx = rollout_context(&[
+        ("s", "db", policy(&[], 1, Rollback)),
+        ("s", "web", policy(&["db"], 1, Rollback)),
+        ("s", "worker", policy(&[], 1, Rollback)),
+        ("t", "api", policy(&[], 1, Rollback)),
     ]);
+    // One at a time, in order: the injected failure meets `db` first.
+    ctx.rollout_parallel = 1;
     engine.fail_next("create", "no space left on device");
     let report = apply(&rollout_plan(changes), &engines, &ctx).await;
 
@@ -425,16 +458,170 @@ async fn a_failed_service_halts_the_rest_of_its_stack_only() {
         ),
         ("db", RolloutOutcome::RolledBack)
     );
-    // `web` comes after `db` in stack `s`: not touched. Stack `t` is
-    // independent: rolled out.
+    // `web` depends on `db`, and `worker` had not started when `db` rolled
+    // back: neither is touched. Stack `t` is independent: rolled out.
     assert_eq!(
         containers(&engine),
         vec![
             running("s-db-1", "reg/app:1"),
             running("s-web-1", "reg/app:1"),
+            running("s-worker-1", "reg/app:1"),
             running("t-api-1", "reg/app:2"),
         ]
     );
     let log = engine.mutations();
-    assert!(!log.iter().any(|m| m.contains("s-web-1")), "{log:?}");
+    assert!(
+        !log.iter()
+            .any(|m| m.contains("s-web-1") || m.contains("s-worker-1")),
+        "{log:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_stack_rolls_back_while_the_other_converges_beside_it() {
+    use crate::spec::FailureAction::Rollback;
+    let (engine, engines) = rollout_host();
+    // Stack `bad`: its new image reports unhealthy. Stack `good`: fine.
+    engine.set_image_health("reg/bad:2", "unhealthy");
+    let mut changes = seed_replaces_to(&engine, "bad", "web", 2, "reg/bad:2");
+    changes.extend(seed_replaces(&engine, "good", "web", 2));
+    changes.extend(seed_replaces(&engine, "good", "api", 1));
+    let ctx = rollout_context(&[
+        ("bad", "web", policy(&[], 1, Rollback)),
+        ("good", "web", policy(&[], 1, Rollback)),
+        ("good", "api", policy(&["web"], 1, Rollback)),
+    ]);
+    engine.set_latency(Duration::from_millis(2));
+    let report = apply(&rollout_plan(changes), &engines, &ctx).await;
+
+    let failed: Vec<(&str, RolloutOutcome)> = report
+        .rollouts
+        .iter()
+        .map(|r| (r.stack.as_str(), r.outcome))
+        .collect();
+    assert_eq!(failed, vec![("bad", RolloutOutcome::RolledBack)]);
+    assert!(report.rollouts[0].failures[0].contains("unhealthy"));
+    assert_eq!(
+        containers(&engine),
+        vec![
+            running("bad-web-1", "reg/app:1"),
+            (
+                "bad-web-1.berth-failed".into(),
+                "reg/bad:2".into(),
+                "exited".into()
+            ),
+            running("bad-web-2", "reg/app:1"),
+            running("good-api-1", "reg/app:2"),
+            running("good-web-1", "reg/app:2"),
+            running("good-web-2", "reg/app:2"),
+        ]
+    );
+}
+
+/// `n` services of stack `s` (`svc1`..), each one new replica from
+/// `reg/app:2`, nothing serving.
+fn new_services(n: u32, replicas: u32) -> Vec<Change> {
+    let spec = crate::spec::ContainerSpec {
+        image: "reg/app:2".into(),
+        restart: "unless-stopped".into(),
+        ..Default::default()
+    };
+    (1..=n)
+        .flat_map(|i| (1..=replicas).map(move |r| (i, r)))
+        .map(|(i, replica)| {
+            let slot = crate::placement::Slot {
+                stack: "s".into(),
+                service: format!("svc{i}"),
+                replica,
+            };
+            Change {
+                action: Action::Create,
+                name: slot.container_name(),
+                slot,
+                current: None,
+                desired: Some(crate::plan::DesiredRef {
+                    spec_hash: crate::placement::spec_hash(&spec),
+                    spec: spec.clone(),
+                }),
+                reason: "new".into(),
+                drift: false,
+                fields: vec![],
+                failed_before: None,
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn services_roll_out_at_once_within_both_bounds() {
+    // Eight independent services: a host takes at most `host_operations`
+    // container operations at once...
+    let (engine, engines) = rollout_host();
+    engine.set_latency(Duration::from_millis(10));
+    let mut ctx = rollout_context(&[]);
+    ctx.host_operations = 3;
+    let report = apply(&rollout_plan(new_services(8, 1)), &engines, &ctx).await;
+    assert!(report.failed_hosts().is_empty(), "{report:?}");
+    assert_eq!(engine.containers().len(), 8);
+    assert_eq!(engine.max_in_flight(), 3);
+
+    // ...and no more than `rollout_parallel` services roll out at once
+    // (one replica each: one operation at a time each).
+    let (engine, engines) = rollout_host();
+    engine.set_latency(Duration::from_millis(10));
+    ctx.host_operations = 100;
+    ctx.rollout_parallel = 2;
+    let report = apply(&rollout_plan(new_services(8, 1)), &engines, &ctx).await;
+    assert!(report.failed_hosts().is_empty(), "{report:?}");
+    assert_eq!(engine.max_in_flight(), 2);
+}
+
+#[tokio::test]
+async fn batches_guard_serving_replicas_and_a_new_service_goes_at_once() {
+    use crate::spec::FailureAction::Rollback;
+    // Nothing serves: all four replicas at once, `parallelism: 1` or not.
+    let (engine, engines) = rollout_host();
+    engine.set_latency(Duration::from_millis(10));
+    let ctx = rollout_context(&[("s", "svc1", policy(&[], 1, Rollback))]);
+    let report = apply(&rollout_plan(new_services(1, 4)), &engines, &ctx).await;
+    assert!(report.failed_hosts().is_empty(), "{report:?}");
+    assert_eq!(engine.containers().len(), 4);
+    assert_eq!(engine.max_in_flight(), 4);
+
+    let log = engine.mutations();
+    assert!(
+        position(&log, "create s-svc1-4") < position(&log, "start s-svc1-1"),
+        "{log:?}"
+    );
+
+    // Four serving replicas: one at a time, each started before the next
+    // is stopped (their old containers then go all at once).
+    let (engine, engines) = rollout_host();
+    let changes = seed_replaces(&engine, "s", "svc1", 4);
+    engine.set_latency(Duration::from_millis(10));
+    let report = apply(&rollout_plan(changes), &engines, &ctx).await;
+    assert!(report.failed_hosts().is_empty(), "{report:?}");
+    let log = engine.mutations();
+    for n in 1..4 {
+        assert!(
+            position(&log, &format!("start s-svc1-{n}"))
+                < position(&log, &format!("stop s-svc1-{}", n + 1)),
+            "{log:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_new_service_that_fails_goes_away_whole() {
+    use crate::spec::FailureAction::Rollback;
+    // All replicas at once, one of them unhealthy: every new one goes (the
+    // failed one kept for its logs), as a rollback of a replace would.
+    let (engine, engines) = rollout_host();
+    let ctx = rollout_context(&[("s", "svc1", policy(&[], 1, Rollback))]);
+    engine.fail_next("start", "port is already allocated");
+    let report = apply(&rollout_plan(new_services(1, 3)), &engines, &ctx).await;
+    assert_eq!(report.rollouts.len(), 1, "{report:?}");
+    assert_eq!(report.rollouts[0].outcome, RolloutOutcome::RolledBack);
+    let names: Vec<String> = engine.containers().into_iter().map(|c| c.name).collect();
+    assert_eq!(names, vec!["s-svc1-1.berth-failed".to_string()]);
 }

@@ -63,6 +63,11 @@ struct State {
     /// Never the value itself, so a test dump cannot show it.
     secret_files: BTreeMap<String, (String, String, u32)>,
     closed: bool,
+    /// How long each container operation takes (see [`MemoryEngine::set_latency`]).
+    latency: Duration,
+    /// Container operations under way, and the most there ever were at once.
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 impl State {
@@ -265,6 +270,45 @@ impl MemoryEngine {
     fn who(&self) -> String {
         format!("host `{}` (memory)", self.host)
     }
+
+    /// Container operations (`create`, `start`, `stop`, `remove`,
+    /// `rename`) take `latency` from now on, as over a network: so a test
+    /// can see how many a caller runs at once.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state().latency = latency;
+    }
+
+    /// The most container operations that were ever under way at once
+    /// (with a latency set; otherwise each is instant and counts alone).
+    pub fn max_in_flight(&self) -> usize {
+        self.state().max_in_flight
+    }
+
+    /// Counts a container operation as under way until the guard drops,
+    /// after its latency.
+    async fn busy(&self) -> Busy {
+        let latency = {
+            let mut st = self.state();
+            st.in_flight += 1;
+            st.max_in_flight = st.max_in_flight.max(st.in_flight);
+            st.latency
+        };
+        let busy = Busy(self.state.clone());
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        busy
+    }
+}
+
+/// A container operation under way (see [`MemoryEngine::max_in_flight`]).
+struct Busy(Arc<Mutex<State>>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut st = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        st.in_flight = st.in_flight.saturating_sub(1);
+    }
 }
 
 #[async_trait]
@@ -368,6 +412,7 @@ impl Engine for MemoryEngine {
         spec: &ContainerSpec,
         labels: &BTreeMap<String, String>,
     ) -> anyhow::Result<String> {
+        let _busy = self.busy().await;
         let mut st = self.state();
         st.injected(
             "create",
@@ -427,6 +472,7 @@ impl Engine for MemoryEngine {
     }
 
     async fn start_container(&self, id: &str) -> anyhow::Result<()> {
+        let _busy = self.busy().await;
         let mut st = self.state();
         st.injected(
             "start",
@@ -447,6 +493,7 @@ impl Engine for MemoryEngine {
     }
 
     async fn stop_container(&self, id: &str, _grace: Option<u64>) -> anyhow::Result<()> {
+        let _busy = self.busy().await;
         let mut st = self.state();
         st.injected("stop", &self.host, &format!("cannot stop container `{id}`"))?;
         let name = match st.containers.get_mut(id) {
@@ -464,6 +511,7 @@ impl Engine for MemoryEngine {
     }
 
     async fn remove_container(&self, id: &str) -> anyhow::Result<()> {
+        let _busy = self.busy().await;
         let mut st = self.state();
         st.injected(
             "remove",
@@ -479,6 +527,7 @@ impl Engine for MemoryEngine {
     }
 
     async fn rename_container(&self, id: &str, new_name: &str) -> anyhow::Result<()> {
+        let _busy = self.busy().await;
         let mut st = self.state();
         st.injected(
             "rename",

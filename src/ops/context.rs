@@ -35,6 +35,8 @@ pub(super) fn apply_context(
         health_timeout,
         services: service_policies(&loaded.project),
         parallel,
+        rollout_parallel: loaded.project.inventory.settings.rollout_parallel,
+        host_operations: crate::apply::HOST_OPERATIONS,
         secrets: std::sync::Arc::new(secrets),
         secrets_dirs: loaded
             .project
@@ -76,39 +78,21 @@ fn runner_hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
-/// How each service rolls out: its depth in its stack's `depends_on` graph
-/// (validated acyclic by spec), its update/rollback config and checks.
+/// How each service rolls out: what it waits for in its stack's
+/// `depends_on` graph (validated acyclic by spec), its update/rollback
+/// config and checks.
 fn service_policies(project: &Project) -> BTreeMap<(String, String), ServicePolicy> {
     let mut policies = BTreeMap::new();
     for stack in &project.stacks {
-        let deps: BTreeMap<&str, Vec<&str>> = stack
-            .services
-            .iter()
-            .map(|s| {
-                (
-                    s.name.as_str(),
-                    s.depends_on.keys().map(String::as_str).collect(),
-                )
-            })
-            .collect();
-        fn depth<'a>(s: &'a str, deps: &BTreeMap<&'a str, Vec<&'a str>>, seen: usize) -> usize {
-            if seen > deps.len() {
-                return 0;
-            }
-            deps.get(s)
-                .map(|ds| {
-                    ds.iter()
-                        .map(|d| 1 + depth(d, deps, seen + 1))
-                        .max()
-                        .unwrap_or(0)
-                })
-                .unwrap_or(0)
-        }
         for s in &stack.services {
             policies.insert(
                 (stack.name.clone(), s.name.clone()),
                 ServicePolicy {
-                    depth: depth(&s.name, &deps, 0),
+                    depends_on: s
+                        .depends_on
+                        .iter()
+                        .map(|(dep, condition)| (dep.clone(), *condition))
+                        .collect(),
                     update: s.deploy.update.clone(),
                     rollback: s.deploy.rollback.clone(),
                     validate: s.validate.clone(),

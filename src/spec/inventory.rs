@@ -96,6 +96,10 @@ pub(crate) struct RawSettings {
     /// How many hosts berth contacts at once. Default 16.
     #[schemars(range(min = 1))]
     pub parallel: Option<u32>,
+    /// How many services `apply` rolls out at once, across stacks (a
+    /// service still waits for what it `depends_on`). Default 16.
+    #[schemars(range(min = 1))]
+    pub rollout_parallel: Option<u32>,
     /// How long to wait for an SSH connection, as a Go duration (`10s`, `1m`). Default `10s`.
     pub connect_timeout: Option<GoDuration>,
     /// known_hosts file checked strictly for every SSH host and every jump
@@ -223,6 +227,7 @@ pub(crate) const DEFAULTS_KEYS: &[&str] = &[
 ];
 pub(crate) const SETTINGS_KEYS: &[&str] = &[
     "parallel",
+    "rollout_parallel",
     "connect_timeout",
     "known_hosts",
     "ssh_config",
@@ -245,6 +250,9 @@ pub(crate) const HOST_KEYS: &[&str] = &[
 const DEFAULT_PROJECT: &str = "default";
 const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 const DEFAULT_PARALLEL: usize = 16;
+/// Services rolled out at once: enough that a fleet's independent services
+/// go together, few enough that the runner's connections stay responsive.
+const DEFAULT_ROLLOUT_PARALLEL: usize = 16;
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Reads the tree into raw types, reporting unknown keys and wrong types.
@@ -333,6 +341,11 @@ fn read_settings(cx: &mut Cx, node: &Node) -> Option<RawSettings> {
     if let Some(v) = fields.value("parallel") {
         raw.parallel = cx
             .int(v, "`settings.parallel`", 1, i64::from(u32::MAX))
+            .map(|n| n as u32);
+    }
+    if let Some(v) = fields.value("rollout_parallel") {
+        raw.rollout_parallel = cx
+            .int(v, "`settings.rollout_parallel`", 1, i64::from(u32::MAX))
             .map(|n| n as u32);
     }
     if let Some(v) = fields.value("connect_timeout") {
@@ -768,6 +781,9 @@ pub(crate) fn validate(cx: &mut Cx, raw: RawInventory, root: &Path) -> Option<(S
         hosts,
         settings: Settings {
             parallel: settings.parallel.map_or(DEFAULT_PARALLEL, |p| p as usize),
+            rollout_parallel: settings
+                .rollout_parallel
+                .map_or(DEFAULT_ROLLOUT_PARALLEL, |p| p as usize),
             connect_timeout: settings
                 .connect_timeout
                 .map_or(DEFAULT_CONNECT_TIMEOUT, |d| d.0),
@@ -865,7 +881,7 @@ mod tests {
         let (result, messages) = load(
             "project: shop\n\
              defaults: {user: deploy, port: 2222, identity_file: keys/id}\n\
-             settings: {parallel: 4, connect_timeout: 1m}\n\
+             settings: {parallel: 4, rollout_parallel: 3, connect_timeout: 1m}\n\
              hosts:\n\
              \x20 - {name: web-2, address: 10.0.0.2, labels: {role: web, zone: 1}}\n\
              \x20 - {name: db-1, address: db.example.com, port: 22, user: root}\n\
@@ -893,6 +909,7 @@ mod tests {
         assert_eq!(inventory.settings.ssh_config, None);
         assert_eq!(inventory.hosts[0].transport, Transport::Local);
         assert_eq!(inventory.settings.parallel, 4);
+        assert_eq!(inventory.settings.rollout_parallel, 3);
         assert_eq!(inventory.settings.connect_timeout, Duration::from_secs(60));
     }
 

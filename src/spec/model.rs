@@ -40,6 +40,8 @@ pub struct Inventory {
 pub struct Settings {
     /// How many hosts are contacted at once.
     pub parallel: usize,
+    /// How many services apply rolls out at once.
+    pub rollout_parallel: usize,
     pub connect_timeout: std::time::Duration,
     /// known_hosts file used for every SSH host; None means `~/.ssh/known_hosts`.
     pub known_hosts: Option<PathBuf>,

@@ -23,8 +23,9 @@ fn apply_places_replicas_and_serves_http() -> Result<(), Failed> {
         !run.stderr.contains('\r') && !run.stderr.contains('\u{1b}'),
         "progress bar or escape codes in a non-TTY log\n{run}"
     );
+    // Nothing serves yet: both replicas go in one batch (still gated).
     check!(
-        run.stderr.contains("rolling out `site/web`: batch 1 of 2"),
+        run.stderr.contains("rolling out `site/web`: batch 1 of 1"),
         "{run}"
     );
 

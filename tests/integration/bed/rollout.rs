@@ -461,3 +461,74 @@ fn killed_rollout_converges_on_next_run() -> Result<(), Failed> {
     }
     Ok(())
 }
+
+/// Two stacks roll out side by side: the bad release of one rolls back
+/// without holding up or touching the other, and the run's error names
+/// only the bad one.
+#[test]
+fn failing_stack_rolls_back_while_the_good_one_converges() -> Result<(), Failed> {
+    let bed = &Bed::take();
+    let project = "t-twostacks";
+    let _scope = bed.scope(project);
+    let repo = bed.repo(project);
+    let (v1, v2, bad) = (
+        bed.get("BED_WEB_V1"),
+        bed.get("BED_WEB_V2"),
+        bed.get("BED_WEB_BAD"),
+    );
+    let stack = |img: &str, port: u16| global_web(img, Some(port), "", "");
+    repo.write("stacks/good/compose.yaml", &stack(&v1, 18094));
+    repo.write("stacks/bad/compose.yaml", &stack(&v1, 18095));
+    repo.commit("v1 of both");
+    expect_code(&apply(&repo, &[]), 0);
+    let before: Vec<_> = HOSTS.iter().map(|h| bed.containers(h, project)).collect();
+
+    repo.write("stacks/good/compose.yaml", &stack(&v2, 18094));
+    repo.write("stacks/bad/compose.yaml", &stack(&bad, 18095));
+    repo.commit("good v2, bad release");
+    let run = apply(&repo, &["--health-timeout", "30"]);
+    expect_code(&run, 1);
+    // The run's error: its `error:` lines (the log lines come before).
+    let error: String = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    check!(
+        error.contains("host `edge-1`: replace of `bad-web-1` (bad/web replica 1) failed")
+            && error.contains("unhealthy")
+            && error.contains("rolled back"),
+        "the error does not name the bad release\n{run}"
+    );
+    check!(
+        !error.contains("good"),
+        "the error names the good stack\n{run}"
+    );
+    for (i, host) in HOSTS.iter().enumerate() {
+        let good = bed.http_get(host, 18094);
+        check!(
+            good.trim() == "berth-test web v2",
+            "{host}: the good stack does not serve v2: {good:?}\n{run}"
+        );
+        let served = bed.http_get(host, 18095);
+        check!(
+            served.trim() == "berth-test web v1",
+            "{host}: the bad stack does not serve v1 again: {served:?}\n{run}"
+        );
+        let now = bed.containers(host, project);
+        check!(
+            now.get("bad-web-1").map(|c| &c.id) == before[i].get("bad-web-1").map(|c| &c.id),
+            "{host}: the bad stack's old container was not kept: {now:?}"
+        );
+    }
+    // The next plan leaves the good stack alone and offers the bad
+    // release again.
+    let run = plan(&repo, &["--detailed-exitcode"]);
+    expect_code(&run, 2);
+    check!(
+        !run.stdout.contains("good-web") && run.stdout.contains("bad-web-1"),
+        "{run}"
+    );
+    Ok(())
+}
