@@ -5,7 +5,9 @@
 
 use std::fmt::Write as _;
 
-use crate::plan::{Action, Change, Plan};
+use crate::plan::{Action, Blocked, Change, Plan};
+
+pub mod reason;
 
 /// The variables that came from the environment of the machine that
 /// planned, one a line (`TAG=4f2c1e from the environment (stacks: web)`):
@@ -35,6 +37,7 @@ pub fn human(plan: &Plan) -> String {
     }
     for host in &plan.hosts {
         if host.changes.is_empty()
+            && host.blocked.is_empty()
             && host.networks.is_empty()
             && host.volumes.is_empty()
             && host.pulls.is_empty()
@@ -69,7 +72,7 @@ pub fn human(plan: &Plan) -> String {
                 "  {marker} {:<width$} {}{drift} ({})",
                 label(c),
                 verb(c.action),
-                c.reason
+                c.reason_text()
             );
             for f in &c.fields {
                 match (&f.old, &f.new) {
@@ -85,6 +88,9 @@ pub fn human(plan: &Plan) -> String {
                     (None, None) => {}
                 }
             }
+        }
+        for b in &host.blocked {
+            let _ = writeln!(out, "  ! {} {}", slot_label(b), blocker_text(b));
         }
         out.push('\n');
     }
@@ -113,6 +119,13 @@ pub fn summary(plan: &Plan) -> String {
         }
         s
     };
+    let blocked = plan.blocked().count();
+    if blocked > 0 {
+        let _ = write!(
+            s,
+            "\n{blocked} container(s) blocked: apply refuses this plan until they are fixed on the host."
+        );
+    }
     if !plan.unreachable.is_empty() {
         let _ = write!(
             s,
@@ -186,6 +199,26 @@ pub fn markdown_within(plan: &Plan, budget: usize) -> String {
         })
         .collect();
 
+    let blocked: Vec<(&str, &Blocked)> = plan.blocked().collect();
+    if !blocked.is_empty() {
+        let _ = writeln!(head, "#### Blocked\n");
+        let _ = writeln!(
+            head,
+            "Apply refuses this plan until these are fixed on the host.\n"
+        );
+        let _ = writeln!(head, "| host | container | why |");
+        let _ = writeln!(head, "|---|---|---|");
+        for (host, b) in &blocked {
+            let _ = writeln!(
+                head,
+                "| `{host}` | `{}` | {} |",
+                slot_label(b),
+                cell(&blocker_text(b))
+            );
+        }
+        head.push('\n');
+    }
+
     // Sections in order; each is kept whole or not at all.
     let mut sections: Vec<(usize, String)> = Vec::new();
     if !drift.is_empty() {
@@ -202,7 +235,7 @@ pub fn markdown_within(plan: &Plan, budget: usize) -> String {
                 s,
                 "| `{host}` | `{}` | {} | {} |",
                 label(c),
-                cell(&c.reason),
+                cell(&c.reason_text()),
                 verb(c.action)
             );
         }
@@ -236,7 +269,7 @@ pub fn markdown_within(plan: &Plan, budget: usize) -> String {
                     label(c),
                     verb(c.action),
                     image_cell(c),
-                    cell(&c.reason)
+                    cell(&c.reason_text())
                 );
             }
             let with_fields: Vec<&&Change> =
@@ -330,6 +363,22 @@ fn label(c: &Change) -> String {
     } else {
         c.slot.to_string()
     }
+}
+
+fn slot_label(b: &Blocked) -> String {
+    b.slot.to_string()
+}
+
+fn blocker_text(b: &Blocked) -> String {
+    reason::blocker(b.blocker, &b.name)
+}
+
+/// One line per blocked container, `host `edge-1`: blocked: …`, for the
+/// error apply gives when it refuses a blocked plan.
+pub fn blocked_lines(plan: &Plan) -> Vec<String> {
+    plan.blocked()
+        .map(|(host, b)| format!("host `{host}`: {} {}", slot_label(b), blocker_text(b)))
+        .collect()
 }
 
 fn verb(a: Action) -> &'static str {
@@ -529,6 +578,63 @@ mod tests {
         for h in ["edge-01", "edge-02", "edge-03"] {
             assert!(md.contains(&format!("#### `{h}`")), "{h} missing");
         }
+    }
+
+    /// A saved plan reads back as it was written: every reason from its words.
+    #[test]
+    fn json_plan_reads_back_as_it_was_written() {
+        let plan = sample_plan(3, 2);
+        let text = json(&plan);
+        let back: Plan = serde_json::from_str(&text).expect("plan reads back");
+        assert_eq!(json(&back), text);
+        assert!(
+            text.contains("\"reason\": \"image, environment.LOG_LEVEL\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"reason\": \"container is exited (stopped outside berth)\""),
+            "{text}"
+        );
+        let mut edited: serde_json::Value = serde_json::from_str(&text).unwrap();
+        edited["hosts"][0]["changes"][0]["reason"] = "because".into();
+        assert!(serde_json::from_value::<Plan>(edited).is_err());
+    }
+
+    /// A name taken by a container berth does not manage is blocked, named
+    /// in every format, and counted as nothing to create.
+    #[test]
+    fn a_blocked_container_is_named_and_not_counted() {
+        let mut plan = sample_plan(1, 1);
+        plan.hosts[0].changes.clear();
+        plan.hosts[0].pulls.clear();
+        plan.hosts[0].blocked.push(crate::plan::Blocked {
+            slot: Slot {
+                stack: "web".into(),
+                service: "site".into(),
+                replica: 1,
+            },
+            name: "web-site-1".into(),
+            blocker: crate::plan::Blocker::NameTaken,
+        });
+        let text = human(&plan);
+        assert!(
+            text.contains("  ! web/site.1 blocked: a container berth does not manage (or of another project) is named `web-site-1`; rename or remove it on the host\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Plan: 0 to create, 0 to replace, 0 to remove.\n1 container(s) blocked"),
+            "{text}"
+        );
+        let md = markdown(&plan);
+        assert!(
+            md.contains("| `edge-01` | `web/site.1` | blocked: a container"),
+            "{md}"
+        );
+        assert_eq!(
+            blocked_lines(&plan),
+            ["host `edge-01`: web/site.1 blocked: a container berth does not manage (or of another project) is named `web-site-1`; rename or remove it on the host"]
+        );
+        assert!(json(&plan).contains("\"blocker\": \"name_taken\""));
     }
 
     #[test]

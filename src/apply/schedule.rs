@@ -85,7 +85,7 @@ mod tests {
             slot,
             current: None,
             desired: None,
-            reason: String::new(),
+            reason: crate::plan::Reason::New,
             drift: false,
             fields: vec![],
             failed_before: None,
@@ -98,6 +98,7 @@ mod tests {
             pulls: vec![],
             networks: vec![],
             volumes: vec![],
+            blocked: vec![],
             changes,
         }
     }
