@@ -12,10 +12,9 @@ pub struct ObservedContainer {
     pub labels: BTreeMap<String, String>,
     /// The image reference the container was created from.
     pub image: String,
-    /// Engine state: `created`, `running`, `paused`, `restarting`, `exited`, `dead`.
-    pub state: String,
-    /// `starting`, `healthy`, `unhealthy`; None without a healthcheck.
-    pub health: Option<String>,
+    pub state: ContainerState,
+    /// None without a healthcheck.
+    pub health: Option<Health>,
     /// Seconds since the epoch.
     pub created: i64,
     /// The settings `docker update` can change by hand, as the engine has
@@ -59,8 +58,8 @@ pub struct ContainerStatus {
     pub running: bool,
     pub restart_count: i64,
     pub exit_code: Option<i64>,
-    /// `starting`, `healthy`, `unhealthy`; None without a healthcheck.
-    pub health: Option<String>,
+    /// None without a healthcheck (or while not running).
+    pub health: Option<Health>,
     /// Last healthcheck output, trimmed, for error messages.
     pub health_log: Option<String>,
 }

@@ -514,9 +514,8 @@ fn compare(d: &DesiredContainer, c: &ObservedContainer, commit_unchanged: bool) 
         change.drift = commit_unchanged && old.is_none();
         return Some(change);
     }
-    let state = ContainerState::parse(&c.state);
-    if !state.is_up() {
-        change.reason = Reason::NotRunning(state);
+    if !c.state.is_up() {
+        change.reason = Reason::NotRunning(c.state.clone());
         change.drift = true;
         return Some(change);
     }
@@ -612,7 +611,7 @@ pub struct SavedPlan {
 pub struct ObservedSummary {
     pub name: String,
     pub id: String,
-    pub state: String,
+    pub state: ContainerState,
     pub spec_hash: Option<String>,
 }
 
@@ -723,7 +722,7 @@ fn current_of(c: &ObservedContainer) -> CurrentContainer {
     CurrentContainer {
         id: c.id.clone(),
         image: c.image.clone(),
-        state: ContainerState::parse(&c.state),
+        state: c.state.clone(),
         spec_hash: c.labels.get(labels::SPEC_HASH).cloned(),
     }
 }

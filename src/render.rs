@@ -399,7 +399,7 @@ mod tests {
 
     use super::*;
     use crate::labels;
-    use crate::observed::{HostObservation, ObservedContainer};
+    use crate::observed::{ContainerState, HostObservation, ObservedContainer};
     use crate::placement::{
         canonical_json, spec_hash, DesiredContainer, DesiredHost, DesiredState, Slot,
     };
@@ -465,11 +465,10 @@ mod tests {
                     ]),
                     image: old.image.clone(),
                     state: if h == 1 && s == 1 {
-                        "exited"
+                        ContainerState::Exited
                     } else {
-                        "running"
-                    }
-                    .into(),
+                        ContainerState::Running
+                    },
                     health: None,
                     created: 0,
                     live: None,

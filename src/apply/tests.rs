@@ -15,7 +15,7 @@ fn status(running: bool, health: Option<&str>) -> ContainerStatus {
         running,
         restart_count: 0,
         exit_code: if running { None } else { Some(3) },
-        health: health.map(str::to_string),
+        health: health.and_then(crate::observed::Health::parse),
         health_log: Some("wget: server returned error: HTTP/1.0 404 Not Found".into()),
     }
 }

@@ -27,7 +27,9 @@ use super::lock;
 use super::secret_files::{self, SecretFile};
 use super::shell::{self, truncate, Shell};
 use crate::labels;
-use crate::observed::{ContainerStatus, HostObservation, LiveSettings, ObservedContainer};
+use crate::observed::{
+    ContainerState, ContainerStatus, Health, HostObservation, LiveSettings, ObservedContainer,
+};
 use crate::spec::{ContainerSpec, ImageRef, NetworkSpec, VolumeSpec};
 use auth::registry_credentials;
 
@@ -199,8 +201,13 @@ impl Engine for DockerEngine {
                 name,
                 labels: labels.into_iter().collect(),
                 image: c.image.unwrap_or_default(),
-                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
-                health: c.status.as_deref().and_then(health_from_status),
+                state: ContainerState::parse(&c.state.map(|s| s.to_string()).unwrap_or_default()),
+                health: c
+                    .status
+                    .as_deref()
+                    .and_then(health_from_status)
+                    .as_deref()
+                    .and_then(Health::parse),
                 created: c.created.unwrap_or_default(),
                 live: None,
             });
@@ -454,9 +461,9 @@ impl Engine for DockerEngine {
             // A stopped container keeps its last health (often `unhealthy`
             // from being stopped); it means nothing until it runs again.
             health: match health.status {
-                Some(HealthStatusEnum::STARTING) if running => Some("starting".into()),
-                Some(HealthStatusEnum::HEALTHY) if running => Some("healthy".into()),
-                Some(HealthStatusEnum::UNHEALTHY) if running => Some("unhealthy".into()),
+                Some(HealthStatusEnum::STARTING) if running => Some(Health::Starting),
+                Some(HealthStatusEnum::HEALTHY) if running => Some(Health::Healthy),
+                Some(HealthStatusEnum::UNHEALTHY) if running => Some(Health::Unhealthy),
                 _ => None,
             },
             health_log,
