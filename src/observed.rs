@@ -26,8 +26,7 @@ pub struct ObservedContainer {
 /// update`), read back so the plan can name hand edits as drift.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LiveSettings {
-    /// In `ContainerSpec::restart` form: `no`, `always`, `unless-stopped`, `on-failure[:N]`.
-    pub restart: String,
+    pub restart: crate::spec::RestartPolicy,
     pub memory: Option<i64>,
     pub memory_reservation: Option<i64>,
     pub nano_cpus: Option<i64>,

@@ -541,8 +541,8 @@ fn hand_edits(live: &LiveSettings, spec: &ContainerSpec) -> Vec<FieldChange> {
     if live.restart != spec.restart {
         fields.push(FieldChange {
             field: "restart".into(),
-            old: Some(format!("{:?}", live.restart)),
-            new: Some(format!("{:?}", spec.restart)),
+            old: Some(format!("{:?}", live.restart.to_string())),
+            new: Some(format!("{:?}", spec.restart.to_string())),
         });
     }
     for (field, now, want) in [
@@ -826,7 +826,7 @@ mod tests {
     fn spec(image: &str) -> ContainerSpec {
         ContainerSpec {
             image: image.into(),
-            restart: "unless-stopped".into(),
+            restart: crate::spec::RestartPolicy::UnlessStopped,
             ..Default::default()
         }
     }

@@ -525,7 +525,7 @@ mod tests {
     fn spec(image: &str, level: &str) -> ContainerSpec {
         let mut s = ContainerSpec {
             image: image.into(),
-            restart: "unless-stopped".into(),
+            restart: crate::spec::RestartPolicy::UnlessStopped,
             ..Default::default()
         };
         s.environment.insert("LOG_LEVEL".into(), level.into());

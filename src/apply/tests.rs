@@ -23,7 +23,7 @@ fn status(running: bool, health: Option<&str>) -> ContainerStatus {
 fn secret_spec(digest: &str) -> crate::spec::ContainerSpec {
     let mut spec = crate::spec::ContainerSpec {
         image: "reg/app:1".into(),
-        restart: "unless-stopped".into(),
+        restart: crate::spec::RestartPolicy::UnlessStopped,
         ..Default::default()
     };
     spec.secrets.insert(
@@ -200,7 +200,7 @@ fn seed_replaces(engine: &MemoryEngine, stack: &str, service: &str, replicas: u3
             );
             let spec = crate::spec::ContainerSpec {
                 image: "reg/app:2".into(),
-                restart: "unless-stopped".into(),
+                restart: crate::spec::RestartPolicy::UnlessStopped,
                 ..Default::default()
             };
             Change {

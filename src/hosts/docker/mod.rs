@@ -30,7 +30,7 @@ use crate::labels;
 use crate::observed::{
     ContainerState, ContainerStatus, Health, HostObservation, LiveSettings, ObservedContainer,
 };
-use crate::spec::{ContainerSpec, ImageRef, NetworkSpec, VolumeSpec};
+use crate::spec::{ContainerSpec, ImageRef, NetworkSpec, RestartPolicy, VolumeSpec};
 use auth::registry_credentials;
 
 pub mod auth;
@@ -620,17 +620,16 @@ fn live_settings(h: &bollard::models::HostConfig) -> LiveSettings {
     let set = |v: Option<i64>| v.filter(|n| *n > 0);
     let restart = match h.restart_policy.as_ref() {
         Some(p) => match p.name {
-            Some(RestartPolicyNameEnum::ALWAYS) => "always".to_string(),
-            Some(RestartPolicyNameEnum::UNLESS_STOPPED) => "unless-stopped".to_string(),
-            Some(RestartPolicyNameEnum::ON_FAILURE) => {
-                match p.maximum_retry_count.filter(|n| *n > 0) {
-                    Some(n) => format!("on-failure:{n}"),
-                    None => "on-failure".to_string(),
-                }
-            }
-            _ => "no".to_string(),
+            Some(RestartPolicyNameEnum::ALWAYS) => RestartPolicy::Always,
+            Some(RestartPolicyNameEnum::UNLESS_STOPPED) => RestartPolicy::UnlessStopped,
+            Some(RestartPolicyNameEnum::ON_FAILURE) => RestartPolicy::OnFailure(
+                p.maximum_retry_count
+                    .and_then(|n| u32::try_from(n).ok())
+                    .filter(|n| *n > 0),
+            ),
+            _ => RestartPolicy::No,
         },
-        None => "no".to_string(),
+        None => RestartPolicy::No,
     };
     LiveSettings {
         restart,
