@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::plan::{Change, HostPlan, Plan};
+use crate::plan::{Action, Change, HostPlan, Plan};
 
 /// Fewest identical changes shown as one group. Below it the host-by-host
 /// view is as short, and keeps each replica's name (`web/site.2`).
@@ -60,9 +60,14 @@ pub struct Grouped<'a> {
 
 impl<'a> Grouped<'a> {
     pub fn of(plan: &'a Plan) -> Grouped<'a> {
-        let mut candidates: Vec<(&'a Change, Vec<(&'a str, &'a Change)>)> = Vec::new();
+        // Candidates by service and action, so finding a change's group
+        // compares it only with the few variants of its own service.
+        type Candidate<'a> = (&'a Change, Vec<(&'a str, &'a Change)>);
+        let mut by_service: BTreeMap<(&str, &str, Action), Vec<Candidate<'a>>> = BTreeMap::new();
         for h in &plan.hosts {
             for c in h.changes.iter().filter(|c| groupable(c)) {
+                let key = (c.slot.stack.as_str(), c.slot.service.as_str(), c.action);
+                let candidates = by_service.entry(key).or_default();
                 match candidates.iter_mut().find(|(first, _)| same(first, c)) {
                     Some((_, members)) => members.push((h.host.as_str(), c)),
                     None => candidates.push((c, vec![(h.host.as_str(), c)])),
@@ -70,7 +75,7 @@ impl<'a> Grouped<'a> {
             }
         }
         let mut out = Grouped::default();
-        for (first, members) in candidates {
+        for (first, members) in by_service.into_values().flatten() {
             if members.len() < GROUP_MIN {
                 continue;
             }
