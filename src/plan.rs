@@ -919,6 +919,49 @@ mod tests {
         assert_eq!(plan.count(Action::Create), 0);
     }
 
+    /// A spec that failed its gates here before says so, naming the kept
+    /// container, and reads back from a saved plan as it was.
+    #[test]
+    fn a_spec_that_failed_before_is_named_and_reads_back() {
+        let want = spec("reg/web:1");
+        let have = HostObservation {
+            containers: vec![ObservedContainer {
+                id: "f00d".into(),
+                name: "web-site-1.berth-failed".into(),
+                labels: BTreeMap::from([
+                    (labels::STACK.to_string(), "web".to_string()),
+                    (labels::SERVICE.to_string(), "site".to_string()),
+                    (labels::REPLICA.to_string(), "1".to_string()),
+                    (
+                        labels::SPEC_HASH.to_string(),
+                        crate::placement::spec_hash(&want),
+                    ),
+                ]),
+                image: "reg/web:1".into(),
+                state: ContainerState::Exited,
+                health: None,
+                created: 0,
+                live: None,
+            }],
+            ..Default::default()
+        };
+        let plan = plan_one("web", "site", "reg/web:1", have);
+        let change = &plan.hosts[0].changes[0];
+        assert_eq!(
+            (change.action, &change.reason),
+            (Action::Create, &Reason::New)
+        );
+        assert_eq!(change.failed_before.as_deref(), Some("f00d"));
+        assert_eq!(
+            change.reason_text(),
+            "new; this spec failed before here, see `web-site-1.berth-failed`"
+        );
+        let text = serde_json::to_string(change).expect("json");
+        let back: Change = serde_json::from_str(&text).expect("reads back");
+        assert_eq!(back.reason, Reason::New);
+        assert_eq!(back.failed_before.as_deref(), Some("f00d"));
+    }
+
     #[test]
     fn a_docker_hub_image_listed_in_short_form_is_not_pulled_again() {
         let have = HostObservation {
