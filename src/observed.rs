@@ -12,10 +12,9 @@ pub struct ObservedContainer {
     pub labels: BTreeMap<String, String>,
     /// The image reference the container was created from.
     pub image: String,
-    /// Engine state: `created`, `running`, `paused`, `restarting`, `exited`, `dead`.
-    pub state: String,
-    /// `starting`, `healthy`, `unhealthy`; None without a healthcheck.
-    pub health: Option<String>,
+    pub state: ContainerState,
+    /// None without a healthcheck.
+    pub health: Option<Health>,
     /// Seconds since the epoch.
     pub created: i64,
     /// The settings `docker update` can change by hand, as the engine has
@@ -27,8 +26,7 @@ pub struct ObservedContainer {
 /// update`), read back so the plan can name hand edits as drift.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LiveSettings {
-    /// In `ContainerSpec::restart` form: `no`, `always`, `unless-stopped`, `on-failure[:N]`.
-    pub restart: String,
+    pub restart: crate::spec::RestartPolicy,
     pub memory: Option<i64>,
     pub memory_reservation: Option<i64>,
     pub nano_cpus: Option<i64>,
@@ -63,8 +61,143 @@ pub struct ContainerStatus {
     pub running: bool,
     pub restart_count: i64,
     pub exit_code: Option<i64>,
-    /// `starting`, `healthy`, `unhealthy`; None without a healthcheck.
-    pub health: Option<String>,
+    /// None without a healthcheck (or while not running).
+    pub health: Option<Health>,
     /// Last healthcheck output, trimmed, for error messages.
     pub health_log: Option<String>,
+}
+
+/// A container's engine state. Serialized as the engine's word (`running`,
+/// `exited`, …) so plans, saved plans and reports keep their JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ContainerState {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+    /// A state this berth does not know (a newer engine), kept as reported.
+    Other(String),
+}
+
+impl ContainerState {
+    /// The engine's word for the state.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ContainerState::Created => "created",
+            ContainerState::Running => "running",
+            ContainerState::Paused => "paused",
+            ContainerState::Restarting => "restarting",
+            ContainerState::Removing => "removing",
+            ContainerState::Exited => "exited",
+            ContainerState::Dead => "dead",
+            ContainerState::Other(s) => s,
+        }
+    }
+
+    /// The state the engine names `word`; never fails, an unknown word is kept.
+    pub fn parse(word: &str) -> ContainerState {
+        match word {
+            "created" => ContainerState::Created,
+            "running" => ContainerState::Running,
+            "paused" => ContainerState::Paused,
+            "restarting" => ContainerState::Restarting,
+            "removing" => ContainerState::Removing,
+            "exited" => ContainerState::Exited,
+            "dead" => ContainerState::Dead,
+            other => ContainerState::Other(other.to_string()),
+        }
+    }
+
+    /// Running, or restarting by its restart policy: the engine keeps it up,
+    /// so the plan does not count it as stopped outside berth.
+    pub fn is_up(&self) -> bool {
+        matches!(self, ContainerState::Running | ContainerState::Restarting)
+    }
+}
+
+impl std::fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for ContainerState {
+    fn from(word: &str) -> ContainerState {
+        ContainerState::parse(word)
+    }
+}
+
+impl serde::Serialize for ContainerState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ContainerState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ContainerState, D::Error> {
+        let word = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(ContainerState::parse(&word))
+    }
+}
+
+impl schemars::JsonSchema for ContainerState {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        String::schema_name()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        String::json_schema(generator)
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+}
+
+/// A healthcheck's verdict (Docker's `starting`, `healthy`, `unhealthy`);
+/// a container without a healthcheck has none (`Option<Health>`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+impl Health {
+    /// The engine's word for the verdict.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Starting => "starting",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+
+    /// The verdict the engine names `word`; None for `none`, empty or unknown words.
+    pub fn parse(word: &str) -> Option<Health> {
+        match word {
+            "starting" => Some(Health::Starting),
+            "healthy" => Some(Health::Healthy),
+            "unhealthy" => Some(Health::Unhealthy),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }

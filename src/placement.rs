@@ -462,7 +462,7 @@ mod tests {
             depends_on: BTreeMap::new(),
             container: ContainerSpec {
                 image: format!("reg/{name}:1"),
-                restart: "unless-stopped".into(),
+                restart: crate::spec::RestartPolicy::UnlessStopped,
                 ..Default::default()
             },
             validate: Vec::new(),

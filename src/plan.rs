@@ -13,9 +13,13 @@ use serde::{Deserialize, Serialize};
 use similar::{ChangeTag, TextDiff};
 
 use crate::labels;
-use crate::observed::{HostObservation, LiveSettings, ObservedContainer};
+use crate::observed::{ContainerState, HostObservation, LiveSettings, ObservedContainer};
 use crate::placement::{CurrentPlacement, DesiredContainer, DesiredHost, DesiredState, Slot};
 use crate::spec::{ContainerSpec, ImageRef, NetworkSpec, PullPolicy, VolumeSpec};
+
+pub mod reason;
+
+pub use reason::{Blocker, Leftover, Reason};
 
 pub const PLAN_FORMAT_VERSION: u32 = 1;
 
@@ -75,6 +79,19 @@ pub struct HostPlan {
     pub volumes: Vec<VolumeSpec>,
     /// Sorted by stack, service, replica; removals of leftovers last.
     pub changes: Vec<Change>,
+    /// Wanted containers that cannot be created until someone acts on the
+    /// host; apply refuses a plan that has any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<Blocked>,
+}
+
+/// A wanted container that cannot be created, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Blocked {
+    pub slot: Slot,
+    /// Engine-side container name.
+    pub name: String,
+    pub blocker: Blocker,
 }
 
 #[derive(
@@ -89,35 +106,114 @@ pub enum Action {
 
 /// One container-level change on one host.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(into = "ChangeJson", try_from = "ChangeJson")]
 pub struct Change {
     pub action: Action,
     pub slot: Slot,
     /// Engine-side container name.
     pub name: String,
     /// The container there now (replace, remove).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub current: Option<CurrentContainer>,
     /// What should be there (create, replace).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub desired: Option<DesiredRef>,
-    /// Why, in a few words: "new", "image, environment.LOG_LEVEL", "service no longer in the repo".
-    pub reason: String,
+    /// Why; in words (and in the JSON plan) through `render::reason`.
+    pub reason: Reason,
     /// True when the change repairs the host rather than following the repo.
     pub drift: bool,
     /// Field-by-field difference for a replace of a changed spec.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldChange>,
     /// ID of the kept `.berth-failed` container when this very spec already
     /// failed its gates on this host: the plan says so instead of retrying blindly.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_before: Option<String>,
+}
+
+impl Change {
+    /// Name of the kept `.berth-failed` container when this spec failed here before.
+    pub fn failed_name(&self) -> Option<String> {
+        self.failed_before
+            .as_ref()
+            .map(|_| format!("{}{FAILED_SUFFIX}", self.name))
+    }
+
+    /// The reason in words, as every plan format shows it.
+    pub fn reason_text(&self) -> String {
+        crate::render::reason::with_failed_before(&self.reason, self.failed_name().as_deref())
+    }
+}
+
+/// One container-level change on one host.
+///
+/// (The JSON shape of [`Change`]: the reason in words.)
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "Change")]
+struct ChangeJson {
+    action: Action,
+    slot: Slot,
+    /// Engine-side container name.
+    name: String,
+    /// The container there now (replace, remove).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current: Option<CurrentContainer>,
+    /// What should be there (create, replace).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    desired: Option<DesiredRef>,
+    /// Why, in a few words: "new", "image, environment.LOG_LEVEL", "service no longer in the repo".
+    reason: String,
+    /// True when the change repairs the host rather than following the repo.
+    drift: bool,
+    /// Field-by-field difference for a replace of a changed spec.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    fields: Vec<FieldChange>,
+    /// ID of the kept `.berth-failed` container when this very spec already
+    /// failed its gates on this host: the plan says so instead of retrying blindly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failed_before: Option<String>,
+}
+
+impl From<Change> for ChangeJson {
+    fn from(c: Change) -> ChangeJson {
+        ChangeJson {
+            reason: c.reason_text(),
+            action: c.action,
+            slot: c.slot,
+            name: c.name,
+            current: c.current,
+            desired: c.desired,
+            drift: c.drift,
+            fields: c.fields,
+            failed_before: c.failed_before,
+        }
+    }
+}
+
+impl TryFrom<ChangeJson> for Change {
+    type Error = String;
+
+    fn try_from(c: ChangeJson) -> Result<Change, String> {
+        let mut change = Change {
+            action: c.action,
+            slot: c.slot,
+            name: c.name,
+            current: c.current,
+            desired: c.desired,
+            reason: Reason::New,
+            drift: c.drift,
+            fields: c.fields,
+            failed_before: c.failed_before,
+        };
+        let paths: Vec<String> = change.fields.iter().map(|f| f.field.clone()).collect();
+        change.reason =
+            crate::render::reason::parse(&c.reason, &paths, change.failed_name().as_deref())
+                .ok_or_else(|| format!("unknown reason `{}` for `{}`", c.reason, change.name))?;
+        Ok(change)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CurrentContainer {
     pub id: String,
     pub image: String,
-    pub state: String,
+    pub state: ContainerState,
     pub spec_hash: Option<String>,
 }
 
@@ -141,6 +237,7 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.hosts.iter().all(|h| {
             h.changes.is_empty()
+                && h.blocked.is_empty()
                 && h.networks.is_empty()
                 && h.volumes.is_empty()
                 && h.pulls.is_empty()
@@ -170,6 +267,13 @@ impl Plan {
                     .map(move |(name, f)| (stack.clone(), name.clone(), f.digest.clone()))
             })
             .collect()
+    }
+
+    /// Every blocked container, with its host.
+    pub fn blocked(&self) -> impl Iterator<Item = (&str, &Blocked)> {
+        self.hosts
+            .iter()
+            .flat_map(|h| h.blocked.iter().map(move |b| (h.host.as_str(), b)))
     }
 
     pub fn drift_count(&self) -> usize {
@@ -236,6 +340,7 @@ pub fn diff(
             continue;
         };
         let mut changes = Vec::new();
+        let mut blocked = Vec::new();
         let mut live: BTreeMap<&str, &ObservedContainer> = BTreeMap::new();
         let mut retired = Vec::new();
         for c in &have.containers {
@@ -249,19 +354,10 @@ pub fn diff(
         for d in &want.containers {
             match live.remove(d.name.as_str()) {
                 None if have.foreign_names.contains(&d.name) => {
-                    changes.push(Change {
-                        action: Action::Create,
+                    blocked.push(Blocked {
                         slot: d.slot.clone(),
                         name: d.name.clone(),
-                        current: None,
-                        desired: Some(desired_ref(d)),
-                        reason: format!(
-                            "blocked: a container berth does not manage (or of another project) is named `{}`; rename or remove it on the host",
-                            d.name
-                        ),
-                        drift: true,
-                        fields: Vec::new(),
-                        failed_before: None,
+                        blocker: Blocker::NameTaken,
                     });
                 }
                 None => {
@@ -276,11 +372,7 @@ pub fn diff(
                         name: d.name.clone(),
                         current: None,
                         desired: Some(desired_ref(d)),
-                        reason: if lost {
-                            "container is missing on the host (removed outside berth)".into()
-                        } else {
-                            "new".into()
-                        },
+                        reason: if lost { Reason::Missing } else { Reason::New },
                         drift: lost,
                         fields: Vec::new(),
                         failed_before: None,
@@ -315,16 +407,14 @@ pub fn diff(
         }
         changes.sort_by(|a, b| (&a.slot, a.action).cmp(&(&b.slot, b.action)));
         for c in retired {
-            let (base, reason) = leftover_of(&c.name);
-            if c.name.ends_with(FAILED_SUFFIX) {
+            let (base, leftover) = leftover_of(&c.name);
+            if leftover == Leftover::Failed {
                 let hash = c.labels.get(labels::SPEC_HASH);
                 let retry = changes.iter_mut().find(|ch| {
                     ch.name == base && ch.desired.as_ref().map(|d| &d.spec_hash) == hash
                 });
                 if let Some(ch) = retry {
                     ch.failed_before = Some(c.id.clone());
-                    ch.reason
-                        .push_str(&format!("; this spec failed before here, see `{}`", c.name));
                     continue;
                 }
             }
@@ -338,8 +428,8 @@ pub fn diff(
                 }),
                 current: Some(current_of(c)),
                 desired: None,
-                reason: reason.into(),
-                drift: !c.name.ends_with(FAILED_SUFFIX),
+                reason: Reason::Leftover(leftover),
+                drift: leftover != Leftover::Failed,
                 fields: Vec::new(),
                 failed_before: None,
             });
@@ -365,6 +455,7 @@ pub fn diff(
             networks,
             volumes,
             changes,
+            blocked,
         });
     }
 
@@ -450,7 +541,7 @@ fn compare(d: &DesiredContainer, c: &ObservedContainer, commit_unchanged: bool) 
         name: d.name.clone(),
         current: Some(current_of(c)),
         desired: Some(desired_ref(d)),
-        reason: String::new(),
+        reason: Reason::New,
         drift: false,
         fields: Vec::new(),
         failed_before: None,
@@ -468,22 +559,23 @@ fn compare(d: &DesiredContainer, c: &ObservedContainer, commit_unchanged: bool) 
                 new: Some(d.spec_hash.chars().take(12).collect()),
             }],
         };
-        change.reason = summarize_fields(&change.fields);
+        change.reason = Reason::SpecChanged {
+            fields: paths(&change.fields),
+        };
         change.drift = commit_unchanged && old.is_none();
         return Some(change);
     }
-    if c.state != "running" && c.state != "restarting" {
-        change.reason = format!("container is {} (stopped outside berth)", c.state);
+    if !c.state.is_up() {
+        change.reason = Reason::NotRunning(c.state.clone());
         change.drift = true;
         return Some(change);
     }
     if let Some(live) = &c.live {
         let edited = hand_edits(live, &d.spec);
         if !edited.is_empty() {
-            change.reason = format!(
-                "{} changed on the host (docker update?)",
-                summarize_fields(&edited)
-            );
+            change.reason = Reason::HandEdited {
+                fields: paths(&edited),
+            };
             change.fields = edited;
             change.drift = true;
             return Some(change);
@@ -500,8 +592,8 @@ fn hand_edits(live: &LiveSettings, spec: &ContainerSpec) -> Vec<FieldChange> {
     if live.restart != spec.restart {
         fields.push(FieldChange {
             field: "restart".into(),
-            old: Some(format!("{:?}", live.restart)),
-            new: Some(format!("{:?}", spec.restart)),
+            old: Some(format!("{:?}", live.restart.to_string())),
+            new: Some(format!("{:?}", spec.restart.to_string())),
         });
     }
     for (field, now, want) in [
@@ -533,49 +625,25 @@ fn hand_edits(live: &LiveSettings, spec: &ContainerSpec) -> Vec<FieldChange> {
     fields
 }
 
-fn summarize_fields(fields: &[FieldChange]) -> String {
-    // A secret's digest moving means its value (or its recipients) changed:
-    // say so in words; the digests themselves tell a reviewer nothing.
-    let mut names: Vec<String> = fields
-        .iter()
-        .map(|f| {
-            match f
-                .field
-                .strip_prefix("secrets.")
-                .and_then(|rest| rest.strip_suffix(".digest"))
-            {
-                Some(name) => format!("secret {name} changed"),
-                None => f.field.clone(),
-            }
-        })
-        .collect();
-    names.dedup();
-    const SHOWN: usize = 4;
-    if names.len() > SHOWN {
-        format!(
-            "{}, and {} more",
-            names[..SHOWN].join(", "),
-            names.len() - SHOWN
-        )
-    } else {
-        names.join(", ")
-    }
+/// The dotted paths of `fields`, in order.
+fn paths(fields: &[FieldChange]) -> Vec<String> {
+    fields.iter().map(|f| f.field.clone()).collect()
 }
 
-fn removal_reason(desired: &DesiredState, slot: &Slot) -> String {
+fn removal_reason(desired: &DesiredState, slot: &Slot) -> Reason {
     let in_repo = |f: &dyn Fn(&DesiredContainer) -> bool| {
         desired.hosts.values().flat_map(|h| &h.containers).any(f)
     };
     if slot.stack.is_empty() {
-        "container has no berth labels".into()
+        Reason::Unlabelled
     } else if !in_repo(&|d| d.slot.stack == slot.stack) {
-        "stack no longer in the repo".into()
+        Reason::StackGone
     } else if !in_repo(&|d| d.slot.stack == slot.stack && d.slot.service == slot.service) {
-        "service no longer in the repo".into()
+        Reason::ServiceGone
     } else if in_repo(&|d| d.slot == *slot) {
-        "replica moved to another host".into()
+        Reason::Moved
     } else {
-        "replica no longer wanted (scaled down)".into()
+        Reason::ScaledDown
     }
 }
 
@@ -594,7 +662,7 @@ pub struct SavedPlan {
 pub struct ObservedSummary {
     pub name: String,
     pub id: String,
-    pub state: String,
+    pub state: ContainerState,
     pub spec_hash: Option<String>,
 }
 
@@ -672,22 +740,16 @@ pub fn moved_since(
     moved
 }
 
-/// The slot name a leftover belongs to, and why it goes.
-fn leftover_of(name: &str) -> (&str, &'static str) {
+/// The slot name a leftover belongs to, and which kind it is.
+fn leftover_of(name: &str) -> (&str, Leftover) {
     if let Some(base) = name.strip_suffix(RETIRED_SUFFIX) {
-        (base, "old container left by an interrupted replace")
+        (base, Leftover::Retired)
     } else if let Some(base) = name.strip_suffix(NEW_SUFFIX) {
-        (
-            base,
-            "new container left by an interrupted start-first replace",
-        )
+        (base, Leftover::Started)
     } else if let Some(base) = name.strip_suffix(FAILED_SUFFIX) {
-        (
-            base,
-            "record of a failed release the repo no longer asks for",
-        )
+        (base, Leftover::Failed)
     } else {
-        (name, "leftover")
+        (name, Leftover::Other)
     }
 }
 
@@ -815,7 +877,7 @@ mod tests {
     fn spec(image: &str) -> ContainerSpec {
         ContainerSpec {
             image: image.into(),
-            restart: "unless-stopped".into(),
+            restart: crate::spec::RestartPolicy::UnlessStopped,
             ..Default::default()
         }
     }
@@ -969,15 +1031,69 @@ mod tests {
             ..Default::default()
         };
         let plan = plan_one("web", "site", "reg/web:1", have);
-        let change = &plan.hosts[0].changes[0];
-        assert!(change.drift);
+        // Blocked, not a create that would fail with a name conflict.
         assert!(
-            change
-                .reason
-                .starts_with("blocked: a container berth does not manage"),
-            "{}",
-            change.reason
+            plan.hosts[0].changes.is_empty(),
+            "{:?}",
+            plan.hosts[0].changes
         );
+        assert_eq!(
+            plan.hosts[0].blocked,
+            [Blocked {
+                slot: Slot {
+                    stack: "web".into(),
+                    service: "site".into(),
+                    replica: 1
+                },
+                name: "web-site-1".into(),
+                blocker: Blocker::NameTaken,
+            }]
+        );
+        assert!(!plan.is_empty());
+        assert_eq!(plan.count(Action::Create), 0);
+    }
+
+    /// A spec that failed its gates here before says so, naming the kept
+    /// container, and reads back from a saved plan as it was.
+    #[test]
+    fn a_spec_that_failed_before_is_named_and_reads_back() {
+        let want = spec("reg/web:1");
+        let have = HostObservation {
+            containers: vec![ObservedContainer {
+                id: "f00d".into(),
+                name: "web-site-1.berth-failed".into(),
+                labels: BTreeMap::from([
+                    (labels::STACK.to_string(), "web".to_string()),
+                    (labels::SERVICE.to_string(), "site".to_string()),
+                    (labels::REPLICA.to_string(), "1".to_string()),
+                    (
+                        labels::SPEC_HASH.to_string(),
+                        crate::placement::spec_hash(&want),
+                    ),
+                ]),
+                image: "reg/web:1".into(),
+                state: ContainerState::Exited,
+                health: None,
+                created: 0,
+                live: None,
+            }],
+            ..Default::default()
+        };
+        let plan = plan_one("web", "site", "reg/web:1", have);
+        let change = &plan.hosts[0].changes[0];
+        assert_eq!(
+            (change.action, &change.reason),
+            (Action::Create, &Reason::New)
+        );
+        assert_eq!(change.failed_before.as_deref(), Some("f00d"));
+        assert_eq!(
+            change.reason_text(),
+            "new; this spec failed before here, see `web-site-1.berth-failed`"
+        );
+        let text = serde_json::to_string(change).expect("json");
+        let back: Change = serde_json::from_str(&text).expect("reads back");
+        assert_eq!(back.reason, Reason::New);
+        assert_eq!(back.failed_before.as_deref(), Some("f00d"));
     }
 
     #[test]
@@ -1009,7 +1125,13 @@ mod tests {
             f.digest = "sha256:2222".into();
         }
         let fields = field_diff(&old, &new);
-        assert_eq!(summarize_fields(&fields), "secret db_password changed");
+        let reason = Reason::SpecChanged {
+            fields: paths(&fields),
+        };
+        assert_eq!(
+            crate::render::reason::text(&reason),
+            "secret db_password changed"
+        );
     }
 
     #[test]

@@ -5,7 +5,12 @@
 
 use std::fmt::Write as _;
 
-use crate::plan::{Action, Change, Plan};
+use crate::plan::{Action, Blocked, Change, Plan};
+
+mod group;
+pub mod reason;
+
+use group::Grouped;
 
 /// The variables that came from the environment of the machine that
 /// planned, one a line (`TAG=4f2c1e from the environment (stacks: web)`):
@@ -24,7 +29,9 @@ fn environment_lines(plan: &Plan, quote: &str) -> String {
     out
 }
 
-/// `terraform plan`-like text, sorted by host, stack, service, replica.
+/// `terraform plan`-like text: first what is the same on many hosts, once
+/// (`~ web/site: 60 replicas on edge-01..edge-60 replace (image)`), then
+/// host by host what is not, sorted by host, stack, service, replica.
 pub fn human(plan: &Plan) -> String {
     let mut out = String::new();
     if let Some(commit) = &plan.commit {
@@ -33,58 +40,79 @@ pub fn human(plan: &Plan) -> String {
     if !plan.environment.is_empty() {
         let _ = writeln!(out, "{}", environment_lines(plan, ""));
     }
+    let grouped = Grouped::of(plan);
+    if !grouped.is_empty() {
+        let _ = writeln!(out, "Across hosts");
+        for (image, hosts) in &grouped.pulls {
+            let _ = writeln!(out, "  > pull {image} on {}", group::hosts_text(hosts));
+        }
+        for (name, hosts) in &grouped.networks {
+            let _ = writeln!(out, "  + network {name} on {}", group::hosts_text(hosts));
+        }
+        for (name, hosts) in &grouped.volumes {
+            let _ = writeln!(out, "  + volume {name} on {}", group::hosts_text(hosts));
+        }
+        for g in &grouped.changes {
+            let c = g.change;
+            let _ = writeln!(
+                out,
+                "  {} {}: {} {} ({})",
+                marker(c.action),
+                g.label(),
+                g.spread(),
+                verb(c.action),
+                c.reason_text()
+            );
+            field_lines(&mut out, c);
+        }
+        out.push('\n');
+    }
     for host in &plan.hosts {
-        if host.changes.is_empty()
-            && host.networks.is_empty()
-            && host.volumes.is_empty()
-            && host.pulls.is_empty()
+        let pulls: Vec<&String> = host.pulls.iter().filter(|i| !grouped.has_pull(i)).collect();
+        let networks: Vec<_> = host
+            .networks
+            .iter()
+            .filter(|n| !grouped.has_network(&n.name))
+            .collect();
+        let volumes: Vec<_> = host
+            .volumes
+            .iter()
+            .filter(|v| !grouped.has_volume(&v.name))
+            .collect();
+        let changes: Vec<&Change> = host.changes.iter().filter(|c| !grouped.has(c)).collect();
+        if changes.is_empty()
+            && host.blocked.is_empty()
+            && networks.is_empty()
+            && volumes.is_empty()
+            && pulls.is_empty()
         {
             continue;
         }
         let _ = writeln!(out, "{}", host.host);
-        for image in &host.pulls {
+        for image in pulls {
             let _ = writeln!(out, "  > pull {image}");
         }
-        for n in &host.networks {
+        for n in networks {
             let _ = writeln!(out, "  + network {}", n.name);
         }
-        for v in &host.volumes {
+        for v in volumes {
             let _ = writeln!(out, "  + volume {}", v.name);
         }
-        let width = host
-            .changes
-            .iter()
-            .map(|c| label(c).len())
-            .max()
-            .unwrap_or(0);
-        for c in &host.changes {
-            let marker = match c.action {
-                Action::Create => "+",
-                Action::Replace => "~",
-                Action::Remove => "-",
-            };
+        let width = changes.iter().map(|c| label(c).len()).max().unwrap_or(0);
+        for c in changes {
             let drift = if c.drift { " [drift]" } else { "" };
             let _ = writeln!(
                 out,
-                "  {marker} {:<width$} {}{drift} ({})",
+                "  {} {:<width$} {}{drift} ({})",
+                marker(c.action),
                 label(c),
                 verb(c.action),
-                c.reason
+                c.reason_text()
             );
-            for f in &c.fields {
-                match (&f.old, &f.new) {
-                    (Some(o), Some(n)) => {
-                        let _ = writeln!(out, "      ~ {} = {} -> {}", f.field, o, n);
-                    }
-                    (None, Some(n)) => {
-                        let _ = writeln!(out, "      + {} = {}", f.field, n);
-                    }
-                    (Some(o), None) => {
-                        let _ = writeln!(out, "      - {} = {}", f.field, o);
-                    }
-                    (None, None) => {}
-                }
-            }
+            field_lines(&mut out, c);
+        }
+        for b in &host.blocked {
+            let _ = writeln!(out, "  ! {} {}", slot_label(b), blocker_text(b));
         }
         out.push('\n');
     }
@@ -94,6 +122,24 @@ pub fn human(plan: &Plan) -> String {
     out.push_str(&summary(plan));
     out.push('\n');
     out
+}
+
+/// A change's field diff, one `~ field = old -> new` line each.
+fn field_lines(out: &mut String, c: &Change) {
+    for f in &c.fields {
+        match (&f.old, &f.new) {
+            (Some(o), Some(n)) => {
+                let _ = writeln!(out, "      ~ {} = {} -> {}", f.field, o, n);
+            }
+            (None, Some(n)) => {
+                let _ = writeln!(out, "      + {} = {}", f.field, n);
+            }
+            (Some(o), None) => {
+                let _ = writeln!(out, "      - {} = {}", f.field, o);
+            }
+            (None, None) => {}
+        }
+    }
 }
 
 /// `Plan: 1 to create, 1 to replace, 1 to remove.` or `No changes.`
@@ -113,6 +159,13 @@ pub fn summary(plan: &Plan) -> String {
         }
         s
     };
+    let blocked = plan.blocked().count();
+    if blocked > 0 {
+        let _ = write!(
+            s,
+            "\n{blocked} container(s) blocked: apply refuses this plan until they are fixed on the host."
+        );
+    }
     if !plan.unreachable.is_empty() {
         let _ = write!(
             s,
@@ -134,9 +187,10 @@ pub const COMMENT_LIMIT: usize = 65_536;
 /// Marker that lets a CI job find and update its own comment.
 pub const COMMENT_MARKER: &str = "<!-- berth-plan -->";
 
-/// A pull-request comment: summary first, drift called out apart from the
-/// commit's changes, a table per host, field diffs collapsed. Cut (with a
-/// note saying how much) to stay under [`COMMENT_LIMIT`].
+/// A pull-request comment: summary first, then what is the same on many
+/// hosts once, drift called out apart from the commit's changes, a table per
+/// host for the rest, field diffs collapsed. Cut (with a note saying how
+/// much) to stay under [`COMMENT_LIMIT`].
 pub fn markdown(plan: &Plan) -> String {
     markdown_within(plan, COMMENT_LIMIT - 1_024)
 }
@@ -186,8 +240,32 @@ pub fn markdown_within(plan: &Plan, budget: usize) -> String {
         })
         .collect();
 
+    let blocked: Vec<(&str, &Blocked)> = plan.blocked().collect();
+    if !blocked.is_empty() {
+        let _ = writeln!(head, "#### Blocked\n");
+        let _ = writeln!(
+            head,
+            "Apply refuses this plan until these are fixed on the host.\n"
+        );
+        let _ = writeln!(head, "| host | container | why |");
+        let _ = writeln!(head, "|---|---|---|");
+        for (host, b) in &blocked {
+            let _ = writeln!(
+                head,
+                "| `{host}` | `{}` | {} |",
+                slot_label(b),
+                cell(&blocker_text(b))
+            );
+        }
+        head.push('\n');
+    }
+
     // Sections in order; each is kept whole or not at all.
     let mut sections: Vec<(usize, String)> = Vec::new();
+    let grouped = Grouped::of(plan);
+    if !grouped.is_empty() {
+        sections.push(grouped_section(&grouped));
+    }
     if !drift.is_empty() {
         let mut s = String::new();
         let _ = writeln!(s, "#### Drift on the hosts\n");
@@ -202,7 +280,7 @@ pub fn markdown_within(plan: &Plan, budget: usize) -> String {
                 s,
                 "| `{host}` | `{}` | {} | {} |",
                 label(c),
-                cell(&c.reason),
+                cell(&c.reason_text()),
                 verb(c.action)
             );
         }
@@ -210,19 +288,29 @@ pub fn markdown_within(plan: &Plan, budget: usize) -> String {
         sections.push((drift.len(), s));
     }
     for host in &plan.hosts {
-        let changes: Vec<&Change> = host.changes.iter().filter(|c| !c.drift).collect();
-        if changes.is_empty() && host.networks.is_empty() && host.volumes.is_empty() {
+        let changes: Vec<&Change> = host
+            .changes
+            .iter()
+            .filter(|c| !c.drift && !grouped.has(c))
+            .collect();
+        let names: Vec<String> = host
+            .networks
+            .iter()
+            .filter(|n| !grouped.has_network(&n.name))
+            .map(|n| format!("network `{}`", n.name))
+            .chain(
+                host.volumes
+                    .iter()
+                    .filter(|v| !grouped.has_volume(&v.name))
+                    .map(|v| format!("volume `{}`", v.name)),
+            )
+            .collect();
+        if changes.is_empty() && names.is_empty() {
             continue;
         }
         let mut s = String::new();
         let _ = writeln!(s, "#### `{}`\n", host.host);
-        if !host.networks.is_empty() || !host.volumes.is_empty() {
-            let names: Vec<String> = host
-                .networks
-                .iter()
-                .map(|n| format!("network `{}`", n.name))
-                .chain(host.volumes.iter().map(|v| format!("volume `{}`", v.name)))
-                .collect();
+        if !names.is_empty() {
             let _ = writeln!(s, "Creates {}.\n", names.join(", "));
         }
         if !changes.is_empty() {
@@ -236,7 +324,7 @@ pub fn markdown_within(plan: &Plan, budget: usize) -> String {
                     label(c),
                     verb(c.action),
                     image_cell(c),
-                    cell(&c.reason)
+                    cell(&c.reason_text())
                 );
             }
             let with_fields: Vec<&&Change> =
@@ -250,14 +338,7 @@ pub fn markdown_within(plan: &Plan, budget: usize) -> String {
                 let _ = writeln!(s, "```diff");
                 for c in with_fields {
                     let _ = writeln!(s, "@@ {} @@", label(c));
-                    for f in &c.fields {
-                        if let Some(o) = &f.old {
-                            let _ = writeln!(s, "- {} = {}", f.field, o);
-                        }
-                        if let Some(n) = &f.new {
-                            let _ = writeln!(s, "+ {} = {}", f.field, n);
-                        }
-                    }
+                    diff_lines(&mut s, c);
                 }
                 let _ = writeln!(s, "```\n\n</details>");
             }
@@ -290,6 +371,75 @@ pub fn markdown_within(plan: &Plan, budget: usize) -> String {
         );
     }
     out
+}
+
+/// The changes the same on many hosts, once each: a table, networks and
+/// volumes, then the field diffs collapsed. Counted as all their members.
+fn grouped_section(grouped: &Grouped) -> (usize, String) {
+    let mut s = String::new();
+    let _ = writeln!(s, "#### Across hosts\n");
+    let creates: Vec<String> = grouped
+        .networks
+        .iter()
+        .map(|(n, hosts)| format!("network `{n}` on {}", group::hosts_text(hosts)))
+        .chain(
+            grouped
+                .volumes
+                .iter()
+                .map(|(v, hosts)| format!("volume `{v}` on {}", group::hosts_text(hosts))),
+        )
+        .collect();
+    if !creates.is_empty() {
+        let _ = writeln!(s, "Creates {}.\n", creates.join("; "));
+    }
+    if !grouped.changes.is_empty() {
+        let _ = writeln!(s, "| | service | action | where | image | why |");
+        let _ = writeln!(s, "|---|---|---|---|---|---|");
+        for g in &grouped.changes {
+            let c = g.change;
+            let _ = writeln!(
+                s,
+                "| `{}` | `{}` | {} | {} | {} | {} |",
+                marker(c.action),
+                g.label(),
+                verb(c.action),
+                cell(&g.spread()),
+                image_cell(c),
+                cell(&c.reason_text())
+            );
+        }
+        let with_fields: Vec<_> = grouped
+            .changes
+            .iter()
+            .filter(|g| !g.change.fields.is_empty())
+            .collect();
+        if !with_fields.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n<details><summary>Field changes across hosts</summary>\n"
+            );
+            let _ = writeln!(s, "```diff");
+            for g in with_fields {
+                let _ = writeln!(s, "@@ {} ({} replicas) @@", g.label(), g.hosts.len());
+                diff_lines(&mut s, g.change);
+            }
+            let _ = writeln!(s, "```\n\n</details>");
+        }
+    }
+    s.push('\n');
+    (grouped.changes.iter().map(|g| g.hosts.len()).sum(), s)
+}
+
+/// A change's field diff as `diff` lines.
+fn diff_lines(s: &mut String, c: &Change) {
+    for f in &c.fields {
+        if let Some(o) = &f.old {
+            let _ = writeln!(s, "- {} = {}", f.field, o);
+        }
+        if let Some(n) = &f.new {
+            let _ = writeln!(s, "+ {} = {}", f.field, n);
+        }
+    }
 }
 
 fn marker(a: Action) -> &'static str {
@@ -332,6 +482,22 @@ fn label(c: &Change) -> String {
     }
 }
 
+fn slot_label(b: &Blocked) -> String {
+    b.slot.to_string()
+}
+
+fn blocker_text(b: &Blocked) -> String {
+    reason::blocker(b.blocker, &b.name)
+}
+
+/// One line per blocked container, `host `edge-1`: blocked: …`, for the
+/// error apply gives when it refuses a blocked plan.
+pub fn blocked_lines(plan: &Plan) -> Vec<String> {
+    plan.blocked()
+        .map(|(host, b)| format!("host `{host}`: {} {}", slot_label(b), blocker_text(b)))
+        .collect()
+}
+
 fn verb(a: Action) -> &'static str {
     match a {
         Action::Create => "create",
@@ -350,7 +516,7 @@ mod tests {
 
     use super::*;
     use crate::labels;
-    use crate::observed::{HostObservation, ObservedContainer};
+    use crate::observed::{ContainerState, HostObservation, ObservedContainer};
     use crate::placement::{
         canonical_json, spec_hash, DesiredContainer, DesiredHost, DesiredState, Slot,
     };
@@ -359,17 +525,29 @@ mod tests {
     fn spec(image: &str, level: &str) -> ContainerSpec {
         let mut s = ContainerSpec {
             image: image.into(),
-            restart: "unless-stopped".into(),
+            restart: crate::spec::RestartPolicy::UnlessStopped,
             ..Default::default()
         };
         s.environment.insert("LOG_LEVEL".into(), level.into());
         s
     }
 
-    /// `hosts` hosts, each running `services` services at v1; the repo wants
-    /// v2 with debug logging. On the first host, the first service's
-    /// container was stopped by hand (drift); the last service is new there.
-    fn sample_plan(hosts: usize, services: usize) -> Plan {
+    /// What a host has of one service, for [`fleet_plan`].
+    enum Have {
+        /// Running at v1 (`reg.example/api:1.4.2`, info logging).
+        Old,
+        /// Running at another v1 image.
+        OldImage(String),
+        /// The wanted spec, stopped by hand (drift).
+        Stopped,
+        /// Nothing: the service is new there.
+        Nothing,
+    }
+
+    /// `hosts` hosts (`edge-01`…), each wanting `services` services at v2
+    /// with debug logging; `have(host, service)` (both from 1) says what
+    /// each host runs now.
+    fn fleet_plan(hosts: usize, services: usize, have: impl Fn(usize, usize) -> Have) -> Plan {
         let mut desired = DesiredState {
             project: "shop".into(),
             hosts: BTreeMap::new(),
@@ -378,7 +556,7 @@ mod tests {
         for h in 1..=hosts {
             let host = format!("edge-{h:02}");
             let mut want = DesiredHost::default();
-            let mut have = HostObservation {
+            let mut obs = HostObservation {
                 images: BTreeSet::from(["reg.example/api:1.4.2".to_string()]),
                 ..Default::default()
             };
@@ -396,15 +574,19 @@ mod tests {
                     slot: slot.clone(),
                     pull_policy: Default::default(),
                 });
-                if h == 1 && s == services && services > 1 {
-                    continue; // new on this host
-                }
-                let old = if h == 1 && s == 1 {
-                    spec("reg.example/api:1.5.0", "debug") // same spec, stopped by hand
-                } else {
-                    spec("reg.example/api:1.4.2", "info")
+                let (old, state) = match have(h, s) {
+                    Have::Nothing => continue,
+                    Have::Stopped => (
+                        spec("reg.example/api:1.5.0", "debug"),
+                        ContainerState::Exited,
+                    ),
+                    Have::Old => (
+                        spec("reg.example/api:1.4.2", "info"),
+                        ContainerState::Running,
+                    ),
+                    Have::OldImage(image) => (spec(&image, "info"), ContainerState::Running),
                 };
-                have.containers.push(ObservedContainer {
+                obs.containers.push(ObservedContainer {
                     id: format!("{h:04}{s:04}"),
                     name: slot.container_name(),
                     labels: BTreeMap::from([
@@ -416,19 +598,14 @@ mod tests {
                         (labels::SPEC.to_string(), canonical_json(&old)),
                     ]),
                     image: old.image.clone(),
-                    state: if h == 1 && s == 1 {
-                        "exited"
-                    } else {
-                        "running"
-                    }
-                    .into(),
+                    state,
                     health: None,
                     created: 0,
                     live: None,
                 });
             }
             desired.hosts.insert(host.clone(), want);
-            observed.insert(host, have);
+            observed.insert(host, obs);
         }
         crate::plan::diff(
             &desired,
@@ -436,6 +613,21 @@ mod tests {
             Vec::new(),
             Some("3f2a9c1d0b7e55aa".into()),
         )
+    }
+
+    /// `hosts` hosts, each running `services` services at v1; the repo wants
+    /// v2 with debug logging. On the first host, the first service's
+    /// container was stopped by hand (drift); the last service is new there.
+    fn sample_plan(hosts: usize, services: usize) -> Plan {
+        fleet_plan(hosts, services, |h, s| {
+            if h == 1 && s == services && services > 1 {
+                Have::Nothing
+            } else if h == 1 && s == 1 {
+                Have::Stopped
+            } else {
+                Have::Old
+            }
+        })
     }
 
     #[test]
@@ -483,9 +675,17 @@ mod tests {
         assert!(top(&sample_plan(1, 1)).get("environment").is_none());
     }
 
+    /// 60 hosts x 5 services, each host from another old image: nothing
+    /// groups, so the comment is cut, and says so.
     #[test]
     fn markdown_of_sixty_hosts_stays_under_the_comment_limit() {
-        let plan = sample_plan(60, 5);
+        let plan = fleet_plan(60, 5, |h, s| {
+            if h == 1 && s == 5 {
+                Have::Nothing
+            } else {
+                Have::OldImage(format!("reg.example/api:1.4.{h}"))
+            }
+        });
         assert_eq!(
             plan.count(Action::Replace) + plan.count(Action::Create),
             300
@@ -509,6 +709,63 @@ mod tests {
         );
     }
 
+    /// The same bump on 60 hosts x 5 services reads as 5 grouped changes,
+    /// in both the comment and the terminal, with nothing host by host.
+    #[test]
+    fn sixty_hosts_all_bumped_read_as_five_grouped_changes() {
+        let plan = fleet_plan(60, 5, |_, _| Have::Old);
+        assert_eq!(plan.count(Action::Replace), 300);
+        let md = markdown(&plan);
+        assert!(!md.contains("not shown"), "{md}");
+        assert!(!md.contains("#### `edge-"), "{md}");
+        assert_eq!(
+            md.matches("60 replicas on edge-01..edge-60").count(),
+            5,
+            "{md}"
+        );
+        insta::assert_snapshot!("markdown_sixty_hosts_all_bumped", md);
+        let text = human(&plan);
+        assert!(!text.contains("\nedge-"), "{text}");
+        insta::assert_snapshot!("human_sixty_hosts_all_bumped", text);
+    }
+
+    /// Two of the 60 hosts drifted: the groups leave them out, and both
+    /// formats still name them with what they found there.
+    #[test]
+    fn hosts_that_differ_are_still_named() {
+        let plan = fleet_plan(60, 5, |h, s| {
+            if (h == 7 || h == 42) && s == 1 {
+                Have::Stopped
+            } else {
+                Have::Old
+            }
+        });
+        let md = markdown(&plan);
+        assert!(
+            md.contains("58 replicas on edge-01..edge-06, edge-08..edge-41, edge-43..edge-60"),
+            "{md}"
+        );
+        for host in ["edge-07", "edge-42"] {
+            assert!(
+                md.contains(&format!(
+                    "| `{host}` | `shop/svc1.1` | container is exited (stopped outside berth) | replace |"
+                )),
+                "{md}"
+            );
+        }
+        insta::assert_snapshot!("markdown_sixty_hosts_two_drifted", md);
+        let text = human(&plan);
+        insta::assert_snapshot!("human_sixty_hosts_two_drifted", text);
+        for host in ["edge-07", "edge-42"] {
+            assert!(
+                text.contains(&format!(
+                    "\n{host}\n  ~ shop/svc1.1 replace [drift] (container is exited (stopped outside berth))\n"
+                )),
+                "{text}"
+            );
+        }
+    }
+
     /// The comment renders as GitHub would: a table per host plus the drift
     /// table, diffs as code blocks inside <details>.
     #[test]
@@ -530,6 +787,63 @@ mod tests {
         for h in ["edge-01", "edge-02", "edge-03"] {
             assert!(md.contains(&format!("#### `{h}`")), "{h} missing");
         }
+    }
+
+    /// A saved plan reads back as it was written: every reason from its words.
+    #[test]
+    fn json_plan_reads_back_as_it_was_written() {
+        let plan = sample_plan(3, 2);
+        let text = json(&plan);
+        let back: Plan = serde_json::from_str(&text).expect("plan reads back");
+        assert_eq!(json(&back), text);
+        assert!(
+            text.contains("\"reason\": \"image, environment.LOG_LEVEL\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"reason\": \"container is exited (stopped outside berth)\""),
+            "{text}"
+        );
+        let mut edited: serde_json::Value = serde_json::from_str(&text).unwrap();
+        edited["hosts"][0]["changes"][0]["reason"] = "because".into();
+        assert!(serde_json::from_value::<Plan>(edited).is_err());
+    }
+
+    /// A name taken by a container berth does not manage is blocked, named
+    /// in every format, and counted as nothing to create.
+    #[test]
+    fn a_blocked_container_is_named_and_not_counted() {
+        let mut plan = sample_plan(1, 1);
+        plan.hosts[0].changes.clear();
+        plan.hosts[0].pulls.clear();
+        plan.hosts[0].blocked.push(crate::plan::Blocked {
+            slot: Slot {
+                stack: "web".into(),
+                service: "site".into(),
+                replica: 1,
+            },
+            name: "web-site-1".into(),
+            blocker: crate::plan::Blocker::NameTaken,
+        });
+        let text = human(&plan);
+        assert!(
+            text.contains("  ! web/site.1 blocked: a container berth does not manage (or of another project) is named `web-site-1`; rename or remove it on the host\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Plan: 0 to create, 0 to replace, 0 to remove.\n1 container(s) blocked"),
+            "{text}"
+        );
+        let md = markdown(&plan);
+        assert!(
+            md.contains("| `edge-01` | `web/site.1` | blocked: a container"),
+            "{md}"
+        );
+        assert_eq!(
+            blocked_lines(&plan),
+            ["host `edge-01`: web/site.1 blocked: a container berth does not manage (or of another project) is named `web-site-1`; rename or remove it on the host"]
+        );
+        assert!(json(&plan).contains("\"blocker\": \"name_taken\""));
     }
 
     #[test]

@@ -29,14 +29,50 @@ pub struct RunReport {
     pub finished_unix: f64,
     pub duration_seconds: f64,
     pub exit_code: u8,
-    /// `no_changes`, `converged`, `changes_planned`, `failed`, or
-    /// `lock_held` (another run held a host's run lock: nothing changed).
-    pub outcome: String,
+    pub outcome: RunOutcome,
     pub summary: Summary,
     pub hosts: Vec<HostRun>,
     /// Per service whose rollout failed: rolled back, paused or continued,
     /// with the failures (host, replica, check and its output).
     pub rollouts: Vec<RolloutReport>,
+}
+
+/// How a run ended, as the report and the metrics name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    /// The hosts matched the repo.
+    NoChanges,
+    /// Apply changed the hosts and every host succeeded.
+    Converged,
+    /// Plan found changes to make.
+    ChangesPlanned,
+    /// A host could not be reached, or a step on one failed.
+    Failed,
+    /// Another run held a host's run lock: nothing changed.
+    LockHeld,
+}
+
+impl RunOutcome {
+    /// The outcome of a run that planned `plan` and, for apply, did `applied`:
+    /// the same facts the exit code is picked from.
+    pub fn of(plan: &Plan, applied: Option<&ApplyReport>) -> RunOutcome {
+        let failed_hosts = applied.is_some_and(|a| !a.failed_hosts().is_empty());
+        if !plan.unreachable.is_empty() || failed_hosts {
+            RunOutcome::Failed
+        } else if plan.is_empty() {
+            RunOutcome::NoChanges
+        } else if applied.is_some() {
+            RunOutcome::Converged
+        } else {
+            RunOutcome::ChangesPlanned
+        }
+    }
+
+    /// Whether the run did what it was asked (for the success metric).
+    pub fn succeeded(self) -> bool {
+        !matches!(self, RunOutcome::Failed | RunOutcome::LockHeld)
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -102,15 +138,7 @@ impl RunReport {
             .iter()
             .filter(|h| h.reachable && h.error.is_some())
             .count();
-        let outcome = if exit_code == 1 {
-            "failed"
-        } else if plan.is_empty() {
-            "no_changes"
-        } else if applied.is_some() {
-            "converged"
-        } else {
-            "changes_planned"
-        };
+        let outcome = RunOutcome::of(plan, applied);
         RunReport {
             berth_version: env!("CARGO_PKG_VERSION").into(),
             command: command.into(),
@@ -127,7 +155,7 @@ impl RunReport {
                 .map(|d| d.as_secs_f64())
                 .unwrap_or(0.0),
             exit_code,
-            outcome: outcome.into(),
+            outcome,
             summary: Summary {
                 create: plan.count(Action::Create),
                 replace: plan.count(Action::Replace),
@@ -160,7 +188,7 @@ impl RunReport {
             environment: Vec::new(),
         };
         let mut report = RunReport::new(command, &plan, None, started, exit_code);
-        report.outcome = "lock_held".into();
+        report.outcome = RunOutcome::LockHeld;
         report.hosts = held
             .iter()
             .map(|held| HostRun {
@@ -207,11 +235,7 @@ impl RunReport {
             "1 if the last run converged or found no changes, 0 if it failed.",
             vec![(
                 run.clone(),
-                if matches!(self.outcome.as_str(), "failed" | "lock_held") {
-                    0.0
-                } else {
-                    1.0
-                },
+                if self.outcome.succeeded() { 1.0 } else { 0.0 },
             )],
         );
         metric(
@@ -292,6 +316,77 @@ pub fn rfc3339(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn plan(unreachable: bool, changes: bool) -> Plan {
+        Plan {
+            format_version: crate::plan::PLAN_FORMAT_VERSION,
+            project: "p".into(),
+            commit: None,
+            hosts: vec![crate::plan::HostPlan {
+                host: "a".into(),
+                pulls: if changes { vec!["img".into()] } else { vec![] },
+                networks: vec![],
+                volumes: vec![],
+                changes: vec![],
+                blocked: vec![],
+            }],
+            unreachable: if unreachable {
+                vec![crate::plan::UnreachableHost {
+                    host: "b".into(),
+                    error: "down".into(),
+                }]
+            } else {
+                vec![]
+            },
+            environment: vec![],
+        }
+    }
+
+    /// The outcome comes from what the run found and did, never from the
+    /// exit code it was given, and reads as before in the JSON.
+    #[test]
+    fn the_outcome_follows_the_run_not_the_exit_code() {
+        let started = SystemTime::now();
+        let failed = ApplyReport {
+            hosts: vec![crate::apply::HostReport {
+                host: "a".into(),
+                steps: vec![],
+                seconds: 0.0,
+                error: Some("boom".into()),
+            }],
+            rollouts: vec![],
+        };
+        let ok = ApplyReport {
+            hosts: vec![],
+            rollouts: vec![],
+        };
+        let outcome = |plan: &Plan, applied: Option<&ApplyReport>| {
+            RunReport::new("apply", plan, applied, started, 0).outcome
+        };
+        assert_eq!(outcome(&plan(false, false), None), RunOutcome::NoChanges);
+        assert_eq!(
+            outcome(&plan(false, true), None),
+            RunOutcome::ChangesPlanned
+        );
+        assert_eq!(outcome(&plan(true, true), None), RunOutcome::Failed);
+        assert_eq!(
+            outcome(&plan(false, true), Some(&ok)),
+            RunOutcome::Converged
+        );
+        assert_eq!(
+            outcome(&plan(false, true), Some(&failed)),
+            RunOutcome::Failed
+        );
+        let report = RunReport::new("plan", &plan(false, true), None, started, 2);
+        assert!(report
+            .to_json()
+            .contains("\"outcome\": \"changes_planned\""));
+        assert!(report
+            .to_prometheus()
+            .contains("berth_last_run_success{project=\"p\",command=\"plan\"} 1"));
+        let report = RunReport::lock_held("apply", "p", None, &[], started, 3);
+        assert!(report.to_json().contains("\"outcome\": \"lock_held\""));
+    }
 
     #[test]
     fn rfc3339_of_known_instants() {

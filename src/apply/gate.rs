@@ -10,7 +10,7 @@ use anyhow::{bail, Context as _};
 use super::context::{ApplyContext, ServicePolicy};
 use super::policy::{CHECK_RETRY, MONITOR_POLL, READY_POLL};
 use crate::hosts::Engine;
-use crate::observed::ContainerStatus;
+use crate::observed::{ContainerStatus, Health};
 use crate::spec::ValidateCheck;
 
 /// The gates of a started container, in order, each bounded: running
@@ -226,9 +226,13 @@ pub fn readiness(s: &ContainerStatus) -> Readiness {
             .map(|l| format!("; last check said: {l}"))
             .unwrap_or_default()
     };
-    match s.health.as_deref() {
-        None | Some("healthy") => Readiness::Ready,
-        Some("unhealthy") => Readiness::Failed(format!("healthcheck reports unhealthy{}", log())),
-        Some(other) => Readiness::Waiting(format!("health is `{other}`{}", log())),
+    match s.health {
+        None | Some(Health::Healthy) => Readiness::Ready,
+        Some(Health::Unhealthy) => {
+            Readiness::Failed(format!("healthcheck reports unhealthy{}", log()))
+        }
+        Some(other @ Health::Starting) => {
+            Readiness::Waiting(format!("health is `{other}`{}", log()))
+        }
     }
 }

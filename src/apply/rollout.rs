@@ -354,7 +354,7 @@ async fn start_member<'a>(
     labels.insert(labels::SPEC.into(), canonical_json(&desired.spec));
 
     let old = c.current.as_ref();
-    let old_running = old.is_some_and(|o| o.state == "running");
+    let old_running = old.is_some_and(|o| o.state == crate::observed::ContainerState::Running);
     let retired = format!("{}{RETIRED_SUFFIX}", c.name);
     let start_first = policy.update.order == UpdateOrder::StartFirst && old_running;
 

@@ -94,9 +94,11 @@ fn interleave(members: Vec<Member<'_>>) -> Vec<Member<'_>> {
 /// go at once, still gated and still rolled back on failure. Otherwise
 /// `update_config.parallelism`, where 0 means all.
 pub fn batch_len(members: &[Member<'_>], parallelism: u32) -> usize {
-    let serving = members
-        .iter()
-        .any(|(_, c)| c.current.as_ref().is_some_and(|o| o.state == "running"));
+    let serving = members.iter().any(|(_, c)| {
+        c.current
+            .as_ref()
+            .is_some_and(|o| o.state == crate::observed::ContainerState::Running)
+    });
     if !serving || parallelism == 0 {
         return members.len().max(1);
     }
@@ -271,7 +273,7 @@ mod tests {
             slot,
             current: None,
             desired: None,
-            reason: String::new(),
+            reason: crate::plan::Reason::New,
             drift: false,
             fields: vec![],
             failed_before: None,
@@ -284,6 +286,7 @@ mod tests {
             pulls: vec![],
             networks: vec![],
             volumes: vec![],
+            blocked: vec![],
             changes,
         }
     }

@@ -15,7 +15,7 @@ fn status(running: bool, health: Option<&str>) -> ContainerStatus {
         running,
         restart_count: 0,
         exit_code: if running { None } else { Some(3) },
-        health: health.map(str::to_string),
+        health: health.and_then(crate::observed::Health::parse),
         health_log: Some("wget: server returned error: HTTP/1.0 404 Not Found".into()),
     }
 }
@@ -23,7 +23,7 @@ fn status(running: bool, health: Option<&str>) -> ContainerStatus {
 fn secret_spec(digest: &str) -> crate::spec::ContainerSpec {
     let mut spec = crate::spec::ContainerSpec {
         image: "reg/app:1".into(),
-        restart: "unless-stopped".into(),
+        restart: crate::spec::RestartPolicy::UnlessStopped,
         ..Default::default()
     };
     spec.secrets.insert(
@@ -61,18 +61,19 @@ fn one_change(action: Action, spec: crate::spec::ContainerSpec, current: Option<
                 current: current.map(|id| crate::plan::CurrentContainer {
                     id: id.into(),
                     image: "reg/app:1".into(),
-                    state: "running".into(),
+                    state: crate::observed::ContainerState::Running,
                     spec_hash: None,
                 }),
                 desired: Some(crate::plan::DesiredRef {
                     spec_hash: crate::placement::spec_hash(&spec),
                     spec,
                 }),
-                reason: "test".into(),
+                reason: crate::plan::Reason::New,
                 drift: false,
                 fields: vec![],
                 failed_before: None,
             }],
+            blocked: vec![],
         }],
         unreachable: vec![],
         environment: Vec::new(),
@@ -213,7 +214,7 @@ fn seed_replaces_to(
             );
             let spec = crate::spec::ContainerSpec {
                 image: image.into(),
-                restart: "unless-stopped".into(),
+                restart: crate::spec::RestartPolicy::UnlessStopped,
                 ..Default::default()
             };
             Change {
@@ -223,14 +224,16 @@ fn seed_replaces_to(
                 current: Some(crate::plan::CurrentContainer {
                     id,
                     image: "reg/app:1".into(),
-                    state: "running".into(),
+                    state: crate::observed::ContainerState::Running,
                     spec_hash: None,
                 }),
                 desired: Some(crate::plan::DesiredRef {
                     spec_hash: crate::placement::spec_hash(&spec),
                     spec,
                 }),
-                reason: "image".into(),
+                reason: crate::plan::Reason::SpecChanged {
+                    fields: vec!["image".into()],
+                },
                 drift: false,
                 fields: vec![],
                 failed_before: None,
@@ -251,6 +254,7 @@ fn rollout_plan(changes: Vec<Change>) -> Plan {
             networks: vec![],
             volumes: vec![],
             changes,
+            blocked: vec![],
         }],
         unreachable: vec![],
         environment: Vec::new(),
@@ -523,7 +527,7 @@ async fn a_failing_stack_rolls_back_while_the_other_converges_beside_it() {
 fn new_services(n: u32, replicas: u32) -> Vec<Change> {
     let spec = crate::spec::ContainerSpec {
         image: "reg/app:2".into(),
-        restart: "unless-stopped".into(),
+        restart: crate::spec::RestartPolicy::UnlessStopped,
         ..Default::default()
     };
     (1..=n)
@@ -543,7 +547,7 @@ fn new_services(n: u32, replicas: u32) -> Vec<Change> {
                     spec_hash: crate::placement::spec_hash(&spec),
                     spec: spec.clone(),
                 }),
-                reason: "new".into(),
+                reason: crate::plan::Reason::New,
                 drift: false,
                 fields: vec![],
                 failed_before: None,

@@ -64,6 +64,7 @@ mod tests {
                 networks: Vec::new(),
                 volumes: Vec::new(),
                 changes: Vec::new(),
+                blocked: Vec::new(),
             });
         }
         if unreachable {

@@ -173,8 +173,10 @@ fn status(s: &Status, show_labels: bool) {
             rows.push([
                 c.name.clone(),
                 c.image.clone(),
-                c.state.clone(),
-                c.health.clone().unwrap_or_else(|| "-".into()),
+                c.state.to_string(),
+                c.health
+                    .map(|h| h.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 sync.to_string(),
             ]);
         }

@@ -24,7 +24,9 @@ use async_trait::async_trait;
 
 use super::engine::Engine;
 use crate::labels;
-use crate::observed::{ContainerStatus, HostObservation, ObservedContainer};
+use crate::observed::{
+    ContainerState, ContainerStatus, Health, HostObservation, ObservedContainer,
+};
 use crate::spec::{ContainerSpec, MountKind, NetworkSpec, VolumeSpec};
 
 /// A container in a [`MemoryEngine`].
@@ -333,9 +335,9 @@ impl Engine for MemoryEngine {
                 name: c.name.clone(),
                 labels: c.labels.clone(),
                 image: c.image.clone(),
-                state: c.state.clone(),
+                state: ContainerState::parse(&c.state),
                 health: if c.state == "running" {
-                    c.health.clone()
+                    c.health.as_deref().and_then(Health::parse)
                 } else {
                     None
                 },
@@ -573,7 +575,11 @@ impl Engine for MemoryEngine {
             running,
             restart_count: c.restart_count,
             exit_code: if running { None } else { c.exit_code },
-            health: if running { c.health.clone() } else { None },
+            health: if running {
+                c.health.as_deref().and_then(Health::parse)
+            } else {
+                None
+            },
             health_log: match c.health.as_deref() {
                 Some("unhealthy") => Some("healthcheck failed (memory engine)".into()),
                 _ => None,
@@ -717,7 +723,7 @@ mod tests {
         e.start_container(&new).await.expect("start");
         let status = e.status(&new).await.expect("status");
         assert!(status.running);
-        assert_eq!(status.health.as_deref(), Some("healthy"));
+        assert_eq!(status.health, Some(Health::Healthy));
         e.stop_container(&old, Some(1)).await.expect("stop");
         e.stop_container(&old, Some(1))
             .await
@@ -780,7 +786,7 @@ mod tests {
             .expect("create");
         e.start_container(&bad).await.expect("start");
         let status = e.status(&bad).await.expect("status");
-        assert_eq!(status.health.as_deref(), Some("unhealthy"));
+        assert_eq!(status.health, Some(Health::Unhealthy));
         assert!(status.health_log.is_some());
         let cmd = vec!["true".to_string()];
         assert_eq!(

@@ -89,6 +89,16 @@ async fn on_fleet(
     .map_err(&unchanged)?;
     refuse_rewind(loaded, fleet, opts.allow_rewind).map_err(&unchanged)?;
     show_plan(&plan);
+    let blocked = crate::render::blocked_lines(&plan);
+    if !blocked.is_empty() {
+        return Err(unchanged(
+            Hint::new(
+                format!("the plan is blocked:\n  - {}", blocked.join("\n  - ")),
+                "rename or remove those containers on their host (berth never touches a container it does not manage), then run `berth apply` again",
+            )
+            .into(),
+        ));
+    }
     if plan.is_empty() {
         return Ok(ApplyOutcome::NothingToDo { plan });
     }

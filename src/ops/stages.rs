@@ -353,7 +353,7 @@ mod tests {
             name: name.into(),
             labels: BTreeMap::from([(crate::labels::COMMIT.to_string(), commit.into())]),
             image: "img".into(),
-            state: "running".into(),
+            state: crate::observed::ContainerState::Running,
             health: None,
             created: 0,
             live: None,

@@ -32,9 +32,8 @@ pub struct HostStatus {
 pub struct ContainerRow {
     pub name: String,
     pub image: String,
-    /// Engine state: `running`, `exited`...
-    pub state: String,
-    pub health: Option<String>,
+    pub state: crate::observed::ContainerState,
+    pub health: Option<crate::observed::Health>,
     pub sync: Sync,
     /// Every `berth.*` label but the full spec.
     pub labels: BTreeMap<String, String>,

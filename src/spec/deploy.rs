@@ -18,6 +18,7 @@ use super::model::{
     HostConfig, Inventory, Location, Resources, UpdateConfig, UpdateOrder, ValidateCheck,
 };
 use super::read::{Cx, Fields};
+use super::restart::RestartPolicy;
 use super::values::GoDuration;
 use super::yaml::{Kind, Node};
 
@@ -72,7 +73,7 @@ pub(crate) struct ReadDeploy {
     pub deploy: Deploy,
     pub resources: DeployResources,
     /// `restart_policy` in the service `restart` form, and where it is written.
-    pub restart: Option<(String, Location)>,
+    pub restart: Option<(RestartPolicy, Location)>,
     /// `deploy.labels`, each with where it is written.
     pub labels: BTreeMap<String, (String, Location)>,
 }
@@ -211,7 +212,7 @@ pub(crate) fn read_deploy(
 /// `delay` and `window` are Swarm's: the engine restarts with its own
 /// back-off. Compose outside Swarm ignores them; berth reads them and says
 /// so in a warning, since real files carry them for Swarm and Compose alike.
-fn restart_policy(cx: &mut Cx, node: &Node, what: &str) -> Option<String> {
+fn restart_policy(cx: &mut Cx, node: &Node, what: &str) -> Option<RestartPolicy> {
     let here = format!("`deploy.restart_policy` of {what}");
     let fields = cx.map_with(node, &here, RESTART_POLICY_KEYS)?;
     for key in ["delay", "window"] {
@@ -231,10 +232,10 @@ fn restart_policy(cx: &mut Cx, node: &Node, what: &str) -> Option<String> {
         Some(v) => cx.string(v, &format!("`condition` of {here}"))?,
     };
     let policy = match condition.as_str() {
-        "none" | "no" => "no",
-        "on-failure" => "on-failure",
-        "any" | "always" => "always",
-        "unless-stopped" => "unless-stopped",
+        "none" | "no" => RestartPolicy::No,
+        "on-failure" => RestartPolicy::OnFailure(None),
+        "any" | "always" => RestartPolicy::Always,
+        "unless-stopped" => RestartPolicy::UnlessStopped,
         _ => {
             let at = fields.value("condition").unwrap_or(node);
             cx.error(
@@ -245,7 +246,7 @@ fn restart_policy(cx: &mut Cx, node: &Node, what: &str) -> Option<String> {
         }
     };
     match fields.value("max_attempts") {
-        None => Some(policy.to_string()),
+        None => Some(policy),
         Some(v) => {
             let attempts = cx.int(
                 v,
@@ -253,7 +254,7 @@ fn restart_policy(cx: &mut Cx, node: &Node, what: &str) -> Option<String> {
                 0,
                 i64::from(u32::MAX),
             )?;
-            if policy != "on-failure" {
+            if policy != RestartPolicy::OnFailure(None) {
                 cx.error_help(
                     v,
                     format!("{here} sets `max_attempts` with `condition: {condition}`"),
@@ -261,11 +262,9 @@ fn restart_policy(cx: &mut Cx, node: &Node, what: &str) -> Option<String> {
                 );
                 return None;
             }
-            Some(if attempts == 0 {
-                policy.to_string()
-            } else {
-                format!("on-failure:{attempts}")
-            })
+            // Bounded to u32 by `cx.int` above; 0 means no limit.
+            let attempts = u32::try_from(attempts).ok().filter(|n| *n > 0);
+            Some(RestartPolicy::OnFailure(attempts))
         }
     }
 }

@@ -29,6 +29,7 @@ mod mounts;
 mod ports;
 mod read;
 mod resolve;
+mod restart;
 mod schema;
 pub mod secret_paths;
 mod service;
@@ -47,6 +48,7 @@ mod yaml;
 pub use diagnostic::{Diagnostic, Location, SpecError};
 pub use image::ImageRef;
 pub use model::*;
+pub use restart::RestartPolicy;
 pub use schema::{inventory_schema, x_berth_schema};
 pub use variables::{check_environment_allowed, environment_variables, FromEnvironment};
 

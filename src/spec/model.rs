@@ -369,7 +369,7 @@ pub struct ContainerSpec {
     pub healthcheck: Option<HealthcheckSpec>,
     /// `no`, `always`, `on-failure[:N]`, `unless-stopped`. Default `unless-stopped`
     /// for berth-managed services (a reconciler expects containers to stay up).
-    pub restart: String,
+    pub restart: super::restart::RestartPolicy,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]

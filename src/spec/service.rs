@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::decls::Decls;
 use super::read::{Cx, Fields};
+use super::restart::RestartPolicy;
 use super::yaml::{Kind, Node};
 use super::{deploy, image, mounts, ports, values};
 
@@ -159,7 +160,7 @@ pub(crate) fn read_service(
 ) -> ServiceDraft {
     let what = format!("service `{name}`");
     let mut container = ContainerSpec {
-        restart: "unless-stopped".to_string(),
+        restart: RestartPolicy::UnlessStopped,
         ..ContainerSpec::default()
     };
     let mut draft = ServiceDraft {
@@ -304,7 +305,7 @@ pub(crate) fn read_service(
     let mut restart_key = None;
     if let Some(v) = fields.value("restart") {
         if let Some(restart) = restart(cx, v, &what) {
-            container.restart = restart.clone();
+            container.restart = restart;
             restart_key = Some(restart);
         }
     }
@@ -948,23 +949,18 @@ fn healthcheck(cx: &mut Cx, node: &Node, what: &str) -> Option<HealthcheckSpec> 
     Some(spec)
 }
 
-fn restart(cx: &mut Cx, node: &Node, what: &str) -> Option<String> {
+fn restart(cx: &mut Cx, node: &Node, what: &str) -> Option<RestartPolicy> {
     let text = cx.string(node, &format!("`restart` of {what}"))?;
-    let valid = match text.as_str() {
-        "no" | "always" | "unless-stopped" | "on-failure" => true,
-        other => other
-            .strip_prefix("on-failure:")
-            .is_some_and(|n| n.parse::<u32>().is_ok()),
-    };
-    if valid {
-        Some(text)
-    } else {
-        cx.error_help(
-            node,
-            format!("`restart` of {what} must be `no`, `always`, `on-failure[:N]` or `unless-stopped`, found `{text}`"),
-            "berth's default is `unless-stopped`",
-        );
-        None
+    match text.parse() {
+        Ok(policy) => Some(policy),
+        Err(e) => {
+            cx.error_help(
+                node,
+                format!("`restart` of {what} {e}"),
+                "berth's default is `unless-stopped`",
+            );
+            None
+        }
     }
 }
 

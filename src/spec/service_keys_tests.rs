@@ -282,7 +282,7 @@ fn specs_without_the_new_keys_serialise_as_before() {
     // of a spec that sets none of the new keys must not change with them.
     let spec = ContainerSpec {
         image: "nginx:1".into(),
-        restart: "unless-stopped".into(),
+        restart: RestartPolicy::UnlessStopped,
         networks: BTreeMap::from([("web_default".to_string(), strings(&["api"]))]),
         healthcheck: Some(HealthcheckSpec {
             test: strings(&["CMD", "true"]),

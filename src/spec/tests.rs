@@ -314,7 +314,7 @@ fn full_stack_loads_to_the_exact_model() {
             start_period_ms: 60_000,
             start_interval_ms: 0,
         }),
-        restart: "always".into(),
+        restart: RestartPolicy::Always,
         user: Some("1000".into()),
         read_only: true,
         cap_add: strings(&["NET_BIND_SERVICE"]),

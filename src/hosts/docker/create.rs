@@ -20,34 +20,20 @@ use bollard::models::{
 use crate::labels;
 use crate::spec::{ContainerSpec, MountKind, NetworkSpec, VolumeSpec};
 
-/// A Compose restart policy as the engine wants it.
-fn restart_policy(restart: &str) -> Result<Option<RestartPolicy>, String> {
-    let (name, retries) = match restart.split_once(':') {
-        Some((name, n)) => (name, Some(n)),
-        None => (restart, None),
+/// A restart policy as the engine wants it; None leaves the engine's default.
+fn restart_policy(restart: crate::spec::RestartPolicy) -> Option<RestartPolicy> {
+    use crate::spec::RestartPolicy as Policy;
+    let (name, maximum_retry_count) = match restart {
+        Policy::EngineDefault => return None,
+        Policy::No => (RestartPolicyNameEnum::NO, None),
+        Policy::Always => (RestartPolicyNameEnum::ALWAYS, None),
+        Policy::UnlessStopped => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
+        Policy::OnFailure(n) => (RestartPolicyNameEnum::ON_FAILURE, n.map(i64::from)),
     };
-    let name = match name {
-        "" => return Ok(None),
-        "no" => RestartPolicyNameEnum::NO,
-        "always" => RestartPolicyNameEnum::ALWAYS,
-        "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
-        "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
-        _ => return Err(format!("unknown restart policy `{restart}`")),
-    };
-    let maximum_retry_count = match retries {
-        None => None,
-        Some(_) if name != RestartPolicyNameEnum::ON_FAILURE => {
-            return Err(format!("unknown restart policy `{restart}`"))
-        }
-        Some(n) => Some(
-            n.parse::<i64>()
-                .map_err(|_| format!("restart policy `{restart}`: `{n}` is not a number"))?,
-        ),
-    };
-    Ok(Some(RestartPolicy {
+    Some(RestartPolicy {
         name: Some(name),
         maximum_retry_count,
-    }))
+    })
 }
 
 /// Milliseconds as the engine's nanoseconds; 0 (engine default) as None.
@@ -315,7 +301,7 @@ pub fn create_body(
             .network_mode
             .clone()
             .or_else(|| first.map(|(name, _)| name.clone())),
-        restart_policy: restart_policy(&spec.restart)?,
+        restart_policy: restart_policy(spec.restart),
         readonly_rootfs: spec.read_only.then_some(true),
         cap_add: non_empty(spec.cap_add.clone()),
         cap_drop: non_empty(spec.cap_drop.clone()),
@@ -428,20 +414,16 @@ mod tests {
 
     #[test]
     fn maps_restart_policies() {
-        let p = restart_policy("on-failure:3")
-            .expect("valid")
-            .expect("some");
+        use crate::spec::RestartPolicy as Policy;
+        let p = restart_policy(Policy::OnFailure(Some(3))).expect("some");
         assert_eq!(p.name, Some(RestartPolicyNameEnum::ON_FAILURE));
         assert_eq!(p.maximum_retry_count, Some(3));
-        let p = restart_policy("unless-stopped")
-            .expect("valid")
-            .expect("some");
+        let p = restart_policy(Policy::UnlessStopped).expect("some");
         assert_eq!(p.name, Some(RestartPolicyNameEnum::UNLESS_STOPPED));
         assert_eq!(p.maximum_retry_count, None);
-        assert!(restart_policy("").expect("valid").is_none());
-        assert!(restart_policy("sometimes").is_err());
-        assert!(restart_policy("always:3").is_err());
-        assert!(restart_policy("on-failure:x").is_err());
+        let p = restart_policy(Policy::No).expect("some");
+        assert_eq!(p.name, Some(RestartPolicyNameEnum::NO));
+        assert!(restart_policy(Policy::EngineDefault).is_none());
     }
 
     fn full_spec() -> ContainerSpec {
@@ -504,7 +486,7 @@ mod tests {
                 start_period_ms: 0,
                 start_interval_ms: 0,
             }),
-            restart: "on-failure:5".into(),
+            restart: crate::spec::RestartPolicy::OnFailure(Some(5)),
             user: Some("1000:1000".into()),
             read_only: true,
             cap_add: vec!["NET_ADMIN".into()],

@@ -27,8 +27,10 @@ use super::lock;
 use super::secret_files::{self, SecretFile};
 use super::shell::{self, truncate, Shell};
 use crate::labels;
-use crate::observed::{ContainerStatus, HostObservation, LiveSettings, ObservedContainer};
-use crate::spec::{ContainerSpec, ImageRef, NetworkSpec, VolumeSpec};
+use crate::observed::{
+    ContainerState, ContainerStatus, Health, HostObservation, LiveSettings, ObservedContainer,
+};
+use crate::spec::{ContainerSpec, ImageRef, NetworkSpec, RestartPolicy, VolumeSpec};
 use auth::registry_credentials;
 
 pub mod auth;
@@ -199,8 +201,13 @@ impl Engine for DockerEngine {
                 name,
                 labels: labels.into_iter().collect(),
                 image: c.image.unwrap_or_default(),
-                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
-                health: c.status.as_deref().and_then(health_from_status),
+                state: ContainerState::parse(&c.state.map(|s| s.to_string()).unwrap_or_default()),
+                health: c
+                    .status
+                    .as_deref()
+                    .and_then(health_from_status)
+                    .as_deref()
+                    .and_then(Health::parse),
                 created: c.created.unwrap_or_default(),
                 live: None,
             });
@@ -456,9 +463,9 @@ impl Engine for DockerEngine {
             // A stopped container keeps its last health (often `unhealthy`
             // from being stopped); it means nothing until it runs again.
             health: match health.status {
-                Some(HealthStatusEnum::STARTING) if running => Some("starting".into()),
-                Some(HealthStatusEnum::HEALTHY) if running => Some("healthy".into()),
-                Some(HealthStatusEnum::UNHEALTHY) if running => Some("unhealthy".into()),
+                Some(HealthStatusEnum::STARTING) if running => Some(Health::Starting),
+                Some(HealthStatusEnum::HEALTHY) if running => Some(Health::Healthy),
+                Some(HealthStatusEnum::UNHEALTHY) if running => Some(Health::Unhealthy),
                 _ => None,
             },
             health_log,
@@ -615,17 +622,16 @@ fn live_settings(h: &bollard::models::HostConfig) -> LiveSettings {
     let set = |v: Option<i64>| v.filter(|n| *n > 0);
     let restart = match h.restart_policy.as_ref() {
         Some(p) => match p.name {
-            Some(RestartPolicyNameEnum::ALWAYS) => "always".to_string(),
-            Some(RestartPolicyNameEnum::UNLESS_STOPPED) => "unless-stopped".to_string(),
-            Some(RestartPolicyNameEnum::ON_FAILURE) => {
-                match p.maximum_retry_count.filter(|n| *n > 0) {
-                    Some(n) => format!("on-failure:{n}"),
-                    None => "on-failure".to_string(),
-                }
-            }
-            _ => "no".to_string(),
+            Some(RestartPolicyNameEnum::ALWAYS) => RestartPolicy::Always,
+            Some(RestartPolicyNameEnum::UNLESS_STOPPED) => RestartPolicy::UnlessStopped,
+            Some(RestartPolicyNameEnum::ON_FAILURE) => RestartPolicy::OnFailure(
+                p.maximum_retry_count
+                    .and_then(|n| u32::try_from(n).ok())
+                    .filter(|n| *n > 0),
+            ),
+            _ => RestartPolicy::No,
         },
-        None => "no".to_string(),
+        None => RestartPolicy::No,
     };
     LiveSettings {
         restart,

@@ -1,0 +1,79 @@
+//! Why a change is planned, and what keeps one from being applied, as
+//! values: the diff decides them, `render::reason` words them (the JSON plan
+//! carries those words, so its shape does not change).
+
+use serde::{Deserialize, Serialize};
+
+use crate::observed::ContainerState;
+
+/// Why a container is created, replaced or removed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// The repo asks for a replica that never ran here.
+    New,
+    /// A replica deployed before (same spec, or the commit did not move) is
+    /// gone from the host: removed outside berth.
+    Missing,
+    /// The container has the wanted spec but is not running: stopped
+    /// outside berth.
+    NotRunning(ContainerState),
+    /// The spec changed; the dotted paths of the changed fields, in spec
+    /// order (details in `Change::fields`).
+    SpecChanged { fields: Vec<String> },
+    /// Settings edited in place on the host (`docker update`).
+    HandEdited { fields: Vec<String> },
+    /// A removal: the container carries no berth labels.
+    Unlabelled,
+    /// A removal: the stack is no longer in the repo.
+    StackGone,
+    /// A removal: the service is no longer in the repo.
+    ServiceGone,
+    /// A removal: the replica is placed on another host now.
+    Moved,
+    /// A removal: fewer replicas are wanted.
+    ScaledDown,
+    /// A removal: what a replace or a failed release left behind.
+    Leftover(Leftover),
+}
+
+/// A container left by a replace or a failed release (named with one of
+/// the `.berth-*` suffixes), and so never a slot's live container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Leftover {
+    /// `.berth-old`: the old container of an interrupted replace.
+    Retired,
+    /// `.berth-new`: the new container of an interrupted start-first replace.
+    Started,
+    /// `.berth-failed`: the record of a failed release the repo no longer asks for.
+    Failed,
+    /// Anything else the plan found to clean up.
+    Other,
+}
+
+impl Reason {
+    /// Every reason without data, for reading a reason back from its words.
+    pub const PLAIN: [Reason; 11] = [
+        Reason::New,
+        Reason::Missing,
+        Reason::Unlabelled,
+        Reason::StackGone,
+        Reason::ServiceGone,
+        Reason::Moved,
+        Reason::ScaledDown,
+        Reason::Leftover(Leftover::Retired),
+        Reason::Leftover(Leftover::Started),
+        Reason::Leftover(Leftover::Failed),
+        Reason::Leftover(Leftover::Other),
+    ];
+}
+
+/// What keeps a wanted container from being created: apply refuses the
+/// plan until someone fixes it on the host (berth never touches what it
+/// does not manage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Blocker {
+    /// A container berth does not manage (or of another project) has the
+    /// wanted name: creating it would fail with a name conflict.
+    NameTaken,
+}
