@@ -3,8 +3,12 @@
 # and networks on exit (also on error or interrupt).
 #
 # The sourcing script sets PROJECT (and RUNS's default) first, then calls
-# bench_setup. After it: ROOT, HOSTS, ADDRS, KEY, KNOWN, DOCKER, BIN (a
-# private copy), BIN_SRC, WORK, LOG, and the bed() lookup.
+# bench_setup. After it: ROOT, HOSTS, ADDRS, KEY, KNOWN, DOCKER, SSH_OPTS,
+# BIN (a private copy), BIN_SRC, WORK, LOG, and the bed() lookup.
+#
+# A script that makes more than the bench project's containers adds their
+# label filters (KEY=VALUE) to CLEAN_LABELS, and may define bench_cleanup_extra,
+# which the exit trap calls before the work directory is removed.
 #
 # Environment:
 #   BERTH_BIN      berth binary to time (default: build target/release/berth)
@@ -24,6 +28,8 @@ DOCKER=""
 ADDRS=()
 KEY=""
 KNOWN=""
+SSH_OPTS=()
+CLEAN_LABELS=()
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
@@ -49,26 +55,32 @@ docker_on() {
   "$DOCKER" -H "unix://$BED_DIR/h/$h/docker.sock" "$@"
 }
 
-# Removes the bench project's containers and networks on every bed host,
-# and the commit its last apply recorded beside the run lock (each bench run
-# starts a new repo: a new history, which berth would refuse as a rewind).
+# Removes the bench project's containers and networks (and those labelled
+# with any of CLEAN_LABELS) on every bed host, and the commit its last apply
+# recorded beside the run lock (each bench run starts a new repo: a new
+# history, which berth would refuse as a rewind).
 clean_hosts() {
-  local h a
+  local h a label sock p pids=()
   [[ -n $DOCKER ]] || return 0
   for a in "${ADDRS[@]}"; do
     ssh -i "$KEY" -o "UserKnownHostsFile=$KNOWN" -o StrictHostKeyChecking=yes -o BatchMode=yes \
       -o ConnectTimeout=5 "root@$a" \
       "rm -f /run/lock/berth-$PROJECT.lock.applied /tmp/berth-$PROJECT.lock.applied" \
       </dev/null >/dev/null 2>&1 &
+    pids+=("$!")
   done
-  wait
+  # Only these: the sourcing script may have daemons of its own in the background.
+  for p in "${pids[@]}"; do wait "$p" || true; done
   for h in "${HOSTS[@]}"; do
-    docker_on "$h" ps -aq --filter "label=berth.project=$PROJECT" 2>/dev/null \
-      | xargs -r "$DOCKER" -H "unix://$BED_DIR/h/$h/docker.sock" rm -f >/dev/null 2>&1 \
-      || log "$h: removing containers failed"
-    docker_on "$h" network ls -q --filter "label=berth.project=$PROJECT" 2>/dev/null \
-      | xargs -r "$DOCKER" -H "unix://$BED_DIR/h/$h/docker.sock" network rm >/dev/null 2>&1 \
-      || log "$h: removing networks failed"
+    sock="unix://$BED_DIR/h/$h/docker.sock"
+    for label in "berth.project=$PROJECT" ${CLEAN_LABELS[@]+"${CLEAN_LABELS[@]}"}; do
+      docker_on "$h" ps -aq --filter "label=$label" 2>/dev/null \
+        | xargs -r "$DOCKER" -H "$sock" rm -f >/dev/null 2>&1 \
+        || log "$h: removing containers ($label) failed"
+      docker_on "$h" network ls -q --filter "label=$label" 2>/dev/null \
+        | xargs -r "$DOCKER" -H "$sock" network rm >/dev/null 2>&1 \
+        || log "$h: removing networks ($label) failed"
+    done
   done
 }
 
@@ -78,6 +90,7 @@ cleanup() {
   set +e
   log "cleaning up (project $PROJECT)"
   clean_hosts
+  if declare -F bench_cleanup_extra >/dev/null; then bench_cleanup_extra; fi
   [[ -n $WORK && -d $WORK ]] && rm -rf "$WORK"
   exit "$rc"
 }
@@ -85,12 +98,13 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Brings the bed up (idempotent), reads it, builds or takes the binary and
-# makes the work directory. A leftover of a killed earlier run is removed.
+# Checks that the bed is up (it is shared: a benchmark never brings it up
+# or down), reads it, builds or takes the binary and makes the work
+# directory. A leftover of a killed earlier run is removed.
 bench_setup() {
   local h
-  log "bringing up the bed (idempotent)"
-  bash "$ROOT/tests/bed/testbed.sh" up >&2
+  bash "$ROOT/tests/bed/testbed.sh" status >/dev/null \
+    || die "the test bed is not up; bring it up with \`bash tests/bed/testbed.sh up\` (idempotent)"
 
   KEY=$(bed BED_KEY)
   KNOWN=$(bed BED_KNOWN_HOSTS)
@@ -100,6 +114,8 @@ bench_setup() {
   for h in "${HOSTS[@]}"; do
     ADDRS+=("$(bed "BED_ADDR_${h//-/_}")")
   done
+  SSH_OPTS=(-i "$KEY" -o "UserKnownHostsFile=$KNOWN" -o StrictHostKeyChecking=yes
+    -o BatchMode=yes -o ControlMaster=no -o ControlPath=none)
 
   if [[ -n ${BERTH_BIN:-} ]]; then
     BIN=$BERTH_BIN
@@ -172,6 +188,33 @@ stats() {
 median() {
   awk -v c="$2" '{ print $c }' "$1" | sort -n | awk -v d="${3:-2}" '{ v[NR] = $1 }
     END { printf "%." d "f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# ssh_floor_once: the least any tool must do to look at the hosts: one SSH
+# handshake + one `docker ps -a` per host, all hosts at once.
+ssh_floor_once() {
+  local a p rc=0 pids=()
+  for a in "${ADDRS[@]}"; do
+    ssh "${SSH_OPTS[@]}" "root@$a" docker ps -a >/dev/null 2>>"$WORK/floor.err" &
+    pids+=("$!")
+  done
+  for p in "${pids[@]}"; do
+    wait "$p" || rc=1
+  done
+  if [[ $rc -ne 0 ]]; then
+    cat "$WORK/floor.err" >&2
+    die "floor: ssh ... docker ps -a failed"
+  fi
+}
+
+# timed FILE CMD...: runs CMD and appends its wall time (ns) to FILE.
+timed() {
+  local out=$1 t0 t1
+  shift
+  t0=$(date +%s%N)
+  "$@"
+  t1=$(date +%s%N)
+  echo $((t1 - t0)) >>"$out"
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }

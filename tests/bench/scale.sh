@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# Scale benchmark: `berth plan` and a no-op `berth apply` across HOSTS_N
+# (default 200) inventory hosts, over real SSH: wall time, CPU and peak
+# memory (`/usr/bin/time -v`) of the berth process, and the peak total RSS
+# of the ssh clients it starts.
+#
+#   bash tests/bench/scale.sh            # as root; 200 hosts, RUNS=3
+#   HOSTS_N=50 PARALLEL=64 RUNS=5 BERTH_BIN=target/release/berth bash tests/bench/scale.sh
+#
+# The bed has three engines. The inventory names edge-001..edge-N, spread
+# round-robin over the three bed hosts' network namespaces. Two setups:
+#
+#   MODE=sshd (default): one extra sshd per inventory host, each on its own
+#     port (2201..) in its bed host's namespace, started by this script the
+#     way the bed starts its own (a private mount namespace whose /run holds
+#     docker.sock -> that host's engine, and /run/lock). Every inventory host
+#     is then a distinct SSH endpoint with its own run lock, as on a real
+#     fleet. Their mount namespace also hides /root/.bashrc (bind-mounted
+#     /dev/null): the runner's .bashrc starts pyenv (~0.1 s CPU per remote
+#     command, see README), which would otherwise be measured 200 times.
+#     LEAN_SHELL=0 keeps it.
+#   MODE=shared: every inventory host points at one of the bed's three sshd
+#     on port 22 (berth.yaml accepts the same address under different names).
+#     Only `plan` is measured: the run lock is a file on the host
+#     (/run/lock/berth-<project>.lock), so 67 names for one sshd are one
+#     lock, and a no-op apply waits for itself until --lock-timeout.
+#
+# The project has no stacks: a no-op on each host is connect, forward the
+# Docker socket, list the project's containers (none), and for apply take
+# and release the run lock. The three engines are shared by all the names,
+# so containers on them could not be told apart per inventory host.
+#
+# Everything runs on this machine: the sshd side of 200 handshakes shares
+# the runner's cores, so wall times here are an upper bound; berth's own CPU
+# time (user + sys) is the runner-side cost.
+#
+# Environment:
+#   HOSTS_N        inventory hosts (default 200)
+#   RUNS           timed runs of plan and of apply (default 3)
+#   MODE           sshd (default) or shared
+#   PARALLEL       settings.parallel (hosts contacted at once); default: berth's
+#   LEAN_SHELL     1 (default) or 0, MODE=sshd only (see above)
+#   BERTH_BIN      berth binary to time (default: build target/release/berth)
+#   BERTH_BED_DIR  the bed's directory (default /var/tmp/berth-bed)
+RUNS=${RUNS:-3}
+HOSTS_N=${HOSTS_N:-200}
+MODE=${MODE:-sshd}
+LEAN_SHELL=${LEAN_SHELL:-1}
+PARALLEL=${PARALLEL:-}
+PROJECT=benchscale
+PORT_BASE=2200
+# shellcheck source=tests/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+[[ $HOSTS_N =~ ^[1-9][0-9]*$ && $HOSTS_N -le 999 ]] || die "HOSTS_N must be 1..999, got '$HOSTS_N'"
+[[ $MODE == sshd || $MODE == shared ]] || die "MODE must be sshd or shared, got '$MODE'"
+[[ $LEAN_SHELL == 0 || $LEAN_SHELL == 1 ]] || die "LEAN_SHELL must be 0 or 1, got '$LEAN_SHELL'"
+[[ -z $PARALLEL || $PARALLEL =~ ^[1-9][0-9]*$ ]] || die "PARALLEL must be a positive integer, got '$PARALLEL'"
+
+if [[ ! -x /usr/bin/time ]]; then
+  log "installing GNU time (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2 || die "apt-get update failed"
+  apt-get install -y -qq --no-install-recommends time >&2 || die "apt-get install time failed"
+fi
+
+# PIDs of the sshd this script started (MODE=sshd); stopped on exit.
+SSHD_PIDS=()
+bench_cleanup_extra() {
+  local p
+  ((${#SSHD_PIDS[@]})) || return 0
+  for p in "${SSHD_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${SSHD_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+
+# ------------------------------------------------------------------ setup ---
+
+bench_setup
+REPO=$WORK/repo
+mkdir -p "$REPO"
+NAMES=()
+HADDR=()
+HPORT=()
+HBED=()
+for ((i = 1; i <= HOSTS_N; i++)); do
+  b=$(((i - 1) % ${#HOSTS[@]}))
+  NAMES+=("$(printf 'edge-%03d' "$i")")
+  HADDR+=("${ADDRS[$b]}")
+  HBED+=("${HOSTS[$b]}")
+  if [[ $MODE == sshd ]]; then HPORT+=($((PORT_BASE + i))); else HPORT+=(22); fi
+done
+
+SCALE_KNOWN=$KNOWN
+if [[ $MODE == sshd ]]; then
+  # One base config per bed host: the bed's, without its ListenAddress (each
+  # sshd gets its own with -o) and quieter.
+  for h in "${HOSTS[@]}"; do
+    grep -v '^ListenAddress' "$BED_DIR/h/$h/sshd_config" | sed 's/^LogLevel .*/LogLevel ERROR/' \
+      >"$WORK/sshd_config.$h"
+  done
+  SCALE_KNOWN=$WORK/known_hosts
+  : >"$SCALE_KNOWN"
+  log "starting $HOSTS_N sshd (ports $((PORT_BASE + 1))..$((PORT_BASE + HOSTS_N)))"
+  for i in "${!NAMES[@]}"; do
+    h=${HBED[$i]}
+    printf '[%s]:%s %s\n' "${HADDR[$i]}" "${HPORT[$i]}" \
+      "$(cut -d' ' -f1-2 "$BED_DIR/h/$h/ssh_host_ed25519_key.pub")" >>"$SCALE_KNOWN"
+    # shellcheck disable=SC2016 # $0, $1, $2, $@ belong to the inner sh
+    nsenter --net="/run/netns/$(bed "BED_NETNS_${h//-/_}")" \
+      unshare --mount --propagation private \
+      sh -c '
+        mount -t tmpfs -o mode=755,size=1m bench-run /run &&
+        mkdir -m 755 /run/sshd && mkdir -m 1777 /run/lock && ln -s "$0" /run/docker.sock &&
+        if [ ! -L /var/run ]; then
+          mount -t tmpfs -o mode=755,size=1m bench-var-run /var/run &&
+          ln -s "$0" /var/run/docker.sock
+        fi &&
+        if [ "$1" = 1 ] && [ -f /root/.bashrc ]; then mount --bind /dev/null /root/.bashrc; fi &&
+        shift 2 && exec "$@"' "$BED_DIR/h/$h/docker.sock" "$LEAN_SHELL" x \
+      /usr/sbin/sshd -D -e -f "$WORK/sshd_config.$h" -o "ListenAddress=${HADDR[$i]}:${HPORT[$i]}" \
+      </dev/null >>"$WORK/sshd.log" 2>&1 &
+    SSHD_PIDS+=("$!")
+  done
+  # Ready when every port accepts a connection.
+  for i in "${!NAMES[@]}"; do
+    for ((t = 0; t < 200; t++)); do
+      (exec 3<>"/dev/tcp/${HADDR[$i]}/${HPORT[$i]}") 2>/dev/null && break
+      sleep 0.05
+    done
+    ((t < 200)) || { cat "$WORK/sshd.log" >&2; die "sshd for ${NAMES[$i]} (${HADDR[$i]}:${HPORT[$i]}) did not come up"; }
+  done
+fi
+
+{
+  printf 'project: %s\ndefaults:\n  identity_file: %s\nsettings:\n  known_hosts: %s\n' \
+    "$PROJECT" "$KEY" "$SCALE_KNOWN"
+  [[ -z $PARALLEL ]] || printf '  parallel: %s\n' "$PARALLEL"
+  printf 'hosts:\n'
+  for i in "${!NAMES[@]}"; do
+    printf '  - name: %s\n    address: %s\n    port: %s\n' "${NAMES[$i]}" "${HADDR[$i]}" "${HPORT[$i]}"
+  done
+} >"$REPO/berth.yaml"
+git -C "$REPO" -c init.defaultBranch=main init -q
+commit "$REPO" "bench: $HOSTS_N hosts, no stacks"
+
+# ------------------------------------------------------------- measuring ---
+
+# Sums the RSS (KiB) of the runner's ssh clients for berth's hosts, every
+# 0.1 s, into $1 (one line per sample) until killed.
+sample_ssh_rss() {
+  local out=$1 p sum n rss
+  while :; do
+    sum=0
+    n=0
+    # berth's ssh masters keep their control sockets in /tmp/berth-<pid>/.
+    for p in $(pgrep -x ssh); do
+      grep -qaF -- "/berth-" "/proc/$p/cmdline" 2>/dev/null || continue
+      rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null) || continue
+      sum=$((sum + ${rss:-0}))
+      n=$((n + 1))
+    done
+    echo "$sum $n" >>"$out"
+    sleep 0.1
+  done
+}
+
+# run_one KIND R: one timed berth KIND (plan or apply), no-op required.
+# Appends "wall_s user_s sys_s maxrss_kib ssh_rss_kib ssh_n" to $WORK/KIND.
+run_one() {
+  local kind=$1 r=$2 tv=$WORK/time.txt sp rc=0 wall user sys rss sshrss sshn
+  : >"$WORK/ssh-rss"
+  sample_ssh_rss "$WORK/ssh-rss" &
+  sp=$!
+  /usr/bin/time -v -o "$tv" "$BIN" "$kind" --repo "$REPO" --detailed-exitcode >"$LOG" 2>&1 || rc=$?
+  kill "$sp" 2>/dev/null
+  wait "$sp" 2>/dev/null || true
+  if [[ $rc -ne 0 ]]; then
+    cat "$LOG" >&2
+    die "$kind run $r: berth $kind --detailed-exitcode exited $rc (expected 0: no changes)"
+  fi
+  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, a, ":"); s = 0
+    for (i = 1; i <= n; i++) s = s * 60 + a[i]; print s }' "$tv")
+  user=$(awk -F': ' '/User time/ { print $2 }' "$tv")
+  sys=$(awk -F': ' '/System time/ { print $2 }' "$tv")
+  rss=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$tv")
+  read -r sshrss sshn < <(sort -n "$WORK/ssh-rss" | tail -n 1)
+  echo "$wall $user $sys $rss ${sshrss:-0} ${sshn:-0}" >>"$WORK/$kind"
+  log "$kind run $r/$RUNS: ${wall}s wall, ${user}s user, ${sys}s sys, berth max RSS $((rss / 1024)) MiB," \
+    "ssh clients $((${sshrss:-0} / 1024)) MiB (${sshn:-0} at peak)"
+}
+
+KINDS=(plan)
+[[ $MODE == shared ]] || KINDS+=(apply)
+START_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+log "warm-up: one untimed plan"
+berth_expect 0 "warm-up plan" plan --repo "$REPO" --detailed-exitcode
+for ((r = 1; r <= RUNS; r++)); do
+  for kind in "${KINDS[@]}"; do run_one "$kind" "$r"; done
+done
+END_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ----------------------------------------------------------------- report ---
+
+print_header "berth scale benchmark"
+printf '  load avg     %s at start, %s at end (1/5/15 min)\n' "$START_LOAD" "$END_LOAD"
+if [[ $MODE == sshd ]]; then
+  printf '  setup        %d inventory hosts, one sshd each (ports %d..%d) over the bed'"'"'s %d engines;\n' \
+    "$HOSTS_N" $((PORT_BASE + 1)) $((PORT_BASE + HOSTS_N)) "${#HOSTS[@]}"
+  printf '               remote .bashrc %s; project without stacks\n' \
+    "$([[ $LEAN_SHELL == 1 ]] && echo hidden || echo kept)"
+else
+  printf '  setup        %d inventory hosts over the bed'"'"'s %d sshd (port 22, shared run lock:\n' \
+    "$HOSTS_N" "${#HOSTS[@]}"
+  printf '               apply not measured); project without stacks\n'
+fi
+printf '  parallel     %s\n' "${PARALLEL:-berth default}"
+printf '  runs         %d each; medians\n\n' "$RUNS"
+printf '  %-22s %9s %9s %9s %16s %16s\n' "" "wall (s)" "user (s)" "sys (s)" "berth RSS (MiB)" "ssh RSS (MiB)"
+for kind in "${KINDS[@]}"; do
+  printf '  %-22s %9s %9s %9s %16s %16s\n' "berth $kind (no-op)" \
+    "$(median "$WORK/$kind" 1)" "$(median "$WORK/$kind" 2)" "$(median "$WORK/$kind" 3)" \
+    "$(median "$WORK/$kind" 4 0 | awk '{ printf "%.1f", $1 / 1024 }')" \
+    "$(median "$WORK/$kind" 5 0 | awk '{ printf "%.1f", $1 / 1024 }')"
+done
+printf '\n  berth RSS = "Maximum resident set size" of /usr/bin/time -v (the berth process)\n'
+printf '  ssh RSS   = peak of the summed RSS of the ssh clients berth runs (sampled every 0.1 s)\n'
