@@ -7,7 +7,8 @@
 #   RUNS=20 BERTH_BIN=target/release/berth bash tests/bench/noop.sh
 #
 # Uses the three-host test bed (it must be up: tests/bed/testbed.sh up; the
-# bed is shared, so it is never brought up or down here) and project `bench`: 20 global services x 3 hosts = 60
+# bed is shared, so it is never brought up or down here) and project
+# `bench`: 20 global services x 3 hosts = 60
 # containers. Removes the bench containers, networks and the temp repo on exit,
 # also on error or interrupt.
 #
