@@ -40,6 +40,10 @@
 #   MODE           sshd (default) or shared
 #   PARALLEL       settings.parallel (hosts contacted at once); default: berth's
 #   LEAN_SHELL     1 (default) or 0, MODE=sshd only (see above)
+#   KEX            if set, the ssh clients' KexAlgorithms (e.g. curve25519-sha256),
+#                  through settings.ssh_config; default: OpenSSH's (on 9.x the
+#                  post-quantum sntrup761x25519, ~0.1 s of client CPU per
+#                  handshake on the 2-core bed VM, against ~0.01 s)
 #   BERTH_BIN      berth binary to time (default: build target/release/berth)
 #   BERTH_BED_DIR  the bed's directory (default /var/tmp/berth-bed)
 RUNS=${RUNS:-3}
@@ -47,6 +51,7 @@ HOSTS_N=${HOSTS_N:-200}
 MODE=${MODE:-sshd}
 LEAN_SHELL=${LEAN_SHELL:-1}
 PARALLEL=${PARALLEL:-}
+KEX=${KEX:-}
 PROJECT=benchscale
 PORT_BASE=2200
 # shellcheck source=tests/bench/lib.sh
@@ -55,6 +60,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [[ $HOSTS_N =~ ^[1-9][0-9]*$ && $HOSTS_N -le 999 ]] || die "HOSTS_N must be 1..999, got '$HOSTS_N'"
 [[ $MODE == sshd || $MODE == shared ]] || die "MODE must be sshd or shared, got '$MODE'"
 [[ $LEAN_SHELL == 0 || $LEAN_SHELL == 1 ]] || die "LEAN_SHELL must be 0 or 1, got '$LEAN_SHELL'"
+[[ -z $KEX || $KEX =~ ^[a-z0-9@.,+-]+$ ]] || die "KEX must be an OpenSSH KexAlgorithms list, got '$KEX'"
 [[ -z $PARALLEL || $PARALLEL =~ ^[1-9][0-9]*$ ]] || die "PARALLEL must be a positive integer, got '$PARALLEL'"
 
 if [[ ! -x /usr/bin/time ]]; then
@@ -131,10 +137,12 @@ if [[ $MODE == sshd ]]; then
   done
 fi
 
+[[ -z $KEX ]] || printf 'Host *\n  KexAlgorithms %s\n' "$KEX" >"$WORK/ssh_config"
 {
   printf 'project: %s\ndefaults:\n  identity_file: %s\nsettings:\n  known_hosts: %s\n' \
     "$PROJECT" "$KEY" "$SCALE_KNOWN"
   [[ -z $PARALLEL ]] || printf '  parallel: %s\n' "$PARALLEL"
+  [[ -z $KEX ]] || printf '  ssh_config: %s\n' "$WORK/ssh_config"
   printf 'hosts:\n'
   for i in "${!NAMES[@]}"; do
     printf '  - name: %s\n    address: %s\n    port: %s\n' "${NAMES[$i]}" "${HADDR[$i]}" "${HPORT[$i]}"
@@ -145,33 +153,38 @@ commit "$REPO" "bench: $HOSTS_N hosts, no stacks"
 
 # ------------------------------------------------------------- measuring ---
 
-# Sums the RSS (KiB) of the runner's ssh clients for berth's hosts, every
-# 0.1 s, into $1 (one line per sample) until killed.
-sample_ssh_rss() {
-  local out=$1 p sum n rss
+# sample_run OUT TIME_PID: every 0.1 s until killed, appends to OUT the summed
+# RSS (KiB) and count of berth's ssh clients, and writes OUT.cpu with the
+# berth process's own CPU time so far (utime + stime, clock ticks; children
+# not included): the last sample is berth's own CPU to within 0.1 s.
+sample_run() {
+  local out=$1 tp=$2 bp="" cpu
   while :; do
-    sum=0
-    n=0
+    [[ -n $bp ]] || bp=$(pgrep -P "$tp" | head -n 1) || true
+    if [[ -n $bp ]]; then
+      cpu=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$bp/stat" 2>/dev/null) \
+        && echo "$cpu" >"$out.cpu"
+    fi
     # berth's ssh masters keep their control sockets in /tmp/berth-<pid>/.
-    for p in $(pgrep -x ssh); do
-      grep -qaF -- "/berth-" "/proc/$p/cmdline" 2>/dev/null || continue
-      rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null) || continue
-      sum=$((sum + ${rss:-0}))
-      n=$((n + 1))
-    done
-    echo "$sum $n" >>"$out"
+    # One ps per sample: the sampler must not cost the run much CPU.
+    ps -C ssh -o rss=,args= 2>/dev/null \
+      | awk '/\/berth-/ { s += $1; n++ } END { print s + 0, n + 0 }' >>"$out" || true
     sleep 0.1
   done
 }
 
 # run_one KIND R: one timed berth KIND (plan or apply), no-op required.
-# Appends "wall_s user_s sys_s maxrss_kib ssh_rss_kib ssh_n" to $WORK/KIND.
+# Appends "wall user sys maxrss_kib ssh_rss_kib ssh_n own_cpu" to $WORK/KIND
+# (seconds unless said; user and sys include the reaped ssh client processes).
 run_one() {
-  local kind=$1 r=$2 tv=$WORK/time.txt sp rc=0 wall user sys rss sshrss sshn
-  : >"$WORK/ssh-rss"
-  sample_ssh_rss "$WORK/ssh-rss" &
+  local kind=$1 r=$2 tv=$WORK/time.txt sp tp rc=0 wall user sys rss sshrss sshn own
+  : >"$WORK/sample"
+  echo 0 >"$WORK/sample.cpu"
+  /usr/bin/time -v -o "$tv" "$BIN" "$kind" --repo "$REPO" --detailed-exitcode >"$LOG" 2>&1 &
+  tp=$!
+  sample_run "$WORK/sample" "$tp" &
   sp=$!
-  /usr/bin/time -v -o "$tv" "$BIN" "$kind" --repo "$REPO" --detailed-exitcode >"$LOG" 2>&1 || rc=$?
+  wait "$tp" || rc=$?
   kill "$sp" 2>/dev/null
   wait "$sp" 2>/dev/null || true
   if [[ $rc -ne 0 ]]; then
@@ -183,10 +196,11 @@ run_one() {
   user=$(awk -F': ' '/User time/ { print $2 }' "$tv")
   sys=$(awk -F': ' '/System time/ { print $2 }' "$tv")
   rss=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$tv")
-  read -r sshrss sshn < <(sort -n "$WORK/ssh-rss" | tail -n 1)
-  echo "$wall $user $sys $rss ${sshrss:-0} ${sshn:-0}" >>"$WORK/$kind"
-  log "$kind run $r/$RUNS: ${wall}s wall, ${user}s user, ${sys}s sys, berth max RSS $((rss / 1024)) MiB," \
-    "ssh clients $((${sshrss:-0} / 1024)) MiB (${sshn:-0} at peak)"
+  read -r sshrss sshn < <(sort -n "$WORK/sample" | tail -n 1)
+  own=$(awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", $1 / t }' "$WORK/sample.cpu")
+  echo "$wall $user $sys $rss ${sshrss:-0} ${sshn:-0} $own" >>"$WORK/$kind"
+  log "$kind run $r/$RUNS: ${wall}s wall, ${user}s user, ${sys}s sys (berth itself ${own}s)," \
+    "berth max RSS $((rss / 1024)) MiB, ssh clients $((${sshrss:-0} / 1024)) MiB (${sshn:-0} at peak)"
 }
 
 KINDS=(plan)
@@ -214,13 +228,19 @@ else
   printf '               apply not measured); project without stacks\n'
 fi
 printf '  parallel     %s\n' "${PARALLEL:-berth default}"
+printf '  ssh kex      %s\n' "${KEX:-OpenSSH default ($(ssh -V 2>&1 | cut -d, -f1))}"
 printf '  runs         %d each; medians\n\n' "$RUNS"
-printf '  %-22s %9s %9s %9s %16s %16s\n' "" "wall (s)" "user (s)" "sys (s)" "berth RSS (MiB)" "ssh RSS (MiB)"
+printf '  %-20s %9s %9s %9s %12s %10s %10s\n' "" "wall (s)" "user (s)" "sys (s)" "berth itself" "berth RSS" "ssh RSS"
+printf '  %-20s %9s %9s %9s %12s %10s %10s\n' "" "" "" "" "CPU (s)" "(MiB)" "(MiB)"
 for kind in "${KINDS[@]}"; do
-  printf '  %-22s %9s %9s %9s %16s %16s\n' "berth $kind (no-op)" \
+  printf '  %-20s %9s %9s %9s %12s %10s %10s\n' "berth $kind (no-op)" \
     "$(median "$WORK/$kind" 1)" "$(median "$WORK/$kind" 2)" "$(median "$WORK/$kind" 3)" \
+    "$(median "$WORK/$kind" 7)" \
     "$(median "$WORK/$kind" 4 0 | awk '{ printf "%.1f", $1 / 1024 }')" \
     "$(median "$WORK/$kind" 5 0 | awk '{ printf "%.1f", $1 / 1024 }')"
 done
-printf '\n  berth RSS = "Maximum resident set size" of /usr/bin/time -v (the berth process)\n'
+printf '\n  user, sys = /usr/bin/time -v: berth and the processes it waited for (the ssh\n'
+printf '              clients up to their handshake, before they go to the background)\n'
+printf '  berth itself CPU = utime + stime of the berth process alone (/proc, sampled)\n'
+printf '  berth RSS = "Maximum resident set size" of /usr/bin/time -v (the berth process)\n'
 printf '  ssh RSS   = peak of the summed RSS of the ssh clients berth runs (sampled every 0.1 s)\n'
