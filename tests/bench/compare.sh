@@ -37,6 +37,10 @@
 #   RUNS           cycles (default 2)
 #   NOOP_RUNS      no-op samples per tool per cycle (default 5)
 #   ROLLING        1 (default): run rolling.sh afterwards; 0: skip it
+#   LEAN_SHELL     1 (default): every tool reaches the hosts through sshd of
+#                  the script's own (port 2222, root's .bashrc hidden: on this
+#                  machine it runs pyenv, and concurrent remote shells queue on
+#                  pyenv's rehash lock); 0: through the bed's sshd (port 22)
 #   ROLLING_CASES  rolling.sh's CASES (default "9:stop-first")
 #   ROLLING_RUNS   rolling.sh's RUNS (default 3)
 #   COMPOSE_HTTP_TIMEOUT  docker-compose's per-call timeout (default here 600 s)
@@ -45,6 +49,8 @@
 RUNS=${RUNS:-2}
 NOOP_RUNS=${NOOP_RUNS:-5}
 ROLLING=${ROLLING:-1}
+LEAN_SHELL=${LEAN_SHELL:-1}
+LEAN_PORT=2222
 PROJECT=benchcmp
 SERVICES=20
 # On a loaded 2-core runner one Docker call over paramiko can take more than
@@ -55,6 +61,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ $NOOP_RUNS =~ ^[1-9][0-9]*$ ]] || die "NOOP_RUNS must be a positive integer, got '$NOOP_RUNS'"
 [[ $ROLLING == 0 || $ROLLING == 1 ]] || die "ROLLING must be 0 or 1, got '$ROLLING'"
+[[ $LEAN_SHELL == 0 || $LEAN_SHELL == 1 ]] || die "LEAN_SHELL must be 0 or 1, got '$LEAN_SHELL'"
 
 FLOOR_LABEL=bench.floor=$PROJECT
 COMPOSE_LABEL=com.docker.compose.project=$PROJECT
@@ -87,6 +94,10 @@ COMPOSE_VERSION=$(docker-compose version --short 2>/dev/null) || die "docker-com
 # ------------------------------------------------------------------ setup ---
 
 bench_setup
+if [[ $LEAN_SHELL == 1 ]]; then
+  log "starting sshd on port $LEAN_PORT of each host (root's .bashrc hidden)"
+  use_lean_sshd "$LEAN_PORT"
+fi
 REGISTRY=$(bed BED_REGISTRY)
 BASE=$(bed BED_WORKER)
 IMAGE=$REGISTRY/bench/cmp-worker
@@ -185,18 +196,30 @@ printf 'Host %s\n  User root\n  IdentityFile %s\n' "${ADDRS[*]}" "$KEY" >"$CHOME
 
 # compose_up_all: `docker-compose up -d` on the three hosts at once, each over
 # ssh://root@ADDR with paramiko. Output of host i in $WORK/compose-i.log.
+COMPOSE_PIDS=()
 compose_up_all() {
-  local i p rc=0 pids=()
+  local i rc=0
+  COMPOSE_PIDS=()
   for i in "${!ADDRS[@]}"; do
-    env HOME="$CHOME" DOCKER_HOST="ssh://root@${ADDRS[$i]}" COMPOSE_PARAMIKO_SSH=1 \
+    env HOME="$CHOME" DOCKER_HOST="ssh://root@${ADDRS[$i]}:$SSH_PORT" COMPOSE_PARAMIKO_SSH=1 \
       docker-compose --ansi never -p "$PROJECT" -f "$CDIR/docker-compose.yml" \
       up -d --quiet-pull >"$WORK/compose-$i.log" 2>&1 </dev/null &
-    pids+=("$!")
+    COMPOSE_PIDS+=("$!")
   done
-  for i in "${!pids[@]}"; do
-    wait "${pids[$i]}" || { rc=1; cat "$WORK/compose-$i.log" >&2; }
+  for i in "${!COMPOSE_PIDS[@]}"; do
+    wait "${COMPOSE_PIDS[$i]}" || { rc=1; cat "$WORK/compose-$i.log" >&2; }
   done
+  COMPOSE_PIDS=()
   [[ $rc -eq 0 ]] || die "docker-compose up -d failed"
+}
+
+# An interrupted compose run would go on creating containers after the
+# clean-up: stop it first.
+bench_cleanup_first() {
+  local p
+  ((${#COMPOSE_PIDS[@]})) || return 0
+  for p in "${COMPOSE_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${COMPOSE_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
 }
 
 # floor_all SCRIPT-ARGS: on every host at once, one SSH command: pull the
@@ -333,6 +356,7 @@ samples() {
 }
 
 print_header "berth vs docker-compose vs floor"
+printf '  ssh          %s\n' "$([[ $LEAN_SHELL == 1 ]] && echo "the script's sshd on port $LEAN_PORT, root's .bashrc hidden" || echo "the bed's sshd (port 22), root's .bashrc runs")"
 printf '  compose      docker-compose %s over ssh:// (paramiko), one project per host, hosts at once\n' \
   "$COMPOSE_VERSION"
 printf '  load avg     %s at start, %s at end (1/5/15 min)\n' "$START_LOAD" "$END_LOAD"

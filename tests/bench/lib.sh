@@ -7,8 +7,10 @@
 # BIN (a private copy), BIN_SRC, WORK, LOG, and the bed() lookup.
 #
 # A script that makes more than the bench project's containers adds their
-# label filters (KEY=VALUE) to CLEAN_LABELS, and may define bench_cleanup_extra,
-# which the exit trap calls before the work directory is removed.
+# label filters (KEY=VALUE) to CLEAN_LABELS, and may define bench_cleanup_first
+# (called by the exit trap before the containers are removed: stop what still
+# makes them) and bench_cleanup_extra (called after, before the sshd it started
+# are stopped and the work directory is removed).
 #
 # Environment:
 #   BERTH_BIN      berth binary to time (default: build target/release/berth)
@@ -30,6 +32,10 @@ KEY=""
 KNOWN=""
 SSH_OPTS=()
 CLEAN_LABELS=()
+# The port the tools reach the hosts on: 22 (the bed's sshd) unless
+# use_lean_sshd moved them to sshd of the benchmark's own.
+SSH_PORT=22
+SSHD_PIDS=()
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
@@ -64,7 +70,7 @@ clean_hosts() {
   [[ -n $DOCKER ]] || return 0
   for a in "${ADDRS[@]}"; do
     ssh -i "$KEY" -o "UserKnownHostsFile=$KNOWN" -o StrictHostKeyChecking=yes -o BatchMode=yes \
-      -o ConnectTimeout=5 "root@$a" \
+      -o ConnectTimeout=5 -p "$SSH_PORT" "root@$a" \
       "rm -f /run/lock/berth-$PROJECT.lock.applied /tmp/berth-$PROJECT.lock.applied" \
       </dev/null >/dev/null 2>&1 &
     pids+=("$!")
@@ -89,8 +95,10 @@ cleanup() {
   trap - EXIT
   set +e
   log "cleaning up (project $PROJECT)"
+  if declare -F bench_cleanup_first >/dev/null; then bench_cleanup_first; fi
   clean_hosts
   if declare -F bench_cleanup_extra >/dev/null; then bench_cleanup_extra; fi
+  stop_sshds
   [[ -n $WORK && -d $WORK ]] && rm -rf "$WORK"
   exit "$rc"
 }
@@ -114,8 +122,7 @@ bench_setup() {
   for h in "${HOSTS[@]}"; do
     ADDRS+=("$(bed "BED_ADDR_${h//-/_}")")
   done
-  SSH_OPTS=(-i "$KEY" -o "UserKnownHostsFile=$KNOWN" -o StrictHostKeyChecking=yes
-    -o BatchMode=yes -o ControlMaster=no -o ControlPath=none)
+  set_ssh_opts
 
   if [[ -n ${BERTH_BIN:-} ]]; then
     BIN=$BERTH_BIN
@@ -140,6 +147,75 @@ bench_setup() {
   export GIT_AUTHOR_DATE="2024-01-01T00:00:00Z" GIT_COMMITTER_DATE="2024-01-01T00:00:00Z"
 }
 
+set_ssh_opts() {
+  SSH_OPTS=(-i "$KEY" -o "UserKnownHostsFile=$KNOWN" -o StrictHostKeyChecking=yes
+    -o BatchMode=yes -o ControlMaster=no -o ControlPath=none -p "$SSH_PORT")
+}
+
+# start_sshd HOST ADDR PORT LEAN: one more sshd for bed host HOST, listening
+# on ADDR:PORT in HOST's network namespace, started the way the bed starts
+# its own (the bed's config; a private mount namespace whose /run holds
+# /run/lock and docker.sock -> HOST's engine). LEAN=1 also hides root's
+# .bashrc there (/dev/null bind-mounted over it): on this machine it starts
+# pyenv, whose `pyenv rehash` lock makes concurrent remote shells wait on
+# each other (tens of `docker system dial-stdio` shells from docker-compose
+# took minutes). Appends "[ADDR]:PORT KEY" to $WORK/known_hosts and the PID
+# to SSHD_PIDS (stopped on exit). wait_sshd ADDR PORT waits until it accepts.
+start_sshd() {
+  local h=$1 addr=$2 port=$3 lean=$4 cfg=$WORK/sshd_config.$1
+  if [[ ! -f $cfg ]]; then
+    grep -v '^ListenAddress' "$BED_DIR/h/$h/sshd_config" | sed 's/^LogLevel .*/LogLevel ERROR/' >"$cfg"
+  fi
+  printf '[%s]:%s %s\n' "$addr" "$port" \
+    "$(cut -d' ' -f1-2 "$BED_DIR/h/$h/ssh_host_ed25519_key.pub")" >>"$WORK/known_hosts"
+  # shellcheck disable=SC2016 # $0, $1, $@ belong to the inner sh
+  nsenter --net="/run/netns/$(bed "BED_NETNS_${h//-/_}")" \
+    unshare --mount --propagation private \
+    sh -c '
+      mount -t tmpfs -o mode=755,size=1m bench-run /run &&
+      mkdir -m 755 /run/sshd && mkdir -m 1777 /run/lock && ln -s "$0" /run/docker.sock &&
+      if [ ! -L /var/run ]; then
+        mount -t tmpfs -o mode=755,size=1m bench-var-run /var/run &&
+        ln -s "$0" /var/run/docker.sock
+      fi &&
+      if [ "$1" = 1 ] && [ -f /root/.bashrc ]; then mount --bind /dev/null /root/.bashrc; fi &&
+      shift 2 && exec "$@"' "$BED_DIR/h/$h/docker.sock" "$lean" x \
+    /usr/sbin/sshd -D -e -f "$cfg" -o "ListenAddress=$addr:$port" \
+    </dev/null >>"$WORK/sshd.log" 2>&1 &
+  SSHD_PIDS+=("$!")
+}
+
+wait_sshd() {
+  local t
+  for ((t = 0; t < 200; t++)); do
+    (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  cat "$WORK/sshd.log" >&2
+  die "the benchmark's sshd at $1:$2 did not come up"
+}
+
+stop_sshds() {
+  local p
+  ((${#SSHD_PIDS[@]})) || return 0
+  for p in "${SSHD_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${SSHD_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  SSHD_PIDS=()
+}
+
+# use_lean_sshd PORT: every tool reaches the three bed hosts through sshd of
+# the benchmark's own on PORT with root's .bashrc hidden (see start_sshd):
+# sets SSH_PORT, KNOWN (the new sshd's host keys) and SSH_OPTS.
+use_lean_sshd() {
+  local i
+  : >"$WORK/known_hosts"
+  for i in "${!HOSTS[@]}"; do start_sshd "${HOSTS[$i]}" "${ADDRS[$i]}" "$1" 1; done
+  for i in "${!HOSTS[@]}"; do wait_sshd "${ADDRS[$i]}" "$1"; done
+  SSH_PORT=$1
+  KNOWN=$WORK/known_hosts
+  set_ssh_opts
+}
+
 # write_inventory DIR: berth.yaml for the three bed hosts (each with its own
 # secrets_dir tmpfs), and `git init`.
 write_inventory() {
@@ -149,8 +225,8 @@ write_inventory() {
     printf 'project: %s\ndefaults:\n  identity_file: %s\nsettings:\n  known_hosts: %s\nhosts:\n' \
       "$PROJECT" "$KEY" "$KNOWN"
     for i in "${!HOSTS[@]}"; do
-      printf '  - name: %s\n    address: %s\n    secrets_dir: %s\n' \
-        "${HOSTS[$i]}" "${ADDRS[$i]}" "$(bed "BED_SECRETS_DIR_${HOSTS[$i]//-/_}")"
+      printf '  - name: %s\n    address: %s\n    port: %s\n    secrets_dir: %s\n' \
+        "${HOSTS[$i]}" "${ADDRS[$i]}" "$SSH_PORT" "$(bed "BED_SECRETS_DIR_${HOSTS[$i]//-/_}")"
     done
   } >"$repo/berth.yaml"
   git -C "$repo" -c init.defaultBranch=main init -q
