@@ -70,15 +70,6 @@ if [[ ! -x /usr/bin/time ]]; then
   apt-get install -y -qq --no-install-recommends time >&2 || die "apt-get install time failed"
 fi
 
-# PIDs of the sshd this script started (MODE=sshd); stopped on exit.
-SSHD_PIDS=()
-bench_cleanup_extra() {
-  local p
-  ((${#SSHD_PIDS[@]})) || return 0
-  for p in "${SSHD_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${SSHD_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-
 # ------------------------------------------------------------------ setup ---
 
 bench_setup
@@ -98,43 +89,13 @@ done
 
 SCALE_KNOWN=$KNOWN
 if [[ $MODE == sshd ]]; then
-  # One base config per bed host: the bed's, without its ListenAddress (each
-  # sshd gets its own with -o) and quieter.
-  for h in "${HOSTS[@]}"; do
-    grep -v '^ListenAddress' "$BED_DIR/h/$h/sshd_config" | sed 's/^LogLevel .*/LogLevel ERROR/' \
-      >"$WORK/sshd_config.$h"
-  done
   SCALE_KNOWN=$WORK/known_hosts
   : >"$SCALE_KNOWN"
   log "starting $HOSTS_N sshd (ports $((PORT_BASE + 1))..$((PORT_BASE + HOSTS_N)))"
   for i in "${!NAMES[@]}"; do
-    h=${HBED[$i]}
-    printf '[%s]:%s %s\n' "${HADDR[$i]}" "${HPORT[$i]}" \
-      "$(cut -d' ' -f1-2 "$BED_DIR/h/$h/ssh_host_ed25519_key.pub")" >>"$SCALE_KNOWN"
-    # shellcheck disable=SC2016 # $0, $1, $2, $@ belong to the inner sh
-    nsenter --net="/run/netns/$(bed "BED_NETNS_${h//-/_}")" \
-      unshare --mount --propagation private \
-      sh -c '
-        mount -t tmpfs -o mode=755,size=1m bench-run /run &&
-        mkdir -m 755 /run/sshd && mkdir -m 1777 /run/lock && ln -s "$0" /run/docker.sock &&
-        if [ ! -L /var/run ]; then
-          mount -t tmpfs -o mode=755,size=1m bench-var-run /var/run &&
-          ln -s "$0" /var/run/docker.sock
-        fi &&
-        if [ "$1" = 1 ] && [ -f /root/.bashrc ]; then mount --bind /dev/null /root/.bashrc; fi &&
-        shift 2 && exec "$@"' "$BED_DIR/h/$h/docker.sock" "$LEAN_SHELL" x \
-      /usr/sbin/sshd -D -e -f "$WORK/sshd_config.$h" -o "ListenAddress=${HADDR[$i]}:${HPORT[$i]}" \
-      </dev/null >>"$WORK/sshd.log" 2>&1 &
-    SSHD_PIDS+=("$!")
+    start_sshd "${HBED[$i]}" "${HADDR[$i]}" "${HPORT[$i]}" "$LEAN_SHELL"
   done
-  # Ready when every port accepts a connection.
-  for i in "${!NAMES[@]}"; do
-    for ((t = 0; t < 200; t++)); do
-      (exec 3<>"/dev/tcp/${HADDR[$i]}/${HPORT[$i]}") 2>/dev/null && break
-      sleep 0.05
-    done
-    ((t < 200)) || { cat "$WORK/sshd.log" >&2; die "sshd for ${NAMES[$i]} (${HADDR[$i]}:${HPORT[$i]}) did not come up"; }
-  done
+  for i in "${!NAMES[@]}"; do wait_sshd "${HADDR[$i]}" "${HPORT[$i]}"; done
 fi
 
 [[ -z $KEX ]] || printf 'Host *\n  KexAlgorithms %s\n' "$KEX" >"$WORK/ssh_config"
