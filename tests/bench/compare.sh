@@ -38,7 +38,7 @@
 #   NOOP_RUNS      no-op samples per tool per cycle (default 5)
 #   ROLLING        1 (default): run rolling.sh afterwards; 0: skip it
 #   LEAN_SHELL     1 (default): every tool reaches the hosts through sshd of
-#                  the script's own (port 2222, root's .bashrc hidden: on this
+#                  the script's own (port 2122, root's .bashrc hidden: on this
 #                  machine it runs pyenv, and concurrent remote shells queue on
 #                  pyenv's rehash lock); 0: through the bed's sshd (port 22)
 #   ROLLING_CASES  rolling.sh's CASES (default "9:stop-first")
@@ -50,7 +50,7 @@ RUNS=${RUNS:-2}
 NOOP_RUNS=${NOOP_RUNS:-5}
 ROLLING=${ROLLING:-1}
 LEAN_SHELL=${LEAN_SHELL:-1}
-LEAN_PORT=2222
+LEAN_PORT=2122
 PROJECT=benchcmp
 SERVICES=20
 # On a loaded 2-core runner one Docker call over paramiko can take more than
@@ -352,7 +352,7 @@ rat() { if [[ $1 == - || $2 == - ]]; then echo -; else ratio "$1" "$2"; fi; }
 # samples FIGURE TOOL: every sample, seconds, in the order taken.
 samples() {
   [[ -s $RES/$1.$2 ]] || return 0
-  awk '{ printf "%s%.2f", NR > 1 ? " " : "", $1 / 1e9 }' "$RES/$1.$2"
+  awk '{ printf "%s%.2f", (NR > 1 ? " " : ""), $1 / 1e9 }' "$RES/$1.$2"
 }
 
 print_header "berth vs docker-compose vs floor"
