@@ -6,8 +6,9 @@
 #   bash tests/bench/noop.sh            # as root; RUNS=10 by default
 #   RUNS=20 BERTH_BIN=target/release/berth bash tests/bench/noop.sh
 #
-# Uses the three-host test bed (tests/bed/testbed.sh up, idempotent; never
-# brought down here) and project `bench`: 20 global services x 3 hosts = 60
+# Uses the three-host test bed (it must be up: tests/bed/testbed.sh up; the
+# bed is shared, so it is never brought up or down here) and project
+# `bench`: 20 global services x 3 hosts = 60
 # containers. Removes the bench containers, networks and the temp repo on exit,
 # also on error or interrupt.
 #
@@ -58,42 +59,13 @@ berth_ok "second apply" apply --repo "$REPO" --detailed-exitcode
 
 # -------------------------------------------------------------- measuring ---
 
-SSH_OPTS=(-i "$KEY" -o "UserKnownHostsFile=$KNOWN" -o StrictHostKeyChecking=yes
-  -o BatchMode=yes -o ControlMaster=no -o ControlPath=none)
-
-# The floor: one SSH handshake + one `docker ps -a` per host, hosts in parallel.
-floor_once() {
-  local a p rc=0 pids=()
-  for a in "${ADDRS[@]}"; do
-    ssh "${SSH_OPTS[@]}" "root@$a" docker ps -a >/dev/null 2>>"$WORK/floor.err" &
-    pids+=("$!")
-  done
-  for p in "${pids[@]}"; do
-    wait "$p" || rc=1
-  done
-  if [[ $rc -ne 0 ]]; then
-    cat "$WORK/floor.err" >&2
-    die "floor: ssh ... docker ps -a failed"
-  fi
-}
-
-# Appends the wall time (ns) of "$@" to file $1.
-timed() {
-  local out=$1 t0 t1
-  shift
-  t0=$(date +%s%N)
-  "$@"
-  t1=$(date +%s%N)
-  echo $((t1 - t0)) >>"$out"
-}
-
-floor_once # warm-up, untimed (page cache, sshd)
+ssh_floor_once # warm-up, untimed (page cache, sshd)
 : >"$WORK/apply.ns"
 : >"$WORK/plan.ns"
 : >"$WORK/floor.ns"
 log "timing $RUNS runs of each (interleaved: floor, plan, apply)"
 for ((r = 1; r <= RUNS; r++)); do
-  timed "$WORK/floor.ns" floor_once
+  timed "$WORK/floor.ns" ssh_floor_once
   # --detailed-exitcode: every timed run must also be a no-op (exit 0, not 2).
   timed "$WORK/plan.ns" berth_ok "plan run $r" plan --repo "$REPO" --detailed-exitcode
   timed "$WORK/apply.ns" berth_ok "apply run $r" apply --repo "$REPO" --detailed-exitcode

@@ -7,8 +7,9 @@
 #   bash tests/bench/rolling.sh          # as root; RUNS=3 by default
 #   RUNS=5 BERTH_BIN=target/release/berth bash tests/bench/rolling.sh
 #
-# Uses the three-host test bed (tests/bed/testbed.sh up, idempotent; never
-# brought down here) and project `benchroll`: one stack `roll`, one service
+# Uses the three-host test bed (it must be up: tests/bed/testbed.sh up; the
+# bed is shared, so it is never brought up or down here) and project
+# `benchroll`: one stack `roll`, one service
 # `web` on the bed's web image with `deploy.replicas: N` (no host ports, so
 # 9 replicas run 3 per host) and `update_config.parallelism: 1`. Each timed run
 # flips the image v1 <-> v2 and commits. Removes the benchroll containers,

@@ -7,8 +7,9 @@
 #   bash tests/bench/secrets.sh          # as root; RUNS=3 by default
 #   RUNS=5 CASES="1 10 40" bash tests/bench/secrets.sh
 #
-# Uses the three-host test bed (tests/bed/testbed.sh up, idempotent; never
-# brought down here) and project `benchsec`: one global service (3 replicas,
+# Uses the three-host test bed (it must be up: tests/bed/testbed.sh up; the
+# bed is shared, so it is never brought up or down here) and project
+# `benchsec`: one global service (3 replicas,
 # one per host) reading N secrets. Removes the project's containers and
 # networks and the temp repo and keyring on exit.
 #
