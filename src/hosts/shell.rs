@@ -45,10 +45,14 @@ pub trait Shell: Send + Sync {
     async fn close(&self) {}
 }
 
-/// `s` as one single-quoted word for a POSIX shell: the one way berth
-/// quotes what it hands to a remote `sh`.
+/// `s` as one word for a POSIX shell, single-quoted unless it needs no
+/// quoting: the one way berth quotes what it hands to a remote `sh`.
+/// `shell-escape` (cargo's own, and already built for `openssh`) quotes as
+/// berth did by hand (`'` becomes `'\''`), and `!` too, which an
+/// interactive shell would expand. A NUL never reaches a shell: starting
+/// the command refuses it.
 pub fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
+    shell_escape::unix::escape(std::borrow::Cow::Borrowed(s)).into_owned()
 }
 
 /// The runner's own `sh`, for `transport: local`.

@@ -17,7 +17,6 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -481,32 +480,30 @@ impl CacheLock {
             .write(true)
             .open(path)
             .with_context(|| format!("cannot open the cache lock `{}`", path.display()))?;
-        let locked = flock(&file, libc::LOCK_EX | libc::LOCK_NB)
-            .with_context(|| format!("cannot lock `{}`", path.display()))?;
-        if !locked {
+        // std's file locks are `flock(2)` on Linux (stable since Rust 1.89):
+        // no unsafe call of our own.
+        let held = match file.try_lock() {
+            Ok(()) => false,
+            Err(fs::TryLockError::WouldBlock) => true,
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock `{}`", path.display()))
+            }
+        };
+        if held {
             tracing::info!(
                 "waiting for another berth run to release `{}`",
                 path.display()
             );
-            flock(&file, libc::LOCK_EX)
-                .with_context(|| format!("cannot lock `{}`", path.display()))?;
+            loop {
+                match file.lock() {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("cannot lock `{}`", path.display()))
+                    }
+                }
+            }
         }
         Ok(Self { _file: file })
-    }
-}
-
-/// `flock(2)`, retried on EINTR; Ok(false) when LOCK_NB found it held.
-fn flock(file: &fs::File, operation: libc::c_int) -> io::Result<bool> {
-    loop {
-        // SAFETY: the descriptor belongs to `file`, which outlives the call.
-        if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
-            return Ok(true);
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::EWOULDBLOCK) => return Ok(false),
-            _ => return Err(err),
-        }
     }
 }
