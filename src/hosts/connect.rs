@@ -56,6 +56,7 @@ async fn connect_local(
         who.clone(),
         docker,
         host.secrets_dir.clone(),
+        opts.docker_config.clone(),
     );
     Ok(Box::new(Host::new(
         Box::new(api),
@@ -83,6 +84,7 @@ async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result
                 who.clone(),
                 docker,
                 host.secrets_dir.clone(),
+                opts.docker_config.clone(),
             );
             Ok(Box::new(Host::new(Box::new(api), Box::new(tunnel), who)))
         }

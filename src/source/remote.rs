@@ -26,6 +26,7 @@ use git2::{
 };
 
 use super::checkout::{commit_info, Checkout};
+use super::git_ssh::GitSsh;
 use super::{auth, url};
 use crate::error::{hinted, Hint};
 
@@ -39,7 +40,12 @@ const REFSPECS: [&str; 2] = [
 /// Brings the cache of `url` up to date and checks out `git_ref` (None: the
 /// remote's default branch). Blocking; waits for another run using the same
 /// cache.
-pub(crate) fn resolve(url: &str, git_ref: Option<&str>, cache_dir: &Path) -> Result<Checkout> {
+pub(crate) fn resolve(
+    url: &str,
+    git_ref: Option<&str>,
+    cache_dir: &Path,
+    ssh: &GitSsh,
+) -> Result<Checkout> {
     let shown = url::redact(url);
     fs::create_dir_all(cache_dir).with_context(|| {
         format!(
@@ -50,6 +56,7 @@ pub(crate) fn resolve(url: &str, git_ref: Option<&str>, cache_dir: &Path) -> Res
     let name = url::cache_name(url);
     let cache = Cache {
         url,
+        ssh,
         shown: &shown,
         dir: cache_dir.join(&name),
         tmp: cache_dir.join(format!(".{name}.tmp")),
@@ -97,6 +104,7 @@ fn checkout_error(cache: &Cache<'_>, oid: Oid, e: &git2::Error) -> anyhow::Error
 
 struct Cache<'a> {
     url: &'a str,
+    ssh: &'a GitSsh,
     /// The URL with any password masked, for messages.
     shown: &'a str,
     dir: PathBuf,
@@ -111,7 +119,7 @@ impl Cache<'_> {
             let (repo, head) = self.clone_fresh()?;
             return Ok((repo, head, true));
         };
-        match fetch(&repo, self.url, self.shown) {
+        match fetch(&repo, self.url, self.shown, self.ssh) {
             Ok(head) => Ok((repo, head, false)),
             Err(e) => {
                 let stale = hinted(
@@ -225,7 +233,7 @@ impl Cache<'_> {
                     e.message()
                 )
             })?;
-        fetch(&repo, self.url, self.shown).map_err(|e| {
+        fetch(&repo, self.url, self.shown, self.ssh).map_err(|e| {
             hinted(
                 format!("clone of `{}` failed: {}", self.shown, e.message),
                 e.help,
@@ -246,7 +254,12 @@ struct FetchError {
 
 /// Fetches every branch and tag of `origin`; returns the remote's default
 /// branch as `refs/heads/<name>` when it advertises one.
-fn fetch(repo: &Repository, url: &str, shown: &str) -> Result<Option<String>, FetchError> {
+fn fetch(
+    repo: &Repository,
+    url: &str,
+    shown: &str,
+    ssh: &GitSsh,
+) -> Result<Option<String>, FetchError> {
     let failure = auth::Failure::default();
     let mut remote = repo.find_remote("origin").map_err(|e| FetchError {
         message: format!("no `origin` remote: {}", e.message()),
@@ -256,7 +269,7 @@ fn fetch(repo: &Repository, url: &str, shown: &str) -> Result<Option<String>, Fe
     let mut proxy = ProxyOptions::new();
     proxy.auto();
     let mut opts = FetchOptions::new();
-    opts.remote_callbacks(auth::callbacks(url, shown, &failure))
+    opts.remote_callbacks(auth::callbacks(url, shown, ssh, &failure))
         .proxy_options(proxy)
         .prune(FetchPrune::On)
         .download_tags(AutotagOption::None)

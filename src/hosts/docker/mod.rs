@@ -8,6 +8,7 @@
 //! host and the container, network or image it concerns.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -61,17 +62,28 @@ pub struct DockerEngine {
     names: std::sync::Mutex<HashMap<String, String>>,
     /// The host's `secrets_dir`: where secret mounts come from.
     secrets_dir: String,
+    /// The runner's Docker `config.json`, for registry credentials.
+    docker_config: Option<PathBuf>,
 }
 
 impl DockerEngine {
     /// `who` is how errors name the host, e.g. ``host `edge-1` (root@10.77.0.11:22)``.
-    pub(crate) fn new(host: String, who: String, docker: Client, secrets_dir: String) -> Self {
+    /// `docker_config` is the runner's Docker `config.json`, where pulls
+    /// find registry credentials (None: anonymous pulls).
+    pub(crate) fn new(
+        host: String,
+        who: String,
+        docker: Client,
+        secrets_dir: String,
+        docker_config: Option<PathBuf>,
+    ) -> Self {
         DockerEngine {
             host,
             who,
             docker,
             names: std::sync::Mutex::new(HashMap::new()),
             secrets_dir,
+            docker_config,
         }
     }
 
@@ -227,12 +239,13 @@ impl Docker for DockerEngine {
 
     /// Pulls `image` (a tag, or `latest` when none is given: an empty tag
     /// would pull every tag). Registry credentials come from the runner's
-    /// Docker config, see [`registry_credentials`]; they are sent to the
-    /// engine only, never logged.
+    /// Docker config (`--docker-config`), see [`registry_credentials`];
+    /// they are sent to the engine only, never logged.
     async fn pull(&self, image: &str) -> anyhow::Result<()> {
         let reference = ImageRef::split(image);
         let (from_image, tag) = reference.pull_args();
-        let credentials = registry_credentials(&reference.registry());
+        let credentials =
+            registry_credentials(self.docker_config.as_deref(), &reference.registry());
         let options = CreateImageOptionsBuilder::default()
             .from_image(&from_image)
             .tag(&tag)
