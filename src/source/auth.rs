@@ -393,4 +393,37 @@ mod tests {
             .next("u", "u", &GitSsh::default(), None, CredentialType::USERNAME)
             .is_err());
     }
+
+    #[test]
+    fn ssh_keys_are_offered_in_the_order_the_runner_gave_them() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir(home.path().join(".ssh")).unwrap();
+        std::fs::write(home.path().join(".ssh/id_rsa"), "").unwrap();
+        let ssh = GitSsh {
+            key_files: vec![PathBuf::from("/keys/deploy"), PathBuf::from("/keys/other")],
+            agent: true,
+            home: Some(home.path().to_path_buf()),
+            user: Some("ci".into()),
+            known_hosts: None,
+        };
+        let offered: Vec<String> = ssh_sources(&ssh).iter().map(SshSource::describe).collect();
+        assert_eq!(
+            offered,
+            [
+                "`/keys/deploy`".to_string(),
+                "`/keys/other`".to_string(),
+                "ssh-agent".to_string(),
+                format!("`{}`", home.path().join(".ssh/id_rsa").display()),
+            ]
+        );
+        assert_eq!(local_user(&ssh), "ci");
+        assert_eq!(local_user(&GitSsh::default()), "git");
+        assert_eq!(
+            known_hosts_path(&ssh),
+            Ok(home.path().join(".ssh/known_hosts"))
+        );
+        assert!(known_hosts_path(&GitSsh::default())
+            .unwrap_err()
+            .contains("neither `BERTH_KNOWN_HOSTS` nor `HOME` is set"));
+    }
 }
