@@ -12,6 +12,7 @@
 
 mod auth;
 mod checkout;
+mod git_ssh;
 pub mod history;
 mod known_hosts;
 mod remote;
@@ -28,6 +29,7 @@ use crate::error::Hint;
 
 use checkout::commit_info;
 pub use checkout::{Checkout, CommitInfo};
+pub use git_ssh::GitSsh;
 
 #[derive(Debug, Clone)]
 pub struct SourceOptions {
@@ -38,6 +40,8 @@ pub struct SourceOptions {
     pub git_ref: Option<String>,
     /// Where URL repos are cloned, one directory per URL.
     pub cache_dir: PathBuf,
+    /// What fetching over SSH may use.
+    pub ssh: GitSsh,
 }
 
 /// Blocking (git2): call from `spawn_blocking`.
@@ -57,7 +61,7 @@ pub fn resolve(opts: &SourceOptions) -> Result<Checkout> {
         return resolve_local(path, repo);
     }
     if url::is_git_url(repo) {
-        return remote::resolve(repo, opts.git_ref.as_deref(), &opts.cache_dir);
+        return remote::resolve(repo, opts.git_ref.as_deref(), &opts.cache_dir, &opts.ssh);
     }
     let what = if path.exists() {
         "is not a directory"

@@ -11,7 +11,7 @@ use super::key::key_options;
 use super::render::{PlanFormat, Rendering};
 use super::secret;
 use crate::ops;
-use crate::source::SourceOptions;
+use crate::source::{GitSsh, SourceOptions};
 
 /// Declarative GitOps for Docker hosts: plan and apply Compose stacks from a
 /// git repo onto hosts over SSH.
@@ -61,13 +61,14 @@ Environment (besides each flag's own variable, shown with the flag):
   BERTH_KEY_PASSPHRASE  unlocks a passphrase-protected key
   BERTH_LOG             log filter, overriding -v/-q (e.g. `berth=debug`)
   NO_COLOR              no colours in logs
-  XDG_CACHE_HOME, HOME  where git URLs are cloned by default (--cache-dir)
-  BERTH_GIT_SSH_KEY, GIT_SSH_KEY, SSH_AUTH_SOCK
-                        SSH keys for fetching the repo over ssh:// (then
-                        ~/.ssh/id_ed25519, ~/.ssh/id_rsa)
+  XDG_CACHE_HOME, HOME  where git URLs are cloned by default (--cache-dir);
+                        HOME also holds ~/.docker (--docker-config) and
+                        ~/.ssh (keys and known_hosts for fetching the repo)
+  GIT_SSH_KEY, SSH_AUTH_SOCK
+                        more SSH keys for fetching the repo over ssh://, after
+                        --git-ssh-key: that file, then ssh-agent
   BERTH_KNOWN_HOSTS     also the host keys checked when fetching the repo
-  DOCKER_CONFIG         registry credentials: $DOCKER_CONFIG/config.json, else
-                        ~/.docker/config.json
+                        (--known-hosts; read by `validate` too)
   VISUAL, EDITOR        the editor of `berth secret edit` (or --editor)
   XDG_RUNTIME_DIR, TMPDIR
                         tmpfs candidates for `berth secret edit`'s plaintext
@@ -182,6 +183,11 @@ pub struct SourceArgs {
     /// `profiles` in berth.yaml. Services without `profiles:` always run.
     #[arg(long = "profile", value_name = "NAME")]
     profiles: Vec<String>,
+
+    /// SSH private key for fetching the repo over ssh://, offered before
+    /// GIT_SSH_KEY, ssh-agent, ~/.ssh/id_ed25519 and ~/.ssh/id_rsa.
+    #[arg(long, env = "BERTH_GIT_SSH_KEY", value_name = "FILE")]
+    git_ssh_key: Option<PathBuf>,
 }
 
 /// How to reach the hosts.
@@ -226,6 +232,13 @@ pub struct HostArgs {
         default_value = "/tmp"
     )]
     runtime_dir: PathBuf,
+
+    /// The runner's Docker client config directory, as `docker login`
+    /// writes it: pulls send the registry credentials of DIR/config.json
+    /// (plain `auths`; credential helpers are not run) to the hosts' engines.
+    /// Default: ~/.docker.
+    #[arg(long, env = "DOCKER_CONFIG", value_name = "DIR")]
+    docker_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -321,12 +334,14 @@ pub struct ApplyArgs {
 }
 
 impl SourceArgs {
-    fn load(&self, only_hosts: Vec<String>) -> ops::LoadOptions {
+    /// `known_hosts`: the `--known-hosts` of a command that has it.
+    fn load(&self, only_hosts: Vec<String>, known_hosts: Option<PathBuf>) -> ops::LoadOptions {
         ops::LoadOptions {
             source: SourceOptions {
                 repo: self.repo.clone(),
                 git_ref: self.git_ref.clone(),
                 cache_dir: self.cache_dir.clone().unwrap_or_else(default_cache_dir),
+                ssh: self.git_ssh(known_hosts),
             },
             trust: self.trust.clone(),
             only_hosts,
@@ -336,14 +351,41 @@ impl SourceArgs {
 
     pub fn options(&self) -> ops::ValidateOptions {
         ops::ValidateOptions {
-            load: self.load(Vec::new()),
+            // `validate` has no `--known-hosts`, but fetches over ssh too.
+            load: self.load(Vec::new(), env_path("BERTH_KNOWN_HOSTS")),
+        }
+    }
+
+    /// What fetching over SSH may use: the flags, then the environment
+    /// variables listed under "Environment" in `--help`.
+    fn git_ssh(&self, known_hosts: Option<PathBuf>) -> GitSsh {
+        GitSsh {
+            key_files: self
+                .git_ssh_key
+                .clone()
+                .filter(|p| !p.as_os_str().is_empty())
+                .into_iter()
+                .chain(env_path("GIT_SSH_KEY"))
+                .collect(),
+            agent: env_path("SSH_AUTH_SOCK").is_some(),
+            home: env_path("HOME"),
+            user: std::env::var("USER").ok().filter(|u| !u.is_empty()),
+            known_hosts: known_hosts.filter(|p| !p.as_os_str().is_empty()),
         }
     }
 }
 
+/// A non-empty environment variable, as a path.
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
 impl HostArgs {
     fn load(&self) -> ops::LoadOptions {
-        self.source.load(self.hosts.clone())
+        self.source
+            .load(self.hosts.clone(), self.known_hosts.clone())
     }
 
     fn hosts(&self) -> ops::HostOptions {
@@ -354,8 +396,19 @@ impl HostArgs {
             connect_timeout: self.connect_timeout.map(Duration::from_secs),
             ssh_config: self.ssh_config.clone(),
             runtime_dir: self.runtime_dir.clone(),
+            docker_config: docker_config_file(self.docker_config.as_deref()),
         }
     }
+}
+
+/// `<dir>/config.json` of `--docker-config` (`DOCKER_CONFIG`), else of
+/// `~/.docker`, as the docker CLI finds it; None without either.
+fn docker_config_file(dir: Option<&std::path::Path>) -> Option<PathBuf> {
+    let dir = match dir.filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => dir.to_path_buf(),
+        None => env_path("HOME")?.join(".docker"),
+    };
+    Some(dir.join("config.json"))
 }
 
 impl PlanArgs {

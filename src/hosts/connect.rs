@@ -1,9 +1,11 @@
 //! Connecting to a host: the SSH connection (or nothing, for `transport:
 //! local`) and the Docker Engine behind it, checked to answer and to be new
-//! enough, put together as the host's [`Engine`].
+//! enough, put together as the host's [`Engine`]: its [`DockerEngine`] (the
+//! API over the forwarded socket) and its shell (the same SSH connection,
+//! or the local `sh`).
 
 use super::docker::{self, DockerEngine, OpenError};
-use super::engine::Engine;
+use super::engine::{Engine, Host};
 use super::shell::{LocalShell, Shell};
 use super::ssh::{self, failure, ConnectOptions};
 use crate::spec::{HostConfig, Transport};
@@ -49,12 +51,17 @@ async fn connect_local(
             ),
             OpenError::TooOld(version) => too_old(&who, &version),
         })?;
-    Ok(Box::new(DockerEngine::new(
+    let api = DockerEngine::new(
         host.name.clone(),
-        who,
+        who.clone(),
         docker,
-        Box::new(LocalShell),
         host.secrets_dir.clone(),
+        opts.docker_config.clone(),
+    );
+    Ok(Box::new(Host::new(
+        Box::new(api),
+        Box::new(LocalShell),
+        who,
     )))
 }
 
@@ -71,13 +78,16 @@ async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result
     let who = who(host);
     let tunnel = ssh::open_tunnel(host, opts, &who).await?;
     match docker::open(tunnel.docker_socket(), opts.connect_timeout).await {
-        Ok(docker) => Ok(Box::new(DockerEngine::new(
-            host.name.clone(),
-            who,
-            docker,
-            Box::new(tunnel),
-            host.secrets_dir.clone(),
-        ))),
+        Ok(docker) => {
+            let api = DockerEngine::new(
+                host.name.clone(),
+                who.clone(),
+                docker,
+                host.secrets_dir.clone(),
+                opts.docker_config.clone(),
+            );
+            Ok(Box::new(Host::new(Box::new(api), Box::new(tunnel), who)))
+        }
         Err(OpenError::TooOld(version)) => {
             tunnel.close().await;
             Err(too_old(&who, &version))

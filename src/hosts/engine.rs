@@ -1,20 +1,36 @@
-//! The [`Engine`] trait: every operation berth needs on a host, so the
-//! apply executor runs the same against a real host and the in-memory one.
+//! What berth needs of a host, in two halves: the [`Docker`] API calls, and
+//! a [`Shell`] to run scripts on the host itself.
+//!
+//! Why two: they vary apart. A Swarm manager or a Podman socket answers the
+//! Docker calls in its own way (services instead of containers, no
+//! `docker update`), and would implement [`Docker`] only; the host's shell
+//! — where secrets are written to tmpfs and the run lock is taken — stays
+//! the same whatever engine runs there. So secret delivery
+//! ([`secret_files`]) and the run lock ([`lock`]) are written once, on top
+//! of any [`Shell`], and no backend reimplements them.
+//!
+//! [`Engine`] is the two together, as the apply executor and the fleet hold
+//! a host: the Docker calls, plus the shell-based operations as provided
+//! methods. [`Host`] puts a real Docker and a real shell together
+//! ([`super::connect`] builds it); the in-memory engine of the tests is one
+//! too, with a fake Docker API and a shell rooted in a temporary directory.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::shell::Shell;
 use super::{lock, secret_files};
 use crate::observed::{ContainerStatus, HostObservation};
 use crate::spec::{ContainerSpec, NetworkSpec, VolumeSpec};
 
-/// Every Docker operation berth needs on a host. The SSH + bollard engine is
-/// the real one; the in-memory one serves fast unit tests of plan/apply logic.
-/// Each mutating call says its end state, so it may be re-run after a crash.
+/// The Docker Engine API calls berth makes on one host. The bollard engine
+/// is the real one; the in-memory one serves fast unit tests of plan/apply
+/// logic. Each mutating call says its end state, so it may be re-run after
+/// a crash.
 #[async_trait]
-pub trait Engine: Send + Sync {
+pub trait Docker: Send + Sync {
     /// Inventory name of the host.
     fn host(&self) -> &str;
     /// Lists the project's containers (all states), and the host's networks,
@@ -53,16 +69,25 @@ pub trait Engine: Send + Sync {
         command: &[String],
         timeout: Duration,
     ) -> anyhow::Result<(i64, String)>;
+}
+
+/// A host as the executor holds it: its [`Docker`] API and its [`Shell`].
+/// Everything done through the shell is a provided method built on
+/// [`Engine::shell`], so a backend supplies only the two halves.
+#[async_trait]
+pub trait Engine: Docker {
+    /// The host's shell: over its SSH connection, or the local `sh`.
+    fn shell(&self) -> &dyn Shell;
+    /// How errors name the host, e.g. ``host `edge-1` (root@10.77.0.11:22)``.
+    fn who(&self) -> &str;
+
     /// Runs a shell command on the host itself (not in a container), over
     /// the host's SSH connection: for checks that must see what the host
     /// sees (`x-berth.validate` http and tcp). Returns exit code and output.
     async fn host_exec(&self, script: &str, timeout: Duration) -> anyhow::Result<(i64, String)> {
-        let _ = (script, timeout);
-        anyhow::bail!(
-            "host `{}`: running commands on the host is not supported here",
-            self.host()
-        )
+        self.shell().run(self.who(), script, None, timeout).await
     }
+
     /// Delivers secret files (see [`secret_files`]) in one remote command:
     /// the values go through the connection's stdin onto the host's tmpfs.
     async fn write_secrets(
@@ -70,12 +95,9 @@ pub trait Engine: Send + Sync {
         secrets_dir: &str,
         files: &[secret_files::SecretFile<'_>],
     ) -> anyhow::Result<()> {
-        let _ = (secrets_dir, files);
-        anyhow::bail!(
-            "host `{}`: delivering secrets is not supported here",
-            self.host()
-        )
+        secret_files::write(self.shell(), self.who(), secrets_dir, files).await
     }
+
     /// Removes the secret versions under `project_dir` that no container
     /// uses any more (`keep`: `<stack>/<service>/<version>`).
     async fn prune_secrets(
@@ -83,21 +105,108 @@ pub trait Engine: Send + Sync {
         project_dir: &str,
         keep: &BTreeSet<String>,
     ) -> anyhow::Result<()> {
-        let _ = (project_dir, keep);
-        Ok(())
+        secret_files::prune(self.shell(), self.who(), project_dir, keep).await
     }
+
     /// Takes the run lock for `key` (the project) on the host, waiting up to
     /// `timeout`; held until the returned guard is released or the process
-    /// dies. Engines with nothing to share (in-memory) need not lock.
+    /// dies (see [`lock`]).
     async fn lock(
         &self,
         key: &str,
         holder: &str,
         timeout: Duration,
     ) -> Result<lock::HostLock, lock::LockError> {
-        let _ = (key, holder, timeout);
-        Ok(lock::HostLock::none())
+        lock::take(self.shell(), self.host(), self.who(), key, holder, timeout).await
     }
+
     /// Closes the connection and removes the forwarded socket.
-    async fn close(&self);
+    async fn close(&self) {
+        self.shell().close().await;
+    }
+}
+
+/// A real host: a [`Docker`] API and the [`Shell`] of the same machine (for
+/// `transport: ssh`, both go through one SSH connection, which the shell
+/// owns and closes).
+pub struct Host {
+    docker: Box<dyn Docker>,
+    shell: Box<dyn Shell>,
+    who: String,
+}
+
+impl Host {
+    /// `who` is how errors name the host (see [`Engine::who`]).
+    pub fn new(docker: Box<dyn Docker>, shell: Box<dyn Shell>, who: String) -> Host {
+        Host { docker, shell, who }
+    }
+}
+
+impl Engine for Host {
+    fn shell(&self) -> &dyn Shell {
+        self.shell.as_ref()
+    }
+
+    fn who(&self) -> &str {
+        &self.who
+    }
+}
+
+/// Every call goes to the host's Docker API as is.
+#[async_trait]
+impl Docker for Host {
+    fn host(&self) -> &str {
+        self.docker.host()
+    }
+    async fn observe(&self, project: &str) -> anyhow::Result<HostObservation> {
+        self.docker.observe(project).await
+    }
+    async fn pull(&self, image: &str) -> anyhow::Result<()> {
+        self.docker.pull(image).await
+    }
+    async fn create_network(
+        &self,
+        spec: &NetworkSpec,
+        labels: &BTreeMap<String, String>,
+    ) -> anyhow::Result<()> {
+        self.docker.create_network(spec, labels).await
+    }
+    async fn create_volume(
+        &self,
+        spec: &VolumeSpec,
+        labels: &BTreeMap<String, String>,
+    ) -> anyhow::Result<()> {
+        self.docker.create_volume(spec, labels).await
+    }
+    async fn create_container(
+        &self,
+        name: &str,
+        spec: &ContainerSpec,
+        labels: &BTreeMap<String, String>,
+    ) -> anyhow::Result<String> {
+        self.docker.create_container(name, spec, labels).await
+    }
+    async fn start_container(&self, id: &str) -> anyhow::Result<()> {
+        self.docker.start_container(id).await
+    }
+    async fn stop_container(&self, id: &str, grace: Option<u64>) -> anyhow::Result<()> {
+        self.docker.stop_container(id, grace).await
+    }
+    async fn remove_container(&self, id: &str) -> anyhow::Result<()> {
+        self.docker.remove_container(id).await
+    }
+    async fn rename_container(&self, id: &str, new_name: &str) -> anyhow::Result<()> {
+        self.docker.rename_container(id, new_name).await
+    }
+    async fn status(&self, id: &str) -> anyhow::Result<ContainerStatus> {
+        self.docker.status(id).await
+    }
+    async fn exec(
+        &self,
+        id: &str,
+        command: &[String],
+        timeout: Duration,
+    ) -> anyhow::Result<(i64, String)> {
+        self.docker.exec(id, command, timeout).await
+    }
 }

@@ -39,6 +39,9 @@ pub struct FleetOptions {
     pub identity_file: Option<PathBuf>,
     /// ssh_config file for the connections; None: none (`-F /dev/null`).
     pub ssh_config: Option<PathBuf>,
+    /// The runner's Docker `config.json`, for registry credentials on
+    /// pulls; None: anonymous pulls.
+    pub docker_config: Option<PathBuf>,
     /// How many hosts to contact at once (at least 1).
     pub parallel: usize,
     /// Take the run lock on every host before observing it (apply).
@@ -96,6 +99,7 @@ impl Fleet {
             runtime_dir: runtime_dir.path().to_path_buf(),
             identity_file: opts.identity_file.clone(),
             ssh_config: opts.ssh_config.clone(),
+            docker_config: opts.docker_config.clone(),
         };
         let parallel = opts.parallel.max(1);
         let connected: Vec<_> = stream::iter(hosts.iter().map(|host| {

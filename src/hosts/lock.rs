@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
-use super::shell::Shell;
+use super::shell::{quote, Shell};
 
 /// Held while the run changes the host; dropping it releases the lock.
 #[derive(Debug, Default)]
@@ -29,11 +29,6 @@ pub struct HostLock {
 }
 
 impl HostLock {
-    /// For engines with nothing to lock (the in-memory one).
-    pub fn none() -> HostLock {
-        HostLock::default()
-    }
-
     pub fn host(&self) -> &str {
         &self.host
     }
@@ -115,7 +110,8 @@ fn is_commit_id(s: &str) -> bool {
 /// The shell run on the host. Prints `berth-lock-waiting <holder>` when it
 /// has to wait, then `berth-lock-acquired [<last applied commit>]` or
 /// `berth-lock-held <holder>`. While held it reads `applied <commit>` lines.
-pub fn script(key: &str, holder: &str, timeout: Duration) -> String {
+/// `root` is the shell's [`Shell::root`]: empty on a real host.
+pub fn script(root: &str, key: &str, holder: &str, timeout: Duration) -> String {
     let key: String = key
         .chars()
         .map(|c| {
@@ -128,8 +124,13 @@ pub fn script(key: &str, holder: &str, timeout: Duration) -> String {
         .collect();
     // Quoted twice (single quotes around the script, double around this).
     let holder: String = holder.chars().filter(|c| !"'\"$`\\".contains(*c)).collect();
+    let root = if root.is_empty() {
+        String::new()
+    } else {
+        quote(root)
+    };
     format!(
-        "d=/run/lock; [ -d $d ] && [ -w $d ] || d=/tmp; f=$d/berth-{key}.lock; \
+        "d={root}/run/lock; [ -d $d ] && [ -w $d ] || d={root}/tmp; f=$d/berth-{key}.lock; \
          exec 9>>$f || {{ echo berth-lock-error cannot open $f; exit 1; }}; \
          if ! flock -n 9; then \
            [ {secs} -gt 0 ] && echo berth-lock-waiting $(cat $f.holder 2>/dev/null); \
@@ -151,7 +152,8 @@ pub async fn take(
     holder: &str,
     timeout: Duration,
 ) -> Result<HostLock, LockError> {
-    acquire(shell.command(&script(key, holder, timeout)), host, timeout)
+    let script = script(shell.root(), key, holder, timeout);
+    acquire(shell.command(&script), host, timeout)
         .await
         .map_err(|e| match e {
             LockError::Failed(err) => LockError::Failed(err.context(who.to_string())),
@@ -251,10 +253,15 @@ mod tests {
     #[tokio::test]
     async fn a_second_local_lock_waits_then_reports_the_holder() {
         let dir = tempfile::tempdir().expect("tempdir");
-        // Same script, run locally with /run/lock replaced by the temp dir.
+        // Same script, run locally, rooted in the temp dir (its `/tmp`).
+        std::fs::create_dir(dir.path().join("tmp")).expect("tmp");
         let local = |holder: &str, secs| {
-            let s = script("t", holder, Duration::from_secs(secs))
-                .replace("d=/run/lock", &format!("d={}", dir.path().display()));
+            let s = script(
+                &dir.path().to_string_lossy(),
+                "t",
+                holder,
+                Duration::from_secs(secs),
+            );
             let mut c = Command::new("sh");
             c.arg("-c").arg(s);
             c

@@ -1,6 +1,15 @@
 //! An in-memory engine for fast unit tests of plan and apply logic. It
 //! records every mutating call so tests can assert idempotence.
 //!
+//! It fakes the two transports only, never berth's own logic on top of
+//! them: the [`Docker`] API is a model kept in memory, and the [`Shell`] is
+//! the runner's real `sh`, with the host's `/` at a private temporary
+//! directory on tmpfs ([`Shell::root`]). So secret delivery and the run lock
+//! run their real scripts here too; what they leave on the "host" is read
+//! back from that directory ([`MemoryEngine::secret_files`]). Secret files
+//! are chowned as on a real host, so tests that deliver secrets owned by
+//! `0:0` need the runner to be root, as the test bed does.
+//!
 //! It behaves like a Docker Engine where that matters to berth: names are
 //! unique, creating needs the image and the networks to exist (volumes are
 //! created on demand, as Docker does), stop and remove of something already
@@ -14,15 +23,20 @@
 //! `create <name>`, `start <name>`, `stop <name>`, `remove <name>`,
 //! `rename <old> <new>` (a container already gone is named by the ID asked
 //! for; IDs are `mem-<n>`). A call that fails (injected or not) is not logged.
+//! A script run on the host logs the files it left changed, as
+//! `write_secret <path>` and `remove_secret <path>` (host paths; secrets are
+//! the only files berth keeps outside the run lock's directory).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use async_trait::async_trait;
 
-use super::engine::Engine;
+use super::engine::{Docker, Engine};
+use super::shell::{self, Shell};
 use crate::labels;
 use crate::observed::{
     ContainerState, ContainerStatus, Health, HostObservation, ObservedContainer,
@@ -61,9 +75,6 @@ struct State {
     exec_by_image: BTreeMap<String, (i64, String)>,
     /// Operation -> message of its next, one-time failure.
     fail_next: BTreeMap<String, String>,
-    /// Delivered secret files: path -> (digest of the content, uid:gid, mode).
-    /// Never the value itself, so a test dump cannot show it.
-    secret_files: BTreeMap<String, (String, String, u32)>,
     closed: bool,
     /// How long each container operation takes (see [`MemoryEngine::set_latency`]).
     latency: Duration,
@@ -100,14 +111,22 @@ impl State {
 #[derive(Debug, Clone)]
 pub struct MemoryEngine {
     host: String,
+    /// ``host `<name>` (memory)``: how errors name it.
+    who: String,
     state: Arc<Mutex<State>>,
+    shell: MemoryShell,
 }
 
 impl MemoryEngine {
+    /// A host named `host` with nothing on it. Its filesystem is a fresh
+    /// directory on tmpfs (`/dev/shm`), removed with the last clone.
     pub fn new(host: &str) -> Self {
+        let state = Arc::new(Mutex::new(State::default()));
         MemoryEngine {
             host: host.to_string(),
-            state: Arc::new(Mutex::new(State::default())),
+            who: format!("host `{host}` (memory)"),
+            shell: MemoryShell::new(state.clone()),
+            state,
         }
     }
 
@@ -153,9 +172,11 @@ impl MemoryEngine {
         self.state().images.clone()
     }
 
-    /// Delivered secret files: path -> (digest of the content, `uid:gid`, mode).
+    /// The files on the host outside the run lock's directory (the
+    /// delivered secrets): host path -> (digest of the content, `uid:gid`,
+    /// mode). Never the value itself, so a test dump cannot show it.
     pub fn secret_files(&self) -> BTreeMap<String, (String, String, u32)> {
-        self.state().secret_files.clone()
+        self.shell.files()
     }
 
     /// Whether `close` was called.
@@ -250,7 +271,9 @@ impl MemoryEngine {
 
     /// The next call of `op` fails with `message` (once). `op` is one of
     /// `observe`, `pull`, `create_network`, `create_volume`, `create`,
-    /// `start`, `stop`, `remove`, `rename`, `status`, `exec`.
+    /// `start`, `stop`, `remove`, `rename`, `status`, `exec`, and `shell`
+    /// (the next script run on the host: secret delivery, pruning, a
+    /// validation on the host).
     pub fn fail_next(&self, op: &str, message: &str) {
         self.state()
             .fail_next
@@ -268,9 +291,15 @@ impl MemoryEngine {
             .exec_by_image
             .insert(image.to_string(), (code, output.to_string()));
     }
+}
 
-    fn who(&self) -> String {
-        format!("host `{}` (memory)", self.host)
+impl Engine for MemoryEngine {
+    fn shell(&self) -> &dyn Shell {
+        &self.shell
+    }
+
+    fn who(&self) -> &str {
+        &self.who
     }
 
     /// Container operations (`create`, `start`, `stop`, `remove`,
@@ -314,7 +343,7 @@ impl Drop for Busy {
 }
 
 #[async_trait]
-impl Engine for MemoryEngine {
+impl Docker for MemoryEngine {
     fn host(&self) -> &str {
         &self.host
     }
@@ -620,47 +649,127 @@ impl Engine for MemoryEngine {
             .cloned()
             .unwrap_or((0, String::new())))
     }
+}
 
-    async fn write_secrets(
-        &self,
-        _secrets_dir: &str,
-        files: &[super::secret_files::SecretFile<'_>],
-    ) -> anyhow::Result<()> {
-        let mut st = self.state();
-        st.injected("write_secrets", &self.host, "secrets")?;
-        for file in files {
-            st.mutations.push(format!("write_secret {}", file.path));
-            let digest = crate::secrets::digest(file.content.expose());
-            st.secret_files.insert(
-                file.path.clone(),
-                (digest, format!("{}:{}", file.uid, file.gid), file.mode),
-            );
+/// The in-memory host's shell: the runner's `sh`, run in the host's
+/// directory, with [`Shell::root`] saying where the host's `/` is.
+#[derive(Debug, Clone)]
+struct MemoryShell {
+    root: Arc<tempfile::TempDir>,
+    /// `root` as text, for the scripts.
+    root_text: String,
+    state: Arc<Mutex<State>>,
+}
+
+/// The directories of the run lock on a host (see [`super::lock`]): what
+/// the lock shell writes there is not a mutation of the host.
+const LOCK_DIRS: [&str; 2] = ["run/lock", "tmp"];
+
+impl MemoryShell {
+    fn new(state: Arc<Mutex<State>>) -> MemoryShell {
+        // tmpfs, as the secret scripts demand of where they write; the
+        // test bed and every Linux runner have it.
+        let root = tempfile::Builder::new()
+            .prefix("berth-memory-host")
+            .tempdir_in("/dev/shm")
+            .expect("a temporary directory on /dev/shm");
+        for dir in LOCK_DIRS {
+            std::fs::create_dir_all(root.path().join(dir)).expect("the host's lock directories");
         }
-        Ok(())
+        MemoryShell {
+            root_text: root.path().to_string_lossy().into_owned(),
+            root: Arc::new(root),
+            state,
+        }
     }
 
-    async fn prune_secrets(
-        &self,
-        project_dir: &str,
-        keep: &BTreeSet<String>,
-    ) -> anyhow::Result<()> {
-        let mut st = self.state();
-        let prefix = format!("{}/", project_dir.trim_end_matches('/'));
-        let gone: Vec<String> = st
-            .secret_files
-            .keys()
-            .filter(|path| {
-                path.strip_prefix(&prefix)
-                    .and_then(|rel| rel.rsplit_once('/'))
-                    .is_some_and(|(dir, _)| !keep.contains(dir))
-            })
-            .cloned()
-            .collect();
-        for path in gone {
-            st.mutations.push(format!("remove_secret {path}"));
-            st.secret_files.remove(&path);
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every file under the host's `/` but the lock's: host path ->
+    /// (digest, `uid:gid`, mode).
+    fn files(&self) -> BTreeMap<String, (String, String, u32)> {
+        let mut files = BTreeMap::new();
+        walk(self.root.path(), self.root.path(), &mut files);
+        files
+    }
+}
+
+fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, (String, String, u32)>) {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(rel) = path.strip_prefix(root) else {
+            continue;
+        };
+        if LOCK_DIRS.iter().any(|d| rel == Path::new(d)) {
+            continue;
         }
-        Ok(())
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            walk(root, &path, files);
+        } else if meta.is_file() {
+            let content = std::fs::read(&path).unwrap_or_default();
+            files.insert(
+                format!("/{}", rel.to_string_lossy()),
+                (
+                    crate::secrets::digest(&content),
+                    format!("{}:{}", meta.uid(), meta.gid()),
+                    meta.mode() & 0o7777,
+                ),
+            );
+        }
+    }
+}
+
+#[async_trait]
+impl Shell for MemoryShell {
+    fn command(&self, script: &str) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new("sh");
+        c.arg("-c").arg(script).current_dir(self.root.path());
+        c
+    }
+
+    fn root(&self) -> &str {
+        &self.root_text
+    }
+
+    /// Runs the script for real, then logs what it changed on the host.
+    async fn run(
+        &self,
+        who: &str,
+        script: &str,
+        input: Option<&[u8]>,
+        timeout: Duration,
+    ) -> anyhow::Result<(i64, String)> {
+        {
+            let mut st = self.state();
+            if st.closed {
+                bail!("{who}: the connection is closed");
+            }
+            if let Some(message) = st.fail_next.remove("shell") {
+                bail!("{who}: cannot run a command on the host: {message}");
+            }
+        }
+        let before = self.files();
+        let result = shell::run_command(self.command(script), who, input, timeout).await;
+        let after = self.files();
+        let mut st = self.state();
+        for (path, file) in &after {
+            if before.get(path) != Some(file) {
+                st.mutations.push(format!("write_secret {path}"));
+            }
+        }
+        for path in before.keys().filter(|p| !after.contains_key(*p)) {
+            st.mutations.push(format!("remove_secret {path}"));
+        }
+        result
     }
 
     async fn close(&self) {
@@ -827,5 +936,77 @@ mod tests {
             !e.mutations().iter().any(|m| m.contains("broken")),
             "failed calls are not logged"
         );
+    }
+
+    #[tokio::test]
+    async fn secrets_and_the_run_lock_run_their_real_scripts_on_the_host() {
+        let engine = MemoryEngine::new("edge-1");
+        let e: &dyn Engine = &engine;
+        let content = crate::openpgp::SecretBytes::new(b"hunter2".to_vec());
+        let uid = unsafe { libc::geteuid() }.to_string();
+        let gid = unsafe { libc::getegid() }.to_string();
+        let file = |version: &str| super::super::secret_files::SecretFile {
+            path: format!("/run/berth/secrets/p/st/app/{version}/db"),
+            uid: uid.clone(),
+            gid: gid.clone(),
+            mode: 0o440,
+            content: &content,
+        };
+        e.write_secrets("/run/berth/secrets", &[file("aaa"), file("bbb")])
+            .await
+            .expect("delivered");
+        let owner = format!("{uid}:{gid}");
+        let digest = crate::secrets::digest(b"hunter2");
+        assert_eq!(
+            engine.secret_files(),
+            BTreeMap::from([
+                (file("aaa").path, (digest.clone(), owner.clone(), 0o440)),
+                (file("bbb").path, (digest, owner, 0o440)),
+            ])
+        );
+        e.prune_secrets(
+            "/run/berth/secrets/p",
+            &BTreeSet::from(["st/app/bbb".to_string()]),
+        )
+        .await
+        .expect("pruned");
+        assert_eq!(
+            engine.secret_files().into_keys().collect::<Vec<_>>(),
+            [file("bbb").path]
+        );
+        assert_eq!(
+            engine.mutations(),
+            [
+                format!("write_secret {}", file("aaa").path),
+                format!("write_secret {}", file("bbb").path),
+                format!("remove_secret {}", file("aaa").path),
+            ]
+        );
+
+        // The real lock script, with flock, on the host's /run/lock.
+        let first = e
+            .lock("p", "first run", Duration::ZERO)
+            .await
+            .expect("first lock");
+        match e.lock("p", "second run", Duration::ZERO).await {
+            Err(super::super::lock::LockError::Held { holder }) => {
+                assert_eq!(holder, "first run")
+            }
+            other => panic!("expected the lock to be held, got {other:?}"),
+        }
+        first.release().await;
+        e.lock("p", "third run", Duration::ZERO)
+            .await
+            .expect("released")
+            .release()
+            .await;
+        assert_eq!(engine.mutations().len(), 3, "the lock changes nothing");
+
+        engine.fail_next("shell", "connection reset");
+        let err = e
+            .prune_secrets("/run/berth/secrets/p", &BTreeSet::new())
+            .await
+            .expect_err("injected");
+        assert!(err.to_string().contains("connection reset"), "{err}");
     }
 }

@@ -3,7 +3,8 @@
 //! forwarded to a local unix socket, bollard on top), or the local socket for
 //! `transport: local`.
 //!
-//! Input: the inventory. Output: an [`Engine`] per host, and through it the
+//! Input: the inventory. Output: an [`Engine`] per host (its [`Docker`] API
+//! and its [`Shell`]), and through it the
 //! [`HostObservation`] of what berth manages there. Invariant: only containers,
 //! networks and volumes labelled with this project are ever listed, so
 //! unmanaged ones are never touched.
@@ -25,5 +26,6 @@ pub mod ssh_config;
 pub use crate::labels;
 pub use crate::observed::{ContainerStatus, HostObservation, LiveSettings, ObservedContainer};
 pub use connect::connect;
-pub use engine::Engine;
+pub use engine::{Docker, Engine, Host};
+pub use shell::Shell;
 pub use ssh::ConnectOptions;

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::shell::{quote, run, Shell};
+use super::shell::{quote, Shell};
 
 use crate::openpgp::SecretBytes;
 
@@ -27,16 +27,31 @@ const SECRET_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Delivers `files` under `secrets_dir` in one remote command: the values
 /// go through the connection's stdin onto the host's tmpfs. `who` names
-/// the host in errors.
+/// the host in errors. Paths are the host's, under the shell's
+/// [`Shell::root`].
 pub async fn write(
     shell: &dyn Shell,
     who: &str,
     secrets_dir: &str,
     files: &[SecretFile<'_>],
 ) -> anyhow::Result<()> {
-    let script = write_script(secrets_dir, files).map_err(|e| anyhow::anyhow!("{who}: {e}"))?;
+    let root = shell.root();
+    let rooted: Vec<SecretFile<'_>> = files
+        .iter()
+        .map(|f| SecretFile {
+            path: format!("{root}{}", f.path),
+            uid: f.uid.clone(),
+            gid: f.gid.clone(),
+            mode: f.mode,
+            content: f.content,
+        })
+        .collect();
+    let script = write_script(&format!("{root}{secrets_dir}"), &rooted)
+        .map_err(|e| anyhow::anyhow!("{who}: {e}"))?;
     let input = write_input(files);
-    let (code, output) = run(shell, who, &script, Some(input.expose()), SECRET_TIMEOUT).await?;
+    let (code, output) = shell
+        .run(who, &script, Some(input.expose()), SECRET_TIMEOUT)
+        .await?;
     if code != 0 {
         anyhow::bail!(
             "{who}: cannot write secret files under `{secrets_dir}`: {}",
@@ -54,8 +69,8 @@ pub async fn prune(
     project_dir: &str,
     keep: &BTreeSet<String>,
 ) -> anyhow::Result<()> {
-    let script = prune_script(project_dir, keep);
-    let (code, output) = run(shell, who, &script, None, SECRET_TIMEOUT).await?;
+    let script = prune_script(&format!("{}{project_dir}", shell.root()), keep);
+    let (code, output) = shell.run(who, &script, None, SECRET_TIMEOUT).await?;
     if code != 0 {
         anyhow::bail!(
             "{who}: cannot remove unused secrets under `{project_dir}`: {}",

@@ -2,6 +2,10 @@
 //! connection's master, no new handshake), or with the local `sh` for
 //! `transport: local`. The checks that must see what the host sees, secret
 //! delivery and the run lock all go this way.
+//!
+//! The [`Shell`] trait is the transport only: how to start `sh -c` on the
+//! host. What berth runs there (the secret and lock scripts) is built once,
+//! in [`super::secret_files`] and [`super::lock`], on top of any shell.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -9,19 +13,46 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::io::AsyncWriteExt as _;
 
-/// A way to start `sh -c <script>` on one host.
+/// A way to run `sh -c <script>` on one host.
 #[async_trait]
 pub trait Shell: Send + Sync {
-    /// A command that runs `script` with `sh` on the host, not yet spawned.
+    /// A command that runs `script` with `sh` on the host, not yet spawned:
+    /// for scripts that live as long as the run (the run lock).
     fn command(&self, script: &str) -> tokio::process::Command;
+
+    /// Where the host's `/` is for the paths berth puts in its scripts:
+    /// empty for a real host. The in-memory host of the tests keeps its
+    /// files under a temporary directory and says so here, so the real
+    /// secret and lock scripts run against it unchanged.
+    fn root(&self) -> &str {
+        ""
+    }
+
+    /// Runs `script`, its `input` fed to stdin (values that must not
+    /// appear in a process list go this way); returns its exit code and
+    /// combined output (cut at 64 KiB). `who` names the host in errors.
+    async fn run(
+        &self,
+        who: &str,
+        script: &str,
+        input: Option<&[u8]>,
+        timeout: Duration,
+    ) -> anyhow::Result<(i64, String)> {
+        run_command(self.command(script), who, input, timeout).await
+    }
+
     /// Ends the connection; later commands fail. Best effort.
     async fn close(&self) {}
 }
 
-/// `s` as one single-quoted word for a POSIX shell: the one way berth
-/// quotes what it hands to a remote `sh`.
+/// `s` as one word for a POSIX shell, single-quoted unless it needs no
+/// quoting: the one way berth quotes what it hands to a remote `sh`.
+/// `shell-escape` (cargo's own, and already built for `openssh`) quotes as
+/// berth did by hand (`'` becomes `'\''`), and `!` too, which an
+/// interactive shell would expand. A NUL never reaches a shell: starting
+/// the command refuses it.
 pub fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
+    shell_escape::unix::escape(std::borrow::Cow::Borrowed(s)).into_owned()
 }
 
 /// The runner's own `sh`, for `transport: local`.
@@ -37,20 +68,17 @@ impl Shell for LocalShell {
     }
 }
 
-/// Longest output [`run`] keeps.
+/// Longest output [`run_command`] keeps.
 const OUTPUT_LIMIT: usize = 64 * 1024;
 
-/// Runs `script`, feeding `input` to its stdin (values that must not appear
-/// in a process list go this way), and returns its exit code and combined
-/// output (cut at 64 KiB). `who` names the host in errors.
-pub async fn run(
-    shell: &dyn Shell,
+/// [`Shell::run`] for any command: spawns it with `input` on its stdin,
+/// waits at most `timeout`, and returns its exit code and combined output.
+pub async fn run_command(
+    mut command: tokio::process::Command,
     who: &str,
-    script: &str,
     input: Option<&[u8]>,
     timeout: Duration,
 ) -> anyhow::Result<(i64, String)> {
-    let mut command = shell.command(script);
     command
         .stdin(if input.is_some() {
             Stdio::piped()
@@ -123,15 +151,15 @@ mod tests {
 
     #[tokio::test]
     async fn runs_locally_with_stdin() {
-        let (code, out) = run(
-            &LocalShell,
-            "host `h`",
-            "cat; echo; exit 3",
-            Some(b"fed"),
-            Duration::from_secs(5),
-        )
-        .await
-        .expect("runs");
+        let (code, out) = LocalShell
+            .run(
+                "host `h`",
+                "cat; echo; exit 3",
+                Some(b"fed"),
+                Duration::from_secs(5),
+            )
+            .await
+            .expect("runs");
         assert_eq!((code, out.as_str()), (3, "fed\n"));
     }
 }

@@ -38,6 +38,9 @@ pub struct ConnectOptions {
     /// The user's ssh config: `--ssh-config` / `BERTH_SSH_CONFIG`, else
     /// `settings.ssh_config`; None = none at all (`-F /dev/null`).
     pub ssh_config: Option<PathBuf>,
+    /// The runner's Docker `config.json` (`--docker-config`), for registry
+    /// credentials on pulls; None: anonymous pulls.
+    pub docker_config: Option<PathBuf>,
 }
 
 /// How long an idle SSH master outlives its last use. The master is a
@@ -715,10 +718,9 @@ mod tests {
             runtime_dir: PathBuf::from("/tmp/x"),
             identity_file: None,
             ssh_config: None,
+            docker_config: None,
         };
-        if std::env::var_os("BERTH_SSH_CONFIG").is_none() {
-            assert_eq!(ssh_target(&with_defaults(&host, &opts)), "root@db-alias:22");
-        }
+        assert_eq!(ssh_target(&with_defaults(&host, &opts)), "root@db-alias:22");
         opts.ssh_config = Some(PathBuf::from("/home/me/.ssh/config"));
         assert_eq!(ssh_target(&with_defaults(&host, &opts)), "db-alias");
         let deploy = HostConfig {

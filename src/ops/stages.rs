@@ -46,6 +46,9 @@ pub struct HostOptions {
     pub ssh_config: Option<PathBuf>,
     /// Where the run's private socket directory is made.
     pub runtime_dir: PathBuf,
+    /// The runner's Docker `config.json`, for registry credentials on
+    /// pulls; None: anonymous pulls.
+    pub docker_config: Option<PathBuf>,
 }
 
 /// The repo, read and validated.
@@ -147,6 +150,7 @@ pub(super) async fn open_fleet(
         connect_timeout: hosts.connect_timeout.unwrap_or(settings.connect_timeout),
         identity_file: hosts.identity_file.clone(),
         ssh_config: hosts.ssh_config.clone().or(settings.ssh_config.clone()),
+        docker_config: hosts.docker_config.clone(),
         parallel: parallel(loaded, hosts),
         lock: lock_timeout.map(|timeout| LockRequest {
             key: loaded.project.name.clone(),

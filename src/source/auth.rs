@@ -1,18 +1,21 @@
 //! auth: the git2 callbacks that authenticate berth to a git server and the
 //! server to berth.
 //!
-//! - Credentials: for SSH, the key named by `BERTH_GIT_SSH_KEY` (or
+//! - Credentials: for SSH, the key named by `--git-ssh-key` (or
 //!   `GIT_SSH_KEY`), then ssh-agent, then `~/.ssh/id_ed25519` and
 //!   `~/.ssh/id_rsa`, each tried once; for https, git's credential helper,
 //!   once. libgit2 calls the callback again after every rejected credential,
 //!   so without a cap a wrong key loops forever.
-//! - Host keys: checked against `BERTH_KNOWN_HOSTS` (default
+//! - Host keys: checked against `--known-hosts` (default
 //!   `~/.ssh/known_hosts`) by [`super::known_hosts`]; an unknown or changed
 //!   key fails the fetch. TLS certificates get libgit2's default checks.
 //!
 //! libgit2 replaces a callback's error message with a generic one ("invalid
 //! or unknown remote ssh hostkey"), so the callbacks also record their own
 //! message in [`Failure`] for the caller to report.
+//!
+//! Nothing here reads the environment: the command line hands over what
+//! the runner's flags and environment say, as [`GitSsh`].
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -20,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use git2::{CertificateCheckStatus, Cred, CredentialType, RemoteCallbacks};
 
+use super::git_ssh::GitSsh;
 use super::known_hosts::{self, HostKeyStatus};
 
 /// Every credential callback call after this many is refused.
@@ -73,13 +77,14 @@ impl Failure {
 pub(crate) fn callbacks<'a>(
     url: &'a str,
     shown: &'a str,
+    ssh: &'a GitSsh,
     failure: &'a Failure,
 ) -> RemoteCallbacks<'a> {
     let mut callbacks = RemoteCallbacks::new();
     let mut creds = CredentialState::default();
     callbacks.credentials(move |url, username, allowed| {
         creds
-            .next(url, shown, username, allowed)
+            .next(url, shown, ssh, username, allowed)
             .map_err(|m| failure.record(m))
     });
     let port = super::url::ssh_port(url).unwrap_or(22);
@@ -88,7 +93,7 @@ pub(crate) fn callbacks<'a>(
             // TLS: libgit2's own verification against the system roots.
             return Ok(CertificateCheckStatus::CertificatePassthrough);
         };
-        check_host_key(host, port, hostkey.hostkey()).map_err(|m| failure.record(m))?;
+        check_host_key(ssh, host, port, hostkey.hostkey()).map_err(|m| failure.record(m))?;
         Ok(CertificateCheckStatus::CertificateOk)
     });
     callbacks
@@ -124,6 +129,7 @@ impl CredentialState {
         &mut self,
         url: &str,
         shown: &str,
+        ssh: &GitSsh,
         username: Option<&str>,
         allowed: CredentialType,
     ) -> Result<Cred, Refusal> {
@@ -133,11 +139,11 @@ impl CredentialState {
         }
         if allowed.contains(CredentialType::USERNAME) {
             // An SSH URL without `user@`: ssh would use the local user too.
-            return Cred::username(&local_user()).map_err(|e| e.message().to_owned().into());
+            return Cred::username(&local_user(ssh)).map_err(|e| e.message().to_owned().into());
         }
         if allowed.contains(CredentialType::SSH_KEY) {
-            let user = username.map_or_else(local_user, str::to_owned);
-            let queue = self.ssh_queue.get_or_insert_with(ssh_sources);
+            let user = username.map_or_else(|| local_user(ssh), str::to_owned);
+            let queue = self.ssh_queue.get_or_insert_with(|| ssh_sources(ssh));
             while let Some(source) = queue.pop_front() {
                 self.tried.push(source.describe());
                 let cred = match &source {
@@ -194,17 +200,17 @@ impl CredentialState {
 /// The order berth offers SSH keys in: an explicitly configured key first
 /// (servers drop the connection after a few failed keys), then the agent,
 /// then OpenSSH's default key files that exist.
-fn ssh_sources() -> VecDeque<SshSource> {
-    let mut sources = VecDeque::new();
-    for var in ["BERTH_GIT_SSH_KEY", "GIT_SSH_KEY"] {
-        if let Some(path) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-            sources.push_back(SshSource::KeyFile(PathBuf::from(path)));
-        }
-    }
-    if std::env::var_os("SSH_AUTH_SOCK").is_some_and(|v| !v.is_empty()) {
+fn ssh_sources(ssh: &GitSsh) -> VecDeque<SshSource> {
+    let mut sources: VecDeque<SshSource> = ssh
+        .key_files
+        .iter()
+        .cloned()
+        .map(SshSource::KeyFile)
+        .collect();
+    if ssh.agent {
         sources.push_back(SshSource::Agent);
     }
-    if let Some(home) = home_dir() {
+    if let Some(home) = &ssh.home {
         for name in ["id_ed25519", "id_rsa"] {
             let path = home.join(".ssh").join(name);
             if path.is_file() {
@@ -222,25 +228,17 @@ fn public_key_beside(private: &Path) -> Option<PathBuf> {
     public.is_file().then_some(public)
 }
 
-fn local_user() -> String {
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "git".to_owned())
+fn local_user(ssh: &GitSsh) -> String {
+    ssh.user.clone().unwrap_or_else(|| "git".to_owned())
 }
 
-fn home_dir() -> Option<PathBuf> {
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-}
-
-/// `BERTH_KNOWN_HOSTS`, else `~/.ssh/known_hosts`.
-fn known_hosts_path() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("BERTH_KNOWN_HOSTS").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(path));
+/// `--known-hosts`, else `~/.ssh/known_hosts`.
+fn known_hosts_path(ssh: &GitSsh) -> Result<PathBuf, String> {
+    if let Some(path) = &ssh.known_hosts {
+        return Ok(path.clone());
     }
-    home_dir()
+    ssh.home
+        .as_ref()
         .map(|h| h.join(".ssh").join("known_hosts"))
         .ok_or_else(|| {
             "cannot find a known_hosts file: neither `BERTH_KNOWN_HOSTS` nor `HOME` is set"
@@ -248,11 +246,11 @@ fn known_hosts_path() -> Result<PathBuf, String> {
         })
 }
 
-fn check_host_key(host: &str, port: u16, key: Option<&[u8]>) -> Result<(), Refusal> {
+fn check_host_key(ssh: &GitSsh, host: &str, port: u16, key: Option<&[u8]>) -> Result<(), Refusal> {
     let Some(key) = key else {
         return Err(format!("the ssh server `{host}` sent no host key berth can check").into());
     };
-    let path = known_hosts_path()?;
+    let path = known_hosts_path(ssh)?;
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -377,6 +375,7 @@ mod tests {
             .next(
                 "u",
                 "ssh://git@example.com/repo",
+                &GitSsh::default(),
                 Some("git"),
                 CredentialType::SSH_KEY,
             )
@@ -388,10 +387,43 @@ mod tests {
             "{err:?}"
         );
         for _ in 0..MAX_CREDENTIAL_ATTEMPTS {
-            let _ = state.next("u", "u", None, CredentialType::USERNAME);
+            let _ = state.next("u", "u", &GitSsh::default(), None, CredentialType::USERNAME);
         }
         assert!(state
-            .next("u", "u", None, CredentialType::USERNAME)
+            .next("u", "u", &GitSsh::default(), None, CredentialType::USERNAME)
             .is_err());
+    }
+
+    #[test]
+    fn ssh_keys_are_offered_in_the_order_the_runner_gave_them() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir(home.path().join(".ssh")).unwrap();
+        std::fs::write(home.path().join(".ssh/id_rsa"), "").unwrap();
+        let ssh = GitSsh {
+            key_files: vec![PathBuf::from("/keys/deploy"), PathBuf::from("/keys/other")],
+            agent: true,
+            home: Some(home.path().to_path_buf()),
+            user: Some("ci".into()),
+            known_hosts: None,
+        };
+        let offered: Vec<String> = ssh_sources(&ssh).iter().map(SshSource::describe).collect();
+        assert_eq!(
+            offered,
+            [
+                "`/keys/deploy`".to_string(),
+                "`/keys/other`".to_string(),
+                "ssh-agent".to_string(),
+                format!("`{}`", home.path().join(".ssh/id_rsa").display()),
+            ]
+        );
+        assert_eq!(local_user(&ssh), "ci");
+        assert_eq!(local_user(&GitSsh::default()), "git");
+        assert_eq!(
+            known_hosts_path(&ssh),
+            Ok(home.path().join(".ssh/known_hosts"))
+        );
+        assert!(known_hosts_path(&GitSsh::default())
+            .unwrap_err()
+            .contains("neither `BERTH_KNOWN_HOSTS` nor `HOME` is set"));
     }
 }

@@ -17,7 +17,6 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -27,6 +26,7 @@ use git2::{
 };
 
 use super::checkout::{commit_info, Checkout};
+use super::git_ssh::GitSsh;
 use super::{auth, url};
 use crate::error::{hinted, Hint};
 
@@ -40,7 +40,12 @@ const REFSPECS: [&str; 2] = [
 /// Brings the cache of `url` up to date and checks out `git_ref` (None: the
 /// remote's default branch). Blocking; waits for another run using the same
 /// cache.
-pub(crate) fn resolve(url: &str, git_ref: Option<&str>, cache_dir: &Path) -> Result<Checkout> {
+pub(crate) fn resolve(
+    url: &str,
+    git_ref: Option<&str>,
+    cache_dir: &Path,
+    ssh: &GitSsh,
+) -> Result<Checkout> {
     let shown = url::redact(url);
     fs::create_dir_all(cache_dir).with_context(|| {
         format!(
@@ -51,6 +56,7 @@ pub(crate) fn resolve(url: &str, git_ref: Option<&str>, cache_dir: &Path) -> Res
     let name = url::cache_name(url);
     let cache = Cache {
         url,
+        ssh,
         shown: &shown,
         dir: cache_dir.join(&name),
         tmp: cache_dir.join(format!(".{name}.tmp")),
@@ -98,6 +104,7 @@ fn checkout_error(cache: &Cache<'_>, oid: Oid, e: &git2::Error) -> anyhow::Error
 
 struct Cache<'a> {
     url: &'a str,
+    ssh: &'a GitSsh,
     /// The URL with any password masked, for messages.
     shown: &'a str,
     dir: PathBuf,
@@ -112,7 +119,7 @@ impl Cache<'_> {
             let (repo, head) = self.clone_fresh()?;
             return Ok((repo, head, true));
         };
-        match fetch(&repo, self.url, self.shown) {
+        match fetch(&repo, self.url, self.shown, self.ssh) {
             Ok(head) => Ok((repo, head, false)),
             Err(e) => {
                 let stale = hinted(
@@ -226,7 +233,7 @@ impl Cache<'_> {
                     e.message()
                 )
             })?;
-        fetch(&repo, self.url, self.shown).map_err(|e| {
+        fetch(&repo, self.url, self.shown, self.ssh).map_err(|e| {
             hinted(
                 format!("clone of `{}` failed: {}", self.shown, e.message),
                 e.help,
@@ -247,7 +254,12 @@ struct FetchError {
 
 /// Fetches every branch and tag of `origin`; returns the remote's default
 /// branch as `refs/heads/<name>` when it advertises one.
-fn fetch(repo: &Repository, url: &str, shown: &str) -> Result<Option<String>, FetchError> {
+fn fetch(
+    repo: &Repository,
+    url: &str,
+    shown: &str,
+    ssh: &GitSsh,
+) -> Result<Option<String>, FetchError> {
     let failure = auth::Failure::default();
     let mut remote = repo.find_remote("origin").map_err(|e| FetchError {
         message: format!("no `origin` remote: {}", e.message()),
@@ -257,7 +269,7 @@ fn fetch(repo: &Repository, url: &str, shown: &str) -> Result<Option<String>, Fe
     let mut proxy = ProxyOptions::new();
     proxy.auto();
     let mut opts = FetchOptions::new();
-    opts.remote_callbacks(auth::callbacks(url, shown, &failure))
+    opts.remote_callbacks(auth::callbacks(url, shown, ssh, &failure))
         .proxy_options(proxy)
         .prune(FetchPrune::On)
         .download_tags(AutotagOption::None)
@@ -481,32 +493,30 @@ impl CacheLock {
             .write(true)
             .open(path)
             .with_context(|| format!("cannot open the cache lock `{}`", path.display()))?;
-        let locked = flock(&file, libc::LOCK_EX | libc::LOCK_NB)
-            .with_context(|| format!("cannot lock `{}`", path.display()))?;
-        if !locked {
+        // std's file locks are `flock(2)` on Linux (stable since Rust 1.89):
+        // no unsafe call of our own.
+        let held = match file.try_lock() {
+            Ok(()) => false,
+            Err(fs::TryLockError::WouldBlock) => true,
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock `{}`", path.display()))
+            }
+        };
+        if held {
             tracing::info!(
                 "waiting for another berth run to release `{}`",
                 path.display()
             );
-            flock(&file, libc::LOCK_EX)
-                .with_context(|| format!("cannot lock `{}`", path.display()))?;
+            loop {
+                match file.lock() {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("cannot lock `{}`", path.display()))
+                    }
+                }
+            }
         }
         Ok(Self { _file: file })
-    }
-}
-
-/// `flock(2)`, retried on EINTR; Ok(false) when LOCK_NB found it held.
-fn flock(file: &fs::File, operation: libc::c_int) -> io::Result<bool> {
-    loop {
-        // SAFETY: the descriptor belongs to `file`, which outlives the call.
-        if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
-            return Ok(true);
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::EWOULDBLOCK) => return Ok(false),
-            _ => return Err(err),
-        }
     }
 }

@@ -117,6 +117,7 @@ fn opts(repo: &str, git_ref: Option<&str>, cache: &Path) -> SourceOptions {
         repo: repo.to_owned(),
         git_ref: git_ref.map(str::to_owned),
         cache_dir: cache.to_path_buf(),
+        ssh: Default::default(),
     }
 }
 

@@ -2,7 +2,7 @@
 //! `docker login` writes it. They go to the engine with the pull request
 //! only: never logged, never in an error.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use base64::Engine as _;
 use bollard::auth::DockerCredentials;
@@ -23,25 +23,20 @@ fn normalize_registry(key: &str) -> String {
     }
 }
 
-/// Credentials for `registry` from the runner's Docker config
-/// (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`), as
-/// `docker login` writes them: `auths.<registry>.auth` (base64 of
-/// `user:password`) or `identitytoken`. Credential helpers (`credsStore`,
-/// `credHelpers`) are not run: CI runners usually have plain `auths`, and
-/// running helper binaries from a reconciler is a choice to make on purpose.
-/// None (anonymous pull) when there is no config or no entry.
-pub fn registry_credentials(registry: &str) -> Option<DockerCredentials> {
-    let path = docker_config_path()?;
-    let text = std::fs::read_to_string(path).ok()?;
+/// Credentials for `registry` from the runner's Docker config file
+/// `config_json` (`--docker-config`, else `~/.docker/config.json`; the
+/// command line picks it), as `docker login` writes it:
+/// `auths.<registry>.auth` (base64 of `user:password`) or `identitytoken`.
+/// Credential helpers (`credsStore`, `credHelpers`) are not run: CI runners
+/// usually have plain `auths`, and running helper binaries from a
+/// reconciler is a choice to make on purpose. None (anonymous pull) when
+/// there is no config or no entry.
+pub fn registry_credentials(
+    config_json: Option<&Path>,
+    registry: &str,
+) -> Option<DockerCredentials> {
+    let text = std::fs::read_to_string(config_json?).ok()?;
     credentials_from_config(&text, registry)
-}
-
-fn docker_config_path() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(dir).join("config.json"));
-    }
-    let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
-    Some(PathBuf::from(home).join(".docker").join("config.json"))
 }
 
 /// The pure half of [`registry_credentials`].

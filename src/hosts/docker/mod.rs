@@ -1,12 +1,14 @@
-//! The [`Engine`] over the Docker Engine API (bollard), shared by both
+//! The [`Docker`] trait over the Docker Engine API (bollard), shared by both
 //! transports: `ssh` hands it a forwarded unix socket, `local` the host's own.
+//! Only the API: what runs in the host's shell is [`super::shell`]'s.
 //!
 //! Everything here speaks API 1.41 at most (Docker 20.10): the connection is
 //! version-negotiated, and no field newer than 1.41 is ever set (for example
 //! no healthcheck `StartInterval`, which needs 1.44). Every error names the
 //! host and the container, network or image it concerns.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -19,13 +21,11 @@ use bollard::query_parameters::{
     ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder, RenameContainerOptions,
     StopContainerOptionsBuilder,
 };
-use bollard::Docker;
+use bollard::Docker as Client;
 use futures::StreamExt as _;
 
-use super::engine::Engine;
-use super::lock;
-use super::secret_files::{self, SecretFile};
-use super::shell::{self, truncate, Shell};
+use super::engine::Docker;
+use super::shell::truncate;
 use crate::labels;
 use crate::observed::{
     ContainerState, ContainerStatus, Health, HostObservation, LiveSettings, ObservedContainer,
@@ -58,33 +58,34 @@ pub struct DockerEngine {
     host: String,
     /// `host `edge-1` (root@10.77.0.11:22)`: the prefix of every error.
     who: String,
-    docker: Docker,
+    docker: Client,
     /// Container ID -> name, learned from `observe` and `create_container`,
     /// so errors about an ID can name the container.
     names: std::sync::Mutex<HashMap<String, String>>,
-    /// Runs scripts on the host: over the SSH connection the socket goes
-    /// through, or locally for `transport: local`.
-    shell: Box<dyn Shell>,
     /// The host's `secrets_dir`: where secret mounts come from.
     secrets_dir: String,
+    /// The runner's Docker `config.json`, for registry credentials.
+    docker_config: Option<PathBuf>,
 }
 
 impl DockerEngine {
     /// `who` is how errors name the host, e.g. ``host `edge-1` (root@10.77.0.11:22)``.
+    /// `docker_config` is the runner's Docker `config.json`, where pulls
+    /// find registry credentials (None: anonymous pulls).
     pub(crate) fn new(
         host: String,
         who: String,
-        docker: Docker,
-        shell: Box<dyn Shell>,
+        docker: Client,
         secrets_dir: String,
+        docker_config: Option<PathBuf>,
     ) -> Self {
         DockerEngine {
             host,
             who,
             docker,
             names: std::sync::Mutex::new(HashMap::new()),
-            shell,
             secrets_dir,
+            docker_config,
         }
     }
 
@@ -152,7 +153,7 @@ fn short_id(id: &str) -> &str {
 }
 
 #[async_trait]
-impl Engine for DockerEngine {
+impl Docker for DockerEngine {
     fn host(&self) -> &str {
         &self.host
     }
@@ -247,12 +248,13 @@ impl Engine for DockerEngine {
 
     /// Pulls `image` (a tag, or `latest` when none is given: an empty tag
     /// would pull every tag). Registry credentials come from the runner's
-    /// Docker config, see [`registry_credentials`]; they are sent to the
-    /// engine only, never logged.
+    /// Docker config (`--docker-config`), see [`registry_credentials`];
+    /// they are sent to the engine only, never logged.
     async fn pull(&self, image: &str) -> anyhow::Result<()> {
         let reference = ImageRef::split(image);
         let (from_image, tag) = reference.pull_args();
-        let credentials = registry_credentials(&reference.registry());
+        let credentials =
+            registry_credentials(self.docker_config.as_deref(), &reference.registry());
         let options = CreateImageOptionsBuilder::default()
             .from_image(&from_image)
             .tag(&tag)
@@ -557,47 +559,6 @@ impl Engine for DockerEngine {
             )),
         }
     }
-
-    async fn host_exec(&self, script: &str, timeout: Duration) -> anyhow::Result<(i64, String)> {
-        shell::run(self.shell.as_ref(), &self.who, script, None, timeout).await
-    }
-
-    async fn write_secrets(
-        &self,
-        secrets_dir: &str,
-        files: &[SecretFile<'_>],
-    ) -> anyhow::Result<()> {
-        secret_files::write(self.shell.as_ref(), &self.who, secrets_dir, files).await
-    }
-
-    async fn prune_secrets(
-        &self,
-        project_dir: &str,
-        keep: &BTreeSet<String>,
-    ) -> anyhow::Result<()> {
-        secret_files::prune(self.shell.as_ref(), &self.who, project_dir, keep).await
-    }
-
-    async fn lock(
-        &self,
-        key: &str,
-        holder: &str,
-        timeout: Duration,
-    ) -> Result<lock::HostLock, lock::LockError> {
-        lock::take(
-            self.shell.as_ref(),
-            &self.host,
-            &self.who,
-            key,
-            holder,
-            timeout,
-        )
-        .await
-    }
-
-    async fn close(&self) {
-        self.shell.close().await;
-    }
 }
 
 /// Health from a container list `Status` such as `Up 3 seconds (healthy)`,
@@ -645,8 +606,8 @@ fn live_settings(h: &bollard::models::HostConfig) -> LiveSettings {
 /// Connects bollard to a unix socket, negotiates the API version down to
 /// the engine's, and checks the engine answers: `_ping` first (works on any
 /// version, so its failure means "not answering", not "too old").
-pub(crate) async fn open(socket: &str, timeout: Duration) -> Result<Docker, OpenError> {
-    let docker = Docker::connect_with_socket(socket, 120, bollard::API_DEFAULT_VERSION)
+pub(crate) async fn open(socket: &str, timeout: Duration) -> Result<Client, OpenError> {
+    let docker = Client::connect_with_socket(socket, 120, bollard::API_DEFAULT_VERSION)
         .map_err(|e| OpenError::NotAnswering(e.to_string()))?;
     match tokio::time::timeout(timeout, docker.ping()).await {
         Err(_) => {
