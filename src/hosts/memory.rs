@@ -291,16 +291,6 @@ impl MemoryEngine {
             .exec_by_image
             .insert(image.to_string(), (code, output.to_string()));
     }
-}
-
-impl Engine for MemoryEngine {
-    fn shell(&self) -> &dyn Shell {
-        &self.shell
-    }
-
-    fn who(&self) -> &str {
-        &self.who
-    }
 
     /// Container operations (`create`, `start`, `stop`, `remove`,
     /// `rename`) take `latency` from now on, as over a network: so a test
@@ -329,6 +319,16 @@ impl Engine for MemoryEngine {
             tokio::time::sleep(latency).await;
         }
         busy
+    }
+}
+
+impl Engine for MemoryEngine {
+    fn shell(&self) -> &dyn Shell {
+        &self.shell
+    }
+
+    fn who(&self) -> &str {
+        &self.who
     }
 }
 
