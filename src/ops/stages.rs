@@ -404,20 +404,10 @@ mod tests {
     /// the plan pulls there for another service is fine.
     #[test]
     fn an_image_never_pulled_and_absent_stops_the_plan() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let write = |rel: &str, text: &str| {
-            let path = dir.path().join(rel);
-            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-            std::fs::write(path, text).expect("write");
-        };
-        write(
-            "berth.yaml",
-            "project: p\nhosts:\n  - {name: h, address: 10.0.0.1}\n",
-        );
-        write(
-            "stacks/web/compose.yaml",
-            "services:\n  site:\n    image: reg/site:1\n    pull_policy: never\n  api:\n    image: reg/api:1\n  twin:\n    image: reg/api:1\n    pull_policy: never\n",
-        );
+        let dir = crate::spec::test_support::repo(&[
+            ("berth.yaml", "project: p\nhosts:\n  - {name: h, address: 10.0.0.1}\n"),
+            ("stacks/web/compose.yaml", "services:\n  site:\n    image: reg/site:1\n    pull_policy: never\n  api:\n    image: reg/api:1\n  twin:\n    image: reg/api:1\n    pull_policy: never\n"),
+        ]);
         let project = spec::load(dir.path()).expect("loads");
         let desired = placement::place(&project, &CurrentPlacement::new()).expect("placed");
         let observed = BTreeMap::from([(
@@ -443,20 +433,10 @@ mod tests {
     /// or one whose version is unknown, is left to decide.
     #[test]
     fn a_key_too_new_for_the_engine_stops_the_plan() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let write = |rel: &str, text: &str| {
-            let path = dir.path().join(rel);
-            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-            std::fs::write(path, text).expect("write");
-        };
-        write(
-            "berth.yaml",
-            "project: p\nhosts:\n  - {name: old, address: 10.0.0.1}\n  - {name: new, address: 10.0.0.2}\n  - {name: mem, address: 10.0.0.3}\n",
-        );
-        write(
-            "stacks/web/compose.yaml",
-            "services:\n  api:\n    image: reg/api:1\n    deploy: {mode: global}\n    healthcheck:\n      test: [CMD, \"true\"]\n      start_interval: 1s\n",
-        );
+        let dir = crate::spec::test_support::repo(&[
+            ("berth.yaml", "project: p\nhosts:\n  - {name: old, address: 10.0.0.1}\n  - {name: new, address: 10.0.0.2}\n  - {name: mem, address: 10.0.0.3}\n"),
+            ("stacks/web/compose.yaml", "services:\n  api:\n    image: reg/api:1\n    deploy: {mode: global}\n    healthcheck:\n      test: [CMD, \"true\"]\n      start_interval: 1s\n"),
+        ]);
         let project = spec::load(dir.path()).expect("loads");
         let desired = placement::place(&project, &CurrentPlacement::new()).expect("placed");
         let engine = |version| HostObservation {

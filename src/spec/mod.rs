@@ -36,7 +36,7 @@ mod service;
 #[cfg(test)]
 mod service_keys_tests;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
 mod values;
