@@ -10,7 +10,7 @@ use crate::hosts::fleet::Fleet;
 use crate::labels;
 use crate::secrets::Plaintexts;
 use crate::source::Checkout;
-use crate::spec::Project;
+use crate::spec::{DependsCondition, Project};
 
 pub(super) fn apply_context(
     loaded: &Loaded,
@@ -91,7 +91,18 @@ fn service_policies(project: &Project) -> BTreeMap<(String, String), ServicePoli
                     depends_on: s
                         .depends_on
                         .iter()
-                        .map(|(dep, condition)| (dep.clone(), *condition))
+                        .map(|(dep, condition)| {
+                            // A container sharing `dep`'s network is made
+                            // with the id of `dep`'s container on its host:
+                            // it waits until `dep` has rolled out everywhere
+                            // (the rollout treats every condition but
+                            // `service_started` so), never for a first batch.
+                            if s.network_peer.as_deref() == Some(dep.as_str()) {
+                                (dep.clone(), DependsCondition::ServiceHealthy)
+                            } else {
+                                (dep.clone(), *condition)
+                            }
+                        })
                         .collect(),
                     update: s.deploy.update.clone(),
                     rollback: s.deploy.rollback.clone(),
@@ -101,4 +112,41 @@ fn service_policies(project: &Project) -> BTreeMap<(String, String), ServicePoli
         }
     }
     policies
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sidecar sharing `web`'s network waits for `web`'s whole rollout
+    /// (its container is made with the id of `web`'s on the same host);
+    /// a plain `depends_on` keeps its own condition.
+    #[test]
+    fn a_network_peer_is_waited_for_until_it_has_rolled_out() {
+        let dir = crate::spec::test_support::repo(&[
+            (
+                "berth.yaml",
+                "project: p\nhosts:\n  - {name: h, address: 10.0.0.1}\n",
+            ),
+            (
+                "stacks/s/compose.yaml",
+                "services:\n  web:\n    image: reg/web:1\n    container_name: web\n  side:\n    image: reg/side:1\n    network_mode: service:web\n  api:\n    image: reg/api:1\n    depends_on: [web]\n",
+            ),
+        ]);
+        let project = crate::spec::load(dir.path()).expect("loads");
+        let policies = service_policies(&project);
+        let waits = |service: &str| {
+            policies[&("s".to_string(), service.to_string())]
+                .depends_on
+                .clone()
+        };
+        assert_eq!(
+            waits("side"),
+            vec![("web".to_string(), DependsCondition::ServiceHealthy)]
+        );
+        assert_eq!(
+            waits("api"),
+            vec![("web".to_string(), DependsCondition::ServiceStarted)]
+        );
+    }
 }

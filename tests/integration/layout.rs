@@ -255,6 +255,11 @@ fn the_checks_see_what_they_should() {
     );
     assert!(is_pure("src/plan.rs") && is_pure("src/spec/image.rs"));
     assert!(!is_pure("src/apply/rollout.rs"));
+    assert_eq!(
+        test_modules("#[cfg(test)]\nmod a;\n#[cfg(test)]\npub(crate) mod b;\nmod c;"),
+        vec!["a", "b"],
+        "test-only modules, whatever their visibility"
+    );
 }
 
 fn is_pure(path: &str) -> bool {
@@ -363,10 +368,14 @@ fn test_modules(text: &str) -> Vec<String> {
     while let Some(i) = rest.find("#[cfg(test)]") {
         rest = &rest[i + "#[cfg(test)]".len()..];
         let t = tokens(rest);
-        let t: Vec<&str> = t.iter().map(String::as_str).take(4).collect();
-        match t.as_slice() {
-            ["mod", name, ";", ..] | ["pub", "mod", name, ";"] => out.push(name.to_string()),
-            _ => {}
+        let t: Vec<&str> = t.iter().map(String::as_str).take(7).collect();
+        // Any visibility: `mod x;`, `pub mod x;`, `pub(crate) mod x;`.
+        let t = match t.as_slice() {
+            ["pub", "(", _, ")", rest @ ..] | ["pub", rest @ ..] => rest,
+            all => all,
+        };
+        if let ["mod", name, ";", ..] = t {
+            out.push(name.to_string());
         }
     }
     out
