@@ -49,6 +49,13 @@ pub struct HostObservation {
     /// `repo:tag` and `repo@sha256:…` (Docker Hub names without `docker.io/`
     /// or `library/`; compare with [`ImageRef::engine_form`](crate::spec::ImageRef::engine_form)).
     pub images: BTreeSet<String>,
+    /// How long ago the host last tagged (pulled) each of the images a
+    /// refresh `pull_policy` (`daily`, `weekly`, `every_<d>`) needs, in the
+    /// form of `images`: read at observation, from the engine's
+    /// `LastTagTime` and the runner's clock, so the plan decides from data.
+    /// An image on the host without an entry has no known tag time and
+    /// counts as stale, as Compose counts a zero `LastTagTime`.
+    pub image_ages: BTreeMap<String, std::time::Duration>,
     /// The Docker Engine API version (major, minor) the connection speaks,
     /// so a plan can refuse a key the engine would reject before any change
     /// is made; None where unknown (the in-memory engine).

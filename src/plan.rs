@@ -471,8 +471,10 @@ pub fn diff(
 
 /// The images to pull before `changes` run on a host: those the containers
 /// created or replaced need, as their services' `pull_policy` says
-/// (`always`: even when the host has the image; `never`: not at all, and
-/// [`never_pulled`] stops the plan when the host lacks it).
+/// (`always`: even when the host has the image; `daily`, `weekly`,
+/// `every_<d>`: also when the host's copy was last tagged longer ago than
+/// that, as Compose decides; `never`: not at all, and [`never_pulled`]
+/// stops the plan when the host lacks it).
 fn pulls(changes: &[Change], want: &DesiredHost, have: &HostObservation) -> Vec<String> {
     let policy: BTreeMap<&str, PullPolicy> = want
         .containers
@@ -486,13 +488,23 @@ fn pulls(changes: &[Change], want: &DesiredHost, have: &HostObservation) -> Vec<
         let wanted = match policy.get(c.name.as_str()).copied().unwrap_or_default() {
             PullPolicy::Never => false,
             PullPolicy::Always => true,
-            PullPolicy::Missing | PullPolicy::Every(_) => !on_host(image, have),
+            PullPolicy::Missing => !on_host(image, have),
+            PullPolicy::Every(period) => !on_host(image, have) || stale(image, period, have),
         };
         if wanted {
             pulls.insert(image.to_string());
         }
     }
     pulls.into_iter().collect()
+}
+
+/// Whether the host's copy of `image` was last tagged longer ago than
+/// `period` (Compose: `now > LastTagTime + period`); without a known tag
+/// time it is, as Compose treats a zero `LastTagTime`.
+fn stale(image: &str, period: std::time::Duration, have: &HostObservation) -> bool {
+    have.image_ages
+        .get(&ImageRef::split(image).engine_form())
+        .is_none_or(|age| *age > period)
 }
 
 /// The engine lists Docker Hub images without `docker.io/library/`:
@@ -968,8 +980,7 @@ mod tests {
             pulls(has("reg/web:0"), PullPolicy::Missing),
             (one.clone(), 0)
         );
-        let daily = PullPolicy::Every(std::time::Duration::from_secs(86400));
-        assert_eq!(pulls(has("reg/web:1"), daily), (vec![], 0));
+        // `daily` and the like: see `refresh_policies_pull_only_stale_images`.
         // `always`: pulled for the container it creates, present or not.
         assert_eq!(pulls(has("reg/web:1"), PullPolicy::Always), (one, 0));
         // `never`: not pulled; present is fine, absent stops the plan.
@@ -993,6 +1004,59 @@ mod tests {
                 },
                 "reg/web:1".to_string()
             )]
+        );
+    }
+
+    /// `daily`, `weekly`, `every_<d>` pull as Compose's `mustPull`: when
+    /// the host lacks the image, or last tagged it longer ago than the
+    /// period (or at an unknown time); a fresh copy is not pulled again.
+    #[test]
+    fn refresh_policies_pull_only_stale_images() {
+        use std::time::Duration;
+        const HOUR: Duration = Duration::from_secs(3600);
+        let tagged = |image: &str, ago: Option<Duration>| HostObservation {
+            images: [image.to_string()].into(),
+            image_ages: ago
+                .map(|ago| (image.to_string(), ago))
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        let pulls = |image: &str, have, policy| {
+            let (plan, missing) = pulling("web", "site", image, have, policy);
+            assert!(missing.is_empty());
+            plan.hosts[0].pulls.clone()
+        };
+        let daily = PullPolicy::Every(24 * HOUR);
+        let every_12h = PullPolicy::Every(12 * HOUR);
+        let one = vec!["reg/web:1".to_string()];
+
+        // Absent: pulled.
+        assert_eq!(
+            pulls("reg/web:1", tagged("reg/web:0", Some(HOUR)), daily),
+            one
+        );
+        // Tagged 2 days ago with `daily`: stale, pulled.
+        assert_eq!(
+            pulls("reg/web:1", tagged("reg/web:1", Some(48 * HOUR)), daily),
+            one
+        );
+        // Tagged 1 hour ago with `daily`: fresh, not pulled.
+        assert!(pulls("reg/web:1", tagged("reg/web:1", Some(HOUR)), daily).is_empty());
+        // `every_12h`: 13 hours is stale, 11 hours is not.
+        assert_eq!(
+            pulls("reg/web:1", tagged("reg/web:1", Some(13 * HOUR)), every_12h),
+            one
+        );
+        assert!(pulls("reg/web:1", tagged("reg/web:1", Some(11 * HOUR)), every_12h).is_empty());
+        // On the host with no known tag time: stale, as Compose's zero time.
+        assert_eq!(pulls("reg/web:1", tagged("reg/web:1", None), daily), one);
+        // Docker Hub images are aged in the engine's form of their name.
+        let hub = "docker.io/library/nginx:1";
+        assert!(pulls(hub, tagged("nginx:1", Some(HOUR)), daily).is_empty());
+        assert_eq!(
+            pulls(hub, tagged("nginx:1", Some(25 * HOUR)), daily),
+            vec![hub.to_string()]
         );
     }
 

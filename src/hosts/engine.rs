@@ -16,7 +16,7 @@
 //! too, with a fake Docker API and a shell rooted in a temporary directory.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
@@ -36,6 +36,11 @@ pub trait Docker: Send + Sync {
     /// Lists the project's containers (all states), and the host's networks,
     /// volumes and images: a handful of list calls, never one per container.
     async fn observe(&self, project: &str) -> anyhow::Result<HostObservation>;
+    /// When the host last tagged (pulled) each of `images` it has (the
+    /// engine's `LastTagTime`), for the refresh `pull_policy`s: one inspect
+    /// per image, so asked only for the images those policies name. An
+    /// image the host lacks, or never tagged itself, has no entry.
+    async fn last_tagged(&self, images: &[String]) -> anyhow::Result<BTreeMap<String, SystemTime>>;
     /// Ensures the image is present (registry auth from the runner's Docker config).
     async fn pull(&self, image: &str) -> anyhow::Result<()>;
     async fn create_network(
@@ -160,6 +165,9 @@ impl Docker for Host {
     }
     async fn observe(&self, project: &str) -> anyhow::Result<HostObservation> {
         self.docker.observe(project).await
+    }
+    async fn last_tagged(&self, images: &[String]) -> anyhow::Result<BTreeMap<String, SystemTime>> {
+        self.docker.last_tagged(images).await
     }
     async fn pull(&self, image: &str) -> anyhow::Result<()> {
         self.docker.pull(image).await

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::stream::{self, StreamExt};
 
@@ -46,6 +46,9 @@ pub struct FleetOptions {
     pub parallel: usize,
     /// Take the run lock on every host before observing it (apply).
     pub lock: Option<LockRequest>,
+    /// Images (in the engine's form) whose age a refresh `pull_policy`
+    /// needs: each host that has one is asked when it last tagged it.
+    pub aged_images: BTreeSet<String>,
 }
 
 /// The run lock to take on every host.
@@ -144,8 +147,12 @@ impl Fleet {
             }
         }
 
+        let aged = &opts.aged_images;
         let observed: Vec<_> = stream::iter(fleet.engines.values().map(|engine| async move {
-            (engine.host().to_string(), engine.observe(project).await)
+            (
+                engine.host().to_string(),
+                observe(engine.as_ref(), project, aged).await,
+            )
         }))
         .buffer_unordered(parallel)
         .collect()
@@ -318,9 +325,61 @@ impl Drop for RuntimeDir {
     }
 }
 
+/// What `engine` runs, with the ages of the `aged` images it has.
+async fn observe(
+    engine: &dyn Engine,
+    project: &str,
+    aged: &BTreeSet<String>,
+) -> anyhow::Result<HostObservation> {
+    let mut obs = engine.observe(project).await?;
+    let present: Vec<String> = aged.intersection(&obs.images).cloned().collect();
+    if !present.is_empty() {
+        let tagged = engine.last_tagged(&present).await?;
+        obs.image_ages = ages(&tagged, SystemTime::now());
+    }
+    Ok(obs)
+}
+
+/// How long before `now` each image was last tagged; a time ahead of
+/// `now` (clocks apart) counts as just now.
+fn ages(tagged: &BTreeMap<String, SystemTime>, now: SystemTime) -> BTreeMap<String, Duration> {
+    tagged
+        .iter()
+        .map(|(image, at)| (image.clone(), now.duration_since(*at).unwrap_or_default()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only the images asked for and present are aged, from their last
+    /// tag time; a pull makes an image fresh again.
+    #[tokio::test]
+    async fn observe_ages_the_asked_images_the_host_has() {
+        let engine = crate::hosts::memory::MemoryEngine::new("h");
+        let day = Duration::from_secs(24 * 3600);
+        let two_days_ago = SystemTime::now() - 2 * day;
+        engine.add_image_tagged("reg/old:1", two_days_ago);
+        engine.add_image_tagged("reg/other:1", two_days_ago);
+        engine.add_image("reg/untagged:1");
+        let asked: BTreeSet<String> = ["reg/old:1", "reg/untagged:1", "reg/absent:1"]
+            .map(String::from)
+            .into();
+        let obs = observe(&engine, "p", &asked).await.expect("observe");
+        assert_eq!(
+            obs.image_ages.keys().collect::<Vec<_>>(),
+            ["reg/old:1"],
+            "{:?}",
+            obs.image_ages
+        );
+        assert!(obs.image_ages["reg/old:1"] >= 2 * day);
+        crate::hosts::Docker::pull(&engine, "reg/old:1")
+            .await
+            .expect("pull");
+        let obs = observe(&engine, "p", &asked).await.expect("observe");
+        assert!(obs.image_ages["reg/old:1"] < day);
+    }
 
     #[test]
     fn refuses_runtime_dirs_too_long_for_sockets() {

@@ -30,7 +30,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, bail};
 use async_trait::async_trait;
@@ -66,6 +66,8 @@ struct State {
     networks: BTreeSet<String>,
     volumes: BTreeSet<String>,
     images: BTreeSet<String>,
+    /// Image -> when it was last tagged (pulled) here, for `last_tagged`.
+    tagged: BTreeMap<String, SystemTime>,
     mutations: Vec<String>,
     next_id: u64,
     /// Image -> health its new containers report (None: no healthcheck).
@@ -187,6 +189,14 @@ impl MemoryEngine {
     /// Seeds an image as present, without logging a mutation.
     pub fn add_image(&self, image: &str) {
         self.state().images.insert(image.to_string());
+    }
+
+    /// Seeds an image as present, last tagged (pulled) at `at`, without
+    /// logging a mutation.
+    pub fn add_image_tagged(&self, image: &str, at: SystemTime) {
+        let mut st = self.state();
+        st.images.insert(image.to_string());
+        st.tagged.insert(image.to_string(), at);
     }
 
     /// Seeds a network, without logging a mutation.
@@ -387,8 +397,18 @@ impl Docker for MemoryEngine {
             networks: st.networks.clone(),
             volumes: st.volumes.clone(),
             images: st.images.clone(),
+            image_ages: BTreeMap::new(),
             api_version: None,
         })
+    }
+
+    async fn last_tagged(&self, images: &[String]) -> anyhow::Result<BTreeMap<String, SystemTime>> {
+        let st = self.state();
+        Ok(images
+            .iter()
+            .filter(|i| st.images.contains(*i))
+            .filter_map(|i| Some((i.clone(), *st.tagged.get(i)?)))
+            .collect())
     }
 
     async fn pull(&self, image: &str) -> anyhow::Result<()> {
@@ -401,6 +421,7 @@ impl Docker for MemoryEngine {
             );
         }
         st.images.insert(image.to_string());
+        st.tagged.insert(image.to_string(), SystemTime::now());
         st.mutations.push(format!("pull {image}"));
         Ok(())
     }

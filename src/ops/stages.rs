@@ -157,6 +157,7 @@ pub(super) async fn open_fleet(
             holder: crate::hosts::lock::holder_description(commit),
             timeout,
         }),
+        aged_images: aged_images(&loaded.project),
     };
     let covered: Vec<_> = loaded
         .project
@@ -168,6 +169,19 @@ pub(super) async fn open_fleet(
     Fleet::open(&covered, &loaded.project.name, &opts)
         .await
         .map_err(Error::at(Reach::NotContacted))
+}
+
+/// The images of services with a refresh `pull_policy` (`daily`, `weekly`,
+/// `every_<d>`), in the engine's form: the plan needs to know how long ago
+/// a host pulled them, which costs an inspect each, so only these are asked.
+fn aged_images(project: &Project) -> BTreeSet<String> {
+    project
+        .stacks
+        .iter()
+        .flat_map(|s| &s.services)
+        .filter(|s| matches!(s.pull_policy, spec::PullPolicy::Every(_)))
+        .map(|s| spec::ImageRef::split(&s.container.image).engine_form())
+        .collect()
 }
 
 /// How many hosts are contacted (and changed) at once.

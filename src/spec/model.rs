@@ -218,9 +218,10 @@ pub struct Service {
 
 /// `pull_policy`, as Compose defines it (`build` is refused: berth never
 /// builds). The plan decides the pulls from it, for the containers it
-/// creates or replaces on a host: `Missing` and `Every` pull an image the
-/// host lacks, `Always` pulls it whether or not the host has it, `Never`
-/// never pulls (and an image the host lacks stops the plan). A tag that
+/// creates or replaces on a host: `Missing` pulls an image the host lacks,
+/// `Every` also one the host last tagged longer ago than its period (as
+/// Compose's `mustPull`), `Always` pulls it whether or not the host has it,
+/// `Never` never pulls (and an image the host lacks stops the plan). A tag that
 /// moved in the registry does not by itself replace a container until
 /// plans resolve tags to digests: the load warns about that for `Always`
 /// and `Every`.
@@ -235,8 +236,8 @@ pub enum PullPolicy {
     Always,
     /// `never`: use what the host has; never pull.
     Never,
-    /// `daily`, `weekly`, `every_<duration>`: in Compose, pull again when
-    /// the last pull is older than this; berth pulls as for `Missing`.
+    /// `daily`, `weekly`, `every_<duration>`: pull when the host lacks the
+    /// image or last tagged it (pulled it) longer ago than this.
     Every(std::time::Duration),
 }
 

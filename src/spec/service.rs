@@ -1425,36 +1425,49 @@ fn pull_policy(cx: &mut Cx, node: &Node, what: &str) -> Option<PullPolicy> {
             );
             return None;
         }
-        other => match other.strip_prefix("every_").map(values::duration) {
+        other => match other.strip_prefix("every_").map(values::period) {
             Some(Ok(every)) if !every.is_zero() => PullPolicy::Every(every),
             _ => {
                 cx.error_help(
                     node,
                     format!("{here} must be `always`, `missing`, `never`, `daily`, `weekly` or `every_<duration>`, found `{text}`"),
-                    "`missing` (the default) pulls an image only when the host lacks it",
+                    "`missing` (the default) pulls an image only when the host lacks it; `every_12h`, `every_2d` or `every_1w` pull it again when the host's copy is older than that",
                 );
                 return None;
             }
         },
     };
-    // `missing` and `never` behave as in Compose. `always` and the periodic
-    // policies are accepted, since real files use `always` a lot, with a
-    // warning saying what berth does: it pulls only for the containers a
-    // plan creates or replaces, never behind the plan's back, so a tag that
-    // moved in the registry does not by itself replace a container.
+    // Every policy decides when berth pulls as in Compose, but berth pulls
+    // only for the containers a plan creates or replaces, never behind the
+    // plan's back, and a pulled image does not by itself replace running
+    // containers (that needs tags resolved to digests): `always` and the
+    // refresh policies, which users write to follow a moving tag, say so.
     let (does, help) = match policy {
         PullPolicy::Missing | PullPolicy::Never => return Some(policy),
         PullPolicy::Always => (
-            "berth pulls the image each time it creates or replaces the service's containers, but a tag that moved in the registry does not by itself make it replace them",
+            "berth pulls the image each time it creates or replaces the service's containers, but a tag that moved in the registry does not by itself make it replace them".to_string(),
             "to deploy a new build, push a new tag (or pin a digest) and change `image:`; write `pull_policy: missing` to silence this warning",
         ),
-        PullPolicy::Every(_) => (
-            "berth pulls the image only when a host lacks it, and a tag that moved in the registry does not by itself make it replace the service's containers",
+        PullPolicy::Every(every) => (
+            format!(
+                "as in Compose, berth pulls the image when a host lacks it or last tagged it more than {} ago, but only when it creates or replaces the service's containers: a tag that moved in the registry does not by itself make it replace them",
+                period_words(every)
+            ),
             "to deploy a new build, push a new tag (or pin a digest) and change `image:`; remove `pull_policy` (or write `missing`) to silence this warning",
         ),
     };
     cx.warn(node, format!("{here} is `{text}`: {does}"), help);
     Some(policy)
+}
+
+/// A refresh period as a warning says it: `1 day`, `7 days`, `12h`.
+fn period_words(period: std::time::Duration) -> String {
+    const DAY: u64 = 24 * 3600;
+    match (period.as_secs(), period.subsec_nanos()) {
+        (DAY, 0) => "1 day".to_string(),
+        (secs, 0) if secs.is_multiple_of(DAY) => format!("{} days", secs / DAY),
+        _ => humantime::format_duration(period).to_string(),
+    }
 }
 
 /// Checks that need every service of the stack, before `depends_on` is

@@ -225,6 +225,21 @@ fn container_name_build_and_pull_policy() {
     assert!(db.build_ignored.is_none());
 }
 
+/// The refresh policies as Compose reads them: `every_` takes Go units and
+/// also days and weeks (`every_2d`, `every_1w`), as the Compose schema does.
+#[test]
+fn refresh_pull_policies_count_hours_days_and_weeks() {
+    let stack = stack(
+        "services:\n  a:\n    image: a\n    pull_policy: every_12h\n  b:\n    image: b\n    pull_policy: every_2d\n  c:\n    image: c\n    pull_policy: every_1w\n  d:\n    image: d\n    pull_policy: weekly\n  e:\n    image: e\n    pull_policy: daily\n",
+    );
+    let hours = |h: u64| PullPolicy::Every(std::time::Duration::from_secs(h * 3600));
+    assert_eq!(service(&stack, "a").pull_policy, hours(12));
+    assert_eq!(service(&stack, "b").pull_policy, hours(48));
+    assert_eq!(service(&stack, "c").pull_policy, hours(168));
+    assert_eq!(service(&stack, "d").pull_policy, hours(168));
+    assert_eq!(service(&stack, "e").pull_policy, hours(24));
+}
+
 #[test]
 fn network_mode_service_shares_the_peers_container_and_follows_it() {
     let stack = stack(

@@ -28,6 +28,17 @@ impl schemars::JsonSchema for GoDuration {
 /// A Go/Compose duration: one or more `<number><unit>` with units `ns`, `us`
 /// (or `µs`), `ms`, `s`, `m`, `h`; decimals allowed (`1.5h`); `0` alone is fine.
 pub(crate) fn duration(text: &str) -> Result<Duration, String> {
+    parse_duration(text, false)
+}
+
+/// The period of `pull_policy: every_<period>`: a [`duration`] that may
+/// also count days (`d`) and weeks (`w`), as Compose reads it (`every_2d`,
+/// `every_1w12h`; the Compose schema writes these with `d` and `w`).
+pub(crate) fn period(text: &str) -> Result<Duration, String> {
+    parse_duration(text, true)
+}
+
+fn parse_duration(text: &str, days: bool) -> Result<Duration, String> {
     let text = text.trim();
     if text == "0" {
         return Ok(Duration::ZERO);
@@ -59,6 +70,8 @@ pub(crate) fn duration(text: &str) -> Result<Duration, String> {
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
+            "d" if days => 24.0 * 3600e9,
+            "w" if days => 7.0 * 24.0 * 3600e9,
             "" => return Err(format!("`{text}` has no unit")),
             other => return Err(format!("`{text}` has an unknown unit `{other}`")),
         };
@@ -262,6 +275,19 @@ mod tests {
         assert!(duration("-1s").is_err());
         assert!(duration("").is_err());
         assert!(duration("s").is_err());
+    }
+
+    /// `every_<period>` counts days and weeks too; plain durations do not.
+    #[test]
+    fn periods() {
+        assert_eq!(period("2d").unwrap(), Duration::from_secs(2 * 24 * 3600));
+        assert_eq!(
+            period("1w12h").unwrap(),
+            Duration::from_secs(7 * 24 * 3600 + 12 * 3600)
+        );
+        assert_eq!(period("12h").unwrap(), Duration::from_secs(12 * 3600));
+        assert!(duration("2d").unwrap_err().contains("unknown unit `d`"));
+        assert!(period("2y").unwrap_err().contains("unknown unit `y`"));
     }
 
     #[test]

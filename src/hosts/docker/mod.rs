@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::anyhow;
 use async_trait::async_trait;
@@ -141,6 +141,28 @@ fn engine_cause(err: DockerError) -> anyhow::Error {
     }
 }
 
+/// A time as the engine writes it (RFC 3339, nanoseconds, `Z` or an
+/// offset); None when unreadable or before 1970 (the engine's zero time,
+/// "never tagged here").
+fn rfc3339(text: &str) -> Option<SystemTime> {
+    let text = text.trim();
+    let zone_at = text.len().saturating_sub(6);
+    let zone = text.get(zone_at..)?;
+    let ahead = match zone.as_bytes() {
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => *sign == b'+',
+        _ => return humantime::parse_rfc3339(text).ok(),
+    };
+    let hours: u64 = zone.get(1..3)?.parse().ok()?;
+    let minutes: u64 = zone.get(4..6)?.parse().ok()?;
+    let offset = Duration::from_secs(hours * 3600 + minutes * 60);
+    let local = humantime::parse_rfc3339(&format!("{}Z", text.get(..zone_at)?)).ok()?;
+    if ahead {
+        local.checked_sub(offset)
+    } else {
+        local.checked_add(offset)
+    }
+}
+
 fn status_code(err: &DockerError) -> Option<u16> {
     match err {
         DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
@@ -244,6 +266,31 @@ impl Docker for DockerEngine {
         let version = self.docker.client_version();
         observation.api_version = Some((version.major_version, version.minor_version));
         Ok(observation)
+    }
+
+    /// One image inspect per image, all at once: the list call does not
+    /// carry `LastTagTime`. An image gone since the list has no entry.
+    async fn last_tagged(&self, images: &[String]) -> anyhow::Result<BTreeMap<String, SystemTime>> {
+        let inspected =
+            futures::future::join_all(images.iter().map(|i| self.docker.inspect_image(i))).await;
+        let mut times = BTreeMap::new();
+        for (image, result) in images.iter().zip(inspected) {
+            match result {
+                Ok(inspect) => {
+                    let time = inspect
+                        .metadata
+                        .and_then(|m| m.last_tag_time)
+                        .as_deref()
+                        .and_then(rfc3339);
+                    if let Some(time) = time {
+                        times.insert(image.clone(), time);
+                    }
+                }
+                Err(err) if status_code(&err) == Some(404) => {}
+                Err(err) => return Err(self.fail(format!("cannot inspect image `{image}`"), err)),
+            }
+        }
+        Ok(times)
     }
 
     /// Pulls `image` (a tag, or `latest` when none is given: an empty tag
@@ -669,6 +716,22 @@ fn describe(err: &DockerError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `LastTagTime` as engines write it: UTC with nanoseconds, or with an
+    /// offset; the zero time means "never tagged here".
+    #[test]
+    fn last_tag_times_are_read_as_engines_write_them() {
+        let at = |secs| Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
+        assert_eq!(rfc3339("2024-01-02T03:04:05Z"), at(1_704_164_645));
+        assert_eq!(
+            rfc3339("2024-01-02T03:04:05.5Z"),
+            at(1_704_164_645).map(|t| t + Duration::from_millis(500))
+        );
+        assert_eq!(rfc3339("2024-01-02T05:04:05+02:00"), at(1_704_164_645));
+        assert_eq!(rfc3339("2024-01-02T01:04:05-02:00"), at(1_704_164_645));
+        assert_eq!(rfc3339("0001-01-01T00:00:00Z"), None);
+        assert_eq!(rfc3339("yesterday"), None);
+    }
 
     #[test]
     fn parses_health_from_status() {
