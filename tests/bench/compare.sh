@@ -328,7 +328,8 @@ last() { tail -n 1 "$1" | awk '{ printf "%.2f", $1 / 1e9 }'; }
 
 # -------------------------------------------------------------- measuring ---
 
-TOOLS=(berth compose floor)
+# TOOLS: which of berth, compose, floor to run (default all three).
+read -r -a TOOLS <<<"${TOOLS:-berth compose floor}"
 START_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((r = 1; r <= RUNS; r++)); do
   for ((k = 0; k < ${#TOOLS[@]}; k++)); do
