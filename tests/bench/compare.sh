@@ -35,6 +35,7 @@
 #
 # Environment:
 #   RUNS           cycles (default 2)
+#   TOOLS          which tools to time (default "berth compose floor")
 #   NOOP_RUNS      no-op samples per tool per cycle (default 5)
 #   ROLLING        1 (default): run rolling.sh afterwards; 0: skip it
 #   LEAN_SHELL     1 (default): every tool reaches the hosts through sshd of
