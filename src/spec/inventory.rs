@@ -773,6 +773,7 @@ pub(crate) fn validate(cx: &mut Cx, raw: RawInventory, root: &Path) -> Option<(S
             location: host.at,
         });
     }
+    warn_shared_endpoints(cx, &hosts);
     hosts.sort_by(|a, b| a.name.cmp(&b.name));
     if cx.diags.len() > errors_before {
         return None;
@@ -858,6 +859,40 @@ fn expand(cx: &mut Cx, path: &str, root: &Path, at: Option<&Location>) -> Option
     expanded
 }
 
+/// Two inventory hosts that are one machine (the same SSH endpoint and
+/// engine socket, or both `transport: local`) take one run lock and share
+/// one engine: apply would wait for its own lock and place containers twice
+/// on one engine. An alias in `settings.ssh_config` can hide this, so it is a
+/// warning, not an error.
+fn warn_shared_endpoints(cx: &mut Cx, hosts: &[HostConfig]) {
+    let mut seen: HashMap<(String, String), &str> = HashMap::new();
+    for host in hosts {
+        let endpoint = match host.transport {
+            Transport::Local => "this machine".to_string(),
+            Transport::Ssh => {
+                let user = host
+                    .user
+                    .as_deref()
+                    .map(|u| format!("{u}@"))
+                    .unwrap_or_default();
+                let port = host.port.map(|p| format!(":{p}")).unwrap_or_default();
+                format!("{user}{}{port}", host.address)
+            }
+        };
+        let key = (endpoint.clone(), host.docker_socket.clone());
+        match seen.get(&key) {
+            Some(first) => cx.warn_at(
+                host.location.clone(),
+                format!("hosts `{first}` and `{}` are the same machine ({endpoint}, engine `{}`)", host.name, host.docker_socket),
+                "apply locks each host, so it would wait for its own lock, and both names would place containers on one engine: list each machine once (give it more roles with `labels`)",
+            ),
+            None => {
+                seen.insert(key, &host.name);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -874,6 +909,38 @@ mod tests {
             .map(|d| format!("{}: {}", d.location, d.message))
             .collect();
         (result, messages)
+    }
+
+    /// Two names for one machine load, with a warning at the second that
+    /// names both; the same address on another port is another machine.
+    #[test]
+    fn two_names_for_one_machine_are_a_warning() {
+        let mut cx = Cx::new("berth.yaml", false);
+        let root = yaml::parse(
+            "hosts:\n\
+             \x20 - {name: a, address: 10.0.0.1, user: root}\n\
+             \x20 - {name: b, address: 10.0.0.1, user: root}\n\
+             \x20 - {name: c, address: 10.0.0.1, user: root, port: 2201}\n\
+             \x20 - {name: l1, transport: local}\n\
+             \x20 - {name: l2, transport: local}\n",
+        )
+        .unwrap()
+        .root;
+        let raw = read(&mut cx, &root);
+        let result = validate(&mut cx, raw, Path::new("/repo"));
+        assert!(result.is_some() && cx.diags.is_empty(), "{:?}", cx.diags);
+        let warnings: Vec<String> = cx
+            .warnings
+            .iter()
+            .map(|d| format!("{}: {}", d.location, d.message))
+            .collect();
+        assert_eq!(
+            warnings,
+            vec![
+                "berth.yaml:3:5: hosts `a` and `b` are the same machine (root@10.0.0.1, engine `/var/run/docker.sock`)",
+                "berth.yaml:6:5: hosts `l1` and `l2` are the same machine (this machine, engine `/var/run/docker.sock`)",
+            ]
+        );
     }
 
     #[test]

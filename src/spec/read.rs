@@ -105,6 +105,20 @@ impl Cx {
         });
     }
 
+    /// A warning at a place remembered earlier (for checks that span entries).
+    pub fn warn_at(
+        &mut self,
+        location: Location,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        self.warnings.push(Diagnostic {
+            location,
+            message: message.into(),
+            help: Some(help.into()),
+        });
+    }
+
     /// A problem at a place remembered earlier (for checks that span entries).
     pub fn report(&mut self, location: Location, message: impl Into<String>, help: Option<String>) {
         self.diags.push(Diagnostic {
