@@ -211,9 +211,9 @@ fn no_wild_compose_file_panics_or_hangs() {
     }
 }
 
-/// The warnings a stack loads with, one `file:line:col: message` and its
-/// help per entry.
-fn warnings_of(compose: &str) -> String {
+/// Loads a repo of the test inventory and one stack, `web`, of `compose`,
+/// with the test environment.
+fn load_web(compose: &str) -> Result<Loaded, SpecError> {
     let repo = tempfile::tempdir().unwrap();
     std::fs::write(repo.path().join("berth.yaml"), INVENTORY).unwrap();
     std::fs::create_dir_all(repo.path().join("stacks/web")).unwrap();
@@ -222,7 +222,13 @@ fn warnings_of(compose: &str) -> String {
         profiles: Vec::new(),
         environment: Some(environment()),
     };
-    let loaded = load_with(repo.path(), &options).unwrap_or_else(|e| panic!("{e}"));
+    load_with(repo.path(), &options)
+}
+
+/// The warnings a stack loads with, one `file:line:col: message` and its
+/// help per entry.
+fn warnings_of(compose: &str) -> String {
+    let loaded = load_web(compose).unwrap_or_else(|e| panic!("{e}"));
     SpecError::from(loaded.warnings).to_string()
 }
 
@@ -247,15 +253,7 @@ services:
     pull_policy: never
 "#;
     insta::assert_snapshot!(warnings_of(compose));
-    let repo = tempfile::tempdir().unwrap();
-    std::fs::write(repo.path().join("berth.yaml"), INVENTORY).unwrap();
-    std::fs::create_dir_all(repo.path().join("stacks/web")).unwrap();
-    std::fs::write(repo.path().join("stacks/web/compose.yaml"), compose).unwrap();
-    let options = LoadOptions {
-        profiles: Vec::new(),
-        environment: Some(environment()),
-    };
-    let project = load_with(repo.path(), &options).unwrap().project;
+    let project = load_web(compose).unwrap().project;
     let services = &project.stacks[0].services;
     let get = |name: &str| services.iter().find(|s| s.name == name).unwrap();
     // `deploy.restart_policy` wins over `restart`, as with `docker compose`.
@@ -275,15 +273,7 @@ fn a_variable_named_alone_and_set_nowhere_is_left_out_with_a_warning() {
     stacks/web/compose.yaml:5:9: variable `BERTH_TEST_SET_NOWHERE` of service `api` is set nowhere: the container does not get it
       help: set `BERTH_TEST_SET_NOWHERE` in the stack's `.env`, in `variables:` of `berth.yaml` or in berth's environment, or write `BERTH_TEST_SET_NOWHERE=<value>` (use `secrets` for credentials)
     ");
-    let repo = tempfile::tempdir().unwrap();
-    std::fs::write(repo.path().join("berth.yaml"), INVENTORY).unwrap();
-    std::fs::create_dir_all(repo.path().join("stacks/web")).unwrap();
-    std::fs::write(repo.path().join("stacks/web/compose.yaml"), compose).unwrap();
-    let options = LoadOptions {
-        profiles: Vec::new(),
-        environment: Some(environment()),
-    };
-    let project = load_with(repo.path(), &options).unwrap().project;
+    let project = load_web(compose).unwrap().project;
     let env = &project.stacks[0].services[0].container.environment;
     assert_eq!(
         env.iter()
@@ -371,31 +361,15 @@ fn odd_values_never_panic() {
         "name: \"\"\nversion: 3\nservices:\n  web: {image: nginx, pull_policy: every_, restart: \"on-failure:\"}\n",
     ];
     for (i, compose) in cases.into_iter().enumerate() {
-        let repo = tempfile::tempdir().unwrap();
-        std::fs::write(repo.path().join("berth.yaml"), INVENTORY).unwrap();
-        std::fs::create_dir_all(repo.path().join("stacks/web")).unwrap();
-        std::fs::write(repo.path().join("stacks/web/compose.yaml"), compose).unwrap();
-        let options = LoadOptions {
-            profiles: Vec::new(),
-            environment: Some(environment()),
-        };
-        let outcome = std::panic::catch_unwind(|| load_with(repo.path(), &options).is_ok());
+        let outcome = std::panic::catch_unwind(|| load_web(compose).is_ok());
         assert!(outcome.is_ok(), "case {i} panicked:\n{compose}");
     }
 }
 
 #[test]
 fn scale_is_deploy_replicas() {
-    let repo = tempfile::tempdir().unwrap();
-    std::fs::write(repo.path().join("berth.yaml"), INVENTORY).unwrap();
-    std::fs::create_dir_all(repo.path().join("stacks/web")).unwrap();
     let compose = "services:\n  a: {image: nginx, scale: 3}\n  b: {image: nginx, scale: 2, deploy: {replicas: 2}}\n  c: {image: nginx, scale: 2, deploy: {replicas: 3}}\n  d: {image: nginx, scale: 2, deploy: {mode: global}}\n";
-    std::fs::write(repo.path().join("stacks/web/compose.yaml"), compose).unwrap();
-    let options = LoadOptions {
-        profiles: Vec::new(),
-        environment: Some(environment()),
-    };
-    let error = load_with(repo.path(), &options).unwrap_err();
+    let error = load_web(compose).unwrap_err();
     insta::assert_snapshot!(error.to_string(), @r"
     stacks/web/compose.yaml:4:28: service `c` sets `scale: 2` and `deploy.replicas: 3`
       help: keep one of them (`deploy.replicas` is the current spelling)
@@ -403,8 +377,7 @@ fn scale_is_deploy_replicas() {
       help: a global service runs one replica on every eligible host: remove `scale`
     ");
     let compose = "services:\n  a: {image: nginx, scale: 3}\n  b: {image: nginx, scale: 2, deploy: {replicas: 2}}\n";
-    std::fs::write(repo.path().join("stacks/web/compose.yaml"), compose).unwrap();
-    let project = load_with(repo.path(), &options).unwrap().project;
+    let project = load_web(compose).unwrap().project;
     let replicas: Vec<u32> = project.stacks[0]
         .services
         .iter()
@@ -417,18 +390,8 @@ fn scale_is_deploy_replicas() {
 /// a named volume may be relabelled too, as with `docker compose`.
 #[test]
 fn bind_propagation_and_selinux_relabel_load_from_both_syntaxes() {
-    let repo = tempfile::tempdir().unwrap();
-    std::fs::write(repo.path().join("berth.yaml"), INVENTORY).unwrap();
-    std::fs::create_dir_all(repo.path().join("stacks/web")).unwrap();
     let compose = "services:\n  web:\n    image: nginx\n    volumes:\n      - /:/host:ro,rslave\n      - /srv/a:/a:Z\n      - type: bind\n        source: /srv/b\n        target: /b\n        bind: {propagation: rshared, selinux: z}\n      - data:/data:z\nvolumes:\n  data: {}\n";
-    std::fs::write(repo.path().join("stacks/web/compose.yaml"), compose).unwrap();
-    let options = LoadOptions {
-        profiles: Vec::new(),
-        environment: Some(environment()),
-    };
-    let project = load_with(repo.path(), &options)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .project;
+    let project = load_web(compose).unwrap_or_else(|e| panic!("{e}")).project;
     let mounts: Vec<(&str, bool, Option<&str>, Option<&str>)> = project.stacks[0].services[0]
         .container
         .mounts
@@ -537,8 +500,7 @@ volumes:
 
     // A typo in `ipam` is located, and an external network takes none of it.
     let compose = "services:\n  web: {image: nginx, networks: [a, b]}\nnetworks:\n  a:\n    ipam: {config: [{subnet: 10.0.0.0/8, gatway: 10.0.0.1}]}\n  b:\n    external: true\n    driver_opts: {x: y}\n";
-    std::fs::write(repo.path().join("stacks/web/compose.yaml"), compose).unwrap();
-    let error = load_with(repo.path(), &options).unwrap_err();
+    let error = load_web(compose).unwrap_err();
     insta::assert_snapshot!(error.to_string(), @r"
     stacks/web/compose.yaml:5:42: unknown key `gatway` in a pool of `config` of `ipam` of network `a`
       help: did you mean `gateway`?
@@ -553,18 +515,8 @@ volumes:
 #[test]
 fn gpu_device_requests_load() {
     use crate::spec::DeviceRequestSpec;
-    let repo = tempfile::tempdir().unwrap();
-    std::fs::write(repo.path().join("berth.yaml"), INVENTORY).unwrap();
-    std::fs::create_dir_all(repo.path().join("stacks/web")).unwrap();
     let compose = "services:\n  ai:\n    image: ollama/ollama\n    deploy:\n      resources:\n        reservations:\n          devices:\n            - {driver: nvidia, count: all, capabilities: [gpu]}\n            - {driver: nvidia, count: 2, capabilities: [gpu, utility]}\n            - {device_ids: ['0', '3'], capabilities: [gpu], options: {virtualization: 'false'}}\n            - {capabilities: [gpu]}\n  gpu:\n    image: ollama/ollama\n    gpus: all\n  two:\n    image: ollama/ollama\n    gpus: [{driver: nvidia, count: 2}]\n";
-    std::fs::write(repo.path().join("stacks/web/compose.yaml"), compose).unwrap();
-    let options = LoadOptions {
-        profiles: Vec::new(),
-        environment: Some(environment()),
-    };
-    let project = load_with(repo.path(), &options)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .project;
+    let project = load_web(compose).unwrap_or_else(|e| panic!("{e}")).project;
     let gpu =
         |driver: Option<&str>, count: Option<i64>, ids: &[&str], caps: &[&str]| DeviceRequestSpec {
             driver: driver.map(str::to_string),
@@ -597,8 +549,7 @@ fn gpu_device_requests_load() {
         [gpu(Some("nvidia"), Some(2), &[], &["gpu"])]
     );
     let compose = "services:\n  ai:\n    image: ollama/ollama\n    deploy:\n      resources:\n        reservations:\n          devices:\n            - {driver: nvidia, count: 1, device_ids: ['0'], capabilities: [gpu]}\n            - {driver: nvidia, count: some}\n  gpu:\n    image: ollama/ollama\n    gpus: 2\n";
-    std::fs::write(repo.path().join("stacks/web/compose.yaml"), compose).unwrap();
-    let error = load_with(repo.path(), &options).unwrap_err();
+    let error = load_web(compose).unwrap_err();
     insta::assert_snapshot!(error.to_string(), @r"
     stacks/web/compose.yaml:8:39: a device of `devices` of `deploy.resources.reservations` of service `ai` sets both `count` and `device_ids`
       help: keep one of them: `device_ids` names the devices, `count` takes any that many
