@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use crate::apply::{ApplyReport, RolloutReport, StepReport};
+use crate::apply::{ApplyReport, RolloutReport, Step, StepReport};
 use crate::plan::{Action, Plan};
 
 /// The JSON run report (`--report FILE`).
@@ -269,6 +269,13 @@ impl RunReport {
             "Time apply spent on the host.",
             per_host(&|h| h.duration_seconds),
         );
+        // A rollout that failed its checks and put the old container back:
+        // the run still fails, but this says why, for the dashboard and alerts.
+        metric(
+            "berth_host_rollbacks",
+            "Rollback steps apply took on the host (failed checks, previous container restored).",
+            per_host(&|h| h.steps.iter().filter(|s| s.step == Step::Rollback).count() as f64),
+        );
         metric(
             "berth_host_success",
             "1 if the host was reached and every step on it succeeded.",
@@ -386,6 +393,45 @@ mod tests {
             .contains("berth_last_run_success{project=\"p\",command=\"plan\"} 1"));
         let report = RunReport::lock_held("apply", "p", None, &[], started, 3);
         assert!(report.to_json().contains("\"outcome\": \"lock_held\""));
+    }
+
+    /// Rollback steps are counted per host, so the dashboard and the
+    /// alert rules in ci/ can name them.
+    #[test]
+    fn metrics_count_rollbacks_per_host() {
+        let step = |step: Step, ok: bool| StepReport {
+            step,
+            target: "web/api.1".into(),
+            ok,
+            seconds: 0.1,
+            waited_seconds: None,
+            detail: None,
+        };
+        let applied = ApplyReport {
+            hosts: vec![crate::apply::HostReport {
+                host: "a".into(),
+                steps: vec![
+                    step(Step::Replace, false),
+                    step(Step::Rollback, true),
+                    step(Step::Rollback, true),
+                ],
+                seconds: 1.0,
+                error: Some("validation failed".into()),
+            }],
+            rollouts: vec![],
+        };
+        let report = RunReport::new(
+            "apply",
+            &plan(false, false),
+            Some(&applied),
+            SystemTime::now(),
+            1,
+        );
+        let text = report.to_prometheus();
+        assert!(
+            text.contains("berth_host_rollbacks{project=\"p\",command=\"apply\",host=\"a\"} 2\n"),
+            "{text}"
+        );
     }
 
     #[test]
