@@ -9,6 +9,7 @@
 #   tests/bed/testbed.sh engine-stop HOST|engine-start HOST
 #   tests/bed/testbed.sh isolate HOST|unisolate HOST
 #   tests/bed/testbed.sh bastion-up
+#   tests/bed/testbed.sh image-base [HOST]
 #
 # Layout (fixed, one bed per machine):
 #   bridge berthbr0 10.77.0.1/24 in the root namespace (registry on :5000)
@@ -29,6 +30,16 @@
 # built fresh. Mutating commands hold a lock (flock on BED_DIR's parent
 # directory), so concurrent callers serialise. Daemons are started with
 # setsid and all standard streams redirected, so piped callers never hang.
+#
+# `image-base [HOST]` gives HOST's engine (default edge-1) the Debian base the
+# repo's Dockerfile builds on, with the packages its runtime stage lists
+# already installed (the bed has no registry outside itself and its builds no
+# network): debootstrap --variant=minbase from the machine's own Debian
+# mirror, `docker import`ed, and printed as its image name. The root file
+# system is kept as a tarball under BERTH_IMAGE_CACHE (default
+# /var/cache/berth-bed), keyed by the package list, so only the first run on
+# a machine pays for debootstrap; `down` removes the imported image with the
+# engine's data, never the cache.
 #
 # BERTH_BED_STORAGE_DRIVER forces the dockerd storage driver (default: overlay2
 # if an overlay mount works under BED_DIR, else vfs).
@@ -65,6 +76,7 @@ readonly PACKAGES_FOR=(
   unshare:util-linux
   setsid:util-linux
   flock:util-linux
+  debootstrap:debootstrap
 )
 
 BED_DIR="${BERTH_BED_DIR:-/var/tmp/berth-bed}"
@@ -81,6 +93,10 @@ KNOWN_BASTION_WRONG="$SSH_DIR/known_hosts.bastion-wrong"
 JUMP_CONFIG="$SSH_DIR/jump_config"
 BASTION_DIR="$BED_DIR/bastion"
 RUN_DIR="$BED_DIR/run"
+IMAGE_CACHE="${BERTH_IMAGE_CACHE:-/var/cache/berth-bed}"
+IMAGE_CACHE="${IMAGE_CACHE%/}"
+# The name the base is imported under; its tag is the package list's key.
+readonly IMAGE_BASE_REPO=berth-bed/debian-bookworm-minbase
 T0=$(date +%s.%N)
 
 # ---------------------------------------------------------------- helpers ---
@@ -966,6 +982,81 @@ write_env() {
   mv -f "$tmp" "$ENV_FILE"
 }
 
+# ------------------------------------------------------------ image base ---
+
+# The packages the Dockerfile's runtime stage needs (its RUNTIME_PACKAGES line).
+runtime_packages() {
+  local dockerfile
+  dockerfile="$(dirname "$(readlink -f "$0")")/../../Dockerfile"
+  [[ -f $dockerfile ]] || die "no Dockerfile at $dockerfile"
+  sed -n 's/^ARG RUNTIME_PACKAGES="\(.*\)"$/\1/p' "$dockerfile"
+}
+
+# The machine's Debian mirror, from its apt sources (deb822 or one-line).
+debian_mirror() {
+  local m
+  if [[ -n ${BERTH_DEBIAN_MIRROR:-} ]]; then echo "$BERTH_DEBIAN_MIRROR"; return 0; fi
+  m=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null \
+    | awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }')
+  if [[ -z $m ]]; then
+    m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
+      | awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { if ($i !~ /security/) { print $i; exit } else break } }')
+  fi
+  [[ -n $m ]] || die "no Debian mirror in /etc/apt/sources*; set BERTH_DEBIAN_MIRROR"
+  echo "$m"
+}
+
+# Unmounts whatever debootstrap left mounted under $1 (after a failure).
+unmount_under() {
+  local m
+  for m in $(awk -v r="$1/" 'index($2, r) == 1 { print $2 }' /proc/self/mounts | sort -r); do
+    umount -l "$m" 2>/dev/null || true
+  done
+}
+
+cmd_image_base() {
+  local host=${1:-edge-1} pkgs key tar tag root t mirror sock
+  check_host "$host"; need_bed
+  pkgs=$(runtime_packages)
+  [[ -n $pkgs ]] || die "the Dockerfile has no ARG RUNTIME_PACKAGES=\"...\" line"
+  key=$(printf 'bookworm minbase %s\n' "$pkgs" | sha256sum | cut -c1-12)
+  tar="$IMAGE_CACHE/debian-bookworm-minbase-$key.tar"
+  tag="$IMAGE_BASE_REPO:$key"
+  mkdir -p "$IMAGE_CACHE"
+  # Its own lock: debootstrap takes a minute or two, and must not hold the bed's.
+  exec 8>"$IMAGE_CACHE/.lock"
+  flock -w 900 8 || die "another image-base holds $IMAGE_CACHE/.lock"
+  if [[ ! -s $tar ]]; then
+    command -v debootstrap >/dev/null 2>&1 || ensure_packages
+    mirror=$(debian_mirror)
+    t=$(now)
+    log "image base: debootstrap --variant=minbase bookworm + ${pkgs// /,} (cached in $IMAGE_CACHE)"
+    root=$(mktemp -d "$IMAGE_CACHE/rootfs.XXXXXX")
+    if ! debootstrap --variant=minbase --include="${pkgs// /,}" bookworm "$root" "$mirror" \
+      >"$IMAGE_CACHE/debootstrap.log" 2>&1; then
+      unmount_under "$root"; rm -rf "$root"
+      fail_with_log "debootstrap failed" "$IMAGE_CACHE/debootstrap.log"
+    fi
+    unmount_under "$root"
+    # Downloaded packages and indexes are not part of an image.
+    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/var/log/*.log
+    tar --numeric-owner -C "$root" -cf "$tar.tmp" . || { rm -rf "$root" "$tar.tmp"; die "cannot write $tar"; }
+    mv -f "$tar.tmp" "$tar"
+    rm -rf "$root"
+    # Bases of older package lists are of no further use.
+    find "$IMAGE_CACHE" -maxdepth 1 -name 'debian-bookworm-minbase-*.tar' ! -name "${tar##*/}" -delete
+    log "  done in $(since "$t") ($(du -h "$tar" | cut -f1))"
+  fi
+  sock=$(host_sock "$host")
+  if ! "$(docker_cli)" -H "unix://$sock" image inspect "$tag" >/dev/null 2>&1; then
+    t=$(now)
+    "$(docker_cli)" -H "unix://$sock" import "$tar" "$tag" >/dev/null \
+      || die "docker import of $tar on $host failed"
+    log "image base: imported as $tag on $host in $(since "$t")"
+  fi
+  echo "$tag"
+}
+
 # -------------------------------------------------------------- commands ---
 
 take_lock() {
@@ -1130,7 +1221,7 @@ usage() {
   cat >&2 <<EOF
 usage: $0 up|down|status|env
        $0 sshd-stop HOST|sshd-start HOST|engine-stop HOST|engine-start HOST
-       $0 isolate HOST|unisolate HOST|bastion-up
+       $0 isolate HOST|unisolate HOST|bastion-up|image-base [HOST]
 hosts: ${HOSTS[*]}; bed directory: $BED_DIR (BERTH_BED_DIR)
 EOF
   exit 2
@@ -1156,6 +1247,7 @@ main() {
     isolate) (($# == 1)) || usage; cmd_isolate "$1" ;;
     unisolate) (($# == 1)) || usage; cmd_unisolate "$1" ;;
     bastion-up) (($# == 0)) || usage; cmd_bastion_up ;;
+    image-base) (($# <= 1)) || usage; cmd_image_base "$@" ;;
     *) usage ;;
   esac
 }
