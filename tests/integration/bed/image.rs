@@ -8,10 +8,13 @@
 //! `testbed.sh image-base` imported on edge-1 (debootstrap, cached between
 //! runs), plus the berth binary these tests run. The container runs on
 //! edge-1's engine with host networking, i.e. in edge-1's network namespace,
-//! from where the three hosts' sshd (10.77.0.1x) are reachable.
+//! from where the three hosts' sshd (10.77.0.1x) are reachable. The GitHub
+//! Action's script (the step of `action.yml` that runs berth) is run too, as
+//! the runner would run it, with `docker` pointed at edge-1's engine and the
+//! container on that engine's default bridge network.
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::support::{docker_cli, Bed, Failed, Repo, HOSTS};
@@ -164,11 +167,7 @@ fn image_plans_and_applies_the_example_repo() -> Result<(), Failed> {
 
     // The example repo as a user keeps it: a git checkout, owned by the
     // runner's user (root here), not by the container's.
-    let repo = Repo::new();
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/repo");
-    copy_tree(&example, repo.path())?;
-    let commit = repo.commit("the example repo");
-    chmod(repo.path(), 0o755)?;
+    let (repo, commit) = example_checkout()?;
 
     // The key readable by its group only (ssh rejects it otherwise), that
     // group given to the container.
@@ -250,6 +249,112 @@ fn image_plans_and_applies_the_example_repo() -> Result<(), Failed> {
         "a second apply from the image should change nothing:\n{}",
         text(&again)
     );
+    Ok(())
+}
+
+/// The example repo in a fresh git checkout owned by the runner's user
+/// (root here), readable by the container's user.
+fn example_checkout() -> Result<(Repo, String), Failed> {
+    let repo = Repo::new();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/repo");
+    copy_tree(&example, repo.path())?;
+    let commit = repo.commit("the example repo");
+    chmod(repo.path(), 0o755)?;
+    Ok((repo, commit))
+}
+
+/// `KEY=value` lines of a `$GITHUB_OUTPUT` file.
+fn outputs(path: &Path) -> std::collections::BTreeMap<String, String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn the_actions_script_plans_and_applies_from_the_image() -> Result<(), Failed> {
+    let bed = &Bed::take();
+    let project = "example";
+    let _scope = bed.scope(project);
+    build_image(bed)?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let action: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root.join("action.yml"))?)?;
+    let script = action["runs"]["steps"]
+        .as_sequence()
+        .and_then(|steps| steps.iter().find(|s| s["id"] == "run"))
+        .and_then(|s| s["run"].as_str())
+        .ok_or("action.yml has no step with id `run`")?
+        .to_string();
+
+    let (workspace, _) = example_checkout()?;
+    let runner_temp = tempfile::tempdir()?;
+    let key = std::fs::read_to_string(bed.get("BED_KEY"))?;
+    let known_hosts = std::fs::read_to_string(bed.get("BED_KNOWN_HOSTS"))?;
+    for (command, args) in [("plan", ""), ("apply", "--lock-timeout 30")] {
+        let output = runner_temp.path().join(format!("output-{command}"));
+        let summary = runner_temp.path().join(format!("summary-{command}"));
+        // As a composite action's `shell: bash` step runs: bash -e -o pipefail.
+        let out = Command::new("bash")
+            .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", &script])
+            .env("DOCKER_HOST", format!("unix://{}", bed.sock("edge-1")))
+            .env("IMAGE", IMAGE)
+            .env("COMMAND", command)
+            .env("REPO", ".")
+            .env("SSH_KEY", &key)
+            .env("SSH_KNOWN_HOSTS", &known_hosts)
+            .env("PGP_KEY", "")
+            .env("PGP_PASSPHRASE", "")
+            .env("PLAN_FORMAT", "markdown")
+            .env("ARGS", args)
+            .env("GITHUB_WORKSPACE", workspace.path())
+            .env("RUNNER_TEMP", runner_temp.path())
+            .env("GITHUB_RUN_ID", "1")
+            .env("GITHUB_JOB", command)
+            .env("GITHUB_OUTPUT", &output)
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .stdin(std::process::Stdio::null())
+            .output()?;
+        check!(
+            out.status.success(),
+            "the action's script ({command}) failed:\n{}",
+            text(&out)
+        );
+        let got = outputs(&output);
+        check!(
+            got.get("exitcode").map(String::as_str) == Some("2"),
+            "berth {command} from the action should exit 2 (changes), outputs {got:?}:\n{}",
+            text(&out)
+        );
+        let dir = PathBuf::from(got.get("dir").ok_or("no `dir` output")?);
+        check!(
+            !dir.parent().is_some_and(|d| d.join("keys").exists()),
+            "the key files should be gone after the run"
+        );
+        if command == "plan" {
+            let plan = std::fs::read_to_string(got.get("plan").ok_or("no `plan` output")?)?;
+            check!(
+                HOSTS.iter().all(|h| plan.contains(h)),
+                "plan.md should name every host:\n{plan}"
+            );
+            let shown = std::fs::read_to_string(&summary)?;
+            check!(shown == plan, "the run summary should show the plan");
+        } else {
+            let report = std::fs::read_to_string(got.get("report").ok_or("no `report` output")?)?;
+            check!(
+                report.contains("\"outcome\": \"converged\""),
+                "report.json: {report}"
+            );
+            check!(dir.join("berth.prom").exists(), "no berth.prom in {dir:?}");
+            let total: usize = HOSTS.iter().map(|h| bed.containers(h, project).len()).sum();
+            check!(
+                total >= 4,
+                "the example should run at least 4 containers, runs {total}"
+            );
+        }
+    }
     Ok(())
 }
 
