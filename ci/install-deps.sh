@@ -68,4 +68,8 @@ if ! command -v promtool >/dev/null 2>&1; then
   install -m 0755 "$tmp/usr/bin/promtool" /usr/local/bin/promtool
   rm -rf "$tmp"
 fi
+# The container image test builds on a Debian base made by debootstrap from
+# the machine's mirror: made here, once (cached), so the test itself only
+# imports a local file and talks to nothing outside the bed.
+bash "$(dirname "$0")/../tests/bed/testbed.sh" image-base-cache
 echo "install-deps: ok" >&2

@@ -10,6 +10,7 @@
 #   tests/bed/testbed.sh isolate HOST|unisolate HOST
 #   tests/bed/testbed.sh bastion-up
 #   tests/bed/testbed.sh image-base [HOST]
+#   tests/bed/testbed.sh image-base-cache
 #
 # Layout (fixed, one bed per machine):
 #   bridge berthbr0 10.77.0.1/24 in the root namespace (registry on :5000)
@@ -31,6 +32,8 @@
 # directory), so concurrent callers serialise. Daemons are started with
 # setsid and all standard streams redirected, so piped callers never hang.
 #
+# `image-base-cache` only makes the cached tarball described below (the one
+# step that downloads; ci/install-deps.sh runs it before the tests).
 # `image-base [HOST]` gives HOST's engine (default edge-1) the Debian base the
 # repo's Dockerfile builds on, with the packages its runtime stage lists
 # already installed (the bed has no registry outside itself and its builds no
@@ -1014,14 +1017,16 @@ unmount_under() {
   done
 }
 
-cmd_image_base() {
-  local host=${1:-edge-1} pkgs key tar tag root t mirror sock
-  check_host "$host"; need_bed
+# Prints the cached Debian base tarball, making it first when missing. It
+# downloads from Debian's mirror, so ci/install-deps.sh calls it (through
+# `image-base-cache`) before any test runs: the image test itself then only
+# imports a local file.
+image_base_tar() {
+  local pkgs key tar root t mirror
   pkgs=$(runtime_packages)
   [[ -n $pkgs ]] || die "the Dockerfile has no ARG RUNTIME_PACKAGES=\"...\" line"
   key=$(printf 'bookworm minbase %s\n' "$pkgs" | sha256sum | cut -c1-12)
   tar="$IMAGE_CACHE/debian-bookworm-minbase-$key.tar"
-  tag="$IMAGE_BASE_REPO:$key"
   mkdir -p "$IMAGE_CACHE"
   # Its own lock: debootstrap takes a minute or two, and must not hold the bed's.
   exec 8>"$IMAGE_CACHE/.lock"
@@ -1047,6 +1052,16 @@ cmd_image_base() {
     find "$IMAGE_CACHE" -maxdepth 1 -name 'debian-bookworm-minbase-*.tar' ! -name "${tar##*/}" -delete
     log "  done in $(since "$t") ($(du -h "$tar" | cut -f1))"
   fi
+  exec 8>&-
+  echo "$tar"
+}
+
+cmd_image_base() {
+  local host=${1:-edge-1} tar tag key t sock
+  check_host "$host"; need_bed
+  tar=$(image_base_tar) || exit 1
+  key=${tar##*-}; key=${key%.tar}
+  tag="$IMAGE_BASE_REPO:$key"
   sock=$(host_sock "$host")
   if ! "$(docker_cli)" -H "unix://$sock" image inspect "$tag" >/dev/null 2>&1; then
     t=$(now)
@@ -1221,7 +1236,7 @@ usage() {
   cat >&2 <<EOF
 usage: $0 up|down|status|env
        $0 sshd-stop HOST|sshd-start HOST|engine-stop HOST|engine-start HOST
-       $0 isolate HOST|unisolate HOST|bastion-up|image-base [HOST]
+       $0 isolate HOST|unisolate HOST|bastion-up|image-base [HOST]|image-base-cache
 hosts: ${HOSTS[*]}; bed directory: $BED_DIR (BERTH_BED_DIR)
 EOF
   exit 2
@@ -1248,6 +1263,7 @@ main() {
     unisolate) (($# == 1)) || usage; cmd_unisolate "$1" ;;
     bastion-up) (($# == 0)) || usage; cmd_bastion_up ;;
     image-base) (($# <= 1)) || usage; cmd_image_base "$@" ;;
+    image-base-cache) (($# == 0)) || usage; image_base_tar >/dev/null ;;
     *) usage ;;
   esac
 }
