@@ -65,6 +65,8 @@ readonly PACKAGES_FOR=(
   unshare:util-linux
   setsid:util-linux
   flock:util-linux
+  # bed::import starts a Compose project the way teams do before berth.
+  docker-compose:docker-compose
 )
 
 BED_DIR="${BERTH_BED_DIR:-/var/tmp/berth-bed}"

@@ -12,6 +12,7 @@
 mod compose;
 mod converge;
 mod drift;
+mod import;
 mod lock;
 mod plan_file;
 mod report;
