@@ -607,10 +607,22 @@ fn compare(d: &DesiredContainer, c: &ObservedContainer, commit_unchanged: bool) 
 /// changes on it, compared as [`import::comparable`] specs (empty when the
 /// repo reproduces it; berth's labels are added either way).
 fn take_over(d: &DesiredContainer, c: &import::InspectedContainer) -> Change {
-    let fields = field_diff(
+    let mut fields = field_diff(
         &import::comparable(&import::observed_spec(c)),
         &import::comparable(&d.spec),
     );
+    // Plans are posted where many read them: a credential's value (or a
+    // digest one could guess it from) is never shown, only that it differs.
+    for f in &mut fields {
+        if f.field
+            .strip_prefix("environment.")
+            .is_some_and(crate::spec::looks_secret)
+        {
+            for value in [&mut f.old, &mut f.new].into_iter().flatten() {
+                *value = "(sensitive)".into();
+            }
+        }
+    }
     Change {
         action: Action::Replace,
         slot: d.slot.clone(),

@@ -327,9 +327,8 @@ impl StackWriter {
                 if looks_secret(k) {
                     let _ = writeln!(
                         out,
-                        "      # {k}: left out, its name looks like a credential: encrypt the value \
-                         with `berth secret encrypt` and give it to the service as a `secrets:` file \
-                         (or write it here if it is not secret)"
+                        "      # {k}: left out (the name looks like a credential). Encrypt it with\n      \
+                         # `berth secret encrypt` and give it as a `secrets:` file, or write it here if not secret."
                     );
                     left_out.push(format!("environment.{k}"));
                 } else {

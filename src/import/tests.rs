@@ -277,6 +277,10 @@ fn the_imported_repo_loads_and_its_plan_takes_each_container_over() {
     let shown = serde_json::to_string(&plan).expect("json");
     assert!(!shown.contains("hunter2"), "{shown}");
     assert_eq!(
+        (web.fields[0].old.as_deref(), web.fields[0].new.as_deref()),
+        (Some("(sensitive)"), None)
+    );
+    assert_eq!(
         web.reason_text(),
         "takes over `shop_web_1`, a container berth did not manage; the repo changes environment.DB_PASSWORD"
     );
