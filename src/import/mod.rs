@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use sha2::{Digest as _, Sha256};
 
 use crate::spec::{
-    looks_secret, ContainerSpec, DeviceSpec, HealthcheckSpec, MountKind, MountSpec, PortSpec,
-    Resources, RestartPolicy,
+    looks_secret, ContainerSpec, DeviceSpec, HealthcheckSpec, ImageRef, MountKind, MountSpec,
+    PortSpec, Resources, RestartPolicy,
 };
 
 pub mod compose;
@@ -222,7 +222,8 @@ pub fn observed_spec(c: &InspectedContainer) -> ContainerSpec {
     spec
 }
 
-/// A spec reduced to what a take-over compares: network aliases (berth
+/// A spec reduced to what a take-over compares: the image in the engine's
+/// form of its name, without network aliases (berth
 /// adds the service's name), the variables a value was written with, the
 /// specs a service follows and exposed-only ports are not the container's
 /// settings an operator set; lists are sorted; the values of
@@ -230,6 +231,8 @@ pub fn observed_spec(c: &InspectedContainer) -> ContainerSpec {
 /// can say one differs without showing it.
 pub fn comparable(spec: &ContainerSpec) -> ContainerSpec {
     let mut spec = spec.clone();
+    // `nginx` runs what `docker.io/library/nginx:latest` names.
+    spec.image = ImageRef::split(&spec.image).engine_form();
     for aliases in spec.networks.values_mut() {
         aliases.clear();
     }

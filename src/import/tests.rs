@@ -323,3 +323,148 @@ fn adopting_a_name_the_service_does_not_get_is_refused() {
         Some("add `container_name: web_site_1` to the service, so the container keeps its name")
     );
 }
+
+/// Every setting the import writes, in its less common forms, survives
+/// the round trip through the loader unchanged: a Docker Hub image named
+/// without registry or tag, an anonymous volume, a bind with propagation,
+/// a published port on one address, UDP, `on-failure:3`, two networks,
+/// user and working directory, and the flags; what it cannot write
+/// (`tmpfs`, `devices`, limits) is exactly what the plan names.
+#[test]
+fn every_written_setting_round_trips_and_the_rest_is_named() {
+    let anonymous = "a".repeat(64);
+    let c = InspectedContainer {
+        id: "k1".into(),
+        name: "kitchen".into(),
+        image: "nginx".into(),
+        state: "running".into(),
+        cmd: strings(&["nginx", "-g", "daemon off;"]),
+        entrypoint: strings(&["/docker-entrypoint.sh"]),
+        env: strings(&["PATH=/usr/bin", "NGINX_VERSION=1.25", "EMPTY="]),
+        user: "101:101".into(),
+        working_dir: "/srv".into(),
+        healthcheck: Some(EngineHealthcheck {
+            test: strings(&["CMD-SHELL", "curl -f http://localhost/ || exit 1"]),
+            interval_ns: 1_500_000_000,
+            timeout_ns: 0,
+            start_period_ns: 10_000_000_000,
+            retries: 0,
+        }),
+        restart: ("on-failure".into(), 3),
+        ports: vec![
+            PortSpec {
+                host_ip: Some("127.0.0.1".into()),
+                published: Some(8443),
+                target: 443,
+                protocol: "tcp".into(),
+            },
+            PortSpec {
+                host_ip: None,
+                published: Some(5353),
+                target: 53,
+                protocol: "udp".into(),
+            },
+        ],
+        mounts: vec![
+            InspectedMount {
+                kind: "volume".into(),
+                name: anonymous.clone(),
+                destination: "/cache".into(),
+                read_write: true,
+                ..Default::default()
+            },
+            InspectedMount {
+                kind: "bind".into(),
+                source: "/mnt/shared".into(),
+                destination: "/shared".into(),
+                read_write: true,
+                propagation: "rslave".into(),
+                ..Default::default()
+            },
+        ],
+        network_mode: "front".into(),
+        networks: BTreeSet::from(["front".into(), "back".into()]),
+        privileged: true,
+        read_only: true,
+        tty: true,
+        stdin_open: true,
+        init: Some(true),
+        cap_add: strings(&["NET_ADMIN"]),
+        cap_drop: strings(&["MKNOD"]),
+        extra_hosts: strings(&["db:10.0.0.9"]),
+        dns: strings(&["10.0.0.2"]),
+        tmpfs: BTreeMap::from([("/run".into(), "size=64m".into())]),
+        memory: 256 * 1024 * 1024,
+        image_defaults: ImageDefaults {
+            cmd: strings(&["nginx", "-g", "daemon off;"]),
+            entrypoint: strings(&["/docker-entrypoint.sh"]),
+            env: strings(&["PATH=/usr/bin", "NGINX_VERSION=1.25"]),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let imported = import(std::slice::from_ref(&c), &options("h1"));
+    let stack = &imported.stacks[0];
+    assert_eq!(stack.left_out, ["`kitchen`: tmpfs, resources"]);
+    let dir = crate::spec::test_support::repo(&[
+        (
+            "berth.yaml",
+            "project: p\nhosts:\n  - {name: h1, address: 10.0.0.1}\n",
+        ),
+        ("stacks/kitchen/compose.yaml", &stack.compose),
+    ]);
+    let project = match crate::spec::load(dir.path()) {
+        Ok(p) => p,
+        Err(e) => panic!("{e}\n{}", stack.compose),
+    };
+    let desired = placement::place(&project, &CurrentPlacement::new()).expect("placed");
+    let d = &desired.hosts["h1"].containers[0];
+    let fields = plan::field_diff(&comparable(&observed_spec(&c)), &comparable(&d.spec));
+    let paths: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["resources.memory", "tmpfs./run"],
+        "{fields:#?}\n{}",
+        stack.compose
+    );
+}
+
+/// A Compose v2 container already has berth's name (`<project>-<service>-1`,
+/// so no `container_name` is written); host networking and a disabled
+/// image healthcheck round-trip too.
+#[test]
+fn compose_v2_names_host_networking_and_no_healthcheck_round_trip() {
+    let mut c = compose_web();
+    c.name = "shop-web-1".into();
+    c.env = strings(&["PATH=/bin"]);
+    c.network_mode = "host".into();
+    c.networks = BTreeSet::from(["host".into()]);
+    c.ports.clear();
+    c.healthcheck = Some(EngineHealthcheck {
+        test: strings(&["NONE"]),
+        ..Default::default()
+    });
+    let imported = import(std::slice::from_ref(&c), &options("h1"));
+    let stack = &imported.stacks[0];
+    assert!(
+        !stack.compose.contains("container_name"),
+        "{}",
+        stack.compose
+    );
+    let dir = crate::spec::test_support::repo(&[
+        (
+            "berth.yaml",
+            "project: p\nhosts:\n  - {name: h1, address: 10.0.0.1}\n",
+        ),
+        ("stacks/shop/compose.yaml", &stack.compose),
+    ]);
+    let project = match crate::spec::load(dir.path()) {
+        Ok(p) => p,
+        Err(e) => panic!("{e}\n{}", stack.compose),
+    };
+    let desired = placement::place(&project, &CurrentPlacement::new()).expect("placed");
+    let d = &desired.hosts["h1"].containers[0];
+    assert_eq!(d.name, "shop-web-1");
+    let fields = plan::field_diff(&comparable(&observed_spec(&c)), &comparable(&d.spec));
+    assert!(fields.is_empty(), "{fields:#?}\n{}", stack.compose);
+}
