@@ -196,6 +196,8 @@ fn inventory(opts: &ImportOptions) -> anyhow::Result<Option<PathBuf>> {
         ));
     }
     let (user, address, port) = ssh_target(target)?;
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("cannot create `{}`", opts.out.display()))?;
     let project = opts
         .out
         .canonicalize()
@@ -280,6 +282,62 @@ fn quote(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn options(out: &Path, ssh: Option<&str>) -> ImportOptions {
+        ImportOptions {
+            out: out.to_path_buf(),
+            host: "web1".into(),
+            project: None,
+            ssh: ssh.map(str::to_string),
+            hosts: HostOptions {
+                known_hosts: None,
+                identity_file: None,
+                parallel: None,
+                connect_timeout: None,
+                ssh_config: None,
+                runtime_dir: PathBuf::from("/tmp"),
+                docker_config: None,
+            },
+        }
+    }
+
+    /// `--ssh` writes a berth.yaml that loads, naming the host; without a
+    /// berth.yaml and without `--ssh` there is nothing to connect to, and
+    /// an existing berth.yaml is never rewritten.
+    #[test]
+    fn ssh_writes_a_new_inventory_and_only_a_new_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("My Repo");
+        let err = inventory(&options(&out, None)).expect_err("no berth.yaml");
+        let shown = Error::from(err).render();
+        assert!(shown.contains("berth.yaml` not found"), "{shown}");
+        assert!(
+            shown.contains("help: name the host's SSH address with `--ssh"),
+            "{shown}"
+        );
+
+        let written = inventory(&options(&out, Some("admin@10.0.0.5:2222")))
+            .expect("written")
+            .expect("a path");
+        assert_eq!(written, out.join("berth.yaml"));
+        let (project, inv) = spec::load_inventory_only(&out).expect("loads");
+        assert_eq!(project, "my-repo");
+        let host = &inv.hosts[0];
+        assert_eq!(
+            (
+                host.name.as_str(),
+                host.address.as_str(),
+                host.user.as_deref(),
+                host.port
+            ),
+            ("web1", "10.0.0.5", Some("admin"), Some(2222))
+        );
+
+        let err = inventory(&options(&out, Some("10.0.0.6"))).expect_err("exists");
+        let shown = Error::from(err).render();
+        assert!(shown.contains("`--ssh` writes a new berth.yaml"), "{shown}");
+        assert!(inventory(&options(&out, None)).expect("exists").is_none());
+    }
 
     #[test]
     fn ssh_targets_read_as_operators_write_them() {

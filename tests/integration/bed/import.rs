@@ -7,7 +7,7 @@
 use std::process::Command;
 
 use super::{apply, plan};
-use crate::support::{berth, expect_code, Bed, Failed};
+use crate::support::{berth, expect_code, Bed, Failed, Repo};
 
 const PROJECT: &str = "t-import";
 /// The Compose project started by hand on edge-1 and edge-2.
@@ -263,5 +263,36 @@ fn import_takes_over_hand_started_containers_and_keeps_their_data() -> Result<()
     let run = apply(&repo, &["--detailed-exitcode"]);
     expect_code(&run, 0);
     check!(run.stdout.contains("No changes."), "{run}");
+
+    // No repo yet: `--ssh` writes a berth.yaml naming the host, then imports.
+    let fresh = Repo::new();
+    let out = fresh.path().join("adopted");
+    let out_text = out.display().to_string();
+    let key = bed.get("BED_KEY");
+    let known_hosts = bed.get("BED_KNOWN_HOSTS");
+    let target = format!("root@{}", bed.addr("edge-3"));
+    let run = berth(
+        fresh.path(),
+        &[
+            "import",
+            "--host",
+            "edge-3",
+            "--ssh",
+            &target,
+            "--out",
+            &out_text,
+            "-i",
+            &key,
+            "--known-hosts",
+            &known_hosts,
+        ],
+    );
+    expect_code(&run, 0);
+    let inventory = std::fs::read_to_string(out.join("berth.yaml"))?;
+    check!(
+        inventory.contains("name: \"edge-3\"")
+            && inventory.contains(&format!("address: \"{}\"", bed.addr("edge-3"))),
+        "{inventory}\n{run}"
+    );
     Ok(())
 }
