@@ -12,7 +12,11 @@ pub fn report(r: &ImportReport) -> String {
         let _ = writeln!(out, "wrote {} (host `{}`)", path.display(), r.host);
     }
     if r.stacks.is_empty() {
-        let _ = writeln!(out, "host `{}`: no running container to import", r.host);
+        let of = match &r.project {
+            Some(p) => format!(" of Compose project `{p}`"),
+            None => " that berth does not manage".to_string(),
+        };
+        let _ = writeln!(out, "host `{}`: no running container{of} to import", r.host);
     }
     for (path, stack) in &r.stacks {
         let _ = writeln!(

@@ -38,6 +38,8 @@ pub struct ImportOptions {
 #[derive(Debug, Clone)]
 pub struct ImportReport {
     pub host: String,
+    /// The Compose project asked for (`--project`), if any.
+    pub project: Option<String>,
     /// Set when `berth.yaml` was written (from `--ssh`).
     pub wrote_inventory: Option<PathBuf>,
     /// Each stack with the file written (relative to the repo).
@@ -93,6 +95,7 @@ pub async fn import(opts: &ImportOptions) -> Result<ImportReport, Error> {
     let (stacks, skipped) = result.map_err(Error::at(Reach::NotChanged))?;
     Ok(ImportReport {
         host: opts.host.clone(),
+        project: opts.project.clone(),
         wrote_inventory,
         stacks,
         skipped,
