@@ -17,6 +17,8 @@ packages=(
   openssh-client git
   # test bed
   docker.io openssh-server docker-registry busybox-static iproute2 iptables curl haproxy
+  # bed::import: a Compose project started as teams do before berth
+  docker-compose
   # tests: GnuPG and Sequoia's sq write secrets and sign commits, as operators do
   gnupg sq
   # packaging tests: the .deb (cargo-deb runs dpkg-shlibdeps and strip), its

@@ -5,6 +5,8 @@
 //! `plan::diff(desired, observed)` → `render`; `apply` → `report`.
 //! `cli` parses a command and calls one function in `ops`, which runs the
 //! stages and returns an outcome; errors take one shape (`error`).
+//! `import` turns containers started outside berth into specs and Compose
+//! files (`berth import`, and the plan's take-over comparison).
 //! `labels` and `observed` are plain data below both `hosts` (which reports
 //! them) and the pure stages (which read them), so data flows one way.
 
@@ -12,6 +14,7 @@ pub mod apply;
 pub mod cli;
 pub mod error;
 pub mod hosts;
+pub mod import;
 pub mod labels;
 pub mod observed;
 pub mod openpgp;

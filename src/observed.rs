@@ -60,6 +60,10 @@ pub struct HostObservation {
     /// so a plan can refuse a key the engine would reject before any change
     /// is made; None where unknown (the in-memory engine).
     pub api_version: Option<(usize, usize)>,
+    /// Containers this project does not manage that the repo asks berth to
+    /// take over (`x-berth.adopt`), inspected in full by name, so the plan
+    /// can compare them with the repo's spec. Only those asked for.
+    pub adoptable: BTreeMap<String, crate::import::InspectedContainer>,
 }
 
 /// A container's live state, for health gates.

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use similar::{ChangeTag, TextDiff};
 
+use crate::import;
 use crate::labels;
 use crate::observed::{ContainerState, HostObservation, LiveSettings, ObservedContainer};
 use crate::placement::{CurrentPlacement, DesiredContainer, DesiredHost, DesiredState, Slot};
@@ -353,6 +354,11 @@ pub fn diff(
 
         for d in &want.containers {
             match live.remove(d.name.as_str()) {
+                None if want.adopt.contains(&d.name) && have.adoptable.contains_key(&d.name) => {
+                    if let Some(c) = have.adoptable.get(&d.name) {
+                        changes.push(take_over(d, c));
+                    }
+                }
                 None if have.foreign_names.contains(&d.name) => {
                     blocked.push(Blocked {
                         slot: d.slot.clone(),
@@ -594,6 +600,48 @@ fn compare(d: &DesiredContainer, c: &ObservedContainer, commit_unchanged: bool) 
         }
     }
     None
+}
+
+/// The replace that takes over `c`, a container berth does not manage that
+/// the repo adopts (`x-berth.adopt`): its fields are what the repo's spec
+/// changes on it, compared as [`import::comparable`] specs (empty when the
+/// repo reproduces it; berth's labels are added either way).
+fn take_over(d: &DesiredContainer, c: &import::InspectedContainer) -> Change {
+    let mut fields = field_diff(
+        &import::comparable(&import::observed_spec(c)),
+        &import::comparable(&d.spec),
+    );
+    // Plans are posted where many read them: a credential's value (or a
+    // digest one could guess it from) is never shown, only that it differs.
+    for f in &mut fields {
+        if f.field
+            .strip_prefix("environment.")
+            .is_some_and(crate::spec::looks_secret)
+        {
+            for value in [&mut f.old, &mut f.new].into_iter().flatten() {
+                *value = "(sensitive)".into();
+            }
+        }
+    }
+    Change {
+        action: Action::Replace,
+        slot: d.slot.clone(),
+        name: d.name.clone(),
+        current: Some(CurrentContainer {
+            id: c.id.clone(),
+            image: c.image.clone(),
+            state: ContainerState::parse(&c.state),
+            spec_hash: None,
+        }),
+        desired: Some(desired_ref(d)),
+        reason: Reason::TakeOver {
+            container: c.name.clone(),
+            fields: paths(&fields),
+        },
+        drift: false,
+        fields,
+        failed_before: None,
+    }
 }
 
 /// Settings edited in place on the host, as field changes from what the

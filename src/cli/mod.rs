@@ -7,6 +7,7 @@
 mod args;
 mod docs;
 pub mod exit;
+mod import;
 mod key;
 mod outcome;
 mod render;
@@ -73,6 +74,16 @@ async fn dispatch(command: Command) -> u8 {
         Command::Config(args) => match ops::config(&args.options()) {
             Ok(resolved) => {
                 print!("{}", resolved.yaml);
+                exit::OK
+            }
+            Err(e) => {
+                render::error(&e);
+                exit::ERROR
+            }
+        },
+        Command::Import(args) => match ops::import(&args.options()).await {
+            Ok(report) => {
+                print!("{}", import::report(&report));
                 exit::OK
             }
             Err(e) => {

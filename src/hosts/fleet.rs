@@ -49,6 +49,10 @@ pub struct FleetOptions {
     /// Images (in the engine's form) whose age a refresh `pull_policy`
     /// needs: each host that has one is asked when it last tagged it.
     pub aged_images: BTreeSet<String>,
+    /// Names of containers the repo asks berth to take over
+    /// (`x-berth.adopt`): each host that has one it does not manage
+    /// inspects it, for the plan's comparison.
+    pub adopt: BTreeSet<String>,
 }
 
 /// The run lock to take on every host.
@@ -147,12 +151,13 @@ impl Fleet {
             }
         }
 
-        let aged = &opts.aged_images;
+        let (aged, adopt) = (&opts.aged_images, &opts.adopt);
         let observed: Vec<_> = stream::iter(fleet.engines.values().map(|engine| async move {
-            (
-                engine.host().to_string(),
-                observe(engine.as_ref(), project, aged).await,
-            )
+            let obs = match observe(engine.as_ref(), project, aged).await {
+                Ok(obs) => adoptable(engine.as_ref(), obs, adopt).await,
+                Err(e) => Err(e),
+            };
+            (engine.host().to_string(), obs)
         }))
         .buffer_unordered(parallel)
         .collect()
@@ -336,6 +341,22 @@ async fn observe(
     if !present.is_empty() {
         let tagged = engine.last_tagged(&present).await?;
         obs.image_ages = ages(&tagged, SystemTime::now());
+    }
+    Ok(obs)
+}
+
+/// `obs` with the containers of `adopt` that the host has and the project
+/// does not manage inspected in full: one inspect each, only when asked.
+async fn adoptable(
+    engine: &dyn Engine,
+    mut obs: HostObservation,
+    adopt: &BTreeSet<String>,
+) -> anyhow::Result<HostObservation> {
+    let names: Vec<String> = adopt.intersection(&obs.foreign_names).cloned().collect();
+    if !names.is_empty() {
+        for c in engine.inspect_containers(&names).await? {
+            obs.adoptable.insert(c.name.clone(), c);
+        }
     }
     Ok(obs)
 }

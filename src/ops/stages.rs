@@ -158,6 +158,13 @@ pub(super) async fn open_fleet(
             timeout,
         }),
         aged_images: aged_images(&loaded.project),
+        adopt: loaded
+            .project
+            .stacks
+            .iter()
+            .flat_map(|s| &s.services)
+            .filter_map(|s| s.adopt.clone())
+            .collect(),
     };
     let covered: Vec<_> = loaded
         .project

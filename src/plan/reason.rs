@@ -22,6 +22,13 @@ pub enum Reason {
     SpecChanged { fields: Vec<String> },
     /// Settings edited in place on the host (`docker update`).
     HandEdited { fields: Vec<String> },
+    /// A replace: the repo takes over (`x-berth.adopt`) this container,
+    /// which berth did not manage; `fields` are what the repo's spec
+    /// changes on it besides berth's labels (empty: the repo reproduces it).
+    TakeOver {
+        container: String,
+        fields: Vec<String>,
+    },
     /// A removal: the container carries no berth labels.
     Unlabelled,
     /// A removal: the stack is no longer in the repo.

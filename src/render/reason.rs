@@ -21,6 +21,13 @@ pub fn text(reason: &Reason) -> String {
                 fields_summary(fields)
             )
         }
+        Reason::TakeOver { container, fields } if fields.is_empty() => format!(
+            "takes over `{container}`, a container berth did not manage (only berth's labels change)"
+        ),
+        Reason::TakeOver { container, fields } => format!(
+            "takes over `{container}`, a container berth did not manage; the repo changes {}",
+            fields_summary(fields)
+        ),
         Reason::Unlabelled => "container has no berth labels".into(),
         Reason::StackGone => "stack no longer in the repo".into(),
         Reason::ServiceGone => "service no longer in the repo".into(),
@@ -72,6 +79,16 @@ pub fn parse(words: &str, fields: &[String], failed: Option<&str>) -> Option<Rea
         if text(&candidate) == words {
             return Some(candidate);
         }
+    }
+    if let Some((container, _)) = words
+        .strip_prefix("takes over `")
+        .and_then(|rest| rest.split_once('`'))
+    {
+        let take_over = Reason::TakeOver {
+            container: container.to_string(),
+            fields: fields.to_vec(),
+        };
+        return (text(&take_over) == words).then_some(take_over);
     }
     let state = words
         .strip_prefix("container is ")?

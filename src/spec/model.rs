@@ -214,6 +214,10 @@ pub struct Service {
     /// Where `build:` is written when the service also names an `image`:
     /// berth deploys the image and builds nothing (said in a load warning).
     pub build_ignored: Option<Location>,
+    /// `x-berth.adopt`: the name of a container berth does not manage that
+    /// this service's container takes over (replaces once). Placement
+    /// checks it is the name the container gets.
+    pub adopt: Option<String>,
 }
 
 /// `pull_policy`, as Compose defines it (`build` is refused: berth never
@@ -558,7 +562,8 @@ pub struct MountSpec {
     pub kind: MountKind,
     pub source: String,
     pub target: String,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    // `default`: a saved plan leaves `false` out and must read back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
     /// Bind propagation (`rslave`, ...), binds only; None = the engine's
     /// `rprivate`: mounts made on the host later stay invisible inside.

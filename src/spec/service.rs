@@ -178,6 +178,7 @@ pub(crate) fn read_service(
             follows: BTreeSet::new(),
             network_peer: None,
             build_ignored: None,
+            adopt: None,
         },
         depends_on: Vec::new(),
         depends_at: cx.at(key),
@@ -445,7 +446,7 @@ pub(crate) fn read_service(
         fixed_address_rollout(cx, at, &draft.service.deploy, &what);
     }
     if let Some(v) = fields.value("x-berth") {
-        draft.service.validate = deploy::read_x_berth(cx, v, &what);
+        (draft.service.validate, draft.service.adopt) = deploy::read_x_berth(cx, v, &what);
     }
     draft.service.container = container;
     draft

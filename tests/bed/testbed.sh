@@ -79,7 +79,12 @@ readonly PACKAGES_FOR=(
   unshare:util-linux
   setsid:util-linux
   flock:util-linux
+<<<<<<< HEAD
   debootstrap:debootstrap
+=======
+  # bed::import starts a Compose project the way teams do before berth.
+  docker-compose:docker-compose
+>>>>>>> import
 )
 
 BED_DIR="${BERTH_BED_DIR:-/var/tmp/berth-bed}"

@@ -35,6 +35,7 @@ use auth::registry_credentials;
 
 pub mod auth;
 pub mod create;
+mod inspect;
 pub use create::create_body;
 
 /// The oldest Engine API berth talks to: Docker 20.10, what Debian 11/12 and
@@ -291,6 +292,13 @@ impl Docker for DockerEngine {
             }
         }
         Ok(times)
+    }
+
+    async fn inspect_containers(
+        &self,
+        names: &[String],
+    ) -> anyhow::Result<Vec<crate::import::InspectedContainer>> {
+        self.inspect_named(names).await
     }
 
     /// Pulls `image` (a tag, or `latest` when none is given: an empty tag

@@ -13,6 +13,7 @@ mod compose;
 mod converge;
 mod drift;
 mod image;
+mod import;
 mod lock;
 mod plan_file;
 mod report;
