@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use crate::apply::{ApplyReport, RolloutReport, StepReport};
+use crate::apply::{ApplyReport, HostOutcome, RolloutReport, StepReport};
 use crate::plan::{Action, Plan};
 
 /// The JSON run report (`--report FILE`).
@@ -81,6 +81,7 @@ pub struct Summary {
     pub replace: usize,
     pub remove: usize,
     pub drift: usize,
+    /// Hosts not reached, or dropped from an apply when they stopped answering.
     pub unreachable: usize,
     pub failed_hosts: usize,
 }
@@ -88,7 +89,13 @@ pub struct Summary {
 #[derive(Debug, Clone, Serialize)]
 pub struct HostRun {
     pub host: String,
+    /// Whether berth reached the host and it answered to the end of the
+    /// run (false for a host dropped because it stopped answering).
     pub reachable: bool,
+    /// What apply did to the host: `converged`, `rolled_back`,
+    /// `unreachable`, `untouched` or `incomplete` (absent for plan).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<HostOutcome>,
     /// Changes planned on this host (all of them, drift included).
     pub planned: usize,
     pub drift: usize,
@@ -113,9 +120,11 @@ impl RunReport {
             .iter()
             .map(|h| {
                 let done = applied.and_then(|a| a.hosts.iter().find(|r| r.host == h.host));
+                let outcome = applied.map(|_| done.map_or(HostOutcome::Untouched, |d| d.outcome));
                 HostRun {
                     host: h.host.clone(),
-                    reachable: true,
+                    reachable: outcome != Some(HostOutcome::Unreachable),
+                    outcome,
                     planned: h.changes.len(),
                     drift: h.changes.iter().filter(|c| c.drift).count(),
                     steps: done.map(|d| d.steps.clone()).unwrap_or_default(),
@@ -127,6 +136,7 @@ impl RunReport {
         hosts.extend(plan.unreachable.iter().map(|u| HostRun {
             host: u.host.clone(),
             reachable: false,
+            outcome: applied.map(|_| HostOutcome::Unreachable),
             planned: 0,
             drift: 0,
             steps: Vec::new(),
@@ -161,7 +171,7 @@ impl RunReport {
                 replace: plan.count(Action::Replace),
                 remove: plan.count(Action::Remove),
                 drift: plan.drift_count(),
-                unreachable: plan.unreachable.len(),
+                unreachable: hosts.iter().filter(|h| !h.reachable).count(),
                 failed_hosts,
             },
             hosts,
@@ -194,6 +204,7 @@ impl RunReport {
             .map(|held| HostRun {
                 host: held.host.clone(),
                 reachable: true,
+                outcome: None,
                 planned: 0,
                 drift: 0,
                 steps: Vec::new(),
@@ -353,6 +364,7 @@ mod tests {
                 steps: vec![],
                 seconds: 0.0,
                 error: Some("boom".into()),
+                outcome: crate::apply::HostOutcome::Untouched,
             }],
             rollouts: vec![],
         };

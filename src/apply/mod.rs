@@ -43,5 +43,7 @@ mod tests;
 // never through these, so no file imports its parent.
 pub use context::{ApplyContext, ServicePolicy, HOST_OPERATIONS};
 pub use gate::{readiness, wait_ready, Readiness};
-pub use outcome::{ApplyReport, HostReport, RolloutOutcome, RolloutReport, Step, StepReport};
+pub use outcome::{
+    ApplyReport, HostOutcome, HostReport, RolloutOutcome, RolloutReport, Step, StepReport,
+};
 pub use rollout::apply;

@@ -85,6 +85,7 @@ mod tests {
                     steps: Vec::new(),
                     seconds: 0.0,
                     error: failed.then(|| "broke".to_string()),
+                    outcome: Default::default(),
                 }],
                 rollouts: Vec::new(),
             },

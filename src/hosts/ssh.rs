@@ -593,6 +593,28 @@ impl Shell for Tunnel {
         c
     }
 
+    /// As [`Shell::run`], but `ssh` itself failing (exit 255: the master
+    /// or the link to the host is gone) is an error marked
+    /// [`lost`](super::lost): no berth script exits 255 on its own.
+    async fn run(
+        &self,
+        who: &str,
+        script: &str,
+        input: Option<&[u8]>,
+        timeout: Duration,
+    ) -> anyhow::Result<(i64, String)> {
+        let (code, output) =
+            super::shell::run_command(self.command(script), who, input, timeout).await?;
+        if code == 255 {
+            let said = output.trim().lines().last().unwrap_or("").to_string();
+            return Err(super::lost::lost_msg(format!(
+                "{who}: the SSH connection is gone ({})",
+                super::shell::truncate(&said, 200)
+            )));
+        }
+        Ok((code, output))
+    }
+
     /// Cancels the forward, ends the ssh master, removes the socket file.
     /// Best effort: a host that already went away is closed too.
     async fn close(&self) {

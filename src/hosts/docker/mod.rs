@@ -130,13 +130,24 @@ impl DockerEngine {
 
 /// Turns a bollard error into a cause that reads well after the context:
 /// the engine's own message for API errors, the transport error otherwise.
+/// A transport error or a timeout is marked [`lost`](super::lost): the
+/// host did not answer, which says nothing about what was asked of it.
 fn engine_cause(err: DockerError) -> anyhow::Error {
     match err {
         DockerError::DockerResponseServerError {
             status_code,
             message,
         } => anyhow!("Docker Engine answered {status_code}: {}", message.trim()),
-        DockerError::RequestTimeoutError => anyhow!("the Docker Engine did not answer in time"),
+        DockerError::RequestTimeoutError => {
+            super::lost::lost_msg("the Docker Engine did not answer in time")
+        }
+        other @ (DockerError::IOError { .. }
+        | DockerError::HyperResponseError { .. }
+        | DockerError::HyperLegacyError { .. }
+        | DockerError::SocketNotFoundError(_)) => super::lost::lost(
+            anyhow::Error::new(other),
+            "no answer from the Docker Engine",
+        ),
         other => anyhow::Error::new(other).context("no answer from the Docker Engine"),
     }
 }
