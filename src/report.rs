@@ -51,6 +51,9 @@ pub enum RunOutcome {
     Failed,
     /// Another run held a host's run lock: nothing changed.
     LockHeld,
+    /// Apply was stopped by a signal (SIGTERM, SIGINT): no new batch
+    /// started after it; the hosts say how far each got.
+    Stopped,
 }
 
 impl RunOutcome {
@@ -58,7 +61,9 @@ impl RunOutcome {
     /// the same facts the exit code is picked from.
     pub fn of(plan: &Plan, applied: Option<&ApplyReport>) -> RunOutcome {
         let failed_hosts = applied.is_some_and(|a| !a.failed_hosts().is_empty());
-        if !plan.unreachable.is_empty() || failed_hosts {
+        if applied.is_some_and(|a| a.stopped.is_some()) {
+            RunOutcome::Stopped
+        } else if !plan.unreachable.is_empty() || failed_hosts {
             RunOutcome::Failed
         } else if plan.is_empty() {
             RunOutcome::NoChanges
@@ -71,7 +76,10 @@ impl RunOutcome {
 
     /// Whether the run did what it was asked (for the success metric).
     pub fn succeeded(self) -> bool {
-        !matches!(self, RunOutcome::Failed | RunOutcome::LockHeld)
+        !matches!(
+            self,
+            RunOutcome::Failed | RunOutcome::LockHeld | RunOutcome::Stopped
+        )
     }
 }
 
@@ -367,10 +375,12 @@ mod tests {
                 outcome: crate::apply::HostOutcome::Untouched,
             }],
             rollouts: vec![],
+            stopped: None,
         };
         let ok = ApplyReport {
             hosts: vec![],
             rollouts: vec![],
+            stopped: None,
         };
         let outcome = |plan: &Plan, applied: Option<&ApplyReport>| {
             RunReport::new("apply", plan, applied, started, 0).outcome

@@ -36,6 +36,7 @@ pub mod policy;
 mod prepare;
 mod rollout;
 pub mod schedule;
+mod stop;
 #[cfg(test)]
 mod tests;
 
@@ -47,3 +48,4 @@ pub use outcome::{
     ApplyReport, HostOutcome, HostReport, RolloutOutcome, RolloutReport, Step, StepReport,
 };
 pub use rollout::apply;
+pub use stop::Stop;

@@ -12,6 +12,10 @@ pub struct ApplyReport {
     pub hosts: Vec<HostReport>,
     /// Services whose rollout failed, with what was done about it.
     pub rollouts: Vec<RolloutReport>,
+    /// Why the run stopped early (`SIGTERM`, `SIGINT`): it started no new
+    /// batch after that, and what was in flight finished or was rolled back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -37,6 +37,9 @@ pub async fn apply(
     ctx: &ApplyContext,
 ) -> ApplyReport {
     let on = Hosts::new(engines, ctx.host_operations);
+    if let Some(why) = ctx.stop.requested() {
+        return stopped_before_start(plan, why);
+    }
     let prepared = plan.hosts.iter().filter_map(|hp| {
         let host = on.get(&hp.host)?;
         let span = tracing::info_span!("prepare", host = %hp.host);
@@ -69,7 +72,13 @@ pub async fn apply(
     let (first_batch, mut first_batches) = tokio::sync::mpsc::unbounded_channel::<usize>();
     let mut running = FuturesUnordered::new();
     loop {
-        for i in schedule.ready() {
+        // Once asked to stop, no service starts; those running stop
+        // after their batch in flight.
+        let ready = match ctx.stop.requested() {
+            None => schedule.ready(),
+            Some(_) => Vec::new(),
+        };
+        for i in ready {
             let r = &order[i];
             let policy = ctx
                 .services
@@ -117,6 +126,20 @@ pub async fn apply(
             else => break,
         }
     }
+    if let Some(why) = ctx.stop.requested() {
+        for (i, r) in order.iter().enumerate() {
+            if schedule.state(i) != schedule::State::Waiting {
+                continue;
+            }
+            for (host, change) in &r.members {
+                if let Some(report) = hosts.get_mut(*host) {
+                    report
+                        .error
+                        .get_or_insert_with(|| not_started(&change.name, why));
+                }
+            }
+        }
+    }
     // In the order services are listed, whichever finished first.
     rollouts.sort_by(|a: &RolloutReport, b| (&a.stack, &a.service).cmp(&(&b.stack, &b.service)));
 
@@ -149,6 +172,34 @@ pub async fn apply(
     ApplyReport {
         hosts: hosts.into_values().collect(),
         rollouts,
+        stopped: ctx.stop.requested().map(str::to_string),
+    }
+}
+
+/// Why a change was not made: the run was asked to stop first.
+fn not_started(name: &str, why: &str) -> String {
+    format!("`{name}` not rolled out: berth was stopped ({why}) before it started")
+}
+
+/// The report of a run asked to stop before it changed anything.
+fn stopped_before_start(plan: &Plan, why: &str) -> ApplyReport {
+    let hosts = plan
+        .hosts
+        .iter()
+        .map(|hp| HostReport {
+            host: hp.host.clone(),
+            steps: Vec::new(),
+            seconds: 0.0,
+            error: Some(format!(
+                "nothing changed: berth was stopped ({why}) before it started"
+            )),
+            outcome: HostOutcome::Untouched,
+        })
+        .collect();
+    ApplyReport {
+        hosts,
+        rollouts: Vec::new(),
+        stopped: Some(why.to_string()),
     }
 }
 
@@ -223,6 +274,22 @@ pub(super) async fn roll_out(
     let mut first_batch = Some(first_batch);
 
     for (i, chunk) in members.chunks(batch).enumerate() {
+        if let Some(why) = ctx.stop.requested().filter(|_| i > 0) {
+            // Asked to stop: what passed stays (its old containers go
+            // below), the rest is left as it is.
+            for (host, c) in members.iter().skip(i * batch) {
+                if !on.is_lost(host) {
+                    journal_of(&mut journal, host)
+                        .error
+                        .get_or_insert_with(|| not_started(&c.name, why));
+                }
+            }
+            tracing::warn!(
+                "`{stack}/{service}`: stopped before batch {} ({why})",
+                i + 1
+            );
+            break;
+        }
         if i > 0 && !policy.update.delay.is_zero() {
             tokio::time::sleep(policy.update.delay).await;
         }

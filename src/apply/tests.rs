@@ -102,6 +102,7 @@ fn context(plaintexts: &[(&str, &str)]) -> ApplyContext {
         )),
         secrets_dirs: BTreeMap::from([("h".to_string(), "/sec".to_string())]),
         prune_secrets: true,
+        stop: Default::default(),
     }
 }
 
@@ -827,4 +828,58 @@ async fn an_unmarked_failure_on_a_silent_host_is_the_hosts() {
             ("c", HostOutcome::Converged),
         ]
     );
+}
+
+/// SIGTERM mid-rollout: the batch in flight finishes, no new batch or
+/// service starts, every slot is whole, and the report says why.
+#[tokio::test]
+async fn a_stop_request_ends_the_run_after_the_batch_in_flight() {
+    use crate::spec::FailureAction::Rollback;
+    let (engine, engines) = rollout_host();
+    let mut changes = seed_replaces(&engine, "s", "web", 3);
+    changes.extend(seed_replaces(&engine, "s", "worker", 1));
+    let ctx = rollout_context(&[
+        ("s", "web", policy(&[], 1, Rollback)),
+        ("s", "worker", policy(&["web"], 1, Rollback)),
+    ]);
+    engine.set_latency(Duration::from_millis(20));
+    let (watched, stop) = (engine.clone(), ctx.stop.clone());
+    let signal = tokio::spawn(async move {
+        while !watched.mutations().iter().any(|m| m == "create s-web-1") {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.request("SIGTERM");
+    });
+    let report = apply(&rollout_plan(changes), &engines, &ctx).await;
+    signal.await.unwrap();
+
+    assert_eq!(report.stopped.as_deref(), Some("SIGTERM"));
+    assert!(report.rollouts.is_empty(), "{report:?}");
+    assert_eq!(
+        containers(&engine),
+        vec![
+            running("s-web-1", "reg/app:2"),
+            running("s-web-2", "reg/app:1"),
+            running("s-web-3", "reg/app:1"),
+            running("s-worker-1", "reg/app:1"),
+        ]
+    );
+    assert_eq!(report.hosts[0].outcome, HostOutcome::Incomplete);
+    let error = report.hosts[0].error.as_deref().unwrap_or_default();
+    assert_eq!(
+        error,
+        "`s-web-2` not rolled out: berth was stopped (SIGTERM) before it started"
+    );
+    // Asked before it starts, a run changes nothing.
+    engine.clear_mutations();
+    let ctx = rollout_context(&[]);
+    ctx.stop.request("SIGINT");
+    let again = apply(
+        &rollout_plan(seed_replaces(&engine, "t", "x", 1)),
+        &engines,
+        &ctx,
+    )
+    .await;
+    assert_eq!(again.hosts[0].outcome, HostOutcome::Untouched);
+    assert!(engine.mutations().is_empty(), "{:?}", engine.mutations());
 }

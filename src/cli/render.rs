@@ -106,7 +106,7 @@ fn applied(a: &ApplyOutcome) {
 fn apply_summary(plan: &Plan, report: &ApplyReport) {
     let failed = report.failed_hosts();
     let changed = report.changed();
-    if failed.is_empty() && plan.unreachable.is_empty() {
+    if failed.is_empty() && plan.unreachable.is_empty() && report.stopped.is_none() {
         println!(
             "Apply complete: {changed} container change(s) on {} host(s).",
             report.hosts.len()
@@ -148,7 +148,11 @@ fn incomplete(plan: &Plan, report: &ApplyReport) -> (String, Error) {
         .map(|(hosts, what)| format!("{} {what}", hosts.len()))
         .collect();
     let summary = format!(
-        "Apply incomplete: {} container change(s) made; host(s): {}.",
+        "Apply {}: {} container change(s) made; host(s): {}.",
+        match &report.stopped {
+            Some(why) => format!("stopped by {why}"),
+            None => "incomplete".to_string(),
+        },
         report.changed(),
         counts.join(", ")
     );
@@ -171,6 +175,11 @@ fn incomplete(plan: &Plan, report: &ApplyReport) -> (String, Error) {
         .collect();
     let [converged, rolled_back, partial, untouched, unreachable] = groups.map(|(h, _)| h);
     let mut help = Vec::new();
+    if let Some(why) = &report.stopped {
+        help.push(format!(
+            "{why} stopped berth between batches: every replica is either old and serving or new and validated"
+        ));
+    }
     if !converged.is_empty() {
         help.push(format!("{} converged", converged.join(", ")));
     }
@@ -357,6 +366,7 @@ mod tests {
                 ),
             ],
             rollouts: Vec::new(),
+            stopped: None,
         };
         let (summary, error) = incomplete(&plan, &report);
         insta::assert_snapshot!(format!("{summary}\n{}", error.render()));
@@ -371,6 +381,7 @@ mod tests {
                 host("edge-3", HostOutcome::Untouched, Some("`rel-site-3` not rolled out: `rel/db` failed before it")),
             ],
             rollouts: Vec::new(),
+            stopped: None,
         };
         let (summary, error) = incomplete(&plan, &report);
         insta::assert_snapshot!(format!("{summary}\n{}", error.render()));

@@ -587,6 +587,10 @@ impl Shell for Tunnel {
         // The master is connected already: a client of it needs no config,
         // and the user's could only interfere (`RemoteCommand`, ...).
         c.args(["-F", "/dev/null"]);
+        // Its own process group: a Ctrl-C at berth's terminal is berth's
+        // to handle (it finishes the batch in flight), and must not cut the
+        // commands that batch still runs on the host, or the run lock.
+        c.process_group(0);
         c.arg("berth-host")
             .arg("--")
             .arg(format!("sh -c {}", quote(script)));
