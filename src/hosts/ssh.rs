@@ -30,6 +30,12 @@ pub struct ConnectOptions {
     /// known_hosts file; None = `~/.ssh/known_hosts`. Checking is always strict.
     pub known_hosts: Option<PathBuf>,
     pub connect_timeout: Duration,
+    /// How often an idle connection is probed (`ServerAliveInterval`);
+    /// after [`ALIVE_COUNT`] unanswered probes ssh ends it, and every call
+    /// on it fails: the bound on noticing a link cut silently.
+    pub keepalive: Duration,
+    /// Longest wait for one Docker Engine API call.
+    pub docker_timeout: Duration,
     /// Short directory for SSH control sockets and forwarded Docker sockets
     /// (made and removed by the run's [`super::fleet::Fleet`]).
     pub runtime_dir: PathBuf,
@@ -50,9 +56,9 @@ pub struct ConnectOptions {
 /// next Docker call fail.
 const MASTER_IDLE_SECS: usize = 600;
 
-/// Keepalive probes on the SSH connection, so a host that dies mid-run is
-/// noticed (after 3 missed probes) instead of hanging a Docker call.
-const SERVER_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
+/// Unanswered keepalive probes after which ssh ends the connection
+/// (ssh's default `ServerAliveCountMax`, said here so the bound is known).
+pub const ALIVE_COUNT: u32 = 3;
 
 /// Distinguishes forwarded sockets of several connections to the same host
 /// within one run.
@@ -149,7 +155,7 @@ pub(super) async fn open_tunnel(
     builder
         .known_hosts_check(KnownHosts::Strict)
         .connect_timeout(opts.connect_timeout.max(Duration::from_secs(1)))
-        .server_alive_interval(SERVER_ALIVE_INTERVAL)
+        .server_alive_interval(opts.keepalive.max(Duration::from_secs(1)))
         .control_directory(&opts.runtime_dir)
         .control_persist(match std::num::NonZeroUsize::new(MASTER_IDLE_SECS) {
             Some(idle) => ControlPersist::IdleFor(idle),
@@ -251,7 +257,7 @@ fn config_for(
         &absolute(user_config),
         known_hosts.as_deref(),
         opts.connect_timeout,
-        SERVER_ALIVE_INTERVAL,
+        opts.keepalive,
     )
     .map_err(|e| (e, None))?;
     ssh_config::write_wrapper(&opts.runtime_dir, &text).map_err(|e| (e, None))
@@ -741,6 +747,8 @@ mod tests {
         let mut opts = ConnectOptions {
             known_hosts: None,
             connect_timeout: Duration::from_secs(5),
+            keepalive: Duration::from_secs(15),
+            docker_timeout: Duration::from_secs(120),
             runtime_dir: PathBuf::from("/tmp/x"),
             identity_file: None,
             ssh_config: None,

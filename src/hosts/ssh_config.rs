@@ -76,9 +76,10 @@ pub(crate) fn wrapper_text(
         ));
     }
     text.push_str(&format!(
-        "  ConnectTimeout {}\n  ServerAliveInterval {}\n",
+        "  ConnectTimeout {}\n  ServerAliveInterval {}\n  ServerAliveCountMax {}\n",
         connect_timeout.as_secs().max(1),
-        alive_interval.as_secs().max(1)
+        alive_interval.as_secs().max(1),
+        super::ssh::ALIVE_COUNT
     ));
     text.push_str(&format!(
         "# The user's config: aliases, ProxyJump, IdentityAgent, users, ports.\n\
@@ -237,6 +238,7 @@ mod tests {
           UserKnownHostsFile "/etc/berth/known hosts %%h"
           ConnectTimeout 5
           ServerAliveInterval 15
+          ServerAliveCountMax 3
         # The user's config: aliases, ProxyJump, IdentityAgent, users, ports.
         Include "/home/me/.ssh/config"
         # berth's defaults, for what neither berth.yaml nor that config sets.

@@ -664,9 +664,15 @@ fn live_settings(h: &bollard::models::HostConfig) -> LiveSettings {
 /// Connects bollard to a unix socket, negotiates the API version down to
 /// the engine's, and checks the engine answers: `_ping` first (works on any
 /// version, so its failure means "not answering", not "too old").
-pub(crate) async fn open(socket: &str, timeout: Duration) -> Result<Client, OpenError> {
-    let docker = Client::connect_with_socket(socket, 120, bollard::API_DEFAULT_VERSION)
-        .map_err(|e| OpenError::NotAnswering(e.to_string()))?;
+/// `calls`: the longest wait for any later API call (`settings.docker_timeout`).
+pub(crate) async fn open(
+    socket: &str,
+    timeout: Duration,
+    calls: Duration,
+) -> Result<Client, OpenError> {
+    let docker =
+        Client::connect_with_socket(socket, calls.as_secs().max(1), bollard::API_DEFAULT_VERSION)
+            .map_err(|e| OpenError::NotAnswering(e.to_string()))?;
     match tokio::time::timeout(timeout, docker.ping()).await {
         Err(_) => {
             return Err(OpenError::NotAnswering(format!(
