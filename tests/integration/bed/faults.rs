@@ -149,12 +149,12 @@ impl Release {
         run
     }
 
-    fn spawn(&self) -> std::process::Child {
+    fn spawn(&self) -> Background {
         let path = self.repo.path().display().to_string();
         let mut args = vec!["apply".to_string(), "--repo".into(), path];
         args.extend(self.args());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        berth_spawn(self.repo.path(), &args)
+        Background(Some(berth_spawn(self.repo.path(), &args)))
     }
 
     fn report(&self) -> Result<serde_json::Value, Failed> {
@@ -209,6 +209,34 @@ impl Release {
         }
         expect_code(&plan(&self.repo, &["--detailed-exitcode"]), 0);
         Ok(())
+    }
+}
+
+/// A berth run in the background; killed if the test gives up on it.
+struct Background(Option<std::process::Child>);
+
+impl Background {
+    fn finish(mut self, what: &str) -> Result<Run, Failed> {
+        let child = self.0.take().ok_or("berth was already collected")?;
+        Ok(finish(child, what))
+    }
+
+    /// Sends `signal` to berth.
+    fn signal(&self, signal: libc::c_int) -> Result<(), Failed> {
+        let child = self.0.as_ref().ok_or("berth was already collected")?;
+        let pid = libc::pid_t::try_from(child.id()).map_err(|e| format!("pid: {e}"))?;
+        // SAFETY: kill(2) of a child we started and have not reaped.
+        unsafe { libc::kill(pid, signal) };
+        Ok(())
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -285,7 +313,7 @@ fn hosts_lost_mid_rollout_are_dropped_and_the_others_keep_the_release() -> Resul
     wait_for_image(bed, "edge-1", project, &v2)?;
     let link = Fault::inject(bed, "link-drop", "link-restore", Some("edge-3"));
     let sshd = Fault::inject(bed, "sshd-restart", "sshd-start", Some("edge-2"));
-    let run = finish(child, "berth apply (edge-2 and edge-3 lost)");
+    let run = child.finish("berth apply (edge-2 and edge-3 lost)")?;
     let took = started.elapsed();
     eprintln!("apply with two hosts lost: {took:?}");
     link.restore();
@@ -339,7 +367,7 @@ fn an_engine_restarted_mid_rollout_leaves_the_old_container_serving() -> Result<
     let child = rel.spawn();
     wait_for_image(bed, "edge-3", project, &v2)?;
     let fault = Fault::inject(bed, "engine-restart", "engine-start", Some("edge-3"));
-    let run = finish(child, "berth apply (edge-3's engine restarted)");
+    let run = child.finish("berth apply (edge-3's engine restarted)")?;
     let took = started.elapsed();
     drop(fault);
     rel.check_quiet(&run)?;
@@ -424,10 +452,8 @@ fn sigterm_mid_rollout_finishes_the_batch_and_writes_the_report() -> Result<(), 
 
     let child = rel.spawn();
     wait_for_image(bed, "edge-1", project, &v2)?;
-    let pid = libc::pid_t::try_from(child.id()).map_err(|e| format!("pid: {e}"))?;
-    // SAFETY: a plain kill(2) of the child we started and have not reaped.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let run = finish(child, "berth apply (SIGTERM)");
+    child.signal(libc::SIGTERM)?;
+    let run = child.finish("berth apply (SIGTERM)")?;
     rel.check_quiet(&run)?;
     expect_code(&run, 4);
     check!(
@@ -463,13 +489,10 @@ fn sigterm_mid_rollout_finishes_the_batch_and_writes_the_report() -> Result<(), 
     rel.release(&v1, "        monitor: 1s\n");
     let child = rel.spawn();
     wait_for_image(bed, "edge-1", project, &v1)?;
-    let pid = libc::pid_t::try_from(child.id()).map_err(|e| format!("pid: {e}"))?;
-    // SAFETY: as above.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
+    child.signal(libc::SIGTERM)?;
     std::thread::sleep(Duration::from_millis(200));
-    // SAFETY: as above.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let run = finish(child, "berth apply (SIGTERM twice)");
+    child.signal(libc::SIGTERM)?;
+    let run = child.finish("berth apply (SIGTERM twice)")?;
     rel.check_quiet(&run)?;
     expect_code(&run, 143);
     for host in HOSTS {
