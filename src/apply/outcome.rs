@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+pub use super::policy::HostOutcome;
 use crate::spec::FailureAction;
 
 #[derive(Debug, Clone, Serialize)]
@@ -29,42 +30,6 @@ pub struct HostReport {
     /// What became of the host (see `policy::host_outcome`), set when the
     /// run ends.
     pub outcome: HostOutcome,
-}
-
-/// What became of a host in an apply, as the summary, the `help:` line and
-/// the JSON report say it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HostOutcome {
-    /// Every change planned for it was made.
-    #[default]
-    Converged,
-    /// A release failed: its replicas here were put back (the old
-    /// containers serve) or the new ones never came up.
-    RolledBack,
-    /// It stopped answering and was dropped from the run: every slot is as
-    /// it was left (old and serving, new and validated, or a leftover the
-    /// next run finishes).
-    Unreachable,
-    /// Nothing was changed on it: preparing it failed (a pull, a secret),
-    /// or its rollouts were cancelled by a failure elsewhere.
-    Untouched,
-    /// Some of its changes were made and others failed or were not made
-    /// (`failure_action: pause` or `continue`, or a service cancelled
-    /// after another one went through).
-    Incomplete,
-}
-
-impl HostOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HostOutcome::Converged => "converged",
-            HostOutcome::RolledBack => "rolled back",
-            HostOutcome::Unreachable => "unreachable",
-            HostOutcome::Untouched => "untouched",
-            HostOutcome::Incomplete => "incomplete",
-        }
-    }
 }
 
 /// A kind of step apply takes on a host, as the report names it.

@@ -7,7 +7,8 @@
 
 use std::time::Duration;
 
-use super::outcome::{HostOutcome, Step, StepReport};
+use serde::Serialize;
+
 use crate::spec::{FailureAction, UpdateConfig};
 
 /// Whose fault a failed step is.
@@ -38,23 +39,55 @@ pub fn classify(lost: bool, answers: bool) -> Fault {
     }
 }
 
+/// What became of a host in an apply, as the summary, the `help:` line and
+/// the JSON report say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostOutcome {
+    /// Every change planned for it was made.
+    #[default]
+    Converged,
+    /// A release failed: its replicas here were put back (the old
+    /// containers serve) or the new ones never came up.
+    RolledBack,
+    /// It stopped answering and was dropped from the run: every slot is as
+    /// it was left (old and serving, new and validated, or a leftover the
+    /// next run finishes).
+    Unreachable,
+    /// Nothing was changed on it: preparing it failed (a pull, a secret),
+    /// or its rollouts were cancelled by a failure elsewhere.
+    Untouched,
+    /// Some of its changes were made and others failed or were not made
+    /// (`failure_action: pause` or `continue`, or a service cancelled
+    /// after another one went through).
+    Incomplete,
+}
+
+impl HostOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostOutcome::Converged => "converged",
+            HostOutcome::RolledBack => "rolled back",
+            HostOutcome::Unreachable => "unreachable",
+            HostOutcome::Untouched => "untouched",
+            HostOutcome::Incomplete => "incomplete",
+        }
+    }
+}
+
 /// What became of a host, from what happened to it: `lost` when it was
 /// dropped from the run (or never prepared because it stopped answering),
-/// its `steps`, and whether it ended with an error.
-pub fn host_outcome(lost: bool, steps: &[StepReport], failed: bool) -> HostOutcome {
-    let changed =
-        |s: &&StepReport| s.ok && matches!(s.step, Step::Create | Step::Replace | Step::Remove);
-    let put_back = steps.iter().any(|s| {
-        (s.step == Step::Rollback && s.ok)
-            || (!s.ok && matches!(s.step, Step::Replace | Step::Create))
-    });
+/// `put_back` when a replica there was rolled back or its new container
+/// failed, `changed` when a create, replace or remove went through there,
+/// and `failed` when it ended with an error.
+pub fn host_outcome(lost: bool, put_back: bool, changed: bool, failed: bool) -> HostOutcome {
     if lost {
         HostOutcome::Unreachable
     } else if put_back {
         HostOutcome::RolledBack
     } else if !failed {
         HostOutcome::Converged
-    } else if steps.iter().any(|s| changed(&s)) {
+    } else if changed {
         HostOutcome::Incomplete
     } else {
         HostOutcome::Untouched
@@ -155,39 +188,16 @@ mod tests {
 
     #[test]
     fn what_became_of_a_host() {
-        let step = |step, ok| StepReport {
-            step,
-            target: "x".into(),
-            ok,
-            seconds: 0.0,
-            waited_seconds: None,
-            detail: None,
-        };
-        let replaced = [step(Step::Pull, true), step(Step::Replace, true)];
-        assert_eq!(
-            host_outcome(false, &replaced, false),
-            HostOutcome::Converged
-        );
-        assert_eq!(host_outcome(false, &[], false), HostOutcome::Converged);
-        assert_eq!(
-            host_outcome(true, &replaced, true),
-            HostOutcome::Unreachable
-        );
-        let undone = [step(Step::Replace, true), step(Step::Rollback, true)];
-        assert_eq!(host_outcome(false, &undone, true), HostOutcome::RolledBack);
-        let failed_here = [step(Step::Replace, false)];
-        assert_eq!(
-            host_outcome(false, &failed_here, true),
-            HostOutcome::RolledBack
-        );
-        let pull_failed = [step(Step::Pull, false)];
-        assert_eq!(
-            host_outcome(false, &pull_failed, true),
-            HostOutcome::Untouched
-        );
-        assert_eq!(host_outcome(false, &[], true), HostOutcome::Untouched);
-        let half = [step(Step::Create, true), step(Step::Secrets, false)];
-        assert_eq!(host_outcome(false, &half, true), HostOutcome::Incomplete);
+        use HostOutcome::*;
+        // (lost, put back, changed, failed)
+        assert_eq!(host_outcome(false, false, true, false), Converged);
+        assert_eq!(host_outcome(false, false, false, false), Converged);
+        assert_eq!(host_outcome(true, false, true, true), Unreachable);
+        assert_eq!(host_outcome(true, true, true, true), Unreachable);
+        assert_eq!(host_outcome(false, true, true, true), RolledBack);
+        assert_eq!(host_outcome(false, true, false, true), RolledBack);
+        assert_eq!(host_outcome(false, false, false, true), Untouched);
+        assert_eq!(host_outcome(false, false, true, true), Incomplete);
     }
 
     #[test]

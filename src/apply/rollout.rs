@@ -167,7 +167,15 @@ pub async fn apply(
 
     let lost = on.lost();
     for r in hosts.values_mut() {
-        r.outcome = host_outcome(lost.contains(&r.host), &r.steps, r.error.is_some());
+        let put_back = r.steps.iter().any(|s| {
+            (s.step == Step::Rollback && s.ok)
+                || (!s.ok && matches!(s.step, Step::Replace | Step::Create))
+        });
+        let changed = r
+            .steps
+            .iter()
+            .any(|s| s.ok && matches!(s.step, Step::Create | Step::Replace | Step::Remove));
+        r.outcome = host_outcome(lost.contains(&r.host), put_back, changed, r.error.is_some());
     }
     ApplyReport {
         hosts: hosts.into_values().collect(),

@@ -31,7 +31,7 @@ pub struct ConnectOptions {
     pub known_hosts: Option<PathBuf>,
     pub connect_timeout: Duration,
     /// How often an idle connection is probed (`ServerAliveInterval`);
-    /// after [`ALIVE_COUNT`] unanswered probes ssh ends it, and every call
+    /// after [`ssh_config::ALIVE_COUNT`] unanswered probes ssh ends it, and every call
     /// on it fails: the bound on noticing a link cut silently.
     pub keepalive: Duration,
     /// Longest wait for one Docker Engine API call.
@@ -55,10 +55,6 @@ pub struct ConnectOptions {
 /// for a while (delays, waiting on health) and an expired master makes the
 /// next Docker call fail.
 const MASTER_IDLE_SECS: usize = 600;
-
-/// Unanswered keepalive probes after which ssh ends the connection
-/// (ssh's default `ServerAliveCountMax`, said here so the bound is known).
-pub const ALIVE_COUNT: u32 = 3;
 
 /// Distinguishes forwarded sockets of several connections to the same host
 /// within one run.
