@@ -516,6 +516,8 @@ mod tests {
                     parallel: 4,
                     rollout_parallel: 16,
                     connect_timeout: std::time::Duration::from_secs(5),
+                    keepalive: std::time::Duration::from_secs(15),
+                    docker_timeout: std::time::Duration::from_secs(120),
                     known_hosts: None,
                     ssh_config: None,
                 },

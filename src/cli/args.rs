@@ -54,6 +54,15 @@ Exit codes:
   1  error (bad input, unreachable host, failed step; other hosts still converge)
   2  with --detailed-exitcode: changes planned (plan) or made (apply)
   3  apply: another berth run held a host's lock past --lock-timeout (nothing changed)
+  4  apply: stopped by SIGTERM or SIGINT: no new batch started, the one in flight
+     finished or was rolled back, locks released, --report/--metrics written;
+     a second signal ends berth at once (128 + the signal: 130, 143), slots
+     still whole (the next run finishes)
+
+A host that stops answering mid-apply is dropped from the run (its containers
+are left as they are, never half-made) and the others go on: exit 1, and the
+report names it `unreachable`. A release that fails its gates is `rolled back`
+per `failure_action`.
 
 Environment (besides each flag's own variable, shown with the flag):
   BERTH_KEY             the runner's armoured OpenPGP secret key itself (apply,
@@ -524,6 +533,7 @@ impl ApplyArgs {
             key: key_options(self.key_file.clone()),
             allow_rewind: self.allow_rewind,
             saved_plan: self.saved_plan.clone(),
+            stop: Default::default(),
         }
     }
 

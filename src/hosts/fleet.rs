@@ -35,6 +35,10 @@ pub struct FleetOptions {
     /// known_hosts file; None = `~/.ssh/known_hosts`. Checking is always strict.
     pub known_hosts: Option<PathBuf>,
     pub connect_timeout: Duration,
+    /// SSH keepalive probe interval (see [`ConnectOptions::keepalive`]).
+    pub keepalive: Duration,
+    /// Longest wait for one Docker API call.
+    pub docker_timeout: Duration,
     /// Overrides every host's identity file (e.g. `--identity`).
     pub identity_file: Option<PathBuf>,
     /// ssh_config file for the connections; None: none (`-F /dev/null`).
@@ -103,6 +107,8 @@ impl Fleet {
         let connect_opts = ConnectOptions {
             known_hosts: opts.known_hosts.clone(),
             connect_timeout: opts.connect_timeout,
+            keepalive: opts.keepalive,
+            docker_timeout: opts.docker_timeout,
             runtime_dir: runtime_dir.path().to_path_buf(),
             identity_file: opts.identity_file.clone(),
             ssh_config: opts.ssh_config.clone(),

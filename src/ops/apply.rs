@@ -32,6 +32,9 @@ pub struct ApplyOptions {
     pub allow_rewind: bool,
     /// Apply this plan (from `plan --save`) instead of planning anew.
     pub saved_plan: Option<PathBuf>,
+    /// Set by a signal: the run starts no new batch and ends (see
+    /// [`crate::apply::Stop`]).
+    pub stop: crate::apply::Stop,
 }
 
 /// What an apply did.
@@ -105,13 +108,16 @@ async fn on_fleet(
     let secrets = unlock_secrets(loaded, &plan, &opts.key)
         .await
         .map_err(&unchanged)?;
-    let ctx = super::context::apply_context(
-        loaded,
-        fleet,
-        secrets,
-        opts.health_timeout,
-        super::stages::parallel(loaded, &opts.hosts),
-    );
+    let ctx = crate::apply::ApplyContext {
+        stop: opts.stop.clone(),
+        ..super::context::apply_context(
+            loaded,
+            fleet,
+            secrets,
+            opts.health_timeout,
+            super::stages::parallel(loaded, &opts.hosts),
+        )
+    };
     let report = crate::apply::apply(&plan, &fleet.engines, &ctx).await;
     if let Some(commit) = &loaded.checkout.commit {
         // What a later run compares against to refuse going backwards.

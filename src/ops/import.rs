@@ -75,6 +75,8 @@ pub async fn import(opts: &ImportOptions) -> Result<ImportReport, Error> {
             .hosts
             .connect_timeout
             .unwrap_or(settings.connect_timeout),
+        keepalive: settings.keepalive,
+        docker_timeout: settings.docker_timeout,
         identity_file: opts.hosts.identity_file.clone(),
         ssh_config: opts
             .hosts

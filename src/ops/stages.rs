@@ -148,6 +148,8 @@ pub(super) async fn open_fleet(
         runtime_base: hosts.runtime_dir.clone(),
         known_hosts: hosts.known_hosts.clone().or(settings.known_hosts.clone()),
         connect_timeout: hosts.connect_timeout.unwrap_or(settings.connect_timeout),
+        keepalive: settings.keepalive,
+        docker_timeout: settings.docker_timeout,
         identity_file: hosts.identity_file.clone(),
         ssh_config: hosts.ssh_config.clone().or(settings.ssh_config.clone()),
         docker_config: hosts.docker_config.clone(),

@@ -102,6 +102,15 @@ pub(crate) struct RawSettings {
     pub rollout_parallel: Option<u32>,
     /// How long to wait for an SSH connection, as a Go duration (`10s`, `1m`). Default `10s`.
     pub connect_timeout: Option<GoDuration>,
+    /// How often an idle SSH connection is probed (ssh's
+    /// `ServerAliveInterval`); after 3 probes unanswered the host is taken
+    /// as gone: a link cut silently (no RST) ends every call on it within
+    /// 3 × this, and the host is dropped from the run. Default `15s`.
+    pub keepalive: Option<GoDuration>,
+    /// Longest wait for one Docker Engine API call (create, start, rename,
+    /// inspect...; a stop also allows for its grace period, a pull for the
+    /// download). A call past it means the host did not answer. Default `2m`.
+    pub docker_timeout: Option<GoDuration>,
     /// known_hosts file checked strictly for every SSH host and every jump
     /// host on the way (`~` is the home directory). Default: the ssh config's
     /// `UserKnownHostsFile` (with `ssh_config`), else `~/.ssh/known_hosts`.
@@ -229,6 +238,8 @@ pub(crate) const SETTINGS_KEYS: &[&str] = &[
     "parallel",
     "rollout_parallel",
     "connect_timeout",
+    "keepalive",
+    "docker_timeout",
     "known_hosts",
     "ssh_config",
     "strict_variables",
@@ -254,6 +265,8 @@ const DEFAULT_PARALLEL: usize = 16;
 /// go together, few enough that the runner's connections stay responsive.
 const DEFAULT_ROLLOUT_PARALLEL: usize = 16;
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(15);
+const DEFAULT_DOCKER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Reads the tree into raw types, reporting unknown keys and wrong types.
 pub(crate) fn read(cx: &mut Cx, root: &Node) -> RawInventory {
@@ -353,6 +366,19 @@ fn read_settings(cx: &mut Cx, node: &Node) -> Option<RawSettings> {
         if raw.connect_timeout == Some(GoDuration(Duration::ZERO)) {
             cx.error(v, "`settings.connect_timeout` must be longer than zero");
             raw.connect_timeout = None;
+        }
+    }
+    for (key, slot) in [
+        ("keepalive", &mut raw.keepalive),
+        ("docker_timeout", &mut raw.docker_timeout),
+    ] {
+        if let Some(v) = fields.value(key) {
+            let what = format!("`settings.{key}`");
+            *slot = cx.duration(v, &what).map(GoDuration);
+            if slot.as_ref().is_some_and(|d| d.0 < Duration::from_secs(1)) {
+                cx.error(v, format!("{what} must be at least 1s"));
+                *slot = None;
+            }
         }
     }
     if let Some(v) = fields.value("known_hosts") {
@@ -788,6 +814,10 @@ pub(crate) fn validate(cx: &mut Cx, raw: RawInventory, root: &Path) -> Option<(S
             connect_timeout: settings
                 .connect_timeout
                 .map_or(DEFAULT_CONNECT_TIMEOUT, |d| d.0),
+            keepalive: settings.keepalive.map_or(DEFAULT_KEEPALIVE, |d| d.0),
+            docker_timeout: settings
+                .docker_timeout
+                .map_or(DEFAULT_DOCKER_TIMEOUT, |d| d.0),
             known_hosts,
             ssh_config,
         },
@@ -948,7 +978,7 @@ mod tests {
         let (result, messages) = load(
             "project: shop\n\
              defaults: {user: deploy, port: 2222, identity_file: keys/id}\n\
-             settings: {parallel: 4, rollout_parallel: 3, connect_timeout: 1m}\n\
+             settings: {parallel: 4, rollout_parallel: 3, connect_timeout: 1m, keepalive: 2s}\n\
              hosts:\n\
              \x20 - {name: web-2, address: 10.0.0.2, labels: {role: web, zone: 1}}\n\
              \x20 - {name: db-1, address: db.example.com, port: 22, user: root}\n\
@@ -978,6 +1008,8 @@ mod tests {
         assert_eq!(inventory.settings.parallel, 4);
         assert_eq!(inventory.settings.rollout_parallel, 3);
         assert_eq!(inventory.settings.connect_timeout, Duration::from_secs(60));
+        assert_eq!(inventory.settings.keepalive, Duration::from_secs(2));
+        assert_eq!(inventory.settings.docker_timeout, Duration::from_secs(120));
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub struct Settings {
     /// How many services apply rolls out at once.
     pub rollout_parallel: usize,
     pub connect_timeout: std::time::Duration,
+    /// SSH keepalive probe interval (`settings.keepalive`).
+    pub keepalive: std::time::Duration,
+    /// Longest wait for one Docker API call (`settings.docker_timeout`).
+    pub docker_timeout: std::time::Duration,
     /// known_hosts file used for every SSH host; None means `~/.ssh/known_hosts`.
     pub known_hosts: Option<PathBuf>,
     /// The user's ssh config, honoured for aliases, ProxyJump, agents, users

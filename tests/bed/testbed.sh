@@ -11,6 +11,11 @@
 #   tests/bed/testbed.sh bastion-up
 #   tests/bed/testbed.sh image-base [HOST]
 #   tests/bed/testbed.sh image-base-cache
+#   faults, for the fault-injection tests (each idempotent; `up` and `down`
+#   undo every one of them):
+#   tests/bed/testbed.sh registry-stop|registry-start
+#   tests/bed/testbed.sh engine-restart HOST|sshd-restart HOST
+#   tests/bed/testbed.sh link-drop HOST|link-restore HOST
 #
 # Layout (fixed, one bed per machine):
 #   bridge berthbr0 10.77.0.1/24 in the root namespace (registry on :5000)
@@ -20,6 +25,13 @@
 #     share the edge prefixes so every stale-bed cleanup by prefix removes it.
 #   `isolate HOST` makes HOST's sshd refuse the runner (10.77.0.1) while the
 #   bastion still reaches it; `unisolate HOST` (and `up`) undo that.
+#   `link-drop HOST` silently drops every packet between HOST and the bridge
+#   address (runner and registry): no RST, no ICMP, as a cut cable or a dead
+#   firewall state does; `link-restore HOST` (and `up`) undo that.
+#   `engine-restart HOST` restarts its containerd + dockerd (containers stop,
+#   those with a restart policy come back); `sshd-restart HOST` kills its sshd
+#   and every established session (the runner's SSH master dies), then
+#   starts it again.
 #   everything written lives under BED_DIR (default /var/tmp/berth-bed,
 #   override with BERTH_BED_DIR); `down` removes it.
 #
@@ -79,12 +91,9 @@ readonly PACKAGES_FOR=(
   unshare:util-linux
   setsid:util-linux
   flock:util-linux
-<<<<<<< HEAD
   debootstrap:debootstrap
-=======
   # bed::import starts a Compose project the way teams do before berth.
   docker-compose:docker-compose
->>>>>>> import
 )
 
 BED_DIR="${BERTH_BED_DIR:-/var/tmp/berth-bed}"
@@ -854,6 +863,25 @@ add_bastion() {
 
 # ------------------------------------------------------------- isolation ---
 
+# iptables comment marking `link-drop` rules inside a host's namespace.
+readonly LINK_DROP_TAG=berth-link-drop
+
+# The two rules `link-drop` puts in a host's namespace (INPUT, OUTPUT).
+link_drop_rules() {
+  echo "INPUT -s $GATEWAY/32 -m comment --comment $LINK_DROP_TAG -j DROP"
+  echo "OUTPUT -d $GATEWAY/32 -m comment --comment $LINK_DROP_TAG -j DROP"
+}
+
+link_restore_host() {
+  local ns rule
+  ns=$(host_netns "$1")
+  [[ -e /run/netns/$ns ]] || return 0
+  while read -r rule; do
+    # shellcheck disable=SC2086 # the rule is split into words on purpose
+    while nsenter --net="/run/netns/$ns" iptables -D $rule 2>/dev/null; do :; done
+  done < <(link_drop_rules)
+}
+
 # The rule `isolate` puts in a host's namespace: the runner's connections to
 # port 22 are reset, the bastion's (and the other hosts') pass.
 isolate_rule() {
@@ -1089,8 +1117,13 @@ take_lock() {
 
 cmd_up() {
   local h t driver t_net t_daemons t_build
-  # A test killed while a host was isolated leaves its rule: lift it.
-  for h in "${HOSTS[@]}"; do unisolate_host "$h"; done
+  # A test killed while a host was isolated or cut off leaves its rules:
+  # lift them (and restart a registry a test left stopped, below).
+  for h in "${HOSTS[@]}"; do unisolate_host "$h"; link_restore_host "$h"; done
+  if [[ -f $STATE && -n $(state_get ready) ]] && ! pid_is_ours "$(state_get pid_registry)"; then
+    start_registry
+    wait_for "registry" "$BED_DIR/registry/registry.log" "$(state_get pid_registry)" 30 ping_registry
+  fi
   if bed_healthy quiet; then
     if bastion_healthy; then
       echo "bed already up"
@@ -1237,11 +1270,65 @@ cmd_engine_start() {
   log "engine on $1 started"
 }
 
+cmd_registry_stop() {
+  need_bed
+  stop_recorded TERM 3 registry
+  log "registry stopped"
+}
+
+cmd_registry_start() {
+  need_bed
+  if pid_is_ours "$(state_get pid_registry)"; then
+    log "registry already running"
+  else
+    start_registry
+  fi
+  wait_for "registry" "$BED_DIR/registry/registry.log" "$(state_get pid_registry)" 30 ping_registry
+  log "registry started"
+}
+
+cmd_engine_restart() {
+  check_host "$1"; need_bed
+  stop_engine "$1"
+  start_engine "$1"
+  wait_engine "$1"
+  log "engine on $1 restarted"
+}
+
+cmd_sshd_restart() {
+  check_host "$1"; need_bed
+  stop_sshd "$1"
+  start_sshd "$1"
+  wait_sshd "$1"
+  log "sshd on $1 restarted (its sessions were cut)"
+}
+
+cmd_link_drop() {
+  local rule
+  check_host "$1"; need_bed
+  link_restore_host "$1"
+  while read -r rule; do
+    # shellcheck disable=SC2086 # the rule is split into words on purpose
+    nsenter --net="/run/netns/$(host_netns "$1")" iptables -I $rule \
+      || die "cannot add the link-drop rules in $(host_netns "$1")"
+  done < <(link_drop_rules)
+  log "$1 cut off: packets to and from $GATEWAY are dropped silently"
+}
+
+cmd_link_restore() {
+  check_host "$1"; need_bed
+  link_restore_host "$1"
+  log "$1 linked again"
+}
+
 usage() {
   cat >&2 <<EOF
 usage: $0 up|down|status|env
        $0 sshd-stop HOST|sshd-start HOST|engine-stop HOST|engine-start HOST
        $0 isolate HOST|unisolate HOST|bastion-up|image-base [HOST]|image-base-cache
+       $0 isolate HOST|unisolate HOST|bastion-up
+       $0 registry-stop|registry-start|engine-restart HOST|sshd-restart HOST
+       $0 link-drop HOST|link-restore HOST
 hosts: ${HOSTS[*]}; bed directory: $BED_DIR (BERTH_BED_DIR)
 EOF
   exit 2
@@ -1253,7 +1340,8 @@ main() {
   check_bed_dir
   local cmd=$1; shift
   case "$cmd" in
-    up | down | sshd-stop | sshd-start | engine-stop | engine-start | isolate | unisolate | bastion-up) take_lock ;;
+    up | down | sshd-stop | sshd-start | engine-stop | engine-start | isolate | unisolate | bastion-up \
+      | registry-stop | registry-start | engine-restart | sshd-restart | link-drop | link-restore) take_lock ;;
   esac
   case "$cmd" in
     up) (($# == 0)) || usage; cmd_up ;;
@@ -1269,6 +1357,12 @@ main() {
     bastion-up) (($# == 0)) || usage; cmd_bastion_up ;;
     image-base) (($# <= 1)) || usage; cmd_image_base "$@" ;;
     image-base-cache) (($# == 0)) || usage; image_base_tar >/dev/null ;;
+    registry-stop) (($# == 0)) || usage; cmd_registry_stop ;;
+    registry-start) (($# == 0)) || usage; cmd_registry_start ;;
+    engine-restart) (($# == 1)) || usage; cmd_engine_restart "$1" ;;
+    sshd-restart) (($# == 1)) || usage; cmd_sshd_restart "$1" ;;
+    link-drop) (($# == 1)) || usage; cmd_link_drop "$1" ;;
+    link-restore) (($# == 1)) || usage; cmd_link_restore "$1" ;;
     *) usage ;;
   esac
 }

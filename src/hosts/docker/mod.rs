@@ -131,13 +131,24 @@ impl DockerEngine {
 
 /// Turns a bollard error into a cause that reads well after the context:
 /// the engine's own message for API errors, the transport error otherwise.
+/// A transport error or a timeout is marked [`lost`](super::lost): the
+/// host did not answer, which says nothing about what was asked of it.
 fn engine_cause(err: DockerError) -> anyhow::Error {
     match err {
         DockerError::DockerResponseServerError {
             status_code,
             message,
         } => anyhow!("Docker Engine answered {status_code}: {}", message.trim()),
-        DockerError::RequestTimeoutError => anyhow!("the Docker Engine did not answer in time"),
+        DockerError::RequestTimeoutError => {
+            super::lost::lost_msg("the Docker Engine did not answer in time")
+        }
+        other @ (DockerError::IOError { .. }
+        | DockerError::HyperResponseError { .. }
+        | DockerError::HyperLegacyError { .. }
+        | DockerError::SocketNotFoundError(_)) => super::lost::lost(
+            anyhow::Error::new(other),
+            "no answer from the Docker Engine",
+        ),
         other => anyhow::Error::new(other).context("no answer from the Docker Engine"),
     }
 }
@@ -661,9 +672,15 @@ fn live_settings(h: &bollard::models::HostConfig) -> LiveSettings {
 /// Connects bollard to a unix socket, negotiates the API version down to
 /// the engine's, and checks the engine answers: `_ping` first (works on any
 /// version, so its failure means "not answering", not "too old").
-pub(crate) async fn open(socket: &str, timeout: Duration) -> Result<Client, OpenError> {
-    let docker = Client::connect_with_socket(socket, 120, bollard::API_DEFAULT_VERSION)
-        .map_err(|e| OpenError::NotAnswering(e.to_string()))?;
+/// `calls`: the longest wait for any later API call (`settings.docker_timeout`).
+pub(crate) async fn open(
+    socket: &str,
+    timeout: Duration,
+    calls: Duration,
+) -> Result<Client, OpenError> {
+    let docker =
+        Client::connect_with_socket(socket, calls.as_secs().max(1), bollard::API_DEFAULT_VERSION)
+            .map_err(|e| OpenError::NotAnswering(e.to_string()))?;
     match tokio::time::timeout(timeout, docker.ping()).await {
         Err(_) => {
             return Err(OpenError::NotAnswering(format!(

@@ -12,6 +12,7 @@
 mod compose;
 mod converge;
 mod drift;
+mod faults;
 mod image;
 mod import;
 mod lock;
