@@ -77,6 +77,8 @@ struct State {
     exec_by_image: BTreeMap<String, (i64, String)>,
     /// Operation -> message of its next, one-time failure.
     fail_next: BTreeMap<String, String>,
+    /// Engine calls still to go before one fails (see [`MemoryEngine::fail_call`]).
+    fail_call: Option<usize>,
     closed: bool,
     /// How long each container operation takes (see [`MemoryEngine::set_latency`]).
     latency: Duration,
@@ -97,6 +99,12 @@ impl State {
     }
 
     fn injected(&mut self, op: &str, host: &str, what: &str) -> anyhow::Result<()> {
+        if let Some(n) = self.fail_call {
+            self.fail_call = n.checked_sub(1);
+            if n == 0 {
+                return Err(anyhow!("host `{host}` (memory): {what}: injected failure"));
+            }
+        }
         match self.fail_next.remove(op) {
             Some(message) => Err(anyhow!("host `{host}` (memory): {what}: {message}")),
             None => Ok(()),
@@ -288,6 +296,13 @@ impl MemoryEngine {
         self.state()
             .fail_next
             .insert(op.to_string(), message.to_string());
+    }
+
+    /// The engine call `n` calls from now (0: the next one), whatever its
+    /// operation (those [`fail_next`](Self::fail_next) lists but `shell`),
+    /// fails once: a fault at any step of a run. None: no such fault.
+    pub fn fail_call(&self, n: Option<usize>) {
+        self.state().fail_call = n;
     }
 
     /// What `exec` returns in every container (default: exit 0, no output).
