@@ -558,7 +558,7 @@ pub struct MountSpec {
     pub kind: MountKind,
     pub source: String,
     pub target: String,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
     /// Bind propagation (`rslave`, ...), binds only; None = the engine's
     /// `rprivate`: mounts made on the host later stay invisible inside.
@@ -643,7 +643,7 @@ impl Resources {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct LoggingSpec {
     pub driver: String,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
 }
 
