@@ -329,6 +329,13 @@ pub struct ApplyArgs {
     #[arg(long)]
     allow_rewind: bool,
 
+    /// Move replicas to another host even when they mount named volumes:
+    /// the volumes and their data stay on the old host (berth never removes
+    /// a volume) and the moved replica starts with empty ones. Without it,
+    /// apply refuses such a plan and changes nothing.
+    #[arg(long)]
+    allow_volume_move: bool,
+
     #[command(flatten)]
     outputs: ReportArgs,
 }
@@ -441,6 +448,7 @@ impl ApplyArgs {
             key: key_options(self.key_file.clone()),
             allow_rewind: self.allow_rewind,
             saved_plan: self.saved_plan.clone(),
+            allow_volume_move: self.allow_volume_move,
         }
     }
 
