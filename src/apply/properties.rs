@@ -144,6 +144,8 @@ enum Unrelated {
     },
     AddStack(StackGen),
     RemoveStack(usize),
+    /// A new host joins the inventory, with role `ROLES[i]`.
+    AddHost(usize),
 }
 
 fn unrelated() -> impl Strategy<Value = Unrelated> {
@@ -162,6 +164,7 @@ fn unrelated() -> impl Strategy<Value = Unrelated> {
             .prop_map(|(stack, service)| Unrelated::RemoveService { stack, service }),
         stack().prop_map(Unrelated::AddStack),
         (0usize..64).prop_map(Unrelated::RemoveStack),
+        (0usize..2).prop_map(Unrelated::AddHost),
     ]
 }
 
@@ -255,6 +258,7 @@ impl World {
                     next.stacks[i] = None;
                 }
             }
+            Unrelated::AddHost(role) => next.hosts.push(HostGen { role: *role }),
         }
         next
     }
@@ -480,8 +484,9 @@ fn assert_clean(report: &ApplyReport) {
 }
 
 /// Every slot the repo wants has exactly one container, running, under its
-/// own name, on the host placement chose; nothing else is left.
-async fn assert_whole(fleet: &Fleet, project: &Project) {
+/// own name, from the wanted spec, on the host placement chose; nothing else
+/// is left.
+async fn assert_whole(fleet: &Fleet, project: &Project) -> Result<(), TestCaseError> {
     let observed = fleet.observe().await;
     let desired = placement::place(project, &plan::current_placement(&observed)).unwrap();
     let mut want: BTreeMap<Slot, Vec<(String, String)>> = BTreeMap::new();
@@ -490,6 +495,14 @@ async fn assert_whole(fleet: &Fleet, project: &Project) {
             want.entry(c.slot.clone())
                 .or_default()
                 .push((host.clone(), format!("{} running", c.name)));
+            if let Some(runs) = fleet.engines[host].container(&c.name) {
+                let differs = plan::field_diff(&runs.spec, &c.spec);
+                prop_assert!(
+                    differs.is_empty(),
+                    "{} on {host} does not run the repo's spec: {differs:?}",
+                    c.slot
+                );
+            }
         }
     }
     let mut have = fleet.slots();
@@ -499,7 +512,8 @@ async fn assert_whole(fleet: &Fleet, project: &Project) {
     for v in want.values_mut() {
         v.sort();
     }
-    assert_eq!(have, want, "slots differ from the repo");
+    prop_assert_eq!(have, want, "slots differ from the repo");
+    Ok(())
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -514,6 +528,7 @@ fn config(cases: u32) -> ProptestConfig {
         cases,
         // Shrinking replays whole runs: bounded, so a failure reports in seconds.
         max_shrink_iters: 2000,
+        max_shrink_time: 30_000,
         // A failure prints its shrunk case; nothing is written into the tree.
         failure_persistence: None,
         ..ProptestConfig::default()
@@ -545,52 +560,58 @@ proptest! {
             fleet.converge(&project).await;
             let again = fleet.plan(&project).await;
             prop_assert!(again.is_empty(), "not converged: {again:#?}");
-            assert_whole(&fleet, &project).await;
+            assert_whole(&fleet, &project).await?;
             Ok(())
         })?;
     }
 
-    /// A change to one part of the repo moves no other replica, and plans
-    /// nothing for the services it did not touch.
+    /// A change to one part of the repo (or a new host) moves no other
+    /// replica, and plans nothing for the services it did not touch.
     #[test]
     fn placement_is_stable(
         (before, change) in world().prop_flat_map(|w| (Just(w), unrelated()))
     ) {
         runtime().block_on(async {
-            let fleet = Fleet::new(before.hosts.len());
-            let old = before.load();
-            fleet.converge(&old).await;
             let after = before.apply_change(&change);
+            let fleet = Fleet::new(after.hosts.len());
+            fleet.converge(&before.load()).await;
             let project = after.load();
             let observed = fleet.observe().await;
             let current = plan::current_placement(&observed);
             let desired = placement::place(&project, &current).unwrap();
-            // Every slot that exists before and after stays where it runs.
-            for (host, d) in &desired.hosts {
-                for c in &d.containers {
-                    if let Some(hosts) = current.get(&c.slot) {
-                        prop_assert!(
-                            hosts.contains(host),
-                            "{} moved from {hosts:?} to {host} after {change:?}",
-                            c.slot
-                        );
-                    }
+            let placed: BTreeSet<(&Slot, &String)> = desired
+                .hosts
+                .iter()
+                .flat_map(|(h, d)| d.containers.iter().map(move |c| (&c.slot, h)))
+                .collect();
+            let wanted: BTreeSet<&Slot> = placed.iter().map(|(s, _)| *s).collect();
+            // Every replica still wanted stays on the host it runs on.
+            for (slot, hosts) in &current {
+                if !wanted.contains(slot) {
+                    continue;
+                }
+                for host in hosts {
+                    prop_assert!(
+                        placed.contains(&(slot, host)),
+                        "{slot} left {host} after {change:?}: now on {:?}",
+                        placed.iter().filter(|(s, _)| *s == slot).map(|(_, h)| h).collect::<Vec<_>>()
+                    );
                 }
             }
-            // Only the services the change touched have changes.
+            // Only the services the change touched have changes (and, on a
+            // new host, the global services that now run there too).
             let touched: BTreeSet<(String, String)> = touched(&before, &after);
+            let new_host = (after.hosts.len() > before.hosts.len())
+                .then(|| host_name(after.hosts.len() - 1));
             let plan = plan::diff(&desired, &observed, Vec::new(), None);
             for h in &plan.hosts {
                 for c in &h.changes {
                     let key = (c.slot.stack.clone(), c.slot.service.clone());
+                    let joins = new_host.as_ref() == Some(&h.host) && c.action == Action::Create;
                     prop_assert!(
-                        touched.contains(&key),
+                        touched.contains(&key) || joins,
                         "{} on {}: {:?} ({:?}) after {change:?}, which touched {touched:?}",
                         c.slot, h.host, c.action, c.reason
-                    );
-                    prop_assert!(
-                        c.action != Action::Replace || c.current.is_some(),
-                        "replace without a current container"
                     );
                 }
             }
@@ -631,7 +652,7 @@ proptest! {
             fleet.converge(&project).await;
             let again = fleet.plan(&project).await;
             prop_assert!(again.is_empty(), "not converged after the fault: {again:#?}");
-            assert_whole(&fleet, &project).await;
+            assert_whole(&fleet, &project).await?;
             Ok(())
         })?;
     }
