@@ -34,6 +34,8 @@ mod host;
 mod outcome;
 pub mod policy;
 mod prepare;
+#[cfg(test)]
+mod properties;
 mod rollout;
 pub mod schedule;
 mod stop;

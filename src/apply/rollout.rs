@@ -497,11 +497,28 @@ async fn start_member<'a>(
         }
         if let Some(old) = old {
             let grace = old_grace(c);
-            host.op(async {
-                engine.stop_container(&old.id, grace).await?;
-                engine.rename_container(&old.id, &retired).await
-            })
-            .await?;
+            let set_aside = host
+                .op(async {
+                    engine.stop_container(&old.id, grace).await?;
+                    engine.rename_container(&old.id, &retired).await
+                })
+                .await;
+            if let Err(e) = set_aside {
+                // The old container could not be set aside: it keeps the
+                // slot (running again if it was stopped), and the new one
+                // is stopped, so the slot never has two live containers.
+                keep_failed(host, &id, &c.name).await;
+                return Err(match restart_in_place(host, &old.id).await {
+                    Ok(()) => e.context(format!(
+                        "the previous container `{}` ({}) serves on",
+                        c.name, old.image
+                    )),
+                    Err(re) => e.context(format!(
+                        "restarting the previous container `{}` also failed ({re:#})",
+                        c.name
+                    )),
+                });
+            }
         }
         host.op(engine.rename_container(&id, &c.name)).await?;
         id
@@ -607,6 +624,18 @@ async fn put_back(
             done => return done,
         }
     }
+}
+
+/// Starts a container that still has its name, if it is not running.
+async fn restart_in_place(host: Host<'_>, id: &str) -> anyhow::Result<()> {
+    let engine = host.engine;
+    host.op(async {
+        if !engine.status(id).await?.running {
+            engine.start_container(id).await?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// Puts a kept old container back under its name, running if it was.

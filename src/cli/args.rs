@@ -421,6 +421,13 @@ pub struct ApplyArgs {
     #[arg(long)]
     allow_rewind: bool,
 
+    /// Move replicas to another host even when they mount named volumes:
+    /// the volumes and their data stay on the old host (berth never removes
+    /// a volume) and the moved replica starts with empty ones. Without it,
+    /// apply refuses such a plan and changes nothing.
+    #[arg(long)]
+    allow_volume_move: bool,
+
     #[command(flatten)]
     outputs: ReportArgs,
 }
@@ -534,6 +541,7 @@ impl ApplyArgs {
             allow_rewind: self.allow_rewind,
             saved_plan: self.saved_plan.clone(),
             stop: Default::default(),
+            allow_volume_move: self.allow_volume_move,
         }
     }
 

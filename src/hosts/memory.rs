@@ -77,6 +77,8 @@ struct State {
     exec_by_image: BTreeMap<String, (i64, String)>,
     /// Operation -> message of its next, one-time failure.
     fail_next: BTreeMap<String, String>,
+    /// Engine calls still to go before one fails (see [`MemoryEngine::fail_call`]).
+    fail_call: Option<usize>,
     closed: bool,
     /// The host stopped answering: every call fails as a lost connection.
     dark: bool,
@@ -107,6 +109,12 @@ impl State {
         if self.dark {
             return Err(crate::hosts::lost::lost_msg("no answer from the host")
                 .context(format!("host `{host}` (memory): {what}")));
+        }
+        if let Some(n) = self.fail_call {
+            self.fail_call = n.checked_sub(1);
+            if n == 0 {
+                return Err(anyhow!("host `{host}` (memory): {what}: injected failure"));
+            }
         }
         match self.fail_next.remove(op) {
             Some(message) => Err(anyhow!("host `{host}` (memory): {what}: {message}")),
@@ -320,6 +328,13 @@ impl MemoryEngine {
         let mut st = self.state();
         st.dark = false;
         st.dark_at = None;
+    }
+
+    /// The engine call `n` calls from now (0: the next one), whatever its
+    /// operation (those [`fail_next`](Self::fail_next) lists but `shell`),
+    /// fails once: a fault at any step of a run. None: no such fault.
+    pub fn fail_call(&self, n: Option<usize>) {
+        self.state().fail_call = n;
     }
 
     /// What `exec` returns in every container (default: exit 0, no output).

@@ -35,6 +35,8 @@ pub struct ApplyOptions {
     /// Set by a signal: the run starts no new batch and ends (see
     /// [`crate::apply::Stop`]).
     pub stop: crate::apply::Stop,
+    /// Move replicas whose named volumes (and data) stay on their old host.
+    pub allow_volume_move: bool,
 }
 
 /// What an apply did.
@@ -102,6 +104,7 @@ async fn on_fleet(
             .into(),
         ));
     }
+    refuse_volume_moves(&plan, opts.allow_volume_move).map_err(&unchanged)?;
     if plan.is_empty() {
         return Ok(ApplyOutcome::NothingToDo { plan });
     }
@@ -146,6 +149,27 @@ fn refuse_rewind(loaded: &Loaded, fleet: &Fleet, allow_rewind: bool) -> anyhow::
     Err(Hint::new(
         format!("refusing to go backwards:\n  - {}", lines.join("\n  - ")),
         "deploy a newer commit (undo with `git revert`), or pass --allow-rewind to deploy this one on purpose",
+    )
+    .into())
+}
+
+/// A replica moved off a host leaves its named volumes there: berth copies
+/// no data and removes no volume, so the new replica starts empty. Apply
+/// does that only when told to.
+fn refuse_volume_moves(plan: &Plan, allow: bool) -> anyhow::Result<()> {
+    let lines: Vec<String> = plan
+        .volume_moves()
+        .map(|(host, c)| format!("`{}` leaves host `{host}`: {}", c.slot, c.reason_text()))
+        .collect();
+    if lines.is_empty() || allow {
+        return Ok(());
+    }
+    Err(Hint::new(
+        format!(
+            "refusing to move replicas away from their data:\n  - {}",
+            lines.join("\n  - ")
+        ),
+        "copy the volumes' data to the new host first (the old volumes are kept), then pass --allow-volume-move; or keep the replica where it is (its host's labels, `deploy.placement`)",
     )
     .into())
 }

@@ -37,6 +37,11 @@ pub enum Reason {
     ServiceGone,
     /// A removal: the replica is placed on another host now.
     Moved,
+    /// A removal: the replica is placed on another host now, and the named
+    /// volumes it mounts (engine-side names) stay here with their data: the
+    /// new replica starts with empty ones, so `apply` refuses the plan
+    /// without `--allow-volume-move`. berth never removes a volume.
+    MovedLeavingData { volumes: Vec<String> },
     /// A removal: fewer replicas are wanted.
     ScaledDown,
     /// A removal: what a replace or a failed release left behind.

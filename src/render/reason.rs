@@ -7,6 +7,10 @@ use crate::plan::reason::{Blocker, Leftover, Reason};
 /// How many changed fields a reason names before "and N more".
 const FIELDS_SHOWN: usize = 4;
 
+/// The words around the volumes of [`Reason::MovedLeavingData`].
+const MOVED_LEAVING_DATA: &str = "replica moved to another host; its named volume(s) ";
+const VOLUMES_STAY: &str = " and their data stay on this host (apply needs --allow-volume-move)";
+
 /// A reason in a few words: `new`, `image, environment.LOG_LEVEL`,
 /// `service no longer in the repo`.
 pub fn text(reason: &Reason) -> String {
@@ -32,6 +36,14 @@ pub fn text(reason: &Reason) -> String {
         Reason::StackGone => "stack no longer in the repo".into(),
         Reason::ServiceGone => "service no longer in the repo".into(),
         Reason::Moved => "replica moved to another host".into(),
+        Reason::MovedLeavingData { volumes } => format!(
+            "{MOVED_LEAVING_DATA}{}{VOLUMES_STAY}",
+            volumes
+                .iter()
+                .map(|v| format!("`{v}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Reason::ScaledDown => "replica no longer wanted (scaled down)".into(),
         Reason::Leftover(Leftover::Retired) => {
             "old container left by an interrupted replace".into()
@@ -89,6 +101,16 @@ pub fn parse(words: &str, fields: &[String], failed: Option<&str>) -> Option<Rea
             fields: fields.to_vec(),
         };
         return (text(&take_over) == words).then_some(take_over);
+    }
+    if let Some(volumes) = words
+        .strip_prefix(MOVED_LEAVING_DATA)
+        .and_then(|w| w.strip_suffix(VOLUMES_STAY))
+    {
+        let volumes = volumes
+            .split(", ")
+            .map(|v| v.strip_prefix('`')?.strip_suffix('`').map(str::to_string))
+            .collect::<Option<Vec<String>>>()?;
+        return Some(Reason::MovedLeavingData { volumes });
     }
     let state = words
         .strip_prefix("container is ")?
@@ -153,6 +175,12 @@ mod tests {
             },
             Reason::HandEdited {
                 fields: fields.clone(),
+            },
+            Reason::MovedLeavingData {
+                volumes: vec!["jobs_ledger-data".into()],
+            },
+            Reason::MovedLeavingData {
+                volumes: vec!["a_x".into(), "a_y.z".into()],
             },
         ]);
         for reason in all {

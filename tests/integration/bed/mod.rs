@@ -23,6 +23,7 @@ mod secrets;
 mod ssh;
 mod trust;
 mod validate;
+mod volumes;
 
 use crate::support::{berth, Bed, Repo, Run, HOSTS};
 
