@@ -498,6 +498,8 @@ mod tests {
                     connect_timeout: std::time::Duration::from_secs(5),
                     known_hosts: None,
                     ssh_config: None,
+                    insecure_registries: Default::default(),
+                    resolve_from: Default::default(),
                 },
                 recipients: Vec::new(),
                 compose: Default::default(),
