@@ -67,6 +67,7 @@ fn one_change(action: Action, spec: crate::spec::ContainerSpec, current: Option<
                 desired: Some(crate::plan::DesiredRef {
                     spec_hash: crate::placement::spec_hash(&spec),
                     spec,
+                    digest: None,
                 }),
                 reason: crate::plan::Reason::New,
                 drift: false,
@@ -74,6 +75,7 @@ fn one_change(action: Action, spec: crate::spec::ContainerSpec, current: Option<
                 failed_before: None,
             }],
             blocked: vec![],
+            available: vec![],
         }],
         unreachable: vec![],
         environment: Vec::new(),
@@ -230,6 +232,7 @@ fn seed_replaces_to(
                 desired: Some(crate::plan::DesiredRef {
                     spec_hash: crate::placement::spec_hash(&spec),
                     spec,
+                    digest: None,
                 }),
                 reason: crate::plan::Reason::SpecChanged {
                     fields: vec!["image".into()],
@@ -255,6 +258,7 @@ fn rollout_plan(changes: Vec<Change>) -> Plan {
             volumes: vec![],
             changes,
             blocked: vec![],
+            available: vec![],
         }],
         unreachable: vec![],
         environment: Vec::new(),
@@ -546,6 +550,7 @@ fn new_services(n: u32, replicas: u32) -> Vec<Change> {
                 desired: Some(crate::plan::DesiredRef {
                     spec_hash: crate::placement::spec_hash(&spec),
                     spec: spec.clone(),
+                    digest: None,
                 }),
                 reason: crate::plan::Reason::New,
                 drift: false,

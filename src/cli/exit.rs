@@ -65,6 +65,7 @@ mod tests {
                 volumes: Vec::new(),
                 changes: Vec::new(),
                 blocked: Vec::new(),
+                available: Vec::new(),
             });
         }
         if unreachable {

@@ -34,6 +34,15 @@ pub enum Reason {
     ScaledDown,
     /// A removal: what a replace or a failed release left behind.
     Leftover(Leftover),
+    /// The spec is the same, but its image's tag names other bytes in the
+    /// registry than the container runs: `from` and `to` as the words show
+    /// them (`sha256:` and 12 hex digits; the full new digest is the
+    /// change's `desired.digest`).
+    TagMoved {
+        tag: String,
+        from: String,
+        to: String,
+    },
 }
 
 /// A container left by a replace or a failed release (named with one of
