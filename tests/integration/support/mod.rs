@@ -151,13 +151,14 @@ impl Bed {
         format!(
             "project: {project}\n\
              defaults:\n  user: root\n  identity_file: {key}\n\
-             settings:\n  known_hosts: {kh}\n  connect_timeout: 5s\n\
+             settings:\n  known_hosts: {kh}\n  connect_timeout: 5s\n{insecure}\
              hosts:\n\
              \x20 - name: edge-1\n    address: {a1}\n    secrets_dir: {s1}\n    labels: {{ role: web, zone: a }}\n\
              \x20 - name: edge-2\n    address: {a2}\n    secrets_dir: {s2}\n    labels: {{ role: web, zone: b }}\n\
              \x20 - name: edge-3\n    address: {a3}\n    secrets_dir: {s3}\n    labels: {{ role: worker, zone: b }}\n",
             key = self.get("BED_KEY"),
             kh = self.get("BED_KNOWN_HOSTS"),
+            insecure = self.insecure_registries(),
             a1 = self.addr("edge-1"),
             a2 = self.addr("edge-2"),
             a3 = self.addr("edge-3"),
@@ -165,6 +166,17 @@ impl Bed {
             s2 = self.secrets_dir("edge-2"),
             s3 = self.secrets_dir("edge-3"),
         )
+    }
+
+    /// `settings.insecure_registries` naming the bed's registries (plain
+    /// HTTP), as a berth.yaml line.
+    pub fn insecure_registries(&self) -> String {
+        let registries: Vec<String> = ["BED_REGISTRY", "BED_AUTH_REGISTRY"]
+            .iter()
+            .filter_map(|k| self.env.get(*k))
+            .map(|r| format!("\"{r}\""))
+            .collect();
+        format!("  insecure_registries: [{}]\n", registries.join(", "))
     }
 
     /// A throwaway repo whose berth.yaml is [`Bed::inventory`] for `project`.
