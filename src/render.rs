@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use crate::plan::{Action, Blocked, Change, Plan};
+use crate::plan::{Action, Blocked, Change, Plan, Reason};
 
 mod group;
 pub mod reason;
@@ -161,6 +161,11 @@ fn digest_line(out: &mut String, c: &Change) {
             );
         }
     }
+}
+
+/// A replace because the image's tag moved in the registry.
+fn tag_moved(c: &Change) -> bool {
+    matches!(c.reason, Reason::TagMoved { .. })
 }
 
 /// A moved tag the plan does not follow, in words.
@@ -325,24 +330,52 @@ pub fn markdown_within(plan: &Plan, budget: usize) -> String {
         s.push('\n');
         sections.push((drift.len(), s));
     }
+    // Tags that moved in the registry, apart from the commit's changes
+    // (like drift): those apply follows, and those it leaves as they run.
+    let moved: Vec<(&str, &Change)> = plan
+        .hosts
+        .iter()
+        .flat_map(|h| {
+            h.changes
+                .iter()
+                .filter(|c| tag_moved(c) && !grouped.has(c))
+                .map(move |c| (h.host.as_str(), c))
+        })
+        .collect();
     let available: Vec<(&str, &crate::plan::MovedTag)> = plan
         .hosts
         .iter()
         .flat_map(|h| h.available.iter().map(move |m| (h.host.as_str(), m)))
         .collect();
-    if !available.is_empty() {
+    if !moved.is_empty() || !available.is_empty() {
         let mut s = String::new();
-        let _ = writeln!(s, "#### Moved tags, not applied\n");
+        let _ = writeln!(s, "#### Tags that moved in the registry\n");
         let _ = writeln!(
             s,
-            "The registry has new bytes under these tags; the services' `pull_policy` keeps what runs.\n"
+            "New bytes under the same tag (not this commit's change); each service's `pull_policy` decides.\n"
         );
-        let _ = writeln!(s, "| host | container | image | runs | tag names now |");
-        let _ = writeln!(s, "|---|---|---|---|---|");
+        let _ = writeln!(
+            s,
+            "| host | container | image | runs | tag names now | apply will |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|");
+        for (host, c) in &moved {
+            if let Reason::TagMoved { from, to, .. } = &c.reason {
+                let _ = writeln!(
+                    s,
+                    "| `{host}` | `{}` | `{}` | `{from}…` | `{to}…` | replace |",
+                    label(c),
+                    c.desired
+                        .as_ref()
+                        .map(|d| d.spec.image.as_str())
+                        .unwrap_or_default()
+                );
+            }
+        }
         for (host, m) in &available {
             let _ = writeln!(
                 s,
-                "| `{host}` | `{}` | `{}` | `{}…` | `{}…` |",
+                "| `{host}` | `{}` | `{}` | `{}…` | `{}…` | nothing (`pull_policy` keeps what runs) |",
                 m.slot,
                 m.image,
                 crate::plan::digests::short(&m.from),
@@ -350,13 +383,13 @@ pub fn markdown_within(plan: &Plan, budget: usize) -> String {
             );
         }
         s.push('\n');
-        sections.push((available.len(), s));
+        sections.push((moved.len() + available.len(), s));
     }
     for host in &plan.hosts {
         let changes: Vec<&Change> = host
             .changes
             .iter()
-            .filter(|c| !c.drift && !grouped.has(c))
+            .filter(|c| !c.drift && !tag_moved(c) && !grouped.has(c))
             .collect();
         let names: Vec<String> = host
             .networks

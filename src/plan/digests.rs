@@ -405,6 +405,43 @@ mod tests {
         assert!(!follows(PullPolicy::Missing, true, "reg/app:latest", &have));
     }
 
+    /// Every format shows a moved tag apart from the commit's changes:
+    /// followed (a replace) or left as it runs (available).
+    #[test]
+    fn moved_tags_are_shown_apart() {
+        let followed = planned(PullPolicy::Always, true, Some(OLD));
+        let human = crate::render::human(&followed);
+        assert!(
+            human.contains("replace (tag v1 moved: sha256:aaaaaaaaaaaa… -> sha256:bbbbbbbbbbbb…)"),
+            "{human}"
+        );
+        assert!(
+            human.contains(&format!("      image = \"{IMAGE}\" (sha256:bbbbbbbbbbbb…)")),
+            "{human}"
+        );
+        let md = crate::render::markdown(&followed);
+        assert!(md.contains("#### Tags that moved in the registry"), "{md}");
+        assert!(
+            md.contains("| `sha256:aaaaaaaaaaaa…` | `sha256:bbbbbbbbbbbb…` | replace |"),
+            "{md}"
+        );
+
+        let kept = planned(PullPolicy::Missing, true, Some(OLD));
+        let human = crate::render::human(&kept);
+        assert!(
+            human.contains(&format!(
+                "  = web/site.1 {IMAGE} moved: sha256:aaaaaaaaaaaa… -> sha256:bbbbbbbbbbbb…, available, not applied"
+            )),
+            "{human}"
+        );
+        assert!(human.contains("No changes."), "{human}");
+        let md = crate::render::markdown(&kept);
+        assert!(
+            md.contains("nothing (`pull_policy` keeps what runs)"),
+            "{md}"
+        );
+    }
+
     #[test]
     fn an_unmoved_tag_plans_nothing() {
         let plan = planned(PullPolicy::Always, true, Some(NEW));

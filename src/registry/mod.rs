@@ -72,24 +72,39 @@ pub struct RegistryOptions {
 
 type Https = hyper_tls::HttpsConnector<HttpConnector>;
 
+/// TCP with the run's connect timeout, no Nagle delay.
+fn connector(opts: &RegistryOptions) -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(opts.connect_timeout));
+    http.set_nodelay(true);
+    http
+}
+
 /// A registry client for one run: one connection pool, shared by all the
-/// images it resolves.
+/// images it resolves. The TLS half is made on first use: a run that asks
+/// only plain-HTTP registries never loads the system's CA certificates.
 pub struct Resolver {
-    client: Client<Https, Full<Bytes>>,
+    http: Client<HttpConnector, Full<Bytes>>,
+    https: std::sync::OnceLock<Client<Https, Full<Bytes>>>,
     opts: RegistryOptions,
 }
 
 impl Resolver {
     pub fn new(opts: RegistryOptions) -> Resolver {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(opts.connect_timeout));
-        http.set_nodelay(true);
-        let https = hyper_tls::HttpsConnector::new_with_connector(http);
         Resolver {
-            client: Client::builder(TokioExecutor::new()).build(https),
+            http: Client::builder(TokioExecutor::new()).build(connector(&opts)),
+            https: std::sync::OnceLock::new(),
             opts,
         }
+    }
+
+    fn https(&self) -> &Client<Https, Full<Bytes>> {
+        self.https.get_or_init(|| {
+            let mut http = connector(&self.opts);
+            http.enforce_http(false);
+            Client::builder(TokioExecutor::new())
+                .build(hyper_tls::HttpsConnector::new_with_connector(http))
+        })
     }
 
     /// Every image of `images` (as written) to its digest, or one error
@@ -394,11 +409,12 @@ impl Resolver {
         read_body: bool,
         image: &str,
     ) -> anyhow::Result<Answer> {
-        let response = self
-            .client
-            .request(request)
-            .await
-            .map_err(|e| unreachable_error(target, image, &e))?;
+        let response = if target.base.starts_with("https://") {
+            self.https().request(request).await
+        } else {
+            self.http.request(request).await
+        }
+        .map_err(|e| unreachable_error(target, image, &e))?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = if read_body {

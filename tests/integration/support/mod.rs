@@ -234,6 +234,8 @@ impl Bed {
     }
 
     /// Containers of `project` on `host`: name -> (id, created, image, state).
+    /// The image is as the repo names it: the `berth.image` label of a
+    /// container created from its pinned digest, else what it was created from.
     pub fn containers(&self, host: &str, project: &str) -> BTreeMap<String, Container> {
         let out = self.docker_ok(
             host,
@@ -244,7 +246,7 @@ impl Bed {
                 "--filter",
                 &format!("label=berth.project={project}"),
                 "--format",
-                "{{.Names}}\t{{.ID}}\t{{.Image}}\t{{.State}}",
+                "{{.Names}}\t{{.ID}}\t{{.Image}}\t{{.State}}\t{{.Label \"berth.image\"}}",
             ],
         );
         out.lines()
@@ -259,7 +261,11 @@ impl Bed {
                     f[0].to_string(),
                     Container {
                         id: f[1].to_string(),
-                        image: f[2].to_string(),
+                        image: f
+                            .get(4)
+                            .filter(|tag| !tag.is_empty())
+                            .unwrap_or(&f[2])
+                            .to_string(),
                         state: f[3].to_string(),
                         created,
                     },
