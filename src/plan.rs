@@ -20,8 +20,7 @@ use crate::spec::{ContainerSpec, ImageRef, NetworkSpec, PullPolicy, VolumeSpec};
 pub mod digests;
 pub mod reason;
 
-pub use digests::MovedTag;
-pub use reason::{Blocker, Leftover, Reason};
+pub use reason::{Blocker, Leftover, MovedTag, Reason};
 
 pub const PLAN_FORMAT_VERSION: u32 = 1;
 

@@ -9,31 +9,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
-
-use super::{is_retired, Action, Change, CurrentContainer, Plan, Reason};
+use super::{is_retired, Action, Change, CurrentContainer, MovedTag, Plan, Reason};
 use crate::labels;
 use crate::observed::{HostObservation, ObservedContainer};
-use crate::placement::{DesiredContainer, DesiredState, Slot};
+use crate::placement::{DesiredContainer, DesiredState};
 use crate::spec::{ImageRef, PullPolicy};
 
 /// Hex digits of a digest the plan's words show.
 const SHOWN_HEX: usize = 12;
-
-/// A tag that moved in its registry under a running container whose
-/// service keeps what runs: reported, not applied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct MovedTag {
-    pub slot: Slot,
-    /// Engine-side container name.
-    pub name: String,
-    /// The image as the repo names it (`reg/app:2.1`).
-    pub image: String,
-    /// The digest the container runs.
-    pub from: String,
-    /// The digest the tag names now.
-    pub to: String,
-}
 
 /// `sha256:4f2c8a1b9e0d`: a digest as the plan's words show it.
 pub fn short(digest: &str) -> String {
@@ -265,7 +248,7 @@ fn pulls(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::placement::{spec_hash, DesiredHost};
+    use crate::placement::{spec_hash, DesiredHost, Slot};
     use crate::spec::ContainerSpec;
 
     const OLD: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
