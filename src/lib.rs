@@ -21,6 +21,7 @@ pub mod openpgp;
 pub mod ops;
 pub mod placement;
 pub mod plan;
+pub mod registry;
 pub mod render;
 pub mod report;
 pub mod secrets;

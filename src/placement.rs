@@ -520,6 +520,8 @@ mod tests {
                     docker_timeout: std::time::Duration::from_secs(120),
                     known_hosts: None,
                     ssh_config: None,
+                    insecure_registries: Default::default(),
+                    resolve_from: Default::default(),
                 },
                 recipients: Vec::new(),
                 compose: Default::default(),

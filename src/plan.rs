@@ -18,9 +18,10 @@ use crate::observed::{ContainerState, HostObservation, LiveSettings, ObservedCon
 use crate::placement::{CurrentPlacement, DesiredContainer, DesiredHost, DesiredState, Slot};
 use crate::spec::{ContainerSpec, ImageRef, NetworkSpec, PullPolicy, VolumeSpec};
 
+pub mod digests;
 pub mod reason;
 
-pub use reason::{Blocker, Leftover, Reason};
+pub use reason::{Blocker, Leftover, MovedTag, Reason};
 
 pub const PLAN_FORMAT_VERSION: u32 = 1;
 
@@ -84,6 +85,11 @@ pub struct HostPlan {
     /// host; apply refuses a plan that has any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blocked: Vec<Blocked>,
+    /// Tags that moved in their registry under running containers whose
+    /// `pull_policy` keeps what runs (`missing`, or a refresh policy not yet
+    /// due): shown, not applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub available: Vec<MovedTag>,
 }
 
 /// A wanted container that cannot be created, and why.
@@ -222,6 +228,12 @@ pub struct CurrentContainer {
 pub struct DesiredRef {
     pub spec: ContainerSpec,
     pub spec_hash: String,
+    /// The manifest digest `spec.image` was resolved to at plan time
+    /// (`sha256:…`): apply creates the container from `name@digest`. None
+    /// where tags are not resolved (`pull_policy: never`,
+    /// `settings.resolve_from: none`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -480,6 +492,7 @@ pub fn diff(
             volumes,
             changes,
             blocked,
+            available: Vec::new(),
         });
     }
 
@@ -752,6 +765,10 @@ pub struct SavedPlan {
     pub plan: Plan,
     /// Per host, the managed containers the plan was computed against.
     pub observed: BTreeMap<String, Vec<ObservedSummary>>,
+    /// Every image the plan resolved, as written -> the digest its tag
+    /// named then: applying is refused when one names another now.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub digests: BTreeMap<String, String>,
 }
 
 /// The part of an observed container that a plan depends on.
@@ -879,6 +896,7 @@ fn desired_ref(d: &DesiredContainer) -> DesiredRef {
     DesiredRef {
         spec: d.spec.clone(),
         spec_hash: d.spec_hash.clone(),
+        digest: None,
     }
 }
 

@@ -355,6 +355,7 @@ mod tests {
                 volumes: vec![],
                 changes: vec![],
                 blocked: vec![],
+                available: vec![],
             }],
             unreachable: if unreachable {
                 vec![crate::plan::UnreachableHost {

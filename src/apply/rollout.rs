@@ -471,6 +471,11 @@ async fn start_member<'a>(
     labels.insert(labels::REPLICA.into(), c.slot.replica.to_string());
     labels.insert(labels::SPEC_HASH.into(), desired.spec_hash.clone());
     labels.insert(labels::SPEC.into(), canonical_json(&desired.spec));
+    if let Some(digest) = &desired.digest {
+        // The engine creates from `name@digest`; the tag stays for people.
+        labels.insert(labels::IMAGE.into(), desired.spec.image.clone());
+        labels.insert(labels::IMAGE_DIGEST.into(), digest.clone());
+    }
 
     let old = c.current.as_ref();
     let old_running = old.is_some_and(|o| o.state == crate::observed::ContainerState::Running);

@@ -287,6 +287,7 @@ mod tests {
             networks: vec![],
             volumes: vec![],
             blocked: vec![],
+            available: vec![],
             changes,
         }
     }

@@ -67,6 +67,7 @@ fn one_change(action: Action, spec: crate::spec::ContainerSpec, current: Option<
                 desired: Some(crate::plan::DesiredRef {
                     spec_hash: crate::placement::spec_hash(&spec),
                     spec,
+                    digest: None,
                 }),
                 reason: crate::plan::Reason::New,
                 drift: false,
@@ -74,6 +75,7 @@ fn one_change(action: Action, spec: crate::spec::ContainerSpec, current: Option<
                 failed_before: None,
             }],
             blocked: vec![],
+            available: vec![],
         }],
         unreachable: vec![],
         environment: Vec::new(),
@@ -231,6 +233,7 @@ fn seed_replaces_to(
                 desired: Some(crate::plan::DesiredRef {
                     spec_hash: crate::placement::spec_hash(&spec),
                     spec,
+                    digest: None,
                 }),
                 reason: crate::plan::Reason::SpecChanged {
                     fields: vec!["image".into()],
@@ -256,6 +259,7 @@ fn rollout_plan(changes: Vec<Change>) -> Plan {
             volumes: vec![],
             changes,
             blocked: vec![],
+            available: vec![],
         }],
         unreachable: vec![],
         environment: Vec::new(),
@@ -547,6 +551,7 @@ fn new_services(n: u32, replicas: u32) -> Vec<Change> {
                 desired: Some(crate::plan::DesiredRef {
                     spec_hash: crate::placement::spec_hash(&spec),
                     spec: spec.clone(),
+                    digest: None,
                 }),
                 reason: crate::plan::Reason::New,
                 drift: false,
@@ -670,6 +675,7 @@ fn three_hosts() -> ThreeHosts {
             volumes: vec![],
             changes: vec![change],
             blocked: vec![],
+            available: vec![],
         });
         engines.insert(
             name.to_string(),

@@ -326,9 +326,12 @@ pub struct HostArgs {
     runtime_dir: PathBuf,
 
     /// The runner's Docker client config directory, as `docker login`
-    /// writes it: pulls send the registry credentials of DIR/config.json
-    /// (plain `auths`; credential helpers are not run) to the hosts' engines.
-    /// Default: ~/.docker.
+    /// writes it: the registry credentials of DIR/config.json (plain
+    /// `auths`; credential helpers are not run) resolve image tags to
+    /// digests at plan time, and pulls send them to the hosts' engines.
+    /// Registries are asked over HTTPS, plain HTTP only for those listed in
+    /// `settings.insecure_registries` of berth.yaml (`settings.resolve_from`
+    /// says who asks). Default: ~/.docker.
     #[arg(long, env = "DOCKER_CONFIG", value_name = "DIR")]
     docker_config: Option<PathBuf>,
 }

@@ -70,6 +70,7 @@ mod tests {
                 volumes: Vec::new(),
                 changes: Vec::new(),
                 blocked: Vec::new(),
+                available: Vec::new(),
             });
         }
         if unreachable {

@@ -57,6 +57,15 @@ pub trait Docker: Send + Sync {
     }
     /// Ensures the image is present (registry auth from the runner's Docker config).
     async fn pull(&self, image: &str) -> anyhow::Result<()>;
+    /// The manifest digest `image`'s tag names now in its registry, asked
+    /// by the engine (`/distribution/{name}/json`, registry auth from the
+    /// runner's Docker config): for `settings.resolve_from: host`.
+    async fn distribution_digest(&self, image: &str) -> anyhow::Result<String> {
+        anyhow::bail!(
+            "host `{}` cannot resolve image `{image}` to a digest through its engine",
+            self.host()
+        )
+    }
     async fn create_network(
         &self,
         spec: &NetworkSpec,
@@ -191,6 +200,9 @@ impl Docker for Host {
     }
     async fn pull(&self, image: &str) -> anyhow::Result<()> {
         self.docker.pull(image).await
+    }
+    async fn distribution_digest(&self, image: &str) -> anyhow::Result<String> {
+        self.docker.distribution_digest(image).await
     }
     async fn create_network(
         &self,

@@ -88,8 +88,10 @@ async fn on_fleet(
     // Until the plan runs, a failure leaves every host as it was.
     let unchanged = Error::at(Reach::NotChanged);
     let plan = match &opts.saved_plan {
-        Some(path) => super::saved_plan::verify(path, loaded, fleet, &opts.load.only_hosts),
-        None => super::stages::make_plan(loaded, fleet, &opts.load.only_hosts),
+        Some(path) => {
+            super::saved_plan::verify(path, loaded, fleet, &opts.load.only_hosts, &opts.hosts).await
+        }
+        None => super::stages::make_plan(loaded, fleet, &opts.load.only_hosts, &opts.hosts).await,
     }
     .map_err(&unchanged)?;
     refuse_rewind(loaded, fleet, opts.allow_rewind).map_err(&unchanged)?;

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::observed::ContainerState;
+use crate::placement::Slot;
 
 /// Why a container is created, replaced or removed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -46,6 +47,15 @@ pub enum Reason {
     ScaledDown,
     /// A removal: what a replace or a failed release left behind.
     Leftover(Leftover),
+    /// The spec is the same, but its image's tag names other bytes in the
+    /// registry than the container runs: `from` and `to` as the words show
+    /// them (`sha256:` and 12 hex digits; the full new digest is the
+    /// change's `desired.digest`).
+    TagMoved {
+        tag: String,
+        from: String,
+        to: String,
+    },
 }
 
 /// A container left by a replace or a failed release (named with one of
@@ -88,4 +98,19 @@ pub enum Blocker {
     /// A container berth does not manage (or of another project) has the
     /// wanted name: creating it would fail with a name conflict.
     NameTaken,
+}
+
+/// A tag that moved in its registry under a running container whose
+/// service keeps what runs: reported, not applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct MovedTag {
+    pub slot: Slot,
+    /// Engine-side container name.
+    pub name: String,
+    /// The image as the repo names it (`reg/app:2.1`).
+    pub image: String,
+    /// The digest the container runs.
+    pub from: String,
+    /// The digest the tag names now.
+    pub to: String,
 }

@@ -55,6 +55,7 @@ pub fn text(reason: &Reason) -> String {
             "record of a failed release the repo no longer asks for".into()
         }
         Reason::Leftover(Leftover::Other) => "leftover".into(),
+        Reason::TagMoved { tag, from, to } => format!("tag {tag} moved: {from}… -> {to}…"),
     }
 }
 
@@ -111,6 +112,15 @@ pub fn parse(words: &str, fields: &[String], failed: Option<&str>) -> Option<Rea
             .map(|v| v.strip_prefix('`')?.strip_suffix('`').map(str::to_string))
             .collect::<Option<Vec<String>>>()?;
         return Some(Reason::MovedLeavingData { volumes });
+    }
+    if let Some(moved) = words.strip_prefix("tag ") {
+        let (tag, digests) = moved.split_once(" moved: ")?;
+        let (from, to) = digests.split_once("… -> ")?;
+        return Some(Reason::TagMoved {
+            tag: tag.into(),
+            from: from.into(),
+            to: to.strip_suffix('…')?.into(),
+        });
     }
     let state = words
         .strip_prefix("container is ")?
@@ -181,6 +191,11 @@ mod tests {
             },
             Reason::MovedLeavingData {
                 volumes: vec!["a_x".into(), "a_y.z".into()],
+            },
+            Reason::TagMoved {
+                tag: "2.1".into(),
+                from: "sha256:aaaaaaaaaaaa".into(),
+                to: "sha256:bbbbbbbbbbbb".into(),
             },
         ]);
         for reason in all {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 
 use super::model::ComposeSettings;
-use super::model::{HostConfig, Inventory, Location, Settings, Transport};
+use super::model::{HostConfig, Inventory, Location, ResolveFrom, Settings, Transport};
 use super::read::{Cx, Field, Fields};
 use super::values::{is_name, is_slug, GoDuration};
 use super::yaml::Node;
@@ -136,6 +136,16 @@ pub(crate) struct RawSettings {
     pub ssh_config: Option<String>,
     #[serde(skip)]
     pub ssh_config_at: Option<Location>,
+    /// Registries (`host[:port]`, as in image names) that berth asks for
+    /// image digests over plain HTTP instead of HTTPS, like Docker's
+    /// `insecure-registries`. Default: none.
+    pub insecure_registries: Option<Vec<String>>,
+    /// Where image tags are resolved to digests at plan time: `runner` (the
+    /// machine running berth asks each registry, with the credentials of
+    /// its Docker config), `host` (the first host that runs the image asks
+    /// through its engine, over berth's connection), or `none` (tags are
+    /// not resolved nor pinned, and a moved tag goes unnoticed). Default `runner`.
+    pub resolve_from: Option<ResolveFrom>,
 }
 
 /// Secret settings.
@@ -244,6 +254,8 @@ pub(crate) const SETTINGS_KEYS: &[&str] = &[
     "ssh_config",
     "strict_variables",
     "environment_variables",
+    "insecure_registries",
+    "resolve_from",
 ];
 pub(crate) const HOST_KEYS: &[&str] = &[
     "name",
@@ -408,6 +420,26 @@ fn read_settings(cx: &mut Cx, node: &Node) -> Option<RawSettings> {
     if let Some(v) = fields.value("ssh_config") {
         raw.ssh_config = cx.string(v, "`settings.ssh_config`");
         raw.ssh_config_at = Some(cx.at(v));
+    }
+    if let Some(v) = fields.value("insecure_registries") {
+        raw.insecure_registries = cx.strings(v, "`settings.insecure_registries`");
+    }
+    if let Some(v) = fields.value("resolve_from") {
+        raw.resolve_from = match v.scalar() {
+            Some("runner") => Some(ResolveFrom::Runner),
+            Some("host") => Some(ResolveFrom::Host),
+            Some("none") => Some(ResolveFrom::None),
+            _ => {
+                cx.error(
+                    v,
+                    format!(
+                        "`settings.resolve_from` must be `runner`, `host` or `none`, found {}",
+                        v.describe()
+                    ),
+                );
+                None
+            }
+        };
     }
     Some(raw)
 }
@@ -820,6 +852,18 @@ pub(crate) fn validate(cx: &mut Cx, raw: RawInventory, root: &Path) -> Option<(S
                 .map_or(DEFAULT_DOCKER_TIMEOUT, |d| d.0),
             known_hosts,
             ssh_config,
+            insecure_registries: settings
+                .insecure_registries
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| {
+                    r.trim_start_matches("https://")
+                        .trim_start_matches("http://")
+                        .trim_end_matches('/')
+                        .to_string()
+                })
+                .collect(),
+            resolve_from: settings.resolve_from.unwrap_or_default(),
         },
         recipients,
         compose,

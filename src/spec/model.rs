@@ -52,6 +52,28 @@ pub struct Settings {
     /// The user's ssh config, honoured for aliases, ProxyJump, agents, users
     /// and ports; None: no ssh config at all (`-F /dev/null`).
     pub ssh_config: Option<PathBuf>,
+    /// Registries asked for digests over plain HTTP (`host[:port]`).
+    pub insecure_registries: std::collections::BTreeSet<String>,
+    /// Where tags are resolved to digests.
+    pub resolve_from: ResolveFrom,
+}
+
+/// Where image tags are resolved to digests at plan time
+/// (`settings.resolve_from`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ResolveFrom {
+    /// The machine running berth asks each registry (its Docker config's
+    /// credentials; plain HTTP only for `insecure_registries`).
+    #[default]
+    Runner,
+    /// A host that runs the image asks through its engine
+    /// (`/distribution/{name}/json`), over berth's connection.
+    Host,
+    /// Tags are not resolved: nothing is pinned, moved tags go unnoticed.
+    None,
 }
 
 /// How berth reaches a host's Docker Engine.
@@ -229,10 +251,9 @@ pub struct Service {
 /// creates or replaces on a host: `Missing` pulls an image the host lacks,
 /// `Every` also one the host last tagged longer ago than its period (as
 /// Compose's `mustPull`), `Always` pulls it whether or not the host has it,
-/// `Never` never pulls (and an image the host lacks stops the plan). A tag that
-/// moved in the registry does not by itself replace a container until
-/// plans resolve tags to digests: the load warns about that for `Always`
-/// and `Every`.
+/// `Never` never pulls (and an image the host lacks stops the plan). Whether
+/// a tag that moved in the registry replaces running containers is the
+/// plan's decision from the policy (`plan::digests::follows`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PullPolicy {
     /// `missing` (and its old spelling `if_not_present`): pull when the

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # berth multi-host test bed: three "hosts" on one machine, each a network
 # namespace with its own containerd + dockerd and its own OpenSSH sshd, plus
-# one image registry on the bridge, four test images pushed to it, and an SSH
-# bastion (a fourth sshd, no engine) for ProxyJump tests.
+# one image registry on the bridge, four test images pushed to it, a second
+# registry that wants credentials (htpasswd basic auth, one image), and an
+# SSH bastion (a fourth sshd, no engine) for ProxyJump tests.
 #
 #   tests/bed/testbed.sh up|down|status|env
 #   tests/bed/testbed.sh sshd-stop HOST|sshd-start HOST
 #   tests/bed/testbed.sh engine-stop HOST|engine-start HOST
 #   tests/bed/testbed.sh isolate HOST|unisolate HOST
-#   tests/bed/testbed.sh bastion-up
+#   tests/bed/testbed.sh bastion-up|authreg-up
 #   tests/bed/testbed.sh image-base [HOST]
 #   tests/bed/testbed.sh image-base-cache
 #   faults, for the fault-injection tests (each idempotent; `up` and `down`
@@ -18,7 +19,9 @@
 #   tests/bed/testbed.sh link-drop HOST|link-restore HOST
 #
 # Layout (fixed, one bed per machine):
-#   bridge berthbr0 10.77.0.1/24 in the root namespace (registry on :5000)
+#   bridge berthbr0 10.77.0.1/24 in the root namespace (registry on :5000,
+#     the registry with credentials on :5001: user and password in bed.env,
+#     Docker client configs with them right and wrong under BED_DIR/authreg)
 #   edge-N in netns berth-edge-N at 10.77.0.1N (veth bth-edge-N <-> eth0)
 #   bastion in netns berth-edge-bastion at 10.77.0.10 (veth bth-edge-b): sshd
 #     only, key auth with the bed's key, TCP forwarding allowed. Its names
@@ -38,7 +41,8 @@
 # `up` is idempotent: a healthy bed is left alone ("bed already up"); a
 # healthy bed without a working bastion (one made by an older copy of this
 # script) only gets its bastion (re)made, so a shared bed is never rebuilt for
-# it (`bastion-up` does just that step); anything else (half up, or left behind by a killed session: namespaces, bridge,
+# it (`bastion-up` does just that step; likewise a bed without the registry
+# with credentials only gets that, `authreg-up`); anything else (half up, or left behind by a killed session: namespaces, bridge,
 # iptables rule, mounts, stray processes) is torn down first, then the bed is
 # built fresh. Mutating commands hold a lock (flock on BED_DIR's parent
 # directory), so concurrent callers serialise. Daemons are started with
@@ -75,6 +79,12 @@ readonly ISOLATE_TAG=berth-isolate
 readonly REGISTRY="$GATEWAY:5000"
 readonly WEB_IMAGE="$REGISTRY/berth/web"
 readonly WORKER_IMAGE="$REGISTRY/berth/worker"
+# The registry with credentials (htpasswd, basic auth; plain HTTP like the
+# other). The password is the bed's own, for tests only.
+readonly AUTH_REGISTRY="$GATEWAY:5001"
+readonly AUTH_USER=berth
+readonly AUTH_PASSWORD=bed-registry-pass
+readonly AUTH_WEB_IMAGE="$AUTH_REGISTRY/berth/web"
 readonly PACKAGES_FOR=(
   # command-or-path:debian-package
   dockerd:docker.io
@@ -83,6 +93,7 @@ readonly PACKAGES_FOR=(
   ssh:openssh-client
   ssh-keygen:openssh-client
   docker-registry:docker-registry
+  htpasswd:apache2-utils
   ip:iproute2
   iptables:iptables
   curl:curl
@@ -109,6 +120,7 @@ KNOWN_BASTION_WRONG="$SSH_DIR/known_hosts.bastion-wrong"
 # ssh config for the bed's own ProxyJump check (tests write their own).
 JUMP_CONFIG="$SSH_DIR/jump_config"
 BASTION_DIR="$BED_DIR/bastion"
+AUTHREG_DIR="$BED_DIR/authreg"
 RUN_DIR="$BED_DIR/run"
 IMAGE_CACHE="${BERTH_IMAGE_CACHE:-/var/cache/berth-bed}"
 IMAGE_CACHE="${IMAGE_CACHE%/}"
@@ -451,7 +463,7 @@ teardown() {
     # dockerd first: it stops its containers (shutdown-timeout 3).
     stop_recorded TERM 8 dockerd_edge_1 dockerd_edge_2 dockerd_edge_3
     stop_recorded TERM 3 containerd_edge_1 containerd_edge_2 containerd_edge_3 \
-      sshd_edge_1 sshd_edge_2 sshd_edge_3 sshd_bastion registry
+      sshd_edge_1 sshd_edge_2 sshd_edge_3 sshd_bastion registry authreg
   fi
   sweep_processes
   remove_shim_sockets
@@ -547,7 +559,7 @@ write_host_configs() {
     d=$(host_dir "$h")
     cat >"$d/daemon.json" <<EOF
 {
-  "insecure-registries": ["$REGISTRY"],
+  "insecure-registries": ["$REGISTRY", "$AUTH_REGISTRY"],
   "deprecated-key-path": "$d/key.json",
   "storage-driver": "$driver",
   "shutdown-timeout": 3
@@ -618,6 +630,113 @@ http:
   addr: $REGISTRY
 EOF
   launch registry "$r/registry.log" docker-registry serve "$r/config.yml"
+}
+
+# ------------------------------------------------ registry with credentials ---
+
+start_authreg() {
+  local r="$AUTHREG_DIR"
+  mkdir -p "$r/data"
+  htpasswd -Bbn "$AUTH_USER" "$AUTH_PASSWORD" >"$r/htpasswd" 2>"$r/htpasswd.log" \
+    || fail_with_log "htpasswd failed" "$r/htpasswd.log"
+  cat >"$r/config.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: $r/data
+  delete:
+    enabled: true
+auth:
+  htpasswd:
+    realm: berth-bed
+    path: $r/htpasswd
+http:
+  addr: $AUTH_REGISTRY
+EOF
+  launch authreg "$r/registry.log" docker-registry serve "$r/config.yml"
+}
+
+# Up and asking for credentials.
+ping_authreg() {
+  [[ $(curl -s --max-time 2 -o /dev/null -w '%{http_code}' "http://$AUTH_REGISTRY/v2/") == 401 ]]
+}
+
+# Docker client configs (`--docker-config` directories) for the registry
+# with credentials: right, and with a wrong password.
+write_authreg_configs() {
+  local r="$AUTHREG_DIR" d pass
+  for d in docker-config docker-config-wrong; do
+    pass=$AUTH_PASSWORD
+    [[ $d == docker-config-wrong ]] && pass=not-the-password
+    mkdir -p "$r/$d"
+    printf '{"auths": {"%s": {"auth": "%s"}}}\n' "$AUTH_REGISTRY" \
+      "$(printf '%s:%s' "$AUTH_USER" "$pass" | base64 -w0)" >"$r/$d/config.json"
+  done
+}
+
+# web:v1 copied from the open registry to the one with credentials, through
+# edge-1's engine, which is left without either.
+push_authreg_image() {
+  local logf="$AUTHREG_DIR/push.log"
+  local docker=("$(docker_cli)" -H "unix://$(host_sock edge-1)")
+  export DOCKER_CONFIG="$AUTHREG_DIR/docker-config"
+  { "${docker[@]}" pull -q "$WEB_IMAGE:v1" \
+      && "${docker[@]}" tag "$WEB_IMAGE:v1" "$AUTH_WEB_IMAGE:v1" \
+      && "${docker[@]}" push -q "$AUTH_WEB_IMAGE:v1" \
+      && "${docker[@]}" rmi "$WEB_IMAGE:v1" "$AUTH_WEB_IMAGE:v1"; } >>"$logf" 2>&1 \
+    || fail_with_log "pushing $AUTH_WEB_IMAGE:v1 failed" "$logf"
+}
+
+authreg_env() {
+  echo "BED_AUTH_REGISTRY=$AUTH_REGISTRY"
+  echo "BED_AUTH_USER=$AUTH_USER"
+  echo "BED_AUTH_PASSWORD=$AUTH_PASSWORD"
+  echo "BED_AUTH_WEB_V1=$AUTH_WEB_IMAGE:v1"
+  echo "BED_AUTH_DOCKER_CONFIG=$AUTHREG_DIR/docker-config"
+  echo "BED_AUTH_DOCKER_CONFIG_WRONG=$AUTHREG_DIR/docker-config-wrong"
+}
+
+authreg_healthy() {
+  pid_is_ours "$(state_get pid_authreg)" && ping_authreg \
+    && grep -q '^BED_AUTH_REGISTRY=' "$ENV_FILE" 2>/dev/null \
+    && grep -qF "$AUTH_REGISTRY" "$(host_dir edge-1)/daemon.json"
+}
+
+# Adds the registry with credentials to a bed that is otherwise up: the
+# engines learn it is plain HTTP by a reload (SIGHUP re-reads
+# `insecure-registries`), nothing else is touched.
+add_authreg() {
+  local t h d pid tmp="$ENV_FILE.tmp"
+  t=$(now)
+  log "the bed is up but has no registry with credentials: making only that"
+  stop_recorded TERM 3 authreg
+  for h in "${HOSTS[@]}"; do
+    d=$(host_dir "$h")
+    if ! grep -qF "$AUTH_REGISTRY" "$d/daemon.json"; then
+      sed -i "s|\"$REGISTRY\"\]|\"$REGISTRY\", \"$AUTH_REGISTRY\"]|" "$d/daemon.json"
+      grep -qF "$AUTH_REGISTRY" "$d/daemon.json" || die "cannot add $AUTH_REGISTRY to $d/daemon.json"
+      pid=$(state_get "pid_dockerd_$(host_var "$h")")
+      if pid_is_ours "$pid"; then kill -HUP "$pid"; fi
+    fi
+  done
+  start_authreg
+  wait_for "registry with credentials" "$AUTHREG_DIR/registry.log" "$(state_get pid_authreg)" 30 ping_authreg
+  write_authreg_configs
+  # The engines' reload is quick but not instant.
+  sleep 0.5
+  push_authreg_image
+  {
+    grep -v '^BED_AUTH_' "$ENV_FILE" || true
+    authreg_env
+  } >"$tmp"
+  mv -f "$tmp" "$ENV_FILE"
+  echo "registry with credentials up in $(since "$t"): $AUTH_REGISTRY; env: $ENV_FILE"
 }
 
 start_containerd() {
@@ -1014,6 +1133,7 @@ write_env() {
     echo "BED_DOCKER_CLI=$(docker_cli)"
     echo "BED_SCRIPT=$(readlink -f "$0")"
     bastion_env
+    authreg_env
   } >"$tmp"
   mv -f "$tmp" "$ENV_FILE"
 }
@@ -1130,6 +1250,7 @@ cmd_up() {
     else
       add_bastion
     fi
+    authreg_healthy || add_authreg
     return 0
   fi
   ensure_packages
@@ -1157,6 +1278,8 @@ cmd_up() {
   t=$(now)
   log "daemons: registry, containerd + dockerd ($driver) + sshd per host"
   start_registry
+  start_authreg
+  write_authreg_configs
   for h in "${HOSTS[@]}"; do start_containerd "$h"; done
   for h in "${HOSTS[@]}"; do
     wait_for "containerd on $h" "$(host_dir "$h")/containerd.log" \
@@ -1165,6 +1288,7 @@ cmd_up() {
   done
   for h in "${HOSTS[@]}"; do start_sshd "$h"; done
   wait_for "registry" "$BED_DIR/registry/registry.log" "$(state_get pid_registry)" 30 ping_registry
+  wait_for "registry with credentials" "$AUTHREG_DIR/registry.log" "$(state_get pid_authreg)" 30 ping_authreg
   for h in "${HOSTS[@]}"; do wait_engine "$h"; done
   for h in "${HOSTS[@]}"; do wait_sshd "$h"; done
   log "bastion: sshd at $BASTION_ADDR"
@@ -1174,6 +1298,7 @@ cmd_up() {
   t=$(now)
   log "images: building and pushing to $REGISTRY"
   build_images
+  push_authreg_image
   t_build=$(since "$t")
 
   write_env
@@ -1211,6 +1336,16 @@ cmd_bastion_up() {
     log "bastion already up"
   else
     add_bastion
+  fi
+}
+
+cmd_authreg_up() {
+  need_bed
+  bed_healthy || die "the bed is not up: run \`$0 up\` (it makes this registry too)"
+  if authreg_healthy; then
+    log "registry with credentials already up"
+  else
+    add_authreg
   fi
 }
 
@@ -1325,8 +1460,7 @@ usage() {
   cat >&2 <<EOF
 usage: $0 up|down|status|env
        $0 sshd-stop HOST|sshd-start HOST|engine-stop HOST|engine-start HOST
-       $0 isolate HOST|unisolate HOST|bastion-up|image-base [HOST]|image-base-cache
-       $0 isolate HOST|unisolate HOST|bastion-up
+       $0 isolate HOST|unisolate HOST|bastion-up|authreg-up|image-base [HOST]|image-base-cache
        $0 registry-stop|registry-start|engine-restart HOST|sshd-restart HOST
        $0 link-drop HOST|link-restore HOST
 hosts: ${HOSTS[*]}; bed directory: $BED_DIR (BERTH_BED_DIR)
@@ -1340,7 +1474,7 @@ main() {
   check_bed_dir
   local cmd=$1; shift
   case "$cmd" in
-    up | down | sshd-stop | sshd-start | engine-stop | engine-start | isolate | unisolate | bastion-up \
+    up | down | sshd-stop | sshd-start | engine-stop | engine-start | isolate | unisolate | bastion-up | authreg-up \
       | registry-stop | registry-start | engine-restart | sshd-restart | link-drop | link-restore) take_lock ;;
   esac
   case "$cmd" in
@@ -1363,6 +1497,7 @@ main() {
     sshd-restart) (($# == 1)) || usage; cmd_sshd_restart "$1" ;;
     link-drop) (($# == 1)) || usage; cmd_link_drop "$1" ;;
     link-restore) (($# == 1)) || usage; cmd_link_restore "$1" ;;
+    authreg-up) (($# == 0)) || usage; cmd_authreg_up ;;
     *) usage ;;
   esac
 }

@@ -114,6 +114,25 @@ impl DockerEngine {
         }
     }
 
+    /// After a pull by digest of `name:tag@digest`, tags the pulled image
+    /// `name:tag` (the engine does not on a pull by digest), so the host
+    /// lists the tag as `docker pull` would and its `LastTagTime` says when
+    /// it was last refreshed. Nothing to do for a plain tag or digest.
+    async fn tag_pinned(&self, reference: &ImageRef) -> anyhow::Result<()> {
+        let (Some(tag), Some(digest)) = (&reference.tag, &reference.digest) else {
+            return Ok(());
+        };
+        let source = format!("{}@{digest}", reference.name);
+        let options = bollard::query_parameters::TagImageOptionsBuilder::default()
+            .repo(&reference.name)
+            .tag(tag)
+            .build();
+        self.docker
+            .tag_image(&source, Some(options))
+            .await
+            .map_err(|e| self.fail(format_args!("cannot tag image `{source}` as `{tag}`"), e))
+    }
+
     async fn network_exists(&self, name: &str) -> anyhow::Result<bool> {
         // The `name` filter matches substrings: compare exactly.
         let filters = HashMap::from([("name", vec![name])]);
@@ -217,6 +236,8 @@ impl Docker for DockerEngine {
         let images = images.map_err(|e| self.fail(&what, e))?;
 
         let mut observation = HostObservation::default();
+        // Container ID -> image ID, for the digests each one runs.
+        let mut image_ids: Vec<(String, String)> = Vec::new();
         for c in containers {
             let Some(id) = c.id else { continue };
             let name = c
@@ -231,6 +252,9 @@ impl Docker for DockerEngine {
                 continue;
             }
             self.remember(&id, &name);
+            if let Some(image_id) = &c.image_id {
+                image_ids.push((id.clone(), image_id.clone()));
+            }
             observation.containers.push(ObservedContainer {
                 id,
                 name,
@@ -269,6 +293,17 @@ impl Docker for DockerEngine {
             .unwrap_or_default()
             .into_iter()
             .map(|v| v.name)
+            .collect();
+        let digests_of: HashMap<&str, &Vec<String>> = images
+            .iter()
+            .filter(|i| !i.repo_digests.is_empty())
+            .map(|i| (i.id.as_str(), &i.repo_digests))
+            .collect();
+        observation.running_digests = image_ids
+            .iter()
+            .filter_map(|(container, image)| {
+                Some((container.clone(), digests_of.get(image.as_str())?.to_vec()))
+            })
             .collect();
         observation.images = images
             .into_iter()
@@ -333,7 +368,7 @@ impl Docker for DockerEngine {
             }
         }
         match first_error {
-            None => Ok(()),
+            None => self.tag_pinned(&reference).await,
             Some(DockerError::DockerStreamError { error }) => Err(anyhow!(
                 "{}: cannot pull image `{image}`: {}",
                 self.who,
@@ -341,6 +376,36 @@ impl Docker for DockerEngine {
             )),
             Some(err) => Err(self.fail(format_args!("cannot pull image `{image}`"), err)),
         }
+    }
+
+    /// Asks the engine which digest the tag names in its registry, with
+    /// the runner's credentials for that registry (as a pull sends them).
+    async fn distribution_digest(&self, image: &str) -> anyhow::Result<String> {
+        let reference = ImageRef::split(image);
+        if let Some(digest) = reference.digest {
+            return Ok(digest);
+        }
+        let credentials =
+            registry_credentials(self.docker_config.as_deref(), &reference.registry());
+        let name = format!(
+            "{}:{}",
+            reference.name,
+            reference.tag.as_deref().unwrap_or("latest")
+        );
+        let info = self
+            .docker
+            .inspect_registry_image(&name, credentials)
+            .await
+            .map_err(|e| {
+                self.fail(
+                    format_args!(
+                        "cannot resolve image `{image}` in registry `{}`",
+                        reference.registry()
+                    ),
+                    e,
+                )
+            })?;
+        Ok(info.descriptor.digest.unwrap_or_default())
     }
 
     /// Creates the network unless one of that name exists. The existence
@@ -398,6 +463,17 @@ impl Docker for DockerEngine {
                 ));
             }
         }
+        // The plan's pin: the engine runs `name@digest`, the tag stays in a label.
+        let pinned;
+        let spec = match labels.get(labels::IMAGE_DIGEST) {
+            Some(digest) => {
+                let mut s = spec.clone();
+                s.image = format!("{}@{digest}", ImageRef::split(&spec.image).name);
+                pinned = s;
+                &pinned
+            }
+            None => spec,
+        };
         let (body, more_networks) = create_body(spec, labels, &self.secrets_dir)
             .map_err(|e| anyhow!("{}: cannot create container `{name}`: {e}", self.who))?;
         let mut options = CreateContainerOptionsBuilder::default().name(name);

@@ -11,6 +11,7 @@
 
 mod compose;
 mod converge;
+mod digests;
 mod drift;
 mod faults;
 mod image;

@@ -135,11 +135,12 @@ fn ssh_config_reaches_a_host_only_through_a_bastion() -> Result<(), Failed> {
     let inventory = |edge2: &str, settings: &str| {
         format!(
             "project: {project}\n\
-             settings:\n  known_hosts: {kh}\n  connect_timeout: 5s\n{settings}\
+             settings:\n  known_hosts: {kh}\n  connect_timeout: 5s\n{insecure}{settings}\
              hosts:\n\
              \x20 - name: edge-1\n    address: {a1}\n    identity_file: {key}\n    secrets_dir: {s1}\n\
              \x20 - name: edge-2\n    address: {edge2}\n    secrets_dir: {s2}\n",
             kh = bed.get("BED_KNOWN_HOSTS"),
+            insecure = bed.insecure_registries(),
             a1 = bed.addr("edge-1"),
             key = bed.get("BED_KEY"),
             s1 = bed.secrets_dir("edge-1"),
