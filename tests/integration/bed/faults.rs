@@ -388,8 +388,10 @@ fn an_engine_restarted_mid_rollout_leaves_the_old_container_serving() -> Result<
     rel.converges(bed, project, &v2, &["edge-3"], false)
 }
 
-/// The registry is down while the hosts pull a new image: nothing is
-/// replaced anywhere, the error names the registry and the image.
+/// The registry is down for a new image: met where the plan resolves its
+/// tag, and (without resolution) while the hosts pull it. Either way
+/// nothing is replaced anywhere and the error names the registry and the
+/// image.
 #[test]
 fn a_registry_down_during_pulls_replaces_nothing() -> Result<(), Failed> {
     let bed = &Bed::take();
@@ -403,12 +405,44 @@ fn a_registry_down_during_pulls_replaces_nothing() -> Result<(), Failed> {
     let registry = bed.get("BED_WEB_V2");
     let (repository, _) = registry.rsplit_once(':').ok_or("image without a tag")?;
     let fresh = format!("{repository}:fault-{}", std::process::id());
+    // (Pulled first: on a bed just brought up, edge-1 may not hold v2 yet.)
+    bed.docker_ok("edge-1", &["pull", &bed.get("BED_WEB_V2")]);
     bed.docker_ok("edge-1", &["tag", &bed.get("BED_WEB_V2"), &fresh]);
     bed.docker_ok("edge-1", &["push", &fresh]);
     bed.docker_ok("edge-1", &["rmi", &fresh]);
 
     let fault = Fault::inject(bed, "registry-stop", "registry-start", None);
     rel.release(&fresh, "");
+    // Met first where the plan resolves the tag to its digest: the run ends
+    // before any host is touched, naming the registry and the image.
+    let started = Instant::now();
+    let run = rel.apply();
+    let took = started.elapsed();
+    rel.check_quiet(&run)?;
+    expect_code(&run, 1);
+    check!(took < Duration::from_secs(30), "took {took:?}\n{run}");
+    check!(
+        run.stderr.contains("10.77.0.1:5000") && run.stderr.contains(&fresh),
+        "{run}"
+    );
+    for host in HOSTS {
+        let s = slots(bed, host, project);
+        check!(
+            s == [("rel-web-1".to_string(), v1.clone(), "running".to_string())],
+            "{host} was changed: {s:?}"
+        );
+    }
+
+    // Without resolution (`resolve_from: none`) the fault meets the pulls.
+    let inventory = std::fs::read_to_string(rel.repo.path().join("berth.yaml"))?;
+    rel.repo.write(
+        "berth.yaml",
+        &inventory.replace(
+            "  keepalive: 1s\n",
+            "  keepalive: 1s\n  resolve_from: none\n",
+        ),
+    );
+    rel.repo.commit("resolve_from: none");
     let started = Instant::now();
     let run = rel.apply();
     let took = started.elapsed();
