@@ -60,6 +60,20 @@ pub struct HostObservation {
     /// so a plan can refuse a key the engine would reject before any change
     /// is made; None where unknown (the in-memory engine).
     pub api_version: Option<(usize, usize)>,
+    /// The project's config files on the host (see `hosts::config_files`);
+    /// None when not read (the project has no configs).
+    pub configs: Option<ConfigObservation>,
+}
+
+/// The config copies on a host, as its `sha256sum` reports them: what a
+/// plan compares with the repo's digests to find hand edits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigObservation {
+    /// `<stack>/<service>/<slug>/<version>` -> hex sha256 of its `data`.
+    pub store: BTreeMap<String, String>,
+    /// `.live/<stack>/<service>/<replica>/<dir>/<file>` -> (the version its
+    /// link points at, hex sha256 of the file it reaches).
+    pub live: BTreeMap<String, (String, String)>,
 }
 
 /// A container's live state, for health gates.

@@ -153,6 +153,15 @@ pub fn place(
                     service,
                     &base_hashes,
                 );
+                // Configs are mounted from this host's copies.
+                let spec = crate::spec::configs::with_mounts(
+                    spec,
+                    &project.name,
+                    &host,
+                    &stack.name,
+                    &service.name,
+                    slot.replica,
+                );
                 let desired = state.hosts.entry(host).or_default();
                 add_stack_resources(desired, stack, &spec);
                 desired.containers.push(DesiredContainer {
@@ -467,6 +476,8 @@ mod tests {
             },
             validate: Vec::new(),
             secrets: Vec::new(),
+            configs: Vec::new(),
+            reload: None,
             container_name: None,
             pull_policy: Default::default(),
             pull_policy_at: None,
@@ -509,6 +520,7 @@ mod tests {
                 networks: BTreeMap::new(),
                 volumes: BTreeMap::new(),
                 secrets: BTreeMap::new(),
+                configs: BTreeMap::new(),
                 resolution: Default::default(),
             }],
         }

@@ -17,6 +17,7 @@ use crate::observed::{ContainerState, HostObservation, LiveSettings, ObservedCon
 use crate::placement::{CurrentPlacement, DesiredContainer, DesiredHost, DesiredState, Slot};
 use crate::spec::{ContainerSpec, ImageRef, NetworkSpec, PullPolicy, VolumeSpec};
 
+pub mod configs;
 pub mod reason;
 
 pub use reason::{Blocker, Leftover, Reason};
@@ -102,6 +103,10 @@ pub enum Action {
     Create,
     Replace,
     Remove,
+    // A running container takes a changed config in place
+    // (`x-berth.reload`): no restart. (A plain comment: a doc comment
+    // would change the schema's shape of the enum.)
+    Reload,
 }
 
 /// One container-level change on one host.
@@ -125,6 +130,8 @@ pub struct Change {
     /// ID of the kept `.berth-failed` container when this very spec already
     /// failed its gates on this host: the plan says so instead of retrying blindly.
     pub failed_before: Option<String>,
+    /// The configs this change delivers anew, with their diffs.
+    pub configs: Vec<configs::ConfigDiff>,
 }
 
 impl Change {
@@ -168,6 +175,10 @@ struct ChangeJson {
     /// failed its gates on this host: the plan says so instead of retrying blindly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     failed_before: Option<String>,
+    /// The configs this change delivers anew (changed in the repo, or
+    /// edited on the host), with a diff of the host's copy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    configs: Vec<configs::ConfigDiff>,
 }
 
 impl From<Change> for ChangeJson {
@@ -182,6 +193,7 @@ impl From<Change> for ChangeJson {
             drift: c.drift,
             fields: c.fields,
             failed_before: c.failed_before,
+            configs: c.configs,
         }
     }
 }
@@ -200,6 +212,7 @@ impl TryFrom<ChangeJson> for Change {
             drift: c.drift,
             fields: c.fields,
             failed_before: c.failed_before,
+            configs: c.configs,
         };
         let paths: Vec<String> = change.fields.iter().map(|f| f.field.clone()).collect();
         change.reason =
@@ -258,7 +271,7 @@ impl Plan {
         self.hosts
             .iter()
             .flat_map(|h| &h.changes)
-            .filter(|c| c.action != Action::Remove)
+            .filter(|c| c.action != Action::Remove && c.action != Action::Reload)
             .filter_map(|c| Some((&c.slot.stack, c.desired.as_ref()?)))
             .flat_map(|(stack, d)| {
                 d.spec
@@ -376,10 +389,12 @@ pub fn diff(
                         drift: lost,
                         fields: Vec::new(),
                         failed_before: None,
+                        configs: Vec::new(),
                     });
                 }
                 Some(c) => {
-                    if let Some(change) = compare(d, c, commit_unchanged) {
+                    let change = compare(d, c, commit_unchanged);
+                    if let Some(change) = configs::review(change, d, c, have.configs.as_ref()) {
                         changes.push(change);
                     }
                 }
@@ -403,6 +418,7 @@ pub fn diff(
                 drift: false,
                 fields: Vec::new(),
                 failed_before: None,
+                configs: Vec::new(),
             });
         }
         changes.sort_by(|a, b| (&a.slot, a.action).cmp(&(&b.slot, b.action)));
@@ -432,6 +448,7 @@ pub fn diff(
                 drift: leftover != Leftover::Failed,
                 fields: Vec::new(),
                 failed_before: None,
+                configs: Vec::new(),
             });
         }
 
@@ -557,6 +574,7 @@ fn compare(d: &DesiredContainer, c: &ObservedContainer, commit_unchanged: bool) 
         drift: false,
         fields: Vec::new(),
         failed_before: None,
+        configs: Vec::new(),
     };
     if hash != Some(&d.spec_hash) {
         let old: Option<ContainerSpec> = c

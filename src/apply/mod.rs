@@ -34,6 +34,7 @@ mod host;
 mod outcome;
 pub mod policy;
 mod prepare;
+mod reload;
 mod rollout;
 pub mod schedule;
 #[cfg(test)]

@@ -20,7 +20,7 @@ use super::host::{Host, Hosts};
 use super::outcome::{record, ApplyReport, HostReport, RolloutReport, Step};
 use super::policy::{after_batch, allowed_failures, batch_size, Next};
 use super::schedule::{self, Schedule};
-use super::{gate, prepare};
+use super::{gate, prepare, reload};
 use crate::hosts::labels;
 use crate::placement::canonical_json;
 use crate::plan::{Action, Change, Plan, FAILED_SUFFIX, NEW_SUFFIX, RETIRED_SUFFIX};
@@ -131,6 +131,20 @@ pub async fn apply(
         }
     }
 
+    if ctx.prune_configs {
+        let pruned = plan.hosts.iter().filter_map(|hp| {
+            let engine = engines.get(&hp.host)?;
+            hosts.get(&hp.host)?;
+            Some(async move { (hp.host.clone(), reload::prune(engine.as_ref(), ctx).await) })
+        });
+        for (host, result) in join_all(pruned).await {
+            if let (Err(e), Some(r)) = (result, hosts.get_mut(&host)) {
+                tracing::warn!(%host, "{e:#}");
+                r.error.get_or_insert_with(|| format!("{e:#}"));
+            }
+        }
+    }
+
     ApplyReport {
         hosts: hosts.into_values().collect(),
         rollouts,
@@ -179,6 +193,8 @@ struct Started<'a> {
     new_id: String,
     old_id: Option<String>,
     old_was_running: bool,
+    /// A reload in place (no new container): how to put the old config back.
+    undo_reload: Option<reload::Undo>,
 }
 
 /// Rolls one service out over its members in batches (see
@@ -223,6 +239,17 @@ pub(super) async fn roll_out(
         let results = join_all(chunk.iter().map(|(host, c)| async move {
             let started = Instant::now();
             let result = match on.get(host) {
+                Some(h) if c.action == Action::Reload => reload::reload_member(h, c, policy, ctx)
+                    .await
+                    .map(|(waited, undo)| Started {
+                        host: h.name,
+                        waited,
+                        change: c,
+                        new_id: String::new(),
+                        old_id: None,
+                        old_was_running: true,
+                        undo_reload: Some(undo),
+                    }),
                 Some(h) => start_member(h, c, policy, ctx).await,
                 None => Err(anyhow!("no connection to host `{host}`")),
             };
@@ -230,10 +257,10 @@ pub(super) async fn roll_out(
         }))
         .await;
         for (host, c, started, result) in results {
-            let what = if c.action == Action::Create {
-                Step::Create
-            } else {
-                Step::Replace
+            let what = match c.action {
+                Action::Create => Step::Create,
+                Action::Reload => Step::Reload,
+                _ => Step::Replace,
             };
             let report = journal_of(&mut journal, host);
             match result {
@@ -245,6 +272,16 @@ pub(super) async fn roll_out(
                     done.push(s);
                 }
                 Err(e) => {
+                    if let Some(back) = e.downcast_ref::<reload::RolledBack>() {
+                        let failed = (!back.0).then(|| anyhow!("{back}"));
+                        record(
+                            report,
+                            Step::ReloadRollback,
+                            &c.name,
+                            started,
+                            failed.as_ref(),
+                        );
+                    }
                     let e = e.context(format!(
                         "host `{host}`: {what} of `{}` ({stack}/{service} replica {}) failed",
                         c.name, c.slot.replica
@@ -281,7 +318,10 @@ pub(super) async fn roll_out(
                 let results = join_all(chunk.iter().map(|s| async move {
                     let started = Instant::now();
                     let r = match on.get(s.host) {
-                        Some(h) => undo(h, s).await,
+                        Some(h) => match &s.undo_reload {
+                            Some(u) => reload::undo(h, s.change, u, policy).await,
+                            None => undo(h, s).await,
+                        },
                         None => Err(anyhow!("no connection to host `{}`", s.host)),
                     };
                     (s, started, r)
@@ -291,7 +331,11 @@ pub(super) async fn roll_out(
                     let report = journal_of(&mut journal, s.host);
                     record(
                         report,
-                        Step::Rollback,
+                        if s.undo_reload.is_some() {
+                            Step::ReloadRollback
+                        } else {
+                            Step::Rollback
+                        },
                         &s.change.name,
                         started,
                         r.as_ref().err(),
@@ -436,6 +480,7 @@ async fn start_member<'a>(
         new_id,
         old_id: old.map(|o| o.id.clone()),
         old_was_running: old_running,
+        undo_reload: None,
     })
 }
 

@@ -72,6 +72,7 @@ fn one_change(action: Action, spec: crate::spec::ContainerSpec, current: Option<
                 drift: false,
                 fields: vec![],
                 failed_before: None,
+                configs: Vec::new(),
             }],
             blocked: vec![],
         }],
@@ -102,6 +103,8 @@ fn context(plaintexts: &[(&str, &str)]) -> ApplyContext {
         )),
         secrets_dirs: BTreeMap::from([("h".to_string(), "/sec".to_string())]),
         prune_secrets: true,
+        configs: Default::default(),
+        prune_configs: false,
     }
 }
 
@@ -237,6 +240,7 @@ fn seed_replaces_to(
                 drift: false,
                 fields: vec![],
                 failed_before: None,
+                configs: Vec::new(),
             }
         })
         .collect()
@@ -551,6 +555,7 @@ fn new_services(n: u32, replicas: u32) -> Vec<Change> {
                 drift: false,
                 fields: vec![],
                 failed_before: None,
+                configs: Vec::new(),
             }
         })
         .collect()

@@ -49,6 +49,9 @@ pub struct FleetOptions {
     /// Images (in the engine's form) whose age a refresh `pull_policy`
     /// needs: each host that has one is asked when it last tagged it.
     pub aged_images: BTreeSet<String>,
+    /// Read the project's config copies on every host too (the project has
+    /// configs), in parallel with the engine's lists.
+    pub observe_configs: bool,
 }
 
 /// The run lock to take on every host.
@@ -148,11 +151,23 @@ impl Fleet {
         }
 
         let aged = &opts.aged_images;
+        let configs = opts.observe_configs;
         let observed: Vec<_> = stream::iter(fleet.engines.values().map(|engine| async move {
-            (
-                engine.host().to_string(),
-                observe(engine.as_ref(), project, aged).await,
-            )
+            let host = engine.host().to_string();
+            let result = if configs {
+                let dir = crate::spec::configs::project_dir(project, &host);
+                let (obs, files) = tokio::join!(
+                    observe(engine.as_ref(), project, aged),
+                    super::config_files::observe(engine.shell(), engine.who(), &dir)
+                );
+                obs.and_then(|mut obs| {
+                    obs.configs = Some(files?);
+                    Ok(obs)
+                })
+            } else {
+                observe(engine.as_ref(), project, aged).await
+            };
+            (host, result)
         }))
         .buffer_unordered(parallel)
         .collect()

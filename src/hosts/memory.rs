@@ -399,6 +399,7 @@ impl Docker for MemoryEngine {
             images: st.images.clone(),
             image_ages: BTreeMap::new(),
             api_version: None,
+            configs: None,
         })
     }
 

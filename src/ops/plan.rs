@@ -31,7 +31,10 @@ pub async fn plan(opts: &PlanOptions) -> Result<Planned, Error> {
         .await
         .map_err(Error::at(Reach::NotContacted))?;
     let fleet = super::stages::open_fleet(&loaded, &opts.load, &opts.hosts, None).await?;
-    let plan = super::stages::make_plan(&loaded, &fleet, &opts.load.only_hosts);
+    let mut plan = super::stages::make_plan(&loaded, &fleet, &opts.load.only_hosts);
+    if let Ok(plan) = &mut plan {
+        super::config_diffs::fill(plan, &loaded, &fleet).await;
+    }
     let observed = crate::plan::summarize(&fleet.observed);
     let rewound = super::stages::rewound(&loaded, &fleet);
     fleet.close().await;

@@ -34,6 +34,11 @@ pub enum Reason {
     ScaledDown,
     /// A removal: what a replace or a failed release left behind.
     Leftover(Leftover),
+    /// Configs changed in the repo, taken in place (`x-berth.reload`).
+    ConfigChanged { configs: Vec<String> },
+    /// Config copies on the host differ from the repo's bytes (edited by
+    /// hand, or removed): put back.
+    ConfigDrift { configs: Vec<String> },
 }
 
 /// A container left by a replace or a failed release (named with one of

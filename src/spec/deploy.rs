@@ -740,6 +740,29 @@ pub(crate) struct RawXBerth {
     /// `deploy.update_config.failure_action` (rollback by default).
     #[serde(default)]
     pub validate: Vec<RawCheck>,
+    /// Reload changed configs in place instead of replacing the container:
+    /// berth swaps the file the container sees, runs `check`, sends
+    /// `signal` (or runs `exec`), then the gates and `validate`; on a
+    /// failure it puts the old file back and reloads again.
+    // Read from the tree by `configs::read_reload`; here for the schema.
+    #[allow(dead_code)]
+    #[serde(default)]
+    pub reload: Option<RawReload>,
+}
+
+/// `x-berth.reload`: exactly one of `signal` and `exec`, and an optional `check`.
+#[derive(Debug, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Reload")]
+#[allow(dead_code)] // the schema's: `configs::read_reload` reads the tree
+pub(crate) struct RawReload {
+    /// A signal for the container's main process, e.g. `SIGHUP`.
+    pub signal: Option<String>,
+    /// A command run in the container to reload, e.g. `[nginx, -s, reload]`.
+    pub exec: Option<Vec<String>>,
+    /// A command run in the container against the new file before the
+    /// reload, e.g. `[nginx, -t]`; failing, the old file is put back.
+    pub check: Option<Vec<String>>,
 }
 
 /// One check: exactly one of `exec`, `http` or `tcp`.
@@ -812,7 +835,7 @@ pub(crate) struct RawTcp {
     pub port: u16,
 }
 
-pub(crate) const X_BERTH_KEYS: &[&str] = &["validate"];
+pub(crate) const X_BERTH_KEYS: &[&str] = &["validate", "reload"];
 const CHECK_KINDS: &[&str] = &["exec", "http", "tcp"];
 const CHECK_KEYS: &[&str] = &["exec", "http", "tcp", "timeout"];
 

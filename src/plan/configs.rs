@@ -1,0 +1,276 @@
+//! What the plan makes of configs (see `spec::configs`): a changed config
+//! replaces its readers, or reloads them when the service says
+//! `x-berth.reload`; a copy edited on the host is drift. Pure: decides
+//! from the desired spec, the container's labels and the digests the host
+//! reported of its copies.
+
+use serde::{Deserialize, Serialize};
+
+use super::{current_of, desired_ref, Action, Change, FieldChange, Reason};
+use crate::observed::{ConfigObservation, ObservedContainer};
+use crate::placement::DesiredContainer;
+use crate::spec::configs::{self, ConfigFileSpec, HOST_DIR};
+
+/// A config a change delivers, and how it differs from the host's copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ConfigDiff {
+    /// The config's name (`haproxy.cfg`; `./conf/x.conf` for a bind mount).
+    pub config: String,
+    /// `sha256:<hex>` of the host's copy; None when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_digest: Option<String>,
+    /// `sha256:<hex>` of the repo's.
+    pub new_digest: String,
+    /// Unified diff of the host's copy against the repo's (cut at
+    /// [`DIFF_LINES`] lines); None for a binary file or a directory, whose
+    /// digests say it, or when the host's copy could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+/// Longest diff a plan shows of one config.
+pub const DIFF_LINES: usize = 200;
+
+/// A changed config's field path: `configs.<name>.digest`.
+fn config_of(field: &str) -> Option<&str> {
+    field.strip_prefix("configs.")?.strip_suffix(".digest")
+}
+
+/// A mount of a delivered config: its host path moves with the version, so
+/// it says nothing the config's digest does not.
+fn is_config_mount(f: &FieldChange) -> bool {
+    f.field.starts_with("mounts")
+        && [&f.old, &f.new]
+            .iter()
+            .any(|v| v.as_deref().is_some_and(|v| v.contains(HOST_DIR)))
+}
+
+/// What the host has of a config a container reads: (what berth wrote,
+/// what is there now), as hex.
+fn on_host(
+    d: &DesiredContainer,
+    name: &str,
+    file: &ConfigFileSpec,
+    obs: &ConfigObservation,
+) -> Option<(String, String)> {
+    if file.reload {
+        let (dir, base) =
+            configs::live_dir(&d.slot.stack, &d.slot.service, d.slot.replica, &file.target);
+        let (version, hex) = obs.live.get(&format!("{dir}/{base}"))?;
+        Some((version.clone(), hex.clone()))
+    } else {
+        let dir = configs::store_dir(&d.slot.stack, &d.slot.service, name, file);
+        let hex = obs.store.get(&dir)?;
+        Some((configs::version(file), hex.clone()))
+    }
+}
+
+fn hex(digest: &str) -> &str {
+    digest.strip_prefix("sha256:").unwrap_or(digest)
+}
+
+/// Reviews what `compare` decided for a running container in the light of
+/// its configs: a spec that differs only in configs its service reloads is
+/// a reload (or nothing, when the live copies already have the repo's
+/// bytes); an unchanged spec whose copies were edited on the host is drift.
+pub(super) fn review(
+    change: Option<Change>,
+    d: &DesiredContainer,
+    c: &ObservedContainer,
+    obs: Option<&ConfigObservation>,
+) -> Option<Change> {
+    if d.spec.configs.is_empty() {
+        return change;
+    }
+    match change {
+        Some(mut change) if matches!(change.reason, Reason::SpecChanged { .. }) => {
+            change.fields.retain(|f| !is_config_mount(f));
+            let changed: Vec<String> = change
+                .fields
+                .iter()
+                .filter_map(|f| config_of(&f.field))
+                .map(str::to_string)
+                .collect();
+            let only_reloadable = !change.fields.is_empty()
+                && change.fields.iter().all(|f| {
+                    config_of(&f.field)
+                        .and_then(|n| d.spec.configs.get(n))
+                        .is_some_and(|f| f.reload)
+                });
+            if only_reloadable {
+                let Some(obs) = obs else {
+                    return Some(reload(change, d, changed, false, None));
+                };
+                let stale: Vec<String> = changed
+                    .iter()
+                    .filter(|n| {
+                        d.spec.configs.get(*n).is_none_or(|f| {
+                            on_host(d, n, f, obs).is_none_or(|(_, h)| h != hex(&f.digest))
+                        })
+                    })
+                    .cloned()
+                    .collect();
+                if stale.is_empty() {
+                    // Reloaded to the repo's bytes in an earlier run: the
+                    // container's labels keep the digest it was made with.
+                    return drift(d, c, obs);
+                }
+                return Some(reload(change, d, stale, false, Some(obs)));
+            }
+            change.reason = Reason::SpecChanged {
+                fields: change.fields.iter().map(|f| f.field.clone()).collect(),
+            };
+            change.configs = diffs(d, &changed, obs);
+            Some(change)
+        }
+        None => drift(d, c, obs?),
+        other => other,
+    }
+}
+
+/// A reload of `names` for a change whose spec differs only in them.
+fn reload(
+    mut change: Change,
+    d: &DesiredContainer,
+    names: Vec<String>,
+    drifted: bool,
+    obs: Option<&ConfigObservation>,
+) -> Change {
+    change.action = Action::Reload;
+    change
+        .fields
+        .retain(|f| config_of(&f.field).is_some_and(|n| names.iter().any(|x| x == n)));
+    change.configs = diffs(d, &names, obs);
+    change.reason = if drifted {
+        Reason::ConfigDrift { configs: names }
+    } else {
+        Reason::ConfigChanged { configs: names }
+    };
+    change.drift = drifted;
+    change
+}
+
+/// The configs of an up-to-date container whose host copies differ from
+/// the repo's bytes (edited by hand, or removed): a replace (or a reload)
+/// that puts them back.
+fn drift(d: &DesiredContainer, c: &ObservedContainer, obs: &ConfigObservation) -> Option<Change> {
+    let edited: Vec<String> = d
+        .spec
+        .configs
+        .iter()
+        .filter(|(name, f)| on_host(d, name, f, obs).is_none_or(|(_, h)| h != hex(&f.digest)))
+        .map(|(name, _)| name.clone())
+        .collect();
+    if edited.is_empty() {
+        return None;
+    }
+    let all_reload = edited
+        .iter()
+        .all(|n| d.spec.configs.get(n).is_some_and(|f| f.reload));
+    let fields = edited
+        .iter()
+        .map(|n| FieldChange {
+            field: format!("configs.{n}.digest"),
+            old: on_host(d, n, &d.spec.configs[n], obs).map(|(_, h)| format!("sha256:{h}")),
+            new: Some(d.spec.configs[n].digest.clone()),
+        })
+        .collect();
+    Some(Change {
+        action: if all_reload {
+            Action::Reload
+        } else {
+            Action::Replace
+        },
+        slot: d.slot.clone(),
+        name: d.name.clone(),
+        current: Some(current_of(c)),
+        desired: Some(desired_ref(d)),
+        configs: diffs(d, &edited, Some(obs)),
+        reason: Reason::ConfigDrift { configs: edited },
+        drift: true,
+        fields,
+        failed_before: None,
+    })
+}
+
+/// The diffs of `names`, digests only: `ops` fills in the text from the
+/// host's copies (I/O), see [`unified`].
+fn diffs(
+    d: &DesiredContainer,
+    names: &[String],
+    obs: Option<&ConfigObservation>,
+) -> Vec<ConfigDiff> {
+    names
+        .iter()
+        .filter_map(|n| {
+            let f = d.spec.configs.get(n)?;
+            Some(ConfigDiff {
+                config: n.clone(),
+                old_digest: obs
+                    .and_then(|o| on_host(d, n, f, o))
+                    .filter(|(_, h)| !h.is_empty())
+                    .map(|(_, h)| format!("sha256:{h}")),
+                new_digest: f.digest.clone(),
+                diff: None,
+            })
+        })
+        .collect()
+}
+
+/// Where the host keeps the copy of config `name` that a container of
+/// `slot` reads, below the project's directory, given the spec it reads it
+/// with (for a replace, the old container's): for diffs.
+pub fn host_copy(slot: &crate::placement::Slot, name: &str, file: &ConfigFileSpec) -> String {
+    if file.reload {
+        let (dir, base) = configs::live_dir(&slot.stack, &slot.service, slot.replica, &file.target);
+        format!("{dir}/{base}")
+    } else {
+        format!(
+            "{}/data",
+            configs::store_dir(&slot.stack, &slot.service, name, file)
+        )
+    }
+}
+
+/// A unified diff of `old` against `new`, cut at [`DIFF_LINES`] lines;
+/// None when either is not text.
+pub fn unified(name: &str, old: &[u8], new: &[u8]) -> Option<String> {
+    let old = std::str::from_utf8(old).ok()?;
+    let new = std::str::from_utf8(new).ok()?;
+    if old.contains('\0') || new.contains('\0') {
+        return None;
+    }
+    let diff = similar::TextDiff::from_lines(old, new);
+    let text = diff
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("{name} (host)"), &format!("{name} (repo)"))
+        .to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() > DIFF_LINES {
+        Some(format!(
+            "{}\n… {} more lines",
+            lines[..DIFF_LINES].join("\n"),
+            lines.len() - DIFF_LINES
+        ))
+    } else {
+        Some(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_unified_diff_names_the_file_and_is_cut() {
+        let diff = unified("httpd.conf", b".html:text/a\n", b".html:text/b\n").expect("text");
+        assert!(diff.contains("--- httpd.conf (host)"), "{diff}");
+        assert!(diff.contains("-.html:text/a"), "{diff}");
+        assert!(diff.contains("+.html:text/b"), "{diff}");
+        assert_eq!(unified("x", &[0, 1, 2], b"x"), None);
+        let long: String = (0..500).map(|i| format!("{i}\n")).collect();
+        let cut = unified("x", b"", long.as_bytes()).expect("text");
+        assert!(cut.ends_with("more lines"), "{cut}");
+    }
+}
