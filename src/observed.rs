@@ -71,9 +71,19 @@ pub struct HostObservation {
 pub struct ConfigObservation {
     /// `<stack>/<service>/<slug>/<version>` -> hex sha256 of its `data`.
     pub store: BTreeMap<String, String>,
-    /// `.live/<stack>/<service>/<replica>/<dir>/<file>` -> (the version its
-    /// link points at, hex sha256 of the file it reaches).
-    pub live: BTreeMap<String, (String, String)>,
+    /// `.live/<stack>/<service>/<replica>/<dir>/<file>` -> what it links.
+    pub live: BTreeMap<String, LiveCopy>,
+}
+
+/// A reloading container's config file on the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveCopy {
+    /// The version its link points at.
+    pub version: String,
+    /// Hex sha256 of the file the link reaches.
+    pub hex: String,
+    /// The version the container last reloaded (`-`: none recorded).
+    pub reloaded: String,
 }
 
 /// A container's live state, for health gates.

@@ -210,7 +210,11 @@ pub(super) async fn reload_member(
     }
     .await;
     match tried {
-        Ok(_) => Ok((started.elapsed(), undo)),
+        Ok(_) => {
+            host.op(config_files::mark(engine.shell(), engine.who(), &links))
+                .await?;
+            Ok((started.elapsed(), undo))
+        }
         Err(e) => {
             let back = put_back(host, &current.id, &undo, reload).await;
             if let Err(b) = &back {
@@ -255,7 +259,13 @@ async fn put_back(
     .await?;
     send(engine, id, reload)
         .await
-        .context("the previous config is back, but reloading it failed")
+        .context("the previous config is back, but reloading it failed")?;
+    host.op(config_files::mark(
+        engine.shell(),
+        engine.who(),
+        &undo.links,
+    ))
+    .await
 }
 
 /// Runs `command` in the container; a non-zero exit is an error with its output.

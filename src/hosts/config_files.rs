@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::shell::{quote, Shell};
-use crate::observed::ConfigObservation;
+use crate::observed::{ConfigObservation, LiveCopy};
 
 /// Longest a config delivery, swap or clean-up may take on a host.
 const CONFIG_TIMEOUT: Duration = Duration::from_secs(60);
@@ -120,6 +120,8 @@ pub fn deliver_script(versions: &[Version<'_>], links: &[Link]) -> Result<String
         );
     }
     script.push_str(&links_script(links)?);
+    // A container created after this reads these versions from its start.
+    script.push_str(&mark_script(links));
     script.push_str("trap - EXIT\n");
     Ok(script)
 }
@@ -162,6 +164,34 @@ fn links_script(links: &[Link]) -> Result<String, String> {
         );
     }
     Ok(script)
+}
+
+/// Records, per link, that the container reloaded the version it points
+/// at (`..berth/<file>/.reloaded`): a run killed between a swap and its
+/// reload leaves the two apart, and the next plan reloads again.
+fn mark_script(links: &[Link]) -> String {
+    let mut script = String::new();
+    for l in links {
+        let _ = writeln!(
+            script,
+            "c={live}/..berth/{name}; mkdir -p \"$c\"; printf '%s\\n' {version} > \"$c/.reloaded.tmp\"; mv -f \"$c/.reloaded.tmp\" \"$c/.reloaded\"",
+            live = quote(&l.live),
+            name = quote(&l.name),
+            version = quote(&l.version),
+        );
+    }
+    script
+}
+
+/// Records that the container behind each of `links` runs the version it
+/// points at (after a reload, or when it is created reading it).
+pub async fn mark(shell: &dyn Shell, who: &str, links: &[Link]) -> anyhow::Result<()> {
+    let script = format!("set -e\n{}", mark_script(links));
+    let (code, output) = shell.run(who, &script, None, CONFIG_TIMEOUT).await?;
+    if code != 0 {
+        anyhow::bail!("{who}: cannot record a config reload: {}", output.trim());
+    }
+    Ok(())
 }
 
 /// The stdin of [`deliver_script`]: every version's files, back to back.
@@ -231,7 +261,8 @@ fn parse_was(output: &str, n: usize) -> Vec<Option<String>> {
 }
 
 /// Lists the project's config copies under `project_dir` with their
-/// digests: `S <version dir> <hex>` and `L <live file> <version> <hex>`.
+/// digests: `S <version dir> <hex>` and `L <live file> <version> <hex>
+/// <version last reloaded, or ->`.
 pub fn observe_script(project_dir: &str) -> String {
     format!(
         r#"{DIGEST_FN}d={dir}
@@ -245,7 +276,8 @@ done
 [ -d .live ] || exit 0
 for f in .live/*/*/*/*/*; do
   [ -L "$f" ] || continue
-  echo "L $f $(readlink "$f" | sed 's|.*/||') $(digest "$f")"
+  r=$(cat "${{f%/*}}/..berth/${{f##*/}}/.reloaded" 2>/dev/null || true)
+  echo "L $f $(readlink "$f" | sed 's|.*/||') $(digest "$f") ${{r:--}}"
 done
 "#,
         dir = quote(project_dir)
@@ -264,13 +296,25 @@ pub fn parse_observation(output: &str) -> ConfigObservation {
             ["S", path] => {
                 obs.store.insert(path.to_string(), String::new());
             }
-            ["L", path, version, hex] => {
-                obs.live
-                    .insert(path.to_string(), (version.to_string(), hex.to_string()));
+            ["L", path, version, hex, reloaded] => {
+                obs.live.insert(
+                    path.to_string(),
+                    LiveCopy {
+                        version: version.to_string(),
+                        hex: hex.to_string(),
+                        reloaded: reloaded.to_string(),
+                    },
+                );
             }
-            ["L", path, version] => {
-                obs.live
-                    .insert(path.to_string(), (version.to_string(), String::new()));
+            ["L", path, version, reloaded] => {
+                obs.live.insert(
+                    path.to_string(),
+                    LiveCopy {
+                        version: version.to_string(),
+                        hex: String::new(),
+                        reloaded: reloaded.to_string(),
+                    },
+                );
             }
             _ => {}
         }
@@ -556,10 +600,13 @@ mod tests {
             .is_symlink());
         let (_, out, _) = run(&observe_script(&base), b"");
         let obs = parse_observation(&out);
+        let copy = &obs.live[".live/s/web/1/etc_app/app.conf"];
         assert_eq!(
-            obs.live[".live/s/web/1/etc_app/app.conf"],
-            ("v2".to_string(), hex(two))
+            (copy.version.as_str(), copy.hex.as_str()),
+            ("v2", hex(two).as_str())
         );
+        // Delivered with v1 (marked), swapped to v2 (not yet reloaded).
+        assert_eq!(copy.reloaded, "v1", "{out}");
         // Back to v1, from the live directory's own copy.
         let mut back = link("v1");
         back.from = None;

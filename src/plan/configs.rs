@@ -45,23 +45,24 @@ fn is_config_mount(f: &FieldChange) -> bool {
             .any(|v| v.as_deref().is_some_and(|v| v.contains(HOST_DIR)))
 }
 
-/// What the host has of a config a container reads: (what berth wrote,
-/// what is there now), as hex.
+/// What the host has of a config a container reads: (hex of the bytes
+/// there, whether the container runs them: false for a live link swapped
+/// by a run that was stopped before its reload).
 fn on_host(
     d: &DesiredContainer,
     name: &str,
     file: &ConfigFileSpec,
     obs: &ConfigObservation,
-) -> Option<(String, String)> {
+) -> Option<(String, bool)> {
     if file.reload {
         let (dir, base) =
             configs::live_dir(&d.slot.stack, &d.slot.service, d.slot.replica, &file.target);
-        let (version, hex) = obs.live.get(&format!("{dir}/{base}"))?;
-        Some((version.clone(), hex.clone()))
+        let copy = obs.live.get(&format!("{dir}/{base}"))?;
+        Some((copy.hex.clone(), copy.reloaded == copy.version))
     } else {
         let dir = configs::store_dir(&d.slot.stack, &d.slot.service, name, file);
         let hex = obs.store.get(&dir)?;
-        Some((configs::version(file), hex.clone()))
+        Some((hex.clone(), true))
     }
 }
 
@@ -105,7 +106,7 @@ pub(super) fn review(
                     .iter()
                     .filter(|n| {
                         d.spec.configs.get(*n).is_none_or(|f| {
-                            on_host(d, n, f, obs).is_none_or(|(_, h)| h != hex(&f.digest))
+                            on_host(d, n, f, obs).is_none_or(|(h, ran)| h != hex(&f.digest) || !ran)
                         })
                     })
                     .cloned()
@@ -152,26 +153,33 @@ fn reload(
 
 /// The configs of an up-to-date container whose host copies differ from
 /// the repo's bytes (edited by hand, or removed): a replace (or a reload)
-/// that puts them back.
+/// that puts them back. A live copy with the repo's bytes that its
+/// container never reloaded (a run stopped between the swap and the
+/// reload) is reloaded, and that is no drift.
 fn drift(d: &DesiredContainer, c: &ObservedContainer, obs: &ConfigObservation) -> Option<Change> {
-    let edited: Vec<String> = d
-        .spec
-        .configs
-        .iter()
-        .filter(|(name, f)| on_host(d, name, f, obs).is_none_or(|(_, h)| h != hex(&f.digest)))
-        .map(|(name, _)| name.clone())
-        .collect();
-    if edited.is_empty() {
+    let mut edited = false;
+    let mut names: Vec<String> = Vec::new();
+    for (name, f) in &d.spec.configs {
+        match on_host(d, name, f, obs) {
+            Some((h, true)) if h == hex(&f.digest) => {}
+            Some((h, false)) if h == hex(&f.digest) => names.push(name.clone()),
+            _ => {
+                edited = true;
+                names.push(name.clone());
+            }
+        }
+    }
+    if names.is_empty() {
         return None;
     }
-    let all_reload = edited
+    let all_reload = names
         .iter()
         .all(|n| d.spec.configs.get(n).is_some_and(|f| f.reload));
-    let fields = edited
+    let fields = names
         .iter()
         .map(|n| FieldChange {
             field: format!("configs.{n}.digest"),
-            old: on_host(d, n, &d.spec.configs[n], obs).map(|(_, h)| format!("sha256:{h}")),
+            old: on_host(d, n, &d.spec.configs[n], obs).map(|(h, _)| format!("sha256:{h}")),
             new: Some(d.spec.configs[n].digest.clone()),
         })
         .collect();
@@ -185,9 +193,13 @@ fn drift(d: &DesiredContainer, c: &ObservedContainer, obs: &ConfigObservation) -
         name: d.name.clone(),
         current: Some(current_of(c)),
         desired: Some(desired_ref(d)),
-        configs: diffs(d, &edited, Some(obs)),
-        reason: Reason::ConfigDrift { configs: edited },
-        drift: true,
+        configs: diffs(d, &names, Some(obs)),
+        reason: if edited {
+            Reason::ConfigDrift { configs: names }
+        } else {
+            Reason::ConfigChanged { configs: names }
+        },
+        drift: edited,
         fields,
         failed_before: None,
     })
@@ -208,8 +220,8 @@ fn diffs(
                 config: n.clone(),
                 old_digest: obs
                     .and_then(|o| on_host(d, n, f, o))
-                    .filter(|(_, h)| !h.is_empty())
-                    .map(|(_, h)| format!("sha256:{h}")),
+                    .filter(|(h, _)| !h.is_empty())
+                    .map(|(h, _)| format!("sha256:{h}")),
                 new_digest: f.digest.clone(),
                 diff: None,
             })
