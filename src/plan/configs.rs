@@ -273,6 +273,165 @@ pub fn unified(name: &str, old: &[u8], new: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observed::LiveCopy;
+    use crate::placement::{canonical_json, spec_hash, Slot};
+    use crate::spec::ContainerSpec;
+    use std::collections::BTreeMap;
+
+    const V1: &str = "sha256:1111111111111111aaaa";
+    const V2: &str = "sha256:2222222222222222bbbb";
+
+    fn spec(digest: &str, reload: bool) -> ContainerSpec {
+        let mut spec = ContainerSpec {
+            image: "reg/web:1".into(),
+            ..Default::default()
+        };
+        spec.configs.insert(
+            "httpd".into(),
+            ConfigFileSpec {
+                digest: digest.into(),
+                target: "/etc/httpd/httpd.conf".into(),
+                uid: "0".into(),
+                gid: "0".into(),
+                mode: configs::DEFAULT_MODE,
+                dir: false,
+                reload,
+            },
+        );
+        configs::with_mounts(spec, "p", "h", "s", "web", 1)
+    }
+
+    fn desired(spec: ContainerSpec) -> DesiredContainer {
+        DesiredContainer {
+            slot: Slot {
+                stack: "s".into(),
+                service: "web".into(),
+                replica: 1,
+            },
+            name: "s-web-1".into(),
+            spec_hash: spec_hash(&spec),
+            spec,
+            pull_policy: Default::default(),
+        }
+    }
+
+    fn running(spec: &ContainerSpec) -> ObservedContainer {
+        ObservedContainer {
+            id: "c1".into(),
+            name: "s-web-1".into(),
+            labels: BTreeMap::from([
+                (crate::labels::SPEC.to_string(), canonical_json(spec)),
+                (crate::labels::SPEC_HASH.to_string(), spec_hash(spec)),
+                (crate::labels::STACK.to_string(), "s".into()),
+                (crate::labels::SERVICE.to_string(), "web".into()),
+                (crate::labels::REPLICA.to_string(), "1".into()),
+            ]),
+            image: "reg/web:1".into(),
+            state: crate::observed::ContainerState::Running,
+            health: None,
+            created: 0,
+            live: None,
+        }
+    }
+
+    fn live(hex: &str, version: &str, reloaded: &str) -> ConfigObservation {
+        ConfigObservation {
+            store: BTreeMap::new(),
+            live: BTreeMap::from([(
+                ".live/s/web/1/etc_httpd/httpd.conf".to_string(),
+                LiveCopy {
+                    version: version.into(),
+                    hex: hex.into(),
+                    reloaded: reloaded.into(),
+                },
+            )]),
+        }
+    }
+
+    fn plan(
+        d: &DesiredContainer,
+        c: &ObservedContainer,
+        obs: &ConfigObservation,
+    ) -> Option<Change> {
+        review(super::super::compare(d, c, false), d, c, Some(obs))
+    }
+
+    #[test]
+    fn a_changed_reloadable_config_is_a_reload_until_the_host_runs_it() {
+        let old = spec(V1, true);
+        let c = running(&old);
+        let d = desired(spec(V2, true));
+        let h1 = hex(V1).to_string();
+        let h2 = hex(V2).to_string();
+        let change = plan(&d, &c, &live(&h1, "111111111111", "111111111111")).expect("a change");
+        assert_eq!(change.action, Action::Reload);
+        assert_eq!(
+            change.reason,
+            Reason::ConfigChanged {
+                configs: vec!["httpd".into()]
+            }
+        );
+        assert!(!change.drift);
+        assert_eq!(
+            change.configs[0].old_digest.as_deref(),
+            Some(&*format!("sha256:{h1}"))
+        );
+        // Swapped but never reloaded (a run killed in between): again.
+        let pending = plan(&d, &c, &live(&h2, "222222222222", "111111111111")).expect("pending");
+        assert_eq!(pending.action, Action::Reload);
+        // Reloaded: nothing, though the container's labels keep v1.
+        assert!(plan(&d, &c, &live(&h2, "222222222222", "222222222222")).is_none());
+    }
+
+    #[test]
+    fn a_hand_edited_copy_is_drift_and_a_changed_default_config_a_replace() {
+        let d = desired(spec(V1, true));
+        let c = running(&d.spec);
+        let h1 = hex(V1).to_string();
+        assert!(plan(&d, &c, &live(&h1, "111111111111", "111111111111")).is_none());
+        let edited = plan(&d, &c, &live("00ff", "111111111111", "111111111111")).expect("drift");
+        assert_eq!(edited.action, Action::Reload);
+        assert!(edited.drift);
+        assert_eq!(
+            edited.reason,
+            Reason::ConfigDrift {
+                configs: vec!["httpd".into()]
+            }
+        );
+
+        // Without `x-berth.reload`: a new digest replaces, named as a config.
+        let old = spec(V1, false);
+        let c = running(&old);
+        let d = desired(spec(V2, false));
+        let obs = ConfigObservation::default();
+        let change = plan(&d, &c, &obs).expect("a change");
+        assert_eq!(change.action, Action::Replace);
+        assert_eq!(
+            change.reason,
+            Reason::SpecChanged {
+                fields: vec!["configs.httpd.digest".into()]
+            },
+            "the mount's new host path is not a field of its own"
+        );
+        assert_eq!(
+            crate::render::reason::text(&change.reason),
+            "config httpd changed"
+        );
+        // Its version on the host edited by hand: drift, a replace.
+        let same = desired(spec(V1, false));
+        let c = running(&same.spec);
+        let dir = configs::store_dir("s", "web", "httpd", &same.spec.configs["httpd"]);
+        let mut obs = ConfigObservation::default();
+        obs.store.insert(dir.clone(), hex(V1).to_string());
+        assert!(plan(&same, &c, &obs).is_none());
+        obs.store.insert(dir, "00ff".into());
+        let drift = plan(&same, &c, &obs).expect("drift");
+        assert_eq!((drift.action, drift.drift), (Action::Replace, true));
+        assert_eq!(
+            crate::render::reason::text(&drift.reason),
+            "config httpd edited on the host"
+        );
+    }
 
     #[test]
     fn a_unified_diff_names_the_file_and_is_cut() {
