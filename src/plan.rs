@@ -394,7 +394,7 @@ pub fn diff(
                 }
                 Some(c) => {
                     let change = compare(d, c, commit_unchanged);
-                    if let Some(change) = configs::review(change, d, c, have.configs.as_ref()) {
+                    if let Some(change) = review_configs(change, d, c, have.configs.as_ref()) {
                         changes.push(change);
                     }
                 }
@@ -898,6 +898,153 @@ fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, Strin
         }
         other => out.push((prefix.to_string(), other.to_string())),
     }
+}
+
+// Configs (see `plan::configs`): a spec that differs only in configs its
+// service reloads is a reload; copies edited on a host are drift.
+use crate::observed::ConfigObservation;
+use configs::{config_of, diffs, hex as config_hex, is_config_mount, on_host as config_on_host};
+
+/// Reviews what `compare` decided for a running container in the light of
+/// its configs: a spec that differs only in configs its service reloads is
+/// a reload (or nothing, when the live copies already have the repo's
+/// bytes); an unchanged spec whose copies were edited on the host is drift.
+fn review_configs(
+    change: Option<Change>,
+    d: &DesiredContainer,
+    c: &ObservedContainer,
+    obs: Option<&ConfigObservation>,
+) -> Option<Change> {
+    if d.spec.configs.is_empty() {
+        return change;
+    }
+    match change {
+        Some(mut change) if matches!(change.reason, Reason::SpecChanged { .. }) => {
+            change
+                .fields
+                .retain(|f| !is_config_mount(&f.field, f.old.as_deref(), f.new.as_deref()));
+            let changed: Vec<String> = change
+                .fields
+                .iter()
+                .filter_map(|f| config_of(&f.field))
+                .map(str::to_string)
+                .collect();
+            let only_reloadable = !change.fields.is_empty()
+                && change.fields.iter().all(|f| {
+                    config_of(&f.field)
+                        .and_then(|n| d.spec.configs.get(n))
+                        .is_some_and(|f| f.reload)
+                });
+            if only_reloadable {
+                let Some(obs) = obs else {
+                    return Some(config_reload(change, d, changed, false, None));
+                };
+                let stale: Vec<String> = changed
+                    .iter()
+                    .filter(|n| {
+                        d.spec.configs.get(*n).is_none_or(|f| {
+                            config_on_host(d, n, f, obs)
+                                .is_none_or(|(h, ran)| h != config_hex(&f.digest) || !ran)
+                        })
+                    })
+                    .cloned()
+                    .collect();
+                if stale.is_empty() {
+                    // Reloaded to the repo's bytes in an earlier run: the
+                    // container's labels keep the digest it was made with.
+                    return config_drift(d, c, obs);
+                }
+                return Some(config_reload(change, d, stale, false, Some(obs)));
+            }
+            change.reason = Reason::SpecChanged {
+                fields: change.fields.iter().map(|f| f.field.clone()).collect(),
+            };
+            change.configs = diffs(d, &changed, obs);
+            Some(change)
+        }
+        None => config_drift(d, c, obs?),
+        other => other,
+    }
+}
+
+/// A reload of `names` for a change whose spec differs only in them.
+fn config_reload(
+    mut change: Change,
+    d: &DesiredContainer,
+    names: Vec<String>,
+    drifted: bool,
+    obs: Option<&ConfigObservation>,
+) -> Change {
+    change.action = Action::Reload;
+    change
+        .fields
+        .retain(|f| config_of(&f.field).is_some_and(|n| names.iter().any(|x| x == n)));
+    change.configs = diffs(d, &names, obs);
+    change.reason = if drifted {
+        Reason::ConfigDrift { configs: names }
+    } else {
+        Reason::ConfigChanged { configs: names }
+    };
+    change.drift = drifted;
+    change
+}
+
+/// The configs of an up-to-date container whose host copies differ from
+/// the repo's bytes (edited by hand, or removed): a replace (or a reload)
+/// that puts them back. A live copy with the repo's bytes that its
+/// container never reloaded (a run stopped between the swap and the
+/// reload) is reloaded, and that is no drift.
+fn config_drift(
+    d: &DesiredContainer,
+    c: &ObservedContainer,
+    obs: &ConfigObservation,
+) -> Option<Change> {
+    let mut edited = false;
+    let mut names: Vec<String> = Vec::new();
+    for (name, f) in &d.spec.configs {
+        match config_on_host(d, name, f, obs) {
+            Some((h, true)) if h == config_hex(&f.digest) => {}
+            Some((h, false)) if h == config_hex(&f.digest) => names.push(name.clone()),
+            _ => {
+                edited = true;
+                names.push(name.clone());
+            }
+        }
+    }
+    if names.is_empty() {
+        return None;
+    }
+    let all_reload = names
+        .iter()
+        .all(|n| d.spec.configs.get(n).is_some_and(|f| f.reload));
+    let fields = names
+        .iter()
+        .map(|n| FieldChange {
+            field: format!("configs.{n}.digest"),
+            old: config_on_host(d, n, &d.spec.configs[n], obs).map(|(h, _)| format!("sha256:{h}")),
+            new: Some(d.spec.configs[n].digest.clone()),
+        })
+        .collect();
+    Some(Change {
+        action: if all_reload {
+            Action::Reload
+        } else {
+            Action::Replace
+        },
+        slot: d.slot.clone(),
+        name: d.name.clone(),
+        current: Some(current_of(c)),
+        desired: Some(desired_ref(d)),
+        configs: diffs(d, &names, Some(obs)),
+        reason: if edited {
+            Reason::ConfigDrift { configs: names }
+        } else {
+            Reason::ConfigChanged { configs: names }
+        },
+        drift: edited,
+        fields,
+        failed_before: None,
+    })
 }
 
 #[cfg(test)]

@@ -6,8 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{current_of, desired_ref, Action, Change, FieldChange, Reason};
-use crate::observed::{ConfigObservation, ObservedContainer};
+use crate::observed::ConfigObservation;
 use crate::placement::DesiredContainer;
 use crate::spec::configs::{self, ConfigFileSpec, HOST_DIR};
 
@@ -32,23 +31,23 @@ pub struct ConfigDiff {
 pub const DIFF_LINES: usize = 200;
 
 /// A changed config's field path: `configs.<name>.digest`.
-fn config_of(field: &str) -> Option<&str> {
+pub(crate) fn config_of(field: &str) -> Option<&str> {
     field.strip_prefix("configs.")?.strip_suffix(".digest")
 }
 
 /// A mount of a delivered config: its host path moves with the version, so
 /// it says nothing the config's digest does not.
-fn is_config_mount(f: &FieldChange) -> bool {
-    f.field.starts_with("mounts")
-        && [&f.old, &f.new]
+pub(crate) fn is_config_mount(field: &str, old: Option<&str>, new: Option<&str>) -> bool {
+    field.starts_with("mounts")
+        && [old, new]
             .iter()
-            .any(|v| v.as_deref().is_some_and(|v| v.contains(HOST_DIR)))
+            .any(|v| v.is_some_and(|v| v.contains(HOST_DIR)))
 }
 
 /// What the host has of a config a container reads: (hex of the bytes
 /// there, whether the container runs them: false for a live link swapped
 /// by a run that was stopped before its reload).
-fn on_host(
+pub(crate) fn on_host(
     d: &DesiredContainer,
     name: &str,
     file: &ConfigFileSpec,
@@ -66,148 +65,13 @@ fn on_host(
     }
 }
 
-fn hex(digest: &str) -> &str {
+pub(crate) fn hex(digest: &str) -> &str {
     digest.strip_prefix("sha256:").unwrap_or(digest)
-}
-
-/// Reviews what `compare` decided for a running container in the light of
-/// its configs: a spec that differs only in configs its service reloads is
-/// a reload (or nothing, when the live copies already have the repo's
-/// bytes); an unchanged spec whose copies were edited on the host is drift.
-pub(super) fn review(
-    change: Option<Change>,
-    d: &DesiredContainer,
-    c: &ObservedContainer,
-    obs: Option<&ConfigObservation>,
-) -> Option<Change> {
-    if d.spec.configs.is_empty() {
-        return change;
-    }
-    match change {
-        Some(mut change) if matches!(change.reason, Reason::SpecChanged { .. }) => {
-            change.fields.retain(|f| !is_config_mount(f));
-            let changed: Vec<String> = change
-                .fields
-                .iter()
-                .filter_map(|f| config_of(&f.field))
-                .map(str::to_string)
-                .collect();
-            let only_reloadable = !change.fields.is_empty()
-                && change.fields.iter().all(|f| {
-                    config_of(&f.field)
-                        .and_then(|n| d.spec.configs.get(n))
-                        .is_some_and(|f| f.reload)
-                });
-            if only_reloadable {
-                let Some(obs) = obs else {
-                    return Some(reload(change, d, changed, false, None));
-                };
-                let stale: Vec<String> = changed
-                    .iter()
-                    .filter(|n| {
-                        d.spec.configs.get(*n).is_none_or(|f| {
-                            on_host(d, n, f, obs).is_none_or(|(h, ran)| h != hex(&f.digest) || !ran)
-                        })
-                    })
-                    .cloned()
-                    .collect();
-                if stale.is_empty() {
-                    // Reloaded to the repo's bytes in an earlier run: the
-                    // container's labels keep the digest it was made with.
-                    return drift(d, c, obs);
-                }
-                return Some(reload(change, d, stale, false, Some(obs)));
-            }
-            change.reason = Reason::SpecChanged {
-                fields: change.fields.iter().map(|f| f.field.clone()).collect(),
-            };
-            change.configs = diffs(d, &changed, obs);
-            Some(change)
-        }
-        None => drift(d, c, obs?),
-        other => other,
-    }
-}
-
-/// A reload of `names` for a change whose spec differs only in them.
-fn reload(
-    mut change: Change,
-    d: &DesiredContainer,
-    names: Vec<String>,
-    drifted: bool,
-    obs: Option<&ConfigObservation>,
-) -> Change {
-    change.action = Action::Reload;
-    change
-        .fields
-        .retain(|f| config_of(&f.field).is_some_and(|n| names.iter().any(|x| x == n)));
-    change.configs = diffs(d, &names, obs);
-    change.reason = if drifted {
-        Reason::ConfigDrift { configs: names }
-    } else {
-        Reason::ConfigChanged { configs: names }
-    };
-    change.drift = drifted;
-    change
-}
-
-/// The configs of an up-to-date container whose host copies differ from
-/// the repo's bytes (edited by hand, or removed): a replace (or a reload)
-/// that puts them back. A live copy with the repo's bytes that its
-/// container never reloaded (a run stopped between the swap and the
-/// reload) is reloaded, and that is no drift.
-fn drift(d: &DesiredContainer, c: &ObservedContainer, obs: &ConfigObservation) -> Option<Change> {
-    let mut edited = false;
-    let mut names: Vec<String> = Vec::new();
-    for (name, f) in &d.spec.configs {
-        match on_host(d, name, f, obs) {
-            Some((h, true)) if h == hex(&f.digest) => {}
-            Some((h, false)) if h == hex(&f.digest) => names.push(name.clone()),
-            _ => {
-                edited = true;
-                names.push(name.clone());
-            }
-        }
-    }
-    if names.is_empty() {
-        return None;
-    }
-    let all_reload = names
-        .iter()
-        .all(|n| d.spec.configs.get(n).is_some_and(|f| f.reload));
-    let fields = names
-        .iter()
-        .map(|n| FieldChange {
-            field: format!("configs.{n}.digest"),
-            old: on_host(d, n, &d.spec.configs[n], obs).map(|(h, _)| format!("sha256:{h}")),
-            new: Some(d.spec.configs[n].digest.clone()),
-        })
-        .collect();
-    Some(Change {
-        action: if all_reload {
-            Action::Reload
-        } else {
-            Action::Replace
-        },
-        slot: d.slot.clone(),
-        name: d.name.clone(),
-        current: Some(current_of(c)),
-        desired: Some(desired_ref(d)),
-        configs: diffs(d, &names, Some(obs)),
-        reason: if edited {
-            Reason::ConfigDrift { configs: names }
-        } else {
-            Reason::ConfigChanged { configs: names }
-        },
-        drift: edited,
-        fields,
-        failed_before: None,
-    })
 }
 
 /// The diffs of `names`, digests only: `ops` fills in the text from the
 /// host's copies (I/O), see [`unified`].
-fn diffs(
+pub(crate) fn diffs(
     d: &DesiredContainer,
     names: &[String],
     obs: Option<&ConfigObservation>,
@@ -273,8 +137,9 @@ pub fn unified(name: &str, old: &[u8], new: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observed::LiveCopy;
+    use crate::observed::{LiveCopy, ObservedContainer};
     use crate::placement::{canonical_json, spec_hash, Slot};
+    use crate::plan::{Action, Change, Reason};
     use crate::spec::ContainerSpec;
     use std::collections::BTreeMap;
 
@@ -353,7 +218,7 @@ mod tests {
         c: &ObservedContainer,
         obs: &ConfigObservation,
     ) -> Option<Change> {
-        review(super::super::compare(d, c, false), d, c, Some(obs))
+        super::super::review_configs(super::super::compare(d, c, false), d, c, Some(obs))
     }
 
     #[test]

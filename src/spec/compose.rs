@@ -10,7 +10,7 @@
 //! keys are ignored at the top level, where Compose files keep anchors.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use super::decls::Decls;
 use super::model::{
@@ -533,23 +533,7 @@ fn read_secrets(
     out
 }
 
-/// `path` (relative to the stack's directory) as a path relative to the repo
-/// root, or None when it is absolute or climbs out of the repo.
-pub(crate) fn repo_relative(stack_dir: &Path, path: &str) -> Option<PathBuf> {
-    let joined = stack_dir.join(path);
-    let mut out: Vec<&std::ffi::OsStr> = Vec::new();
-    for component in joined.components() {
-        match component {
-            Component::Normal(part) => out.push(part),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop()?;
-            }
-            Component::RootDir | Component::Prefix(_) => return None,
-        }
-    }
-    Some(out.iter().collect())
-}
+pub(crate) use super::values::repo_relative;
 
 /// `depends_on` must name services of the same stack and must not loop.
 fn check_depends_on(cx: &mut Cx, drafts: &mut [ServiceDraft], stack: &str) {

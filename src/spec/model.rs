@@ -95,7 +95,7 @@ pub struct Stack {
     pub secrets: BTreeMap<String, SecretSpec>,
     /// Configs declared by the stack (key as written) and the repo-relative
     /// bind mounts its services use: repo bytes delivered to the hosts.
-    pub configs: BTreeMap<String, super::configs::ConfigSpec>,
+    pub configs: BTreeMap<String, super::config_types::ConfigSpec>,
     /// How the Compose file was resolved: the other files read, where each
     /// variable came from, per-host containers from host variables.
     pub resolution: Resolution,
@@ -198,10 +198,10 @@ pub struct Service {
     pub secrets: Vec<SecretRef>,
     /// Configs the service reads (`configs:` and repo-relative binds),
     /// sorted by target; turned into `container.configs` at load.
-    pub configs: Vec<super::configs::ConfigRef>,
+    pub configs: Vec<super::config_types::ConfigRef>,
     /// `x-berth.reload`: a changed config is reloaded in place instead of
     /// replacing the container.
-    pub reload: Option<super::configs::ReloadSpec>,
+    pub reload: Option<super::config_types::ReloadSpec>,
     /// `container_name`: the engine-side name of the service's one container
     /// per host, instead of `<stack>-<service>-<replica>`. Validation makes
     /// sure no host runs two replicas of it.
@@ -501,7 +501,7 @@ pub struct ContainerSpec {
     /// digest of the repo's bytes, so a change replaces (or reloads) exactly
     /// the readers. The mounts themselves are in `mounts`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub configs: BTreeMap<String, super::configs::ConfigFileSpec>,
+    pub configs: BTreeMap<String, super::config_types::ConfigFileSpec>,
     /// Fixed addresses (`networks.<n>.ipv4_address`, `ipv6_address`), by
     /// engine-side network name; each is inside the network's declared
     /// subnet, and validation allows one container of the service per host.
