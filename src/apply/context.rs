@@ -54,4 +54,6 @@ pub struct ApplyContext {
     /// Remove config versions no container reads any more, after the
     /// rollouts (the project has or had configs).
     pub prune_configs: bool,
+    /// Set when the run is asked to stop (a signal): no new batch starts.
+    pub stop: super::stop::Stop,
 }

@@ -34,9 +34,12 @@ mod host;
 mod outcome;
 pub mod policy;
 mod prepare;
+#[cfg(test)]
+mod properties;
 mod reload;
 mod rollout;
 pub mod schedule;
+mod stop;
 #[cfg(test)]
 mod tests;
 
@@ -44,5 +47,8 @@ mod tests;
 // never through these, so no file imports its parent.
 pub use context::{ApplyContext, ServicePolicy, HOST_OPERATIONS};
 pub use gate::{readiness, wait_ready, Readiness};
-pub use outcome::{ApplyReport, HostReport, RolloutOutcome, RolloutReport, Step, StepReport};
+pub use outcome::{
+    ApplyReport, HostOutcome, HostReport, RolloutOutcome, RolloutReport, Step, StepReport,
+};
 pub use rollout::apply;
+pub use stop::Stop;

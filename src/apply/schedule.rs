@@ -288,6 +288,7 @@ mod tests {
             networks: vec![],
             volumes: vec![],
             blocked: vec![],
+            available: vec![],
             changes,
         }
     }

@@ -38,7 +38,7 @@ async fn connect_local(
     opts: &ConnectOptions,
 ) -> anyhow::Result<Box<dyn Engine>> {
     let who = who(host);
-    let docker = docker::open(&host.docker_socket, opts.connect_timeout)
+    let docker = docker::open(&host.docker_socket, opts.connect_timeout, opts.docker_timeout)
         .await
         .map_err(|e| match e {
             OpenError::NotAnswering(detail) => failure(
@@ -77,7 +77,13 @@ fn too_old(who: &str, version: &str) -> anyhow::Error {
 async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result<Box<dyn Engine>> {
     let who = who(host);
     let tunnel = ssh::open_tunnel(host, opts, &who).await?;
-    match docker::open(tunnel.docker_socket(), opts.connect_timeout).await {
+    match docker::open(
+        tunnel.docker_socket(),
+        opts.connect_timeout,
+        opts.docker_timeout,
+    )
+    .await
+    {
         Ok(docker) => {
             let api = DockerEngine::new(
                 host.name.clone(),

@@ -35,6 +35,10 @@ pub struct FleetOptions {
     /// known_hosts file; None = `~/.ssh/known_hosts`. Checking is always strict.
     pub known_hosts: Option<PathBuf>,
     pub connect_timeout: Duration,
+    /// SSH keepalive probe interval (see [`ConnectOptions::keepalive`]).
+    pub keepalive: Duration,
+    /// Longest wait for one Docker API call.
+    pub docker_timeout: Duration,
     /// Overrides every host's identity file (e.g. `--identity`).
     pub identity_file: Option<PathBuf>,
     /// ssh_config file for the connections; None: none (`-F /dev/null`).
@@ -52,6 +56,10 @@ pub struct FleetOptions {
     /// Read the project's config copies on every host too (the project has
     /// configs), in parallel with the engine's lists.
     pub observe_configs: bool,
+    /// Names of containers the repo asks berth to take over
+    /// (`x-berth.adopt`): each host that has one it does not manage
+    /// inspects it, for the plan's comparison.
+    pub adopt: BTreeSet<String>,
 }
 
 /// The run lock to take on every host.
@@ -102,6 +110,8 @@ impl Fleet {
         let connect_opts = ConnectOptions {
             known_hosts: opts.known_hosts.clone(),
             connect_timeout: opts.connect_timeout,
+            keepalive: opts.keepalive,
+            docker_timeout: opts.docker_timeout,
             runtime_dir: runtime_dir.path().to_path_buf(),
             identity_file: opts.identity_file.clone(),
             ssh_config: opts.ssh_config.clone(),
@@ -150,7 +160,7 @@ impl Fleet {
             }
         }
 
-        let aged = &opts.aged_images;
+        let (aged, adopt) = (&opts.aged_images, &opts.adopt);
         let configs = opts.observe_configs;
         let observed: Vec<_> = stream::iter(fleet.engines.values().map(|engine| async move {
             let host = engine.host().to_string();
@@ -166,6 +176,10 @@ impl Fleet {
                 })
             } else {
                 observe(engine.as_ref(), project, aged).await
+            };
+            let result = match result {
+                Ok(obs) => adoptable(engine.as_ref(), obs, adopt).await,
+                Err(e) => Err(e),
             };
             (host, result)
         }))
@@ -351,6 +365,22 @@ async fn observe(
     if !present.is_empty() {
         let tagged = engine.last_tagged(&present).await?;
         obs.image_ages = ages(&tagged, SystemTime::now());
+    }
+    Ok(obs)
+}
+
+/// `obs` with the containers of `adopt` that the host has and the project
+/// does not manage inspected in full: one inspect each, only when asked.
+async fn adoptable(
+    engine: &dyn Engine,
+    mut obs: HostObservation,
+    adopt: &BTreeSet<String>,
+) -> anyhow::Result<HostObservation> {
+    let names: Vec<String> = adopt.intersection(&obs.foreign_names).cloned().collect();
+    if !names.is_empty() {
+        for c in engine.inspect_containers(&names).await? {
+            obs.adoptable.insert(c.name.clone(), c);
+        }
     }
     Ok(obs)
 }

@@ -62,6 +62,7 @@ pub(super) fn apply_context(
                     .as_ref()
                     .is_some_and(|c| !c.store.is_empty() || !c.live.is_empty())
             }),
+        stop: Default::default(),
     }
 }
 

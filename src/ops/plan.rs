@@ -31,9 +31,10 @@ pub async fn plan(opts: &PlanOptions) -> Result<Planned, Error> {
         .await
         .map_err(Error::at(Reach::NotContacted))?;
     let fleet = super::stages::open_fleet(&loaded, &opts.load, &opts.hosts, None).await?;
-    let mut plan = super::stages::make_plan(&loaded, &fleet, &opts.load.only_hosts);
-    if let Ok(plan) = &mut plan {
-        super::config_diffs::fill(plan, &loaded, &fleet).await;
+    let mut plan =
+        super::stages::plan_pinned(&loaded, &fleet, &opts.load.only_hosts, &opts.hosts).await;
+    if let Ok(pinned) = &mut plan {
+        super::config_diffs::fill(&mut pinned.plan, &loaded, &fleet).await;
     }
     let observed = crate::plan::summarize(&fleet.observed);
     let rewound = super::stages::rewound(&loaded, &fleet);
@@ -46,11 +47,12 @@ pub async fn plan(opts: &PlanOptions) -> Result<Planned, Error> {
             r.why
         );
     }
-    let plan = plan.map_err(Error::at(Reach::NotChanged))?;
+    let super::stages::Pinned { plan, digests } = plan.map_err(Error::at(Reach::NotChanged))?;
     if let Some(path) = &opts.save {
         let saved = SavedPlan {
             plan: plan.clone(),
             observed,
+            digests,
         };
         let json = serde_json::to_string_pretty(&saved).map_err(anyhow::Error::from)?;
         write_atomic(path, &(json + "\n"))?;

@@ -12,7 +12,11 @@
 mod compose;
 mod configs;
 mod converge;
+mod digests;
 mod drift;
+mod faults;
+mod image;
+mod import;
 mod lock;
 mod plan_file;
 mod report;
@@ -21,6 +25,7 @@ mod secrets;
 mod ssh;
 mod trust;
 mod validate;
+mod volumes;
 
 use crate::support::{berth, Bed, Repo, Run, HOSTS};
 
