@@ -69,6 +69,30 @@ pub struct HostObservation {
     /// the plan compares a tag's resolved digest against. A container
     /// without an entry runs an image with no known registry digest.
     pub running_digests: BTreeMap<String, Vec<String>>,
+    /// The project's config files on the host (see `hosts::config_files`);
+    /// None when not read (the project has no configs).
+    pub configs: Option<ConfigObservation>,
+}
+
+/// The config copies on a host, as its `sha256sum` reports them: what a
+/// plan compares with the repo's digests to find hand edits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigObservation {
+    /// `<stack>/<service>/<slug>/<version>` -> hex sha256 of its `data`.
+    pub store: BTreeMap<String, String>,
+    /// `.live/<stack>/<service>/<replica>/<dir>/<file>` -> what it links.
+    pub live: BTreeMap<String, LiveCopy>,
+}
+
+/// A reloading container's config file on the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveCopy {
+    /// The version its link points at.
+    pub version: String,
+    /// Hex sha256 of the file the link reaches.
+    pub hex: String,
+    /// The version the container last reloaded (`-`: none recorded).
+    pub reloaded: String,
 }
 
 /// A container's live state, for health gates.

@@ -157,6 +157,15 @@ pub fn place(
                     service,
                     &base_hashes,
                 );
+                // Configs are mounted from this host's copies.
+                let spec = crate::spec::configs::with_mounts(
+                    spec,
+                    &project.name,
+                    &host,
+                    &stack.name,
+                    &service.name,
+                    slot.replica,
+                );
                 let name = service
                     .container_name
                     .clone()
@@ -486,6 +495,8 @@ mod tests {
             },
             validate: Vec::new(),
             secrets: Vec::new(),
+            configs: Vec::new(),
+            reload: None,
             container_name: None,
             pull_policy: Default::default(),
             pull_policy_at: None,
@@ -533,6 +544,7 @@ mod tests {
                 networks: BTreeMap::new(),
                 volumes: BTreeMap::new(),
                 secrets: BTreeMap::new(),
+                configs: BTreeMap::new(),
                 resolution: Default::default(),
             }],
         }

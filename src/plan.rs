@@ -18,6 +18,7 @@ use crate::observed::{ContainerState, HostObservation, LiveSettings, ObservedCon
 use crate::placement::{CurrentPlacement, DesiredContainer, DesiredHost, DesiredState, Slot};
 use crate::spec::{ContainerSpec, ImageRef, NetworkSpec, PullPolicy, VolumeSpec};
 
+pub mod configs;
 pub mod digests;
 pub mod reason;
 
@@ -109,6 +110,10 @@ pub enum Action {
     Create,
     Replace,
     Remove,
+    // A running container takes a changed config in place
+    // (`x-berth.reload`): no restart. (A plain comment: a doc comment
+    // would change the schema's shape of the enum.)
+    Reload,
 }
 
 /// One container-level change on one host.
@@ -132,6 +137,8 @@ pub struct Change {
     /// ID of the kept `.berth-failed` container when this very spec already
     /// failed its gates on this host: the plan says so instead of retrying blindly.
     pub failed_before: Option<String>,
+    /// The configs this change delivers anew, with their diffs.
+    pub configs: Vec<configs::ConfigDiff>,
 }
 
 impl Change {
@@ -175,6 +182,10 @@ struct ChangeJson {
     /// failed its gates on this host: the plan says so instead of retrying blindly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     failed_before: Option<String>,
+    /// The configs this change delivers anew (changed in the repo, or
+    /// edited on the host), with a diff of the host's copy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    configs: Vec<configs::ConfigDiff>,
 }
 
 impl From<Change> for ChangeJson {
@@ -189,6 +200,7 @@ impl From<Change> for ChangeJson {
             drift: c.drift,
             fields: c.fields,
             failed_before: c.failed_before,
+            configs: c.configs,
         }
     }
 }
@@ -207,6 +219,7 @@ impl TryFrom<ChangeJson> for Change {
             drift: c.drift,
             fields: c.fields,
             failed_before: c.failed_before,
+            configs: c.configs,
         };
         let paths: Vec<String> = change.fields.iter().map(|f| f.field.clone()).collect();
         change.reason =
@@ -271,7 +284,7 @@ impl Plan {
         self.hosts
             .iter()
             .flat_map(|h| &h.changes)
-            .filter(|c| c.action != Action::Remove)
+            .filter(|c| c.action != Action::Remove && c.action != Action::Reload)
             .filter_map(|c| Some((&c.slot.stack, c.desired.as_ref()?)))
             .flat_map(|(stack, d)| {
                 d.spec
@@ -406,10 +419,12 @@ pub fn diff(
                         drift: lost,
                         fields: Vec::new(),
                         failed_before: None,
+                        configs: Vec::new(),
                     });
                 }
                 Some(c) => {
-                    if let Some(change) = compare(d, c, commit_unchanged) {
+                    let change = compare(d, c, commit_unchanged);
+                    if let Some(change) = review_configs(change, d, c, have.configs.as_ref()) {
                         changes.push(change);
                     }
                 }
@@ -439,6 +454,7 @@ pub fn diff(
                 drift: false,
                 fields: Vec::new(),
                 failed_before: None,
+                configs: Vec::new(),
             });
         }
         changes.sort_by(|a, b| (&a.slot, a.action).cmp(&(&b.slot, b.action)));
@@ -468,6 +484,7 @@ pub fn diff(
                 drift: leftover != Leftover::Failed,
                 fields: Vec::new(),
                 failed_before: None,
+                configs: Vec::new(),
             });
         }
 
@@ -594,6 +611,7 @@ fn compare(d: &DesiredContainer, c: &ObservedContainer, commit_unchanged: bool) 
         drift: false,
         fields: Vec::new(),
         failed_before: None,
+        configs: Vec::new(),
     };
     if hash != Some(&d.spec_hash) {
         let old: Option<ContainerSpec> = c
@@ -672,6 +690,7 @@ fn take_over(d: &DesiredContainer, c: &import::InspectedContainer) -> Change {
         drift: false,
         fields,
         failed_before: None,
+        configs: Vec::new(),
     }
 }
 
@@ -983,6 +1002,153 @@ fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, Strin
         }
         other => out.push((prefix.to_string(), other.to_string())),
     }
+}
+
+// Configs (see `plan::configs`): a spec that differs only in configs its
+// service reloads is a reload; copies edited on a host are drift.
+use crate::observed::ConfigObservation;
+use configs::{config_of, diffs, hex as config_hex, is_config_mount, on_host as config_on_host};
+
+/// Reviews what `compare` decided for a running container in the light of
+/// its configs: a spec that differs only in configs its service reloads is
+/// a reload (or nothing, when the live copies already have the repo's
+/// bytes); an unchanged spec whose copies were edited on the host is drift.
+fn review_configs(
+    change: Option<Change>,
+    d: &DesiredContainer,
+    c: &ObservedContainer,
+    obs: Option<&ConfigObservation>,
+) -> Option<Change> {
+    if d.spec.configs.is_empty() {
+        return change;
+    }
+    match change {
+        Some(mut change) if matches!(change.reason, Reason::SpecChanged { .. }) => {
+            change
+                .fields
+                .retain(|f| !is_config_mount(&f.field, f.old.as_deref(), f.new.as_deref()));
+            let changed: Vec<String> = change
+                .fields
+                .iter()
+                .filter_map(|f| config_of(&f.field))
+                .map(str::to_string)
+                .collect();
+            let only_reloadable = !change.fields.is_empty()
+                && change.fields.iter().all(|f| {
+                    config_of(&f.field)
+                        .and_then(|n| d.spec.configs.get(n))
+                        .is_some_and(|f| f.reload)
+                });
+            if only_reloadable {
+                let Some(obs) = obs else {
+                    return Some(config_reload(change, d, changed, false, None));
+                };
+                let stale: Vec<String> = changed
+                    .iter()
+                    .filter(|n| {
+                        d.spec.configs.get(*n).is_none_or(|f| {
+                            config_on_host(d, n, f, obs)
+                                .is_none_or(|(h, ran)| h != config_hex(&f.digest) || !ran)
+                        })
+                    })
+                    .cloned()
+                    .collect();
+                if stale.is_empty() {
+                    // Reloaded to the repo's bytes in an earlier run: the
+                    // container's labels keep the digest it was made with.
+                    return config_drift(d, c, obs);
+                }
+                return Some(config_reload(change, d, stale, false, Some(obs)));
+            }
+            change.reason = Reason::SpecChanged {
+                fields: change.fields.iter().map(|f| f.field.clone()).collect(),
+            };
+            change.configs = diffs(d, &changed, obs);
+            Some(change)
+        }
+        None => config_drift(d, c, obs?),
+        other => other,
+    }
+}
+
+/// A reload of `names` for a change whose spec differs only in them.
+fn config_reload(
+    mut change: Change,
+    d: &DesiredContainer,
+    names: Vec<String>,
+    drifted: bool,
+    obs: Option<&ConfigObservation>,
+) -> Change {
+    change.action = Action::Reload;
+    change
+        .fields
+        .retain(|f| config_of(&f.field).is_some_and(|n| names.iter().any(|x| x == n)));
+    change.configs = diffs(d, &names, obs);
+    change.reason = if drifted {
+        Reason::ConfigDrift { configs: names }
+    } else {
+        Reason::ConfigChanged { configs: names }
+    };
+    change.drift = drifted;
+    change
+}
+
+/// The configs of an up-to-date container whose host copies differ from
+/// the repo's bytes (edited by hand, or removed): a replace (or a reload)
+/// that puts them back. A live copy with the repo's bytes that its
+/// container never reloaded (a run stopped between the swap and the
+/// reload) is reloaded, and that is no drift.
+fn config_drift(
+    d: &DesiredContainer,
+    c: &ObservedContainer,
+    obs: &ConfigObservation,
+) -> Option<Change> {
+    let mut edited = false;
+    let mut names: Vec<String> = Vec::new();
+    for (name, f) in &d.spec.configs {
+        match config_on_host(d, name, f, obs) {
+            Some((h, true)) if h == config_hex(&f.digest) => {}
+            Some((h, false)) if h == config_hex(&f.digest) => names.push(name.clone()),
+            _ => {
+                edited = true;
+                names.push(name.clone());
+            }
+        }
+    }
+    if names.is_empty() {
+        return None;
+    }
+    let all_reload = names
+        .iter()
+        .all(|n| d.spec.configs.get(n).is_some_and(|f| f.reload));
+    let fields = names
+        .iter()
+        .map(|n| FieldChange {
+            field: format!("configs.{n}.digest"),
+            old: config_on_host(d, n, &d.spec.configs[n], obs).map(|(h, _)| format!("sha256:{h}")),
+            new: Some(d.spec.configs[n].digest.clone()),
+        })
+        .collect();
+    Some(Change {
+        action: if all_reload {
+            Action::Reload
+        } else {
+            Action::Replace
+        },
+        slot: d.slot.clone(),
+        name: d.name.clone(),
+        current: Some(current_of(c)),
+        desired: Some(desired_ref(d)),
+        configs: diffs(d, &names, Some(obs)),
+        reason: if edited {
+            Reason::ConfigDrift { configs: names }
+        } else {
+            Reason::ConfigChanged { configs: names }
+        },
+        drift: edited,
+        fields,
+        failed_before: None,
+    })
 }
 
 #[cfg(test)]

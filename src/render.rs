@@ -65,6 +65,7 @@ pub fn human(plan: &Plan) -> String {
             );
             field_lines(&mut out, c);
             digest_line(&mut out, c);
+            config_lines(&mut out, c);
         }
         out.push('\n');
     }
@@ -113,6 +114,7 @@ pub fn human(plan: &Plan) -> String {
             );
             field_lines(&mut out, c);
             digest_line(&mut out, c);
+            config_lines(&mut out, c);
         }
         for m in &host.available {
             let _ = writeln!(out, "  = {} {}", m.slot, available_text(m));
@@ -148,6 +150,29 @@ fn field_lines(out: &mut String, c: &Change) {
     }
 }
 
+/// A change's config diffs, indented under it; a binary file or a
+/// directory by its digests.
+fn config_lines(out: &mut String, c: &Change) {
+    for d in &c.configs {
+        match &d.diff {
+            Some(diff) => {
+                for line in diff.lines() {
+                    let _ = writeln!(out, "        {line}");
+                }
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "        config {}: {} -> {}",
+                    d.config,
+                    d.old_digest.as_deref().unwrap_or("(none)"),
+                    d.new_digest
+                );
+            }
+        }
+    }
+}
+
 /// The digest a create or replace is pinned to, under its change:
 /// `image = "reg/app:2.1" (sha256:4f2c8a1b9e0d…)`.
 fn digest_line(out: &mut String, c: &Change) {
@@ -161,6 +186,47 @@ fn digest_line(out: &mut String, c: &Change) {
             );
         }
     }
+}
+
+/// Config diffs of a Markdown plan, collapsed: one `<details>` for all.
+fn markdown_config_diffs(plan: &Plan) -> String {
+    let mut s = String::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for host in &plan.hosts {
+        for c in &host.changes {
+            for d in &c.configs {
+                if !seen.insert((
+                    c.slot.stack.clone(),
+                    d.config.clone(),
+                    d.old_digest.clone(),
+                    d.new_digest.clone(),
+                )) {
+                    continue;
+                }
+                let _ = writeln!(
+                    s,
+                    "<details><summary>config <code>{}</code> of <code>{}/{}</code></summary>\n",
+                    d.config, c.slot.stack, c.slot.service
+                );
+                match &d.diff {
+                    Some(diff) => {
+                        let _ =
+                            writeln!(s, "```diff\n{}\n```", diff.trim_end().replace("```", "ʼʼʼ"));
+                    }
+                    None => {
+                        let _ = writeln!(
+                            s,
+                            "`{}` → `{}`",
+                            d.old_digest.as_deref().unwrap_or("(none)"),
+                            d.new_digest
+                        );
+                    }
+                }
+                let _ = writeln!(s, "\n</details>\n");
+            }
+        }
+    }
+    s
 }
 
 /// A replace because the image's tag moved in the registry.
@@ -189,6 +255,11 @@ pub fn summary(plan: &Plan) -> String {
             plan.count(Action::Replace),
             plan.count(Action::Remove)
         );
+        let reloads = plan.count(Action::Reload);
+        if reloads > 0 {
+            s.pop();
+            let _ = write!(s, ", {reloads} to reload in place.");
+        }
         let drift = plan.drift_count();
         if drift > 0 {
             let _ = write!(s, " ({drift} of them repair drift on the hosts.)");
@@ -308,6 +379,10 @@ pub fn markdown_within(plan: &Plan, budget: usize) -> String {
     let grouped = Grouped::of(plan);
     if !grouped.is_empty() {
         sections.push(grouped_section(&grouped));
+    }
+    let config_diffs = markdown_config_diffs(plan);
+    if !config_diffs.is_empty() {
+        sections.push((0, format!("#### Config diffs\n\n{config_diffs}")));
     }
     if !drift.is_empty() {
         let mut s = String::new();
@@ -545,6 +620,7 @@ fn marker(a: Action) -> &'static str {
         Action::Create => "+",
         Action::Replace => "~",
         Action::Remove => "-",
+        Action::Reload => "~",
     }
 }
 
@@ -607,6 +683,7 @@ fn verb(a: Action) -> &'static str {
         Action::Create => "create",
         Action::Replace => "replace",
         Action::Remove => "remove",
+        Action::Reload => "reload",
     }
 }
 

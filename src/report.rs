@@ -88,6 +88,11 @@ pub struct Summary {
     pub create: usize,
     pub replace: usize,
     pub remove: usize,
+    /// Containers planned to take a changed config in place (`x-berth.reload`).
+    pub reload: usize,
+    /// Reloads done, and reloads undone (the previous config put back).
+    pub reloaded: usize,
+    pub reload_rollbacks: usize,
     pub drift: usize,
     /// Hosts not reached, or dropped from an apply when they stopped answering.
     pub unreachable: usize,
@@ -178,6 +183,9 @@ impl RunReport {
                 create: plan.count(Action::Create),
                 replace: plan.count(Action::Replace),
                 remove: plan.count(Action::Remove),
+                reload: plan.count(Action::Reload),
+                reloaded: count_steps(applied, crate::apply::Step::Reload, true),
+                reload_rollbacks: count_steps(applied, crate::apply::Step::ReloadRollback, true),
                 drift: plan.drift_count(),
                 unreachable: hosts.iter().filter(|h| !h.reachable).count(),
                 failed_hosts,
@@ -283,6 +291,19 @@ impl RunReport {
             "Changes that repair drift on the host (made outside berth).",
             per_host(&|h| h.drift as f64),
         );
+        let steps = |kind: crate::apply::Step| {
+            per_host(&|h| h.steps.iter().filter(|s| s.step == kind && s.ok).count() as f64)
+        };
+        metric(
+            "berth_host_reloads",
+            "Containers that took a changed config in place (no restart).",
+            steps(crate::apply::Step::Reload),
+        );
+        metric(
+            "berth_host_reload_rollbacks",
+            "Reloads undone: the previous config put back and reloaded.",
+            steps(crate::apply::Step::ReloadRollback),
+        );
         metric(
             "berth_host_duration_seconds",
             "Time apply spent on the host.",
@@ -308,6 +329,19 @@ impl RunReport {
         );
         out
     }
+}
+
+/// Steps of `kind` that ended `ok` (or not) in an apply, on every host.
+fn count_steps(applied: Option<&ApplyReport>, kind: crate::apply::Step, ok: bool) -> usize {
+    applied
+        .map(|a| {
+            a.hosts
+                .iter()
+                .flat_map(|h| &h.steps)
+                .filter(|s| s.step == kind && s.ok == ok)
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 /// Writes `content` to `path` atomically: a temp file beside it, then rename.

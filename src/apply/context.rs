@@ -21,6 +21,8 @@ pub struct ServicePolicy {
     pub update: UpdateConfig,
     pub rollback: UpdateConfig,
     pub validate: Vec<ValidateCheck>,
+    /// `x-berth.reload`: configs are reloaded in place (see `reload`).
+    pub reload: Option<crate::spec::configs::ReloadSpec>,
 }
 
 /// What a run knows beyond the plan.
@@ -47,6 +49,11 @@ pub struct ApplyContext {
     /// Remove secret files no container uses any more, after the rollouts
     /// (the project has or had secrets).
     pub prune_secrets: bool,
+    /// Configs by digest: the repo's bytes the plan's containers read.
+    pub configs: std::sync::Arc<BTreeMap<String, crate::spec::configs::ConfigData>>,
+    /// Remove config versions no container reads any more, after the
+    /// rollouts (the project has or had configs).
+    pub prune_configs: bool,
     /// Set when the run is asked to stop (a signal): no new batch starts.
     pub stop: super::stop::Stop,
 }

@@ -34,7 +34,7 @@ pub struct HostReport {
 
 /// A kind of step apply takes on a host, as the report names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Step {
     Pull,
     Network,
@@ -44,6 +44,12 @@ pub enum Step {
     Replace,
     Remove,
     Rollback,
+    /// Config files delivered to the host.
+    Configs,
+    /// A running container took a changed config in place.
+    Reload,
+    /// A reload failed: the previous config put back and reloaded.
+    ReloadRollback,
 }
 
 impl Step {
@@ -57,6 +63,9 @@ impl Step {
             Step::Replace => "replace",
             Step::Remove => "remove",
             Step::Rollback => "rollback",
+            Step::Configs => "configs",
+            Step::Reload => "reload",
+            Step::ReloadRollback => "reload_rollback",
         }
     }
 }

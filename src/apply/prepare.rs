@@ -33,7 +33,12 @@ async fn deliver_secrets(
         .map(String::as_str)
         .unwrap_or(secret_paths::HOST_DIR);
     let mut files: Vec<SecretFile<'_>> = Vec::new();
-    for c in hp.changes.iter().filter(|c| c.action != Action::Remove) {
+    // A reload keeps its container, and with it the secrets it reads.
+    for c in hp
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::Remove && c.action != Action::Reload)
+    {
         let Some(desired) = &c.desired else { continue };
         for (name, file) in &desired.spec.secrets {
             let path = secret_paths::host_path(
@@ -156,7 +161,8 @@ pub(super) async fn prepare_host(host: Host<'_>, hp: &HostPlan, ctx: &ApplyConte
             )
             .await?;
         }
-        deliver_secrets(engine, hp, ctx, &mut others).await
+        deliver_secrets(engine, hp, ctx, &mut others).await?;
+        super::reload::deliver(engine, hp, ctx, &mut others).await
     };
     let (pulled, setup) = tokio::join!(pulls, setup);
     let mut result: anyhow::Result<()> = Ok(());

@@ -452,6 +452,7 @@ fn context(project: &Project) -> ApplyContext {
                         update: s.deploy.update.clone(),
                         rollback: s.deploy.rollback.clone(),
                         validate: Vec::new(),
+                        reload: None,
                     },
                 )
             })
@@ -473,6 +474,8 @@ fn context(project: &Project) -> ApplyContext {
             .map(|h| (h.name.clone(), "/sec".to_string()))
             .collect(),
         prune_secrets: false,
+        configs: Default::default(),
+        prune_configs: false,
         stop: Default::default(),
     }
 }

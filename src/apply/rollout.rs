@@ -23,7 +23,7 @@ use super::policy::{
     RESTORE_WINDOW,
 };
 use super::schedule::{self, Schedule};
-use super::{gate, prepare};
+use super::{gate, prepare, reload};
 use crate::hosts::{is_lost, labels};
 use crate::placement::canonical_json;
 use crate::plan::{Action, Change, Plan, FAILED_SUFFIX, NEW_SUFFIX, RETIRED_SUFFIX};
@@ -165,16 +165,35 @@ pub async fn apply(
         }
     }
 
+    if ctx.prune_configs {
+        let pruned = plan.hosts.iter().filter_map(|hp| {
+            let engine = engines.get(&hp.host)?;
+            hosts.get(&hp.host)?;
+            if on.is_lost(&hp.host) {
+                return None;
+            }
+            Some(async move { (hp.host.clone(), reload::prune(engine.as_ref(), ctx).await) })
+        });
+        for (host, result) in join_all(pruned).await {
+            if let (Err(e), Some(r)) = (result, hosts.get_mut(&host)) {
+                tracing::warn!(%host, "{e:#}");
+                r.error.get_or_insert_with(|| format!("{e:#}"));
+            }
+        }
+    }
+
     let lost = on.lost();
     for r in hosts.values_mut() {
         let put_back = r.steps.iter().any(|s| {
-            (s.step == Step::Rollback && s.ok)
-                || (!s.ok && matches!(s.step, Step::Replace | Step::Create))
+            (s.ok && matches!(s.step, Step::Rollback | Step::ReloadRollback))
+                || (!s.ok && matches!(s.step, Step::Replace | Step::Create | Step::Reload))
         });
-        let changed = r
-            .steps
-            .iter()
-            .any(|s| s.ok && matches!(s.step, Step::Create | Step::Replace | Step::Remove));
+        let changed = r.steps.iter().any(|s| {
+            s.ok && matches!(
+                s.step,
+                Step::Create | Step::Replace | Step::Remove | Step::Reload
+            )
+        });
         r.outcome = host_outcome(lost.contains(&r.host), put_back, changed, r.error.is_some());
     }
     ApplyReport {
@@ -254,6 +273,8 @@ struct Started<'a> {
     new_id: String,
     old_id: Option<String>,
     old_was_running: bool,
+    /// A reload in place (no new container): how to put the old config back.
+    undo_reload: Option<reload::Undo>,
 }
 
 /// Rolls one service out over its members in batches (see
@@ -317,24 +338,41 @@ pub(super) async fn roll_out(
         let results = join_all(reachable.map(|(host, c)| async move {
             let started = Instant::now();
             let result = match on.get(host) {
-                Some(h) => match start_member(h, c, policy, ctx).await {
-                    Ok(s) => Ok(s),
-                    Err(e) => {
-                        let lost = is_lost(&e);
-                        let answers = !lost && h.answers(&ctx.project).await;
-                        Err((classify(lost, answers), e))
+                Some(h) => {
+                    let member = if c.action == Action::Reload {
+                        reload::reload_member(h, c, policy, ctx)
+                            .await
+                            .map(|(waited, undo)| Started {
+                                host: h.name,
+                                waited,
+                                change: c,
+                                new_id: String::new(),
+                                old_id: None,
+                                old_was_running: true,
+                                undo_reload: Some(undo),
+                            })
+                    } else {
+                        start_member(h, c, policy, ctx).await
+                    };
+                    match member {
+                        Ok(s) => Ok(s),
+                        Err(e) => {
+                            let lost = is_lost(&e);
+                            let answers = !lost && h.answers(&ctx.project).await;
+                            Err((classify(lost, answers), e))
+                        }
                     }
-                },
+                }
                 None => Err((Fault::Host, anyhow!("no connection to host `{host}`"))),
             };
             (*host, *c, started, result)
         }))
         .await;
         for (host, c, started, result) in results {
-            let what = if c.action == Action::Create {
-                Step::Create
-            } else {
-                Step::Replace
+            let what = match c.action {
+                Action::Create => Step::Create,
+                Action::Reload => Step::Reload,
+                _ => Step::Replace,
             };
             let report = journal_of(&mut journal, host);
             match result {
@@ -346,6 +384,7 @@ pub(super) async fn roll_out(
                     done.push(s);
                 }
                 Err((Fault::Release, e)) => {
+                    reload_rollback(report, c, started, &e);
                     let e = e.context(format!(
                         "host `{host}`: {what} of `{}` ({stack}/{service} replica {}) failed",
                         c.name, c.slot.replica
@@ -355,6 +394,7 @@ pub(super) async fn roll_out(
                     failures.push(format!("{e:#}"));
                 }
                 Err((Fault::Host, e)) => {
+                    reload_rollback(report, c, started, &e);
                     on.lose(host);
                     let e = e.context(format!(
                         "host `{host}` stopped answering during the {what} of `{}` ({stack}/{service} replica {}); it was dropped from this run and its containers are left as they are",
@@ -393,7 +433,10 @@ pub(super) async fn roll_out(
                 let results = join_all(reachable.map(|s| async move {
                     let started = Instant::now();
                     let r = match on.get(s.host) {
-                        Some(h) => undo(h, s).await,
+                        Some(h) => match &s.undo_reload {
+                            Some(u) => reload::undo(h, s.change, u, policy).await,
+                            None => undo(h, s).await,
+                        },
                         None => Err(anyhow!("no connection to host `{}`", s.host)),
                     };
                     (s, started, r)
@@ -406,7 +449,11 @@ pub(super) async fn roll_out(
                     let report = journal_of(&mut journal, s.host);
                     record(
                         report,
-                        Step::Rollback,
+                        if s.undo_reload.is_some() {
+                            Step::ReloadRollback
+                        } else {
+                            Step::Rollback
+                        },
                         &s.change.name,
                         started,
                         r.as_ref().err(),
@@ -448,6 +495,21 @@ pub(super) async fn roll_out(
         )
     });
     Rolled { journal, failed }
+}
+
+/// Records the put-back of a failed reload (its error carries
+/// [`reload::RolledBack`]), failed when the previous config is not back.
+fn reload_rollback(report: &mut HostReport, c: &Change, started: Instant, e: &anyhow::Error) {
+    if let Some(back) = e.downcast_ref::<reload::RolledBack>() {
+        let failed = (!back.0).then(|| anyhow!("{back}"));
+        record(
+            report,
+            Step::ReloadRollback,
+            &c.name,
+            started,
+            failed.as_ref(),
+        );
+    }
 }
 
 /// Brings one slot to its new container and gates it. On failure the slot
@@ -583,6 +645,7 @@ async fn start_member<'a>(
         new_id,
         old_id: old.map(|o| o.id.clone()),
         old_was_running: old_running,
+        undo_reload: None,
     })
 }
 

@@ -277,6 +277,7 @@ mod tests {
             drift: false,
             fields: vec![],
             failed_before: None,
+            configs: Vec::new(),
         }
     }
 

@@ -73,6 +73,7 @@ fn one_change(action: Action, spec: crate::spec::ContainerSpec, current: Option<
                 drift: false,
                 fields: vec![],
                 failed_before: None,
+                configs: Vec::new(),
             }],
             blocked: vec![],
             available: vec![],
@@ -104,6 +105,8 @@ fn context(plaintexts: &[(&str, &str)]) -> ApplyContext {
         )),
         secrets_dirs: BTreeMap::from([("h".to_string(), "/sec".to_string())]),
         prune_secrets: true,
+        configs: Default::default(),
+        prune_configs: false,
         stop: Default::default(),
     }
 }
@@ -241,6 +244,7 @@ fn seed_replaces_to(
                 drift: false,
                 fields: vec![],
                 failed_before: None,
+                configs: Vec::new(),
             }
         })
         .collect()
@@ -557,6 +561,7 @@ fn new_services(n: u32, replicas: u32) -> Vec<Change> {
                 drift: false,
                 fields: vec![],
                 failed_before: None,
+                configs: Vec::new(),
             }
         })
         .collect()

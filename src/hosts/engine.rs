@@ -97,6 +97,14 @@ pub trait Docker: Send + Sync {
         command: &[String],
         timeout: Duration,
     ) -> anyhow::Result<(i64, String)>;
+    /// Sends `signal` (`SIGHUP`) to the container's main process: a config
+    /// reload (`x-berth.reload`). A backend without it says so.
+    async fn signal(&self, id: &str, signal: &str) -> anyhow::Result<()> {
+        anyhow::bail!(
+            "host `{}`: cannot send {signal} to container `{id}`: this engine cannot signal containers",
+            self.host()
+        )
+    }
 }
 
 /// A host as the executor holds it: its [`Docker`] API and its [`Shell`].
@@ -248,5 +256,8 @@ impl Docker for Host {
         timeout: Duration,
     ) -> anyhow::Result<(i64, String)> {
         self.docker.exec(id, command, timeout).await
+    }
+    async fn signal(&self, id: &str, signal: &str) -> anyhow::Result<()> {
+        self.docker.signal(id, signal).await
     }
 }

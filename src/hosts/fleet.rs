@@ -53,6 +53,9 @@ pub struct FleetOptions {
     /// Images (in the engine's form) whose age a refresh `pull_policy`
     /// needs: each host that has one is asked when it last tagged it.
     pub aged_images: BTreeSet<String>,
+    /// Read the project's config copies on every host too (the project has
+    /// configs), in parallel with the engine's lists.
+    pub observe_configs: bool,
     /// Names of containers the repo asks berth to take over
     /// (`x-berth.adopt`): each host that has one it does not manage
     /// inspects it, for the plan's comparison.
@@ -158,12 +161,27 @@ impl Fleet {
         }
 
         let (aged, adopt) = (&opts.aged_images, &opts.adopt);
+        let configs = opts.observe_configs;
         let observed: Vec<_> = stream::iter(fleet.engines.values().map(|engine| async move {
-            let obs = match observe(engine.as_ref(), project, aged).await {
+            let host = engine.host().to_string();
+            let result = if configs {
+                let dir = crate::spec::configs::project_dir(project, &host);
+                let (obs, files) = tokio::join!(
+                    observe(engine.as_ref(), project, aged),
+                    super::config_files::observe(engine.shell(), engine.who(), &dir)
+                );
+                obs.and_then(|mut obs| {
+                    obs.configs = Some(files?);
+                    Ok(obs)
+                })
+            } else {
+                observe(engine.as_ref(), project, aged).await
+            };
+            let result = match result {
                 Ok(obs) => adoptable(engine.as_ref(), obs, adopt).await,
                 Err(e) => Err(e),
             };
-            (engine.host().to_string(), obs)
+            (host, result)
         }))
         .buffer_unordered(parallel)
         .collect()

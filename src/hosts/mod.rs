@@ -9,6 +9,7 @@
 //! networks and volumes labelled with this project are ever listed, so
 //! unmanaged ones are never touched.
 
+pub mod config_files;
 pub mod connect;
 pub mod docker;
 mod engine;

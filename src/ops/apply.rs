@@ -94,6 +94,10 @@ async fn on_fleet(
         None => super::stages::make_plan(loaded, fleet, &opts.load.only_hosts, &opts.hosts).await,
     }
     .map_err(&unchanged)?;
+    let mut plan = plan;
+    if opts.saved_plan.is_none() {
+        super::config_diffs::fill(&mut plan, loaded, fleet).await;
+    }
     refuse_rewind(loaded, fleet, opts.allow_rewind).map_err(&unchanged)?;
     show_plan(&plan);
     let blocked = crate::render::blocked_lines(&plan);

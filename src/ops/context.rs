@@ -46,6 +46,22 @@ pub(super) fn apply_context(
             .map(|h| (h.name.clone(), h.secrets_dir.clone()))
             .collect(),
         prune_secrets,
+        configs: std::sync::Arc::new(
+            loaded
+                .project
+                .stacks
+                .iter()
+                .flat_map(|s| s.configs.values())
+                .map(|c| (c.data.digest.clone(), c.data.clone()))
+                .collect(),
+        ),
+        // Configs live on disk: clean up where the project has or had any.
+        prune_configs: loaded.project.stacks.iter().any(|s| !s.configs.is_empty())
+            || fleet.observed.values().any(|o| {
+                o.configs
+                    .as_ref()
+                    .is_some_and(|c| !c.store.is_empty() || !c.live.is_empty())
+            }),
         stop: Default::default(),
     }
 }
@@ -108,6 +124,7 @@ fn service_policies(project: &Project) -> BTreeMap<(String, String), ServicePoli
                     update: s.deploy.update.clone(),
                     rollback: s.deploy.rollback.clone(),
                     validate: s.validate.clone(),
+                    reload: s.reload.clone(),
                 },
             );
         }

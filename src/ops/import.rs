@@ -87,6 +87,7 @@ pub async fn import(opts: &ImportOptions) -> Result<ImportReport, Error> {
         parallel: 1,
         lock: None,
         aged_images: BTreeSet::new(),
+        observe_configs: false,
         adopt: BTreeSet::new(),
     };
     let fleet = Fleet::open(&[host], &project, &fleet_opts)

@@ -10,6 +10,7 @@
 
 mod apply;
 mod config;
+mod config_diffs;
 mod context;
 mod import;
 mod plan;

@@ -31,8 +31,11 @@ pub async fn plan(opts: &PlanOptions) -> Result<Planned, Error> {
         .await
         .map_err(Error::at(Reach::NotContacted))?;
     let fleet = super::stages::open_fleet(&loaded, &opts.load, &opts.hosts, None).await?;
-    let plan =
+    let mut plan =
         super::stages::plan_pinned(&loaded, &fleet, &opts.load.only_hosts, &opts.hosts).await;
+    if let Ok(pinned) = &mut plan {
+        super::config_diffs::fill(&mut pinned.plan, &loaded, &fleet).await;
+    }
     let observed = crate::plan::summarize(&fleet.observed);
     let rewound = super::stages::rewound(&loaded, &fleet);
     fleet.close().await;

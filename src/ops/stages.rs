@@ -160,6 +160,11 @@ pub(super) async fn open_fleet(
             timeout,
         }),
         aged_images: aged_images(&loaded.project),
+        observe_configs: loaded
+            .project
+            .stacks
+            .iter()
+            .any(|s| s.services.iter().any(|x| !x.container.configs.is_empty())),
         adopt: loaded
             .project
             .stacks

@@ -96,6 +96,11 @@ pub fn pin(
                 .iter_mut()
                 .find(|c| c.name == d.name && c.desired.is_some());
             if let Some(change) = change {
+                // A reload keeps its container, and the image it runs: it
+                // pulls nothing, and a moved tag is planned once it is done.
+                if change.action == Action::Reload {
+                    continue;
+                }
                 // A repair (not the repo's change) of a service that keeps
                 // what runs brings back the same bytes.
                 let keep =
@@ -164,6 +169,7 @@ fn moved_replace(d: &DesiredContainer, c: &ObservedContainer, from: &str, to: &s
         drift: false,
         fields: Vec::new(),
         failed_before: None,
+        configs: Vec::new(),
     }
 }
 
@@ -274,6 +280,16 @@ mod tests {
     /// `policy`, resolved to [`NEW`], where `h` runs it from `running`
     /// (None: not there).
     fn planned(policy: PullPolicy, explicit: bool, running: Option<&str>) -> Plan {
+        planned_with(policy, explicit, running, |_| {})
+    }
+
+    /// [`planned`], with `edit` made to the diff's plan before it is pinned.
+    fn planned_with(
+        policy: PullPolicy,
+        explicit: bool,
+        running: Option<&str>,
+        edit: impl FnOnce(&mut Plan),
+    ) -> Plan {
         let want = spec();
         let desired = DesiredState {
             project: "p".into(),
@@ -318,6 +334,7 @@ mod tests {
         }
         let observed = BTreeMap::from([("h".to_string(), have)]);
         let mut plan = super::super::diff(&desired, &observed, Vec::new(), None);
+        edit(&mut plan);
         let resolved = BTreeMap::from([(IMAGE.to_string(), NEW.to_string())]);
         let explicit = if explicit {
             BTreeSet::from([("web".to_string(), "site".to_string())])
@@ -386,6 +403,47 @@ mod tests {
         assert!(follows(PullPolicy::Missing, false, "reg/app", &have));
         assert!(follows(PullPolicy::Missing, false, "reg/app:latest", &have));
         assert!(!follows(PullPolicy::Missing, true, "reg/app:latest", &have));
+    }
+
+    /// A reload keeps its container and the image it runs: it is not
+    /// pinned, pulls nothing, and is not turned into a replace by the tag
+    /// that moved (the next plan, once the reload is done, has that).
+    #[test]
+    fn a_reload_is_not_pinned_and_pulls_nothing() {
+        let plan = planned_with(PullPolicy::Always, true, Some(OLD), |plan| {
+            let want = spec();
+            plan.hosts[0].changes.push(Change {
+                action: Action::Reload,
+                slot: slot(),
+                name: slot().container_name(),
+                current: Some(CurrentContainer {
+                    id: "c1".into(),
+                    image: IMAGE.into(),
+                    state: "running".into(),
+                    spec_hash: Some(spec_hash(&want)),
+                }),
+                desired: Some(super::super::DesiredRef {
+                    spec_hash: spec_hash(&want),
+                    spec: want,
+                    digest: None,
+                }),
+                reason: Reason::ConfigChanged {
+                    configs: vec!["site.conf".into()],
+                },
+                drift: false,
+                fields: Vec::new(),
+                failed_before: None,
+                configs: Vec::new(),
+            });
+        });
+        let host = &plan.hosts[0];
+        assert_eq!(host.changes.len(), 1, "{:?}", host.changes);
+        let c = &host.changes[0];
+        assert_eq!(c.action, Action::Reload);
+        assert_eq!(c.desired.as_ref().and_then(|d| d.digest.as_deref()), None);
+        assert!(host.pulls.is_empty(), "{:?}", host.pulls);
+        let human = crate::render::human(&plan);
+        assert!(!human.contains("image = "), "{human}");
     }
 
     /// Every format shows a moved tag apart from the commit's changes:

@@ -47,6 +47,11 @@ pub enum Reason {
     ScaledDown,
     /// A removal: what a replace or a failed release left behind.
     Leftover(Leftover),
+    /// Configs changed in the repo, taken in place (`x-berth.reload`).
+    ConfigChanged { configs: Vec<String> },
+    /// Config copies on the host differ from the repo's bytes (edited by
+    /// hand, or removed): put back.
+    ConfigDrift { configs: Vec<String> },
     /// The spec is the same, but its image's tag names other bytes in the
     /// registry than the container runs: `from` and `to` as the words show
     /// them (`sha256:` and 12 hex digits; the full new digest is the

@@ -55,6 +55,10 @@ pub fn text(reason: &Reason) -> String {
             "record of a failed release the repo no longer asks for".into()
         }
         Reason::Leftover(Leftover::Other) => "leftover".into(),
+        Reason::ConfigChanged { configs } => format!("{} changed", config_names(configs)),
+        Reason::ConfigDrift { configs } => {
+            format!("{} edited on the host", config_names(configs))
+        }
         Reason::TagMoved { tag, from, to } => format!("tag {tag} moved: {from}… -> {to}…"),
     }
 }
@@ -86,6 +90,12 @@ pub fn parse(words: &str, fields: &[String], failed: Option<&str>) -> Option<Rea
         },
         Reason::HandEdited {
             fields: fields.to_vec(),
+        },
+        Reason::ConfigChanged {
+            configs: config_fields(fields),
+        },
+        Reason::ConfigDrift {
+            configs: config_fields(fields),
         },
     ]);
     for candidate in candidates {
@@ -128,6 +138,23 @@ pub fn parse(words: &str, fields: &[String], failed: Option<&str>) -> Option<Rea
     Some(Reason::NotRunning(state.into()))
 }
 
+/// `config a`, `configs a, b`.
+fn config_names(configs: &[String]) -> String {
+    match configs {
+        [one] => format!("config {one}"),
+        _ => format!("configs {}", configs.join(", ")),
+    }
+}
+
+/// The configs named by `configs.<name>.digest` field paths.
+fn config_fields(fields: &[String]) -> Vec<String> {
+    fields
+        .iter()
+        .filter_map(|f| f.strip_prefix("configs.")?.strip_suffix(".digest"))
+        .map(str::to_string)
+        .collect()
+}
+
 /// What blocks a change, and what to do about it.
 pub fn blocker(blocker: Blocker, name: &str) -> String {
     match blocker {
@@ -149,7 +176,13 @@ fn fields_summary(fields: &[String]) -> String {
                 .and_then(|rest| rest.strip_suffix(".digest"))
             {
                 Some(name) => format!("secret {name} changed"),
-                None => f.clone(),
+                None => match f
+                    .strip_prefix("configs.")
+                    .and_then(|rest| rest.strip_suffix(".digest"))
+                {
+                    Some(name) => format!("config {name} changed"),
+                    None => f.clone(),
+                },
             }
         })
         .collect();

@@ -10,7 +10,7 @@
 //! keys are ignored at the top level, where Compose files keep anchors.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use super::decls::Decls;
 use super::model::{
@@ -29,10 +29,12 @@ pub(crate) struct StackSource<'a> {
     pub file: &'a Path,
     /// The repo root on disk, to check that secret files exist.
     pub root: &'a Path,
+    /// Values of the variables named by `environment:` configs.
+    pub config_env: &'a BTreeMap<String, String>,
 }
 
 const TOP_KEYS: &[&str] = &[
-    "services", "networks", "volumes", "secrets", "name", "version",
+    "services", "networks", "volumes", "secrets", "configs", "name", "version",
 ];
 const NETWORK_KEYS: &[&str] = &[
     "name",
@@ -77,6 +79,7 @@ pub(crate) fn read_stack(
         networks: BTreeMap::new(),
         volumes: BTreeMap::new(),
         secrets: BTreeMap::new(),
+        configs: BTreeMap::new(),
         resolution: super::model::Resolution::default(),
     };
     if root_node.is_null() {
@@ -94,14 +97,7 @@ pub(crate) fn read_stack(
         if TOP_KEYS.contains(&field.name) || field.name.starts_with("x-") {
             continue;
         }
-        match field.name {
-            "configs" => cx.error_help(
-                field.key,
-                "unsupported key `configs` in a Compose file",
-                "files from the repo delivered to hosts are coming with the configs feature (`configs:` and repo-relative binds): for now use `secrets` for credentials, or bind-mount a file from an absolute host path",
-            ),
-            _ => cx.unknown_key(field, "a Compose file", TOP_KEYS),
-        }
+        cx.unknown_key(field, "a Compose file", TOP_KEYS);
     }
     // Compose's project name prefixes the engine-side names of networks and
     // volumes (`<name>_data`); berth's stack is still named after its
@@ -133,6 +129,27 @@ pub(crate) fn read_stack(
     if let Some(node) = top.value("secrets") {
         stack.secrets = read_secrets(cx, node, source);
     }
+    let stack_dir = source.file.parent().unwrap_or(Path::new(""));
+    if let Some(node) = top.value("configs") {
+        stack.configs =
+            super::configs::read_top(cx, node, stack_dir, source.root, source.config_env);
+    }
+    // Every config written, even one refused: its users get no second
+    // "undefined config" error.
+    let config_names: BTreeSet<String> = top
+        .value("configs")
+        .and_then(|node| match &node.kind {
+            super::yaml::Kind::Map(entries) => Some(
+                entries
+                    .iter()
+                    .filter_map(|(k, _)| k.key_text().map(str::to_string))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let binds = std::cell::RefCell::new(BTreeMap::new());
+    let bind_refs = std::cell::RefCell::new(Vec::new());
 
     let mut drafts = Vec::new();
     match top.get("services") {
@@ -149,6 +166,11 @@ pub(crate) fn read_stack(
                 volumes: &stack.volumes,
                 secrets: &stack.secrets,
                 inventory,
+                configs: &config_names,
+                stack_dir,
+                root: source.root,
+                binds: &binds,
+                bind_refs: &bind_refs,
             };
             if let Some(services) = cx.map(field.value, "`services`") {
                 for entry in &services.entries {
@@ -185,6 +207,10 @@ pub(crate) fn read_stack(
     check_depends_on(cx, &mut drafts, source.name);
     stack.services = drafts.into_iter().map(|d| d.service).collect();
     stack.services.sort_by(|a, b| a.name.cmp(&b.name));
+    stack.configs.extend(binds.into_inner());
+    for service in &mut stack.services {
+        super::configs::attach(cx, &stack.configs, service);
+    }
     stack
 }
 
@@ -507,23 +533,7 @@ fn read_secrets(
     out
 }
 
-/// `path` (relative to the stack's directory) as a path relative to the repo
-/// root, or None when it is absolute or climbs out of the repo.
-pub(crate) fn repo_relative(stack_dir: &Path, path: &str) -> Option<PathBuf> {
-    let joined = stack_dir.join(path);
-    let mut out: Vec<&std::ffi::OsStr> = Vec::new();
-    for component in joined.components() {
-        match component {
-            Component::Normal(part) => out.push(part),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop()?;
-            }
-            Component::RootDir | Component::Prefix(_) => return None,
-        }
-    }
-    Some(out.iter().collect())
-}
+pub(crate) use super::values::repo_relative;
 
 /// `depends_on` must name services of the same stack and must not loop.
 fn check_depends_on(cx: &mut Cx, drafts: &mut [ServiceDraft], stack: &str) {

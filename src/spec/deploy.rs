@@ -740,6 +740,14 @@ pub(crate) struct RawXBerth {
     /// `deploy.update_config.failure_action` (rollback by default).
     #[serde(default)]
     pub validate: Vec<RawCheck>,
+    /// Reload changed configs in place instead of replacing the container:
+    /// berth swaps the file the container sees, runs `check`, sends
+    /// `signal` (or runs `exec`), then the gates and `validate`; on a
+    /// failure it puts the old file back and reloads again.
+    // Read from the tree by `configs::read_reload`; here for the schema.
+    #[allow(dead_code)]
+    #[serde(default)]
+    pub reload: Option<RawReload>,
     /// Take over the running container of this name, which berth does not
     /// manage (`berth import` writes it): the first apply replaces it once
     /// with the service's container, keeping its named volumes. It must be
@@ -747,6 +755,21 @@ pub(crate) struct RawXBerth {
     /// `<stack>-<service>-1`). Without it, berth refuses to touch a
     /// container it does not manage.
     pub adopt: Option<String>,
+}
+
+/// `x-berth.reload`: exactly one of `signal` and `exec`, and an optional `check`.
+#[derive(Debug, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Reload")]
+#[allow(dead_code)] // the schema's: `configs::read_reload` reads the tree
+pub(crate) struct RawReload {
+    /// A signal for the container's main process, e.g. `SIGHUP`.
+    pub signal: Option<String>,
+    /// A command run in the container to reload, e.g. `[nginx, -s, reload]`.
+    pub exec: Option<Vec<String>>,
+    /// A command run in the container against the new file before the
+    /// reload, e.g. `[nginx, -t]`; failing, the old file is put back.
+    pub check: Option<Vec<String>>,
 }
 
 /// One check: exactly one of `exec`, `http` or `tcp`.
@@ -819,7 +842,7 @@ pub(crate) struct RawTcp {
     pub port: u16,
 }
 
-pub(crate) const X_BERTH_KEYS: &[&str] = &["validate", "adopt"];
+pub(crate) const X_BERTH_KEYS: &[&str] = &["validate", "reload", "adopt"];
 const CHECK_KINDS: &[&str] = &["exec", "http", "tcp"];
 const CHECK_KEYS: &[&str] = &["exec", "http", "tcp", "timeout"];
 

@@ -15,6 +15,8 @@ mod compose;
 #[cfg(test)]
 mod compose_tests;
 pub mod config;
+mod config_types;
+pub mod configs;
 #[cfg(test)]
 mod corpus_tests;
 mod decls;

@@ -119,6 +119,9 @@ pub struct Stack {
     pub volumes: BTreeMap<String, VolumeSpec>,
     /// Secrets declared by the stack (key as written): encrypted files in the repo.
     pub secrets: BTreeMap<String, SecretSpec>,
+    /// Configs declared by the stack (key as written) and the repo-relative
+    /// bind mounts its services use: repo bytes delivered to the hosts.
+    pub configs: BTreeMap<String, super::config_types::ConfigSpec>,
     /// How the Compose file was resolved: the other files read, where each
     /// variable came from, per-host containers from host variables.
     pub resolution: Resolution,
@@ -219,6 +222,12 @@ pub struct Service {
     /// Secrets the service reads, sorted by target; the secrets stage turns
     /// them into files and digests in `container.secrets`.
     pub secrets: Vec<SecretRef>,
+    /// Configs the service reads (`configs:` and repo-relative binds),
+    /// sorted by target; turned into `container.configs` at load.
+    pub configs: Vec<super::config_types::ConfigRef>,
+    /// `x-berth.reload`: a changed config is reloaded in place instead of
+    /// replacing the container.
+    pub reload: Option<super::config_types::ReloadSpec>,
     /// `container_name`: the engine-side name of the service's one container
     /// per host, instead of `<stack>-<service>-<replica>`. Validation makes
     /// sure no host runs two replicas of it.
@@ -517,6 +526,11 @@ pub struct ContainerSpec {
     /// `annotations` (HostConfig.Annotations; needs Docker API 1.43).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Config name -> the file (or directory) berth delivers for it: the
+    /// digest of the repo's bytes, so a change replaces (or reloads) exactly
+    /// the readers. The mounts themselves are in `mounts`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub configs: BTreeMap<String, super::config_types::ConfigFileSpec>,
     /// Fixed addresses (`networks.<n>.ipv4_address`, `ipv6_address`), by
     /// engine-side network name; each is inside the network's declared
     /// subnet, and validation allows one container of the service per host.
@@ -802,10 +816,13 @@ impl Resolution {
         default: &'a ContainerSpec,
     ) -> std::borrow::Cow<'a, ContainerSpec> {
         match self.per_host.get(service).and_then(|hosts| hosts.get(host)) {
-            Some(spec) if spec.secrets == default.secrets => std::borrow::Cow::Borrowed(spec),
+            Some(spec) if spec.secrets == default.secrets && spec.configs == default.configs => {
+                std::borrow::Cow::Borrowed(spec)
+            }
             Some(spec) => {
                 let mut spec = spec.clone();
                 spec.secrets = default.secrets.clone();
+                spec.configs = default.configs.clone();
                 std::borrow::Cow::Owned(spec)
             }
             None => std::borrow::Cow::Borrowed(default),

@@ -2,9 +2,9 @@
 //! tmpfs mounts.
 //!
 //! A named volume must be declared at the top level and becomes its
-//! engine-side name; a bind mount needs an absolute host path (berth runs
-//! containers on other machines, where a path relative to the repo means
-//! nothing); an anonymous volume is refused because its data would be lost
+//! engine-side name; a bind mount of an absolute path is the host's path;
+//! one relative to the stack's directory is a config (the repo's bytes,
+//! delivered to each host: `configs::bind`); an anonymous volume is refused because its data would be lost
 //! on every replace.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -171,25 +171,15 @@ fn mount_option(
     false
 }
 
-/// A bind mount of a path relative to the stack directory (`./config`) or
-/// to a home directory (`~/data`). With `docker compose` the first is a
-/// directory of the checkout on the machine that runs it; berth runs
-/// containers on other hosts, where the repo is not, so delivering repo
-/// files to hosts is the configs feature's job (`configs:` and
-/// repo-relative binds, still to come). Until then: refused, saying so.
+/// A bind mount of a path relative to a home directory (`~/data`): the
+/// home of whoever runs `docker compose`, which means nothing on another
+/// host. (A path relative to the stack's directory is a config: the
+/// repo's bytes, delivered to the host; see `configs::bind`.)
 fn relative_bind(cx: &mut Cx, node: &Node, what: &str, source: &str) {
-    if source.starts_with('~') {
-        cx.error_help(
-            node,
-            format!("{what}: bind mount source `{source}` is relative to a home directory"),
-            "`~` is the home of whoever runs `docker compose`; berth runs containers on other hosts as the engine's user: use an absolute host path (`/home/me/data:/data`) or a named volume",
-        );
-        return;
-    }
     cx.error_help(
         node,
-        format!("{what}: bind mount source `{source}` is a relative path, a directory of the repo"),
-        "berth runs containers on other hosts, which have no checkout of the repo; delivering files from the repo to hosts is coming with the configs feature (`configs:` and repo-relative binds): for now use an absolute host path (`/srv/app/conf:/etc/app:ro`) and put the files there, or a named volume",
+        format!("{what}: bind mount source `{source}` is relative to a home directory"),
+        "`~` is the home of whoever runs `docker compose`; berth runs containers on other hosts as the engine's user: use an absolute host path (`/home/me/data:/data`) or a named volume",
     );
 }
 
@@ -260,7 +250,19 @@ fn mount(
         return None;
     }
     if !named {
-        relative_bind(cx, node, what, source);
+        if source.starts_with('~') {
+            relative_bind(cx, node, what, source);
+        } else if let Some(r) = super::configs::bind(
+            cx,
+            node,
+            what,
+            source,
+            target,
+            (decls.stack_dir, decls.root),
+            &mut decls.binds.borrow_mut(),
+        ) {
+            decls.bind_refs.borrow_mut().push(r);
+        }
         return None;
     }
     let Some(volume) = decls.volumes.get(source) else {

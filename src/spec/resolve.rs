@@ -474,10 +474,12 @@ impl<'i> Pass<'i> {
         if self.interpolation_failed {
             return;
         }
+        let config_env = self.config_environment(&tree);
         let source = StackSource {
             name: input.name,
             file: input.file,
             root: input.root,
+            config_env: &config_env,
         };
         let mut stack = compose::read_stack(&mut cx, &tree, &source, input.inventory);
         self.attach_variables(&mut stack, &tree);
@@ -1384,6 +1386,39 @@ impl<'i> Pass<'i> {
 
     /// `environment: [HOME]` or `{HOME: }` takes the value from the
     /// variables, as Compose takes it from its environment.
+    /// The values of the variables top-level configs read with
+    /// `environment: <VAR>`, looked up like any other variable (so the
+    /// plan names one that came from the runner's environment).
+    fn config_environment(&mut self, tree: &Node) -> BTreeMap<String, String> {
+        let file = self.input.file.to_path_buf();
+        let mut out = BTreeMap::new();
+        let Some(Node {
+            kind: Kind::Map(configs),
+            ..
+        }) = tree.get("configs")
+        else {
+            return out;
+        };
+        for (_, config) in configs {
+            let Some(var) = config.get("environment") else {
+                continue;
+            };
+            let Some(name) = var.scalar() else { continue };
+            let at = Location {
+                file: var
+                    .file
+                    .as_deref()
+                    .map_or_else(|| file.clone(), Path::to_path_buf),
+                line: var.line,
+                column: var.column,
+            };
+            if let Some(value) = self.lookup(name, at) {
+                out.insert(name.to_string(), value);
+            }
+        }
+        out
+    }
+
     fn bare_environment(&mut self, tree: &mut Node) {
         let file = self.input.file.to_path_buf();
         let Some(Node {

@@ -92,6 +92,7 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "stop_grace_period",
     "depends_on",
     "secrets",
+    "configs",
     "deploy",
     "x-berth",
     "container_name",
@@ -135,7 +136,6 @@ fn unsupported_hint(key: &str) -> Option<&'static str> {
         "env_file" => "berth does not read env files: put values under `environment`, credentials under `secrets`",
         "external_links" => "berth manages its own project's containers: join both to an external network (`networks: {x: {external: true}}`) and use the other container's name",
         "extends" => "share settings with YAML anchors and `<<:` merge keys",
-        "configs" => "files from the repo delivered to hosts are coming with the configs feature (`configs:` and repo-relative binds): for now use `secrets` for credentials, or bind-mount a file from an absolute host path",
         "profiles" => "berth deploys every service of a stack: move optional services to a stack of their own",
         "restart_policy" => "use `restart`",
         "volumes_from" => "declare a named volume and mount it in both services",
@@ -172,6 +172,8 @@ pub(crate) fn read_service(
             container: ContainerSpec::default(),
             validate: Vec::new(),
             secrets: Vec::new(),
+            configs: Vec::new(),
+            reload: None,
             container_name: None,
             pull_policy: PullPolicy::default(),
             pull_policy_at: None,
@@ -242,7 +244,28 @@ pub(crate) fn read_service(
         let (mounts, tmpfs) = mounts::mounts(cx, v, &what, decls);
         container.mounts = mounts;
         container.tmpfs = tmpfs;
+        draft.service.configs = decls.bind_refs.take();
     }
+    if let Some(v) = fields.value("configs") {
+        let mut refs = super::configs::read_refs(cx, v, &what, decls.configs);
+        for r in refs.drain(..) {
+            if draft.service.configs.iter().any(|c| c.target == r.target)
+                || container.mounts.iter().any(|m| m.target == r.target)
+            {
+                cx.report(
+                    r.location.clone(),
+                    format!("{what} mounts two things at `{}`", r.target),
+                    Some("give the config another `target`".into()),
+                );
+                continue;
+            }
+            draft.service.configs.push(r);
+        }
+    }
+    draft
+        .service
+        .configs
+        .sort_by(|a, b| a.target.cmp(&b.target));
     if let Some(v) = fields.value("tmpfs") {
         mounts::tmpfs(cx, v, &what, &mut container.tmpfs);
     }
@@ -447,6 +470,16 @@ pub(crate) fn read_service(
     }
     if let Some(v) = fields.value("x-berth") {
         (draft.service.validate, draft.service.adopt) = deploy::read_x_berth(cx, v, &what);
+        if let Some(reload) = v.get("reload") {
+            draft.service.reload = super::configs::read_reload(cx, reload, &what);
+            if draft.service.configs.is_empty() {
+                cx.warn(
+                    reload,
+                    format!("{what} sets `x-berth.reload` but reads no config"),
+                    "list the files it reloads under the service's `configs:` (or as `./<path>:<target>` volumes), or remove `x-berth.reload`",
+                );
+            }
+        }
     }
     draft.service.container = container;
     draft

@@ -693,17 +693,17 @@ fn undefined_networks_and_volumes() {
 }
 
 #[test]
-fn relative_bind_mounts_and_anonymous_volumes_are_refused() {
+fn relative_bind_mounts_out_of_the_repo_or_missing_and_anonymous_volumes_are_refused() {
     let dir = web(
-        "services:\n  api:\n    image: nginx\n    volumes:\n      - ./conf:/etc/nginx:ro\n      - /data\n      - type: bind\n        source: ../x\n        target: /x\n      - type: bind\n        source: data\n        target: /y\n      - type: volume\n        source: /srv\n        target: /z\nvolumes:\n  data: {}\n",
+        "services:\n  api:\n    image: nginx\n    volumes:\n      - ./conf:/etc/nginx:ro\n      - /data\n      - type: bind\n        source: ../../../x\n        target: /x\n      - type: bind\n        source: data\n        target: /y\n      - type: volume\n        source: /srv\n        target: /z\nvolumes:\n  data: {}\n",
     );
     assert_eq!(
         messages(&dir),
         [
-            "stacks/web/compose.yaml:5:9: service `api`: bind mount source `./conf` is a relative path, a directory of the repo",
+            "stacks/web/compose.yaml:5:9: service `api`: bind mount `./conf`: `stacks/web/conf` does not exist",
             "stacks/web/compose.yaml:6:9: service `api` has an anonymous volume at `/data`",
-            "stacks/web/compose.yaml:8:17: service `api`: bind mount source `../x` is a relative path, a directory of the repo",
-            "stacks/web/compose.yaml:11:17: service `api`: bind mount source `data` is a relative path, a directory of the repo",
+            "stacks/web/compose.yaml:8:17: service `api`: bind mount `../../../x`: `../../../x` is outside the repo",
+            "stacks/web/compose.yaml:11:17: service `api`: bind mount `data`: `stacks/web/data` does not exist",
             "stacks/web/compose.yaml:14:17: service `api`: `type: volume` needs a volume name as `source`, found `/srv`",
         ]
     );

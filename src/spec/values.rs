@@ -4,6 +4,7 @@
 //! Each parser returns `Err(reason)` with a lowercase reason that callers
 //! prefix with what was being read.
 
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 /// A duration written the Go/Compose way; in the JSON schemas it is a string.
@@ -241,6 +242,24 @@ pub(crate) fn in_subnet(addr: std::net::IpAddr, subnet: &str) -> Option<bool> {
         }
         _ => None,
     }
+}
+
+/// `path` (relative to the stack's directory) as a path relative to the repo
+/// root, or None when it is absolute or climbs out of the repo.
+pub(crate) fn repo_relative(stack_dir: &Path, path: &str) -> Option<PathBuf> {
+    let joined = stack_dir.join(path);
+    let mut out: Vec<&std::ffi::OsStr> = Vec::new();
+    for component in joined.components() {
+        match component {
+            Component::Normal(part) => out.push(part),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop()?;
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out.iter().collect())
 }
 
 #[cfg(test)]

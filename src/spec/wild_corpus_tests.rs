@@ -17,8 +17,9 @@ enum Refusal {
     /// `build` without `image`: berth deploys images, it never builds.
     BuildWithoutImage,
     /// A bind mount of a path in the repo (`./config:/config`), or
-    /// `configs:`: files from the repo delivered to hosts are the configs
-    /// feature's, still to come, and the error must point there.
+    /// Files of the stack's repo (`configs:`, `./` bind mounts) that the
+    /// corpus, which keeps Compose files only, does not hold: berth would
+    /// deliver them, and the error must name the missing path.
     RepoFiles,
     /// An anonymous volume (`- /usr/src/app/node_modules`): its data would
     /// be lost at every replace (Compose carries it over; berth cannot).
@@ -35,9 +36,7 @@ impl Refusal {
                     && help.contains("build and push")
             }
             Refusal::RepoFiles => {
-                (d.message.contains("relative path") || d.message.contains("`configs`"))
-                    && help.contains("configs feature")
-                    && help.contains("absolute host path")
+                d.message.contains("does not exist") && help.contains("commit the file")
             }
             Refusal::AnonymousVolume => {
                 d.message.contains("anonymous volume") && help.contains("name it")
@@ -51,8 +50,7 @@ use Refusal::{AnonymousVolume as Anonymous, BuildWithoutImage as Build, RepoFile
 /// The stacks berth refuses, and the only reasons it may give.
 const EXPECTED_REFUSALS: &[(&str, &[Refusal])] = &[
     ("arr", &[RepoFiles]),
-    ("docs-configs", &[RepoFiles]),
-    ("docs-flask-redis", &[Build, RepoFiles]),
+    ("docs-flask-redis", &[Build]),
     ("docs-nginx-golang", &[Build]),
     ("docs-react-express-mongo", &[Build, RepoFiles, Anonymous]),
     ("gitea", &[RepoFiles]),

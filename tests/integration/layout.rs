@@ -49,6 +49,10 @@ const IO_EXCEPTIONS: &[(&str, &str, &str)] = &[(
     "src/spec/resolve.rs",
     "std::fs",
     "reading a stack pulls in the repo files it names (`.env`, `env_file`, `extends`, `include`), checked to stay inside the checkout; it touches no host",
+), (
+    "src/spec/configs.rs",
+    "std::fs",
+    "configs are the checkout's files (`configs: {x: {file: ...}}`, `./` bind mounts), read and digested at load, checked to stay inside the checkout; it touches no host",
 )];
 
 /// The pure stages, by file path prefix (a prefix `src/plan` covers

@@ -620,6 +620,21 @@ impl Docker for DockerEngine {
     /// 64 KiB of combined output, and gives up after `timeout`. Docker has no
     /// way to kill an exec: on timeout the process may live on in the
     /// container until it ends by itself.
+    async fn signal(&self, id: &str, signal: &str) -> anyhow::Result<()> {
+        let options = bollard::query_parameters::KillContainerOptions {
+            signal: signal.to_string(),
+        };
+        self.docker
+            .kill_container(id, Some(options))
+            .await
+            .map_err(|err| {
+                self.fail(
+                    format_args!("cannot send {signal} to {}", self.container(id)),
+                    err,
+                )
+            })
+    }
+
     async fn exec(
         &self,
         id: &str,

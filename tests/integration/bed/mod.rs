@@ -10,6 +10,7 @@
 //! scenario helpers below serve more than one topic.
 
 mod compose;
+mod configs;
 mod converge;
 mod digests;
 mod drift;
