@@ -375,7 +375,11 @@ fn compose_fixed_addresses_and_pull_policy_never() -> Result<(), Failed> {
     };
     repo.write("stacks/addr/compose.yaml", &compose(""));
     repo.commit("a fixed address");
-    // `web` pulls the image first; `cached` needs it and never pulls.
+    // `cached` never pulls, so the hosts get the image by hand first, as an
+    // operator would (other tests may have removed it).
+    for host in ["edge-1", "edge-2"] {
+        bed.docker_ok(host, &["pull", "-q", &web]);
+    }
     let run = apply(&repo, &[]);
     expect_code(&run, 0);
     for host in ["edge-1", "edge-2"] {
