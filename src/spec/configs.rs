@@ -27,9 +27,9 @@ use std::path::{Path, PathBuf};
 
 pub use super::config_types::*;
 use super::model::{ContainerSpec, MountKind, MountSpec};
-use super::read::Cx;
+use super::read::{Cx, FileRef};
 use super::values::{self, repo_relative};
-use super::yaml::{Kind, Node};
+use super::yaml::Node;
 
 /// Where config versions live on a host, below `<project>/<host>/`: on disk,
 /// so a rebooted host restarts its containers with their files.
@@ -323,40 +323,16 @@ pub(crate) fn read_refs(
     };
     let mut out: Vec<ConfigRef> = Vec::new();
     for item in items {
-        let one = format!("a config of {what}");
-        let (source_node, source, target, uid, gid, mode) = if let Kind::Map(_) = item.kind {
-            let Some(fields) = cx.map_with(item, &one, CONFIG_REF_KEYS) else {
-                continue;
-            };
-            let Some(source_node) = fields.value("source") else {
-                cx.error_help(
-                    item,
-                    format!("{one} has no `source`"),
-                    "name a config declared under top-level `configs:`",
-                );
-                continue;
-            };
-            let Some(source) = cx.string(source_node, &format!("`source` of {one}")) else {
-                continue;
-            };
-            let target = fields
-                .value("target")
-                .and_then(|v| cx.string(v, &format!("`target` of {one}")));
-            let uid = fields
-                .value("uid")
-                .and_then(|v| cx.stringify(v, &format!("`uid` of {one}")));
-            let gid = fields
-                .value("gid")
-                .and_then(|v| cx.stringify(v, &format!("`gid` of {one}")));
-            let mode = fields
-                .value("mode")
-                .and_then(|v| cx.file_mode(v, &format!("`mode` of {one}")));
-            (source_node, source, target, uid, gid, mode)
-        } else {
-            let Some(source) = cx.string(item, &one) else {
-                continue;
-            };
-            (item, source, None, None, None, None)
+        let Some(FileRef {
+            source_node,
+            source,
+            target,
+            uid,
+            gid,
+            mode,
+        }) = cx.file_ref(item, what, "config", CONFIG_REF_KEYS)
+        else {
+            continue;
         };
         if !declared.contains(&source) {
             let names: Vec<&str> = declared.iter().map(String::as_str).collect();

@@ -493,6 +493,74 @@ pub(crate) fn read_labels(
     out
 }
 
+/// One entry of a service's `secrets:` or `configs:`: short syntax (a name)
+/// or long (`source`, `target`, `uid`, `gid`, `mode`). Read in one place
+/// because Compose gives both lists the same shape.
+pub struct FileRef<'n> {
+    pub source_node: &'n Node,
+    pub source: String,
+    pub target: Option<String>,
+    pub uid: Option<String>,
+    pub gid: Option<String>,
+    pub mode: Option<u32>,
+}
+
+impl Cx {
+    /// Reads `item` as a [`FileRef`] of `what`; `kind` is `secret` or
+    /// `config`, `keys` the long syntax's keys. None once an error is
+    /// reported.
+    pub fn file_ref<'n>(
+        &mut self,
+        item: &'n Node,
+        what: &str,
+        kind: &str,
+        keys: &[&str],
+    ) -> Option<FileRef<'n>> {
+        let one = format!("a {kind} of {what}");
+        let Kind::Map(_) = item.kind else {
+            let source = self.string(item, &one)?;
+            return Some(FileRef {
+                source_node: item,
+                source,
+                target: None,
+                uid: None,
+                gid: None,
+                mode: None,
+            });
+        };
+        let fields = self.map_with(item, &one, keys)?;
+        let Some(source_node) = fields.value("source") else {
+            self.error_help(
+                item,
+                format!("{one} has no `source`"),
+                format!("name a {kind} declared under top-level `{kind}s:`"),
+            );
+            return None;
+        };
+        let source = self.string(source_node, &format!("`source` of {one}"))?;
+        let target = fields
+            .value("target")
+            .and_then(|v| self.string(v, &format!("`target` of {one}")));
+        let uid = fields
+            .value("uid")
+            .and_then(|v| self.stringify(v, &format!("`uid` of {one}")));
+        let gid = fields
+            .value("gid")
+            .and_then(|v| self.stringify(v, &format!("`gid` of {one}")));
+        let mode = fields
+            .value("mode")
+            .and_then(|v| self.file_mode(v, &format!("`mode` of {one}")));
+        Some(FileRef {
+            source_node,
+            source,
+            target,
+            uid,
+            gid,
+            mode,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::decls::Decls;
-use super::read::{Cx, Fields};
+use super::read::{Cx, Fields, FileRef};
 use super::restart::RestartPolicy;
 use super::yaml::{Kind, Node};
 use super::{deploy, image, mounts, ports, values};
@@ -1227,40 +1227,16 @@ fn secrets(
     };
     let mut out: Vec<SecretRef> = Vec::new();
     for item in items {
-        let (source_node, source, target, uid, gid, mode) = if let Kind::Map(_) = item.kind {
-            let one = format!("a secret of {what}");
-            let Some(fields) = cx.map_with(item, &one, SECRET_REF_KEYS) else {
-                continue;
-            };
-            let Some(source_node) = fields.value("source") else {
-                cx.error_help(
-                    item,
-                    format!("{one} has no `source`"),
-                    "name a secret declared under top-level `secrets:`",
-                );
-                continue;
-            };
-            let Some(source) = cx.string(source_node, &format!("`source` of {one}")) else {
-                continue;
-            };
-            let target = fields
-                .value("target")
-                .and_then(|v| cx.string(v, &format!("`target` of {one}")));
-            let uid = fields
-                .value("uid")
-                .and_then(|v| cx.stringify(v, &format!("`uid` of {one}")));
-            let gid = fields
-                .value("gid")
-                .and_then(|v| cx.stringify(v, &format!("`gid` of {one}")));
-            let mode = fields
-                .value("mode")
-                .and_then(|v| cx.file_mode(v, &format!("`mode` of {one}")));
-            (source_node, source, target, uid, gid, mode)
-        } else {
-            let Some(source) = cx.string(item, &format!("a secret of {what}")) else {
-                continue;
-            };
-            (item, source, None, None, None, None)
+        let Some(FileRef {
+            source_node,
+            source,
+            target,
+            uid,
+            gid,
+            mode,
+        }) = cx.file_ref(item, what, "secret", SECRET_REF_KEYS)
+        else {
+            continue;
         };
         if !declared.contains_key(&source) {
             let names: Vec<&str> = declared.keys().map(String::as_str).collect();
