@@ -358,12 +358,18 @@ async fn a_failure_in_the_first_batch_pauses_before_the_next_batch() {
             running("s-web-4", "reg/app:1"),
         ]
     );
+    // Their new containers were made while batch 1 rolled, and went again
+    // unstarted; their old ones were never touched.
     let log = engine.mutations();
-    assert!(
-        !log.iter()
-            .any(|m| m.contains("s-web-3") || m.contains("s-web-4")),
-        "{log:?}"
-    );
+    for n in [3, 4] {
+        let made = format!("s-web-{n}.berth-new");
+        let touched: Vec<&String> = log
+            .iter()
+            .filter(|m| m.contains(&format!("s-web-{n}")))
+            .filter(|m| **m != format!("create {made}") && **m != format!("remove {made}"))
+            .collect();
+        assert!(touched.is_empty(), "{touched:?} in {log:?}");
+    }
     assert!(report.hosts[0].error.is_some());
 }
 
@@ -610,6 +616,12 @@ async fn batches_guard_serving_replicas_and_a_new_service_goes_at_once() {
         assert!(
             position(&log, &format!("start s-svc1-{n}"))
                 < position(&log, &format!("stop s-svc1-{}", n + 1)),
+            "{log:?}"
+        );
+        // The next one's new container is made meanwhile, off the path.
+        assert!(
+            position(&log, &format!("create s-svc1-{}.berth-new", n + 1))
+                < position(&log, &format!("start s-svc1-{n}")),
             "{log:?}"
         );
     }
