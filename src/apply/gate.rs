@@ -343,11 +343,10 @@ mod tests {
             }
         };
         let gate = wait_ready_paced(&engine, &id, Duration::from_secs(900), NEVER);
-        let (ready, ()) = tokio::time::timeout(Duration::from_secs(60), async {
-            tokio::join!(gate, lost)
-        })
-        .await
-        .expect("the gate hung on a lost stream");
+        let (ready, ()) =
+            tokio::time::timeout(Duration::from_secs(60), async { tokio::join!(gate, lost) })
+                .await
+                .expect("the gate hung on a lost stream");
         ready.expect("ready");
     }
 
