@@ -77,6 +77,7 @@ fn one_change(action: Action, spec: crate::spec::ContainerSpec, current: Option<
         }],
         unreachable: vec![],
         environment: Vec::new(),
+        rollouts: Vec::new(),
     }
 }
 
@@ -258,6 +259,7 @@ fn rollout_plan(changes: Vec<Change>) -> Plan {
         }],
         unreachable: vec![],
         environment: Vec::new(),
+        rollouts: Vec::new(),
     }
 }
 

@@ -81,7 +81,7 @@ fn runner_hostname() -> String {
 /// How each service rolls out: what it waits for in its stack's
 /// `depends_on` graph (validated acyclic by spec), its update/rollback
 /// config and checks.
-fn service_policies(project: &Project) -> BTreeMap<(String, String), ServicePolicy> {
+pub(super) fn service_policies(project: &Project) -> BTreeMap<(String, String), ServicePolicy> {
     let mut policies = BTreeMap::new();
     for stack in &project.stacks {
         for s in &stack.services {

@@ -227,6 +227,8 @@ pub(super) fn make_plan(
             stacks: v.stacks,
         })
         .collect();
+    plan.rollouts =
+        crate::apply::schedule::planned(&plan, &super::context::service_policies(&loaded.project));
     Ok(plan)
 }
 
