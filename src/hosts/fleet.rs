@@ -27,6 +27,10 @@ use crate::spec::HostConfig;
 /// of a unix socket path.
 const MAX_RUNTIME_DIR_LEN: usize = 70;
 
+/// Hosts let go of at once when a run ends: each is a local ssh process
+/// and one round trip, so more at once only adds processes.
+const CLOSE_PARALLEL: usize = 32;
+
 /// How to reach and lock the hosts of one run.
 #[derive(Debug, Clone)]
 pub struct FleetOptions {
@@ -242,13 +246,16 @@ impl Fleet {
     /// Releases every lock (waiting for the lock shells to exit, so the next
     /// run can take them at once), closes every connection and removes the
     /// runtime directory.
+    /// Hosts are let go of side by side (each is a round trip: the lock
+    /// shell's exit, the ssh master's), locks first: a lock shell still
+    /// writing the applied commit must not lose its connection.
     pub async fn close(mut self) {
-        for lock in std::mem::take(&mut self.locks) {
-            lock.release().await;
-        }
-        for engine in self.engines.values() {
-            engine.close().await;
-        }
+        stream::iter(std::mem::take(&mut self.locks))
+            .for_each_concurrent(CLOSE_PARALLEL, HostLock::release)
+            .await;
+        stream::iter(self.engines.values())
+            .for_each_concurrent(CLOSE_PARALLEL, |engine| engine.close())
+            .await;
         // The runtime directory goes with `self`.
     }
 }
