@@ -11,3 +11,10 @@ pub const SPEC: &str = "berth.spec";
 pub const COMMIT: &str = "berth.commit";
 /// Set on an old container kept (stopped, renamed) during a replace.
 pub const RETIRED: &str = "berth.retired";
+/// The image as the repo names it (`reg/app:2.1`), on a container created
+/// from its pinned digest: people read the tag, the engine runs the bytes.
+pub const IMAGE: &str = "berth.image";
+/// The manifest digest the plan resolved the image to (`sha256:…`): the
+/// container is created from `name@digest`, so every host runs the same
+/// bytes even when the tag moves during the rollout.
+pub const IMAGE_DIGEST: &str = "berth.image-digest";

@@ -5,6 +5,8 @@
 //! `plan::diff(desired, observed)` → `render`; `apply` → `report`.
 //! `cli` parses a command and calls one function in `ops`, which runs the
 //! stages and returns an outcome; errors take one shape (`error`).
+//! `import` turns containers started outside berth into specs and Compose
+//! files (`berth import`, and the plan's take-over comparison).
 //! `labels` and `observed` are plain data below both `hosts` (which reports
 //! them) and the pure stages (which read them), so data flows one way.
 
@@ -12,12 +14,14 @@ pub mod apply;
 pub mod cli;
 pub mod error;
 pub mod hosts;
+pub mod import;
 pub mod labels;
 pub mod observed;
 pub mod openpgp;
 pub mod ops;
 pub mod placement;
 pub mod plan;
+pub mod registry;
 pub mod render;
 pub mod report;
 pub mod secrets;

@@ -60,6 +60,15 @@ pub struct HostObservation {
     /// so a plan can refuse a key the engine would reject before any change
     /// is made; None where unknown (the in-memory engine).
     pub api_version: Option<(usize, usize)>,
+    /// Containers this project does not manage that the repo asks berth to
+    /// take over (`x-berth.adopt`), inspected in full by name, so the plan
+    /// can compare them with the repo's spec. Only those asked for.
+    pub adoptable: BTreeMap<String, crate::import::InspectedContainer>,
+    /// Container ID -> the `RepoDigests` of the image it runs
+    /// (`reg/app@sha256:…`), from the list calls (no extra request): what
+    /// the plan compares a tag's resolved digest against. A container
+    /// without an entry runs an image with no known registry digest.
+    pub running_digests: BTreeMap<String, Vec<String>>,
 }
 
 /// A container's live state, for health gates.

@@ -70,6 +70,10 @@ pub struct DesiredHost {
     /// Named volumes the host's containers mount, keyed by engine-side name,
     /// with the stack that declares them.
     pub volumes: BTreeMap<String, (String, VolumeSpec)>,
+    /// Names of containers here the repo takes over (`x-berth.adopt`):
+    /// a container of that name berth does not manage is replaced once,
+    /// not a blocker.
+    pub adopt: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -153,13 +157,28 @@ pub fn place(
                     service,
                     &base_hashes,
                 );
+                let name = service
+                    .container_name
+                    .clone()
+                    .unwrap_or_else(|| slot.container_name());
+                match &service.adopt {
+                    Some(adopt) if *adopt != name => problems.push(Diagnostic {
+                        location: service.location.clone(),
+                        message: format!(
+                            "stack `{}`: service `{}` takes over container `{adopt}` (`x-berth.adopt`), but its container on host `{host}` is named `{name}`",
+                            stack.name, service.name
+                        ),
+                        help: Some(format!("add `container_name: {adopt}` to the service, so the container keeps its name")),
+                    }),
+                    Some(adopt) => {
+                        state.hosts.entry(host.clone()).or_default().adopt.insert(adopt.clone());
+                    }
+                    None => {}
+                }
                 let desired = state.hosts.entry(host).or_default();
                 add_stack_resources(desired, stack, &spec);
                 desired.containers.push(DesiredContainer {
-                    name: service
-                        .container_name
-                        .clone()
-                        .unwrap_or_else(|| slot.container_name()),
+                    name,
                     slot,
                     spec_hash: spec_hash(&spec),
                     spec,
@@ -473,6 +492,7 @@ mod tests {
             follows: Default::default(),
             network_peer: None,
             build_ignored: None,
+            adopt: None,
         }
     }
 
@@ -496,8 +516,12 @@ mod tests {
                     parallel: 4,
                     rollout_parallel: 16,
                     connect_timeout: std::time::Duration::from_secs(5),
+                    keepalive: std::time::Duration::from_secs(15),
+                    docker_timeout: std::time::Duration::from_secs(120),
                     known_hosts: None,
                     ssh_config: None,
+                    insecure_registries: Default::default(),
+                    resolve_from: Default::default(),
                 },
                 recipients: Vec::new(),
                 compose: Default::default(),

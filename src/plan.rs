@@ -12,14 +12,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use similar::{ChangeTag, TextDiff};
 
+use crate::import;
 use crate::labels;
 use crate::observed::{ContainerState, HostObservation, LiveSettings, ObservedContainer};
 use crate::placement::{CurrentPlacement, DesiredContainer, DesiredHost, DesiredState, Slot};
 use crate::spec::{ContainerSpec, ImageRef, NetworkSpec, PullPolicy, VolumeSpec};
 
+pub mod digests;
 pub mod reason;
 
-pub use reason::{Blocker, Leftover, Reason};
+pub use reason::{Blocker, Leftover, MovedTag, Reason};
 
 pub const PLAN_FORMAT_VERSION: u32 = 1;
 
@@ -118,6 +120,11 @@ pub struct HostPlan {
     /// host; apply refuses a plan that has any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blocked: Vec<Blocked>,
+    /// Tags that moved in their registry under running containers whose
+    /// `pull_policy` keeps what runs (`missing`, or a refresh policy not yet
+    /// due): shown, not applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub available: Vec<MovedTag>,
 }
 
 /// A wanted container that cannot be created, and why.
@@ -256,6 +263,12 @@ pub struct CurrentContainer {
 pub struct DesiredRef {
     pub spec: ContainerSpec,
     pub spec_hash: String,
+    /// The manifest digest `spec.image` was resolved to at plan time
+    /// (`sha256:…`): apply creates the container from `name@digest`. None
+    /// where tags are not resolved (`pull_policy: never`,
+    /// `settings.resolve_from: none`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -309,6 +322,18 @@ impl Plan {
         self.hosts
             .iter()
             .flat_map(|h| h.blocked.iter().map(move |b| (h.host.as_str(), b)))
+    }
+
+    /// Replicas the plan moves off a host that keeps their named volumes
+    /// (and so their data), with that host: `apply` refuses them without
+    /// `--allow-volume-move`.
+    pub fn volume_moves(&self) -> impl Iterator<Item = (&str, &Change)> {
+        self.hosts.iter().flat_map(|h| {
+            h.changes
+                .iter()
+                .filter(|c| matches!(c.reason, Reason::MovedLeavingData { .. }))
+                .map(move |c| (h.host.as_str(), c))
+        })
     }
 
     pub fn drift_count(&self) -> usize {
@@ -388,6 +413,11 @@ pub fn diff(
 
         for d in &want.containers {
             match live.remove(d.name.as_str()) {
+                None if want.adopt.contains(&d.name) && have.adoptable.contains_key(&d.name) => {
+                    if let Some(c) = have.adoptable.get(&d.name) {
+                        changes.push(take_over(d, c));
+                    }
+                }
                 None if have.foreign_names.contains(&d.name) => {
                     blocked.push(Blocked {
                         slot: d.slot.clone(),
@@ -427,7 +457,13 @@ pub fn diff(
                 service: c.name.clone(),
                 replica: 0,
             });
-            let reason = removal_reason(desired, &slot);
+            let reason = match removal_reason(desired, &slot) {
+                Reason::Moved => match named_volumes(c) {
+                    volumes if volumes.is_empty() => Reason::Moved,
+                    volumes => Reason::MovedLeavingData { volumes },
+                },
+                other => other,
+            };
             changes.push(Change {
                 action: Action::Remove,
                 name: c.name.clone(),
@@ -491,6 +527,7 @@ pub fn diff(
             volumes,
             changes,
             blocked,
+            available: Vec::new(),
         });
     }
 
@@ -632,6 +669,48 @@ fn compare(d: &DesiredContainer, c: &ObservedContainer, commit_unchanged: bool) 
     None
 }
 
+/// The replace that takes over `c`, a container berth does not manage that
+/// the repo adopts (`x-berth.adopt`): its fields are what the repo's spec
+/// changes on it, compared as [`import::comparable`] specs (empty when the
+/// repo reproduces it; berth's labels are added either way).
+fn take_over(d: &DesiredContainer, c: &import::InspectedContainer) -> Change {
+    let mut fields = field_diff(
+        &import::comparable(&import::observed_spec(c)),
+        &import::comparable(&d.spec),
+    );
+    // Plans are posted where many read them: a credential's value (or a
+    // digest one could guess it from) is never shown, only that it differs.
+    for f in &mut fields {
+        if f.field
+            .strip_prefix("environment.")
+            .is_some_and(crate::spec::looks_secret)
+        {
+            for value in [&mut f.old, &mut f.new].into_iter().flatten() {
+                *value = "(sensitive)".into();
+            }
+        }
+    }
+    Change {
+        action: Action::Replace,
+        slot: d.slot.clone(),
+        name: d.name.clone(),
+        current: Some(CurrentContainer {
+            id: c.id.clone(),
+            image: c.image.clone(),
+            state: ContainerState::parse(&c.state),
+            spec_hash: None,
+        }),
+        desired: Some(desired_ref(d)),
+        reason: Reason::TakeOver {
+            container: c.name.clone(),
+            fields: paths(&fields),
+        },
+        drift: false,
+        fields,
+        failed_before: None,
+    }
+}
+
 /// Settings edited in place on the host, as field changes from what the
 /// host has now (old) to what the repo says (new).
 fn hand_edits(live: &LiveSettings, spec: &ContainerSpec) -> Vec<FieldChange> {
@@ -695,6 +774,25 @@ fn removal_reason(desired: &DesiredState, slot: &Slot) -> Reason {
     }
 }
 
+/// The named volumes (engine-side names) a container mounts, read from
+/// the spec it was created from (its `berth.spec` label): where its data is.
+fn named_volumes(c: &ObservedContainer) -> Vec<String> {
+    let Some(spec) = c
+        .labels
+        .get(labels::SPEC)
+        .and_then(|json| serde_json::from_str::<ContainerSpec>(json).ok())
+    else {
+        return Vec::new();
+    };
+    let volumes: BTreeSet<String> = spec
+        .mounts
+        .into_iter()
+        .filter(|m| m.kind == crate::spec::MountKind::Volume && !m.source.is_empty())
+        .map(|m| m.source)
+        .collect();
+    volumes.into_iter().collect()
+}
+
 /// A plan saved for later (`berth plan --save`), bound to what it was
 /// computed from: applying it is refused when the commit or any host's
 /// managed containers moved since, so what was reviewed is what runs.
@@ -703,6 +801,10 @@ pub struct SavedPlan {
     pub plan: Plan,
     /// Per host, the managed containers the plan was computed against.
     pub observed: BTreeMap<String, Vec<ObservedSummary>>,
+    /// Every image the plan resolved, as written -> the digest its tag
+    /// named then: applying is refused when one names another now.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub digests: BTreeMap<String, String>,
 }
 
 /// The part of an observed container that a plan depends on.
@@ -830,6 +932,7 @@ fn desired_ref(d: &DesiredContainer) -> DesiredRef {
     DesiredRef {
         spec: d.spec.clone(),
         spec_hash: d.spec_hash.clone(),
+        digest: None,
     }
 }
 
@@ -1151,6 +1254,134 @@ mod tests {
         );
         assert!(!plan.is_empty());
         assert_eq!(plan.count(Action::Create), 0);
+    }
+
+    fn mount(kind: &str, source: &str, target: &str) -> crate::spec::MountSpec {
+        serde_json::from_value(serde_json::json!({
+            "kind": kind, "source": source, "target": target, "read_only": false
+        }))
+        .unwrap()
+    }
+
+    /// A replica moved off host `a` (to `b`) by placement, whose running
+    /// container on `a` has `spec`.
+    fn moved_with(spec: &ContainerSpec) -> Plan {
+        let slot = Slot {
+            stack: "jobs".into(),
+            service: "ledger".into(),
+            replica: 1,
+        };
+        let running = ObservedContainer {
+            id: "c1".into(),
+            name: "jobs-ledger-1".into(),
+            labels: BTreeMap::from([
+                (labels::STACK.to_string(), "jobs".to_string()),
+                (labels::SERVICE.to_string(), "ledger".to_string()),
+                (labels::REPLICA.to_string(), "1".to_string()),
+                (
+                    labels::SPEC_HASH.to_string(),
+                    crate::placement::spec_hash(spec),
+                ),
+                (
+                    labels::SPEC.to_string(),
+                    crate::placement::canonical_json(spec),
+                ),
+            ]),
+            image: spec.image.clone(),
+            state: ContainerState::Running,
+            health: None,
+            created: 0,
+            live: None,
+        };
+        let desired = DesiredState {
+            project: "p".into(),
+            hosts: BTreeMap::from([
+                ("a".to_string(), DesiredHost::default()),
+                (
+                    "b".to_string(),
+                    DesiredHost {
+                        containers: vec![DesiredContainer {
+                            name: slot.container_name(),
+                            slot,
+                            spec_hash: crate::placement::spec_hash(spec),
+                            spec: spec.clone(),
+                            pull_policy: PullPolicy::Missing,
+                        }],
+                        ..Default::default()
+                    },
+                ),
+            ]),
+        };
+        let observed = BTreeMap::from([
+            (
+                "a".to_string(),
+                HostObservation {
+                    containers: vec![running],
+                    images: [spec.image.clone()].into(),
+                    ..Default::default()
+                },
+            ),
+            (
+                "b".to_string(),
+                HostObservation {
+                    images: [spec.image.clone()].into(),
+                    ..Default::default()
+                },
+            ),
+        ]);
+        diff(&desired, &observed, Vec::new(), None)
+    }
+
+    /// A replica that moves to another host while it mounts named volumes:
+    /// the removal on the old host names the volumes whose data stays
+    /// there, apply finds it, and a saved plan reads it back.
+    #[test]
+    fn a_replica_moving_away_from_its_volumes_says_the_data_stays() {
+        let mut with_volumes = spec("reg/ledger:1");
+        for (kind, source, target) in [
+            ("volume", "jobs_ledger-data", "/data"),
+            ("bind", "/etc/ledger", "/etc/ledger"),
+            ("volume", "jobs_cache", "/cache"),
+        ] {
+            with_volumes.mounts.push(mount(kind, source, target));
+        }
+        let plan = moved_with(&with_volumes);
+        let removal = &plan.hosts[0].changes[0];
+        assert_eq!(
+            (plan.hosts[0].host.as_str(), removal.action),
+            ("a", Action::Remove)
+        );
+        assert_eq!(
+            removal.reason,
+            Reason::MovedLeavingData {
+                volumes: vec!["jobs_cache".into(), "jobs_ledger-data".into()]
+            }
+        );
+        assert_eq!(
+            removal.reason_text(),
+            "replica moved to another host; its named volume(s) `jobs_cache`, `jobs_ledger-data` and their data stay on this host (apply needs --allow-volume-move)"
+        );
+        assert_eq!(plan.hosts[1].changes[0].action, Action::Create);
+        let moves: Vec<(&str, String)> = plan
+            .volume_moves()
+            .map(|(h, c)| (h, c.slot.to_string()))
+            .collect();
+        assert_eq!(moves, [("a", "jobs/ledger.1".to_string())]);
+
+        let json = serde_json::to_string(&plan).unwrap();
+        let back: Plan = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.hosts[0].changes[0].reason, removal.reason);
+    }
+
+    /// Without named volumes (binds are the operator's own files), a move
+    /// is a plain move.
+    #[test]
+    fn a_replica_moving_without_named_volumes_is_a_plain_move() {
+        let mut with_bind = spec("reg/ledger:1");
+        with_bind.mounts.push(mount("bind", "/srv/ledger", "/data"));
+        let plan = moved_with(&with_bind);
+        assert_eq!(plan.hosts[0].changes[0].reason, Reason::Moved);
+        assert_eq!(plan.volume_moves().count(), 0);
     }
 
     /// A spec that failed its gates here before says so, naming the kept

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use crate::plan::{Action, Blocked, Change, Plan};
+use crate::plan::{Action, Blocked, Change, Plan, Reason};
 
 mod group;
 pub mod reason;
@@ -64,6 +64,7 @@ pub fn human(plan: &Plan) -> String {
                 c.reason_text()
             );
             field_lines(&mut out, c);
+            digest_line(&mut out, c);
         }
         out.push('\n');
     }
@@ -82,6 +83,7 @@ pub fn human(plan: &Plan) -> String {
         let changes: Vec<&Change> = host.changes.iter().filter(|c| !grouped.has(c)).collect();
         if changes.is_empty()
             && host.blocked.is_empty()
+            && host.available.is_empty()
             && networks.is_empty()
             && volumes.is_empty()
             && pulls.is_empty()
@@ -110,6 +112,10 @@ pub fn human(plan: &Plan) -> String {
                 c.reason_text()
             );
             field_lines(&mut out, c);
+            digest_line(&mut out, c);
+        }
+        for m in &host.available {
+            let _ = writeln!(out, "  = {} {}", m.slot, available_text(m));
         }
         for b in &host.blocked {
             let _ = writeln!(out, "  ! {} {}", slot_label(b), blocker_text(b));
@@ -142,6 +148,36 @@ fn field_lines(out: &mut String, c: &Change) {
     }
 }
 
+/// The digest a create or replace is pinned to, under its change:
+/// `image = "reg/app:2.1" (sha256:4f2c8a1b9e0d…)`.
+fn digest_line(out: &mut String, c: &Change) {
+    if let Some(d) = c.desired.as_ref().filter(|_| c.action != Action::Remove) {
+        if let Some(digest) = &d.digest {
+            let _ = writeln!(
+                out,
+                "      image = {:?} ({}…)",
+                d.spec.image,
+                crate::plan::digests::short(digest)
+            );
+        }
+    }
+}
+
+/// A replace because the image's tag moved in the registry.
+fn tag_moved(c: &Change) -> bool {
+    matches!(c.reason, Reason::TagMoved { .. })
+}
+
+/// A moved tag the plan does not follow, in words.
+fn available_text(m: &crate::plan::MovedTag) -> String {
+    format!(
+        "{} moved: {}… -> {}…, available, not applied (`pull_policy` keeps what runs)",
+        m.image,
+        crate::plan::digests::short(&m.from),
+        crate::plan::digests::short(&m.to)
+    )
+}
+
 /// `Plan: 1 to create, 1 to replace, 1 to remove.` or `No changes.`
 pub fn summary(plan: &Plan) -> String {
     let mut s = if plan.is_empty() {
@@ -159,6 +195,13 @@ pub fn summary(plan: &Plan) -> String {
         }
         s
     };
+    let available = plan.hosts.iter().map(|h| h.available.len()).sum::<usize>();
+    if available > 0 {
+        let _ = write!(
+            s,
+            "\n{available} container(s) run a tag that moved: available, not applied (their `pull_policy` keeps what runs)."
+        );
+    }
     let blocked = plan.blocked().count();
     if blocked > 0 {
         let _ = write!(
@@ -287,11 +330,66 @@ pub fn markdown_within(plan: &Plan, budget: usize) -> String {
         s.push('\n');
         sections.push((drift.len(), s));
     }
+    // Tags that moved in the registry, apart from the commit's changes
+    // (like drift): those apply follows, and those it leaves as they run.
+    let moved: Vec<(&str, &Change)> = plan
+        .hosts
+        .iter()
+        .flat_map(|h| {
+            h.changes
+                .iter()
+                .filter(|c| tag_moved(c) && !grouped.has(c))
+                .map(move |c| (h.host.as_str(), c))
+        })
+        .collect();
+    let available: Vec<(&str, &crate::plan::MovedTag)> = plan
+        .hosts
+        .iter()
+        .flat_map(|h| h.available.iter().map(move |m| (h.host.as_str(), m)))
+        .collect();
+    if !moved.is_empty() || !available.is_empty() {
+        let mut s = String::new();
+        let _ = writeln!(s, "#### Tags that moved in the registry\n");
+        let _ = writeln!(
+            s,
+            "New bytes under the same tag (not this commit's change); each service's `pull_policy` decides.\n"
+        );
+        let _ = writeln!(
+            s,
+            "| host | container | image | runs | tag names now | apply will |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|");
+        for (host, c) in &moved {
+            if let Reason::TagMoved { from, to, .. } = &c.reason {
+                let _ = writeln!(
+                    s,
+                    "| `{host}` | `{}` | `{}` | `{from}…` | `{to}…` | replace |",
+                    label(c),
+                    c.desired
+                        .as_ref()
+                        .map(|d| d.spec.image.as_str())
+                        .unwrap_or_default()
+                );
+            }
+        }
+        for (host, m) in &available {
+            let _ = writeln!(
+                s,
+                "| `{host}` | `{}` | `{}` | `{}…` | `{}…` | nothing (`pull_policy` keeps what runs) |",
+                m.slot,
+                m.image,
+                crate::plan::digests::short(&m.from),
+                crate::plan::digests::short(&m.to)
+            );
+        }
+        s.push('\n');
+        sections.push((moved.len() + available.len(), s));
+    }
     for host in &plan.hosts {
         let changes: Vec<&Change> = host
             .changes
             .iter()
-            .filter(|c| !c.drift && !grouped.has(c))
+            .filter(|c| !c.drift && !tag_moved(c) && !grouped.has(c))
             .collect();
         let names: Vec<String> = host
             .networks
@@ -453,9 +551,15 @@ fn marker(a: Action) -> &'static str {
 fn image_cell(c: &Change) -> String {
     let old = c.current.as_ref().map(|c| c.image.as_str());
     let new = c.desired.as_ref().map(|d| d.spec.image.as_str());
+    let digest = c
+        .desired
+        .as_ref()
+        .and_then(|d| d.digest.as_deref())
+        .map(|d| format!(" (`{}…`)", crate::plan::digests::short(d)))
+        .unwrap_or_default();
     match (old, new) {
-        (Some(o), Some(n)) if o != n => format!("`{o}` → `{n}`"),
-        (_, Some(n)) => format!("`{n}`"),
+        (Some(o), Some(n)) if o != n => format!("`{o}` → `{n}`{digest}"),
+        (_, Some(n)) => format!("`{n}`{digest}"),
         (Some(o), None) => format!("`{o}`"),
         (None, None) => String::new(),
     }

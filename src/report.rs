@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use crate::apply::{ApplyReport, RolloutReport, StepReport};
+use crate::apply::{ApplyReport, HostOutcome, RolloutReport, Step, StepReport};
 use crate::plan::{Action, Plan};
 
 /// The JSON run report (`--report FILE`).
@@ -51,6 +51,9 @@ pub enum RunOutcome {
     Failed,
     /// Another run held a host's run lock: nothing changed.
     LockHeld,
+    /// Apply was stopped by a signal (SIGTERM, SIGINT): no new batch
+    /// started after it; the hosts say how far each got.
+    Stopped,
 }
 
 impl RunOutcome {
@@ -58,7 +61,9 @@ impl RunOutcome {
     /// the same facts the exit code is picked from.
     pub fn of(plan: &Plan, applied: Option<&ApplyReport>) -> RunOutcome {
         let failed_hosts = applied.is_some_and(|a| !a.failed_hosts().is_empty());
-        if !plan.unreachable.is_empty() || failed_hosts {
+        if applied.is_some_and(|a| a.stopped.is_some()) {
+            RunOutcome::Stopped
+        } else if !plan.unreachable.is_empty() || failed_hosts {
             RunOutcome::Failed
         } else if plan.is_empty() {
             RunOutcome::NoChanges
@@ -71,7 +76,10 @@ impl RunOutcome {
 
     /// Whether the run did what it was asked (for the success metric).
     pub fn succeeded(self) -> bool {
-        !matches!(self, RunOutcome::Failed | RunOutcome::LockHeld)
+        !matches!(
+            self,
+            RunOutcome::Failed | RunOutcome::LockHeld | RunOutcome::Stopped
+        )
     }
 }
 
@@ -81,6 +89,7 @@ pub struct Summary {
     pub replace: usize,
     pub remove: usize,
     pub drift: usize,
+    /// Hosts not reached, or dropped from an apply when they stopped answering.
     pub unreachable: usize,
     pub failed_hosts: usize,
 }
@@ -88,7 +97,13 @@ pub struct Summary {
 #[derive(Debug, Clone, Serialize)]
 pub struct HostRun {
     pub host: String,
+    /// Whether berth reached the host and it answered to the end of the
+    /// run (false for a host dropped because it stopped answering).
     pub reachable: bool,
+    /// What apply did to the host: `converged`, `rolled_back`,
+    /// `unreachable`, `untouched` or `incomplete` (absent for plan).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<HostOutcome>,
     /// Changes planned on this host (all of them, drift included).
     pub planned: usize,
     pub drift: usize,
@@ -113,9 +128,11 @@ impl RunReport {
             .iter()
             .map(|h| {
                 let done = applied.and_then(|a| a.hosts.iter().find(|r| r.host == h.host));
+                let outcome = applied.map(|_| done.map_or(HostOutcome::Untouched, |d| d.outcome));
                 HostRun {
                     host: h.host.clone(),
-                    reachable: true,
+                    reachable: outcome != Some(HostOutcome::Unreachable),
+                    outcome,
                     planned: h.changes.len(),
                     drift: h.changes.iter().filter(|c| c.drift).count(),
                     steps: done.map(|d| d.steps.clone()).unwrap_or_default(),
@@ -127,6 +144,7 @@ impl RunReport {
         hosts.extend(plan.unreachable.iter().map(|u| HostRun {
             host: u.host.clone(),
             reachable: false,
+            outcome: applied.map(|_| HostOutcome::Unreachable),
             planned: 0,
             drift: 0,
             steps: Vec::new(),
@@ -161,7 +179,7 @@ impl RunReport {
                 replace: plan.count(Action::Replace),
                 remove: plan.count(Action::Remove),
                 drift: plan.drift_count(),
-                unreachable: plan.unreachable.len(),
+                unreachable: hosts.iter().filter(|h| !h.reachable).count(),
                 failed_hosts,
             },
             hosts,
@@ -195,6 +213,7 @@ impl RunReport {
             .map(|held| HostRun {
                 host: held.host.clone(),
                 reachable: true,
+                outcome: None,
                 planned: 0,
                 drift: 0,
                 steps: Vec::new(),
@@ -270,6 +289,13 @@ impl RunReport {
             "Time apply spent on the host.",
             per_host(&|h| h.duration_seconds),
         );
+        // A rollout that failed its checks and put the old container back:
+        // the run still fails, but this says why, for the dashboard and alerts.
+        metric(
+            "berth_host_rollbacks",
+            "Rollback steps apply took on the host (failed checks, previous container restored).",
+            per_host(&|h| h.steps.iter().filter(|s| s.step == Step::Rollback).count() as f64),
+        );
         metric(
             "berth_host_success",
             "1 if the host was reached and every step on it succeeded.",
@@ -330,6 +356,7 @@ mod tests {
                 volumes: vec![],
                 changes: vec![],
                 blocked: vec![],
+                available: vec![],
             }],
             unreachable: if unreachable {
                 vec![crate::plan::UnreachableHost {
@@ -355,12 +382,15 @@ mod tests {
                 steps: vec![],
                 seconds: 0.0,
                 error: Some("boom".into()),
+                outcome: crate::apply::HostOutcome::Untouched,
             }],
             rollouts: vec![],
+            stopped: None,
         };
         let ok = ApplyReport {
             hosts: vec![],
             rollouts: vec![],
+            stopped: None,
         };
         let outcome = |plan: &Plan, applied: Option<&ApplyReport>| {
             RunReport::new("apply", plan, applied, started, 0).outcome
@@ -388,6 +418,47 @@ mod tests {
             .contains("berth_last_run_success{project=\"p\",command=\"plan\"} 1"));
         let report = RunReport::lock_held("apply", "p", None, &[], started, 3);
         assert!(report.to_json().contains("\"outcome\": \"lock_held\""));
+    }
+
+    /// Rollback steps are counted per host, so the dashboard and the
+    /// alert rules in ci/ can name them.
+    #[test]
+    fn metrics_count_rollbacks_per_host() {
+        let step = |step: Step, ok: bool| StepReport {
+            step,
+            target: "web/api.1".into(),
+            ok,
+            seconds: 0.1,
+            waited_seconds: None,
+            detail: None,
+        };
+        let applied = ApplyReport {
+            hosts: vec![crate::apply::HostReport {
+                host: "a".into(),
+                steps: vec![
+                    step(Step::Replace, false),
+                    step(Step::Rollback, true),
+                    step(Step::Rollback, true),
+                ],
+                seconds: 1.0,
+                error: Some("validation failed".into()),
+                outcome: HostOutcome::RolledBack,
+            }],
+            rollouts: vec![],
+            stopped: None,
+        };
+        let report = RunReport::new(
+            "apply",
+            &plan(false, false),
+            Some(&applied),
+            SystemTime::now(),
+            1,
+        );
+        let text = report.to_prometheus();
+        assert!(
+            text.contains("berth_host_rollbacks{project=\"p\",command=\"apply\",host=\"a\"} 2\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -47,4 +47,6 @@ pub struct ApplyContext {
     /// Remove secret files no container uses any more, after the rollouts
     /// (the project has or had secrets).
     pub prune_secrets: bool,
+    /// Set when the run is asked to stop (a signal): no new batch starts.
+    pub stop: super::stop::Stop,
 }

@@ -1,8 +1,12 @@
 //! One host as the executor uses it: its engine, and its bound on container
-//! operations at once, shared by every rollout that touches the host.
+//! operations at once, shared by every rollout that touches the host; and
+//! which hosts stopped answering during the run (dropped: no rollout starts
+//! anything on them any more).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
@@ -12,6 +16,8 @@ use crate::hosts::Engine;
 pub(super) struct Hosts<'a> {
     engines: &'a BTreeMap<String, Box<dyn Engine>>,
     slots: BTreeMap<&'a str, Semaphore>,
+    /// Hosts dropped from the run: they stopped answering.
+    lost: Mutex<BTreeSet<String>>,
 }
 
 impl<'a> Hosts<'a> {
@@ -21,7 +27,30 @@ impl<'a> Hosts<'a> {
             .keys()
             .map(|h| (h.as_str(), Semaphore::new(operations.max(1))))
             .collect();
-        Hosts { engines, slots }
+        Hosts {
+            engines,
+            slots,
+            lost: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// Drops `host` from the run: it stopped answering.
+    pub fn lose(&self, host: &str) {
+        if let Ok(mut lost) = self.lost.lock() {
+            if lost.insert(host.to_string()) {
+                tracing::warn!(%host, "host stopped answering: dropped from this run, its containers are left as they are");
+            }
+        }
+    }
+
+    /// Whether `host` was dropped from the run.
+    pub fn is_lost(&self, host: &str) -> bool {
+        self.lost.lock().map(|l| l.contains(host)).unwrap_or(false)
+    }
+
+    /// The hosts dropped from the run.
+    pub fn lost(&self) -> BTreeSet<String> {
+        self.lost.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// The host of that name, if it has a connection.
@@ -52,5 +81,21 @@ impl Host<'_> {
         // The semaphore is never closed: acquiring cannot fail.
         let _slot = self.slots.acquire().await.ok();
         operation.await
+    }
+}
+
+/// How long the probe after a failure waits for the host to answer.
+pub(super) const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Host<'_> {
+    /// Whether the host still answers: its Docker Engine lists the
+    /// project's containers, over its connection, within [`PROBE_TIMEOUT`].
+    /// Asked after a failure that does not say by itself whether the host
+    /// or the release is at fault.
+    pub async fn answers(&self, project: &str) -> bool {
+        matches!(
+            tokio::time::timeout(PROBE_TIMEOUT, self.engine.observe(project)).await,
+            Ok(Ok(_))
+        )
     }
 }

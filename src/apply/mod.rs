@@ -34,8 +34,11 @@ mod host;
 mod outcome;
 pub mod policy;
 mod prepare;
+#[cfg(test)]
+mod properties;
 mod rollout;
 pub mod schedule;
+mod stop;
 #[cfg(test)]
 mod tests;
 
@@ -43,5 +46,8 @@ mod tests;
 // never through these, so no file imports its parent.
 pub use context::{ApplyContext, ServicePolicy, HOST_OPERATIONS};
 pub use gate::{readiness, wait_ready, Readiness};
-pub use outcome::{ApplyReport, HostReport, RolloutOutcome, RolloutReport, Step, StepReport};
+pub use outcome::{
+    ApplyReport, HostOutcome, HostReport, RolloutOutcome, RolloutReport, Step, StepReport,
+};
 pub use rollout::apply;
+pub use stop::Stop;

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+pub use super::policy::HostOutcome;
 use crate::spec::FailureAction;
 
 #[derive(Debug, Clone, Serialize)]
@@ -12,6 +13,10 @@ pub struct ApplyReport {
     pub hosts: Vec<HostReport>,
     /// Services whose rollout failed, with what was done about it.
     pub rollouts: Vec<RolloutReport>,
+    /// Why the run stopped early (`SIGTERM`, `SIGINT`): it started no new
+    /// batch after that, and what was in flight finished or was rolled back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -22,6 +27,9 @@ pub struct HostReport {
     /// The first error on this host, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What became of the host (see `policy::host_outcome`), set when the
+    /// run ends.
+    pub outcome: HostOutcome,
 }
 
 /// A kind of step apply takes on a host, as the report names it.

@@ -1,12 +1,98 @@
 //! The rollout's decisions, as plain functions: how long to wait between
-//! polls ([`Backoff`]), how many failures a service tolerates, and what a
-//! failure does to the service (what it does to the rest of its stack is
-//! the schedule's). Pure: the
-//! executor (`rollout`, `gate`) sleeps and calls the engine; this only says.
+//! polls ([`Backoff`]), whose fault a failure is ([`classify`]), how many
+//! failures a service tolerates, what a failure does to the service (what
+//! it does to the rest of its stack is the schedule's), and what became of
+//! each host ([`host_outcome`]). Pure: the executor (`rollout`, `gate`)
+//! sleeps and calls the engine; this only says.
 
 use std::time::Duration;
 
+use serde::Serialize;
+
 use crate::spec::{FailureAction, UpdateConfig};
+
+/// Whose fault a failed step is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The host answered and the new container failed (it did not start,
+    /// turned unhealthy, failed a check) or the engine refused the step:
+    /// a verdict on the release, so it counts towards the service's
+    /// `max_failure_ratio` and `failure_action` applies.
+    Release,
+    /// The host stopped answering (connection gone, no answer in time): an
+    /// infrastructure fault that says nothing about the release. The host
+    /// is dropped from the run, its slots left as they are, and the other
+    /// hosts go on, as Swarm and Kubernetes do when a node goes dark.
+    Host,
+}
+
+/// Whose fault a failure is: the host's when the error is marked as a lost
+/// connection (`lost`), or when the host did not answer a cheap probe sent
+/// after it (`answers`; a check that timed out over a link that was cut is
+/// not the release's fault); else the release's. The executor probes only
+/// unmarked errors.
+pub fn classify(lost: bool, answers: bool) -> Fault {
+    if lost || !answers {
+        Fault::Host
+    } else {
+        Fault::Release
+    }
+}
+
+/// What became of a host in an apply, as the summary, the `help:` line and
+/// the JSON report say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostOutcome {
+    /// Every change planned for it was made.
+    #[default]
+    Converged,
+    /// A release failed: its replicas here were put back (the old
+    /// containers serve) or the new ones never came up.
+    RolledBack,
+    /// It stopped answering and was dropped from the run: every slot is as
+    /// it was left (old and serving, new and validated, or a leftover the
+    /// next run finishes).
+    Unreachable,
+    /// Nothing was changed on it: preparing it failed (a pull, a secret),
+    /// or its rollouts were cancelled by a failure elsewhere.
+    Untouched,
+    /// Some of its changes were made and others failed or were not made
+    /// (`failure_action: pause` or `continue`, or a service cancelled
+    /// after another one went through).
+    Incomplete,
+}
+
+impl HostOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostOutcome::Converged => "converged",
+            HostOutcome::RolledBack => "rolled back",
+            HostOutcome::Unreachable => "unreachable",
+            HostOutcome::Untouched => "untouched",
+            HostOutcome::Incomplete => "incomplete",
+        }
+    }
+}
+
+/// What became of a host, from what happened to it: `lost` when it was
+/// dropped from the run (or never prepared because it stopped answering),
+/// `put_back` when a replica there was rolled back or its new container
+/// failed, `changed` when a create, replace or remove went through there,
+/// and `failed` when it ended with an error.
+pub fn host_outcome(lost: bool, put_back: bool, changed: bool, failed: bool) -> HostOutcome {
+    if lost {
+        HostOutcome::Unreachable
+    } else if put_back {
+        HostOutcome::RolledBack
+    } else if !failed {
+        HostOutcome::Converged
+    } else if changed {
+        HostOutcome::Incomplete
+    } else {
+        HostOutcome::Untouched
+    }
+}
 
 /// Exponential backoff between polls: `first`, then doubled each time up to
 /// `max`. Every wait in a rollout is one of the constants below, so their
@@ -51,6 +137,14 @@ pub const CHECK_RETRY: Backoff = Backoff::new(Duration::from_millis(200), Durati
 pub const MONITOR_POLL: Backoff =
     Backoff::new(Duration::from_millis(500), Duration::from_millis(500));
 
+/// Putting an old container back after the host stopped answering (an
+/// engine restarting, a connection dropping): tried again at this pace...
+pub const RESTORE_RETRY: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(2));
+
+/// ...for this long, so an engine back within seconds leaves no slot
+/// empty, and a host gone for longer holds up its batch no more than this.
+pub const RESTORE_WINDOW: Duration = Duration::from_secs(10);
+
 /// How many members of a rollout go at once: `update_config.parallelism`,
 /// where 0 means all of them.
 pub fn batch_size(parallelism: u32, members: usize) -> usize {
@@ -90,6 +184,28 @@ pub fn after_batch(update: &UpdateConfig, failures: usize, allowed: usize) -> Ne
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lost_connection_or_a_silent_host_is_the_hosts_fault() {
+        assert_eq!(classify(true, true), Fault::Host);
+        assert_eq!(classify(true, false), Fault::Host);
+        assert_eq!(classify(false, false), Fault::Host);
+        assert_eq!(classify(false, true), Fault::Release);
+    }
+
+    #[test]
+    fn what_became_of_a_host() {
+        use HostOutcome::*;
+        // (lost, put back, changed, failed)
+        assert_eq!(host_outcome(false, false, true, false), Converged);
+        assert_eq!(host_outcome(false, false, false, false), Converged);
+        assert_eq!(host_outcome(true, false, true, true), Unreachable);
+        assert_eq!(host_outcome(true, true, true, true), Unreachable);
+        assert_eq!(host_outcome(false, true, true, true), RolledBack);
+        assert_eq!(host_outcome(false, true, false, true), RolledBack);
+        assert_eq!(host_outcome(false, false, false, true), Untouched);
+        assert_eq!(host_outcome(false, false, true, true), Incomplete);
+    }
 
     #[test]
     fn backoff_doubles_up_to_its_cap() {

@@ -127,6 +127,7 @@ pub(super) async fn prepare_host(host: Host<'_>, hp: &HostPlan, ctx: &ApplyConte
         steps: Vec::new(),
         seconds: 0.0,
         error: None,
+        outcome: Default::default(),
     };
     let mut report = empty();
     let pulls = join_all(hp.pulls.iter().map(|image| async move {
@@ -198,6 +199,10 @@ pub(super) async fn prepare_host(host: Host<'_>, hp: &HostPlan, ctx: &ApplyConte
         }
     }
     if let Err(e) = result {
+        if crate::hosts::is_lost(&e) {
+            // The executor drops the host from the run (see `host`).
+            report.outcome = super::outcome::HostOutcome::Unreachable;
+        }
         tracing::error!(host = %hp.host, "{e:#}");
         report.error = Some(format!("{e:#}"));
     }

@@ -17,11 +17,14 @@ use tracing::Instrument as _;
 
 use super::context::{ApplyContext, ServicePolicy};
 use super::host::{Host, Hosts};
-use super::outcome::{record, ApplyReport, HostReport, RolloutReport, Step};
-use super::policy::{after_batch, allowed_failures, batch_size, Next};
+use super::outcome::{record, ApplyReport, HostOutcome, HostReport, RolloutReport, Step};
+use super::policy::{
+    after_batch, allowed_failures, batch_size, classify, host_outcome, Fault, Next, RESTORE_RETRY,
+    RESTORE_WINDOW,
+};
 use super::schedule::{self, Schedule};
 use super::{gate, prepare};
-use crate::hosts::labels;
+use crate::hosts::{is_lost, labels};
 use crate::placement::canonical_json;
 use crate::plan::{Action, Change, Plan, FAILED_SUFFIX, NEW_SUFFIX, RETIRED_SUFFIX};
 use crate::spec::{FailureAction, UpdateOrder};
@@ -34,6 +37,9 @@ pub async fn apply(
     ctx: &ApplyContext,
 ) -> ApplyReport {
     let on = Hosts::new(engines, ctx.host_operations);
+    if let Some(why) = ctx.stop.requested() {
+        return stopped_before_start(plan, why);
+    }
     let prepared = plan.hosts.iter().filter_map(|hp| {
         let host = on.get(&hp.host)?;
         let span = tracing::info_span!("prepare", host = %hp.host);
@@ -44,6 +50,11 @@ pub async fn apply(
         .map(|r| (r.host.clone(), r))
         .collect()
         .await;
+    for r in hosts.values() {
+        if r.outcome == HostOutcome::Unreachable {
+            on.lose(&r.host);
+        }
+    }
 
     let order = schedule::rollouts(
         plan,
@@ -61,7 +72,13 @@ pub async fn apply(
     let (first_batch, mut first_batches) = tokio::sync::mpsc::unbounded_channel::<usize>();
     let mut running = FuturesUnordered::new();
     loop {
-        for i in schedule.ready() {
+        // Once asked to stop, no service starts; those running stop
+        // after their batch in flight.
+        let ready = match ctx.stop.requested() {
+            None => schedule.ready(),
+            Some(_) => Vec::new(),
+        };
+        for i in ready {
             let r = &order[i];
             let policy = ctx
                 .services
@@ -109,6 +126,20 @@ pub async fn apply(
             else => break,
         }
     }
+    if let Some(why) = ctx.stop.requested() {
+        for (i, r) in order.iter().enumerate() {
+            if schedule.state(i) != schedule::State::Waiting {
+                continue;
+            }
+            for (host, change) in &r.members {
+                if let Some(report) = hosts.get_mut(*host) {
+                    report
+                        .error
+                        .get_or_insert_with(|| not_started(&change.name, why));
+                }
+            }
+        }
+    }
     // In the order services are listed, whichever finished first.
     rollouts.sort_by(|a: &RolloutReport, b| (&a.stack, &a.service).cmp(&(&b.stack, &b.service)));
 
@@ -116,6 +147,9 @@ pub async fn apply(
         let pruned = plan.hosts.iter().filter_map(|hp| {
             let engine = engines.get(&hp.host)?;
             hosts.get(&hp.host)?;
+            if on.is_lost(&hp.host) {
+                return None;
+            }
             Some(async move {
                 (
                     hp.host.clone(),
@@ -131,9 +165,49 @@ pub async fn apply(
         }
     }
 
+    let lost = on.lost();
+    for r in hosts.values_mut() {
+        let put_back = r.steps.iter().any(|s| {
+            (s.step == Step::Rollback && s.ok)
+                || (!s.ok && matches!(s.step, Step::Replace | Step::Create))
+        });
+        let changed = r
+            .steps
+            .iter()
+            .any(|s| s.ok && matches!(s.step, Step::Create | Step::Replace | Step::Remove));
+        r.outcome = host_outcome(lost.contains(&r.host), put_back, changed, r.error.is_some());
+    }
     ApplyReport {
         hosts: hosts.into_values().collect(),
         rollouts,
+        stopped: ctx.stop.requested().map(str::to_string),
+    }
+}
+
+/// Why a change was not made: the run was asked to stop first.
+fn not_started(name: &str, why: &str) -> String {
+    format!("`{name}` not rolled out: berth was stopped ({why}) before it started")
+}
+
+/// The report of a run asked to stop before it changed anything.
+fn stopped_before_start(plan: &Plan, why: &str) -> ApplyReport {
+    let hosts = plan
+        .hosts
+        .iter()
+        .map(|hp| HostReport {
+            host: hp.host.clone(),
+            steps: Vec::new(),
+            seconds: 0.0,
+            error: Some(format!(
+                "nothing changed: berth was stopped ({why}) before it started"
+            )),
+            outcome: HostOutcome::Untouched,
+        })
+        .collect();
+    ApplyReport {
+        hosts,
+        rollouts: Vec::new(),
+        stopped: Some(why.to_string()),
     }
 }
 
@@ -153,6 +227,7 @@ fn journal_of<'j>(journal: &'j mut BTreeMap<String, HostReport>, host: &str) -> 
             steps: Vec::new(),
             seconds: 0.0,
             error: None,
+            outcome: Default::default(),
         })
 }
 
@@ -210,6 +285,23 @@ pub(super) async fn roll_out(
     let mut made_ahead: Option<Vec<anyhow::Result<Made<'_>>>> = None;
 
     for (i, chunk) in chunks.iter().enumerate() {
+        if let Some(why) = ctx.stop.requested().filter(|_| i > 0) {
+            // Asked to stop: what passed stays (its old containers go
+            // below), the rest is left as it is (what was made for it
+            // goes below too).
+            for (host, c) in members.iter().skip(i * batch) {
+                if !on.is_lost(host) {
+                    journal_of(&mut journal, host)
+                        .error
+                        .get_or_insert_with(|| not_started(&c.name, why));
+                }
+            }
+            tracing::warn!(
+                "`{stack}/{service}`: stopped before batch {} ({why})",
+                i + 1
+            );
+            break;
+        }
         if i > 0 && !policy.update.delay.is_zero() {
             tokio::time::sleep(policy.update.delay).await;
         }
@@ -223,18 +315,34 @@ pub(super) async fn roll_out(
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        // A host dropped from the run is left as it is: its members are
+        // not started, and do not count as failures of the release (what
+        // was made ahead for them stays: the host does not answer).
         let mut made = made_ahead.take().map(Vec::into_iter);
-        let rolling = join_all(chunk.iter().map(|(host, c)| {
-            let made = made.as_mut().and_then(Iterator::next);
-            async move {
-                let started = Instant::now();
-                let result = match on.get(host) {
-                    Some(h) => start_member(h, c, made, policy, ctx).await,
-                    None => Err(anyhow!("no connection to host `{host}`")),
-                };
-                (*host, *c, started, result)
-            }
-        }));
+        let members_made: Vec<_> = chunk
+            .iter()
+            .map(|m| (m, made.as_mut().and_then(Iterator::next)))
+            .filter(|((host, _), _)| !on.is_lost(host))
+            .collect();
+        let rolling = join_all(
+            members_made
+                .into_iter()
+                .map(|((host, c), made)| async move {
+                    let started = Instant::now();
+                    let result = match on.get(host) {
+                        Some(h) => match start_member(h, c, made, policy, ctx).await {
+                            Ok(s) => Ok(s),
+                            Err(e) => {
+                                let lost = is_lost(&e);
+                                let answers = !lost && h.answers(&ctx.project).await;
+                                Err((classify(lost, answers), e))
+                            }
+                        },
+                        None => Err((Fault::Host, anyhow!("no connection to host `{host}`"))),
+                    };
+                    (*host, *c, started, result)
+                }),
+        );
         let ahead = async {
             match chunks.get(i + 1) {
                 Some(next) => Some(make_all(next, on, ctx).await),
@@ -258,7 +366,7 @@ pub(super) async fn roll_out(
                     }
                     done.push(s);
                 }
-                Err(e) => {
+                Err((Fault::Release, e)) => {
                     let e = e.context(format!(
                         "host `{host}`: {what} of `{}` ({stack}/{service} replica {}) failed",
                         c.name, c.slot.replica
@@ -266,6 +374,15 @@ pub(super) async fn roll_out(
                     record(report, what, &c.name, started, Some(&e));
                     report.error.get_or_insert_with(|| format!("{e:#}"));
                     failures.push(format!("{e:#}"));
+                }
+                Err((Fault::Host, e)) => {
+                    on.lose(host);
+                    let e = e.context(format!(
+                        "host `{host}` stopped answering during the {what} of `{}` ({stack}/{service} replica {}); it was dropped from this run and its containers are left as they are",
+                        c.name, c.slot.replica
+                    ));
+                    record(report, what, &c.name, started, Some(&e));
+                    report.error.get_or_insert_with(|| format!("{e:#}"));
                 }
             }
         }
@@ -284,9 +401,13 @@ pub(super) async fn roll_out(
         }
     }
 
-    // Made for a batch that will not run: never started, so they just go.
+    // Made for a batch that will not run: never started, so they just go
+    // (but on a host dropped since: the next plan removes those).
     if let Some(unused) = made_ahead {
         join_all(unused.into_iter().flatten().map(|made| async move {
+            if on.is_lost(made.host) {
+                return;
+            }
             if let Some(h) = on.get(made.host) {
                 discard(h, &made.id).await;
             }
@@ -302,7 +423,9 @@ pub(super) async fn roll_out(
                 done.len()
             );
             for chunk in done.chunks(rb_batch) {
-                let results = join_all(chunk.iter().map(|s| async move {
+                // A host dropped since keeps its new, validated container.
+                let reachable = chunk.iter().filter(|s| !on.is_lost(s.host));
+                let results = join_all(reachable.map(|s| async move {
                     let started = Instant::now();
                     let r = match on.get(s.host) {
                         Some(h) => undo(h, s).await,
@@ -312,6 +435,9 @@ pub(super) async fn roll_out(
                 }))
                 .await;
                 for (s, started, r) in results {
+                    if r.as_ref().is_err_and(is_lost) {
+                        on.lose(s.host);
+                    }
                     let report = journal_of(&mut journal, s.host);
                     record(
                         report,
@@ -332,6 +458,10 @@ pub(super) async fn roll_out(
         _ => {
             // Success, pause or continue: what passed stays; its old containers go.
             join_all(done.iter().map(|s| async move {
+                if on.is_lost(s.host) {
+                    // The next run removes the leftover.
+                    return;
+                }
                 if let (Some(h), Some(old)) = (on.get(s.host), &s.old_id) {
                     if let Err(e) = h.op(h.engine.remove_container(old)).await {
                         tracing::warn!(host = %s.host, "could not remove the old `{}`: {e:#}", s.change.name);
@@ -371,6 +501,8 @@ async fn make_all<'a>(
 ) -> Vec<anyhow::Result<Made<'a>>> {
     join_all(chunk.iter().map(|(host, c)| async move {
         match on.get(host) {
+            // Its members will not start (see `roll_out`).
+            _ if on.is_lost(host) => Err(anyhow!("host `{host}` was dropped from this run")),
             Some(h) => make(h, c, ctx).await,
             None => Err(anyhow!("no connection to host `{host}`")),
         }
@@ -398,6 +530,11 @@ async fn make<'a>(host: Host<'a>, c: &Change, ctx: &ApplyContext) -> anyhow::Res
     labels.insert(labels::REPLICA.into(), c.slot.replica.to_string());
     labels.insert(labels::SPEC_HASH.into(), desired.spec_hash.clone());
     labels.insert(labels::SPEC.into(), canonical_json(&desired.spec));
+    if let Some(digest) = &desired.digest {
+        // The engine creates from `name@digest`; the tag stays for people.
+        labels.insert(labels::IMAGE.into(), desired.spec.image.clone());
+        labels.insert(labels::IMAGE_DIGEST.into(), digest.clone());
+    }
 
     if let Some(failed) = &c.failed_before {
         // A new attempt supersedes the record of the last failed one.
@@ -462,11 +599,28 @@ async fn start_member<'a>(
         }
         if let Some(old) = old {
             let grace = old_grace(c);
-            host.op(async {
-                engine.stop_container(&old.id, grace).await?;
-                engine.rename_container(&old.id, &retired).await
-            })
-            .await?;
+            let set_aside = host
+                .op(async {
+                    engine.stop_container(&old.id, grace).await?;
+                    engine.rename_container(&old.id, &retired).await
+                })
+                .await;
+            if let Err(e) = set_aside {
+                // The old container could not be set aside: it keeps the
+                // slot (running again if it was stopped), and the new one
+                // is stopped, so the slot never has two live containers.
+                keep_failed(host, &id, &c.name).await;
+                return Err(match restart_in_place(host, &old.id).await {
+                    Ok(()) => e.context(format!(
+                        "the previous container `{}` ({}) serves on",
+                        c.name, old.image
+                    )),
+                    Err(re) => e.context(format!(
+                        "restarting the previous container `{}` also failed ({re:#})",
+                        c.name
+                    )),
+                });
+            }
         }
         host.op(engine.rename_container(&id, &c.name)).await?;
         id
@@ -504,24 +658,27 @@ async fn start_member<'a>(
             Ok(made) => Ok(made.id),
             Err(e) => Err(e),
         };
-        let gated = match &created {
-            Ok(id) => start_and_gate(host, id, policy, ctx).await,
-            Err(_) => Ok(Duration::ZERO),
-        };
-        let failure = match (&created, gated) {
-            (Err(e), _) => Some(anyhow!("{e:#}")),
-            (Ok(_), Err(e)) => Some(e),
-            (Ok(_), Ok(w)) => {
-                waited = w;
-                None
-            }
+        let (created, failure) = match created {
+            Ok(id) => match start_and_gate(host, &id, policy, ctx).await {
+                Ok(w) => {
+                    waited = w;
+                    (Some(id), None)
+                }
+                Err(e) => (Some(id), Some(e)),
+            },
+            Err(e) => (None, Some(e)),
         };
         if let Some(e) = failure {
-            if let Ok(id) = &created {
-                keep_failed(host, id, &c.name).await;
-            }
             if let Some(old) = old {
-                let restored = restore(host, &old.id, &c.name, old_running).await;
+                let restored = put_back(
+                    host,
+                    created.as_deref(),
+                    c,
+                    &old.id,
+                    old_running,
+                    is_lost(&e),
+                )
+                .await;
                 return Err(match restored {
                     Ok(()) => e.context(format!(
                         "rolled back: the previous container `{}` ({}) serves again",
@@ -532,9 +689,12 @@ async fn start_member<'a>(
                     )),
                 });
             }
+            if let Some(id) = &created {
+                keep_failed(host, id, &c.name).await;
+            }
             return Err(e);
         }
-        created?
+        created.ok_or_else(|| anyhow!("no container was created for `{}`", c.name))?
     };
     Ok(Started {
         host: host.name,
@@ -560,6 +720,47 @@ async fn start_and_gate(
 
 fn old_grace(c: &Change) -> Option<u64> {
     c.desired.as_ref().and_then(|d| d.spec.stop_grace_period)
+}
+
+/// After a failed new container (`created`, if it was), puts the old one
+/// back: the new one kept as `<name>.berth-failed`, the old one under its
+/// name, running if it was. When the failure was the host not answering
+/// (`lost`: an engine restarting, a connection dropped), tried again at
+/// [`RESTORE_RETRY`] for up to [`RESTORE_WINDOW`], so an engine back within
+/// seconds leaves no slot empty; a host gone for longer is left as it is.
+async fn put_back(
+    host: Host<'_>,
+    created: Option<&str>,
+    c: &Change,
+    old_id: &str,
+    start: bool,
+    lost: bool,
+) -> anyhow::Result<()> {
+    let until = Instant::now() + RESTORE_WINDOW;
+    let mut pause = RESTORE_RETRY;
+    loop {
+        if let Some(id) = created {
+            keep_failed(host, id, &c.name).await;
+        }
+        match restore(host, old_id, &c.name, start).await {
+            Err(e) if lost && is_lost(&e) && Instant::now() < until => {
+                tokio::time::sleep(pause.pause()).await;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// Starts a container that still has its name, if it is not running.
+async fn restart_in_place(host: Host<'_>, id: &str) -> anyhow::Result<()> {
+    let engine = host.engine;
+    host.op(async {
+        if !engine.status(id).await?.running {
+            engine.start_container(id).await?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// Puts a kept old container back under its name, running if it was.

@@ -352,6 +352,7 @@ mod tests {
             networks: vec![],
             volumes: vec![],
             blocked: vec![],
+            available: vec![],
             changes,
         }
     }

@@ -67,6 +67,7 @@ fn one_change(action: Action, spec: crate::spec::ContainerSpec, current: Option<
                 desired: Some(crate::plan::DesiredRef {
                     spec_hash: crate::placement::spec_hash(&spec),
                     spec,
+                    digest: None,
                 }),
                 reason: crate::plan::Reason::New,
                 drift: false,
@@ -74,6 +75,7 @@ fn one_change(action: Action, spec: crate::spec::ContainerSpec, current: Option<
                 failed_before: None,
             }],
             blocked: vec![],
+            available: vec![],
         }],
         unreachable: vec![],
         environment: Vec::new(),
@@ -103,6 +105,7 @@ fn context(plaintexts: &[(&str, &str)]) -> ApplyContext {
         )),
         secrets_dirs: BTreeMap::from([("h".to_string(), "/sec".to_string())]),
         prune_secrets: true,
+        stop: Default::default(),
     }
 }
 
@@ -231,6 +234,7 @@ fn seed_replaces_to(
                 desired: Some(crate::plan::DesiredRef {
                     spec_hash: crate::placement::spec_hash(&spec),
                     spec,
+                    digest: None,
                 }),
                 reason: crate::plan::Reason::SpecChanged {
                     fields: vec!["image".into()],
@@ -256,6 +260,7 @@ fn rollout_plan(changes: Vec<Change>) -> Plan {
             volumes: vec![],
             changes,
             blocked: vec![],
+            available: vec![],
         }],
         unreachable: vec![],
         environment: Vec::new(),
@@ -554,6 +559,7 @@ fn new_services(n: u32, replicas: u32) -> Vec<Change> {
                 desired: Some(crate::plan::DesiredRef {
                     spec_hash: crate::placement::spec_hash(&spec),
                     spec: spec.clone(),
+                    digest: None,
                 }),
                 reason: crate::plan::Reason::New,
                 drift: false,
@@ -642,4 +648,272 @@ async fn a_new_service_that_fails_goes_away_whole() {
     assert_eq!(report.rollouts[0].outcome, RolloutOutcome::RolledBack);
     let names: Vec<String> = engine.containers().into_iter().map(|c| c.name).collect();
     assert_eq!(names, vec!["s-svc1-1.berth-failed".to_string()]);
+}
+
+/// Three in-memory hosts `a`, `b`, `c`, each running replica 1, 2, 3 of
+/// `s/site` from `reg/app:1`, to be replaced by `reg/app:2`, in batches of
+/// one with `failure_action: rollback`.
+type ThreeHosts = (
+    Vec<MemoryEngine>,
+    BTreeMap<String, Box<dyn Engine>>,
+    Plan,
+    ApplyContext,
+);
+
+fn three_hosts() -> ThreeHosts {
+    let mut engines = BTreeMap::new();
+    let mut memories = Vec::new();
+    let mut hosts = Vec::new();
+    for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+        let engine = MemoryEngine::new(name);
+        engine.add_image("reg/app:1");
+        let mut change = seed_replaces(&engine, "s", "site", 1).remove(0);
+        change.slot.replica = i as u32 + 1;
+        change.name = change.slot.container_name();
+        if let Some(current) = &change.current {
+            let seeded = engine.container(&current.id).map(|c| c.id);
+            if let Some(id) = seeded {
+                futures::executor::block_on(crate::hosts::Docker::rename_container(
+                    &engine,
+                    &id,
+                    &change.name,
+                ))
+                .unwrap();
+            }
+        }
+        engine.clear_mutations();
+        hosts.push(HostPlan {
+            host: name.into(),
+            pulls: vec![],
+            networks: vec![],
+            volumes: vec![],
+            changes: vec![change],
+            blocked: vec![],
+            available: vec![],
+        });
+        engines.insert(
+            name.to_string(),
+            Box::new(engine.clone()) as Box<dyn Engine>,
+        );
+        memories.push(engine);
+    }
+    let mut plan = rollout_plan(vec![]);
+    plan.hosts = hosts;
+    let ctx = rollout_context(&[(
+        "s",
+        "site",
+        policy(&[], 1, crate::spec::FailureAction::Rollback),
+    )]);
+    (memories, engines, plan, ctx)
+}
+
+fn outcomes(report: &ApplyReport) -> Vec<(&str, HostOutcome)> {
+    report
+        .hosts
+        .iter()
+        .map(|h| (h.host.as_str(), h.outcome))
+        .collect()
+}
+
+/// The link to `c` is cut as its replica is about to be replaced: that is
+/// no verdict on the release, so `a` and `b` keep it (no rollback), `c` is
+/// dropped from the run as it was, and the report says so host by host.
+#[tokio::test]
+async fn a_host_that_goes_dark_is_dropped_and_the_others_converge() {
+    let (engines, boxed, plan, ctx) = three_hosts();
+    engines[2].go_dark_at("stop");
+    let report = apply(&plan, &boxed, &ctx).await;
+
+    assert!(report.rollouts.is_empty(), "no release failure: {report:?}");
+    assert_eq!(
+        outcomes(&report),
+        vec![
+            ("a", HostOutcome::Converged),
+            ("b", HostOutcome::Converged),
+            ("c", HostOutcome::Unreachable),
+        ]
+    );
+    assert_eq!(
+        containers(&engines[0]),
+        vec![running("s-site-1", "reg/app:2")]
+    );
+    assert_eq!(
+        containers(&engines[1]),
+        vec![running("s-site-2", "reg/app:2")]
+    );
+    // `c` still serves its old container; the new one, made while the
+    // batch before rolled, was never started and cannot be removed from a
+    // host that does not answer: the next plan removes it.
+    assert_eq!(
+        containers(&engines[2]),
+        vec![
+            running("s-site-3", "reg/app:1"),
+            (
+                "s-site-3.berth-new".into(),
+                "reg/app:2".into(),
+                "created".into()
+            ),
+        ]
+    );
+    let error = report.hosts[2].error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("host `c` stopped answering during the replace of `s-site-3`")
+            && error.contains("no answer from the host"),
+        "{error}"
+    );
+    assert_eq!(report.failed_hosts().len(), 1);
+}
+
+/// A host lost in the first batch takes no part in the later ones, and a
+/// release failure after it rolls back only the hosts that still answer.
+#[tokio::test]
+async fn a_release_failure_after_a_host_went_dark_rolls_back_the_others_only() {
+    let (engines, boxed, plan, ctx) = three_hosts();
+    // `a` goes dark while its new container is gated; `c`'s fails its gate.
+    engines[0].go_dark_at("status");
+    engines[2].set_image_health("reg/app:2", "unhealthy");
+    let report = apply(&plan, &boxed, &ctx).await;
+
+    assert_eq!(report.rollouts.len(), 1, "{report:?}");
+    assert_eq!(report.rollouts[0].outcome, RolloutOutcome::RolledBack);
+    assert_eq!(
+        report.rollouts[0].failures.len(),
+        1,
+        "only `c` failed the release"
+    );
+    assert_eq!(
+        outcomes(&report),
+        vec![
+            ("a", HostOutcome::Unreachable),
+            ("b", HostOutcome::RolledBack),
+            ("c", HostOutcome::RolledBack),
+        ]
+    );
+    // `a` is as it was left: its new container and the old one beside it,
+    // for the next run to finish (the engine there never answered again).
+    let names: Vec<String> = engines[0]
+        .containers()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, vec!["s-site-1", "s-site-1.berth-old"]);
+    assert_eq!(
+        containers(&engines[1]),
+        vec![running("s-site-2", "reg/app:1")]
+    );
+    assert!(engines[2]
+        .containers()
+        .iter()
+        .any(|c| c.name == "s-site-3" && c.image == "reg/app:1" && c.state == "running"));
+}
+
+/// An engine that restarts while a new container is gated answers again
+/// within the restore window: the old container serves again (no slot left
+/// empty), the host is still dropped from this run, and nothing is doubled.
+#[tokio::test]
+async fn an_engine_back_within_seconds_gets_its_old_container_back() {
+    let (engines, boxed, plan, ctx) = three_hosts();
+    engines[2].go_dark_at("status");
+    let back = engines[2].clone();
+    let revive = tokio::spawn(async move {
+        // Dark from its first status poll until about a second later.
+        while !back.mutations().iter().any(|m| m == "start s-site-3") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        back.come_back();
+    });
+    let report = apply(&plan, &boxed, &ctx).await;
+    revive.await.unwrap();
+
+    assert!(report.rollouts.is_empty(), "{report:?}");
+    assert_eq!(report.hosts[2].outcome, HostOutcome::Unreachable);
+    let c = containers(&engines[2]);
+    assert!(c.contains(&running("s-site-3", "reg/app:1")), "{c:?}");
+    assert_eq!(
+        c.iter().filter(|(_, _, s)| s == "running").count(),
+        1,
+        "{c:?}"
+    );
+    assert_eq!(
+        containers(&engines[0]),
+        vec![running("s-site-1", "reg/app:2")]
+    );
+}
+
+/// A failure that does not say whose it is (a check timing out) is the
+/// host's when the host no longer answers a probe after it.
+#[tokio::test]
+async fn an_unmarked_failure_on_a_silent_host_is_the_hosts() {
+    let (engines, boxed, plan, ctx) = three_hosts();
+    engines[1].fail_next("start", "i/o timeout");
+    engines[1].go_dark_at("observe");
+    let report = apply(&plan, &boxed, &ctx).await;
+    assert!(report.rollouts.is_empty(), "{report:?}");
+    assert_eq!(
+        outcomes(&report),
+        vec![
+            ("a", HostOutcome::Converged),
+            ("b", HostOutcome::Unreachable),
+            ("c", HostOutcome::Converged),
+        ]
+    );
+}
+
+/// SIGTERM mid-rollout: the batch in flight finishes, no new batch or
+/// service starts, every slot is whole, and the report says why.
+#[tokio::test]
+async fn a_stop_request_ends_the_run_after_the_batch_in_flight() {
+    use crate::spec::FailureAction::Rollback;
+    let (engine, engines) = rollout_host();
+    let mut changes = seed_replaces(&engine, "s", "web", 3);
+    changes.extend(seed_replaces(&engine, "s", "worker", 1));
+    let ctx = rollout_context(&[
+        ("s", "web", policy(&[], 1, Rollback)),
+        ("s", "worker", policy(&["web"], 1, Rollback)),
+    ]);
+    engine.set_latency(Duration::from_millis(20));
+    let (watched, stop) = (engine.clone(), ctx.stop.clone());
+    let signal = tokio::spawn(async move {
+        while !watched
+            .mutations()
+            .iter()
+            .any(|m| m == "create s-web-1.berth-new")
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.request("SIGTERM");
+    });
+    let report = apply(&rollout_plan(changes), &engines, &ctx).await;
+    signal.await.unwrap();
+
+    assert_eq!(report.stopped.as_deref(), Some("SIGTERM"));
+    assert!(report.rollouts.is_empty(), "{report:?}");
+    assert_eq!(
+        containers(&engine),
+        vec![
+            running("s-web-1", "reg/app:2"),
+            running("s-web-2", "reg/app:1"),
+            running("s-web-3", "reg/app:1"),
+            running("s-worker-1", "reg/app:1"),
+        ]
+    );
+    assert_eq!(report.hosts[0].outcome, HostOutcome::Incomplete);
+    let error = report.hosts[0].error.as_deref().unwrap_or_default();
+    assert_eq!(
+        error,
+        "`s-web-2` not rolled out: berth was stopped (SIGTERM) before it started"
+    );
+    // Asked before it starts, a run changes nothing.
+    engine.clear_mutations();
+    let ctx = rollout_context(&[]);
+    ctx.stop.request("SIGINT");
+    let again = apply(
+        &rollout_plan(seed_replaces(&engine, "t", "x", 1)),
+        &engines,
+        &ctx,
+    )
+    .await;
+    assert_eq!(again.hosts[0].outcome, HostOutcome::Untouched);
+    assert!(engine.mutations().is_empty(), "{:?}", engine.mutations());
 }

@@ -54,6 +54,15 @@ Exit codes:
   1  error (bad input, unreachable host, failed step; other hosts still converge)
   2  with --detailed-exitcode: changes planned (plan) or made (apply)
   3  apply: another berth run held a host's lock past --lock-timeout (nothing changed)
+  4  apply: stopped by SIGTERM or SIGINT: no new batch started, the one in flight
+     finished or was rolled back, locks released, --report/--metrics written;
+     a second signal ends berth at once (128 + the signal: 130, 143), slots
+     still whole (the next run finishes)
+
+A host that stops answering mid-apply is dropped from the run (its containers
+are left as they are, never half-made) and the others go on: exit 1, and the
+report names it `unreachable`. A release that fails its gates is `rolled back`
+per `failure_action`.
 
 Environment (besides each flag's own variable, shown with the flag):
   BERTH_KEY             the runner's armoured OpenPGP secret key itself (apply,
@@ -131,6 +140,89 @@ pub enum Command {
     /// applied and every default filled in, like `docker compose config`.
     /// Reads a local checkout only and contacts no host.
     Config(ConfigArgs),
+    /// Write a repo that reproduces the containers running on a host, so
+    /// berth can take them over.
+    ///
+    /// Reads every running container on the host that berth does not manage
+    /// (over the same SSH connection as `plan`) and writes one
+    /// `stacks/<name>/compose.yaml` per Compose project (grouped by its
+    /// `com.docker.compose.*` labels) and per other container: image,
+    /// command and entrypoint, user and working_dir, environment, ports,
+    /// volumes (named volumes as `external`, so their data is kept), networks,
+    /// restart policy, healthcheck and labels (only what differs from the
+    /// image's defaults), each service pinned to the host and marked
+    /// `x-berth.adopt`. Environment variables whose names look like
+    /// credentials are left out, with a comment. The host is not changed and
+    /// no file is overwritten.
+    ///
+    /// Then `berth plan` shows a replace per container that "takes over" it,
+    /// naming any field the repo does not reproduce, and `berth apply`
+    /// replaces each container once with berth's.
+    Import(ImportArgs),
+}
+
+/// Arguments of `berth import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The host to import, by its name in the repo's berth.yaml (or the
+    /// name to give it in a new berth.yaml, with --ssh).
+    #[arg(long, value_name = "NAME")]
+    host: String,
+    /// Only the containers of this Compose project. Default: every running
+    /// container berth does not manage.
+    #[arg(long, value_name = "P")]
+    project: Option<String>,
+    /// The repo to write into: its berth.yaml names the host, and
+    /// `stacks/<name>/` is written there (a stack name taken gets the host's
+    /// name appended).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    out: PathBuf,
+    /// For a directory without berth.yaml: the host's SSH address,
+    /// `[user@]address[:port]`; a berth.yaml with this one host is written
+    /// first. Host keys are checked against --known-hosts (default
+    /// ~/.ssh/known_hosts), strictly.
+    #[arg(long, value_name = "TARGET")]
+    ssh: Option<String>,
+    /// known_hosts file for host key checks (always strict). Overrides `settings.known_hosts`.
+    #[arg(long, env = "BERTH_KNOWN_HOSTS")]
+    known_hosts: Option<PathBuf>,
+    /// SSH private key for the host. Overrides `identity_file` in berth.yaml.
+    #[arg(long, short = 'i', env = "BERTH_IDENTITY")]
+    identity: Option<PathBuf>,
+    /// SSH connect timeout in seconds. Overrides `settings.connect_timeout`.
+    #[arg(long, value_name = "SECONDS")]
+    connect_timeout: Option<u64>,
+    /// An ssh_config file for the connection (e.g. for `ProxyJump`).
+    #[arg(long, env = "BERTH_SSH_CONFIG", value_name = "FILE")]
+    ssh_config: Option<PathBuf>,
+    /// Where the run's private socket directory is made.
+    #[arg(
+        long,
+        env = "BERTH_RUNTIME_DIR",
+        value_name = "DIR",
+        default_value = "/tmp"
+    )]
+    runtime_dir: PathBuf,
+}
+
+impl ImportArgs {
+    pub fn options(&self) -> ops::ImportOptions {
+        ops::ImportOptions {
+            out: self.out.clone(),
+            host: self.host.clone(),
+            project: self.project.clone(),
+            ssh: self.ssh.clone(),
+            hosts: ops::HostOptions {
+                known_hosts: self.known_hosts.clone(),
+                identity_file: self.identity.clone(),
+                parallel: Some(1),
+                connect_timeout: self.connect_timeout.map(Duration::from_secs),
+                ssh_config: self.ssh_config.clone(),
+                runtime_dir: self.runtime_dir.clone(),
+                docker_config: None,
+            },
+        }
+    }
 }
 
 /// Arguments of `berth config`.
@@ -234,9 +326,12 @@ pub struct HostArgs {
     runtime_dir: PathBuf,
 
     /// The runner's Docker client config directory, as `docker login`
-    /// writes it: pulls send the registry credentials of DIR/config.json
-    /// (plain `auths`; credential helpers are not run) to the hosts' engines.
-    /// Default: ~/.docker.
+    /// writes it: the registry credentials of DIR/config.json (plain
+    /// `auths`; credential helpers are not run) resolve image tags to
+    /// digests at plan time, and pulls send them to the hosts' engines.
+    /// Registries are asked over HTTPS, plain HTTP only for those listed in
+    /// `settings.insecure_registries` of berth.yaml (`settings.resolve_from`
+    /// says who asks). Default: ~/.docker.
     #[arg(long, env = "DOCKER_CONFIG", value_name = "DIR")]
     docker_config: Option<PathBuf>,
 }
@@ -328,6 +423,13 @@ pub struct ApplyArgs {
     /// apply refuses and changes nothing.
     #[arg(long)]
     allow_rewind: bool,
+
+    /// Move replicas to another host even when they mount named volumes:
+    /// the volumes and their data stay on the old host (berth never removes
+    /// a volume) and the moved replica starts with empty ones. Without it,
+    /// apply refuses such a plan and changes nothing.
+    #[arg(long)]
+    allow_volume_move: bool,
 
     #[command(flatten)]
     outputs: ReportArgs,
@@ -441,6 +543,8 @@ impl ApplyArgs {
             key: key_options(self.key_file.clone()),
             allow_rewind: self.allow_rewind,
             saved_plan: self.saved_plan.clone(),
+            stop: Default::default(),
+            allow_volume_move: self.allow_volume_move,
         }
     }
 

@@ -14,6 +14,10 @@ pub const ERROR: u8 = 1;
 pub const CHANGES: u8 = 2;
 /// Another berth run held a host's run lock past --lock-timeout; nothing was changed.
 pub const LOCK_HELD: u8 = 3;
+/// `apply` was stopped by SIGTERM or SIGINT: it started no new batch, the
+/// one in flight finished or was rolled back, the report was written. (A
+/// second signal ends berth at once, with 128 + the signal's number.)
+pub const STOPPED: u8 = 4;
 
 /// The exit code for a command's result. `detailed`: `--detailed-exitcode`
 /// (changes planned or made exit 2 instead of 0).
@@ -30,6 +34,7 @@ pub fn code(result: &Result<Outcome, Error>, detailed: bool) -> u8 {
             ApplyOutcome::LockHeld { .. } => LOCK_HELD,
             ApplyOutcome::NothingToDo { plan } if !plan.unreachable.is_empty() => ERROR,
             ApplyOutcome::NothingToDo { .. } => OK,
+            ApplyOutcome::Applied { report, .. } if report.stopped.is_some() => STOPPED,
             ApplyOutcome::Applied { plan, report }
                 if !plan.unreachable.is_empty() || !report.failed_hosts().is_empty() =>
             {
@@ -66,6 +71,7 @@ mod tests {
                 volumes: Vec::new(),
                 changes: Vec::new(),
                 blocked: Vec::new(),
+                available: Vec::new(),
             });
         }
         if unreachable {
@@ -86,8 +92,10 @@ mod tests {
                     steps: Vec::new(),
                     seconds: 0.0,
                     error: failed.then(|| "broke".to_string()),
+                    outcome: Default::default(),
                 }],
                 rollouts: Vec::new(),
+                stopped: None,
             },
         })
     }

@@ -7,10 +7,12 @@
 mod args;
 mod docs;
 pub mod exit;
+mod import;
 mod key;
 mod outcome;
 mod render;
 mod secret;
+mod signals;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
@@ -60,8 +62,13 @@ async fn dispatch(command: Command) -> u8 {
         }
         Command::Apply(args) => {
             let how = args.rendering();
-            let result = ops::apply(&args.options(), render::show_plan).await;
-            finish(result.map(Outcome::Applied), args.detailed_exitcode, &how)
+            let options = args.options();
+            let signals = tokio::spawn(signals::watch(options.stop.clone()));
+            let result = ops::apply(&options, render::show_plan).await;
+            let code = finish(result.map(Outcome::Applied), args.detailed_exitcode, &how);
+            // A signal from here on ends berth as it would without a watcher.
+            signals.abort();
+            code
         }
         Command::Status(args) => {
             let how = args.rendering();
@@ -73,6 +80,16 @@ async fn dispatch(command: Command) -> u8 {
         Command::Config(args) => match ops::config(&args.options()) {
             Ok(resolved) => {
                 print!("{}", resolved.yaml);
+                exit::OK
+            }
+            Err(e) => {
+                render::error(&e);
+                exit::ERROR
+            }
+        },
+        Command::Import(args) => match ops::import(&args.options()).await {
+            Ok(report) => {
+                print!("{}", import::report(&report));
                 exit::OK
             }
             Err(e) => {

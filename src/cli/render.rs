@@ -106,32 +106,112 @@ fn applied(a: &ApplyOutcome) {
 fn apply_summary(plan: &Plan, report: &ApplyReport) {
     let failed = report.failed_hosts();
     let changed = report.changed();
-    if failed.is_empty() && plan.unreachable.is_empty() {
+    if failed.is_empty() && plan.unreachable.is_empty() && report.stopped.is_none() {
         println!(
             "Apply complete: {changed} container change(s) on {} host(s).",
             report.hosts.len()
         );
         return;
     }
-    println!(
-        "Apply incomplete: {changed} container change(s) made; {} host(s) failed, {} unreachable.",
-        failed.len(),
-        plan.unreachable.len()
-    );
-    let problems = failed
+    let (summary, problems) = incomplete(plan, report);
+    println!("{summary}");
+    error(&problems);
+}
+
+/// The summary line and the error of an apply that did not converge
+/// everywhere: what became of each host (converged, rolled back,
+/// incomplete, untouched, unreachable), each failed host's error, and a
+/// `help:` line that says per host what happened and what to do.
+fn incomplete(plan: &Plan, report: &ApplyReport) -> (String, Error) {
+    use crate::apply::HostOutcome as O;
+    let named = |outcome: O| -> Vec<String> {
+        report
+            .hosts
+            .iter()
+            .filter(|h| h.outcome == outcome)
+            .map(|h| format!("`{}`", h.host))
+            .collect()
+    };
+    let mut unreachable = named(O::Unreachable);
+    unreachable.extend(plan.unreachable.iter().map(|u| format!("`{}`", u.host)));
+    unreachable.sort();
+    let groups = [
+        (named(O::Converged), "converged"),
+        (named(O::RolledBack), "rolled back"),
+        (named(O::Incomplete), "incomplete"),
+        (named(O::Untouched), "untouched"),
+        (unreachable, "unreachable"),
+    ];
+    let counts: Vec<String> = groups
         .iter()
-        .map(|h| format!("host `{}`: {}", h.host, h.error.as_deref().unwrap_or("")))
+        .filter(|(hosts, _)| !hosts.is_empty())
+        .map(|(hosts, what)| format!("{} {what}", hosts.len()))
+        .collect();
+    let summary = format!(
+        "Apply {}: {} container change(s) made; host(s): {}.",
+        match &report.stopped {
+            Some(why) => format!("stopped by {why}"),
+            None => "incomplete".to_string(),
+        },
+        report.changed(),
+        counts.join(", ")
+    );
+    let problems = report
+        .failed_hosts()
+        .iter()
+        .map(|h| {
+            format!(
+                "host `{}` ({}): {}",
+                h.host,
+                h.outcome.as_str(),
+                h.error.as_deref().unwrap_or("")
+            )
+        })
         .chain(
             plan.unreachable
                 .iter()
                 .map(|u| format!("host `{}` was not reached: {}", u.host, u.error)),
         )
         .collect();
-    error(
-        &Error::of(problems).with_help(
-            "the other hosts converged; fix the host(s) above and run `berth apply` again",
-        ),
+    let [converged, rolled_back, partial, untouched, unreachable] = groups.map(|(h, _)| h);
+    let mut help = Vec::new();
+    if let Some(why) = &report.stopped {
+        help.push(format!(
+            "{why} stopped berth between batches: every replica is either old and serving or new and validated"
+        ));
+    }
+    if !converged.is_empty() {
+        help.push(format!("{} converged", converged.join(", ")));
+    }
+    if !rolled_back.is_empty() {
+        help.push(format!(
+            "the release failed and was rolled back on {} (the previous containers serve; a failed one is kept as `<name>.berth-failed` for its logs): fix the release in the repo",
+            rolled_back.join(", ")
+        ));
+    }
+    if !partial.is_empty() {
+        help.push(format!(
+            "{} is only partly updated: fix the error above",
+            partial.join(", ")
+        ));
+    }
+    if !untouched.is_empty() {
+        help.push(format!(
+            "nothing was changed on {}: fix the error above",
+            untouched.join(", ")
+        ));
+    }
+    if !unreachable.is_empty() {
+        help.push(format!(
+            "{} did not answer and was left as it was: bring it back",
+            unreachable.join(", ")
+        ));
+    }
+    let help = format!(
+        "{}; then run `berth apply` again, which finishes what this run left",
+        help.join("; ")
     );
+    (summary, Error::of(problems).with_help(help))
 }
 
 /// Another run holds the lock of `held`'s hosts.
@@ -253,6 +333,60 @@ pub fn error(e: &Error) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A link cut to one host mid-release: the others converged, and the
+    /// summary and `help:` say so host by host; a release rolled back and a
+    /// host never reached read apart from it.
+    #[test]
+    fn an_incomplete_apply_says_what_became_of_each_host() {
+        use crate::apply::{HostOutcome, HostReport};
+        let host = |name: &str, outcome: HostOutcome, error: Option<&str>| HostReport {
+            host: name.into(),
+            steps: Vec::new(),
+            seconds: 0.0,
+            error: error.map(str::to_string),
+            outcome,
+        };
+        let mut plan = Plan {
+            format_version: crate::plan::PLAN_FORMAT_VERSION,
+            project: "p".into(),
+            commit: None,
+            hosts: Vec::new(),
+            unreachable: Vec::new(),
+            environment: Vec::new(),
+            rollouts: Vec::new(),
+        };
+        let report = ApplyReport {
+            hosts: vec![
+                host("edge-1", HostOutcome::Converged, None),
+                host("edge-2", HostOutcome::Converged, None),
+                host(
+                    "edge-3",
+                    HostOutcome::Unreachable,
+                    Some("host `edge-3` stopped answering during the replace of `rel-site-3` (rel/site replica 3); it was dropped from this run and its containers are left as they are: no answer from the Docker Engine"),
+                ),
+            ],
+            rollouts: Vec::new(),
+            stopped: None,
+        };
+        let (summary, error) = incomplete(&plan, &report);
+        insta::assert_snapshot!(format!("{summary}\n{}", error.render()));
+        plan.unreachable.push(crate::plan::UnreachableHost {
+            host: "edge-4".into(),
+            error: "host `edge-4` (root@10.77.0.14:22): cannot reach `10.77.0.14`".into(),
+        });
+        let report = ApplyReport {
+            hosts: vec![
+                host("edge-1", HostOutcome::RolledBack, Some("`rel-site-1` rolled back: another replica of `rel/site` failed")),
+                host("edge-2", HostOutcome::RolledBack, Some("host `edge-2`: replace of `rel-site-2` (rel/site replica 2) failed: healthcheck reports unhealthy")),
+                host("edge-3", HostOutcome::Untouched, Some("`rel-site-3` not rolled out: `rel/db` failed before it")),
+            ],
+            rollouts: Vec::new(),
+            stopped: None,
+        };
+        let (summary, error) = incomplete(&plan, &report);
+        insta::assert_snapshot!(format!("{summary}\n{}", error.render()));
+    }
 
     #[test]
     fn a_held_lock_says_nothing_changed_then_what_to_do() {

@@ -98,7 +98,11 @@ async fn connect_local(
 ) -> anyhow::Result<(Box<dyn Engine>, Locked)> {
     let who = who(host);
     let (opened, locked) = tokio::join!(
-        docker::open(&host.docker_socket, opts.connect_timeout),
+        docker::open(
+            &host.docker_socket,
+            opts.connect_timeout,
+            opts.docker_timeout
+        ),
         try_lock(&LocalShell, host, &who, lock)
     );
     let docker = match opened {
@@ -146,7 +150,11 @@ async fn connect_ssh(
     let who = who(host);
     let tunnel = ssh::open_tunnel(host, opts, &who).await?;
     let (opened, locked) = tokio::join!(
-        docker::open(tunnel.docker_socket(), opts.connect_timeout),
+        docker::open(
+            tunnel.docker_socket(),
+            opts.connect_timeout,
+            opts.docker_timeout
+        ),
         try_lock(&tunnel, host, &who, lock)
     );
     let failed = match opened {

@@ -41,8 +41,31 @@ pub trait Docker: Send + Sync {
     /// per image, so asked only for the images those policies name. An
     /// image the host lacks, or never tagged itself, has no entry.
     async fn last_tagged(&self, images: &[String]) -> anyhow::Result<BTreeMap<String, SystemTime>>;
+    /// Inspects the named containers in full, with their images' defaults:
+    /// for `berth import` (every container on the host) and for the plan of
+    /// a take-over (`x-berth.adopt`). A name no container has is left out.
+    /// Engines that cannot say refuse.
+    async fn inspect_containers(
+        &self,
+        names: &[String],
+    ) -> anyhow::Result<Vec<crate::import::InspectedContainer>> {
+        let _ = names;
+        anyhow::bail!(
+            "host `{}`: this engine cannot inspect containers berth does not manage",
+            self.host()
+        )
+    }
     /// Ensures the image is present (registry auth from the runner's Docker config).
     async fn pull(&self, image: &str) -> anyhow::Result<()>;
+    /// The manifest digest `image`'s tag names now in its registry, asked
+    /// by the engine (`/distribution/{name}/json`, registry auth from the
+    /// runner's Docker config): for `settings.resolve_from: host`.
+    async fn distribution_digest(&self, image: &str) -> anyhow::Result<String> {
+        anyhow::bail!(
+            "host `{}` cannot resolve image `{image}` to a digest through its engine",
+            self.host()
+        )
+    }
     async fn create_network(
         &self,
         spec: &NetworkSpec,
@@ -179,8 +202,17 @@ impl Docker for Host {
     async fn last_tagged(&self, images: &[String]) -> anyhow::Result<BTreeMap<String, SystemTime>> {
         self.docker.last_tagged(images).await
     }
+    async fn inspect_containers(
+        &self,
+        names: &[String],
+    ) -> anyhow::Result<Vec<crate::import::InspectedContainer>> {
+        self.docker.inspect_containers(names).await
+    }
     async fn pull(&self, image: &str) -> anyhow::Result<()> {
         self.docker.pull(image).await
+    }
+    async fn distribution_digest(&self, image: &str) -> anyhow::Result<String> {
+        self.docker.distribution_digest(image).await
     }
     async fn create_network(
         &self,

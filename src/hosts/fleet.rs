@@ -40,6 +40,10 @@ pub struct FleetOptions {
     /// known_hosts file; None = `~/.ssh/known_hosts`. Checking is always strict.
     pub known_hosts: Option<PathBuf>,
     pub connect_timeout: Duration,
+    /// SSH keepalive probe interval (see [`ConnectOptions::keepalive`]).
+    pub keepalive: Duration,
+    /// Longest wait for one Docker API call.
+    pub docker_timeout: Duration,
     /// Overrides every host's identity file (e.g. `--identity`).
     pub identity_file: Option<PathBuf>,
     /// ssh_config file for the connections; None: none (`-F /dev/null`).
@@ -54,6 +58,10 @@ pub struct FleetOptions {
     /// Images (in the engine's form) whose age a refresh `pull_policy`
     /// needs: each host that has one is asked when it last tagged it.
     pub aged_images: BTreeSet<String>,
+    /// Names of containers the repo asks berth to take over
+    /// (`x-berth.adopt`): each host that has one it does not manage
+    /// inspects it, for the plan's comparison.
+    pub adopt: BTreeSet<String>,
 }
 
 /// The run lock to take on every host.
@@ -104,6 +112,8 @@ impl Fleet {
         let connect_opts = ConnectOptions {
             known_hosts: opts.known_hosts.clone(),
             connect_timeout: opts.connect_timeout,
+            keepalive: opts.keepalive,
+            docker_timeout: opts.docker_timeout,
             runtime_dir: runtime_dir.path().to_path_buf(),
             identity_file: opts.identity_file.clone(),
             ssh_config: opts.ssh_config.clone(),
@@ -114,7 +124,7 @@ impl Fleet {
             key: &l.key,
             holder: &l.holder,
         });
-        let aged = &opts.aged_images;
+        let (aged, adopt) = (&opts.aged_images, &opts.adopt);
         // Each host on its own: connect (its lock tried meanwhile, see
         // `connect_locking`), then observe at once if its lock is held or
         // none is wanted. A host observed before another turns out held
@@ -126,7 +136,9 @@ impl Fleet {
                     .await
                     .map_err(|e| (host.name.clone(), e))?;
                 let observed = match &locked {
-                    None | Some(Ok(_)) => Some(observe(engine.as_ref(), project, aged).await),
+                    None | Some(Ok(_)) => {
+                        Some(observe_adopting(engine.as_ref(), project, aged, adopt).await)
+                    }
                     Some(Err(_)) => None,
                 };
                 Ok::<_, (String, anyhow::Error)>((engine, locked, observed))
@@ -191,7 +203,7 @@ impl Fleet {
             observed = stream::iter(fleet.engines.values().map(|engine| async move {
                 (
                     engine.host().to_string(),
-                    observe(engine.as_ref(), project, aged).await,
+                    observe_adopting(engine.as_ref(), project, aged, adopt).await,
                 )
             }))
             .buffer_unordered(parallel)
@@ -345,6 +357,33 @@ async fn observe(
     if !present.is_empty() {
         let tagged = engine.last_tagged(&present).await?;
         obs.image_ages = ages(&tagged, SystemTime::now());
+    }
+    Ok(obs)
+}
+
+/// [`observe`], then [`adoptable`]: what one host's observation is.
+async fn observe_adopting(
+    engine: &dyn Engine,
+    project: &str,
+    aged: &BTreeSet<String>,
+    adopt: &BTreeSet<String>,
+) -> anyhow::Result<HostObservation> {
+    let obs = observe(engine, project, aged).await?;
+    adoptable(engine, obs, adopt).await
+}
+
+/// `obs` with the containers of `adopt` that the host has and the project
+/// does not manage inspected in full: one inspect each, only when asked.
+async fn adoptable(
+    engine: &dyn Engine,
+    mut obs: HostObservation,
+    adopt: &BTreeSet<String>,
+) -> anyhow::Result<HostObservation> {
+    let names: Vec<String> = adopt.intersection(&obs.foreign_names).cloned().collect();
+    if !names.is_empty() {
+        for c in engine.inspect_containers(&names).await? {
+            obs.adoptable.insert(c.name.clone(), c);
+        }
     }
     Ok(obs)
 }

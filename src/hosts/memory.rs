@@ -77,7 +77,13 @@ struct State {
     exec_by_image: BTreeMap<String, (i64, String)>,
     /// Operation -> message of its next, one-time failure.
     fail_next: BTreeMap<String, String>,
+    /// Engine calls still to go before one fails (see [`MemoryEngine::fail_call`]).
+    fail_call: Option<usize>,
     closed: bool,
+    /// The host stopped answering: every call fails as a lost connection.
+    dark: bool,
+    /// The operation whose next call makes the host go dark.
+    dark_at: Option<String>,
     /// How long each container operation takes (see [`MemoryEngine::set_latency`]).
     latency: Duration,
     /// Container operations under way, and the most there ever were at once.
@@ -100,6 +106,19 @@ impl State {
     }
 
     fn injected(&mut self, op: &str, host: &str, what: &str) -> anyhow::Result<()> {
+        if self.dark_at.as_deref() == Some(op) {
+            self.dark = true;
+        }
+        if self.dark {
+            return Err(crate::hosts::lost::lost_msg("no answer from the host")
+                .context(format!("host `{host}` (memory): {what}")));
+        }
+        if let Some(n) = self.fail_call {
+            self.fail_call = n.checked_sub(1);
+            if n == 0 {
+                return Err(anyhow!("host `{host}` (memory): {what}: injected failure"));
+            }
+        }
         match self.fail_next.remove(op) {
             Some(message) => Err(anyhow!("host `{host}` (memory): {what}: {message}")),
             None => Ok(()),
@@ -319,6 +338,34 @@ impl MemoryEngine {
             .insert(op.to_string(), message.to_string());
     }
 
+    /// The host stops answering now: every later call (the Docker API and
+    /// the shell) fails as a lost connection does, marked
+    /// [`lost`](crate::hosts::lost), and changes nothing.
+    pub fn go_dark(&self) {
+        self.state().dark = true;
+    }
+
+    /// The host stops answering at the next call of `op` (that call
+    /// included; `op` as for [`MemoryEngine::fail_next`]): a link cut
+    /// mid-rollout.
+    pub fn go_dark_at(&self, op: &str) {
+        self.state().dark_at = Some(op.to_string());
+    }
+
+    /// The host answers again (after [`MemoryEngine::go_dark`]).
+    pub fn come_back(&self) {
+        let mut st = self.state();
+        st.dark = false;
+        st.dark_at = None;
+    }
+
+    /// The engine call `n` calls from now (0: the next one), whatever its
+    /// operation (those [`fail_next`](Self::fail_next) lists but `shell`),
+    /// fails once: a fault at any step of a run. None: no such fault.
+    pub fn fail_call(&self, n: Option<usize>) {
+        self.state().fail_call = n;
+    }
+
     /// What `exec` returns in every container (default: exit 0, no output).
     pub fn set_exec_result(&self, code: i64, output: &str) {
         self.state().exec_default = Some((code, output.to_string()));
@@ -428,6 +475,7 @@ impl Docker for MemoryEngine {
             images: st.images.clone(),
             image_ages: BTreeMap::new(),
             api_version: None,
+            ..HostObservation::default()
         })
     }
 
@@ -810,6 +858,13 @@ impl Shell for MemoryShell {
             }
             if let Some(message) = st.fail_next.remove("shell") {
                 bail!("{who}: cannot run a command on the host: {message}");
+            }
+            if st.dark_at.as_deref() == Some("shell") {
+                st.dark = true;
+            }
+            if st.dark {
+                return Err(crate::hosts::lost::lost_msg("no answer from the host")
+                    .context(format!("{who}: cannot run a command on the host")));
             }
         }
         let before = self.files();

@@ -14,6 +14,7 @@ pub mod docker;
 mod engine;
 pub mod fleet;
 pub mod lock;
+pub mod lost;
 #[cfg(test)]
 pub mod memory;
 pub mod secret_files;
@@ -27,5 +28,6 @@ pub use crate::labels;
 pub use crate::observed::{ContainerStatus, HostObservation, LiveSettings, ObservedContainer};
 pub use connect::connect;
 pub use engine::{Docker, Engine, Host};
+pub use lost::{is_lost, lost, lost_msg};
 pub use shell::Shell;
 pub use ssh::ConnectOptions;

@@ -30,6 +30,12 @@ pub struct ConnectOptions {
     /// known_hosts file; None = `~/.ssh/known_hosts`. Checking is always strict.
     pub known_hosts: Option<PathBuf>,
     pub connect_timeout: Duration,
+    /// How often an idle connection is probed (`ServerAliveInterval`);
+    /// after [`ssh_config::ALIVE_COUNT`] unanswered probes ssh ends it, and every call
+    /// on it fails: the bound on noticing a link cut silently.
+    pub keepalive: Duration,
+    /// Longest wait for one Docker Engine API call.
+    pub docker_timeout: Duration,
     /// Short directory for SSH control sockets and forwarded Docker sockets
     /// (made and removed by the run's [`super::fleet::Fleet`]).
     pub runtime_dir: PathBuf,
@@ -49,10 +55,6 @@ pub struct ConnectOptions {
 /// for a while (delays, waiting on health) and an expired master makes the
 /// next Docker call fail.
 const MASTER_IDLE_SECS: usize = 600;
-
-/// Keepalive probes on the SSH connection, so a host that dies mid-run is
-/// noticed (after 3 missed probes) instead of hanging a Docker call.
-const SERVER_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
 
 /// Distinguishes forwarded sockets of several connections to the same host
 /// within one run.
@@ -149,7 +151,7 @@ pub(super) async fn open_tunnel(
     builder
         .known_hosts_check(KnownHosts::Strict)
         .connect_timeout(opts.connect_timeout.max(Duration::from_secs(1)))
-        .server_alive_interval(SERVER_ALIVE_INTERVAL)
+        .server_alive_interval(opts.keepalive.max(Duration::from_secs(1)))
         .control_directory(&opts.runtime_dir)
         .control_persist(match std::num::NonZeroUsize::new(MASTER_IDLE_SECS) {
             Some(idle) => ControlPersist::IdleFor(idle),
@@ -251,7 +253,7 @@ fn config_for(
         &absolute(user_config),
         known_hosts.as_deref(),
         opts.connect_timeout,
-        SERVER_ALIVE_INTERVAL,
+        opts.keepalive,
     )
     .map_err(|e| (e, None))?;
     ssh_config::write_wrapper(&opts.runtime_dir, &text).map_err(|e| (e, None))
@@ -587,10 +589,36 @@ impl Shell for Tunnel {
         // The master is connected already: a client of it needs no config,
         // and the user's could only interfere (`RemoteCommand`, ...).
         c.args(["-F", "/dev/null"]);
+        // Its own process group: a Ctrl-C at berth's terminal is berth's
+        // to handle (it finishes the batch in flight), and must not cut the
+        // commands that batch still runs on the host, or the run lock.
+        c.process_group(0);
         c.arg("berth-host")
             .arg("--")
             .arg(format!("sh -c {}", quote(script)));
         c
+    }
+
+    /// As [`Shell::run`], but `ssh` itself failing (exit 255: the master
+    /// or the link to the host is gone) is an error marked
+    /// [`lost`](super::lost): no berth script exits 255 on its own.
+    async fn run(
+        &self,
+        who: &str,
+        script: &str,
+        input: Option<&[u8]>,
+        timeout: Duration,
+    ) -> anyhow::Result<(i64, String)> {
+        let (code, output) =
+            super::shell::run_command(self.command(script), who, input, timeout).await?;
+        if code == 255 {
+            let said = output.trim().lines().last().unwrap_or("").to_string();
+            return Err(super::lost::lost_msg(format!(
+                "{who}: the SSH connection is gone ({})",
+                super::shell::truncate(&said, 200)
+            )));
+        }
+        Ok((code, output))
     }
 
     /// Cancels the forward, ends the ssh master, removes the socket file.
@@ -715,6 +743,8 @@ mod tests {
         let mut opts = ConnectOptions {
             known_hosts: None,
             connect_timeout: Duration::from_secs(5),
+            keepalive: Duration::from_secs(15),
+            docker_timeout: Duration::from_secs(120),
             runtime_dir: PathBuf::from("/tmp/x"),
             identity_file: None,
             ssh_config: None,

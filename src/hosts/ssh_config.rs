@@ -55,6 +55,10 @@ fn quoted(path: &Path, tokens: bool) -> Result<String, String> {
     Ok(format!("\"{text}\""))
 }
 
+/// Unanswered keepalive probes after which ssh ends the connection
+/// (ssh's default `ServerAliveCountMax`, said here so the bound is known).
+pub const ALIVE_COUNT: u32 = 3;
+
 /// The config berth passes to ssh when the user has one (see the module
 /// documentation for its three parts). Pure.
 pub(crate) fn wrapper_text(
@@ -76,9 +80,10 @@ pub(crate) fn wrapper_text(
         ));
     }
     text.push_str(&format!(
-        "  ConnectTimeout {}\n  ServerAliveInterval {}\n",
+        "  ConnectTimeout {}\n  ServerAliveInterval {}\n  ServerAliveCountMax {}\n",
         connect_timeout.as_secs().max(1),
-        alive_interval.as_secs().max(1)
+        alive_interval.as_secs().max(1),
+        ALIVE_COUNT
     ));
     text.push_str(&format!(
         "# The user's config: aliases, ProxyJump, IdentityAgent, users, ports.\n\
@@ -237,6 +242,7 @@ mod tests {
           UserKnownHostsFile "/etc/berth/known hosts %%h"
           ConnectTimeout 5
           ServerAliveInterval 15
+          ServerAliveCountMax 3
         # The user's config: aliases, ProxyJump, IdentityAgent, users, ports.
         Include "/home/me/.ssh/config"
         # berth's defaults, for what neither berth.yaml nor that config sets.

@@ -32,6 +32,11 @@ pub struct ApplyOptions {
     pub allow_rewind: bool,
     /// Apply this plan (from `plan --save`) instead of planning anew.
     pub saved_plan: Option<PathBuf>,
+    /// Set by a signal: the run starts no new batch and ends (see
+    /// [`crate::apply::Stop`]).
+    pub stop: crate::apply::Stop,
+    /// Move replicas whose named volumes (and data) stay on their old host.
+    pub allow_volume_move: bool,
 }
 
 /// What an apply did.
@@ -83,8 +88,10 @@ async fn on_fleet(
     // Until the plan runs, a failure leaves every host as it was.
     let unchanged = Error::at(Reach::NotChanged);
     let plan = match &opts.saved_plan {
-        Some(path) => super::saved_plan::verify(path, loaded, fleet, &opts.load.only_hosts),
-        None => super::stages::make_plan(loaded, fleet, &opts.load.only_hosts),
+        Some(path) => {
+            super::saved_plan::verify(path, loaded, fleet, &opts.load.only_hosts, &opts.hosts).await
+        }
+        None => super::stages::make_plan(loaded, fleet, &opts.load.only_hosts, &opts.hosts).await,
     }
     .map_err(&unchanged)?;
     refuse_rewind(loaded, fleet, opts.allow_rewind).map_err(&unchanged)?;
@@ -99,19 +106,23 @@ async fn on_fleet(
             .into(),
         ));
     }
+    refuse_volume_moves(&plan, opts.allow_volume_move).map_err(&unchanged)?;
     if plan.is_empty() {
         return Ok(ApplyOutcome::NothingToDo { plan });
     }
     let secrets = unlock_secrets(loaded, &plan, &opts.key)
         .await
         .map_err(&unchanged)?;
-    let ctx = super::context::apply_context(
-        loaded,
-        fleet,
-        secrets,
-        opts.health_timeout,
-        super::stages::parallel(loaded, &opts.hosts),
-    );
+    let ctx = crate::apply::ApplyContext {
+        stop: opts.stop.clone(),
+        ..super::context::apply_context(
+            loaded,
+            fleet,
+            secrets,
+            opts.health_timeout,
+            super::stages::parallel(loaded, &opts.hosts),
+        )
+    };
     let report = crate::apply::apply(&plan, &fleet.engines, &ctx).await;
     if let Some(commit) = &loaded.checkout.commit {
         // What a later run compares against to refuse going backwards.
@@ -140,6 +151,27 @@ fn refuse_rewind(loaded: &Loaded, fleet: &Fleet, allow_rewind: bool) -> anyhow::
     Err(Hint::new(
         format!("refusing to go backwards:\n  - {}", lines.join("\n  - ")),
         "deploy a newer commit (undo with `git revert`), or pass --allow-rewind to deploy this one on purpose",
+    )
+    .into())
+}
+
+/// A replica moved off a host leaves its named volumes there: berth copies
+/// no data and removes no volume, so the new replica starts empty. Apply
+/// does that only when told to.
+fn refuse_volume_moves(plan: &Plan, allow: bool) -> anyhow::Result<()> {
+    let lines: Vec<String> = plan
+        .volume_moves()
+        .map(|(host, c)| format!("`{}` leaves host `{host}`: {}", c.slot, c.reason_text()))
+        .collect();
+    if lines.is_empty() || allow {
+        return Ok(());
+    }
+    Err(Hint::new(
+        format!(
+            "refusing to move replicas away from their data:\n  - {}",
+            lines.join("\n  - ")
+        ),
+        "copy the volumes' data to the new host first (the old volumes are kept), then pass --allow-volume-move; or keep the replica where it is (its host's labels, `deploy.placement`)",
     )
     .into())
 }

@@ -46,6 +46,7 @@ pub(super) fn apply_context(
             .map(|h| (h.name.clone(), h.secrets_dir.clone()))
             .collect(),
         prune_secrets,
+        stop: Default::default(),
     }
 }
 

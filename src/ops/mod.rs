@@ -1,5 +1,5 @@
 //! ops: one function per command — [`validate()`], [`plan()`], [`apply()`],
-//! [`status()`], [`config()`] — each taking its own options struct and returning an
+//! [`status()`], [`config()`], [`import()`] — each taking its own options struct and returning an
 //! outcome value. An op never prints (it may log) and never picks an exit
 //! code: `cli` renders the outcome and maps it to one. Nothing here knows clap.
 //!
@@ -11,6 +11,7 @@
 mod apply;
 mod config;
 mod context;
+mod import;
 mod plan;
 mod saved_plan;
 mod stages;
@@ -19,6 +20,7 @@ mod validate;
 
 pub use apply::{apply, ApplyOptions, ApplyOutcome};
 pub use config::{config, ConfigOptions, Resolved};
+pub use import::{import, ImportOptions, ImportReport};
 pub use plan::{plan, PlanOptions, Planned};
 pub use stages::{HostOptions, LoadOptions, Loaded};
 pub use status::{status, ContainerRow, HostStatus, Status, StatusOptions, Sync};

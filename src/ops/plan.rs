@@ -31,7 +31,8 @@ pub async fn plan(opts: &PlanOptions) -> Result<Planned, Error> {
         .await
         .map_err(Error::at(Reach::NotContacted))?;
     let fleet = super::stages::open_fleet(&loaded, &opts.load, &opts.hosts, None).await?;
-    let plan = super::stages::make_plan(&loaded, &fleet, &opts.load.only_hosts);
+    let plan =
+        super::stages::plan_pinned(&loaded, &fleet, &opts.load.only_hosts, &opts.hosts).await;
     let observed = crate::plan::summarize(&fleet.observed);
     let rewound = super::stages::rewound(&loaded, &fleet);
     fleet.close().await;
@@ -43,11 +44,12 @@ pub async fn plan(opts: &PlanOptions) -> Result<Planned, Error> {
             r.why
         );
     }
-    let plan = plan.map_err(Error::at(Reach::NotChanged))?;
+    let super::stages::Pinned { plan, digests } = plan.map_err(Error::at(Reach::NotChanged))?;
     if let Some(path) = &opts.save {
         let saved = SavedPlan {
             plan: plan.clone(),
             observed,
+            digests,
         };
         let json = serde_json::to_string_pretty(&saved).map_err(anyhow::Error::from)?;
         write_atomic(path, &(json + "\n"))?;

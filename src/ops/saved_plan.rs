@@ -2,11 +2,12 @@
 //! it still describes the repo and the hosts; what runs always comes from
 //! the (verified) checkout, never from the file.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context as _;
 
-use super::stages::Loaded;
+use super::stages::{HostOptions, Loaded, Pinned};
 use crate::error::Hint;
 use crate::hosts::fleet::Fleet;
 use crate::plan::{self as planning, Plan, SavedPlan, PLAN_FORMAT_VERSION};
@@ -16,12 +17,14 @@ use crate::spec::{self, FromEnvironment};
 /// What to do when a saved plan no longer applies.
 const AGAIN: &str = "run `berth plan --save` again and review the new plan";
 
-/// The saved plan, if it still describes the hosts and the commit.
-pub(super) fn verify(
+/// The saved plan, if it still describes the hosts, the commit and the
+/// image bytes (each image's tag must name the digest it named then).
+pub(super) async fn verify(
     path: &Path,
     loaded: &Loaded,
     fleet: &Fleet,
     only_hosts: &[String],
+    hosts: &HostOptions,
 ) -> anyhow::Result<Plan> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the saved plan `{}`", path.display()))?;
@@ -80,7 +83,22 @@ pub(super) fn verify(
     // Same commit, same hosts: planning again must give the same changes.
     // A plan file edited by hand (another image, a secret mounted elsewhere)
     // does not, and what runs always comes from the (verified) checkout.
-    let fresh = super::stages::make_plan(loaded, fleet, only_hosts)?;
+    let Pinned {
+        plan: fresh,
+        digests,
+    } = super::stages::plan_pinned(loaded, fleet, only_hosts, hosts).await?;
+    let retagged = digests_moved(&saved.digests, &digests);
+    if !retagged.is_empty() {
+        return Err(Hint::new(
+            format!(
+                "the saved plan `{}` no longer matches: an image's tag names other bytes now:\n  - {}",
+                path.display(),
+                retagged.join("\n  - ")
+            ),
+            AGAIN,
+        )
+        .into());
+    }
     if changes(&saved.plan) != changes(&fresh) {
         return Err(Hint::new(
             format!(
@@ -93,6 +111,22 @@ pub(super) fn verify(
         .into());
     }
     Ok(fresh)
+}
+
+/// Each image whose tag names another digest now than when the plan was
+/// saved, e.g. "image `reg/app:2.1`: sha256:aa… when the plan was saved,
+/// sha256:bb… now" (whole digests: the reviewer compares them). An image
+/// the saved plan did not resolve is not compared (a plan saved by a berth
+/// without digests, or one that resolved none).
+fn digests_moved(saved: &BTreeMap<String, String>, now: &BTreeMap<String, String>) -> Vec<String> {
+    saved
+        .iter()
+        .filter_map(|(image, then)| {
+            let now = now.get(image)?;
+            (now != then)
+                .then(|| format!("image `{image}`: {then} when the plan was saved, {now} now"))
+        })
+        .collect()
 }
 
 /// Each change of `plan` as host, action, container and the hash of what
@@ -168,6 +202,22 @@ mod tests {
             value: value.into(),
             stacks: vec!["web".into()],
         }
+    }
+
+    #[test]
+    fn an_image_whose_tag_moved_is_named_with_both_digests() {
+        let a = format!("sha256:{}", "a".repeat(64));
+        let b = format!("sha256:{}", "b".repeat(64));
+        let map = |d: &str| BTreeMap::from([("reg/app:2.1".to_string(), d.to_string())]);
+        assert!(digests_moved(&map(&a), &map(&a)).is_empty());
+        assert_eq!(
+            digests_moved(&map(&a), &map(&b)),
+            [format!(
+                "image `reg/app:2.1`: {a} when the plan was saved, {b} now"
+            )]
+        );
+        // A plan saved without digests binds none.
+        assert!(digests_moved(&BTreeMap::new(), &map(&b)).is_empty());
     }
 
     #[test]

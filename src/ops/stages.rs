@@ -148,6 +148,8 @@ pub(super) async fn open_fleet(
         runtime_base: hosts.runtime_dir.clone(),
         known_hosts: hosts.known_hosts.clone().or(settings.known_hosts.clone()),
         connect_timeout: hosts.connect_timeout.unwrap_or(settings.connect_timeout),
+        keepalive: settings.keepalive,
+        docker_timeout: settings.docker_timeout,
         identity_file: hosts.identity_file.clone(),
         ssh_config: hosts.ssh_config.clone().or(settings.ssh_config.clone()),
         docker_config: hosts.docker_config.clone(),
@@ -158,6 +160,13 @@ pub(super) async fn open_fleet(
             timeout,
         }),
         aged_images: aged_images(&loaded.project),
+        adopt: loaded
+            .project
+            .stacks
+            .iter()
+            .flat_map(|s| &s.services)
+            .filter_map(|s| s.adopt.clone())
+            .collect(),
     };
     let covered: Vec<_> = loaded
         .project
@@ -192,12 +201,35 @@ pub(super) fn parallel(loaded: &Loaded, hosts: &HostOptions) -> usize {
         .max(1)
 }
 
-/// Desired state against observed: the plan. Pure once the observation is in.
-pub(super) fn make_plan(
+/// Desired state against observed: the plan, its images pinned to the
+/// digests their tags name now (see [`plan_pinned`]).
+pub(super) async fn make_plan(
     loaded: &Loaded,
     fleet: &Fleet,
     only_hosts: &[String],
+    hosts: &HostOptions,
 ) -> anyhow::Result<Plan> {
+    Ok(plan_pinned(loaded, fleet, only_hosts, hosts).await?.plan)
+}
+
+/// A plan and the digests its images were resolved to.
+pub(super) struct Pinned {
+    pub plan: Plan,
+    /// Image as written -> `sha256:…`, every image the plan resolved.
+    pub digests: BTreeMap<String, String>,
+}
+
+/// Desired state against observed, then the images resolved to digests
+/// (see [`crate::registry`]) and the plan pinned to them: creates and
+/// replaces carry their digest, a tag that moved under a running container
+/// is a replace (or is shown as available). Everything but the resolution
+/// is pure once the observation is in.
+pub(super) async fn plan_pinned(
+    loaded: &Loaded,
+    fleet: &Fleet,
+    only_hosts: &[String],
+    hosts: &HostOptions,
+) -> anyhow::Result<Pinned> {
     let current = planning::current_placement(&fleet.observed);
     let mut desired = placement::place(&loaded.project, &current).map_err(SpecError::from)?;
     if !only_hosts.is_empty() {
@@ -208,6 +240,14 @@ pub(super) fn make_plan(
         &fleet.observed,
         fleet.unreachable.clone(),
         loaded.checkout.commit.as_ref().map(|c| c.id.clone()),
+    );
+    let digests = resolve_digests(loaded, fleet, &desired, hosts).await?;
+    planning::digests::pin(
+        &mut plan,
+        &desired,
+        &fleet.observed,
+        &digests,
+        &explicit_pull_policies(&loaded.project),
     );
     let unpullable = planning::never_pulled(&plan, &desired, &fleet.observed);
     let mut problems = never_pulled_problems(&loaded.project, unpullable);
@@ -229,8 +269,114 @@ pub(super) fn make_plan(
         .collect();
     plan.rollouts =
         crate::apply::schedule::planned(&plan, &super::context::service_policies(&loaded.project));
-    Ok(plan)
+    Ok(Pinned { plan, digests })
 }
+
+/// The (stack, service) pairs that write their `pull_policy`: the default
+/// policy follows a moved `:latest`, a written `missing` does not.
+fn explicit_pull_policies(project: &Project) -> BTreeSet<(String, String)> {
+    project
+        .stacks
+        .iter()
+        .flat_map(|s| {
+            s.services
+                .iter()
+                .filter(|x| x.pull_policy_at.is_some())
+                .map(|x| (s.name.clone(), x.name.clone()))
+        })
+        .collect()
+}
+
+/// Every image the plan needs (those of the containers wanted on the
+/// reachable hosts, but `pull_policy: never`), resolved to its digest as
+/// `settings.resolve_from` says: one request per distinct image, all in
+/// parallel. An error names each registry and image that failed; no host
+/// has been changed then.
+async fn resolve_digests(
+    loaded: &Loaded,
+    fleet: &Fleet,
+    desired: &placement::DesiredState,
+    hosts: &HostOptions,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let settings = &loaded.project.inventory.settings;
+    // Image -> the first (by name) reachable host that wants it.
+    let mut images: BTreeMap<&str, &str> = BTreeMap::new();
+    for (host, want) in &desired.hosts {
+        if !fleet.observed.contains_key(host) {
+            continue;
+        }
+        for d in &want.containers {
+            if d.pull_policy != spec::PullPolicy::Never {
+                images.entry(d.spec.image.as_str()).or_insert(host.as_str());
+            }
+        }
+    }
+    if images.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let started = std::time::Instant::now();
+    let resolved = match settings.resolve_from {
+        spec::ResolveFrom::None => return Ok(BTreeMap::new()),
+        spec::ResolveFrom::Runner => {
+            let resolver = crate::registry::Resolver::new(crate::registry::RegistryOptions {
+                insecure: settings.insecure_registries.clone(),
+                docker_config: hosts.docker_config.clone(),
+                connect_timeout: hosts.connect_timeout.unwrap_or(settings.connect_timeout),
+                timeout: RESOLVE_TIMEOUT,
+            });
+            resolver
+                .resolve_all(&images.keys().map(|i| i.to_string()).collect())
+                .await?
+        }
+        spec::ResolveFrom::Host => {
+            let asked = images.iter().filter_map(|(image, host)| {
+                let engine = fleet.engines.get(*host)?;
+                Some(async move {
+                    let digest =
+                        tokio::time::timeout(RESOLVE_TIMEOUT, engine.distribution_digest(image))
+                            .await
+                            .map_err(|_| {
+                                anyhow::anyhow!(
+                                    "host `{host}` did not resolve image `{image}` within {}",
+                                    humantime::format_duration(RESOLVE_TIMEOUT)
+                                )
+                            })
+                            .and_then(|r| r);
+                    (image.to_string(), digest)
+                })
+            });
+            let mut resolved = BTreeMap::new();
+            let mut failed = Vec::new();
+            for (image, result) in futures::future::join_all(asked).await {
+                match result {
+                    Ok(d) if crate::registry::is_digest(&d) => {
+                        resolved.insert(image, d);
+                    }
+                    Ok(d) => failed.push(format!(
+                        "the engine named no usable digest for image `{image}` (`{d}`)"
+                    )),
+                    Err(e) => failed.push(format!("{e:#}")),
+                }
+            }
+            if !failed.is_empty() {
+                anyhow::bail!(
+                    "cannot resolve image digests through the hosts:\n  - {}",
+                    failed.join("\n  - ")
+                );
+            }
+            resolved
+        }
+    };
+    tracing::debug!(
+        "resolved {} image(s) to digests in {} ms",
+        resolved.len(),
+        started.elapsed().as_millis()
+    );
+    Ok(resolved)
+}
+
+/// Longest one image's resolution may take.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Each container a plan would create from an image its host lacks while
 /// `pull_policy: never` forbids pulling, at the `pull_policy` of its service.

@@ -31,6 +31,7 @@ pub struct HostStatus {
 #[derive(Debug, Clone)]
 pub struct ContainerRow {
     pub name: String,
+    /// The image as the repo names it (`reg/app:2.1`).
     pub image: String,
     pub state: crate::observed::ContainerState,
     pub health: Option<crate::observed::Health>,
@@ -75,6 +76,9 @@ pub async fn status(opts: &StatusOptions) -> Result<Status, Error> {
                             Some(_) => Sync::Differs,
                             None => Sync::NotInRepo,
                         };
+                    // As the repo names it: a container created from its
+                    // pinned digest keeps the tag in a label.
+                    let image = c.labels.get(labels::IMAGE).cloned().unwrap_or(c.image);
                     ContainerRow {
                         labels: c
                             .labels
@@ -82,7 +86,7 @@ pub async fn status(opts: &StatusOptions) -> Result<Status, Error> {
                             .filter(|(k, _)| k.starts_with("berth.") && k.as_str() != labels::SPEC)
                             .collect(),
                         name: c.name,
-                        image: c.image,
+                        image,
                         state: c.state,
                         health: c.health,
                         sync,

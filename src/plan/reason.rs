@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::observed::ContainerState;
+use crate::placement::Slot;
 
 /// Why a container is created, replaced or removed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -22,6 +23,13 @@ pub enum Reason {
     SpecChanged { fields: Vec<String> },
     /// Settings edited in place on the host (`docker update`).
     HandEdited { fields: Vec<String> },
+    /// A replace: the repo takes over (`x-berth.adopt`) this container,
+    /// which berth did not manage; `fields` are what the repo's spec
+    /// changes on it besides berth's labels (empty: the repo reproduces it).
+    TakeOver {
+        container: String,
+        fields: Vec<String>,
+    },
     /// A removal: the container carries no berth labels.
     Unlabelled,
     /// A removal: the stack is no longer in the repo.
@@ -30,10 +38,24 @@ pub enum Reason {
     ServiceGone,
     /// A removal: the replica is placed on another host now.
     Moved,
+    /// A removal: the replica is placed on another host now, and the named
+    /// volumes it mounts (engine-side names) stay here with their data: the
+    /// new replica starts with empty ones, so `apply` refuses the plan
+    /// without `--allow-volume-move`. berth never removes a volume.
+    MovedLeavingData { volumes: Vec<String> },
     /// A removal: fewer replicas are wanted.
     ScaledDown,
     /// A removal: what a replace or a failed release left behind.
     Leftover(Leftover),
+    /// The spec is the same, but its image's tag names other bytes in the
+    /// registry than the container runs: `from` and `to` as the words show
+    /// them (`sha256:` and 12 hex digits; the full new digest is the
+    /// change's `desired.digest`).
+    TagMoved {
+        tag: String,
+        from: String,
+        to: String,
+    },
 }
 
 /// A container left by a replace or a failed release (named with one of
@@ -76,4 +98,19 @@ pub enum Blocker {
     /// A container berth does not manage (or of another project) has the
     /// wanted name: creating it would fail with a name conflict.
     NameTaken,
+}
+
+/// A tag that moved in its registry under a running container whose
+/// service keeps what runs: reported, not applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct MovedTag {
+    pub slot: Slot,
+    /// Engine-side container name.
+    pub name: String,
+    /// The image as the repo names it (`reg/app:2.1`).
+    pub image: String,
+    /// The digest the container runs.
+    pub from: String,
+    /// The digest the tag names now.
+    pub to: String,
 }

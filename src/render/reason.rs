@@ -7,6 +7,10 @@ use crate::plan::reason::{Blocker, Leftover, Reason};
 /// How many changed fields a reason names before "and N more".
 const FIELDS_SHOWN: usize = 4;
 
+/// The words around the volumes of [`Reason::MovedLeavingData`].
+const MOVED_LEAVING_DATA: &str = "replica moved to another host; its named volume(s) ";
+const VOLUMES_STAY: &str = " and their data stay on this host (apply needs --allow-volume-move)";
+
 /// A reason in a few words: `new`, `image, environment.LOG_LEVEL`,
 /// `service no longer in the repo`.
 pub fn text(reason: &Reason) -> String {
@@ -21,10 +25,25 @@ pub fn text(reason: &Reason) -> String {
                 fields_summary(fields)
             )
         }
+        Reason::TakeOver { container, fields } if fields.is_empty() => format!(
+            "takes over `{container}`, a container berth did not manage (only berth's labels change)"
+        ),
+        Reason::TakeOver { container, fields } => format!(
+            "takes over `{container}`, a container berth did not manage; the repo changes {}",
+            fields_summary(fields)
+        ),
         Reason::Unlabelled => "container has no berth labels".into(),
         Reason::StackGone => "stack no longer in the repo".into(),
         Reason::ServiceGone => "service no longer in the repo".into(),
         Reason::Moved => "replica moved to another host".into(),
+        Reason::MovedLeavingData { volumes } => format!(
+            "{MOVED_LEAVING_DATA}{}{VOLUMES_STAY}",
+            volumes
+                .iter()
+                .map(|v| format!("`{v}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Reason::ScaledDown => "replica no longer wanted (scaled down)".into(),
         Reason::Leftover(Leftover::Retired) => {
             "old container left by an interrupted replace".into()
@@ -36,6 +55,7 @@ pub fn text(reason: &Reason) -> String {
             "record of a failed release the repo no longer asks for".into()
         }
         Reason::Leftover(Leftover::Other) => "leftover".into(),
+        Reason::TagMoved { tag, from, to } => format!("tag {tag} moved: {from}… -> {to}…"),
     }
 }
 
@@ -72,6 +92,35 @@ pub fn parse(words: &str, fields: &[String], failed: Option<&str>) -> Option<Rea
         if text(&candidate) == words {
             return Some(candidate);
         }
+    }
+    if let Some((container, _)) = words
+        .strip_prefix("takes over `")
+        .and_then(|rest| rest.split_once('`'))
+    {
+        let take_over = Reason::TakeOver {
+            container: container.to_string(),
+            fields: fields.to_vec(),
+        };
+        return (text(&take_over) == words).then_some(take_over);
+    }
+    if let Some(volumes) = words
+        .strip_prefix(MOVED_LEAVING_DATA)
+        .and_then(|w| w.strip_suffix(VOLUMES_STAY))
+    {
+        let volumes = volumes
+            .split(", ")
+            .map(|v| v.strip_prefix('`')?.strip_suffix('`').map(str::to_string))
+            .collect::<Option<Vec<String>>>()?;
+        return Some(Reason::MovedLeavingData { volumes });
+    }
+    if let Some(moved) = words.strip_prefix("tag ") {
+        let (tag, digests) = moved.split_once(" moved: ")?;
+        let (from, to) = digests.split_once("… -> ")?;
+        return Some(Reason::TagMoved {
+            tag: tag.into(),
+            from: from.into(),
+            to: to.strip_suffix('…')?.into(),
+        });
     }
     let state = words
         .strip_prefix("container is ")?
@@ -136,6 +185,17 @@ mod tests {
             },
             Reason::HandEdited {
                 fields: fields.clone(),
+            },
+            Reason::MovedLeavingData {
+                volumes: vec!["jobs_ledger-data".into()],
+            },
+            Reason::MovedLeavingData {
+                volumes: vec!["a_x".into(), "a_y.z".into()],
+            },
+            Reason::TagMoved {
+                tag: "2.1".into(),
+                from: "sha256:aaaaaaaaaaaa".into(),
+                to: "sha256:bbbbbbbbbbbb".into(),
             },
         ]);
         for reason in all {

@@ -185,8 +185,15 @@ fn service_value(stack: &Stack, service: &Service) -> Value {
             .collect();
         out.insert("secrets".into(), json!(secrets));
     }
+    let mut x_berth = Map::new();
     if !service.validate.is_empty() {
-        out.insert("x-berth".into(), json!({ "validate": service.validate }));
+        x_berth.insert("validate".into(), json!(service.validate));
+    }
+    if let Some(adopt) = &service.adopt {
+        x_berth.insert("adopt".into(), json!(adopt));
+    }
+    if !x_berth.is_empty() {
+        out.insert("x-berth".into(), Value::Object(x_berth));
     }
     if let Some(hosts) = stack.resolution.per_host.get(&service.name) {
         let per_host: Map<String, Value> = hosts

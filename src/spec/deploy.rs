@@ -740,6 +740,13 @@ pub(crate) struct RawXBerth {
     /// `deploy.update_config.failure_action` (rollback by default).
     #[serde(default)]
     pub validate: Vec<RawCheck>,
+    /// Take over the running container of this name, which berth does not
+    /// manage (`berth import` writes it): the first apply replaces it once
+    /// with the service's container, keeping its named volumes. It must be
+    /// the name the service's container gets (`container_name`, or
+    /// `<stack>-<service>-1`). Without it, berth refuses to touch a
+    /// container it does not manage.
+    pub adopt: Option<String>,
 }
 
 /// One check: exactly one of `exec`, `http` or `tcp`.
@@ -812,16 +819,19 @@ pub(crate) struct RawTcp {
     pub port: u16,
 }
 
-pub(crate) const X_BERTH_KEYS: &[&str] = &["validate"];
+pub(crate) const X_BERTH_KEYS: &[&str] = &["validate", "adopt"];
 const CHECK_KINDS: &[&str] = &["exec", "http", "tcp"];
 const CHECK_KEYS: &[&str] = &["exec", "http", "tcp", "timeout"];
 
-pub(crate) fn read_x_berth(cx: &mut Cx, node: &Node, what: &str) -> Vec<ValidateCheck> {
-    read_raw_x_berth(cx, node, what)
-        .validate
-        .into_iter()
-        .map(RawCheck::into_check)
-        .collect()
+/// The service's `x-berth.validate` checks and `x-berth.adopt` name.
+pub(crate) fn read_x_berth(
+    cx: &mut Cx,
+    node: &Node,
+    what: &str,
+) -> (Vec<ValidateCheck>, Option<String>) {
+    let raw = read_raw_x_berth(cx, node, what);
+    let checks = raw.validate.into_iter().map(RawCheck::into_check).collect();
+    (checks, raw.adopt)
 }
 
 fn read_raw_x_berth(cx: &mut Cx, node: &Node, what: &str) -> RawXBerth {
@@ -830,6 +840,9 @@ fn read_raw_x_berth(cx: &mut Cx, node: &Node, what: &str) -> RawXBerth {
     let Some(fields) = cx.map_with(node, &here, X_BERTH_KEYS) else {
         return raw;
     };
+    if let Some(v) = fields.value("adopt") {
+        raw.adopt = cx.string(v, &format!("`x-berth.adopt` of {what}"));
+    }
     if let Some(v) = fields.value("validate") {
         let list = format!("`x-berth.validate` of {what}");
         for item in cx.seq(v, &list).unwrap_or_default() {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 
 use super::model::ComposeSettings;
-use super::model::{HostConfig, Inventory, Location, Settings, Transport};
+use super::model::{HostConfig, Inventory, Location, ResolveFrom, Settings, Transport};
 use super::read::{Cx, Field, Fields};
 use super::values::{is_name, is_slug, GoDuration};
 use super::yaml::Node;
@@ -102,6 +102,15 @@ pub(crate) struct RawSettings {
     pub rollout_parallel: Option<u32>,
     /// How long to wait for an SSH connection, as a Go duration (`10s`, `1m`). Default `10s`.
     pub connect_timeout: Option<GoDuration>,
+    /// How often an idle SSH connection is probed (ssh's
+    /// `ServerAliveInterval`); after 3 probes unanswered the host is taken
+    /// as gone: a link cut silently (no RST) ends every call on it within
+    /// 3 × this, and the host is dropped from the run. Default `15s`.
+    pub keepalive: Option<GoDuration>,
+    /// Longest wait for one Docker Engine API call (create, start, rename,
+    /// inspect...; a stop also allows for its grace period, a pull for the
+    /// download). A call past it means the host did not answer. Default `2m`.
+    pub docker_timeout: Option<GoDuration>,
     /// known_hosts file checked strictly for every SSH host and every jump
     /// host on the way (`~` is the home directory). Default: the ssh config's
     /// `UserKnownHostsFile` (with `ssh_config`), else `~/.ssh/known_hosts`.
@@ -127,6 +136,16 @@ pub(crate) struct RawSettings {
     pub ssh_config: Option<String>,
     #[serde(skip)]
     pub ssh_config_at: Option<Location>,
+    /// Registries (`host[:port]`, as in image names) that berth asks for
+    /// image digests over plain HTTP instead of HTTPS, like Docker's
+    /// `insecure-registries`. Default: none.
+    pub insecure_registries: Option<Vec<String>>,
+    /// Where image tags are resolved to digests at plan time: `runner` (the
+    /// machine running berth asks each registry, with the credentials of
+    /// its Docker config), `host` (the first host that runs the image asks
+    /// through its engine, over berth's connection), or `none` (tags are
+    /// not resolved nor pinned, and a moved tag goes unnoticed). Default `runner`.
+    pub resolve_from: Option<ResolveFrom>,
 }
 
 /// Secret settings.
@@ -229,10 +248,14 @@ pub(crate) const SETTINGS_KEYS: &[&str] = &[
     "parallel",
     "rollout_parallel",
     "connect_timeout",
+    "keepalive",
+    "docker_timeout",
     "known_hosts",
     "ssh_config",
     "strict_variables",
     "environment_variables",
+    "insecure_registries",
+    "resolve_from",
 ];
 pub(crate) const HOST_KEYS: &[&str] = &[
     "name",
@@ -254,6 +277,8 @@ const DEFAULT_PARALLEL: usize = 16;
 /// go together, few enough that the runner's connections stay responsive.
 const DEFAULT_ROLLOUT_PARALLEL: usize = 16;
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(15);
+const DEFAULT_DOCKER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Reads the tree into raw types, reporting unknown keys and wrong types.
 pub(crate) fn read(cx: &mut Cx, root: &Node) -> RawInventory {
@@ -355,6 +380,19 @@ fn read_settings(cx: &mut Cx, node: &Node) -> Option<RawSettings> {
             raw.connect_timeout = None;
         }
     }
+    for (key, slot) in [
+        ("keepalive", &mut raw.keepalive),
+        ("docker_timeout", &mut raw.docker_timeout),
+    ] {
+        if let Some(v) = fields.value(key) {
+            let what = format!("`settings.{key}`");
+            *slot = cx.duration(v, &what).map(GoDuration);
+            if slot.as_ref().is_some_and(|d| d.0 < Duration::from_secs(1)) {
+                cx.error(v, format!("{what} must be at least 1s"));
+                *slot = None;
+            }
+        }
+    }
     if let Some(v) = fields.value("known_hosts") {
         raw.known_hosts = cx.string(v, "`settings.known_hosts`");
         raw.known_hosts_at = Some(cx.at(v));
@@ -382,6 +420,26 @@ fn read_settings(cx: &mut Cx, node: &Node) -> Option<RawSettings> {
     if let Some(v) = fields.value("ssh_config") {
         raw.ssh_config = cx.string(v, "`settings.ssh_config`");
         raw.ssh_config_at = Some(cx.at(v));
+    }
+    if let Some(v) = fields.value("insecure_registries") {
+        raw.insecure_registries = cx.strings(v, "`settings.insecure_registries`");
+    }
+    if let Some(v) = fields.value("resolve_from") {
+        raw.resolve_from = match v.scalar() {
+            Some("runner") => Some(ResolveFrom::Runner),
+            Some("host") => Some(ResolveFrom::Host),
+            Some("none") => Some(ResolveFrom::None),
+            _ => {
+                cx.error(
+                    v,
+                    format!(
+                        "`settings.resolve_from` must be `runner`, `host` or `none`, found {}",
+                        v.describe()
+                    ),
+                );
+                None
+            }
+        };
     }
     Some(raw)
 }
@@ -788,8 +846,24 @@ pub(crate) fn validate(cx: &mut Cx, raw: RawInventory, root: &Path) -> Option<(S
             connect_timeout: settings
                 .connect_timeout
                 .map_or(DEFAULT_CONNECT_TIMEOUT, |d| d.0),
+            keepalive: settings.keepalive.map_or(DEFAULT_KEEPALIVE, |d| d.0),
+            docker_timeout: settings
+                .docker_timeout
+                .map_or(DEFAULT_DOCKER_TIMEOUT, |d| d.0),
             known_hosts,
             ssh_config,
+            insecure_registries: settings
+                .insecure_registries
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| {
+                    r.trim_start_matches("https://")
+                        .trim_start_matches("http://")
+                        .trim_end_matches('/')
+                        .to_string()
+                })
+                .collect(),
+            resolve_from: settings.resolve_from.unwrap_or_default(),
         },
         recipients,
         compose,
@@ -948,7 +1022,7 @@ mod tests {
         let (result, messages) = load(
             "project: shop\n\
              defaults: {user: deploy, port: 2222, identity_file: keys/id}\n\
-             settings: {parallel: 4, rollout_parallel: 3, connect_timeout: 1m}\n\
+             settings: {parallel: 4, rollout_parallel: 3, connect_timeout: 1m, keepalive: 2s}\n\
              hosts:\n\
              \x20 - {name: web-2, address: 10.0.0.2, labels: {role: web, zone: 1}}\n\
              \x20 - {name: db-1, address: db.example.com, port: 22, user: root}\n\
@@ -978,6 +1052,8 @@ mod tests {
         assert_eq!(inventory.settings.parallel, 4);
         assert_eq!(inventory.settings.rollout_parallel, 3);
         assert_eq!(inventory.settings.connect_timeout, Duration::from_secs(60));
+        assert_eq!(inventory.settings.keepalive, Duration::from_secs(2));
+        assert_eq!(inventory.settings.docker_timeout, Duration::from_secs(120));
     }
 
     #[test]

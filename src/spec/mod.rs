@@ -21,6 +21,8 @@ mod decls;
 mod deploy;
 mod diagnostic;
 mod dotenv;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod image;
 mod interpolate;
 mod inventory;

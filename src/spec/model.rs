@@ -43,11 +43,37 @@ pub struct Settings {
     /// How many services apply rolls out at once.
     pub rollout_parallel: usize,
     pub connect_timeout: std::time::Duration,
+    /// SSH keepalive probe interval (`settings.keepalive`).
+    pub keepalive: std::time::Duration,
+    /// Longest wait for one Docker API call (`settings.docker_timeout`).
+    pub docker_timeout: std::time::Duration,
     /// known_hosts file used for every SSH host; None means `~/.ssh/known_hosts`.
     pub known_hosts: Option<PathBuf>,
     /// The user's ssh config, honoured for aliases, ProxyJump, agents, users
     /// and ports; None: no ssh config at all (`-F /dev/null`).
     pub ssh_config: Option<PathBuf>,
+    /// Registries asked for digests over plain HTTP (`host[:port]`).
+    pub insecure_registries: std::collections::BTreeSet<String>,
+    /// Where tags are resolved to digests.
+    pub resolve_from: ResolveFrom,
+}
+
+/// Where image tags are resolved to digests at plan time
+/// (`settings.resolve_from`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ResolveFrom {
+    /// The machine running berth asks each registry (its Docker config's
+    /// credentials; plain HTTP only for `insecure_registries`).
+    #[default]
+    Runner,
+    /// A host that runs the image asks through its engine
+    /// (`/distribution/{name}/json`), over berth's connection.
+    Host,
+    /// Tags are not resolved: nothing is pinned, moved tags go unnoticed.
+    None,
 }
 
 /// How berth reaches a host's Docker Engine.
@@ -214,6 +240,10 @@ pub struct Service {
     /// Where `build:` is written when the service also names an `image`:
     /// berth deploys the image and builds nothing (said in a load warning).
     pub build_ignored: Option<Location>,
+    /// `x-berth.adopt`: the name of a container berth does not manage that
+    /// this service's container takes over (replaces once). Placement
+    /// checks it is the name the container gets.
+    pub adopt: Option<String>,
 }
 
 /// `pull_policy`, as Compose defines it (`build` is refused: berth never
@@ -221,10 +251,9 @@ pub struct Service {
 /// creates or replaces on a host: `Missing` pulls an image the host lacks,
 /// `Every` also one the host last tagged longer ago than its period (as
 /// Compose's `mustPull`), `Always` pulls it whether or not the host has it,
-/// `Never` never pulls (and an image the host lacks stops the plan). A tag that
-/// moved in the registry does not by itself replace a container until
-/// plans resolve tags to digests: the load warns about that for `Always`
-/// and `Every`.
+/// `Never` never pulls (and an image the host lacks stops the plan). Whether
+/// a tag that moved in the registry replaces running containers is the
+/// plan's decision from the policy (`plan::digests::follows`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PullPolicy {
     /// `missing` (and its old spelling `if_not_present`): pull when the
@@ -558,7 +587,8 @@ pub struct MountSpec {
     pub kind: MountKind,
     pub source: String,
     pub target: String,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    // `default`: a saved plan leaves `false` out and must read back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
     /// Bind propagation (`rslave`, ...), binds only; None = the engine's
     /// `rprivate`: mounts made on the host later stay invisible inside.
@@ -643,7 +673,7 @@ impl Resources {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct LoggingSpec {
     pub driver: String,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
 }
 

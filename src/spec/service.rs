@@ -178,6 +178,7 @@ pub(crate) fn read_service(
             follows: BTreeSet::new(),
             network_peer: None,
             build_ignored: None,
+            adopt: None,
         },
         depends_on: Vec::new(),
         depends_at: cx.at(key),
@@ -445,7 +446,7 @@ pub(crate) fn read_service(
         fixed_address_rollout(cx, at, &draft.service.deploy, &what);
     }
     if let Some(v) = fields.value("x-berth") {
-        draft.service.validate = deploy::read_x_berth(cx, v, &what);
+        (draft.service.validate, draft.service.adopt) = deploy::read_x_berth(cx, v, &what);
     }
     draft.service.container = container;
     draft
@@ -1437,37 +1438,11 @@ fn pull_policy(cx: &mut Cx, node: &Node, what: &str) -> Option<PullPolicy> {
             }
         },
     };
-    // Every policy decides when berth pulls as in Compose, but berth pulls
-    // only for the containers a plan creates or replaces, never behind the
-    // plan's back, and a pulled image does not by itself replace running
-    // containers (that needs tags resolved to digests): `always` and the
-    // refresh policies, which users write to follow a moving tag, say so.
-    let (does, help) = match policy {
-        PullPolicy::Missing | PullPolicy::Never => return Some(policy),
-        PullPolicy::Always => (
-            "berth pulls the image each time it creates or replaces the service's containers, but a tag that moved in the registry does not by itself make it replace them".to_string(),
-            "to deploy a new build, push a new tag (or pin a digest) and change `image:`; write `pull_policy: missing` to silence this warning",
-        ),
-        PullPolicy::Every(every) => (
-            format!(
-                "as in Compose, berth pulls the image when a host lacks it or last tagged it more than {} ago, but only when it creates or replaces the service's containers: a tag that moved in the registry does not by itself make it replace them",
-                period_words(every)
-            ),
-            "to deploy a new build, push a new tag (or pin a digest) and change `image:`; remove `pull_policy` (or write `missing`) to silence this warning",
-        ),
-    };
-    cx.warn(node, format!("{here} is `{text}`: {does}"), help);
+    // Every policy decides when berth pulls as in Compose, for the
+    // containers a plan creates or replaces; whether a tag that moved in
+    // the registry replaces running containers is the plan's (see
+    // `plan::digests::follows`).
     Some(policy)
-}
-
-/// A refresh period as a warning says it: `1 day`, `7 days`, `12h`.
-fn period_words(period: std::time::Duration) -> String {
-    const DAY: u64 = 24 * 3600;
-    match (period.as_secs(), period.subsec_nanos()) {
-        (DAY, 0) => "1 day".to_string(),
-        (secs, 0) if secs.is_multiple_of(DAY) => format!("{} days", secs / DAY),
-        _ => humantime::format_duration(period).to_string(),
-    }
 }
 
 /// Checks that need every service of the stack, before `depends_on` is

@@ -1,34 +1,64 @@
 #!/usr/bin/env bash
 # berth multi-host test bed: three "hosts" on one machine, each a network
 # namespace with its own containerd + dockerd and its own OpenSSH sshd, plus
-# one image registry on the bridge, four test images pushed to it, and an SSH
-# bastion (a fourth sshd, no engine) for ProxyJump tests.
+# one image registry on the bridge, four test images pushed to it, a second
+# registry that wants credentials (htpasswd basic auth, one image), and an
+# SSH bastion (a fourth sshd, no engine) for ProxyJump tests.
 #
 #   tests/bed/testbed.sh up|down|status|env
 #   tests/bed/testbed.sh sshd-stop HOST|sshd-start HOST
 #   tests/bed/testbed.sh engine-stop HOST|engine-start HOST
 #   tests/bed/testbed.sh isolate HOST|unisolate HOST
-#   tests/bed/testbed.sh bastion-up
+#   tests/bed/testbed.sh bastion-up|authreg-up
+#   tests/bed/testbed.sh image-base [HOST]
+#   tests/bed/testbed.sh image-base-cache
+#   faults, for the fault-injection tests (each idempotent; `up` and `down`
+#   undo every one of them):
+#   tests/bed/testbed.sh registry-stop|registry-start
+#   tests/bed/testbed.sh engine-restart HOST|sshd-restart HOST
+#   tests/bed/testbed.sh link-drop HOST|link-restore HOST
 #
 # Layout (fixed, one bed per machine):
-#   bridge berthbr0 10.77.0.1/24 in the root namespace (registry on :5000)
+#   bridge berthbr0 10.77.0.1/24 in the root namespace (registry on :5000,
+#     the registry with credentials on :5001: user and password in bed.env,
+#     Docker client configs with them right and wrong under BED_DIR/authreg)
 #   edge-N in netns berth-edge-N at 10.77.0.1N (veth bth-edge-N <-> eth0)
 #   bastion in netns berth-edge-bastion at 10.77.0.10 (veth bth-edge-b): sshd
 #     only, key auth with the bed's key, TCP forwarding allowed. Its names
 #     share the edge prefixes so every stale-bed cleanup by prefix removes it.
 #   `isolate HOST` makes HOST's sshd refuse the runner (10.77.0.1) while the
 #   bastion still reaches it; `unisolate HOST` (and `up`) undo that.
+#   `link-drop HOST` silently drops every packet between HOST and the bridge
+#   address (runner and registry): no RST, no ICMP, as a cut cable or a dead
+#   firewall state does; `link-restore HOST` (and `up`) undo that.
+#   `engine-restart HOST` restarts its containerd + dockerd (containers stop,
+#   those with a restart policy come back); `sshd-restart HOST` kills its sshd
+#   and every established session (the runner's SSH master dies), then
+#   starts it again.
 #   everything written lives under BED_DIR (default /var/tmp/berth-bed,
 #   override with BERTH_BED_DIR); `down` removes it.
 #
 # `up` is idempotent: a healthy bed is left alone ("bed already up"); a
 # healthy bed without a working bastion (one made by an older copy of this
 # script) only gets its bastion (re)made, so a shared bed is never rebuilt for
-# it (`bastion-up` does just that step); anything else (half up, or left behind by a killed session: namespaces, bridge,
+# it (`bastion-up` does just that step; likewise a bed without the registry
+# with credentials only gets that, `authreg-up`); anything else (half up, or left behind by a killed session: namespaces, bridge,
 # iptables rule, mounts, stray processes) is torn down first, then the bed is
 # built fresh. Mutating commands hold a lock (flock on BED_DIR's parent
 # directory), so concurrent callers serialise. Daemons are started with
 # setsid and all standard streams redirected, so piped callers never hang.
+#
+# `image-base-cache` only makes the cached tarball described below (the one
+# step that downloads; ci/install-deps.sh runs it before the tests).
+# `image-base [HOST]` gives HOST's engine (default edge-1) the Debian base the
+# repo's Dockerfile builds on, with the packages its runtime stage lists
+# already installed (the bed has no registry outside itself and its builds no
+# network): debootstrap --variant=minbase from the machine's own Debian
+# mirror, `docker import`ed, and printed as its image name. The root file
+# system is kept as a tarball under BERTH_IMAGE_CACHE (default
+# /var/cache/berth-bed), keyed by the package list, so only the first run on
+# a machine pays for debootstrap; `down` removes the imported image with the
+# engine's data, never the cache.
 #
 # BERTH_BED_STORAGE_DRIVER forces the dockerd storage driver (default: overlay2
 # if an overlay mount works under BED_DIR, else vfs).
@@ -49,6 +79,12 @@ readonly ISOLATE_TAG=berth-isolate
 readonly REGISTRY="$GATEWAY:5000"
 readonly WEB_IMAGE="$REGISTRY/berth/web"
 readonly WORKER_IMAGE="$REGISTRY/berth/worker"
+# The registry with credentials (htpasswd, basic auth; plain HTTP like the
+# other). The password is the bed's own, for tests only.
+readonly AUTH_REGISTRY="$GATEWAY:5001"
+readonly AUTH_USER=berth
+readonly AUTH_PASSWORD=bed-registry-pass
+readonly AUTH_WEB_IMAGE="$AUTH_REGISTRY/berth/web"
 readonly PACKAGES_FOR=(
   # command-or-path:debian-package
   dockerd:docker.io
@@ -57,6 +93,7 @@ readonly PACKAGES_FOR=(
   ssh:openssh-client
   ssh-keygen:openssh-client
   docker-registry:docker-registry
+  htpasswd:apache2-utils
   ip:iproute2
   iptables:iptables
   curl:curl
@@ -65,6 +102,9 @@ readonly PACKAGES_FOR=(
   unshare:util-linux
   setsid:util-linux
   flock:util-linux
+  debootstrap:debootstrap
+  # bed::import starts a Compose project the way teams do before berth.
+  docker-compose:docker-compose
 )
 
 BED_DIR="${BERTH_BED_DIR:-/var/tmp/berth-bed}"
@@ -80,7 +120,12 @@ KNOWN_BASTION_WRONG="$SSH_DIR/known_hosts.bastion-wrong"
 # ssh config for the bed's own ProxyJump check (tests write their own).
 JUMP_CONFIG="$SSH_DIR/jump_config"
 BASTION_DIR="$BED_DIR/bastion"
+AUTHREG_DIR="$BED_DIR/authreg"
 RUN_DIR="$BED_DIR/run"
+IMAGE_CACHE="${BERTH_IMAGE_CACHE:-/var/cache/berth-bed}"
+IMAGE_CACHE="${IMAGE_CACHE%/}"
+# The name the base is imported under; its tag is the package list's key.
+readonly IMAGE_BASE_REPO=berth-bed/debian-bookworm-minbase
 T0=$(date +%s.%N)
 
 # ---------------------------------------------------------------- helpers ---
@@ -418,7 +463,7 @@ teardown() {
     # dockerd first: it stops its containers (shutdown-timeout 3).
     stop_recorded TERM 8 dockerd_edge_1 dockerd_edge_2 dockerd_edge_3
     stop_recorded TERM 3 containerd_edge_1 containerd_edge_2 containerd_edge_3 \
-      sshd_edge_1 sshd_edge_2 sshd_edge_3 sshd_bastion registry
+      sshd_edge_1 sshd_edge_2 sshd_edge_3 sshd_bastion registry authreg
   fi
   sweep_processes
   remove_shim_sockets
@@ -514,7 +559,7 @@ write_host_configs() {
     d=$(host_dir "$h")
     cat >"$d/daemon.json" <<EOF
 {
-  "insecure-registries": ["$REGISTRY"],
+  "insecure-registries": ["$REGISTRY", "$AUTH_REGISTRY"],
   "deprecated-key-path": "$d/key.json",
   "storage-driver": "$driver",
   "shutdown-timeout": 3
@@ -585,6 +630,113 @@ http:
   addr: $REGISTRY
 EOF
   launch registry "$r/registry.log" docker-registry serve "$r/config.yml"
+}
+
+# ------------------------------------------------ registry with credentials ---
+
+start_authreg() {
+  local r="$AUTHREG_DIR"
+  mkdir -p "$r/data"
+  htpasswd -Bbn "$AUTH_USER" "$AUTH_PASSWORD" >"$r/htpasswd" 2>"$r/htpasswd.log" \
+    || fail_with_log "htpasswd failed" "$r/htpasswd.log"
+  cat >"$r/config.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: $r/data
+  delete:
+    enabled: true
+auth:
+  htpasswd:
+    realm: berth-bed
+    path: $r/htpasswd
+http:
+  addr: $AUTH_REGISTRY
+EOF
+  launch authreg "$r/registry.log" docker-registry serve "$r/config.yml"
+}
+
+# Up and asking for credentials.
+ping_authreg() {
+  [[ $(curl -s --max-time 2 -o /dev/null -w '%{http_code}' "http://$AUTH_REGISTRY/v2/") == 401 ]]
+}
+
+# Docker client configs (`--docker-config` directories) for the registry
+# with credentials: right, and with a wrong password.
+write_authreg_configs() {
+  local r="$AUTHREG_DIR" d pass
+  for d in docker-config docker-config-wrong; do
+    pass=$AUTH_PASSWORD
+    [[ $d == docker-config-wrong ]] && pass=not-the-password
+    mkdir -p "$r/$d"
+    printf '{"auths": {"%s": {"auth": "%s"}}}\n' "$AUTH_REGISTRY" \
+      "$(printf '%s:%s' "$AUTH_USER" "$pass" | base64 -w0)" >"$r/$d/config.json"
+  done
+}
+
+# web:v1 copied from the open registry to the one with credentials, through
+# edge-1's engine, which is left without either.
+push_authreg_image() {
+  local logf="$AUTHREG_DIR/push.log"
+  local docker=("$(docker_cli)" -H "unix://$(host_sock edge-1)")
+  export DOCKER_CONFIG="$AUTHREG_DIR/docker-config"
+  { "${docker[@]}" pull -q "$WEB_IMAGE:v1" \
+      && "${docker[@]}" tag "$WEB_IMAGE:v1" "$AUTH_WEB_IMAGE:v1" \
+      && "${docker[@]}" push -q "$AUTH_WEB_IMAGE:v1" \
+      && "${docker[@]}" rmi "$WEB_IMAGE:v1" "$AUTH_WEB_IMAGE:v1"; } >>"$logf" 2>&1 \
+    || fail_with_log "pushing $AUTH_WEB_IMAGE:v1 failed" "$logf"
+}
+
+authreg_env() {
+  echo "BED_AUTH_REGISTRY=$AUTH_REGISTRY"
+  echo "BED_AUTH_USER=$AUTH_USER"
+  echo "BED_AUTH_PASSWORD=$AUTH_PASSWORD"
+  echo "BED_AUTH_WEB_V1=$AUTH_WEB_IMAGE:v1"
+  echo "BED_AUTH_DOCKER_CONFIG=$AUTHREG_DIR/docker-config"
+  echo "BED_AUTH_DOCKER_CONFIG_WRONG=$AUTHREG_DIR/docker-config-wrong"
+}
+
+authreg_healthy() {
+  pid_is_ours "$(state_get pid_authreg)" && ping_authreg \
+    && grep -q '^BED_AUTH_REGISTRY=' "$ENV_FILE" 2>/dev/null \
+    && grep -qF "$AUTH_REGISTRY" "$(host_dir edge-1)/daemon.json"
+}
+
+# Adds the registry with credentials to a bed that is otherwise up: the
+# engines learn it is plain HTTP by a reload (SIGHUP re-reads
+# `insecure-registries`), nothing else is touched.
+add_authreg() {
+  local t h d pid tmp="$ENV_FILE.tmp"
+  t=$(now)
+  log "the bed is up but has no registry with credentials: making only that"
+  stop_recorded TERM 3 authreg
+  for h in "${HOSTS[@]}"; do
+    d=$(host_dir "$h")
+    if ! grep -qF "$AUTH_REGISTRY" "$d/daemon.json"; then
+      sed -i "s|\"$REGISTRY\"\]|\"$REGISTRY\", \"$AUTH_REGISTRY\"]|" "$d/daemon.json"
+      grep -qF "$AUTH_REGISTRY" "$d/daemon.json" || die "cannot add $AUTH_REGISTRY to $d/daemon.json"
+      pid=$(state_get "pid_dockerd_$(host_var "$h")")
+      if pid_is_ours "$pid"; then kill -HUP "$pid"; fi
+    fi
+  done
+  start_authreg
+  wait_for "registry with credentials" "$AUTHREG_DIR/registry.log" "$(state_get pid_authreg)" 30 ping_authreg
+  write_authreg_configs
+  # The engines' reload is quick but not instant.
+  sleep 0.5
+  push_authreg_image
+  {
+    grep -v '^BED_AUTH_' "$ENV_FILE" || true
+    authreg_env
+  } >"$tmp"
+  mv -f "$tmp" "$ENV_FILE"
+  echo "registry with credentials up in $(since "$t"): $AUTH_REGISTRY; env: $ENV_FILE"
 }
 
 start_containerd() {
@@ -830,6 +982,25 @@ add_bastion() {
 
 # ------------------------------------------------------------- isolation ---
 
+# iptables comment marking `link-drop` rules inside a host's namespace.
+readonly LINK_DROP_TAG=berth-link-drop
+
+# The two rules `link-drop` puts in a host's namespace (INPUT, OUTPUT).
+link_drop_rules() {
+  echo "INPUT -s $GATEWAY/32 -m comment --comment $LINK_DROP_TAG -j DROP"
+  echo "OUTPUT -d $GATEWAY/32 -m comment --comment $LINK_DROP_TAG -j DROP"
+}
+
+link_restore_host() {
+  local ns rule
+  ns=$(host_netns "$1")
+  [[ -e /run/netns/$ns ]] || return 0
+  while read -r rule; do
+    # shellcheck disable=SC2086 # the rule is split into words on purpose
+    while nsenter --net="/run/netns/$ns" iptables -D $rule 2>/dev/null; do :; done
+  done < <(link_drop_rules)
+}
+
 # The rule `isolate` puts in a host's namespace: the runner's connections to
 # port 22 are reset, the bastion's (and the other hosts') pass.
 isolate_rule() {
@@ -962,8 +1133,96 @@ write_env() {
     echo "BED_DOCKER_CLI=$(docker_cli)"
     echo "BED_SCRIPT=$(readlink -f "$0")"
     bastion_env
+    authreg_env
   } >"$tmp"
   mv -f "$tmp" "$ENV_FILE"
+}
+
+# ------------------------------------------------------------ image base ---
+
+# The packages the Dockerfile's runtime stage needs (its RUNTIME_PACKAGES line).
+runtime_packages() {
+  local dockerfile
+  dockerfile="$(dirname "$(readlink -f "$0")")/../../Dockerfile"
+  [[ -f $dockerfile ]] || die "no Dockerfile at $dockerfile"
+  sed -n 's/^ARG RUNTIME_PACKAGES="\(.*\)"$/\1/p' "$dockerfile"
+}
+
+# The machine's Debian mirror, from its apt sources (deb822 or one-line).
+debian_mirror() {
+  local m
+  if [[ -n ${BERTH_DEBIAN_MIRROR:-} ]]; then echo "$BERTH_DEBIAN_MIRROR"; return 0; fi
+  m=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null \
+    | awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }')
+  if [[ -z $m ]]; then
+    m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
+      | awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { if ($i !~ /security/) { print $i; exit } else break } }')
+  fi
+  [[ -n $m ]] || die "no Debian mirror in /etc/apt/sources*; set BERTH_DEBIAN_MIRROR"
+  echo "$m"
+}
+
+# Unmounts whatever debootstrap left mounted under $1 (after a failure).
+unmount_under() {
+  local m
+  for m in $(awk -v r="$1/" 'index($2, r) == 1 { print $2 }' /proc/self/mounts | sort -r); do
+    umount -l "$m" 2>/dev/null || true
+  done
+}
+
+# Prints the cached Debian base tarball, making it first when missing. It
+# downloads from Debian's mirror, so ci/install-deps.sh calls it (through
+# `image-base-cache`) before any test runs: the image test itself then only
+# imports a local file.
+image_base_tar() {
+  local pkgs key tar root t mirror
+  pkgs=$(runtime_packages)
+  [[ -n $pkgs ]] || die "the Dockerfile has no ARG RUNTIME_PACKAGES=\"...\" line"
+  key=$(printf 'bookworm minbase %s\n' "$pkgs" | sha256sum | cut -c1-12)
+  tar="$IMAGE_CACHE/debian-bookworm-minbase-$key.tar"
+  mkdir -p "$IMAGE_CACHE"
+  # Its own lock: debootstrap takes a minute or two, and must not hold the bed's.
+  exec 8>"$IMAGE_CACHE/.lock"
+  flock -w 900 8 || die "another image-base holds $IMAGE_CACHE/.lock"
+  if [[ ! -s $tar ]]; then
+    command -v debootstrap >/dev/null 2>&1 || ensure_packages
+    mirror=$(debian_mirror)
+    t=$(now)
+    log "image base: debootstrap --variant=minbase bookworm + ${pkgs// /,} (cached in $IMAGE_CACHE)"
+    root=$(mktemp -d "$IMAGE_CACHE/rootfs.XXXXXX")
+    if ! debootstrap --variant=minbase --include="${pkgs// /,}" bookworm "$root" "$mirror" \
+      >"$IMAGE_CACHE/debootstrap.log" 2>&1; then
+      unmount_under "$root"; rm -rf "$root"
+      fail_with_log "debootstrap failed" "$IMAGE_CACHE/debootstrap.log"
+    fi
+    unmount_under "$root"
+    # Downloaded packages and indexes are not part of an image.
+    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/var/log/*.log
+    tar --numeric-owner -C "$root" -cf "$tar.tmp" . || { rm -rf "$root" "$tar.tmp"; die "cannot write $tar"; }
+    mv -f "$tar.tmp" "$tar"
+    rm -rf "$root"
+    # Bases of older package lists are of no further use.
+    find "$IMAGE_CACHE" -maxdepth 1 -name 'debian-bookworm-minbase-*.tar' ! -name "${tar##*/}" -delete
+    log "  done in $(since "$t") ($(du -h "$tar" | cut -f1))"
+  fi
+  exec 8>&-
+  echo "$tar"
+}
+
+cmd_image_base() {
+  local host=${1:-edge-1} tar tag key t sock
+  check_host "$host"; need_bed
+  tar=$(image_base_tar) || exit 1
+  key=${tar##*-}; key=${key%.tar}
+  tag="$IMAGE_BASE_REPO:$key"
+  sock=$(host_sock "$host")
+  if ! "$(docker_cli)" -H "unix://$sock" image inspect "$tag" >/dev/null 2>&1; then
+    t=$(now)
+    "$(docker_cli)" -H "unix://$sock" import "$tar" "$tag" >/dev/null \
+      || die "docker import of $tar on $host failed"
+    log "image base: imported as $tag on $host in $(since "$t")"
+  fi
+  echo "$tag"
 }
 
 # -------------------------------------------------------------- commands ---
@@ -978,14 +1237,20 @@ take_lock() {
 
 cmd_up() {
   local h t driver t_net t_daemons t_build
-  # A test killed while a host was isolated leaves its rule: lift it.
-  for h in "${HOSTS[@]}"; do unisolate_host "$h"; done
+  # A test killed while a host was isolated or cut off leaves its rules:
+  # lift them (and restart a registry a test left stopped, below).
+  for h in "${HOSTS[@]}"; do unisolate_host "$h"; link_restore_host "$h"; done
+  if [[ -f $STATE && -n $(state_get ready) ]] && ! pid_is_ours "$(state_get pid_registry)"; then
+    start_registry
+    wait_for "registry" "$BED_DIR/registry/registry.log" "$(state_get pid_registry)" 30 ping_registry
+  fi
   if bed_healthy quiet; then
     if bastion_healthy; then
       echo "bed already up"
     else
       add_bastion
     fi
+    authreg_healthy || add_authreg
     return 0
   fi
   ensure_packages
@@ -1013,6 +1278,8 @@ cmd_up() {
   t=$(now)
   log "daemons: registry, containerd + dockerd ($driver) + sshd per host"
   start_registry
+  start_authreg
+  write_authreg_configs
   for h in "${HOSTS[@]}"; do start_containerd "$h"; done
   for h in "${HOSTS[@]}"; do
     wait_for "containerd on $h" "$(host_dir "$h")/containerd.log" \
@@ -1021,6 +1288,7 @@ cmd_up() {
   done
   for h in "${HOSTS[@]}"; do start_sshd "$h"; done
   wait_for "registry" "$BED_DIR/registry/registry.log" "$(state_get pid_registry)" 30 ping_registry
+  wait_for "registry with credentials" "$AUTHREG_DIR/registry.log" "$(state_get pid_authreg)" 30 ping_authreg
   for h in "${HOSTS[@]}"; do wait_engine "$h"; done
   for h in "${HOSTS[@]}"; do wait_sshd "$h"; done
   log "bastion: sshd at $BASTION_ADDR"
@@ -1030,6 +1298,7 @@ cmd_up() {
   t=$(now)
   log "images: building and pushing to $REGISTRY"
   build_images
+  push_authreg_image
   t_build=$(since "$t")
 
   write_env
@@ -1067,6 +1336,16 @@ cmd_bastion_up() {
     log "bastion already up"
   else
     add_bastion
+  fi
+}
+
+cmd_authreg_up() {
+  need_bed
+  bed_healthy || die "the bed is not up: run \`$0 up\` (it makes this registry too)"
+  if authreg_healthy; then
+    log "registry with credentials already up"
+  else
+    add_authreg
   fi
 }
 
@@ -1126,11 +1405,64 @@ cmd_engine_start() {
   log "engine on $1 started"
 }
 
+cmd_registry_stop() {
+  need_bed
+  stop_recorded TERM 3 registry
+  log "registry stopped"
+}
+
+cmd_registry_start() {
+  need_bed
+  if pid_is_ours "$(state_get pid_registry)"; then
+    log "registry already running"
+  else
+    start_registry
+  fi
+  wait_for "registry" "$BED_DIR/registry/registry.log" "$(state_get pid_registry)" 30 ping_registry
+  log "registry started"
+}
+
+cmd_engine_restart() {
+  check_host "$1"; need_bed
+  stop_engine "$1"
+  start_engine "$1"
+  wait_engine "$1"
+  log "engine on $1 restarted"
+}
+
+cmd_sshd_restart() {
+  check_host "$1"; need_bed
+  stop_sshd "$1"
+  start_sshd "$1"
+  wait_sshd "$1"
+  log "sshd on $1 restarted (its sessions were cut)"
+}
+
+cmd_link_drop() {
+  local rule
+  check_host "$1"; need_bed
+  link_restore_host "$1"
+  while read -r rule; do
+    # shellcheck disable=SC2086 # the rule is split into words on purpose
+    nsenter --net="/run/netns/$(host_netns "$1")" iptables -I $rule \
+      || die "cannot add the link-drop rules in $(host_netns "$1")"
+  done < <(link_drop_rules)
+  log "$1 cut off: packets to and from $GATEWAY are dropped silently"
+}
+
+cmd_link_restore() {
+  check_host "$1"; need_bed
+  link_restore_host "$1"
+  log "$1 linked again"
+}
+
 usage() {
   cat >&2 <<EOF
 usage: $0 up|down|status|env
        $0 sshd-stop HOST|sshd-start HOST|engine-stop HOST|engine-start HOST
-       $0 isolate HOST|unisolate HOST|bastion-up
+       $0 isolate HOST|unisolate HOST|bastion-up|authreg-up|image-base [HOST]|image-base-cache
+       $0 registry-stop|registry-start|engine-restart HOST|sshd-restart HOST
+       $0 link-drop HOST|link-restore HOST
 hosts: ${HOSTS[*]}; bed directory: $BED_DIR (BERTH_BED_DIR)
 EOF
   exit 2
@@ -1142,7 +1474,8 @@ main() {
   check_bed_dir
   local cmd=$1; shift
   case "$cmd" in
-    up | down | sshd-stop | sshd-start | engine-stop | engine-start | isolate | unisolate | bastion-up) take_lock ;;
+    up | down | sshd-stop | sshd-start | engine-stop | engine-start | isolate | unisolate | bastion-up | authreg-up \
+      | registry-stop | registry-start | engine-restart | sshd-restart | link-drop | link-restore) take_lock ;;
   esac
   case "$cmd" in
     up) (($# == 0)) || usage; cmd_up ;;
@@ -1156,6 +1489,15 @@ main() {
     isolate) (($# == 1)) || usage; cmd_isolate "$1" ;;
     unisolate) (($# == 1)) || usage; cmd_unisolate "$1" ;;
     bastion-up) (($# == 0)) || usage; cmd_bastion_up ;;
+    image-base) (($# <= 1)) || usage; cmd_image_base "$@" ;;
+    image-base-cache) (($# == 0)) || usage; image_base_tar >/dev/null ;;
+    registry-stop) (($# == 0)) || usage; cmd_registry_stop ;;
+    registry-start) (($# == 0)) || usage; cmd_registry_start ;;
+    engine-restart) (($# == 1)) || usage; cmd_engine_restart "$1" ;;
+    sshd-restart) (($# == 1)) || usage; cmd_sshd_restart "$1" ;;
+    link-drop) (($# == 1)) || usage; cmd_link_drop "$1" ;;
+    link-restore) (($# == 1)) || usage; cmd_link_restore "$1" ;;
+    authreg-up) (($# == 0)) || usage; cmd_authreg_up ;;
     *) usage ;;
   esac
 }

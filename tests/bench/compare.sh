@@ -261,7 +261,8 @@ check_hosts() {
   for h in "${HOSTS[@]}"; do
     all=$(docker_on "$h" ps -aq --filter "label=$label" | wc -l)
     run=$(docker_on "$h" ps -q --filter "label=$label" --filter status=running | wc -l)
-    bad=$(docker_on "$h" ps --filter "label=$label" --format '{{.Image}}' | grep -cvxF "$image" || true)
+    # berth runs name@digest and keeps the image as written in a label.
+    bad=$(docker_on "$h" ps --filter "label=$label" --format '{{if .Label "berth.image"}}{{.Label "berth.image"}}{{else}}{{.Image}}{{end}}' | grep -cvxF "$image" || true)
     [[ $all -eq $SERVICES && $run -eq $SERVICES && $bad -eq 0 ]] \
       || die "$tool on $h: expected $SERVICES running containers on $image; found $run running, $all in all, $bad on another image"
   done

@@ -222,8 +222,8 @@ write_inventory() {
   local repo=$1 i
   mkdir -p "$repo"
   {
-    printf 'project: %s\ndefaults:\n  identity_file: %s\nsettings:\n  known_hosts: %s\nhosts:\n' \
-      "$PROJECT" "$KEY" "$KNOWN"
+    printf 'project: %s\ndefaults:\n  identity_file: %s\nsettings:\n  known_hosts: %s\n  insecure_registries: ["%s"]\n%shosts:\n' \
+      "$PROJECT" "$KEY" "$KNOWN" "$(bed BED_REGISTRY)" "${EXTRA_SETTINGS:-}"
     for i in "${!HOSTS[@]}"; do
       printf '  - name: %s\n    address: %s\n    port: %s\n    secrets_dir: %s\n' \
         "${HOSTS[$i]}" "${ADDRS[$i]}" "$SSH_PORT" "$(bed "BED_SECRETS_DIR_${HOSTS[$i]//-/_}")"

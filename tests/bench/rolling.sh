@@ -89,8 +89,9 @@ check_running() {
     all=$((all + $("$DOCKER" -H "$sock" ps -aq --filter "label=berth.project=$PROJECT" | wc -l)))
     n=$((n + $("$DOCKER" -H "$sock" ps -q --filter "label=berth.project=$PROJECT" \
       --filter status=running | wc -l)))
+    # berth runs name@digest and keeps the image as written in a label.
     bad=$((bad + $("$DOCKER" -H "$sock" ps --filter "label=berth.project=$PROJECT" \
-      --format '{{.Image}}' | grep -cvxF "$image" || true)))
+      --format '{{if .Label "berth.image"}}{{.Label "berth.image"}}{{else}}{{.Image}}{{end}}' | grep -cvxF "$image" || true)))
   done
   [[ $n -eq $want && $all -eq $want && $bad -eq 0 ]] \
     || die "expected $want running $image containers and nothing else; found $n running, $all in all, $bad on another image"

@@ -60,6 +60,7 @@ const PURE: &[&str] = &[
     "src/render",
     "src/apply/schedule.rs",
     "src/apply/policy.rs",
+    "src/import",
 ];
 
 /// What the pure stages may import besides each other: the plain data

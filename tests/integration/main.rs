@@ -2,9 +2,10 @@
 //!
 //! One module per topic. Those under `bed::` run berth against the test bed
 //! (three Docker hosts behind sshd, `tests/bed/testbed.sh`); the others
-//! (`errors`, `docs`, `layout`, `secret_cli`, `templates`) need no bed and
-//! run in parallel. Pick tests with a filter: `-- <name>` for one test,
-//! `-- bed::` for the bed tests, `-- --skip bed::` for the rest.
+//! (`errors`, `docs`, `layout`, `monitoring`, `packaging`, `secret_cli`,
+//! `templates`) need no bed and run in parallel. Pick tests with a filter:
+//! `-- <name>` for one test, `-- bed::` for the bed tests, `-- --skip bed::`
+//! for the rest.
 //!
 //! A new test is a plain `#[test]` function in the module of its topic (a
 //! new topic is a file here, or under `bed/`, plus its `mod` line). A test
@@ -26,5 +27,7 @@ mod bed;
 mod docs;
 mod errors;
 mod layout;
+mod monitoring;
+mod packaging;
 mod secret_cli;
 mod templates;

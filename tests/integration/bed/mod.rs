@@ -11,7 +11,11 @@
 
 mod compose;
 mod converge;
+mod digests;
 mod drift;
+mod faults;
+mod image;
+mod import;
 mod lock;
 mod plan_file;
 mod report;
@@ -20,6 +24,7 @@ mod secrets;
 mod ssh;
 mod trust;
 mod validate;
+mod volumes;
 
 use crate::support::{berth, Bed, Repo, Run, HOSTS};
 

@@ -151,13 +151,14 @@ impl Bed {
         format!(
             "project: {project}\n\
              defaults:\n  user: root\n  identity_file: {key}\n\
-             settings:\n  known_hosts: {kh}\n  connect_timeout: 5s\n\
+             settings:\n  known_hosts: {kh}\n  connect_timeout: 5s\n{insecure}\
              hosts:\n\
              \x20 - name: edge-1\n    address: {a1}\n    secrets_dir: {s1}\n    labels: {{ role: web, zone: a }}\n\
              \x20 - name: edge-2\n    address: {a2}\n    secrets_dir: {s2}\n    labels: {{ role: web, zone: b }}\n\
              \x20 - name: edge-3\n    address: {a3}\n    secrets_dir: {s3}\n    labels: {{ role: worker, zone: b }}\n",
             key = self.get("BED_KEY"),
             kh = self.get("BED_KNOWN_HOSTS"),
+            insecure = self.insecure_registries(),
             a1 = self.addr("edge-1"),
             a2 = self.addr("edge-2"),
             a3 = self.addr("edge-3"),
@@ -165,6 +166,17 @@ impl Bed {
             s2 = self.secrets_dir("edge-2"),
             s3 = self.secrets_dir("edge-3"),
         )
+    }
+
+    /// `settings.insecure_registries` naming the bed's registries (plain
+    /// HTTP), as a berth.yaml line.
+    pub fn insecure_registries(&self) -> String {
+        let registries: Vec<String> = ["BED_REGISTRY", "BED_AUTH_REGISTRY"]
+            .iter()
+            .filter_map(|k| self.env.get(*k))
+            .map(|r| format!("\"{r}\""))
+            .collect();
+        format!("  insecure_registries: [{}]\n", registries.join(", "))
     }
 
     /// A throwaway repo whose berth.yaml is [`Bed::inventory`] for `project`.
@@ -222,6 +234,8 @@ impl Bed {
     }
 
     /// Containers of `project` on `host`: name -> (id, created, image, state).
+    /// The image is as the repo names it: the `berth.image` label of a
+    /// container created from its pinned digest, else what it was created from.
     pub fn containers(&self, host: &str, project: &str) -> BTreeMap<String, Container> {
         let out = self.docker_ok(
             host,
@@ -232,7 +246,7 @@ impl Bed {
                 "--filter",
                 &format!("label=berth.project={project}"),
                 "--format",
-                "{{.Names}}\t{{.ID}}\t{{.Image}}\t{{.State}}",
+                "{{.Names}}\t{{.ID}}\t{{.Image}}\t{{.State}}\t{{.Label \"berth.image\"}}",
             ],
         );
         out.lines()
@@ -247,7 +261,11 @@ impl Bed {
                     f[0].to_string(),
                     Container {
                         id: f[1].to_string(),
-                        image: f[2].to_string(),
+                        image: f
+                            .get(4)
+                            .filter(|tag| !tag.is_empty())
+                            .unwrap_or(&f[2])
+                            .to_string(),
                         state: f[3].to_string(),
                         created,
                     },
