@@ -15,9 +15,8 @@
 
 use std::collections::BTreeMap;
 
-use super::context::ServicePolicy;
 use crate::plan::{Action, Change, Plan, PlannedRollout, RolloutMember};
-use crate::spec::{DependsCondition, FailureAction, UpdateOrder};
+use crate::spec::{DependsCondition, FailureAction, UpdateConfig, UpdateOrder};
 
 /// A member of a rollout: the host, and the create or replace there.
 pub type Member<'a> = (&'a str, &'a Change);
@@ -77,57 +76,47 @@ pub fn rollouts<'a>(
 /// The rollouts apply will run for `plan`, as [`Plan::rollouts`] shows
 /// them: the members of [`rollouts`] in the batches of [`batch_len`], as
 /// the executor takes them (every host counted as prepared: a host whose
-/// preparation fails drops out of its batches at apply). `policies`: each
-/// service's, as apply has them.
+/// preparation fails drops out of its batches at apply). `policy`: each
+/// (stack, service)'s `depends_on` and update config, as apply has them
+/// (passed in: this stage does not know the executor's types).
 pub fn planned(
     plan: &Plan,
-    policies: &BTreeMap<(String, String), ServicePolicy>,
+    policy: impl Fn(&str, &str) -> (Vec<(String, DependsCondition)>, UpdateConfig),
 ) -> Vec<PlannedRollout> {
-    let policy = |stack: &str, service: &str| {
-        policies
-            .get(&(stack.to_string(), service.to_string()))
-            .cloned()
-            .unwrap_or_default()
-    };
-    rollouts(
-        plan,
-        |_| true,
-        |stack, service| policy(stack, service).depends_on,
-    )
-    .into_iter()
-    .map(|r| {
-        let p = policy(&r.stack, &r.service);
-        let batch = batch_len(&r.members, p.update.parallelism);
-        PlannedRollout {
-            order: match p.update.order {
-                UpdateOrder::StopFirst => "stop-first",
-                UpdateOrder::StartFirst => "start-first",
+    rollouts(plan, |_| true, |stack, service| policy(stack, service).0)
+        .into_iter()
+        .map(|r| {
+            let (depends_on, update) = policy(&r.stack, &r.service);
+            let batch = batch_len(&r.members, update.parallelism);
+            PlannedRollout {
+                order: match update.order {
+                    UpdateOrder::StopFirst => "stop-first",
+                    UpdateOrder::StartFirst => "start-first",
+                }
+                .to_string(),
+                parallelism: update.parallelism,
+                after: depends_on
+                    .iter()
+                    .map(|(dep, condition)| format!("{dep}: {}", condition_name(*condition)))
+                    .collect(),
+                batches: r
+                    .members
+                    .chunks(batch)
+                    .map(|chunk| {
+                        chunk
+                            .iter()
+                            .map(|(host, c)| RolloutMember {
+                                host: host.to_string(),
+                                container: c.name.clone(),
+                            })
+                            .collect()
+                    })
+                    .collect(),
+                stack: r.stack,
+                service: r.service,
             }
-            .to_string(),
-            parallelism: p.update.parallelism,
-            after: p
-                .depends_on
-                .iter()
-                .map(|(dep, condition)| format!("{dep}: {}", condition_name(*condition)))
-                .collect(),
-            batches: r
-                .members
-                .chunks(batch)
-                .map(|chunk| {
-                    chunk
-                        .iter()
-                        .map(|(host, c)| RolloutMember {
-                            host: host.to_string(),
-                            container: c.name.clone(),
-                        })
-                        .collect()
-                })
-                .collect(),
-            stack: r.stack,
-            service: r.service,
-        }
-    })
-    .collect()
+        })
+        .collect()
 }
 
 /// A `depends_on` condition as Compose spells it.
@@ -322,6 +311,7 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apply::context::ServicePolicy;
     use crate::placement::Slot;
     use crate::plan::{CurrentContainer, HostPlan};
     use DependsCondition::{ServiceHealthy, ServiceStarted};
@@ -406,7 +396,14 @@ mod tests {
         ]);
         // Service, order, what it waits for, batches (`container@host`).
         type Shown = (String, String, Vec<String>, Vec<Vec<String>>);
-        let shown: Vec<Shown> = planned(&plan, &policies)
+        let policy = |stack: &str, service: &str| {
+            let p = policies
+                .get(&(stack.to_string(), service.to_string()))
+                .cloned()
+                .unwrap_or_default();
+            (p.depends_on, p.update)
+        };
+        let shown: Vec<Shown> = planned(&plan, policy)
             .into_iter()
             .map(|r| {
                 (
