@@ -55,6 +55,41 @@ pub struct Plan {
     /// steered the plan. Values of secret-looking names are `<redacted>`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub environment: Vec<EnvironmentValue>,
+    /// How apply will roll each service with creates or replaces out: its
+    /// batches in order, what it waits for. Computed by the same function
+    /// apply runs (`apply::schedule::planned`), for reviewers and tools;
+    /// apply never reads it back. Empty when nothing rolls out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollouts: Vec<PlannedRollout>,
+}
+
+/// How apply will roll one service out (see [`Plan::rollouts`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PlannedRollout {
+    pub stack: String,
+    pub service: String,
+    /// `update_config.order`: `stop-first` or `start-first` (start-first
+    /// only where the old container runs).
+    pub order: String,
+    /// `update_config.parallelism` (0: all at once).
+    pub parallelism: u32,
+    /// Services of the same stack it waits for (`depends_on`), as
+    /// `<service>: <condition>`: `service_started` waits for their first
+    /// batch, any other condition for their whole rollout.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+    /// The batches, in order: a batch's members go at once, and the next
+    /// batch starts when all of them passed their gates. One batch when no
+    /// replica of the service serves (nothing to guard).
+    pub batches: Vec<Vec<RolloutMember>>,
+}
+
+/// One container of a planned rollout batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RolloutMember {
+    pub host: String,
+    /// The container's name (the slot).
+    pub container: String,
 }
 
 /// A variable taken from the runner's environment, as the plan shows it.
@@ -520,6 +555,7 @@ pub fn diff(
         hosts,
         unreachable,
         environment: Vec::new(),
+        rollouts: Vec::new(),
     }
 }
 

@@ -212,6 +212,7 @@ impl RunReport {
             hosts: Vec::new(),
             unreachable: Vec::new(),
             environment: Vec::new(),
+            rollouts: Vec::new(),
         };
         let mut report = RunReport::new(command, &plan, None, started, exit_code);
         report.outcome = RunOutcome::LockHeld;
@@ -400,6 +401,7 @@ mod tests {
                 vec![]
             },
             environment: vec![],
+            rollouts: Vec::new(),
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 
 use super::context::{ApplyContext, ServicePolicy};
-use super::policy::{CHECK_RETRY, MONITOR_POLL, READY_POLL};
+use super::policy::{Backoff, CHECK_RETRY, MONITOR_POLL, READY_FALLBACK_POLL, READY_POLL};
 use crate::hosts::Engine;
 use crate::observed::{ContainerStatus, Health};
 use crate::spec::ValidateCheck;
@@ -181,11 +181,29 @@ fn trim_output(s: &str) -> String {
     }
 }
 
-/// Waits until the container runs and, if it has a healthcheck, is healthy.
-/// Polled at [`READY_POLL`], bounded by `timeout`.
+/// Waits until the container runs and, if it has a healthcheck, is healthy,
+/// bounded by `timeout`. Looks again whenever the host's event stream says
+/// something about the container, and at [`READY_FALLBACK_POLL`] besides;
+/// without a stream (or once it is lost), at [`READY_POLL`].
 pub async fn wait_ready(engine: &dyn Engine, id: &str, timeout: Duration) -> anyhow::Result<()> {
+    wait_ready_paced(engine, id, timeout, READY_FALLBACK_POLL).await
+}
+
+/// [`wait_ready`] with the poll beside the event stream given.
+async fn wait_ready_paced(
+    engine: &dyn Engine,
+    id: &str,
+    timeout: Duration,
+    fallback: Backoff,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
-    let mut backoff = READY_POLL;
+    // Subscribed before the first look, so no event after it is missed.
+    let mut events = engine.container_events();
+    let mut backoff = if events.is_some() {
+        fallback
+    } else {
+        READY_POLL
+    };
     loop {
         let status = engine.status(id).await?;
         match readiness(&status) {
@@ -197,8 +215,43 @@ pub async fn wait_ready(engine: &dyn Engine, id: &str, timeout: Duration) -> any
                 }
             }
         }
-        tokio::time::sleep(backoff.pause()).await;
+        let pause = backoff
+            .pause()
+            .min(deadline.saturating_duration_since(Instant::now()))
+            .max(Duration::from_millis(10));
+        match events.as_mut() {
+            Some(rx) => {
+                if !event_about(rx, id, pause).await {
+                    // The stream is gone: poll at the usual pace from now on.
+                    events = None;
+                    backoff = READY_POLL;
+                }
+            }
+            None => tokio::time::sleep(pause).await,
+        }
     }
+}
+
+/// Waits up to `within` for an event about container `id`. False when the
+/// stream has ended (nothing more will come).
+async fn event_about(
+    rx: &mut tokio::sync::broadcast::Receiver<String>,
+    id: &str,
+    within: Duration,
+) -> bool {
+    use tokio::sync::broadcast::error::RecvError;
+    let about = async {
+        loop {
+            match rx.recv().await {
+                Ok(about) if about == id => return true,
+                Ok(_) => {}
+                // Missed some: one of them may have been this container's.
+                Err(RecvError::Lagged(_)) => return true,
+                Err(RecvError::Closed) => return false,
+            }
+        }
+    };
+    tokio::time::timeout(within, about).await.unwrap_or(true)
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -234,5 +287,86 @@ pub fn readiness(s: &ContainerStatus) -> Readiness {
         Some(other @ Health::Starting) => {
             Readiness::Waiting(format!("health is `{other}`{}", log()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::hosts::memory::MemoryEngine;
+
+    /// A running container on an in-memory host that reports events, its
+    /// health `starting`.
+    fn starting() -> (MemoryEngine, String) {
+        let engine = MemoryEngine::new("h");
+        engine.enable_events();
+        let id = engine.add_container("s-web-1", "reg/app:1", BTreeMap::new(), "running");
+        engine.set_container_health(&id, Some("starting"));
+        (engine, id)
+    }
+
+    /// So slow a poll that only an event can end the wait in time.
+    const NEVER: Backoff = Backoff::new(Duration::from_secs(600), Duration::from_secs(600));
+
+    #[tokio::test]
+    async fn a_health_event_ends_the_wait_before_the_next_poll() {
+        let (engine, id) = starting();
+        let healthy = {
+            let (engine, id) = (engine.clone(), id.clone());
+            async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                engine.set_container_health(&id, Some("healthy"));
+            }
+        };
+        let gate = wait_ready_paced(&engine, &id, Duration::from_secs(900), NEVER);
+        let (ready, ()) = tokio::time::timeout(Duration::from_secs(60), async {
+            tokio::join!(gate, healthy)
+        })
+        .await
+        .expect("the gate waited for its poll, not the event");
+        ready.expect("ready");
+    }
+
+    #[tokio::test]
+    async fn a_lost_event_stream_leaves_the_gate_polling() {
+        let (engine, id) = starting();
+        let lost = {
+            let (engine, id) = (engine.clone(), id.clone());
+            async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                // The stream goes; the container turns healthy with no event.
+                engine.end_events();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                engine.set_container_health(&id, Some("healthy"));
+            }
+        };
+        let gate = wait_ready_paced(&engine, &id, Duration::from_secs(900), NEVER);
+        let (ready, ()) =
+            tokio::time::timeout(Duration::from_secs(60), async { tokio::join!(gate, lost) })
+                .await
+                .expect("the gate hung on a lost stream");
+        ready.expect("ready");
+    }
+
+    #[tokio::test]
+    async fn an_unhealthy_event_fails_the_gate_at_once() {
+        let (engine, id) = starting();
+        let unhealthy = {
+            let (engine, id) = (engine.clone(), id.clone());
+            async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                engine.set_container_health(&id, Some("unhealthy"));
+            }
+        };
+        let gate = wait_ready_paced(&engine, &id, Duration::from_secs(900), NEVER);
+        let (ready, ()) = tokio::time::timeout(Duration::from_secs(60), async {
+            tokio::join!(gate, unhealthy)
+        })
+        .await
+        .expect("the gate waited for its poll, not the event");
+        let e = ready.expect_err("unhealthy fails the gate");
+        assert!(format!("{e:#}").contains("unhealthy"), "{e:#}");
     }
 }

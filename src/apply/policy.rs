@@ -122,6 +122,13 @@ impl Backoff {
 pub const READY_POLL: Backoff =
     Backoff::new(Duration::from_millis(100), Duration::from_millis(250));
 
+/// Container status while waiting for a new container to be ready, on a
+/// host whose engine reports events (see `Docker::container_events`): each
+/// event about the container wakes the gate at once, so this slower poll is
+/// only the bound on what a lost or silent stream can cost.
+pub const READY_FALLBACK_POLL: Backoff =
+    Backoff::new(Duration::from_millis(250), Duration::from_secs(1));
+
 /// A failed `x-berth.validate` check, tried again until its timeout: the
 /// service may need a moment after it reports healthy.
 pub const CHECK_RETRY: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(2));

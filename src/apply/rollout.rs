@@ -301,11 +301,15 @@ pub(super) async fn roll_out(
     let mut failures: Vec<String> = Vec::new();
     let mut outcome = None;
     let mut first_batch = Some(first_batch);
+    let chunks: Vec<&[(&str, &Change)]> = members.chunks(batch).collect();
+    // The next batch's new containers, made while this batch rolls (see `make`).
+    let mut made_ahead: Option<Vec<Option<anyhow::Result<Made<'_>>>>> = None;
 
-    for (i, chunk) in members.chunks(batch).enumerate() {
+    for (i, chunk) in chunks.iter().enumerate() {
         if let Some(why) = ctx.stop.requested().filter(|_| i > 0) {
             // Asked to stop: what passed stays (its old containers go
-            // below), the rest is left as it is.
+            // below), the rest is left as it is (what was made for it
+            // goes below too).
             for (host, c) in members.iter().skip(i * batch) {
                 if !on.is_lost(host) {
                     journal_of(&mut journal, host)
@@ -333,41 +337,58 @@ pub(super) async fn roll_out(
                 .join(", ")
         );
         // A host dropped from the run is left as it is: its members are
-        // not started, and do not count as failures of the release.
-        let reachable = chunk.iter().filter(|(host, _)| !on.is_lost(host));
-        let results = join_all(reachable.map(|(host, c)| async move {
-            let started = Instant::now();
-            let result = match on.get(host) {
-                Some(h) => {
-                    let member = if c.action == Action::Reload {
-                        reload::reload_member(h, c, policy, ctx)
-                            .await
-                            .map(|(waited, undo)| Started {
-                                host: h.name,
-                                waited,
-                                change: c,
-                                new_id: String::new(),
-                                old_id: None,
-                                old_was_running: true,
-                                undo_reload: Some(undo),
-                            })
-                    } else {
-                        start_member(h, c, policy, ctx).await
-                    };
-                    match member {
-                        Ok(s) => Ok(s),
-                        Err(e) => {
-                            let lost = is_lost(&e);
-                            let answers = !lost && h.answers(&ctx.project).await;
-                            Err((classify(lost, answers), e))
+        // not started, and do not count as failures of the release (what
+        // was made ahead for them stays: the host does not answer).
+        let mut made = made_ahead.take().map(Vec::into_iter);
+        let members_made: Vec<_> = chunk
+            .iter()
+            .map(|m| (m, made.as_mut().and_then(Iterator::next).flatten()))
+            .filter(|((host, _), _)| !on.is_lost(host))
+            .collect();
+        let rolling = join_all(
+            members_made
+                .into_iter()
+                .map(|((host, c), made)| async move {
+                    let started = Instant::now();
+                    let result = match on.get(host) {
+                        Some(h) => {
+                            let member = if c.action == Action::Reload {
+                                reload::reload_member(h, c, policy, ctx).await.map(
+                                    |(waited, undo)| Started {
+                                        host: h.name,
+                                        waited,
+                                        change: c,
+                                        new_id: String::new(),
+                                        old_id: None,
+                                        old_was_running: true,
+                                        undo_reload: Some(undo),
+                                    },
+                                )
+                            } else {
+                                start_member(h, c, made, policy, ctx).await
+                            };
+                            match member {
+                                Ok(s) => Ok(s),
+                                Err(e) => {
+                                    let lost = is_lost(&e);
+                                    let answers = !lost && h.answers(&ctx.project).await;
+                                    Err((classify(lost, answers), e))
+                                }
+                            }
                         }
-                    }
-                }
-                None => Err((Fault::Host, anyhow!("no connection to host `{host}`"))),
-            };
-            (*host, *c, started, result)
-        }))
-        .await;
+                        None => Err((Fault::Host, anyhow!("no connection to host `{host}`"))),
+                    };
+                    (*host, *c, started, result)
+                }),
+        );
+        let ahead = async {
+            match chunks.get(i + 1) {
+                Some(next) => Some(make_all(next, on, ctx).await),
+                None => None,
+            }
+        };
+        let (results, ahead) = tokio::join!(rolling, ahead);
+        made_ahead = ahead;
         for (host, c, started, result) in results {
             let what = match c.action {
                 Action::Create => Step::Create,
@@ -418,6 +439,26 @@ pub(super) async fn roll_out(
                 }
             }
         }
+    }
+
+    // Made for a batch that will not run: never started, so they just go
+    // (but on a host dropped since: the next plan removes those).
+    if let Some(unused) = made_ahead {
+        join_all(
+            unused
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|made| async move {
+                    if on.is_lost(made.host) {
+                        return;
+                    }
+                    if let Some(h) = on.get(made.host) {
+                        discard(h, &made.id).await;
+                    }
+                }),
+        )
+        .await;
     }
 
     match outcome {
@@ -512,15 +553,43 @@ fn reload_rollback(report: &mut HostReport, c: &Change, started: Instant, e: &an
     }
 }
 
-/// Brings one slot to its new container and gates it. On failure the slot
-/// is put back as it was (the old container serving again) and the failed
-/// container is kept, stopped, as `<name>.berth-failed`.
-async fn start_member<'a>(
-    host: Host<'a>,
-    c: &'a Change,
-    policy: &ServicePolicy,
+/// A slot's new container, created and not started (see [`make`]).
+struct Made<'a> {
+    host: &'a str,
+    id: String,
+    /// Made as `<name>.berth-new`: the old container still had the name.
+    temp: bool,
+}
+
+/// Makes the new containers of a batch, each on its host (`None` for a
+/// reload in place, which makes none).
+async fn make_all<'a>(
+    chunk: &[(&str, &Change)],
+    on: &'a Hosts<'_>,
     ctx: &ApplyContext,
-) -> anyhow::Result<Started<'a>> {
+) -> Vec<Option<anyhow::Result<Made<'a>>>> {
+    join_all(chunk.iter().map(|(host, c)| async move {
+        if c.action == Action::Reload {
+            return None;
+        }
+        Some(match on.get(host) {
+            // Its members will not start (see `roll_out`).
+            _ if on.is_lost(host) => Err(anyhow!("host `{host}` was dropped from this run")),
+            Some(h) => make(h, c, ctx).await,
+            None => Err(anyhow!("no connection to host `{host}`")),
+        })
+    }))
+    .await
+}
+
+/// Creates the slot's new container without starting it: under the slot's
+/// name when it is free, else as `<name>.berth-new` until the old one is out
+/// of the way. A created container takes nothing a serving one holds (no
+/// process, host port or address until it starts), so this runs while the
+/// old container still serves: beside its stop, or while the batch before
+/// is gating, which takes `create` off the path of a rolling update. One
+/// left by a killed run is a `.berth-new` leftover the next plan removes.
+async fn make<'a>(host: Host<'a>, c: &Change, ctx: &ApplyContext) -> anyhow::Result<Made<'a>> {
     let engine = host.engine;
     let desired = c
         .desired
@@ -539,22 +608,60 @@ async fn start_member<'a>(
         labels.insert(labels::IMAGE_DIGEST.into(), digest.clone());
     }
 
-    let old = c.current.as_ref();
-    let old_running = old.is_some_and(|o| o.state == crate::observed::ContainerState::Running);
-    let retired = format!("{}{RETIRED_SUFFIX}", c.name);
-    let start_first = policy.update.order == UpdateOrder::StartFirst && old_running;
-
     if let Some(failed) = &c.failed_before {
         // A new attempt supersedes the record of the last failed one.
         host.op(engine.remove_container(failed)).await?;
     }
+    let temp = c.current.is_some();
+    let name = if temp {
+        format!("{}{NEW_SUFFIX}", c.name)
+    } else {
+        c.name.clone()
+    };
+    let id = host
+        .op(engine.create_container(&name, &desired.spec, &labels))
+        .await?;
+    Ok(Made {
+        host: host.name,
+        id,
+        temp,
+    })
+}
+
+/// Removes a made container that never started; best effort.
+async fn discard(host: Host<'_>, id: &str) {
+    if let Err(e) = host.op(host.engine.remove_container(id)).await {
+        tracing::warn!(host = %host.name, "could not remove an unused new container: {e:#}");
+    }
+}
+
+/// Brings one slot to its new container and gates it. On failure the slot
+/// is put back as it was (the old container serving again) and the failed
+/// container is kept, stopped, as `<name>.berth-failed`. `made`: its new
+/// container, if it was made ahead (else it is made here).
+async fn start_member<'a>(
+    host: Host<'a>,
+    c: &'a Change,
+    made: Option<anyhow::Result<Made<'a>>>,
+    policy: &ServicePolicy,
+    ctx: &ApplyContext,
+) -> anyhow::Result<Started<'a>> {
+    let engine = host.engine;
+    let old = c.current.as_ref();
+    let old_running = old.is_some_and(|o| o.state == crate::observed::ContainerState::Running);
+    let retired = format!("{}{RETIRED_SUFFIX}", c.name);
+    let start_first = policy.update.order == UpdateOrder::StartFirst && old_running;
+    let making = async {
+        match made {
+            Some(made) => made,
+            None => make(host, c, ctx).await,
+        }
+    };
+
     let mut waited = Duration::ZERO;
     let new_id = if start_first {
         // New beside old, under a temporary name; old keeps serving until the new one passes.
-        let temp = format!("{}{NEW_SUFFIX}", c.name);
-        let id = host
-            .op(engine.create_container(&temp, &desired.spec, &labels))
-            .await?;
+        let id = making.await?.id;
         match start_and_gate(host, &id, policy, ctx).await {
             Ok(w) => waited = w,
             Err(e) => {
@@ -590,16 +697,39 @@ async fn start_member<'a>(
         host.op(engine.rename_container(&id, &c.name)).await?;
         id
     } else {
-        if let Some(old) = old {
-            host.op(async {
-                engine.stop_container(&old.id, old_grace(c)).await?;
-                engine.rename_container(&old.id, &retired).await
-            })
-            .await?;
+        // The old container stops while the new one is made.
+        let stopping = async {
+            match old {
+                Some(old) => {
+                    host.op(async {
+                        engine.stop_container(&old.id, old_grace(c)).await?;
+                        engine.rename_container(&old.id, &retired).await
+                    })
+                    .await
+                }
+                None => Ok(()),
+            }
+        };
+        let (stopped, made) = tokio::join!(stopping, making);
+        if let Err(e) = stopped {
+            if let Ok(made) = &made {
+                discard(host, &made.id).await;
+            }
+            return Err(e);
         }
-        let created = host
-            .op(engine.create_container(&c.name, &desired.spec, &labels))
-            .await;
+        let created = match made {
+            Ok(made) if made.temp => {
+                match host.op(engine.rename_container(&made.id, &c.name)).await {
+                    Ok(()) => Ok(made.id),
+                    Err(e) => {
+                        discard(host, &made.id).await;
+                        Err(e)
+                    }
+                }
+            }
+            Ok(made) => Ok(made.id),
+            Err(e) => Err(e),
+        };
         let (created, failure) = match created {
             Ok(id) => match start_and_gate(host, &id, policy, ctx).await {
                 Ok(w) => {

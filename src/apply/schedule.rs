@@ -15,8 +15,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::plan::{Action, Change, Plan};
-use crate::spec::{DependsCondition, FailureAction};
+use crate::plan::{Action, Change, Plan, PlannedRollout, RolloutMember};
+use crate::spec::{DependsCondition, FailureAction, UpdateConfig, UpdateOrder};
 
 /// A member of a rollout: the host, and the create or replace there.
 pub type Member<'a> = (&'a str, &'a Change);
@@ -71,6 +71,60 @@ pub fn rollouts<'a>(
             }
         })
         .collect()
+}
+
+/// The rollouts apply will run for `plan`, as [`Plan::rollouts`] shows
+/// them: the members of [`rollouts`] in the batches of [`batch_len`], as
+/// the executor takes them (every host counted as prepared: a host whose
+/// preparation fails drops out of its batches at apply). `policy`: each
+/// (stack, service)'s `depends_on` and update config, as apply has them
+/// (passed in: this stage does not know the executor's types).
+pub fn planned(
+    plan: &Plan,
+    policy: impl Fn(&str, &str) -> (Vec<(String, DependsCondition)>, UpdateConfig),
+) -> Vec<PlannedRollout> {
+    rollouts(plan, |_| true, |stack, service| policy(stack, service).0)
+        .into_iter()
+        .map(|r| {
+            let (depends_on, update) = policy(&r.stack, &r.service);
+            let batch = batch_len(&r.members, update.parallelism);
+            PlannedRollout {
+                order: match update.order {
+                    UpdateOrder::StopFirst => "stop-first",
+                    UpdateOrder::StartFirst => "start-first",
+                }
+                .to_string(),
+                parallelism: update.parallelism,
+                after: depends_on
+                    .iter()
+                    .map(|(dep, condition)| format!("{dep}: {}", condition_name(*condition)))
+                    .collect(),
+                batches: r
+                    .members
+                    .chunks(batch)
+                    .map(|chunk| {
+                        chunk
+                            .iter()
+                            .map(|(host, c)| RolloutMember {
+                                host: host.to_string(),
+                                container: c.name.clone(),
+                            })
+                            .collect()
+                    })
+                    .collect(),
+                stack: r.stack,
+                service: r.service,
+            }
+        })
+        .collect()
+}
+
+/// A `depends_on` condition as Compose spells it.
+fn condition_name(condition: DependsCondition) -> String {
+    serde_json::to_value(condition)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{condition:?}"))
 }
 
 /// Members ranked by their place on their host, then by host.
@@ -257,6 +311,7 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apply::context::ServicePolicy;
     use crate::placement::Slot;
     use crate::plan::{CurrentContainer, HostPlan};
     use DependsCondition::{ServiceHealthy, ServiceStarted};
@@ -301,7 +356,94 @@ mod tests {
             hosts,
             unreachable: vec![],
             environment: Vec::new(),
+            rollouts: Vec::new(),
         }
+    }
+
+    /// A replace of a running container of `service`, replica `replica`.
+    fn serving(stack: &str, service: &str, replica: u32) -> Change {
+        let mut c = change(stack, service, replica, Action::Replace);
+        c.current = Some(CurrentContainer {
+            id: format!("id-{replica}"),
+            image: "reg/app:1".into(),
+            state: crate::observed::ContainerState::Running,
+            spec_hash: None,
+        });
+        c
+    }
+
+    #[test]
+    fn the_plan_shows_the_batches_apply_runs() {
+        let plan = plan(vec![
+            host(
+                "a",
+                vec![
+                    serving("s", "web", 1),
+                    serving("s", "web", 2),
+                    change("s", "db", 1, Action::Create),
+                ],
+            ),
+            host("b", vec![serving("s", "web", 3)]),
+        ]);
+        let mut web = ServicePolicy::default();
+        web.update.parallelism = 2;
+        web.update.order = UpdateOrder::StartFirst;
+        web.depends_on = vec![("db".into(), ServiceStarted)];
+        let mut db = ServicePolicy::default();
+        db.update.parallelism = 1;
+        let policies = BTreeMap::from([
+            (("s".to_string(), "web".to_string()), web),
+            (("s".to_string(), "db".to_string()), db),
+        ]);
+        // Service, order, what it waits for, batches (`container@host`).
+        type Shown = (String, String, Vec<String>, Vec<Vec<String>>);
+        let policy = |stack: &str, service: &str| {
+            let p = policies
+                .get(&(stack.to_string(), service.to_string()))
+                .cloned()
+                .unwrap_or_default();
+            (p.depends_on, p.update)
+        };
+        let shown: Vec<Shown> = planned(&plan, policy)
+            .into_iter()
+            .map(|r| {
+                (
+                    r.service,
+                    r.order,
+                    r.after,
+                    r.batches
+                        .iter()
+                        .map(|b| {
+                            b.iter()
+                                .map(|m| format!("{}@{}", m.container, m.host))
+                                .collect()
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                // Nothing of db serves: one batch, whatever its parallelism.
+                (
+                    "db".to_string(),
+                    "stop-first".to_string(),
+                    vec![],
+                    vec![vec!["s-db-1@a".to_string()]]
+                ),
+                // web serves: batches of 2, hosts interleaved.
+                (
+                    "web".to_string(),
+                    "start-first".to_string(),
+                    vec!["db: service_started".to_string()],
+                    vec![
+                        vec!["s-web-1@a".to_string(), "s-web-3@b".to_string()],
+                        vec!["s-web-2@a".to_string()]
+                    ]
+                ),
+            ]
+        );
     }
 
     #[test]

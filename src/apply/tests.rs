@@ -80,6 +80,7 @@ fn one_change(action: Action, spec: crate::spec::ContainerSpec, current: Option<
         }],
         unreachable: vec![],
         environment: Vec::new(),
+        rollouts: Vec::new(),
     }
 }
 
@@ -267,6 +268,7 @@ fn rollout_plan(changes: Vec<Change>) -> Plan {
         }],
         unreachable: vec![],
         environment: Vec::new(),
+        rollouts: Vec::new(),
     }
 }
 
@@ -367,12 +369,18 @@ async fn a_failure_in_the_first_batch_pauses_before_the_next_batch() {
             running("s-web-4", "reg/app:1"),
         ]
     );
+    // Their new containers were made while batch 1 rolled, and went again
+    // unstarted; their old ones were never touched.
     let log = engine.mutations();
-    assert!(
-        !log.iter()
-            .any(|m| m.contains("s-web-3") || m.contains("s-web-4")),
-        "{log:?}"
-    );
+    for n in [3, 4] {
+        let made = format!("s-web-{n}.berth-new");
+        let touched: Vec<&String> = log
+            .iter()
+            .filter(|m| m.contains(&format!("s-web-{n}")))
+            .filter(|m| **m != format!("create {made}") && **m != format!("remove {made}"))
+            .collect();
+        assert!(touched.is_empty(), "{touched:?} in {log:?}");
+    }
     assert!(report.hosts[0].error.is_some());
 }
 
@@ -623,6 +631,12 @@ async fn batches_guard_serving_replicas_and_a_new_service_goes_at_once() {
                 < position(&log, &format!("stop s-svc1-{}", n + 1)),
             "{log:?}"
         );
+        // The next one's new container is made meanwhile, off the path.
+        assert!(
+            position(&log, &format!("create s-svc1-{}.berth-new", n + 1))
+                < position(&log, &format!("start s-svc1-{n}")),
+            "{log:?}"
+        );
     }
 }
 
@@ -732,9 +746,19 @@ async fn a_host_that_goes_dark_is_dropped_and_the_others_converge() {
         containers(&engines[1]),
         vec![running("s-site-2", "reg/app:2")]
     );
+    // `c` still serves its old container; the new one, made while the
+    // batch before rolled, was never started and cannot be removed from a
+    // host that does not answer: the next plan removes it.
     assert_eq!(
         containers(&engines[2]),
-        vec![running("s-site-3", "reg/app:1")]
+        vec![
+            running("s-site-3", "reg/app:1"),
+            (
+                "s-site-3.berth-new".into(),
+                "reg/app:2".into(),
+                "created".into()
+            ),
+        ]
     );
     let error = report.hosts[2].error.as_deref().unwrap_or_default();
     assert!(
@@ -856,7 +880,11 @@ async fn a_stop_request_ends_the_run_after_the_batch_in_flight() {
     engine.set_latency(Duration::from_millis(20));
     let (watched, stop) = (engine.clone(), ctx.stop.clone());
     let signal = tokio::spawn(async move {
-        while !watched.mutations().iter().any(|m| m == "create s-web-1") {
+        while !watched
+            .mutations()
+            .iter()
+            .any(|m| m == "create s-web-1.berth-new")
+        {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         stop.request("SIGTERM");

@@ -61,6 +61,7 @@ mod tests {
             hosts: Vec::new(),
             unreachable: Vec::new(),
             environment: Vec::new(),
+            rollouts: Vec::new(),
         };
         if changes {
             plan.hosts.push(crate::plan::HostPlan {

@@ -354,6 +354,7 @@ mod tests {
             hosts: Vec::new(),
             unreachable: Vec::new(),
             environment: Vec::new(),
+            rollouts: Vec::new(),
         };
         let report = ApplyReport {
             hosts: vec![

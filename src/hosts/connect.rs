@@ -4,11 +4,26 @@
 //! API over the forwarded socket) and its shell (the same SSH connection,
 //! or the local `sh`).
 
+use std::time::Duration;
+
 use super::docker::{self, DockerEngine, OpenError};
 use super::engine::{Engine, Host};
+use super::lock::{self, HostLock, LockError};
 use super::shell::{LocalShell, Shell};
 use super::ssh::{self, failure, ConnectOptions};
 use crate::spec::{HostConfig, Transport};
+
+/// The run lock to try while connecting (see [`connect_locking`]).
+#[derive(Debug, Clone, Copy)]
+pub struct TryLock<'a> {
+    /// What is locked: the project's name.
+    pub key: &'a str,
+    /// Who we are, as a waiting run sees it.
+    pub holder: &'a str,
+}
+
+/// What trying the run lock while connecting gave, when it was asked for.
+pub type Locked = Option<Result<HostLock, LockError>>;
 
 /// Connects to `host` and checks its Docker Engine answers.
 ///
@@ -19,10 +34,53 @@ use crate::spec::{HostConfig, Transport};
 /// Errors name the host and say what failed: unreachable, host key
 /// mismatch or unknown, authentication refused, engine not answering.
 pub async fn connect(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result<Box<dyn Engine>> {
+    Ok(connect_locking(host, opts, None).await?.0)
+}
+
+/// [`connect`], and the run lock tried at once (without waiting) when
+/// `lock` asks for it. The lock shell starts as soon as the SSH connection
+/// is up, beside the Docker Engine's first calls (ping, version), so the
+/// lock costs no round trip of its own: a no-op apply takes as long as a
+/// plan. It is exactly the lock [`Engine::lock`] takes, over the same
+/// connection; a lock taken on a host whose engine then does not answer is
+/// released before the error is returned.
+pub async fn connect_locking(
+    host: &HostConfig,
+    opts: &ConnectOptions,
+    lock: Option<TryLock<'_>>,
+) -> anyhow::Result<(Box<dyn Engine>, Locked)> {
     let host = &ssh::with_defaults(host, opts);
     match host.transport {
-        Transport::Local => connect_local(host, opts).await,
-        Transport::Ssh => connect_ssh(host, opts).await,
+        Transport::Local => connect_local(host, opts, lock).await,
+        Transport::Ssh => connect_ssh(host, opts, lock).await,
+    }
+}
+
+/// Tries the run lock over `shell`, without waiting for another holder.
+async fn try_lock(
+    shell: &dyn Shell,
+    host: &HostConfig,
+    who: &str,
+    lock: Option<TryLock<'_>>,
+) -> Locked {
+    let lock = lock?;
+    Some(
+        lock::take(
+            shell,
+            &host.name,
+            who,
+            lock.key,
+            lock.holder,
+            Duration::ZERO,
+        )
+        .await,
+    )
+}
+
+/// Lets go of a lock taken for a host that is then given up.
+async fn release(locked: Locked) {
+    if let Some(Ok(lock)) = locked {
+        lock.release().await;
     }
 }
 
@@ -36,21 +94,34 @@ fn who(host: &HostConfig) -> String {
 async fn connect_local(
     host: &HostConfig,
     opts: &ConnectOptions,
-) -> anyhow::Result<Box<dyn Engine>> {
+    lock: Option<TryLock<'_>>,
+) -> anyhow::Result<(Box<dyn Engine>, Locked)> {
     let who = who(host);
-    let docker = docker::open(&host.docker_socket, opts.connect_timeout, opts.docker_timeout)
-        .await
-        .map_err(|e| match e {
-            OpenError::NotAnswering(detail) => failure(
-                &who,
-                &format!(
-                    "Docker Engine not answering at `{}`: {detail}",
-                    host.docker_socket
+    let (opened, locked) = tokio::join!(
+        docker::open(
+            &host.docker_socket,
+            opts.connect_timeout,
+            opts.docker_timeout
+        ),
+        try_lock(&LocalShell, host, &who, lock)
+    );
+    let docker = match opened {
+        Ok(docker) => docker,
+        Err(e) => {
+            release(locked).await;
+            return Err(match e {
+                OpenError::NotAnswering(detail) => failure(
+                    &who,
+                    &format!(
+                        "Docker Engine not answering at `{}`: {detail}",
+                        host.docker_socket
+                    ),
+                    Some("check that dockerd runs here and that this user may use its socket (root, or group `docker`)"),
                 ),
-                Some("check that dockerd runs here and that this user may use its socket (root, or group `docker`)"),
-            ),
-            OpenError::TooOld(version) => too_old(&who, &version),
-        })?;
+                OpenError::TooOld(version) => too_old(&who, &version),
+            });
+        }
+    };
     let api = DockerEngine::new(
         host.name.clone(),
         who.clone(),
@@ -58,11 +129,8 @@ async fn connect_local(
         host.secrets_dir.clone(),
         opts.docker_config.clone(),
     );
-    Ok(Box::new(Host::new(
-        Box::new(api),
-        Box::new(LocalShell),
-        who,
-    )))
+    let engine: Box<dyn Engine> = Box::new(Host::new(Box::new(api), Box::new(LocalShell), who));
+    Ok((engine, locked))
 }
 
 fn too_old(who: &str, version: &str) -> anyhow::Error {
@@ -74,16 +142,22 @@ fn too_old(who: &str, version: &str) -> anyhow::Error {
     )
 }
 
-async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result<Box<dyn Engine>> {
+async fn connect_ssh(
+    host: &HostConfig,
+    opts: &ConnectOptions,
+    lock: Option<TryLock<'_>>,
+) -> anyhow::Result<(Box<dyn Engine>, Locked)> {
     let who = who(host);
     let tunnel = ssh::open_tunnel(host, opts, &who).await?;
-    match docker::open(
-        tunnel.docker_socket(),
-        opts.connect_timeout,
-        opts.docker_timeout,
-    )
-    .await
-    {
+    let (opened, locked) = tokio::join!(
+        docker::open(
+            tunnel.docker_socket(),
+            opts.connect_timeout,
+            opts.docker_timeout
+        ),
+        try_lock(&tunnel, host, &who, lock)
+    );
+    let failed = match opened {
         Ok(docker) => {
             let api = DockerEngine::new(
                 host.name.clone(),
@@ -92,12 +166,10 @@ async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result
                 host.secrets_dir.clone(),
                 opts.docker_config.clone(),
             );
-            Ok(Box::new(Host::new(Box::new(api), Box::new(tunnel), who)))
+            let engine: Box<dyn Engine> = Box::new(Host::new(Box::new(api), Box::new(tunnel), who));
+            return Ok((engine, locked));
         }
-        Err(OpenError::TooOld(version)) => {
-            tunnel.close().await;
-            Err(too_old(&who, &version))
-        }
+        Err(OpenError::TooOld(version)) => too_old(&who, &version),
         Err(OpenError::NotAnswering(detail)) => {
             // The forward itself never fails for a bad remote path: only
             // its use does, and the ssh master logs that the host refused.
@@ -109,8 +181,7 @@ async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result
             } else {
                 detail
             };
-            tunnel.close().await;
-            Err(failure(
+            failure(
                 &who,
                 &format!(
                     "Docker Engine not answering at `{}` on the host: {detail}",
@@ -120,7 +191,10 @@ async fn connect_ssh(host: &HostConfig, opts: &ConnectOptions) -> anyhow::Result
                     "check that dockerd runs on the host and that {} may use its socket (root, or group `docker`); the path is `docker_socket` in berth.yaml",
                     ssh::user_named(host)
                 )),
-            ))
+            )
         }
-    }
+    };
+    release(locked).await;
+    tunnel.close().await;
+    Err(failed)
 }

@@ -105,6 +105,16 @@ pub trait Docker: Send + Sync {
             self.host()
         )
     }
+    /// The IDs of berth's containers as the engine reports events about
+    /// them (start, die, health status...), from one event stream per host:
+    /// a hint to look at a container again now, so a gate sees health
+    /// change as it happens instead of at its next poll. Only a hint: the
+    /// gate still decides from [`Docker::status`], and keeps a slower poll
+    /// beside it, so a lost or silent stream costs time, never a hang.
+    /// `None` when the engine has none (the default).
+    fn container_events(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        None
+    }
 }
 
 /// A host as the executor holds it: its [`Docker`] API and its [`Shell`].
@@ -259,5 +269,8 @@ impl Docker for Host {
     }
     async fn signal(&self, id: &str, signal: &str) -> anyhow::Result<()> {
         self.docker.signal(id, signal).await
+    }
+    fn container_events(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        self.docker.container_events()
     }
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use futures::stream::{self, StreamExt};
 
+use super::connect::{connect_locking, TryLock};
 use super::lock::{HostLock, LockError};
 use super::{ConnectOptions, Engine, HostObservation};
 use crate::plan::UnreachableHost;
@@ -25,6 +26,10 @@ use crate::spec::HostConfig;
 /// (`/.ssh-connectionXXXXXX/master` is 30 bytes) within the ~104-byte limit
 /// of a unix socket path.
 const MAX_RUNTIME_DIR_LEN: usize = 70;
+
+/// Hosts let go of at once when a run ends: each is a local ssh process
+/// and one round trip, so more at once only adds processes.
+const CLOSE_PARALLEL: usize = 32;
 
 /// How to reach and lock the hosts of one run.
 #[derive(Debug, Clone)]
@@ -118,12 +123,32 @@ impl Fleet {
             docker_config: opts.docker_config.clone(),
         };
         let parallel = opts.parallel.max(1);
+        let try_lock = opts.lock.as_ref().map(|l| TryLock {
+            key: &l.key,
+            holder: &l.holder,
+        });
+        let what = &ObserveWhat {
+            aged: &opts.aged_images,
+            adopt: &opts.adopt,
+            configs: opts.observe_configs,
+        };
+        // Each host on its own: connect (its lock tried meanwhile, see
+        // `connect_locking`), then observe at once if its lock is held or
+        // none is wanted. A host observed before another turns out held
+        // is observed again below, after the locks are taken in order.
         let connected: Vec<_> = stream::iter(hosts.iter().map(|host| {
             let connect_opts = connect_opts.clone();
             async move {
-                super::connect(host, &connect_opts)
+                let (engine, locked) = connect_locking(host, &connect_opts, try_lock)
                     .await
-                    .map_err(|e| (host.name.clone(), e))
+                    .map_err(|e| (host.name.clone(), e))?;
+                let observed = match &locked {
+                    None | Some(Ok(_)) => {
+                        Some(observe_adopting(engine.as_ref(), project, what).await)
+                    }
+                    Some(Err(_)) => None,
+                };
+                Ok::<_, (String, anyhow::Error)>((engine, locked, observed))
             }
         }))
         .buffer_unordered(parallel)
@@ -138,54 +163,61 @@ impl Fleet {
             locks: Vec::new(),
             _runtime_dir: runtime_dir,
         };
+        let mut observed = Vec::new();
+        let mut contended = false;
+        let mut lock_failed = Vec::new();
         for r in connected {
             match r {
-                Ok(engine) => {
-                    fleet.engines.insert(engine.host().to_string(), engine);
+                Ok((engine, locked, obs)) => {
+                    let host = engine.host().to_string();
+                    fleet.engines.insert(host.clone(), engine);
+                    match locked {
+                        Some(Ok(lock)) => fleet.locks.push(lock),
+                        Some(Err(LockError::Held { .. })) => contended = true,
+                        Some(Err(LockError::Failed(e))) => lock_failed.push((host.clone(), e)),
+                        None => {}
+                    }
+                    observed.extend(obs.map(|obs| (host, obs)));
                 }
                 Err((host, e)) => fleet.unreachable(host, e).await,
             }
         }
+        // A host that cannot be locked takes no part; the others keep theirs.
+        for (host, e) in lock_failed {
+            fleet.unreachable(host, e).await;
+        }
 
-        // Lock before observing: the plan must see what the previous holder
-        // left, not what was there before it finished.
-        if let Some(lock) = &opts.lock {
-            match lock_all(&fleet.engines, lock, parallel).await {
-                Ok(locks) => fleet.locks = locks,
-                Err(LockFailure::Held(held)) => {
+        if let (true, Some(lock)) = (contended, &opts.lock) {
+            // Another run holds some host: let go of every lock and take
+            // them again in name order, waiting, so two runs cannot
+            // deadlock; what was observed meanwhile may be stale.
+            for lock in std::mem::take(&mut fleet.locks) {
+                lock.release().await;
+            }
+            observed.clear();
+            match lock_in_order(&fleet.engines, lock).await {
+                Ok((locks, failed)) => {
+                    fleet.locks = locks;
+                    for (host, e) in failed {
+                        fleet.unreachable(host, e).await;
+                    }
+                }
+                Err(held) => {
                     fleet.lock_held = held;
                     return Ok(fleet);
                 }
-                Err(LockFailure::Failed(host, e)) => fleet.unreachable(host, e).await,
             }
+            observed = stream::iter(fleet.engines.values().map(|engine| async move {
+                (
+                    engine.host().to_string(),
+                    observe_adopting(engine.as_ref(), project, what).await,
+                )
+            }))
+            .buffer_unordered(parallel)
+            .collect()
+            .await;
         }
 
-        let (aged, adopt) = (&opts.aged_images, &opts.adopt);
-        let configs = opts.observe_configs;
-        let observed: Vec<_> = stream::iter(fleet.engines.values().map(|engine| async move {
-            let host = engine.host().to_string();
-            let result = if configs {
-                let dir = crate::spec::configs::project_dir(project, &host);
-                let (obs, files) = tokio::join!(
-                    observe(engine.as_ref(), project, aged),
-                    super::config_files::observe(engine.shell(), engine.who(), &dir)
-                );
-                obs.and_then(|mut obs| {
-                    obs.configs = Some(files?);
-                    Ok(obs)
-                })
-            } else {
-                observe(engine.as_ref(), project, aged).await
-            };
-            let result = match result {
-                Ok(obs) => adoptable(engine.as_ref(), obs, adopt).await,
-                Err(e) => Err(e),
-            };
-            (host, result)
-        }))
-        .buffer_unordered(parallel)
-        .collect()
-        .await;
         for (host, result) in observed {
             match result {
                 Ok(obs) => {
@@ -233,83 +265,50 @@ impl Fleet {
     /// Releases every lock (waiting for the lock shells to exit, so the next
     /// run can take them at once), closes every connection and removes the
     /// runtime directory.
+    /// Hosts are let go of side by side (each is a round trip: the lock
+    /// shell's exit, the ssh master's), locks first: a lock shell still
+    /// writing the applied commit must not lose its connection.
     pub async fn close(mut self) {
-        for lock in std::mem::take(&mut self.locks) {
-            lock.release().await;
-        }
-        for engine in self.engines.values() {
-            engine.close().await;
-        }
+        stream::iter(std::mem::take(&mut self.locks))
+            .for_each_concurrent(CLOSE_PARALLEL, HostLock::release)
+            .await;
+        stream::iter(self.engines.values())
+            .for_each_concurrent(CLOSE_PARALLEL, |engine| engine.close())
+            .await;
         // The runtime directory goes with `self`.
     }
 }
 
-enum LockFailure {
-    /// Every host whose lock stayed held.
-    Held(Vec<HeldLock>),
-    Failed(String, anyhow::Error),
-}
-
-/// Takes the run lock on every host. First every host at once without
-/// waiting (the common, uncontended case: one round trip); if any is held,
-/// those taken are released and the hosts are locked one by one in name
-/// order, each waiting up to what is left of the timeout. A run never waits
-/// while holding a lock out of that order, so two runs cannot deadlock.
-async fn lock_all(
+/// Takes the run lock on every host one by one in name order, each
+/// waiting up to what is left of `request.timeout`: a run never waits while
+/// holding a lock out of that order, so two runs cannot deadlock. A host
+/// whose lock shell fails is returned beside the locks (it takes no part in
+/// the run). Another run holding a lock past the timeout: every lock taken
+/// is released, and that host and holder returned.
+async fn lock_in_order(
     engines: &BTreeMap<String, Box<dyn Engine>>,
     request: &LockRequest,
-    parallel: usize,
-) -> Result<Vec<HostLock>, LockFailure> {
+) -> Result<(Vec<HostLock>, Vec<(String, anyhow::Error)>), Vec<HeldLock>> {
     let (key, holder) = (request.key.as_str(), request.holder.as_str());
-    let results: Vec<_> = stream::iter(engines.values().map(|engine| async move {
-        (
-            engine.host().to_string(),
-            engine.lock(key, holder, Duration::ZERO).await,
-        )
-    }))
-    .buffer_unordered(parallel)
-    .collect()
-    .await;
-    let mut locks = Vec::new();
-    let mut contended = false;
-    let mut failed = None;
-    for (host, r) in results {
-        match r {
-            Ok(lock) => locks.push(lock),
-            Err(LockError::Held { .. }) => contended = true,
-            Err(LockError::Failed(e)) => failed = Some((host, e)),
-        }
-    }
-    if !contended && failed.is_none() {
-        return Ok(locks);
-    }
-    for lock in locks.drain(..) {
-        lock.release().await;
-    }
-    if let Some((host, e)) = failed {
-        return Err(LockFailure::Failed(host, e));
-    }
-
     let deadline = std::time::Instant::now() + request.timeout;
+    let (mut locks, mut failed) = (Vec::new(), Vec::new());
     for (host, engine) in engines {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match engine.lock(key, holder, left).await {
             Ok(lock) => locks.push(lock),
-            Err(e) => {
+            Err(LockError::Failed(e)) => failed.push((host.clone(), e)),
+            Err(LockError::Held { holder }) => {
                 for lock in locks {
                     lock.release().await;
                 }
-                return Err(match e {
-                    LockError::Held { holder } => LockFailure::Held(vec![HeldLock {
-                        host: host.clone(),
-                        holder,
-                    }]),
-                    LockError::Failed(e) => LockFailure::Failed(host.clone(), e),
-                });
+                return Err(vec![HeldLock {
+                    host: host.clone(),
+                    holder,
+                }]);
             }
         }
     }
-    Ok(locks)
+    Ok((locks, failed))
 }
 
 /// A short, private directory (mode 0700: it holds sockets that give root
@@ -367,6 +366,35 @@ async fn observe(
         obs.image_ages = ages(&tagged, SystemTime::now());
     }
     Ok(obs)
+}
+
+/// [`observe`], then [`adoptable`]: what one host's observation is.
+async fn observe_adopting(
+    engine: &dyn Engine,
+    project: &str,
+    what: &ObserveWhat<'_>,
+) -> anyhow::Result<HostObservation> {
+    let obs = if what.configs {
+        let dir = crate::spec::configs::project_dir(project, engine.host());
+        let (obs, files) = tokio::join!(
+            observe(engine, project, what.aged),
+            super::config_files::observe(engine.shell(), engine.who(), &dir)
+        );
+        let mut obs = obs?;
+        obs.configs = Some(files?);
+        obs
+    } else {
+        observe(engine, project, what.aged).await?
+    };
+    adoptable(engine, obs, what.adopt).await
+}
+
+/// What a host's observation covers beyond the project's containers.
+struct ObserveWhat<'a> {
+    aged: &'a BTreeSet<String>,
+    adopt: &'a BTreeSet<String>,
+    /// The project's config files on the host (only when the repo has some).
+    configs: bool,
 }
 
 /// `obs` with the containers of `adopt` that the host has and the project

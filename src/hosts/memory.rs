@@ -89,6 +89,9 @@ struct State {
     /// Container operations under way, and the most there ever were at once.
     in_flight: usize,
     max_in_flight: usize,
+    /// Events about containers (their IDs), once [`MemoryEngine::enable_events`]
+    /// was called; dropped by [`MemoryEngine::end_events`].
+    events: Option<tokio::sync::broadcast::Sender<String>>,
 }
 
 impl State {
@@ -119,6 +122,14 @@ impl State {
         match self.fail_next.remove(op) {
             Some(message) => Err(anyhow!("host `{host}` (memory): {what}: {message}")),
             None => Ok(()),
+        }
+    }
+
+    /// Tells event receivers about container `id`, as a Docker Engine
+    /// reports a start, a death or a health change.
+    fn event(&self, id: &str) {
+        if let Some(events) = &self.events {
+            let _ = events.send(id.to_string());
         }
     }
 
@@ -278,6 +289,7 @@ impl MemoryEngine {
             if let Some(c) = st.containers.get_mut(&id) {
                 c.health = health.map(str::to_string);
             }
+            st.event(&id);
         }
     }
 
@@ -290,7 +302,24 @@ impl MemoryEngine {
                 c.exit_code = Some(code);
                 c.restart_count += 1;
             }
+            st.event(&id);
         }
+    }
+
+    /// From now on the engine reports events (see
+    /// `Docker::container_events`) on starts, health changes and crashes,
+    /// as a Docker Engine's event stream does. Off by default: gates poll.
+    pub fn enable_events(&self) {
+        let mut st = self.state();
+        if st.events.is_none() {
+            st.events = Some(tokio::sync::broadcast::channel(64).0);
+        }
+    }
+
+    /// Ends the event stream, as a lost connection would: waiting receivers
+    /// see it closed, and no new ones are handed out.
+    pub fn end_events(&self) {
+        self.state().events = None;
     }
 
     /// Pulls of `image` fail (every time).
@@ -589,6 +618,7 @@ impl Docker for MemoryEngine {
         c.exit_code = None;
         let name = c.name.clone();
         st.mutations.push(format!("start {name}"));
+        st.event(id);
         Ok(())
     }
 
@@ -717,6 +747,10 @@ impl Docker for MemoryEngine {
             .or(st.exec_default.as_ref())
             .cloned()
             .unwrap_or((0, String::new())))
+    }
+
+    fn container_events(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        self.state().events.as_ref().map(|e| e.subscribe())
     }
 }
 

@@ -5,12 +5,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::stages::Loaded;
-use crate::apply::{ApplyContext, ServicePolicy};
+use crate::apply::ApplyContext;
 use crate::hosts::fleet::Fleet;
 use crate::labels;
 use crate::secrets::Plaintexts;
 use crate::source::Checkout;
-use crate::spec::{DependsCondition, Project};
 
 pub(super) fn apply_context(
     loaded: &Loaded,
@@ -33,7 +32,7 @@ pub(super) fn apply_context(
         project: loaded.project.name.clone(),
         metadata: audit_labels(&loaded.checkout),
         health_timeout,
-        services: service_policies(&loaded.project),
+        services: super::stages::service_policies(&loaded.project),
         parallel,
         rollout_parallel: loaded.project.inventory.settings.rollout_parallel,
         host_operations: crate::apply::HOST_OPERATIONS,
@@ -95,46 +94,9 @@ fn runner_hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
-/// How each service rolls out: what it waits for in its stack's
-/// `depends_on` graph (validated acyclic by spec), its update/rollback
-/// config and checks.
-fn service_policies(project: &Project) -> BTreeMap<(String, String), ServicePolicy> {
-    let mut policies = BTreeMap::new();
-    for stack in &project.stacks {
-        for s in &stack.services {
-            policies.insert(
-                (stack.name.clone(), s.name.clone()),
-                ServicePolicy {
-                    depends_on: s
-                        .depends_on
-                        .iter()
-                        .map(|(dep, condition)| {
-                            // A container sharing `dep`'s network is made
-                            // with the id of `dep`'s container on its host:
-                            // it waits until `dep` has rolled out everywhere
-                            // (the rollout treats every condition but
-                            // `service_started` so), never for a first batch.
-                            if s.network_peer.as_deref() == Some(dep.as_str()) {
-                                (dep.clone(), DependsCondition::ServiceHealthy)
-                            } else {
-                                (dep.clone(), *condition)
-                            }
-                        })
-                        .collect(),
-                    update: s.deploy.update.clone(),
-                    rollback: s.deploy.rollback.clone(),
-                    validate: s.validate.clone(),
-                    reload: s.reload.clone(),
-                },
-            );
-        }
-    }
-    policies
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::spec::DependsCondition;
 
     /// A sidecar sharing `web`'s network waits for `web`'s whole rollout
     /// (its container is made with the id of `web`'s on the same host);
@@ -152,7 +114,7 @@ mod tests {
             ),
         ]);
         let project = crate::spec::load(dir.path()).expect("loads");
-        let policies = service_policies(&project);
+        let policies = super::super::stages::service_policies(&project);
         let waits = |service: &str| {
             policies[&("s".to_string(), service.to_string())]
                 .depends_on

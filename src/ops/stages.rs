@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use crate::apply::ServicePolicy;
 use crate::error::{Error, Reach};
 use crate::hosts::fleet::{Fleet, FleetOptions, LockRequest};
 use crate::hosts::HostObservation;
@@ -14,7 +15,7 @@ use crate::placement::{self, CurrentPlacement};
 use crate::plan::{self as planning, Plan};
 use crate::source::history::Rewound;
 use crate::source::{self, Checkout, SourceOptions};
-use crate::spec::{self, Project, SpecError};
+use crate::spec::{self, DependsCondition, Project, SpecError};
 
 /// Where the repo comes from and which of its hosts a command covers.
 #[derive(Debug, Clone)]
@@ -272,7 +273,51 @@ pub(super) async fn plan_pinned(
             stacks: v.stacks,
         })
         .collect();
+    let policies = service_policies(&loaded.project);
+    plan.rollouts = crate::apply::schedule::planned(&plan, |stack, service| {
+        policies
+            .get(&(stack.to_string(), service.to_string()))
+            .map(|p| (p.depends_on.clone(), p.update.clone()))
+            .unwrap_or_default()
+    });
     Ok(Pinned { plan, digests })
+}
+
+/// How each service rolls out: what it waits for in its stack's
+/// `depends_on` graph (validated acyclic by spec), its update/rollback
+/// config and checks.
+pub(super) fn service_policies(project: &Project) -> BTreeMap<(String, String), ServicePolicy> {
+    let mut policies = BTreeMap::new();
+    for stack in &project.stacks {
+        for s in &stack.services {
+            policies.insert(
+                (stack.name.clone(), s.name.clone()),
+                ServicePolicy {
+                    depends_on: s
+                        .depends_on
+                        .iter()
+                        .map(|(dep, condition)| {
+                            // A container sharing `dep`'s network is made
+                            // with the id of `dep`'s container on its host:
+                            // it waits until `dep` has rolled out everywhere
+                            // (the rollout treats every condition but
+                            // `service_started` so), never for a first batch.
+                            if s.network_peer.as_deref() == Some(dep.as_str()) {
+                                (dep.clone(), DependsCondition::ServiceHealthy)
+                            } else {
+                                (dep.clone(), *condition)
+                            }
+                        })
+                        .collect(),
+                    update: s.deploy.update.clone(),
+                    rollback: s.deploy.rollback.clone(),
+                    validate: s.validate.clone(),
+                    reload: s.reload.clone(),
+                },
+            );
+        }
+    }
+    policies
 }
 
 /// The (stack, service) pairs that write their `pull_policy`: the default

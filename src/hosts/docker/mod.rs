@@ -17,9 +17,9 @@ use bollard::errors::Error as DockerError;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{HealthStatusEnum, NetworkConnectRequest, RestartPolicyNameEnum};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder, RenameContainerOptions,
-    StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder,
+    RenameContainerOptions, StopContainerOptionsBuilder,
 };
 use bollard::Docker as Client;
 use futures::StreamExt as _;
@@ -67,6 +67,79 @@ pub struct DockerEngine {
     secrets_dir: String,
     /// The runner's Docker `config.json`, for registry credentials.
     docker_config: Option<PathBuf>,
+    /// The host's event stream, opened by the first gate that asks (see
+    /// [`Docker::container_events`]); `None` inside when no runtime was
+    /// there to run it.
+    events: std::sync::OnceLock<Option<EventFeed>>,
+}
+
+/// Events kept for receivers that fell behind; one that lags only looks
+/// at its container again, so a small buffer is enough.
+const EVENT_BUFFER: usize = 256;
+
+/// One `/events` stream of a host, filtered to containers berth labels,
+/// fanned out to every gate waiting on the host. When the stream ends (the
+/// connection or the engine went away) the sender is dropped: waiting gates
+/// see the channel closed, later ones get none, and all of them poll.
+struct EventFeed {
+    sender: std::sync::Arc<std::sync::Mutex<Option<Sender>>>,
+    task: tokio::task::AbortHandle,
+}
+
+type Sender = tokio::sync::broadcast::Sender<String>;
+
+impl Drop for EventFeed {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl EventFeed {
+    fn open(docker: &Client, host: &str) -> Option<EventFeed> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let (sender, _) = tokio::sync::broadcast::channel(EVENT_BUFFER);
+        let sender = std::sync::Arc::new(std::sync::Mutex::new(Some(sender)));
+        let (feed, docker, host) = (sender.clone(), docker.clone(), host.to_string());
+        let task = runtime.spawn(async move {
+            let filters = HashMap::from([
+                ("type", vec!["container"]),
+                ("label", vec![labels::PROJECT]),
+            ]);
+            let options = EventsOptionsBuilder::default().filters(&filters).build();
+            let mut stream = docker.events(Some(options));
+            while let Some(event) = stream.next().await {
+                match event {
+                    Ok(event) => {
+                        let Some(id) = event.actor.and_then(|a| a.id) else {
+                            continue;
+                        };
+                        if let Ok(sender) = feed.lock() {
+                            if let Some(sender) = sender.as_ref() {
+                                // No receiver right now is fine: nobody waits.
+                                let _ = sender.send(id);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(%host, "event stream ended: {e}; gates poll");
+                        break;
+                    }
+                }
+            }
+            if let Ok(mut sender) = feed.lock() {
+                sender.take();
+            }
+        });
+        Some(EventFeed {
+            sender,
+            task: task.abort_handle(),
+        })
+    }
+
+    /// A receiver, while the stream lasts.
+    fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        Some(self.sender.lock().ok()?.as_ref()?.subscribe())
+    }
 }
 
 impl DockerEngine {
@@ -87,6 +160,7 @@ impl DockerEngine {
             names: std::sync::Mutex::new(HashMap::new()),
             secrets_dir,
             docker_config,
+            events: std::sync::OnceLock::new(),
         }
     }
 
@@ -614,6 +688,14 @@ impl Docker for DockerEngine {
             },
             health_log,
         })
+    }
+
+    fn container_events(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        let feed = self
+            .events
+            .get_or_init(|| EventFeed::open(&self.docker, &self.host))
+            .as_ref()?;
+        feed.subscribe()
     }
 
     /// Runs `command` with stdout and stderr attached, keeps the first
