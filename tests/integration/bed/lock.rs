@@ -49,15 +49,21 @@ fn killed_lock_holder_does_not_block() -> Result<(), Failed> {
     let project = "t-lockkill";
     let _scope = bed.scope(project);
     let repo = bed.repo(project);
-    let compose = |img: &str| {
+    let compose = |img: &str, extra: &str| {
         format!(
-            "services:\n  web:\n    image: {img}\n    deploy:\n      placement:\n        constraints: [node.hostname == edge-1]\n"
+            "services:\n  web:\n    image: {img}\n{extra}    deploy:\n      placement:\n        constraints: [node.hostname == edge-1]\n"
         )
     };
-    // A release that never turns healthy keeps the first run busy, holding the lock.
+    // A release whose health check never answers stays `starting`: the
+    // first run waits on it, holding the lock, until it is killed (one that
+    // turns unhealthy would end that run as soon as the engine says so).
+    let web = bed.get("BED_WEB_V1");
     repo.write(
         "stacks/hold/compose.yaml",
-        &compose(&bed.get("BED_WEB_BAD")),
+        &compose(
+            &web,
+            "    healthcheck:\n      test: [\"CMD\", \"sleep\", \"600\"]\n      interval: 600s\n      timeout: 600s\n",
+        ),
     );
     repo.commit("bad");
     let path = repo.path().display().to_string();
@@ -114,7 +120,7 @@ fn killed_lock_holder_does_not_block() -> Result<(), Failed> {
                 .is_some_and(|e| e.contains(&format!("pid={holder_pid}"))),
         "the report does not say the lock was held: {json:#}"
     );
-    repo.write("stacks/hold/compose.yaml", &compose(&bed.get("BED_WEB_V1")));
+    repo.write("stacks/hold/compose.yaml", &compose(&web, ""));
     repo.commit("good");
     let run = berth(
         repo.path(),
