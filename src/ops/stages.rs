@@ -400,17 +400,17 @@ async fn resolve_digests(
                     Ok(d) if crate::registry::is_digest(&d) => {
                         resolved.insert(image, d);
                     }
-                    Ok(d) => failed.push(format!(
+                    Ok(d) => failed.push(anyhow::anyhow!(
                         "the engine named no usable digest for image `{image}` (`{d}`)"
                     )),
-                    Err(e) => failed.push(format!("{e:#}")),
+                    Err(e) => failed.push(e),
                 }
             }
+            if failed.len() == 1 {
+                return Err(failed.remove(0));
+            }
             if !failed.is_empty() {
-                anyhow::bail!(
-                    "cannot resolve image digests through the hosts:\n  - {}",
-                    failed.join("\n  - ")
-                );
+                return Err(crate::error::Problems::of(&failed).into());
             }
             resolved
         }
