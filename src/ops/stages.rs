@@ -199,6 +199,21 @@ fn aged_images(project: &Project) -> BTreeSet<String> {
         .collect()
 }
 
+/// The (stack, service) pairs with a refresh `pull_policy` (`daily`,
+/// `weekly`, `every_<d>`).
+pub(super) fn refresh_services(project: &Project) -> BTreeSet<(String, String)> {
+    project
+        .stacks
+        .iter()
+        .flat_map(|st| {
+            st.services
+                .iter()
+                .filter(|s| matches!(s.pull_policy, spec::PullPolicy::Every(_)))
+                .map(|s| (st.name.clone(), s.name.clone()))
+        })
+        .collect()
+}
+
 /// How many hosts are contacted (and changed) at once.
 pub(super) fn parallel(loaded: &Loaded, hosts: &HostOptions) -> usize {
     hosts
