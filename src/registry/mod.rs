@@ -167,7 +167,7 @@ impl Resolver {
         let target = Target::of(reference, &self.opts.insecure);
         let url = target.manifest_url(reference.tag.as_deref().unwrap_or("latest"));
         let credentials =
-            registry_credentials(self.opts.docker_config.as_deref(), &target.registry);
+            registry_credentials(self.opts.docker_config.as_deref(), &target.registry).await?;
         let basic = credentials.as_ref().and_then(|c| {
             let user = c.username.as_deref()?;
             let password = c.password.as_deref().unwrap_or_default();
