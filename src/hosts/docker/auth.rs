@@ -115,12 +115,30 @@ async fn from_helper(helper: &str, registry: &str) -> anyhow::Result<Option<Dock
     {
         return Ok(known);
     }
-    let program = format!("docker-credential-{helper}");
+    let found = ask_helper(
+        &format!("docker-credential-{helper}"),
+        registry,
+        HELPER_TIMEOUT,
+    )
+    .await?;
+    if let Ok(mut cache) = helper_cache().lock() {
+        cache.insert(key, found.clone());
+    }
+    Ok(found)
+}
+
+/// Runs `program get` (a credential helper) for `registry`, waiting at
+/// most `timeout`: Ok(None) when it has no credentials for it.
+async fn ask_helper(
+    program: &str,
+    registry: &str,
+    timeout: Duration,
+) -> anyhow::Result<Option<DockerCredentials>> {
     let server = helper_server(registry);
     let help = format!(
         "install `{program}` on this machine (on PATH), or remove the helper for `{registry}` (`credHelpers`, `credsStore`) from the Docker config berth reads (--docker-config)"
     );
-    let mut child = tokio::process::Command::new(&program)
+    let mut child = tokio::process::Command::new(program)
         .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -170,7 +188,7 @@ async fn from_helper(helper: &str, registry: &str) -> anyhow::Result<Option<Dock
         let status = child.wait().await?;
         Ok::<_, std::io::Error>((status, out, err))
     };
-    let (status, out, err) = match tokio::time::timeout(HELPER_TIMEOUT, answer).await {
+    let (status, out, err) = match tokio::time::timeout(timeout, answer).await {
         Ok(Ok(answer)) => answer,
         Ok(Err(e)) => {
             return Err(Hint::new(
@@ -183,7 +201,7 @@ async fn from_helper(helper: &str, registry: &str) -> anyhow::Result<Option<Dock
             return Err(Hint::new(
                 format!(
                     "the Docker credential helper `{program}` for registry `{registry}` did not answer within {}",
-                    humantime::format_duration(HELPER_TIMEOUT)
+                    humantime::format_duration(timeout)
                 ),
                 "check that the helper works without a prompt (`echo <registry> | docker-credential-<helper> get`), or remove it from the Docker config berth reads",
             )
@@ -219,9 +237,6 @@ async fn from_helper(helper: &str, registry: &str) -> anyhow::Result<Option<Dock
             .into());
         }
     };
-    if let Ok(mut cache) = helper_cache().lock() {
-        cache.insert(key, found.clone());
-    }
     Ok(found)
 }
 
@@ -359,6 +374,29 @@ mod tests {
         );
         assert!(
             shown.contains("help: install `docker-credential-berth-test-absent`"),
+            "{shown}"
+        );
+        // A helper that hangs is given up on, named.
+        let slow = dir.path().join("docker-credential-slow");
+        std::fs::write(&slow, "#!/bin/sh\nsleep 5\n").expect("helper");
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        let started = std::time::Instant::now();
+        let err = ask_helper(
+            &slow.display().to_string(),
+            "r.example",
+            Duration::from_millis(300),
+        )
+        .await
+        .expect_err("too slow");
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let shown = crate::error::one_line(&err);
+        assert!(
+            shown.contains(
+                "docker-credential-slow` for registry `r.example` did not answer within 300ms"
+            ),
             "{shown}"
         );
         // No config: anonymous, no helper run.
