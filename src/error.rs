@@ -148,6 +148,15 @@ impl From<anyhow::Error> for Error {
     /// The chain's top message, its causes, and the first [`Hint`]'s help.
     /// A [`SpecError`] gives every diagnostic as a problem.
     fn from(e: anyhow::Error) -> Error {
+        let top = e.chain().next();
+        if let Some(several) = top.and_then(|t| t.downcast_ref::<Problems>()) {
+            return Error {
+                problems: several.0.clone(),
+                causes: Vec::new(),
+                reach: None,
+                help: None,
+            };
+        }
         if let Some(spec) = e.downcast_ref::<SpecError>() {
             return Error {
                 problems: spec
@@ -223,6 +232,51 @@ impl fmt::Display for Hint {
 
 impl std::error::Error for Hint {}
 
+/// Several problems found at once, each with what to do about it (several
+/// images that cannot be resolved): for code that returns `anyhow` errors
+/// and must not keep only the first help. The printer gives each problem
+/// its own `error:` and `help:` lines; as a string (a log, a report) each
+/// help stays under its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<Problem>);
+
+impl Problems {
+    /// One problem per error, each with the first [`Hint`]'s help in its
+    /// chain.
+    pub fn of(errors: &[anyhow::Error]) -> Problems {
+        Problems(
+            errors
+                .iter()
+                .map(|e| Problem {
+                    location: None,
+                    message: format!("{e:#}"),
+                    help: e
+                        .chain()
+                        .find_map(|c| c.downcast_ref::<Hint>())
+                        .map(|h| h.help.clone()),
+                })
+                .collect(),
+        )
+    }
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            f.write_str(&p.message)?;
+            if let Some(help) = &p.help {
+                write!(f, "\n  help: {help}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
 /// An `anyhow` error of `message`, with `help` when there is one: for
 /// typed errors that know what to do about them (`e.help()`).
 pub fn hinted(message: impl Into<String>, help: Option<String>) -> anyhow::Error {
@@ -259,6 +313,23 @@ mod tests {
     #[test]
     fn a_bare_error_is_one_line() {
         assert_eq!(Error::new("boom").render(), "error: boom\n");
+    }
+
+    #[test]
+    fn several_problems_keep_each_help() {
+        let errors = vec![
+            anyhow::Error::new(Hint::new("registry `a` refused", "log in to `a`")),
+            anyhow::anyhow!("registry `b` answered 500"),
+        ];
+        let e: anyhow::Error = Problems::of(&errors).into();
+        assert_eq!(
+            e.to_string(),
+            "registry `a` refused\n  help: log in to `a`\nregistry `b` answered 500"
+        );
+        assert_eq!(
+            Error::from(e).reached(Reach::NotChanged).render(),
+            "error: registry `a` refused\n  help: log in to `a`\nerror: registry `b` answered 500\n\nno host was changed.\n"
+        );
     }
 
     #[test]

@@ -56,6 +56,13 @@ pub struct HostObservation {
     /// An image on the host without an entry has no known tag time and
     /// counts as stale, as Compose counts a zero `LastTagTime`.
     pub image_ages: BTreeMap<String, std::time::Duration>,
+    /// How long ago berth last resolved each image's tag and deployed what
+    /// it named on this host (image as the repo writes it), from the record
+    /// beside the run lock (see `hosts::lock`): what `daily`/`weekly`
+    /// count from before following a moved tag. Read with `image_ages`
+    /// (only when a service has a refresh policy); an image without an
+    /// entry was never recorded and counts as due.
+    pub image_checks: BTreeMap<String, std::time::Duration>,
     /// The Docker Engine API version (major, minor) the connection speaks,
     /// so a plan can refuse a key the engine would reject before any change
     /// is made; None where unknown (the in-memory engine).

@@ -392,20 +392,7 @@ pub fn diff(
         Some(c) => deployed_commits.len() == 1 && deployed_commits.contains(c.as_str()),
         None => false,
     };
-    // Spec hashes already deployed somewhere: a missing replica of one of them
-    // was lost on the host, not added by the repo.
-    let deployed_hashes: BTreeSet<(&str, &str, &str)> = observed
-        .values()
-        .flat_map(|o| &o.containers)
-        .filter(|c| !is_retired(c))
-        .filter_map(|c| {
-            Some((
-                c.labels.get(labels::STACK)?.as_str(),
-                c.labels.get(labels::SERVICE)?.as_str(),
-                c.labels.get(labels::SPEC_HASH)?.as_str(),
-            ))
-        })
-        .collect();
+    let evidence = Evidence::of(desired, observed, &unreachable, commit_unchanged);
 
     let mut hosts = Vec::new();
     for (host, want) in &desired.hosts {
@@ -439,11 +426,7 @@ pub fn diff(
                     });
                 }
                 None => {
-                    let lost = deployed_hashes.contains(&(
-                        d.slot.stack.as_str(),
-                        d.slot.service.as_str(),
-                        d.spec_hash.as_str(),
-                    )) || commit_unchanged;
+                    let lost = evidence.lost(host, d);
                     changes.push(Change {
                         action: Action::Create,
                         slot: d.slot.clone(),
@@ -556,6 +539,101 @@ pub fn diff(
         unreachable,
         environment: Vec::new(),
         rollouts: Vec::new(),
+    }
+}
+
+/// What the observation says about a wanted container that is absent from
+/// its host: was it there before (removed outside berth: drift, repaired),
+/// or is it the repo's change (a plain create)? Drift needs evidence that
+/// berth had created this very replica on this host; a replica of the same
+/// service, or the same replica on another host, is no such evidence (a
+/// scale-up adds replicas of a deployed spec, a placement change moves a
+/// replica). The evidence, for a replica that is not moving here:
+/// - the commit did not move since every container was deployed
+///   (`commit_unchanged`): the repo asks for nothing new, so what is
+///   missing was lost; or
+/// - a higher replica of the same service and spec runs: berth numbers a
+///   service's replicas from 1 and scales down from the top, so a lower
+///   one that is absent was there.
+///
+/// A replica wanted on one host only (not `global`) that runs on no host
+/// seen while some host is unreachable may run there: no evidence then.
+struct Evidence<'a> {
+    /// Slot -> the hosts where it runs now (reachable hosts only).
+    live: CurrentPlacement,
+    /// Slot -> the hosts that want it.
+    wanted: BTreeMap<&'a Slot, BTreeSet<&'a str>>,
+    /// (stack, service, spec hash) -> the highest replica that runs it.
+    highest: BTreeMap<(&'a str, &'a str, &'a str), u32>,
+    commit_unchanged: bool,
+    some_unreachable: bool,
+}
+
+impl<'a> Evidence<'a> {
+    fn of(
+        desired: &'a DesiredState,
+        observed: &'a BTreeMap<String, HostObservation>,
+        unreachable: &[UnreachableHost],
+        commit_unchanged: bool,
+    ) -> Evidence<'a> {
+        let mut wanted: BTreeMap<&Slot, BTreeSet<&str>> = BTreeMap::new();
+        for (host, want) in &desired.hosts {
+            for d in &want.containers {
+                wanted.entry(&d.slot).or_default().insert(host.as_str());
+            }
+        }
+        let mut highest: BTreeMap<(&str, &str, &str), u32> = BTreeMap::new();
+        for c in observed.values().flat_map(|o| &o.containers) {
+            if is_retired(c) {
+                continue;
+            }
+            let (Some(stack), Some(service), Some(hash), Some(replica)) = (
+                c.labels.get(labels::STACK),
+                c.labels.get(labels::SERVICE),
+                c.labels.get(labels::SPEC_HASH),
+                c.labels
+                    .get(labels::REPLICA)
+                    .and_then(|r| r.parse::<u32>().ok()),
+            ) else {
+                continue;
+            };
+            let top = highest
+                .entry((stack.as_str(), service.as_str(), hash.as_str()))
+                .or_default();
+            *top = (*top).max(replica);
+        }
+        Evidence {
+            live: current_placement(observed),
+            wanted,
+            highest,
+            commit_unchanged,
+            some_unreachable: !unreachable.is_empty(),
+        }
+    }
+
+    /// Whether `d`, wanted on `host` and absent there, was removed outside
+    /// berth (see [`Evidence`]).
+    fn lost(&self, host: &str, d: &DesiredContainer) -> bool {
+        let wanted = self.wanted.get(&d.slot);
+        let wants = |h: &str| wanted.is_some_and(|w| w.contains(h));
+        let live = self.live.get(&d.slot);
+        // Running on a host that no longer wants it: placement moves it here.
+        if live.is_some_and(|l| l.iter().any(|h| h != host && !wants(h))) {
+            return false;
+        }
+        let only_here = wanted.is_none_or(|w| w.len() <= 1);
+        if only_here && live.is_none_or(|l| l.is_empty()) && self.some_unreachable {
+            return false;
+        }
+        let gap = self
+            .highest
+            .get(&(
+                d.slot.stack.as_str(),
+                d.slot.service.as_str(),
+                d.spec_hash.as_str(),
+            ))
+            .is_some_and(|top| *top > d.slot.replica);
+        self.commit_unchanged || gap
     }
 }
 

@@ -610,6 +610,13 @@ proptest! {
             let plan = plan::diff(&desired, &observed, Vec::new(), None);
             for h in &plan.hosts {
                 for c in &h.changes {
+                    // The repo's change (a scale-up, a replica placed on a
+                    // new host) is never taken for one made outside berth.
+                    prop_assert!(
+                        !c.drift,
+                        "{} on {}: {:?} counted as drift after {change:?}",
+                        c.slot, h.host, c.reason
+                    );
                     let key = (c.slot.stack.clone(), c.slot.service.clone());
                     let joins = new_host.as_ref() == Some(&h.host) && c.action == Action::Create;
                     prop_assert!(
@@ -682,4 +689,128 @@ fn touched(before: &World, after: &World) -> BTreeSet<(String, String)> {
         .filter(|k| a.get(*k) != b.get(*k))
         .cloned()
         .collect()
+}
+
+/// One service of `replicas` (`role`: constrained to `ROLES[role]`).
+fn one_service(replicas: u32, role: Option<usize>) -> ServiceGen {
+    ServiceGen {
+        replicas,
+        global: false,
+        constraint: role,
+        image: 1,
+        level: 0,
+        volume: false,
+        start_first: false,
+        parallelism: 1,
+    }
+}
+
+/// The changes of `plan` as (host, slot, action, reason, drift), sorted.
+fn changes_of(plan: &Plan) -> Vec<(String, String, Action, plan::Reason, bool)> {
+    let mut all: Vec<_> = plan
+        .hosts
+        .iter()
+        .flat_map(|h| {
+            h.changes.iter().map(move |c| {
+                (
+                    h.host.clone(),
+                    c.slot.to_string(),
+                    c.action,
+                    c.reason.clone(),
+                    c.drift,
+                )
+            })
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+/// A scaled-up replica and one that placement moves to another host are
+/// the commit's creates; a replica removed by hand below a running higher
+/// one is drift, and so is any removed one while the commit did not move.
+#[tokio::test]
+async fn only_a_replica_berth_had_created_there_is_missing() {
+    use plan::Reason;
+    let world = |svc0: u32, svc1_role: usize| World {
+        hosts: vec![HostGen { role: 0 }, HostGen { role: 1 }],
+        stacks: vec![Some(StackGen {
+            services: vec![
+                Some(one_service(svc0, None)),
+                Some(one_service(1, Some(svc1_role))),
+            ],
+        })],
+    };
+    let fleet = Fleet::new(2);
+    let before = world(2, 0);
+    let project = before.load();
+    let mut context = context(&project);
+    context
+        .metadata
+        .insert(crate::labels::COMMIT.into(), "c1".into());
+    let first = fleet.plan(&project).await;
+    assert_clean(&apply(&first, &fleet.boxed, &context).await);
+    let on = |host: &str, slot: &str| {
+        fleet.engines[host]
+            .containers()
+            .into_iter()
+            .find(|c| c.name == slot)
+    };
+    // Replica 1 of st0/svc0 is removed by hand.
+    let (host1, removed) = ["h0", "h1"]
+        .into_iter()
+        .find_map(|h| Some((h, on(h, "st0-svc0-1")?)))
+        .expect("st0/svc0.1 runs");
+    fleet.engines[host1]
+        .remove_container(&removed.id)
+        .await
+        .unwrap();
+
+    // The commit did not move: the removed replica is drift.
+    let observed = fleet.observe().await;
+    let desired = placement::place(&project, &plan::current_placement(&observed)).unwrap();
+    let same = plan::diff(&desired, &observed, Vec::new(), Some("c1".into()));
+    assert_eq!(
+        changes_of(&same),
+        vec![(
+            host1.to_string(),
+            "st0/svc0.1".into(),
+            Action::Create,
+            Reason::Missing,
+            true
+        )]
+    );
+
+    // A new commit scales svc0 up and moves svc1 to the other role: the
+    // removed replica is still drift (replica 2 of its spec runs), replica
+    // 3 and the moved one are plain creates.
+    let after = world(3, 1).load();
+    let desired = placement::place(&after, &plan::current_placement(&observed)).unwrap();
+    let next = plan::diff(&desired, &observed, Vec::new(), Some("c2".into()));
+    let mut creates: Vec<_> = changes_of(&next)
+        .into_iter()
+        .filter(|c| c.2 == Action::Create)
+        .map(|(_, slot, _, reason, drift)| (slot, reason, drift))
+        .collect();
+    creates.sort();
+    assert_eq!(
+        creates,
+        vec![
+            ("st0/svc0.1".into(), Reason::Missing, true),
+            ("st0/svc0.3".into(), Reason::New, false),
+            ("st0/svc1.1".into(), Reason::New, false),
+        ]
+    );
+    assert!(
+        changes_of(&next).iter().any(|c| c.0 == "h0"
+            && c.1 == "st0/svc1.1"
+            && c.2 == Action::Remove
+            && c.3 == Reason::Moved),
+        "{:?}",
+        changes_of(&next)
+    );
+    assert_eq!(next.drift_count(), 1);
+    // Shown as the user reads it: the commit's creates say so.
+    let human = crate::render::human(&next);
+    assert_eq!(human.matches("missing on the host").count(), 1, "{human}");
 }

@@ -326,9 +326,10 @@ pub struct HostArgs {
     runtime_dir: PathBuf,
 
     /// The runner's Docker client config directory, as `docker login`
-    /// writes it: the registry credentials of DIR/config.json (plain
-    /// `auths`; credential helpers are not run) resolve image tags to
-    /// digests at plan time, and pulls send them to the hosts' engines.
+    /// writes it: the registry credentials of DIR/config.json (from the
+    /// credential helper it names, `credHelpers` or `credsStore`, else its
+    /// `auths`) resolve image tags to digests at plan time, and pulls send
+    /// them to the hosts' engines.
     /// Registries are asked over HTTPS, plain HTTP only for those listed in
     /// `settings.insecure_registries` of berth.yaml (`settings.resolve_from`
     /// says who asks). Default: ~/.docker.

@@ -262,6 +262,27 @@ impl Fleet {
         }
     }
 
+    /// Records, through the run locks, that berth resolved each image of
+    /// `checked` (host -> images as the repo writes them) and deployed what
+    /// its tag named there now (see `hosts::lock`).
+    pub async fn record_checked(&mut self, checked: &BTreeMap<String, BTreeSet<String>>) {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        for lock in self.locks.iter_mut() {
+            let Some(images) = checked.get(lock.host()).filter(|i| !i.is_empty()) else {
+                continue;
+            };
+            if let Err(e) = lock.record_checked(images, now).await {
+                tracing::warn!(
+                    host = lock.host(),
+                    "cannot record when the images were checked: {e:#}"
+                );
+            }
+        }
+    }
+
     /// Releases every lock (waiting for the lock shells to exit, so the next
     /// run can take them at once), closes every connection and removes the
     /// runtime directory.
@@ -353,13 +374,45 @@ impl Drop for RuntimeDir {
     }
 }
 
-/// What `engine` runs, with the ages of the `aged` images it has.
+/// Longest the read of the check record beside the run lock may take.
+const CHECKS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What `engine` runs, with the ages of the `aged` images it has and, when
+/// any image is aged (a service has a refresh `pull_policy`), when berth
+/// last checked each image there (the record beside the run lock).
 async fn observe(
     engine: &dyn Engine,
     project: &str,
     aged: &BTreeSet<String>,
 ) -> anyhow::Result<HostObservation> {
-    let mut obs = engine.observe(project).await?;
+    let checks = async {
+        if aged.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let script = super::lock::checks_script(engine.shell().root(), project);
+        let (code, out) = engine
+            .shell()
+            .run(engine.who(), &script, None, CHECKS_TIMEOUT)
+            .await?;
+        if code != 0 {
+            anyhow::bail!(
+                "{}: cannot read when berth last checked the images (exit {code}): {}",
+                engine.who(),
+                out.trim()
+            );
+        }
+        let now = SystemTime::now();
+        Ok(super::lock::parse_checks(&out)
+            .into_iter()
+            .map(|(image, secs)| {
+                let at = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+                (image, now.duration_since(at).unwrap_or_default())
+            })
+            .collect())
+    };
+    let (obs, checks) = tokio::join!(engine.observe(project), checks);
+    let mut obs = obs?;
+    obs.image_checks = checks?;
     let present: Vec<String> = aged.intersection(&obs.images).cloned().collect();
     if !present.is_empty() {
         let tagged = engine.last_tagged(&present).await?;

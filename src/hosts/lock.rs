@@ -10,7 +10,13 @@
 //! commit the last apply deployed is kept beside it too (told to the shell
 //! on its stdin, read back when the next run takes the lock): a run that
 //! only removed containers leaves no label to say how far the host got.
+//! Beside it too, per image, when berth last resolved its tag and deployed
+//! what it named on this host (`<lock>.checked`, lines `<unix secs>
+//! <image>`): what `pull_policy: daily`/`weekly` count from. Like the
+//! commit record it lives in `/run/lock`, so a reboot forgets it (the next
+//! run then follows a moved tag at once).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -50,6 +56,29 @@ impl HostLock {
         stdin
             .write_all(format!("applied {commit}\n").as_bytes())
             .await?;
+        stdin.flush().await?;
+        Ok(())
+    }
+
+    /// Records that berth resolved each of `images` and deployed what its
+    /// tag named on this host, at `at` (seconds since the epoch): one line
+    /// per image, replacing that image's earlier line.
+    pub async fn record_checked(
+        &mut self,
+        images: &BTreeSet<String>,
+        at: u64,
+    ) -> anyhow::Result<()> {
+        let Some(stdin) = self.child.as_mut().and_then(|c| c.stdin.as_mut()) else {
+            return Ok(());
+        };
+        let mut lines = String::new();
+        for image in images {
+            if !is_image_word(image) {
+                anyhow::bail!("not an image reference: {image}");
+            }
+            lines.push_str(&format!("checked {at} {image}\n"));
+        }
+        stdin.write_all(lines.as_bytes()).await?;
         stdin.flush().await?;
         Ok(())
     }
@@ -103,15 +132,17 @@ pub fn holder_description(commit: Option<&str>) -> String {
         .collect()
 }
 
-fn is_commit_id(s: &str) -> bool {
-    (7..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_hexdigit())
+/// An image reference as one word the lock script can keep on a line.
+fn is_image_word(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 512
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
 }
 
-/// The shell run on the host. Prints `berth-lock-waiting <holder>` when it
-/// has to wait, then `berth-lock-acquired [<last applied commit>]` or
-/// `berth-lock-held <holder>`. While held it reads `applied <commit>` lines.
-/// `root` is the shell's [`Shell::root`]: empty on a real host.
-pub fn script(root: &str, key: &str, holder: &str, timeout: Duration) -> String {
+/// The lock file's directory and name for `key`, as shell assignments
+/// (`d`, `f`): `/run/lock` where it is writable, else `/tmp`.
+fn lock_path(root: &str, key: &str) -> String {
     let key: String = key
         .chars()
         .map(|c| {
@@ -122,22 +153,59 @@ pub fn script(root: &str, key: &str, holder: &str, timeout: Duration) -> String 
             }
         })
         .collect();
-    // Quoted twice (single quotes around the script, double around this).
-    let holder: String = holder.chars().filter(|c| !"'\"$`\\".contains(*c)).collect();
     let root = if root.is_empty() {
         String::new()
     } else {
         quote(root)
     };
+    format!("d={root}/run/lock; [ -d $d ] && [ -w $d ] || d={root}/tmp; f=$d/berth-{key}.lock;")
+}
+
+/// Prints the check record beside the lock for `key` (see the module
+/// doc); nothing when there is none. Read without the lock: a plan only
+/// reads, and the record is replaced by a rename.
+pub fn checks_script(root: &str, key: &str) -> String {
+    format!("{} cat $f.checked 2>/dev/null; true", lock_path(root, key))
+}
+
+/// The check record as [`checks_script`] prints it: image -> when (seconds
+/// since the epoch). Lines that are not `<secs> <image>` are skipped.
+pub fn parse_checks(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|line| {
+            let (secs, image) = line.trim().split_once(' ')?;
+            let image = image.trim();
+            is_image_word(image).then_some(())?;
+            Some((image.to_string(), secs.parse().ok()?))
+        })
+        .collect()
+}
+
+fn is_commit_id(s: &str) -> bool {
+    (7..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// The shell run on the host. Prints `berth-lock-waiting <holder>` when it
+/// has to wait, then `berth-lock-acquired [<last applied commit>]` or
+/// `berth-lock-held <holder>`. While held it reads `applied <commit>` and
+/// `checked <secs> <image>` lines.
+/// `root` is the shell's [`Shell::root`]: empty on a real host.
+pub fn script(root: &str, key: &str, holder: &str, timeout: Duration) -> String {
+    // Quoted twice (single quotes around the script, double around this).
+    let holder: String = holder.chars().filter(|c| !"'\"$`\\".contains(*c)).collect();
     format!(
-        "d={root}/run/lock; [ -d $d ] && [ -w $d ] || d={root}/tmp; f=$d/berth-{key}.lock; \
+        "{path} \
          exec 9>>$f || {{ echo berth-lock-error cannot open $f; exit 1; }}; \
          if ! flock -n 9; then \
            [ {secs} -gt 0 ] && echo berth-lock-waiting $(cat $f.holder 2>/dev/null); \
            if [ {secs} -eq 0 ] || ! flock -w {secs} 9; then echo berth-lock-held $(cat $f.holder 2>/dev/null); exit 3; fi; \
          fi; \
          echo \"{holder}\" > $f.holder; echo berth-lock-acquired $(cat $f.applied 2>/dev/null); \
-         while read -r w c; do [ \"$w\" = applied ] && echo $c > $f.applied.new && mv -f $f.applied.new $f.applied; done",
+         while read -r w c i; do case $w in \
+           applied) echo $c > $f.applied.new && mv -f $f.applied.new $f.applied;; \
+           checked) {{ [ -f $f.checked ] && while read -r t n; do [ \"$n\" = \"$i\" ] || echo \"$t $n\"; done < $f.checked; echo \"$c $i\"; }} > $f.checked.new && mv -f $f.checked.new $f.checked;; \
+         esac; done",
+        path = lock_path(root, key),
         secs = timeout.as_secs(),
     )
 }
@@ -283,5 +351,53 @@ mod tests {
             Ok(lock) => assert_eq!(lock.last_applied(), Some(commit)),
             Err(e) => panic!("lock not released: {e:?}"),
         }
+    }
+
+    /// The check record: written through the lock shell, one line per
+    /// image (a later check replaces the earlier one), read back without
+    /// the lock.
+    #[tokio::test]
+    async fn checks_are_recorded_beside_the_lock_and_read_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("tmp")).expect("tmp");
+        let root = dir.path().to_string_lossy().to_string();
+        let local = |script: String| {
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(script);
+            c
+        };
+        let read = || async {
+            let out = local(checks_script(&root, "p"))
+                .output()
+                .await
+                .expect("read");
+            parse_checks(&String::from_utf8_lossy(&out.stdout))
+        };
+        assert!(read().await.is_empty());
+        let take = || {
+            acquire(
+                local(script(&root, "p", "run", Duration::from_secs(1))),
+                "local",
+                Duration::from_secs(1),
+            )
+        };
+        let a = "10.77.0.1:5000/berth/web:live".to_string();
+        let b = "redis:7".to_string();
+        let mut lock = take().await.expect("lock");
+        lock.record_checked(&BTreeSet::from([a.clone(), b.clone()]), 100)
+            .await
+            .expect("record");
+        lock.release().await;
+        let mut lock = take().await.expect("lock again");
+        lock.record_checked(&BTreeSet::from([a.clone()]), 200)
+            .await
+            .expect("record");
+        assert!(lock
+            .record_checked(&BTreeSet::from(["bad image; rm -rf /".to_string()]), 1)
+            .await
+            .is_err());
+        lock.release().await;
+        assert_eq!(read().await, BTreeMap::from([(a, 200), (b, 100)]));
+        assert!(parse_checks("junk\n12 \nx y\n").is_empty());
     }
 }

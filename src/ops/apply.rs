@@ -138,6 +138,18 @@ async fn on_fleet(
             .collect();
         fleet.record_applied(&commit.id, &done).await;
     }
+    // When each refresh service's tag was last followed, per host: what
+    // `daily`/`weekly` count from.
+    let done: BTreeSet<String> = report
+        .hosts
+        .iter()
+        .filter(|h| h.error.is_none())
+        .map(|h| h.host.clone())
+        .collect();
+    let refresh = super::stages::refresh_services(&loaded.project);
+    fleet
+        .record_checked(&crate::plan::digests::checked(&plan, &done, &refresh))
+        .await;
     Ok(ApplyOutcome::Applied { plan, report })
 }
 

@@ -199,6 +199,21 @@ fn aged_images(project: &Project) -> BTreeSet<String> {
         .collect()
 }
 
+/// The (stack, service) pairs with a refresh `pull_policy` (`daily`,
+/// `weekly`, `every_<d>`).
+pub(super) fn refresh_services(project: &Project) -> BTreeSet<(String, String)> {
+    project
+        .stacks
+        .iter()
+        .flat_map(|st| {
+            st.services
+                .iter()
+                .filter(|s| matches!(s.pull_policy, spec::PullPolicy::Every(_)))
+                .map(|s| (st.name.clone(), s.name.clone()))
+        })
+        .collect()
+}
+
 /// How many hosts are contacted (and changed) at once.
 pub(super) fn parallel(loaded: &Loaded, hosts: &HostOptions) -> usize {
     hosts
@@ -400,17 +415,17 @@ async fn resolve_digests(
                     Ok(d) if crate::registry::is_digest(&d) => {
                         resolved.insert(image, d);
                     }
-                    Ok(d) => failed.push(format!(
+                    Ok(d) => failed.push(anyhow::anyhow!(
                         "the engine named no usable digest for image `{image}` (`{d}`)"
                     )),
-                    Err(e) => failed.push(format!("{e:#}")),
+                    Err(e) => failed.push(e),
                 }
             }
+            if failed.len() == 1 {
+                return Err(failed.remove(0));
+            }
             if !failed.is_empty() {
-                anyhow::bail!(
-                    "cannot resolve image digests through the hosts:\n  - {}",
-                    failed.join("\n  - ")
-                );
+                return Err(crate::error::Problems::of(&failed).into());
             }
             resolved
         }

@@ -35,9 +35,9 @@ pub fn short(digest: &str) -> String {
 /// container: `always` does, and so does the default policy for an image
 /// without a tag or with `:latest` (`explicit`: the service wrote its
 /// `pull_policy`); `missing` pins what runs until the spec changes;
-/// `daily`, `weekly`, `every_<d>` follow once the host's copy of the tag is
-/// older than that (the engine's `LastTagTime`, refreshed by each pull);
-/// `never` is not resolved at all.
+/// `daily`, `weekly`, `every_<d>` follow once berth's last check of the
+/// image on that host is older than that (see [`due`]); `never` is not
+/// resolved at all.
 pub fn follows(policy: PullPolicy, explicit: bool, image: &str, have: &HostObservation) -> bool {
     match policy {
         PullPolicy::Always => true,
@@ -46,11 +46,46 @@ pub fn follows(policy: PullPolicy, explicit: bool, image: &str, have: &HostObser
             let r = ImageRef::split(image);
             !explicit && r.digest.is_none() && r.tag.as_deref().is_none_or(|t| t == "latest")
         }
-        PullPolicy::Every(period) => have
-            .image_ages
-            .get(&ImageRef::split(image).engine_form())
-            .is_none_or(|age| *age > period),
+        PullPolicy::Every(period) => due(period, have.image_checks.get(image).copied()),
     }
+}
+
+/// Whether a refresh policy of `period` follows a moved tag, `since` the
+/// last time berth resolved the image and deployed what its tag named on
+/// the host (the record beside the run lock; None: never recorded). Not
+/// the engine's `LastTagTime`: a pull by digest does not refresh it, and
+/// some engines report none.
+pub fn due(period: std::time::Duration, since: Option<std::time::Duration>) -> bool {
+    since.is_none_or(|since| since > period)
+}
+
+/// Host -> the images whose tag berth resolved and deployed there, for the
+/// record [`due`] reads: the images of `plan`'s creates and replaces on
+/// `done` hosts (applied without error) whose service has a refresh
+/// policy (`refresh`: (stack, service) pairs) and that carry a digest. A
+/// repair (drift) is left out: it may bring back what ran rather than what
+/// the tag names.
+pub fn checked(
+    plan: &Plan,
+    done: &BTreeSet<String>,
+    refresh: &BTreeSet<(String, String)>,
+) -> BTreeMap<String, BTreeSet<String>> {
+    plan.hosts
+        .iter()
+        .filter(|h| done.contains(&h.host))
+        .map(|h| {
+            let images = h
+                .changes
+                .iter()
+                .filter(|c| !c.drift && c.action != Action::Reload)
+                .filter(|c| refresh.contains(&(c.slot.stack.clone(), c.slot.service.clone())))
+                .filter_map(|c| c.desired.as_ref())
+                .filter(|d| d.digest.is_some())
+                .map(|d| d.spec.image.clone())
+                .collect();
+            (h.host.clone(), images)
+        })
+        .collect()
 }
 
 /// Pins the plan's creates and replaces to `resolved` digests, plans a
@@ -290,6 +325,17 @@ mod tests {
         running: Option<&str>,
         edit: impl FnOnce(&mut Plan),
     ) -> Plan {
+        planned_seen(policy, explicit, running, |_| {}, edit)
+    }
+
+    /// [`planned_with`], with `seen` made to the host's observation first.
+    fn planned_seen(
+        policy: PullPolicy,
+        explicit: bool,
+        running: Option<&str>,
+        seen: impl FnOnce(&mut HostObservation),
+        edit: impl FnOnce(&mut Plan),
+    ) -> Plan {
         let want = spec();
         let desired = DesiredState {
             project: "p".into(),
@@ -332,6 +378,7 @@ mod tests {
                 vec![format!("10.77.0.1:5000/berth/web@{digest}")],
             );
         }
+        seen(&mut have);
         let observed = BTreeMap::from([("h".to_string(), have)]);
         let mut plan = super::super::diff(&desired, &observed, Vec::new(), None);
         edit(&mut plan);
@@ -481,6 +528,74 @@ mod tests {
             md.contains("nothing (`pull_policy` keeps what runs)"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn a_refresh_policy_is_due_once_its_period_passed_since_the_last_check() {
+        let day = std::time::Duration::from_secs(24 * 3600);
+        assert!(due(day, None), "never checked: due");
+        assert!(!due(day, Some(day / 2)));
+        assert!(!due(day, Some(day)), "exactly a day: not yet");
+        assert!(due(day, Some(day + std::time::Duration::from_secs(1))));
+        assert!(!due(7 * day, Some(3 * day)));
+    }
+
+    /// `daily` follows a moved tag only when berth's last check of the
+    /// image on the host (the record beside the lock) is a day old; the
+    /// engine's tag time does not count.
+    #[test]
+    fn a_daily_service_follows_a_moved_tag_once_a_day_after_its_last_check() {
+        let day = std::time::Duration::from_secs(24 * 3600);
+        let with_check = |since: Option<std::time::Duration>| {
+            planned_seen(
+                PullPolicy::Every(day),
+                true,
+                Some(OLD),
+                |have| {
+                    // Pulled long ago, as far as the engine says.
+                    have.image_ages.insert(IMAGE.into(), 30 * day);
+                    if let Some(since) = since {
+                        have.image_checks.insert(IMAGE.into(), since);
+                    }
+                },
+                |_| {},
+            )
+        };
+        let recent = with_check(Some(day / 24));
+        assert!(recent.hosts[0].changes.is_empty(), "{:?}", recent.hosts[0]);
+        assert_eq!(recent.hosts[0].available.len(), 1);
+        for since in [Some(2 * day), None] {
+            let old = with_check(since);
+            let host = &old.hosts[0];
+            assert_eq!(host.changes.len(), 1, "{since:?}: {host:?}");
+            assert!(matches!(host.changes[0].reason, Reason::TagMoved { .. }));
+            assert!(host.available.is_empty());
+        }
+    }
+
+    /// What apply records as checked: creates and replaces with a digest
+    /// of refresh services on the hosts that finished, not repairs.
+    #[test]
+    fn checks_are_recorded_for_what_refresh_services_deployed() {
+        let followed = planned(
+            PullPolicy::Every(std::time::Duration::from_secs(60)),
+            true,
+            Some(OLD),
+        );
+        let refresh = BTreeSet::from([("web".to_string(), "site".to_string())]);
+        let done = BTreeSet::from(["h".to_string()]);
+        assert_eq!(
+            checked(&followed, &done, &refresh),
+            BTreeMap::from([("h".to_string(), BTreeSet::from([IMAGE.to_string()]))])
+        );
+        assert!(checked(&followed, &BTreeSet::new(), &refresh).is_empty());
+        assert_eq!(
+            checked(&followed, &done, &BTreeSet::new())["h"],
+            BTreeSet::new()
+        );
+        let mut repair = followed.clone();
+        repair.hosts[0].changes[0].drift = true;
+        assert!(checked(&repair, &done, &refresh)["h"].is_empty());
     }
 
     #[test]

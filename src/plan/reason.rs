@@ -10,10 +10,12 @@ use crate::placement::Slot;
 /// Why a container is created, replaced or removed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {
-    /// The repo asks for a replica that never ran here.
+    /// The repo asks for a replica that berth has no evidence of having
+    /// run here: a new service, a scale-up, a replica placed here.
     New,
-    /// A replica deployed before (same spec, or the commit did not move) is
-    /// gone from the host: removed outside berth.
+    /// A replica berth had created on this host is gone from it: removed
+    /// outside berth (the commit did not move since every container was
+    /// deployed, or a higher replica of the same spec runs; see the diff).
     Missing,
     /// The container has the wanted spec but is not running: stopped
     /// outside berth.

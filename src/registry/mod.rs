@@ -34,7 +34,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use sha2::Digest as _;
 
-use crate::error::Hint;
+use crate::error::{Hint, Problems};
 use crate::hosts::docker::auth::registry_credentials;
 use crate::spec::ImageRef;
 
@@ -107,8 +107,9 @@ impl Resolver {
         })
     }
 
-    /// Every image of `images` (as written) to its digest, or one error
-    /// naming each image and registry that failed (with a `help:`).
+    /// Every image of `images` (as written) to its digest, or an error
+    /// naming each image and registry that failed, each with its `help:`
+    /// (several at once: [`Problems`]).
     pub async fn resolve_all(
         &self,
         images: &BTreeSet<String>,
@@ -136,14 +137,9 @@ impl Resolver {
         match failed.len() {
             0 => Ok(digests),
             1 => Err(failed.remove(0)),
-            _ => {
-                let lines: Vec<String> = failed.iter().map(|e| format!("{e:#}")).collect();
-                Err(anyhow!(
-                    "cannot resolve {} images to digests:\n  - {}",
-                    lines.len(),
-                    lines.join("\n  - ")
-                ))
-            }
+            // Each image's own message and `help:` (a wrong password for
+            // one registry, another one down: two different remedies).
+            _ => Err(Problems::of(&failed).into()),
         }
     }
 
@@ -171,7 +167,7 @@ impl Resolver {
         let target = Target::of(reference, &self.opts.insecure);
         let url = target.manifest_url(reference.tag.as_deref().unwrap_or("latest"));
         let credentials =
-            registry_credentials(self.opts.docker_config.as_deref(), &target.registry);
+            registry_credentials(self.opts.docker_config.as_deref(), &target.registry).await?;
         let basic = credentials.as_ref().and_then(|c| {
             let user = c.username.as_deref()?;
             let password = c.password.as_deref().unwrap_or_default();
@@ -682,6 +678,220 @@ mod tests {
             ]),
             "scope=repository%3Alibrary%2Fredis%3Apull&service=a%20b"
         );
+    }
+
+    /// Two registries down at once: each is named, each with its `help:`.
+    #[tokio::test]
+    async fn several_failures_keep_each_help() {
+        let resolver = Resolver::new(RegistryOptions {
+            insecure: BTreeSet::from(["127.0.0.1:1".to_string(), "127.0.0.1:2".to_string()]),
+            timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(2),
+            ..Default::default()
+        });
+        let images = BTreeSet::from(["127.0.0.1:1/a:1".to_string(), "127.0.0.1:2/b:1".to_string()]);
+        let err = resolver.resolve_all(&images).await.expect_err("both down");
+        let shown = crate::error::Error::from(err).render();
+        for registry in ["127.0.0.1:1", "127.0.0.1:2"] {
+            assert!(
+                shown.contains(&format!("error: registry `{registry}` is not reachable")),
+                "{shown}"
+            );
+        }
+        assert_eq!(
+            shown
+                .matches(&format!("  help: {HELP_UNREACHABLE}\n"))
+                .count(),
+            2,
+            "{shown}"
+        );
+    }
+
+    /// One request as the fake registry below saw it.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        line: String,
+        headers: Vec<(String, String)>,
+        body: String,
+    }
+
+    impl Seen {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    /// A registry on loopback that wants a bearer token from its own token
+    /// service, which gives one only for the refresh token `rt-secret`
+    /// (what `docker login` keeps as `identitytoken` for an OAuth
+    /// registry): HTTP/1.1 with keep-alive, at most 16 requests, each
+    /// connection read for 10 s at most.
+    async fn oauth_registry(
+        digest: &'static str,
+    ) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Seen>>>) {
+        use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let registry = listener.local_addr().expect("addr").to_string();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let realm = format!("http://{registry}/token");
+        tokio::spawn(async move {
+            for _ in 0..4 {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let log = log.clone();
+                let realm = realm.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut read = tokio::io::BufReader::new(read);
+                    for _ in 0..16 {
+                        let request = async {
+                            let mut line = String::new();
+                            read.read_line(&mut line).await.ok()?;
+                            if line.is_empty() {
+                                return None;
+                            }
+                            let mut headers = Vec::new();
+                            loop {
+                                let mut h = String::new();
+                                read.read_line(&mut h).await.ok()?;
+                                let h = h.trim_end().to_string();
+                                if h.is_empty() {
+                                    break;
+                                }
+                                let (n, v) = h.split_once(':')?;
+                                headers.push((n.trim().to_string(), v.trim().to_string()));
+                            }
+                            let mut seen = Seen {
+                                line: line.trim_end().to_string(),
+                                headers,
+                                body: String::new(),
+                            };
+                            let len: usize = seen
+                                .header("content-length")
+                                .and_then(|l| l.parse().ok())
+                                .unwrap_or(0);
+                            let mut body = vec![0; len.min(4096)];
+                            read.read_exact(&mut body).await.ok()?;
+                            seen.body = String::from_utf8_lossy(&body).into_owned();
+                            Some(seen)
+                        };
+                        let Ok(Some(req)) =
+                            tokio::time::timeout(Duration::from_secs(10), request).await
+                        else {
+                            return;
+                        };
+                        log.lock().expect("log").push(req.clone());
+                        let answer = if req.line.starts_with("POST /token ") {
+                            if req.body.contains("refresh_token=rt-secret") {
+                                (
+                                    200,
+                                    String::new(),
+                                    r#"{"access_token": "at-1"}"#.to_string(),
+                                )
+                            } else {
+                                (401, String::new(), String::new())
+                            }
+                        } else if req.header("authorization") == Some("Bearer at-1") {
+                            (
+                                200,
+                                format!("Docker-Content-Digest: {digest}\r\n"),
+                                String::new(),
+                            )
+                        } else {
+                            (
+                                401,
+                                format!(
+                                    "WWW-Authenticate: Bearer realm=\"{realm}\",service=\"fake\"\r\n"
+                                ),
+                                String::new(),
+                            )
+                        };
+                        let (code, extra, body) = answer;
+                        let text = format!(
+                            "HTTP/1.1 {code} X\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if write.write_all(text.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (registry, seen)
+    }
+
+    /// `identitytoken` in `auths` (an OAuth registry's refresh token) is
+    /// traded at the registry's token service as the Docker client does
+    /// (POST, `grant_type=refresh_token`, the scope and service asked);
+    /// the access token then opens the manifest. The bed's registry (htpasswd,
+    /// Basic) issues no identity tokens, so this speaks to a fake one.
+    #[tokio::test]
+    async fn an_identity_token_is_traded_for_an_access_token() {
+        const D: &str = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+        let (registry, seen) = oauth_registry(D).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("config.json");
+        let write_config = |token: &str| {
+            std::fs::write(
+                &config,
+                format!(r#"{{"auths": {{"{registry}": {{"identitytoken": "{token}"}}}}}}"#),
+            )
+            .expect("config")
+        };
+        let resolver = Resolver::new(RegistryOptions {
+            insecure: BTreeSet::from([registry.clone()]),
+            docker_config: Some(config.clone()),
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(2),
+        });
+        write_config("rt-secret");
+        let image = format!("{registry}/team/app:2");
+        assert_eq!(resolver.resolve(&image).await.expect("resolved"), D);
+        let requests = seen.lock().expect("log").clone();
+        let lines: Vec<&str> = requests.iter().map(|r| r.line.as_str()).collect();
+        assert_eq!(
+            lines,
+            [
+                "HEAD /v2/team/app/manifests/2 HTTP/1.1",
+                "POST /token HTTP/1.1",
+                "HEAD /v2/team/app/manifests/2 HTTP/1.1",
+            ]
+        );
+        let post = &requests[1];
+        assert_eq!(
+            post.header("content-type"),
+            Some("application/x-www-form-urlencoded")
+        );
+        assert_eq!(
+            post.body,
+            "grant_type=refresh_token&refresh_token=rt-secret&client_id=berth&scope=repository%3Ateam%2Fapp%3Apull&service=fake"
+        );
+        assert_eq!(
+            post.header("authorization"),
+            None,
+            "no Basic beside the token"
+        );
+
+        // A refresh token the service refuses: said, with the help line.
+        write_config("rt-stale");
+        let err = resolver.resolve(&image).await.expect_err("refused");
+        let shown = crate::error::one_line(&err);
+        assert!(
+            shown.contains(&format!(
+                "registry `{registry}` refused the credentials from the runner's Docker config for image `{image}`"
+            )),
+            "{shown}"
+        );
+        assert!(shown.contains("help: run `docker login"), "{shown}");
+        assert!(!shown.contains("rt-stale"), "{shown}");
     }
 
     #[tokio::test]

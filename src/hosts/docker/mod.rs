@@ -429,7 +429,7 @@ impl Docker for DockerEngine {
         let reference = ImageRef::split(image);
         let (from_image, tag) = reference.pull_args();
         let credentials =
-            registry_credentials(self.docker_config.as_deref(), &reference.registry());
+            registry_credentials(self.docker_config.as_deref(), &reference.registry()).await?;
         let options = CreateImageOptionsBuilder::default()
             .from_image(&from_image)
             .tag(&tag)
@@ -460,7 +460,7 @@ impl Docker for DockerEngine {
             return Ok(digest);
         }
         let credentials =
-            registry_credentials(self.docker_config.as_deref(), &reference.registry());
+            registry_credentials(self.docker_config.as_deref(), &reference.registry()).await?;
         let name = format!(
             "{}:{}",
             reference.name,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::{apply, plan};
 use crate::support::{
-    berth, berth_spawn, docker_cli, expect_code, finish, Bed, Failed, Repo, HOSTS,
+    berth, berth_env, berth_spawn, docker_cli, expect_code, finish, Bed, Failed, Repo, HOSTS,
 };
 
 /// Builds a new image on edge-3's engine (`FROM` the bed's worker image,
@@ -236,6 +236,218 @@ fn with_pull_policy_missing_a_moved_tag_is_available_not_applied() -> Result<(),
     check!(
         created_from(bed, &HOSTS, "app-worker-1") == vec![pinned; 3],
         "a moved tag was applied under `pull_policy: missing`"
+    );
+    Ok(())
+}
+
+/// `pull_policy: daily` counts from when berth last followed the tag on a
+/// host (the record beside the run lock), not from the engine's tag time:
+/// a tag pushed again just after a deploy is available, not applied; once
+/// that record is a day old, the moved tag is a planned replace; once
+/// followed, the next push waits again.
+#[test]
+fn with_pull_policy_daily_a_moved_tag_is_followed_a_day_after_the_last_check() -> Result<(), Failed>
+{
+    let bed = &Bed::take();
+    let project = "t-dig-daily";
+    let _scope = bed.scope(project);
+    let image = format!("{}/berth/t-dig-daily:live", bed.get("BED_REGISTRY"));
+    let repository = image.trim_end_matches(":live");
+    let first = push_build(bed, &image, "first")?;
+    let repo = global_repo(bed, project, &image, "    pull_policy: daily\n", "");
+    expect_code(&apply(&repo, &[]), 0);
+
+    let second = push_build(bed, &image, "second")?;
+    let shown = plan(&repo, &["--detailed-exitcode"]);
+    expect_code(&shown, 0);
+    check!(
+        shown.stdout.contains(&format!(
+            "app/worker.1 {image} moved: {}… -> {}…, available, not applied",
+            short(&first),
+            short(&second)
+        )),
+        "checked just now, yet not shown as available\n{shown}"
+    );
+
+    // Each host's record says berth checked the image two days ago.
+    let age = format!(
+        "f=/run/lock/berth-{project}.lock.checked; grep -qF ' {image}' $f && sed -i \"s|^[0-9]* |$(( $(date +%s) - 172800 )) |\" $f"
+    );
+    for host in HOSTS {
+        check!(
+            bed.ssh(host, &age).status.success(),
+            "no check of `{image}` recorded beside the run lock on {host}"
+        );
+    }
+    let moved = format!("tag live moved: {}… -> {}…", short(&first), short(&second));
+    let due = plan(&repo, &["--detailed-exitcode"]);
+    expect_code(&due, 2);
+    check!(due.stdout.contains(&moved), "{due}");
+    check!(
+        due.stdout
+            .contains("Plan: 0 to create, 3 to replace, 0 to remove."),
+        "{due}"
+    );
+    expect_code(&apply(&repo, &[]), 0);
+    let now = (format!("{repository}@{second}"), image.clone());
+    check!(
+        created_from(bed, &HOSTS, "app-worker-1") == vec![now; 3],
+        "not every host followed the tag: {:?}",
+        created_from(bed, &HOSTS, "app-worker-1")
+    );
+
+    // Followed just now: the next push waits its day again.
+    let third = push_build(bed, &image, "third")?;
+    let again = plan(&repo, &["--detailed-exitcode"]);
+    expect_code(&again, 0);
+    check!(
+        again.stdout.contains(&format!(
+            "moved: {}… -> {}…, available, not applied",
+            short(&second),
+            short(&third)
+        )),
+        "{again}"
+    );
+    Ok(())
+}
+
+/// A Docker credential helper named in the runner's Docker config
+/// (`credHelpers`) is run for the registry, as the Docker CLI runs it: a
+/// real executable on PATH speaking the protocol (the registry on stdin,
+/// JSON on stdout) gives the bed's authenticated registry its credentials,
+/// for the plan's resolution and the hosts' pulls. A helper that is not
+/// installed, or fails, is named, exit 1, no host touched.
+#[test]
+fn a_credential_helper_in_the_docker_config_is_run_for_the_registry() -> Result<(), Failed> {
+    let bed = &Bed::take();
+    let project = "t-dig-helper";
+    let _scope = bed.scope(project);
+    let image = bed.get("BED_AUTH_WEB_V1");
+    let registry = bed.get("BED_AUTH_REGISTRY");
+    let (user, password) = (bed.get("BED_AUTH_USER"), bed.get("BED_AUTH_PASSWORD"));
+    let repo = bed.repo(project);
+    repo.write(
+        "stacks/app/compose.yaml",
+        &format!("services:\n  web:\n    image: {image}\n    stop_grace_period: 1s\n"),
+    );
+    repo.commit("an image behind a credential helper");
+    let path = repo.path().display().to_string();
+
+    let bin = tempfile::tempdir()?;
+    let asked = bin.path().join("asked");
+    let helper = bin.path().join("docker-credential-berthbed");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 2\nread -r server || true\necho \"$server\" >> {asked}\nif [ \"$server\" = {registry} ]; then\n  printf '{{\"ServerURL\":\"%s\",\"Username\":\"{user}\",\"Secret\":\"{password}\"}}' \"$server\"\nelse\n  echo 'credentials not found in native keychain'; exit 1\nfi\n",
+            asked = asked.display()
+        ),
+    )?;
+    let failing = bin.path().join("docker-credential-berthbroken");
+    std::fs::write(
+        &failing,
+        "#!/bin/sh\necho 'keychain is locked' >&2\nexit 3\n",
+    )?;
+    for script in [&helper, &failing] {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let docker_config = |helper: &str| -> Result<tempfile::TempDir, Failed> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(
+            dir.path().join("config.json"),
+            format!(
+                r#"{{"auths": {{"{registry}": {{}}}}, "credHelpers": {{"{registry}": "{helper}"}}}}"#
+            ),
+        )?;
+        Ok(dir)
+    };
+    let search = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run_with = |command: &str, config: &tempfile::TempDir| {
+        berth_env(
+            repo.path(),
+            &[
+                command,
+                "--repo",
+                &path,
+                "--docker-config",
+                &config.path().display().to_string(),
+            ],
+            &[("PATH", search.as_str())],
+        )
+    };
+    let nothing_anywhere = |bed: &Bed| HOSTS.iter().all(|h| bed.containers(h, project).is_empty());
+
+    // Not installed, or failing: named, with what to do; nothing touched.
+    let absent = docker_config("berthabsent")?;
+    let run = run_with("apply", &absent);
+    expect_code(&run, 1);
+    check!(
+        run.stderr.contains(&format!(
+            "the Docker credential helper `docker-credential-berthabsent` for registry `{registry}` is not installed"
+        )),
+        "{run}"
+    );
+    check!(
+        run.stderr
+            .contains("help: install `docker-credential-berthabsent`"),
+        "{run}"
+    );
+    check!(run.stderr.contains("no host was changed"), "{run}");
+    let broken = docker_config("berthbroken")?;
+    let run = run_with("plan", &broken);
+    expect_code(&run, 1);
+    check!(
+        run.stderr.contains(&format!(
+            "the Docker credential helper `docker-credential-berthbroken` for registry `{registry}` failed"
+        )) && run.stderr.contains("keychain is locked"),
+        "{run}"
+    );
+    check!(nothing_anywhere(bed), "a failed helper touched a host");
+
+    // The working helper: resolved, pinned, pulled by the host with the
+    // helper's credentials; the secret is in no output. The hosts drop
+    // what earlier tests pulled from that registry, so they must pull.
+    let repository = format!("{registry}/berth/web");
+    for host in HOSTS {
+        let listed = bed.docker_ok(host, &["images", "--format", "{{.Repository}} {{.ID}}"]);
+        for line in listed.lines() {
+            if let Some((name, id)) = line.split_once(' ') {
+                if name == repository {
+                    bed.docker(host, &["rmi", "-f", id]);
+                }
+            }
+        }
+    }
+    let good = docker_config("berthbed")?;
+    let run = run_with("apply", &good);
+    expect_code(&run, 0);
+    check!(
+        run.stdout
+            .contains(&format!("image = \"{image}\" (sha256:")),
+        "{run}"
+    );
+    check!(
+        !run.stdout.contains(&password) && !run.stderr.contains(&password),
+        "the secret was shown\n{run}"
+    );
+    let asked = std::fs::read_to_string(&asked)?;
+    check!(
+        asked.lines().next() == Some(registry.as_str()),
+        "the helper was not asked for `{registry}`: {asked:?}"
+    );
+    let web_host = HOSTS
+        .iter()
+        .find(|h| bed.containers(h, project).contains_key("app-web-1"))
+        .ok_or_else(|| Failed::from("app-web-1 runs nowhere"))?;
+    let (from, tag) = created_from(bed, &[web_host], "app-web-1").remove(0);
+    check!(
+        from.starts_with(&format!("{registry}/berth/web@sha256:")) && tag == image,
+        "{from} {tag}"
     );
     Ok(())
 }
