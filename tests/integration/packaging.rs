@@ -154,6 +154,23 @@ fn debian_package_installs_with_apt_and_ships_man_page_units_and_conffile() {
         page.contains(".TH berth"),
         "the man page is roff: {page:.200}"
     );
+    // `man berth` as a reader runs it (its pager: cat), rendered cleanly.
+    let shown = Command::new("man")
+        .args(["-P", "cat", "berth"])
+        .env("MANWIDTH", "80")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run man");
+    let rendered = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.status.success()
+            && shown.stderr.is_empty()
+            && rendered.contains("NAME")
+            && rendered.contains("Declarative GitOps")
+            && rendered.contains("import"),
+        "man berth:\n{}",
+        text(&shown)
+    );
 
     // The units: valid, running the packaged binary, not enabled.
     let service = std::fs::read_to_string("/lib/systemd/system/berth-apply.service").unwrap();
