@@ -179,7 +179,11 @@ pub fn place(
                         state.hosts.entry(host.clone()).or_default().adopt.insert(name.clone());
                     }
                     Some(Adopt::Replicas(_)) => {}
-                    Some(Adopt::Name(adopt)) if *adopt != name => problems.push(Diagnostic {
+                    Some(Adopt::Name(adopt)) if *adopt == name => {
+                        state.hosts.entry(host.clone()).or_default().adopt.insert(adopt.clone());
+                    }
+                    // The one name is replica 1's: the others keep berth's names.
+                    Some(Adopt::Name(adopt)) if slot.replica == 1 => problems.push(Diagnostic {
                         location: service.location.clone(),
                         message: format!(
                             "stack `{}`: service `{}` takes over container `{adopt}` (`x-berth.adopt`), but its container on host `{host}` is named `{name}`",
@@ -187,10 +191,7 @@ pub fn place(
                         ),
                         help: Some(format!("add `container_name: {adopt}` to the service, so the container keeps its name")),
                     }),
-                    Some(Adopt::Name(adopt)) => {
-                        state.hosts.entry(host.clone()).or_default().adopt.insert(adopt.clone());
-                    }
-                    None => {}
+                    Some(Adopt::Name(_)) | None => {}
                 }
                 let desired = state.hosts.entry(host).or_default();
                 add_stack_resources(desired, stack, &spec);

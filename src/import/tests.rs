@@ -324,6 +324,34 @@ fn adopting_a_name_the_service_does_not_get_is_refused() {
     );
 }
 
+/// One name takes over replica 1's container: a service scaled up beside
+/// it places its other replicas under berth's names, adopting nothing else.
+#[test]
+fn one_adopted_name_is_replica_ones_and_more_replicas_are_placed() {
+    let dir = crate::spec::test_support::repo(&[
+        (
+            "berth.yaml",
+            "project: p\nhosts:\n  - {name: h, address: 10.0.0.1}\n",
+        ),
+        (
+            "stacks/web/compose.yaml",
+            "services:\n  site:\n    image: reg/site:1\n    deploy: {replicas: 3}\n    x-berth:\n      adopt: web-site-1\n",
+        ),
+    ]);
+    let project = crate::spec::load(dir.path()).expect("loads");
+    let desired = placement::place(&project, &CurrentPlacement::new()).expect("placed");
+    let names: Vec<&str> = desired.hosts["h"]
+        .containers
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
+    assert_eq!(names, ["web-site-1", "web-site-2", "web-site-3"]);
+    assert_eq!(
+        desired.hosts["h"].adopt,
+        BTreeSet::from(["web-site-1".to_string()])
+    );
+}
+
 /// Every setting the import writes, in its less common forms, survives
 /// the round trip through the loader unchanged: a Docker Hub image named
 /// without registry or tag, an anonymous volume, a bind with propagation,
