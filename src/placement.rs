@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use sha2::{Digest, Sha256};
 
 use crate::spec::{
-    ContainerSpec, Deploy, DeployMode, Diagnostic, HostConfig, NetworkSpec, Project, PullPolicy,
-    Service, Stack, VolumeSpec,
+    Adopt, ContainerSpec, Deploy, DeployMode, Diagnostic, HostConfig, NetworkSpec, Project,
+    PullPolicy, Service, Stack, VolumeSpec,
 };
 
 /// One replica of one service: the identity a container carries in its labels.
@@ -166,12 +166,24 @@ pub fn place(
                     &service.name,
                     slot.replica,
                 );
+                // A list of `x-berth.adopt` names the replicas it covers.
                 let name = service
-                    .container_name
-                    .clone()
+                    .adopt
+                    .as_ref()
+                    .and_then(|a| a.replica_name(slot.replica))
+                    .map(str::to_string)
+                    .or_else(|| service.container_name.clone())
                     .unwrap_or_else(|| slot.container_name());
                 match &service.adopt {
-                    Some(adopt) if *adopt != name => problems.push(Diagnostic {
+                    Some(Adopt::Replicas(names)) if names.contains(&name) => {
+                        state.hosts.entry(host.clone()).or_default().adopt.insert(name.clone());
+                    }
+                    Some(Adopt::Replicas(_)) => {}
+                    Some(Adopt::Name(adopt)) if *adopt == name => {
+                        state.hosts.entry(host.clone()).or_default().adopt.insert(adopt.clone());
+                    }
+                    // The one name is replica 1's: the others keep berth's names.
+                    Some(Adopt::Name(adopt)) if slot.replica == 1 => problems.push(Diagnostic {
                         location: service.location.clone(),
                         message: format!(
                             "stack `{}`: service `{}` takes over container `{adopt}` (`x-berth.adopt`), but its container on host `{host}` is named `{name}`",
@@ -179,10 +191,7 @@ pub fn place(
                         ),
                         help: Some(format!("add `container_name: {adopt}` to the service, so the container keeps its name")),
                     }),
-                    Some(adopt) => {
-                        state.hosts.entry(host.clone()).or_default().adopt.insert(adopt.clone());
-                    }
-                    None => {}
+                    Some(Adopt::Name(_)) | None => {}
                 }
                 let desired = state.hosts.entry(host).or_default();
                 add_stack_resources(desired, stack, &spec);

@@ -151,9 +151,12 @@ pub enum Command {
     /// volumes (named volumes as `external`, so their data is kept), networks,
     /// restart policy, healthcheck and labels (only what differs from the
     /// image's defaults), each service pinned to the host and marked
-    /// `x-berth.adopt`. Environment variables whose names look like
-    /// credentials are left out, with a comment. The host is not changed and
-    /// no file is overwritten.
+    /// `x-berth.adopt` (a service scaled to several containers with as many
+    /// replicas, each taking over one). Environment variables whose names
+    /// look like credentials are left out, with a comment. Registries the
+    /// host's engine pulls from over plain HTTP are added to
+    /// `settings.insecure_registries` in berth.yaml. The host is not changed
+    /// and no file is overwritten.
     ///
     /// Then `berth plan` shows a replace per container that "takes over" it,
     /// naming any field the repo does not reproduce, and `berth apply`

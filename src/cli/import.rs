@@ -32,6 +32,26 @@ pub fn report(r: &ImportReport) -> String {
     for skipped in &r.skipped {
         let _ = writeln!(out, "skipped {skipped}");
     }
+    if !r.insecure_added.is_empty() {
+        let _ = writeln!(
+            out,
+            "added `{}` to `settings.insecure_registries` in berth.yaml: host `{}`'s engine pulls from {} over plain HTTP, so the plan asks {} for digests the same way",
+            r.insecure_added.join("`, `"),
+            r.host,
+            if r.insecure_added.len() == 1 { "it" } else { "them" },
+            if r.insecure_added.len() == 1 { "it" } else { "them" },
+        );
+    }
+    if !r.insecure_missing.is_empty() {
+        let _ = writeln!(
+            out,
+            "warning: host `{}`'s engine pulls from `{}` over plain HTTP, and berth.yaml does not list {} in `settings.insecure_registries`\nhelp: add {} there (this import edits only a `settings:` block mapping without that key), or `berth plan` cannot ask for digests",
+            r.host,
+            r.insecure_missing.join("`, `"),
+            if r.insecure_missing.len() == 1 { "it" } else { "them" },
+            if r.insecure_missing.len() == 1 { "it" } else { "them" },
+        );
+    }
     if !r.stacks.is_empty() {
         let _ = writeln!(
             out,

@@ -55,6 +55,15 @@ pub trait Docker: Send + Sync {
             self.host()
         )
     }
+    /// How the engine reaches registries (`docker info`'s `RegistryConfig`):
+    /// for `berth import`, which lists the registries the host pulls from
+    /// over plain HTTP in `settings.insecure_registries`. `None` when the
+    /// engine cannot say.
+    async fn registry_config(
+        &self,
+    ) -> anyhow::Result<Option<crate::import::registries::EngineRegistries>> {
+        Ok(None)
+    }
     /// Ensures the image is present (registry auth from the runner's Docker config).
     async fn pull(&self, image: &str) -> anyhow::Result<()>;
     /// The manifest digest `image`'s tag names now in its registry, asked
@@ -215,6 +224,11 @@ impl Docker for Host {
         names: &[String],
     ) -> anyhow::Result<Vec<crate::import::InspectedContainer>> {
         self.docker.inspect_containers(names).await
+    }
+    async fn registry_config(
+        &self,
+    ) -> anyhow::Result<Option<crate::import::registries::EngineRegistries>> {
+        self.docker.registry_config().await
     }
     async fn pull(&self, image: &str) -> anyhow::Result<()> {
         self.docker.pull(image).await

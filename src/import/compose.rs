@@ -120,13 +120,7 @@ pub fn import(containers: &[InspectedContainer], opts: &ImportOptions) -> Import
                     .and_then(|n| n.parse::<u32>().ok())
                     .unwrap_or(1)
             });
-            for extra in cs.iter().skip(1) {
-                imported.skipped.push(format!(
-                    "`{}`: service `{service}` of `{found}` runs more than one container; only `{}` is imported",
-                    extra.name, cs[0].name
-                ));
-            }
-            stack.service(&service_name(&service), cs[0]);
+            stack.service(&service_name(&service), &cs);
         }
         imported.stacks.push(stack.finish());
     }
@@ -300,13 +294,21 @@ impl StackWriter {
         key
     }
 
-    fn service(&mut self, service: &str, c: &InspectedContainer) {
+    /// Writes one service from its containers (`replicas`, in the order of
+    /// their Compose container numbers): the first one's settings (the
+    /// plan names what any other replica runs differently), as many
+    /// replicas, each taking over its container.
+    fn service(&mut self, service: &str, replicas: &[&InspectedContainer]) {
+        let Some(c) = replicas.first().copied() else {
+            return;
+        };
         let spec = observed_spec(c);
         let mut out = String::new();
         let mut left_out: Vec<String> = Vec::new();
         let _ = writeln!(out, "  {service}:");
         let _ = writeln!(out, "    image: {}", q(&spec.image));
-        if c.name != format!("{}-{service}-1", self.name) {
+        // Several replicas are named by `x-berth.adopt`'s list instead.
+        if replicas.len() == 1 && c.name != format!("{}-{service}-1", self.name) {
             let _ = writeln!(out, "    container_name: {}", q(&c.name));
         }
         if let Some(entrypoint) = &spec.entrypoint {
@@ -424,6 +426,9 @@ impl StackWriter {
         }
         left_out.extend(not_written(&spec));
         let _ = writeln!(out, "    deploy:");
+        if replicas.len() > 1 {
+            let _ = writeln!(out, "      replicas: {}", replicas.len());
+        }
         let _ = writeln!(out, "      placement:");
         let _ = writeln!(
             out,
@@ -431,11 +436,21 @@ impl StackWriter {
             q(&format!("node.hostname == {}", self.host))
         );
         let _ = writeln!(out, "    x-berth:");
-        let _ = writeln!(
-            out,
-            "      # Taken over (replaced once, keeping its named volumes) by the next apply."
-        );
-        let _ = writeln!(out, "      adopt: {}", q(&c.name));
+        let names: Vec<String> = replicas.iter().map(|r| r.name.clone()).collect();
+        if let [name] = names.as_slice() {
+            let _ = writeln!(
+                out,
+                "      # Taken over (replaced once, keeping its named volumes) by the next apply."
+            );
+            let _ = writeln!(out, "      adopt: {}", q(name));
+        } else {
+            let _ = writeln!(
+                out,
+                "      # Taken over (each replaced once, keeping its named volumes) by the next\n      \
+                 # apply: replica 1 the first, and so on; each replica keeps its container's name."
+            );
+            let _ = writeln!(out, "      adopt: {}", list(&names));
+        }
         if !left_out.is_empty() {
             let _ = writeln!(
                 out,
@@ -446,7 +461,7 @@ impl StackWriter {
                 .push(format!("`{}`: {}", c.name, left_out.join(", ")));
         }
         self.services.push_str(&out);
-        self.containers.push(c.name.clone());
+        self.containers.extend(names);
     }
 
     fn finish(self) -> ImportedStack {

@@ -21,6 +21,7 @@ use crate::spec::{
 };
 
 pub mod compose;
+pub mod registries;
 
 /// One container as the engine reports it, with its image's defaults:
 /// what an import reproduces, and what a take-over is compared against.

@@ -324,6 +324,34 @@ fn adopting_a_name_the_service_does_not_get_is_refused() {
     );
 }
 
+/// One name takes over replica 1's container: a service scaled up beside
+/// it places its other replicas under berth's names, adopting nothing else.
+#[test]
+fn one_adopted_name_is_replica_ones_and_more_replicas_are_placed() {
+    let dir = crate::spec::test_support::repo(&[
+        (
+            "berth.yaml",
+            "project: p\nhosts:\n  - {name: h, address: 10.0.0.1}\n",
+        ),
+        (
+            "stacks/web/compose.yaml",
+            "services:\n  site:\n    image: reg/site:1\n    deploy: {replicas: 3}\n    x-berth:\n      adopt: web-site-1\n",
+        ),
+    ]);
+    let project = crate::spec::load(dir.path()).expect("loads");
+    let desired = placement::place(&project, &CurrentPlacement::new()).expect("placed");
+    let names: Vec<&str> = desired.hosts["h"]
+        .containers
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
+    assert_eq!(names, ["web-site-1", "web-site-2", "web-site-3"]);
+    assert_eq!(
+        desired.hosts["h"].adopt,
+        BTreeSet::from(["web-site-1".to_string()])
+    );
+}
+
 /// Every setting the import writes, in its less common forms, survives
 /// the round trip through the loader unchanged: a Docker Hub image named
 /// without registry or tag, an anonymous volume, a bind with propagation,
@@ -467,4 +495,176 @@ fn compose_v2_names_host_networking_and_no_healthcheck_round_trip() {
     assert_eq!(d.name, "shop-web-1");
     let fields = plan::field_diff(&comparable(&observed_spec(&c)), &comparable(&d.spec));
     assert!(fields.is_empty(), "{fields:#?}\n{}", stack.compose);
+}
+
+/// `shop_web_<n>`: container `n` of service `web` scaled with
+/// `docker-compose up --scale web=N` (no fixed host port, which would
+/// keep it from scaling).
+fn scaled_web(n: u32) -> InspectedContainer {
+    let mut c = compose_web();
+    c.id = format!("w{n}");
+    c.name = format!("shop_web_{n}");
+    c.labels
+        .insert("com.docker.compose.container-number".into(), n.to_string());
+    c.ports.clear();
+    c
+}
+
+/// A Compose service scaled to three containers is one service with three
+/// replicas, each taking over its container under its name (in container
+/// number order, 10 after 2); the plan takes all three over, naming only
+/// what the file does not reproduce, and what one replica runs
+/// differently from the first.
+#[test]
+fn a_scaled_compose_service_imports_as_replicas_that_take_over_every_container() {
+    let mut third = scaled_web(10);
+    third.env = strings(&["PATH=/bin", "MODE=debug", "DB_PASSWORD=hunter2"]);
+    let containers = [third, scaled_web(2), scaled_web(1)];
+    let imported = import(&containers, &options("h1"));
+    assert!(imported.skipped.is_empty(), "{:?}", imported.skipped);
+    let stack = &imported.stacks[0];
+    assert_eq!(
+        stack.containers,
+        ["shop_web_1", "shop_web_2", "shop_web_10"]
+    );
+    assert!(
+        stack.compose.contains("      replicas: 3\n"),
+        "{}",
+        stack.compose
+    );
+    assert!(
+        stack
+            .compose
+            .contains("      adopt: [\"shop_web_1\", \"shop_web_2\", \"shop_web_10\"]\n"),
+        "{}",
+        stack.compose
+    );
+    assert!(
+        !stack.compose.contains("container_name"),
+        "{}",
+        stack.compose
+    );
+
+    let dir = crate::spec::test_support::repo(&[
+        (
+            "berth.yaml",
+            "project: p\nhosts:\n  - {name: h1, address: 10.0.0.1}\n  - {name: h2, address: 10.0.0.2}\n",
+        ),
+        ("stacks/shop/compose.yaml", &stack.compose),
+    ]);
+    let project = match crate::spec::load(dir.path()) {
+        Ok(p) => p,
+        Err(e) => panic!("{e}\n{}", stack.compose),
+    };
+    let desired = placement::place(&project, &CurrentPlacement::new()).expect("placed");
+    let names: Vec<(&str, u32)> = desired.hosts["h1"]
+        .containers
+        .iter()
+        .map(|d| (d.name.as_str(), d.slot.replica))
+        .collect();
+    assert_eq!(
+        names,
+        [("shop_web_1", 1), ("shop_web_2", 2), ("shop_web_10", 3)]
+    );
+    assert!(desired.hosts["h2"].containers.is_empty());
+    let observed = BTreeMap::from([(
+        "h1".to_string(),
+        HostObservation {
+            foreign_names: containers.iter().map(|c| c.name.clone()).collect(),
+            adoptable: containers
+                .iter()
+                .map(|c| (c.name.clone(), c.clone()))
+                .collect(),
+            volumes: ["shop_data".to_string()].into(),
+            networks: ["shop_default".to_string()].into(),
+            images: ["10.77.0.1:5000/web:v1".to_string()].into(),
+            ..Default::default()
+        },
+    )]);
+    let plan = plan::diff(&desired, &observed, Vec::new(), None);
+    let h1 = &plan.hosts[0];
+    assert!(h1.blocked.is_empty(), "{:?}", h1.blocked);
+    let changes: Vec<(&str, Action, &Reason)> = h1
+        .changes
+        .iter()
+        .map(|c| (c.name.as_str(), c.action, &c.reason))
+        .collect();
+    let took = |name: &str, fields: &[&str]| Reason::TakeOver {
+        container: name.into(),
+        fields: strings(fields),
+    };
+    assert_eq!(
+        changes,
+        [
+            (
+                "shop_web_1",
+                Action::Replace,
+                &took("shop_web_1", &["environment.DB_PASSWORD"])
+            ),
+            (
+                "shop_web_2",
+                Action::Replace,
+                &took("shop_web_2", &["environment.DB_PASSWORD"])
+            ),
+            (
+                "shop_web_10",
+                Action::Replace,
+                &took(
+                    "shop_web_10",
+                    &["environment.DB_PASSWORD", "environment.MODE"]
+                )
+            ),
+        ]
+    );
+    assert_eq!(
+        h1.changes[2].current.as_ref().map(|c| c.id.as_str()),
+        Some("w10")
+    );
+}
+
+/// The list form of `x-berth.adopt` names replicas: not more containers
+/// than the service runs, not beside `container_name`, each name once and
+/// a valid container name, at the place it is written.
+#[test]
+fn a_list_of_containers_to_adopt_is_checked_against_the_service() {
+    let load = |service: &str| {
+        let compose = format!("services:\n  site:\n    image: reg/site:1\n{service}");
+        let dir = crate::spec::test_support::repo(&[
+            (
+                "berth.yaml",
+                "project: p\nhosts:\n  - {name: h, address: 10.0.0.1}\n",
+            ),
+            ("stacks/web/compose.yaml", &compose),
+        ]);
+        match crate::spec::load(dir.path()) {
+            Ok(_) => String::from("loaded"),
+            Err(e) => e.to_string(),
+        }
+    };
+    let shown = load("    x-berth:\n      adopt: [a_1, a_2]\n");
+    assert!(
+        shown.contains("stacks/web/compose.yaml:5:14")
+            && shown.contains("`x-berth.adopt` of service `site` takes over 2 containers, but the service runs 1 replica(s)")
+            && shown.contains("help: set `deploy.replicas: 2`"),
+        "{shown}"
+    );
+    let shown = load("    container_name: site\n    deploy: {replicas: 2, placement: {max_replicas_per_node: 1}}\n    x-berth:\n      adopt: [a_1, a_2]\n");
+    assert!(
+        shown.contains("sets `container_name` and lists the containers `x-berth.adopt` takes over"),
+        "{shown}"
+    );
+    let shown = load("    deploy: {replicas: 2}\n    x-berth:\n      adopt: [a_1, a_1]\n");
+    assert!(shown.contains("names `a_1` twice"), "{shown}");
+    let shown = load("    deploy: {replicas: 2}\n    x-berth:\n      adopt: [a_1, a.berth-old]\n");
+    assert!(
+        shown.contains("names `a.berth-old`, which ends like the names berth gives"),
+        "{shown}"
+    );
+    let shown = load("    x-berth:\n      adopt: []\n");
+    assert!(shown.contains("is an empty list"), "{shown}");
+    // Fewer names than replicas: the others get berth's names.
+    assert_eq!(
+        load("    deploy: {replicas: 3}\n    x-berth:\n      adopt: [a_1]\n"),
+        "loaded"
+    );
 }

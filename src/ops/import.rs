@@ -17,6 +17,7 @@ use super::stages::HostOptions;
 use crate::error::{Error, Reach};
 use crate::hosts::fleet::{Fleet, FleetOptions};
 use crate::import::compose::{self, ImportedStack};
+use crate::import::registries;
 use crate::spec;
 
 /// What `berth import` does.
@@ -46,6 +47,13 @@ pub struct ImportReport {
     pub stacks: Vec<(PathBuf, ImportedStack)>,
     /// Containers not imported, and why.
     pub skipped: Vec<String>,
+    /// Registries of the imported images that the host's engine pulls
+    /// from over plain HTTP, added to `settings.insecure_registries` in
+    /// `berth.yaml` (so the plan asks them for digests the same way).
+    pub insecure_added: Vec<String>,
+    /// Such registries that berth.yaml does not list and that the import
+    /// could not add (a `settings` it does not edit): the report says to.
+    pub insecure_missing: Vec<String>,
 }
 
 pub async fn import(opts: &ImportOptions) -> Result<ImportReport, Error> {
@@ -95,17 +103,38 @@ pub async fn import(opts: &ImportOptions) -> Result<ImportReport, Error> {
         .map_err(Error::at(Reach::NotContacted))?;
     let result = read_and_write(opts, &fleet).await;
     fleet.close().await;
-    let (stacks, skipped) = result.map_err(Error::at(Reach::NotChanged))?;
+    let written = result.map_err(Error::at(Reach::NotChanged))?;
+    let missing: Vec<String> = written
+        .plain_http
+        .difference(&settings.insecure_registries)
+        .cloned()
+        .collect();
+    let added = add_insecure_registries(&opts.out, &missing, &opts.host)
+        .map_err(Error::at(Reach::NotChanged))?;
+    let (insecure_added, insecure_missing) = if added {
+        (missing, Vec::new())
+    } else {
+        (Vec::new(), missing)
+    };
     Ok(ImportReport {
         host: opts.host.clone(),
         project: opts.project.clone(),
         wrote_inventory,
-        stacks,
-        skipped,
+        stacks: written.stacks,
+        skipped: written.skipped,
+        insecure_added,
+        insecure_missing,
     })
 }
 
-type Written = (Vec<(PathBuf, ImportedStack)>, Vec<String>);
+/// What [`read_and_write`] wrote and found.
+struct Written {
+    stacks: Vec<(PathBuf, ImportedStack)>,
+    skipped: Vec<String>,
+    /// Registries of the imported containers' images that the engine
+    /// pulls from over plain HTTP.
+    plain_http: BTreeSet<String>,
+}
 
 async fn read_and_write(opts: &ImportOptions, fleet: &Fleet) -> anyhow::Result<Written> {
     if let Some(down) = fleet.unreachable.first() {
@@ -130,6 +159,21 @@ async fn read_and_write(opts: &ImportOptions, fleet: &Fleet) -> anyhow::Result<W
             taken: existing_stacks(&stacks_dir)?,
         },
     );
+    let taken_over: BTreeSet<&str> = imported
+        .stacks
+        .iter()
+        .flat_map(|s| s.containers.iter().map(String::as_str))
+        .collect();
+    let plain_http = match engine.registry_config().await? {
+        Some(config) => registries::plain_http(
+            containers
+                .iter()
+                .filter(|c| taken_over.contains(c.name.as_str()))
+                .map(|c| c.image.as_str()),
+            &config,
+        ),
+        None => BTreeSet::new(),
+    };
     let mut written = Vec::new();
     for stack in imported.stacks {
         let rel = PathBuf::from("stacks")
@@ -138,7 +182,39 @@ async fn read_and_write(opts: &ImportOptions, fleet: &Fleet) -> anyhow::Result<W
         write_new(&opts.out.join(&rel), &stack.compose)?;
         written.push((rel, stack));
     }
-    Ok((written, imported.skipped))
+    Ok(Written {
+        stacks: written,
+        skipped: imported.skipped,
+        plain_http,
+    })
+}
+
+/// Adds `missing` to `settings.insecure_registries` of the repo's
+/// berth.yaml ([`registries::with_insecure_registries`]). The file is
+/// put back as it was, and false returned, when the edit is not one this
+/// is sure of: a file in another shape, or an edit that would not load or
+/// not list them.
+fn add_insecure_registries(out: &Path, missing: &[String], host: &str) -> anyhow::Result<bool> {
+    if missing.is_empty() {
+        return Ok(true);
+    }
+    let path = out.join("berth.yaml");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read `{}`", path.display()))?;
+    let Some(edited) = registries::with_insecure_registries(&text, missing, host) else {
+        return Ok(false);
+    };
+    std::fs::write(&path, &edited).with_context(|| format!("cannot write `{}`", path.display()))?;
+    let lists = spec::load_inventory_only(out).is_ok_and(|(_, inventory)| {
+        missing
+            .iter()
+            .all(|r| inventory.settings.insecure_registries.contains(r))
+    });
+    if !lists {
+        std::fs::write(&path, &text)
+            .with_context(|| format!("cannot put back `{}`", path.display()))?;
+    }
+    Ok(lists)
 }
 
 /// The stack directories the repo has.

@@ -171,7 +171,8 @@ pub(super) async fn open_fleet(
             .stacks
             .iter()
             .flat_map(|s| &s.services)
-            .filter_map(|s| s.adopt.clone())
+            .filter_map(|s| s.adopt.as_ref())
+            .flat_map(|a| a.names().iter().cloned())
             .collect(),
     };
     let covered: Vec<_> = loaded

@@ -14,12 +14,12 @@ use std::time::Duration;
 use schemars::JsonSchema;
 
 use super::model::{
-    Constraint, ConstraintAttribute, Deploy, DeployMode, DeviceRequestSpec, FailureAction,
+    Adopt, Constraint, ConstraintAttribute, Deploy, DeployMode, DeviceRequestSpec, FailureAction,
     HostConfig, Inventory, Location, Resources, UpdateConfig, UpdateOrder, ValidateCheck,
 };
 use super::read::{Cx, Fields};
 use super::restart::RestartPolicy;
-use super::values::GoDuration;
+use super::values::{self, GoDuration};
 use super::yaml::{Kind, Node};
 
 const DEPLOY_KEYS: &[&str] = &[
@@ -748,13 +748,29 @@ pub(crate) struct RawXBerth {
     #[allow(dead_code)]
     #[serde(default)]
     pub reload: Option<RawReload>,
-    /// Take over the running container of this name, which berth does not
-    /// manage (`berth import` writes it): the first apply replaces it once
-    /// with the service's container, keeping its named volumes. It must be
-    /// the name the service's container gets (`container_name`, or
-    /// `<stack>-<service>-1`). Without it, berth refuses to touch a
-    /// container it does not manage.
-    pub adopt: Option<String>,
+    /// Take over running containers berth does not manage (`berth import`
+    /// writes it): the first apply replaces each once with the service's
+    /// container, keeping its named volumes. Without it, berth refuses to
+    /// touch a container it does not manage.
+    // Read from the tree by `read_adopt`; here for the schema.
+    #[allow(dead_code)]
+    pub adopt: Option<RawAdopt>,
+}
+
+/// `x-berth.adopt`: one name, or one name per replica.
+#[derive(Debug, JsonSchema)]
+#[serde(untagged)]
+#[schemars(rename = "Adopt")]
+#[allow(dead_code)] // the schema's: `read_adopt` reads the tree
+pub(crate) enum RawAdopt {
+    /// The container the service's one container takes over: it must be the
+    /// name that container gets (`container_name`, or `<stack>-<service>-1`).
+    Name(String),
+    /// One container per replica, replica 1 first (a Compose service scaled
+    /// to several containers): each replica takes over its container and
+    /// keeps that container's name. At most `deploy.replicas` names, and no
+    /// `container_name` beside it.
+    Replicas(Vec<String>),
 }
 
 /// `x-berth.reload`: exactly one of `signal` and `exec`, and an optional `check`.
@@ -846,15 +862,69 @@ pub(crate) const X_BERTH_KEYS: &[&str] = &["validate", "reload", "adopt"];
 const CHECK_KINDS: &[&str] = &["exec", "http", "tcp"];
 const CHECK_KEYS: &[&str] = &["exec", "http", "tcp", "timeout"];
 
-/// The service's `x-berth.validate` checks and `x-berth.adopt` name.
+/// The service's `x-berth.validate` checks and `x-berth.adopt` names.
 pub(crate) fn read_x_berth(
     cx: &mut Cx,
     node: &Node,
     what: &str,
-) -> (Vec<ValidateCheck>, Option<String>) {
+) -> (Vec<ValidateCheck>, Option<Adopt>) {
     let raw = read_raw_x_berth(cx, node, what);
     let checks = raw.validate.into_iter().map(RawCheck::into_check).collect();
-    (checks, raw.adopt)
+    let adopt = node
+        .get("adopt")
+        .and_then(|v| read_adopt(cx, v, &format!("`x-berth.adopt` of {what}")));
+    (checks, adopt)
+}
+
+/// `x-berth.adopt`: a container name, or a list of distinct ones.
+fn read_adopt(cx: &mut Cx, node: &Node, here: &str) -> Option<Adopt> {
+    let checked =
+        |cx: &mut Cx, node: &Node, name: String| match values::container_name_problem(&name) {
+            Some((problem, help)) => {
+                cx.error_help(
+                    node,
+                    format!("{here} names `{name}`, which {problem}"),
+                    help,
+                );
+                None
+            }
+            None => Some(name),
+        };
+    if !matches!(node.kind, Kind::Seq(_)) {
+        let name = cx.string(node, here)?;
+        return checked(cx, node, name).map(Adopt::Name);
+    }
+    let items = cx.seq(node, here)?;
+    if items.is_empty() {
+        cx.error_help(
+            node,
+            format!("{here} is an empty list"),
+            "name the containers to take over, replica 1 first, or remove `adopt`",
+        );
+        return None;
+    }
+    let mut names: Vec<String> = Vec::new();
+    let mut ok = true;
+    for item in items {
+        let Some(name) = cx.string(item, &format!("an item of {here}")) else {
+            ok = false;
+            continue;
+        };
+        if names.contains(&name) {
+            cx.error_help(
+                item,
+                format!("{here} names `{name}` twice"),
+                "list each container once, replica 1 first",
+            );
+            ok = false;
+            continue;
+        }
+        match checked(cx, item, name) {
+            Some(name) => names.push(name),
+            None => ok = false,
+        }
+    }
+    ok.then_some(Adopt::Replicas(names))
 }
 
 fn read_raw_x_berth(cx: &mut Cx, node: &Node, what: &str) -> RawXBerth {
@@ -863,9 +933,6 @@ fn read_raw_x_berth(cx: &mut Cx, node: &Node, what: &str) -> RawXBerth {
     let Some(fields) = cx.map_with(node, &here, X_BERTH_KEYS) else {
         return raw;
     };
-    if let Some(v) = fields.value("adopt") {
-        raw.adopt = cx.string(v, &format!("`x-berth.adopt` of {what}"));
-    }
     if let Some(v) = fields.value("validate") {
         let list = format!("`x-berth.validate` of {what}");
         for item in cx.seq(v, &list).unwrap_or_default() {

@@ -249,10 +249,44 @@ pub struct Service {
     /// Where `build:` is written when the service also names an `image`:
     /// berth deploys the image and builds nothing (said in a load warning).
     pub build_ignored: Option<Location>,
-    /// `x-berth.adopt`: the name of a container berth does not manage that
-    /// this service's container takes over (replaces once). Placement
-    /// checks it is the name the container gets.
-    pub adopt: Option<String>,
+    /// `x-berth.adopt`: the containers berth does not manage that this
+    /// service's containers take over (replace once).
+    pub adopt: Option<Adopt>,
+}
+
+/// `x-berth.adopt`: the running containers, which berth does not manage,
+/// that a service takes over (`berth import` writes it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Adopt {
+    /// One name: the service's container must get it (`container_name`,
+    /// or `<stack>-<service>-1`); placement checks it.
+    Name(String),
+    /// One name per replica, replica 1 first (a Compose service scaled to
+    /// several containers): each replica is named after the container it
+    /// takes over, and keeps that name while the list stays.
+    Replicas(Vec<String>),
+}
+
+impl Adopt {
+    /// Every container taken over.
+    pub fn names(&self) -> &[String] {
+        match self {
+            Adopt::Name(name) => std::slice::from_ref(name),
+            Adopt::Replicas(names) => names,
+        }
+    }
+
+    /// The name of replica `replica` (1-based), when the list names it.
+    pub fn replica_name(&self, replica: u32) -> Option<&str> {
+        match self {
+            Adopt::Name(_) => None,
+            Adopt::Replicas(names) => replica
+                .checked_sub(1)
+                .and_then(|i| names.get(i as usize))
+                .map(String::as_str),
+        }
+    }
 }
 
 /// `pull_policy`, as Compose defines it (`build` is refused: berth never

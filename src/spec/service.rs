@@ -28,7 +28,7 @@ use super::{deploy, image, mounts, ports, values};
 mod keys;
 use super::diagnostic::Diagnostic;
 use super::model::{
-    ContainerSpec, DependsCondition, DeployMode, HealthcheckSpec, Location, LoggingSpec,
+    Adopt, ContainerSpec, DependsCondition, DeployMode, HealthcheckSpec, Location, LoggingSpec,
     NetworkAddress, PullPolicy, SecretRef, SecretSpec, Service, Ulimit, UpdateOrder,
 };
 
@@ -470,6 +470,9 @@ pub(crate) fn read_service(
     }
     if let Some(v) = fields.value("x-berth") {
         (draft.service.validate, draft.service.adopt) = deploy::read_x_berth(cx, v, &what);
+        if let (Some(Adopt::Replicas(names)), Some(at)) = (&draft.service.adopt, v.get("adopt")) {
+            adopt_replicas(cx, at, names, &draft.service, &what);
+        }
         if let Some(reload) = v.get("reload") {
             draft.service.reload = super::configs::read_reload(cx, reload, &what);
             if draft.service.configs.is_empty() {
@@ -1396,25 +1399,46 @@ fn links(cx: &mut Cx, node: &Node, what: &str) -> Vec<Link> {
 fn container_name(cx: &mut Cx, node: &Node, what: &str) -> Option<String> {
     let here = format!("`container_name` of {what}");
     let name = cx.string(node, &here)?;
-    let chars_ok = name.len() >= 2 && values::is_name(&name);
-    // `.berth-old`, `.berth-new`, `.berth-failed` mark replace leftovers.
-    let ours = name.contains(".berth-");
-    if !chars_ok {
+    match values::container_name_problem(&name) {
+        Some((problem, help)) => {
+            cx.error_help(node, format!("{here} {problem}: `{name}`"), help);
+            None
+        }
+        None => Some(name),
+    }
+}
+
+/// A list of `x-berth.adopt` names names the replicas' containers: the
+/// service must run that many replicas or more, and set no
+/// `container_name` (which would name them all).
+fn adopt_replicas(cx: &mut Cx, at: &Node, names: &[String], service: &Service, what: &str) {
+    let deploy = &service.deploy;
+    let runs = match deploy.mode {
+        DeployMode::Replicated => deploy.replicas,
+        DeployMode::Global => 1,
+    };
+    if service.container_name.is_some() {
         cx.error_help(
-            node,
-            format!("{here} is not a valid container name: `{name}`"),
-            "use at least two of letters, digits, `.`, `_` and `-`, starting with a letter or digit",
+            at,
+            format!("{what} sets `container_name` and lists the containers `x-berth.adopt` takes over, which name its replicas"),
+            "remove `container_name`, or take over one container: `adopt: <its name>`",
         );
-        None
-    } else if ours {
+    } else if names.len() > runs as usize {
+        let per = match deploy.mode {
+            DeployMode::Replicated => format!("runs {runs} replica(s)"),
+            DeployMode::Global => "runs one container per host (`deploy.mode: global`)".into(),
+        };
         cx.error_help(
-            node,
-            format!("{here} ends like the names berth gives containers it keeps during a replace: `{name}`"),
-            "choose a name without the `.berth-` suffix",
+            at,
+            format!(
+                "`x-berth.adopt` of {what} takes over {} containers, but the service {per}",
+                names.len()
+            ),
+            format!(
+                "set `deploy.replicas: {}` (one replica per container taken over), or list fewer containers",
+                names.len()
+            ),
         );
-        None
-    } else {
-        Some(name)
     }
 }
 

@@ -207,6 +207,24 @@ pub(crate) fn is_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
+/// Why `name` cannot name a container berth makes: `(what is wrong, help)`.
+pub(crate) fn container_name_problem(name: &str) -> Option<(&'static str, &'static str)> {
+    if name.len() < 2 || !is_name(name) {
+        Some((
+            "is not a valid container name",
+            "use at least two of letters, digits, `.`, `_` and `-`, starting with a letter or digit",
+        ))
+    } else if name.contains(".berth-") {
+        // `.berth-old`, `.berth-new`, `.berth-failed` mark replace leftovers.
+        Some((
+            "ends like the names berth gives containers it keeps during a replace",
+            "choose a name without the `.berth-` suffix",
+        ))
+    } else {
+        None
+    }
+}
+
 /// The closest candidate within a small edit distance (or sharing a long
 /// prefix, like `frontend` and `front`), for "did you mean". The distance
 /// is optimal string alignment: a swap of two neighbours (`imgae`) counts

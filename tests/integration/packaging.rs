@@ -72,22 +72,21 @@ fn debian_package_installs_with_apt_and_ships_man_page_units_and_conffile() {
         "cargo-deb is not installed: run ci/install-deps.sh (cargo install cargo-deb --locked)"
     );
 
-    // The binary cargo test built: target/<profile>/berth.
-    let binary = Path::new(env!("CARGO_BIN_EXE_berth"));
-    let profile = match binary.parent().and_then(|p| p.file_name()) {
-        Some(dir) if dir == "debug" => "dev".to_string(),
-        Some(dir) => dir.to_string_lossy().into_owned(),
-        None => panic!("no profile directory above {}", binary.display()),
-    };
+    // The binary cargo test built, packaged as it is (no second build).
+    let binary = env!("CARGO_BIN_EXE_berth");
     let out_dir = tempfile::tempdir().unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/deb/build.sh");
     let built = Command::new("bash")
         .arg(&script)
-        .args(["--no-build", "--profile", &profile, "--output"])
+        .args(["--binary", binary, "--output"])
         .arg(out_dir.path())
         .output()
         .expect("run packaging/deb/build.sh");
     assert!(built.status.success(), "build.sh:\n{}", text(&built));
+    // cargo-deb warns of what will become errors (packaging the `dev`
+    // profile did): the packaging must give it nothing to warn about.
+    let said = String::from_utf8_lossy(&built.stderr).to_lowercase();
+    assert!(!said.contains("warning"), "build.sh:\n{}", text(&built));
     let deb = std::fs::read_dir(out_dir.path())
         .unwrap()
         .filter_map(Result::ok)
@@ -154,6 +153,23 @@ fn debian_package_installs_with_apt_and_ships_man_page_units_and_conffile() {
     assert!(
         page.contains(".TH berth"),
         "the man page is roff: {page:.200}"
+    );
+    // `man berth` as a reader runs it (its pager: cat), rendered cleanly.
+    let shown = Command::new("man")
+        .args(["-P", "cat", "berth"])
+        .env("MANWIDTH", "80")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run man");
+    let rendered = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.status.success()
+            && shown.stderr.is_empty()
+            && rendered.contains("NAME")
+            && rendered.contains("Declarative GitOps")
+            && rendered.contains("import"),
+        "man berth:\n{}",
+        text(&shown)
     );
 
     // The units: valid, running the packaged binary, not enabled.

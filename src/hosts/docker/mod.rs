@@ -421,6 +421,32 @@ impl Docker for DockerEngine {
         self.inspect_named(names).await
     }
 
+    async fn registry_config(
+        &self,
+    ) -> anyhow::Result<Option<crate::import::registries::EngineRegistries>> {
+        let info = self.docker.info().await.map_err(|e| {
+            self.fail(
+                "cannot read the engine's registry config (`docker info`)",
+                e,
+            )
+        })?;
+        let Some(config) = info.registry_config else {
+            return Ok(None);
+        };
+        let mut out = crate::import::registries::EngineRegistries {
+            insecure_cidrs: config.insecure_registry_cidrs.unwrap_or_default(),
+            ..Default::default()
+        };
+        for (name, index) in config.index_configs.unwrap_or_default() {
+            match index.secure {
+                Some(false) => out.insecure.insert(name),
+                Some(true) => out.secure.insert(name),
+                None => false,
+            };
+        }
+        Ok(Some(out))
+    }
+
     /// Pulls `image` (a tag, or `latest` when none is given: an empty tag
     /// would pull every tag). Registry credentials come from the runner's
     /// Docker config (`--docker-config`), see [`registry_credentials`];

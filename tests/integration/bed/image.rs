@@ -3,10 +3,16 @@
 //! the three hosts from inside a container, as the image's unprivileged
 //! user, with the SSH key and known_hosts mounted read-only.
 //!
-//! The bed has no registry outside itself, so the build uses the
-//! Dockerfile's `prebuilt` target: the runtime stage on the Debian base
-//! `testbed.sh image-base` imported on edge-1 (debootstrap, cached between
-//! runs), plus the berth binary these tests run. The container runs on
+//! The bed has no registry outside itself: the runtime stage is built on
+//! the Debian base `testbed.sh image-base` imports on edge-1 (debootstrap,
+//! cached between runs), and the Rust `build` stage, which starts FROM the
+//! Rust image on Docker Hub and compiles berth, is stood in for by a stage
+//! that puts the berth binary these tests run where the build stage
+//! installs it. Every other line is the repo's Dockerfile as written, the
+//! final stage's included, so the image is what `docker build .` makes but
+//! for how its binary was compiled (that stage, its Debian build packages
+//! and its `cargo build --release --locked`, stays untested here). The
+//! `prebuilt` target, for a binary built elsewhere, is built and run too. The container runs on
 //! edge-1's engine with host networking, i.e. in edge-1's network namespace,
 //! from where the three hosts' sshd (10.77.0.1x) are reachable. The GitHub
 //! Action's script (the step of `action.yml` that runs berth) is run too, as
@@ -21,6 +27,8 @@ use crate::support::{docker_cli, Bed, Failed, Repo, HOSTS};
 
 /// The tag the test builds on edge-1 (removed with the bed's engines by `down`).
 const IMAGE: &str = "berth-bed/berth:test";
+/// The Dockerfile's `prebuilt` target, built beside it.
+const PREBUILT: &str = "berth-bed/berth:prebuilt";
 
 fn text(out: &Output) -> String {
     format!(
@@ -43,8 +51,52 @@ fn docker(bed: &Bed, args: &[&str]) -> Output {
         .expect("run docker CLI")
 }
 
-/// Builds the image: the Dockerfile and a stripped copy of the berth binary
-/// in a build context of their own, `--target prebuilt`, on the bed's base.
+/// The repo's Dockerfile with its Rust `build` stage (from `FROM
+/// ${RUST_IMAGE} AS build` to the next `FROM`) replaced by a stage that
+/// copies `berth` from the build context to where the build stage installs
+/// it. Refuses a Dockerfile where the build stage no longer installs to
+/// that path, or the final stage no longer copies it from there, so the
+/// stand-in cannot drift from what it stands for.
+fn with_build_stage_stood_in(dockerfile: &str) -> Result<String, Failed> {
+    const BINARY: &str = "/usr/local/bin/berth";
+    let lines: Vec<&str> = dockerfile.lines().collect();
+    let from = |l: &&str| l.starts_with("FROM ");
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with("FROM ${RUST_IMAGE} AS build"))
+        .ok_or("the Dockerfile has no `FROM ${RUST_IMAGE} AS build` stage")?;
+    let end = lines[start + 1..]
+        .iter()
+        .position(from)
+        .map(|i| start + 1 + i)
+        .ok_or("the Dockerfile has no stage after `build`")?;
+    let stage = lines[start..end].join("\n");
+    check!(
+        stage.contains(&format!("install -m 0755 target/release/berth {BINARY}")),
+        "the build stage no longer installs berth at {BINARY}:\n{stage}"
+    );
+    let last = lines.iter().rposition(from).unwrap_or(end);
+    let final_stage = lines[last..].join("\n");
+    check!(
+        lines[last].trim() == "FROM runtime"
+            && final_stage.contains(&format!("COPY --from=build {BINARY} {BINARY}")),
+        "the final stage no longer copies berth from the build stage:\n{final_stage}"
+    );
+    let mut out: Vec<&str> = lines[..start].to_vec();
+    out.push(
+        "# Stood in for by the test: the binary the tests run, where the build stage installs it.",
+    );
+    out.push("FROM runtime AS build");
+    let copy = format!("COPY berth {BINARY}");
+    out.push(&copy);
+    out.extend_from_slice(&lines[end..]);
+    Ok(out.join("\n") + "\n")
+}
+
+/// Builds the image, on the bed's base, in a build context of its own with a
+/// stripped copy of the berth binary: as `docker build .` does, the Rust
+/// stage stood in for ([`with_build_stage_stood_in`]), tagged [`IMAGE`];
+/// and `--target prebuilt`, tagged [`PREBUILT`].
 fn build_image(bed: &Bed) -> Result<(), Failed> {
     let out = Command::new("bash")
         .arg(&bed.script)
@@ -61,7 +113,11 @@ fn build_image(bed: &Bed) -> Result<(), Failed> {
 
     let ctx = tempfile::tempdir()?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::fs::copy(root.join("Dockerfile"), ctx.path().join("Dockerfile"))?;
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile"))?;
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        with_build_stage_stood_in(&dockerfile)?,
+    )?;
     // The debug binary is mostly debug info: strip it so the context is small.
     let binary = ctx.path().join("berth");
     let stripped = Command::new("strip")
@@ -73,26 +129,23 @@ fn build_image(bed: &Bed) -> Result<(), Failed> {
     if !stripped {
         std::fs::copy(env!("CARGO_BIN_EXE_berth"), &binary)?;
     }
+    chmod(&binary, 0o755)?;
     let ctx_path = ctx.path().display().to_string();
-    let out = docker(
-        bed,
-        &[
-            "build",
-            "-q",
-            "--target",
-            "prebuilt",
-            "--build-arg",
-            &format!("BASE_IMAGE={base}"),
-            "-t",
-            IMAGE,
-            &ctx_path,
-        ],
-    );
-    check!(
-        out.status.success(),
-        "docker build of the Dockerfile failed:\n{}",
-        text(&out)
-    );
+    let base_arg = format!("BASE_IMAGE={base}");
+    for (target, tag) in [(None, IMAGE), (Some("prebuilt"), PREBUILT)] {
+        let mut args = vec!["build", "-q", "--build-arg", &base_arg, "-t", tag];
+        if let Some(target) = target {
+            args.extend(["--target", target]);
+        }
+        args.push(&ctx_path);
+        let out = docker(bed, &args);
+        check!(
+            out.status.success(),
+            "docker build of the Dockerfile ({}) failed:\n{}",
+            target.unwrap_or("its final stage"),
+            text(&out)
+        );
+    }
     Ok(())
 }
 
@@ -158,12 +211,15 @@ fn image_plans_and_applies_the_example_repo() -> Result<(), Failed> {
         config == r#"berth /repo ["/usr/bin/tini","--","/usr/local/bin/berth"]"#,
         "image config: {config}"
     );
-    let out = docker(bed, &["run", "--rm", "--pull=never", IMAGE, "--version"]);
-    check!(
-        String::from_utf8_lossy(&out.stdout).trim() == concat!("berth ", env!("CARGO_PKG_VERSION")),
-        "berth --version in the image:\n{}",
-        text(&out)
-    );
+    for image in [IMAGE, PREBUILT] {
+        let out = docker(bed, &["run", "--rm", "--pull=never", image, "--version"]);
+        check!(
+            String::from_utf8_lossy(&out.stdout).trim()
+                == concat!("berth ", env!("CARGO_PKG_VERSION")),
+            "berth --version in {image}:\n{}",
+            text(&out)
+        );
+    }
 
     // The example repo as a user keeps it: a git checkout, owned by the
     // runner's user (root here), not by the container's.

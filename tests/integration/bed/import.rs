@@ -1,8 +1,10 @@
 //! `berth import` on hosts that run containers berth never saw: started by
-//! hand with `docker run` and by docker-compose (1.x, the Debian package).
-//! The imported repo validates, its plan takes every container over naming
-//! only what it does not reproduce, the apply replaces each once keeping
-//! its named volume's data, and a second apply changes nothing.
+//! hand with `docker run` and by docker-compose (1.x, the Debian package),
+//! one of its services scaled to three containers. The imported repo
+//! validates (its berth.yaml given the bed's plain-HTTP registry by the
+//! import), its plan takes every container over naming only what it does
+//! not reproduce, the apply replaces each once keeping its named volume's
+//! data, and a second apply changes nothing.
 
 use std::process::Command;
 
@@ -22,9 +24,19 @@ struct HandStarted<'a> {
 
 impl HandStarted<'_> {
     fn clean(&self) {
-        let by_host: [(&str, &[&str]); 2] = [
-            ("edge-1", &["imp-solo", "impshop_web_1", "impshop_cache_1"]),
+        let by_host: [(&str, &[&str]); 3] = [
+            (
+                "edge-1",
+                &[
+                    "imp-solo",
+                    "impshop_web_1",
+                    "impshop_cache_1",
+                    "impshop_cache_2",
+                    "impshop_cache_3",
+                ],
+            ),
             ("edge-2", &["imp-side", "impshop_web_1", "impshop_cache_1"]),
+            ("edge-3", &["imp-far"]),
         ];
         for (host, names) in by_host {
             for name in names {
@@ -48,13 +60,14 @@ impl Drop for HandStarted<'_> {
     }
 }
 
-/// `docker-compose -p impshop up -d` against one host's engine socket.
-fn compose_up(bed: &Bed, host: &str, file: &std::path::Path) -> Result<(), Failed> {
+/// `docker-compose -p impshop up -d [extra]` against one host's engine socket.
+fn compose_up(bed: &Bed, host: &str, file: &std::path::Path, extra: &[&str]) -> Result<(), Failed> {
     let out = Command::new("docker-compose")
         .env("DOCKER_HOST", format!("unix://{}", bed.sock(host)))
         .args(["--ansi", "never", "-p", COMPOSE_PROJECT, "-f"])
         .arg(file)
         .args(["up", "-d"])
+        .args(extra)
         .output()
         .map_err(|e| {
             format!("cannot run docker-compose (Debian's `docker-compose` package): {e}")
@@ -120,7 +133,8 @@ fn import_takes_over_hand_started_containers_and_keeps_their_data() -> Result<()
             "run", "-d", "--name", "imp-side", "--label", "team=ops", &worker,
         ],
     );
-    // And the same Compose project on both hosts.
+    // And the same Compose project on both hosts, its cache scaled to three
+    // containers on edge-1.
     let dir = std::env::temp_dir().join(format!("berth-import-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let file = dir.join("docker-compose.yml");
@@ -135,7 +149,12 @@ fn import_takes_over_hand_started_containers_and_keeps_their_data() -> Result<()
         ),
     )?;
     for host in ["edge-1", "edge-2"] {
-        compose_up(bed, host, &file)?;
+        let scale: &[&str] = if host == "edge-1" {
+            &["--scale", "cache=3"]
+        } else {
+            &[]
+        };
+        compose_up(bed, host, &file, scale)?;
         bed.docker_ok(
             host,
             &[
@@ -149,14 +168,42 @@ fn import_takes_over_hand_started_containers_and_keeps_their_data() -> Result<()
     }
     let _ = std::fs::remove_dir_all(&dir);
 
-    // Import both hosts into one repo (berth.yaml names the bed's hosts).
-    let repo = bed.repo(PROJECT);
+    // Import both hosts into one repo (berth.yaml names the bed's hosts,
+    // and not yet its registry, which serves plain HTTP).
+    let repo = Repo::new();
+    let registry = bed.get("BED_REGISTRY");
+    let inventory = bed
+        .inventory(PROJECT)
+        .replace(&bed.insecure_registries(), "");
+    check!(!inventory.contains(&registry), "{inventory}");
+    repo.write("berth.yaml", &inventory);
     let path = repo.path().display().to_string();
     for host in ["edge-1", "edge-2"] {
         let run = berth(repo.path(), &["import", "--host", host, "--out", &path]);
         expect_code(&run, 0);
         check!(run.stdout.contains("takes over"), "{run}");
+        // The first import adds the registry; the second finds it listed.
+        let added = format!("added `{registry}` to `settings.insecure_registries` in berth.yaml");
+        check!(
+            run.stdout.contains(&added) == (host == "edge-1"),
+            "{host}: {run}"
+        );
     }
+    let inventory = std::fs::read_to_string(repo.path().join("berth.yaml"))?;
+    check!(
+        inventory.contains(&format!("  insecure_registries: [\"{registry}\"]\n")),
+        "{inventory}"
+    );
+    // The scaled cache: one service, three replicas, each taking over its
+    // container under its name.
+    let shop = std::fs::read_to_string(repo.path().join("stacks/impshop/compose.yaml"))?;
+    check!(
+        shop.contains("      replicas: 3\n")
+            && shop.contains(
+                "      adopt: [\"impshop_cache_1\", \"impshop_cache_2\", \"impshop_cache_3\"]\n"
+            ),
+        "{shop}"
+    );
     let solo = std::fs::read_to_string(repo.path().join("stacks/imp-solo/compose.yaml"))?;
     check!(
         solo.contains("# API_TOKEN: left out") && !solo.contains("s3cret-value"),
@@ -214,6 +261,8 @@ fn import_takes_over_hand_started_containers_and_keeps_their_data() -> Result<()
         seen == [
             "edge-1/imp-solo",
             "edge-1/impshop_cache_1",
+            "edge-1/impshop_cache_2",
+            "edge-1/impshop_cache_3",
             "edge-1/impshop_web_1",
             "edge-2/imp-side",
             "edge-2/impshop_cache_1",
@@ -229,13 +278,20 @@ fn import_takes_over_hand_started_containers_and_keeps_their_data() -> Result<()
     expect_code(&run, 0);
     check!(
         run.stdout
-            .contains("Plan: 0 to create, 6 to replace, 0 to remove."),
+            .contains("Plan: 0 to create, 8 to replace, 0 to remove."),
         "{run}"
     );
     let edge1 = bed.containers("edge-1", PROJECT);
     let edge2 = bed.containers("edge-2", PROJECT);
     check!(
-        edge1.keys().collect::<Vec<_>>() == ["imp-solo", "impshop_cache_1", "impshop_web_1"]
+        edge1.keys().collect::<Vec<_>>()
+            == [
+                "imp-solo",
+                "impshop_cache_1",
+                "impshop_cache_2",
+                "impshop_cache_3",
+                "impshop_web_1"
+            ]
             && edge2.keys().collect::<Vec<_>>() == ["imp-side", "impshop_cache_1", "impshop_web_1"],
         "managed after apply: {edge1:?} {edge2:?}"
     );
@@ -264,7 +320,10 @@ fn import_takes_over_hand_started_containers_and_keeps_their_data() -> Result<()
     expect_code(&run, 0);
     check!(run.stdout.contains("No changes."), "{run}");
 
-    // No repo yet: `--ssh` writes a berth.yaml naming the host, then imports.
+    // No repo yet: `--ssh` writes a berth.yaml naming the host and the
+    // registry its container comes from, then imports; that repo plans
+    // the take-over as written.
+    bed.docker_ok("edge-3", &["run", "-d", "--name", "imp-far", &worker]);
     let fresh = Repo::new();
     let out = fresh.path().join("adopted");
     let out_text = out.display().to_string();
@@ -291,8 +350,23 @@ fn import_takes_over_hand_started_containers_and_keeps_their_data() -> Result<()
     let inventory = std::fs::read_to_string(out.join("berth.yaml"))?;
     check!(
         inventory.contains("name: \"edge-3\"")
-            && inventory.contains(&format!("address: \"{}\"", bed.addr("edge-3"))),
+            && inventory.contains(&format!("address: \"{}\"", bed.addr("edge-3")))
+            && inventory.contains(&format!("  insecure_registries: [\"{registry}\"]\n")),
         "{inventory}\n{run}"
     );
+    let run = berth(
+        fresh.path(),
+        &[
+            "plan",
+            "--repo",
+            &out_text,
+            "-i",
+            &key,
+            "--known-hosts",
+            &known_hosts,
+        ],
+    );
+    expect_code(&run, 0);
+    check!(run.stdout.contains("takes over `imp-far`"), "{run}");
     Ok(())
 }
