@@ -71,6 +71,10 @@ pub async fn apply(
     // A rollout says here when its first batch passed (`service_started`).
     let (first_batch, mut first_batches) = tokio::sync::mpsc::unbounded_channel::<usize>();
     let mut running = FuturesUnordered::new();
+    // Whether a stop request left work undone (a batch or a service not
+    // started): only then did it change how the run ends. A signal that
+    // comes once everything has started its last batch changes nothing.
+    let mut cut_short = false;
     loop {
         // Once asked to stop, no service starts; those running stop
         // after their batch in flight.
@@ -105,7 +109,8 @@ pub async fn apply(
         tokio::select! {
             Some(i) = first_batches.recv() => schedule.started(i),
             Some((i, rolled)) = running.next() => {
-                let Rolled { journal, failed } = rolled;
+                let Rolled { journal, failed, stopped } = rolled;
+                cut_short |= stopped;
                 merge(&mut hosts, journal);
                 let failure = failed.as_ref().map(|(action, _)| *action);
                 rollouts.extend(failed.map(|(_, report)| report));
@@ -131,6 +136,7 @@ pub async fn apply(
             if schedule.state(i) != schedule::State::Waiting {
                 continue;
             }
+            cut_short = true;
             for (host, change) in &r.members {
                 if let Some(report) = hosts.get_mut(*host) {
                     report
@@ -199,7 +205,11 @@ pub async fn apply(
     ApplyReport {
         hosts: hosts.into_values().collect(),
         rollouts,
-        stopped: ctx.stop.requested().map(str::to_string),
+        stopped: ctx
+            .stop
+            .requested()
+            .filter(|_| cut_short)
+            .map(str::to_string),
     }
 }
 
@@ -235,6 +245,8 @@ fn stopped_before_start(plan: &Plan, why: &str) -> ApplyReport {
 pub(super) struct Rolled {
     journal: BTreeMap<String, HostReport>,
     failed: Option<(FailureAction, RolloutReport)>,
+    /// A stop request kept a batch of it from starting.
+    stopped: bool,
 }
 
 /// The journal's report for `host`, started empty.
@@ -292,6 +304,7 @@ pub(super) async fn roll_out(
         return Rolled {
             journal,
             failed: None,
+            stopped: false,
         };
     };
     let (stack, service) = (first.slot.stack.clone(), first.slot.service.clone());
@@ -301,6 +314,7 @@ pub(super) async fn roll_out(
     let mut failures: Vec<String> = Vec::new();
     let mut outcome = None;
     let mut first_batch = Some(first_batch);
+    let mut stopped = false;
     let chunks: Vec<&[(&str, &Change)]> = members.chunks(batch).collect();
     // The next batch's new containers, made while this batch rolls (see `make`).
     let mut made_ahead: Option<Vec<Option<anyhow::Result<Made<'_>>>>> = None;
@@ -321,6 +335,7 @@ pub(super) async fn roll_out(
                 "`{stack}/{service}`: stopped before batch {} ({why})",
                 i + 1
             );
+            stopped = true;
             break;
         }
         if i > 0 && !policy.update.delay.is_zero() {
@@ -535,7 +550,11 @@ pub(super) async fn roll_out(
             },
         )
     });
-    Rolled { journal, failed }
+    Rolled {
+        journal,
+        failed,
+        stopped,
+    }
 }
 
 /// Records the put-back of a failed reload (its error carries

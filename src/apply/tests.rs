@@ -922,3 +922,37 @@ async fn a_stop_request_ends_the_run_after_the_batch_in_flight() {
     assert_eq!(again.hosts[0].outcome, HostOutcome::Untouched);
     assert!(engine.mutations().is_empty(), "{:?}", engine.mutations());
 }
+
+/// A signal that comes while the last batch is in flight stops nothing:
+/// that batch finishes as it would, no work is left, so the run ends with
+/// its real outcome (converged, exit 0), not as stopped.
+#[tokio::test]
+async fn a_stop_request_after_the_last_batch_started_leaves_the_real_outcome() {
+    use crate::spec::FailureAction::Rollback;
+    let (engine, engines) = rollout_host();
+    let changes = seed_replaces(&engine, "s", "web", 2);
+    let ctx = rollout_context(&[("s", "web", policy(&[], 1, Rollback))]);
+    engine.set_latency(Duration::from_millis(20));
+    let (watched, stop) = (engine.clone(), ctx.stop.clone());
+    // The second (last) batch is in flight: its old container stops.
+    let signal = tokio::spawn(async move {
+        while !watched.mutations().iter().any(|m| m == "stop s-web-2") {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.request("SIGTERM");
+    });
+    let report = apply(&rollout_plan(changes), &engines, &ctx).await;
+    signal.await.unwrap();
+
+    assert_eq!(ctx.stop.requested(), Some("SIGTERM"));
+    assert_eq!(report.stopped, None, "{report:?}");
+    assert_eq!(report.hosts[0].outcome, HostOutcome::Converged);
+    assert_eq!(report.hosts[0].error, None);
+    assert_eq!(
+        containers(&engine),
+        vec![
+            running("s-web-1", "reg/app:2"),
+            running("s-web-2", "reg/app:2")
+        ]
+    );
+}
