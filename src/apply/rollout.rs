@@ -605,7 +605,7 @@ async fn make_all<'a>(
 /// name when it is free, else as `<name>.berth-new` until the old one is out
 /// of the way. A created container takes nothing a serving one holds (no
 /// process, host port or address until it starts), so this runs while the
-/// old container still serves: beside its stop, or while the batch before
+/// old container still serves: before its stop, or while the batch before
 /// is gating, which takes `create` off the path of a rolling update. One
 /// left by a killed run is a `.berth-new` leftover the next plan removes.
 async fn make<'a>(host: Host<'a>, c: &Change, ctx: &ApplyContext) -> anyhow::Result<Made<'a>> {
@@ -716,38 +716,61 @@ async fn start_member<'a>(
         host.op(engine.rename_container(&id, &c.name)).await?;
         id
     } else {
-        // The old container stops while the new one is made.
-        let stopping = async {
-            match old {
-                Some(old) => {
-                    host.op(async {
-                        engine.stop_container(&old.id, old_grace(c)).await?;
-                        engine.rename_container(&old.id, &retired).await
-                    })
-                    .await
-                }
-                None => Ok(()),
+        // The new container is made before the old one stops: a host that
+        // cannot make it (its disk full, the engine refusing) fails here
+        // with the old container untouched and serving. A stopped container
+        // may not start again on a full disk, so stopping first could leave
+        // the slot empty. Only a first batch waits for this: later batches
+        // were made ahead, while the batch before them gated.
+        let made = match making.await {
+            Ok(made) => made,
+            Err(e) => {
+                return Err(match old.filter(|_| old_running) {
+                    Some(old) => e.context(format!(
+                        "the previous container `{}` ({}) serves on",
+                        c.name, old.image
+                    )),
+                    None => e,
+                })
             }
         };
-        let (stopped, made) = tokio::join!(stopping, making);
-        if let Err(e) = stopped {
-            if let Ok(made) = &made {
-                discard(host, &made.id).await;
+        let stopped = match old {
+            Some(old) => {
+                host.op(async {
+                    engine.stop_container(&old.id, old_grace(c)).await?;
+                    engine.rename_container(&old.id, &retired).await
+                })
+                .await
             }
-            return Err(e);
+            None => Ok(()),
+        };
+        if let Err(e) = stopped {
+            discard(host, &made.id).await;
+            // The old container still has its name: running again if it was.
+            return Err(match old.filter(|_| old_running && !is_lost(&e)) {
+                Some(old) => match restart_in_place(host, &old.id).await {
+                    Ok(()) => e.context(format!(
+                        "the previous container `{}` ({}) serves on",
+                        c.name, old.image
+                    )),
+                    Err(re) => e.context(format!(
+                        "restarting the previous container `{}` also failed ({re:#})",
+                        c.name
+                    )),
+                },
+                None => e,
+            });
         }
-        let created = match made {
-            Ok(made) if made.temp => {
-                match host.op(engine.rename_container(&made.id, &c.name)).await {
-                    Ok(()) => Ok(made.id),
-                    Err(e) => {
-                        discard(host, &made.id).await;
-                        Err(e)
-                    }
+        let created = if made.temp {
+            match host.op(engine.rename_container(&made.id, &c.name)).await {
+                Ok(()) => Ok(made.id),
+                Err(e) => {
+                    discard(host, &made.id).await;
+                    Err(e)
                 }
             }
-            Ok(made) => Ok(made.id),
-            Err(e) => Err(e),
+        } else {
+            Ok(made.id)
         };
         let (created, failure) = match created {
             Ok(id) => match start_and_gate(host, &id, policy, ctx).await {

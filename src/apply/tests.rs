@@ -384,6 +384,50 @@ async fn a_failure_in_the_first_batch_pauses_before_the_next_batch() {
     assert!(report.hosts[0].error.is_some());
 }
 
+/// A host that cannot make the new container (its disk full) fails the
+/// member before the old container is touched: it never stopped, so it
+/// serves on (on a full disk a stopped container may not start again).
+/// And when setting the old one aside fails after its stop, it is started
+/// again under its name.
+#[tokio::test]
+async fn a_new_container_that_cannot_be_made_leaves_the_old_one_untouched() {
+    use crate::spec::FailureAction::Rollback;
+    let (engine, engines) = rollout_host();
+    let changes = seed_replaces(&engine, "s", "web", 1);
+    let ctx = rollout_context(&[("s", "web", policy(&[], 1, Rollback))]);
+    engine.fail_next("create", "no space left on device");
+    let report = apply(&rollout_plan(changes.clone()), &engines, &ctx).await;
+
+    let error = report.hosts[0].error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("no space left on device")
+            && error.contains("the previous container `s-web-1` (reg/app:1) serves on"),
+        "{error}"
+    );
+    assert_eq!(containers(&engine), vec![running("s-web-1", "reg/app:1")]);
+    let log = engine.mutations();
+    assert!(
+        !log.iter()
+            .any(|m| m.starts_with("stop ") || m.starts_with("rename ")),
+        "the old container was touched: {log:?}"
+    );
+
+    engine.clear_mutations();
+    engine.fail_next("rename", "no space left on device");
+    let report = apply(&rollout_plan(changes), &engines, &ctx).await;
+    let error = report.hosts[0].error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("the previous container `s-web-1` (reg/app:1) serves on"),
+        "{error}"
+    );
+    assert_eq!(containers(&engine), vec![running("s-web-1", "reg/app:1")]);
+    assert!(
+        engine.mutations().contains(&"start s-web-1".to_string()),
+        "{:?}",
+        engine.mutations()
+    );
+}
+
 #[tokio::test]
 async fn a_failure_rolls_back_every_replaced_replica_of_the_service() {
     use crate::spec::FailureAction::Rollback;
