@@ -7,7 +7,9 @@
 //!
 //! Waits are kept short by the test's berth.yaml (`keepalive: 1s`,
 //! `docker_timeout: 10s`), and every fault is undone by a guard, so a
-//! failing test never leaves the bed broken for the next one.
+//! failing test never leaves the bed broken for the next one. The slow
+//! faults that need only one host (SIGTERM, disk full, engine restart) run
+//! at once, each on its own host with a berth.yaml naming only that host.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -153,6 +155,43 @@ impl Release {
             ),
         );
         self.repo.commit(image);
+    }
+
+    /// Commits `image` as the release of `web` as three replicas on
+    /// `host` ([`SIGTERM_SLOTS`]), one batch each, with `extra` in
+    /// `update_config`.
+    fn release_replicas(&self, image: &str, extra: &str, host: &str) {
+        self.repo.write(
+            "stacks/rel/compose.yaml",
+            &format!(
+                "services:\n  web:\n    image: {image}\n    stop_grace_period: 1s\n    secrets: [db]\n    deploy:\n      replicas: {n}\n      placement:\n        constraints: [node.hostname == {host}]\n      update_config:\n        parallelism: 1\n{extra}secrets:\n  db:\n    file: ./secrets/db.asc\n",
+                n = SIGTERM_SLOTS.len()
+            ),
+        );
+        self.repo.commit(image);
+    }
+
+    /// The next run converges on `image`: every slot of
+    /// [`Release::release_replicas`] on `host` runs it, nothing else is
+    /// there, and a fresh plan is empty.
+    fn converges_replicas(
+        &self,
+        bed: &Bed,
+        project: &str,
+        image: &str,
+        host: &str,
+    ) -> Result<(), Failed> {
+        let run = self.apply();
+        self.check_quiet(&run)?;
+        expect_code(&run, 0);
+        let want: Vec<_> = SIGTERM_SLOTS
+            .iter()
+            .map(|n| (n.to_string(), image.to_string(), "running".to_string()))
+            .collect();
+        let s = slots(bed, host, project);
+        check!(s == want, "{host} after the next run: {s:?}\n{run}");
+        expect_code(&plan(&self.repo, &["--detailed-exitcode"]), 0);
+        Ok(())
     }
 
     fn args(&self) -> Vec<String> {
@@ -371,28 +410,34 @@ fn hosts_lost_mid_rollout_are_dropped_and_the_others_keep_the_release() -> Resul
     rel.converges(bed, project, &v2, &HOSTS, true)
 }
 
-/// Two slow faults at once, each on its own host (and each run reaching
-/// only its host): edge-3's engine restarted mid-rollout, and edge-2's
-/// disk full. Both are checked in full; together they take the time of
-/// the slower one.
+/// Three slow faults at once, each on its own host (and each run reaching
+/// only its host): SIGTERM to berth mid-rollout on edge-1, edge-2's disk
+/// full, edge-3's engine restarted mid-rollout. Each is checked in full;
+/// together they take the time of the slowest.
 #[test]
-fn an_engine_restart_and_a_full_disk_on_two_hosts_at_once() -> Result<(), Failed> {
+fn sigterm_a_full_disk_and_an_engine_restart_on_three_hosts_at_once() -> Result<(), Failed> {
     let bed = &Bed::take();
     // A bed made by an older testbed.sh gets edge-2's own file system here.
     bed_script(bed, &["disk-up"]);
     let bed: &Bed = bed;
-    let (engine, disk) = std::thread::scope(|s| {
+    let (sigterm, disk, engine) = std::thread::scope(|s| {
+        let sigterm = s.spawn(|| sigterm_mid_rollout_finishes_the_batch_and_writes_the_report(bed));
+        let disk = s.spawn(|| a_full_disk_fails_its_host_and_the_old_container_keeps_serving(bed));
         let engine =
             s.spawn(|| an_engine_restarted_mid_rollout_leaves_the_old_container_serving(bed));
-        let disk = s.spawn(|| a_full_disk_fails_its_host_and_the_old_container_keeps_serving(bed));
-        (joined(engine.join()), joined(disk.join()))
+        (
+            joined(sigterm.join()),
+            joined(disk.join()),
+            joined(engine.join()),
+        )
     });
-    match (engine, disk) {
-        (Ok(()), Ok(())) => Ok(()),
-        (engine, disk) => Err(format!(
-            "engine restarted on edge-3: {}\n\ndisk full on {DISK_HOST}: {}",
-            verdict(engine),
-            verdict(disk)
+    match (sigterm, disk, engine) {
+        (Ok(()), Ok(()), Ok(())) => Ok(()),
+        (sigterm, disk, engine) => Err(format!(
+            "SIGTERM on {SIGTERM_HOST}: {}\n\ndisk full on {DISK_HOST}: {}\n\nengine restarted on edge-3: {}",
+            verdict(sigterm),
+            verdict(disk),
+            verdict(engine)
         )
         .into()),
     }
@@ -540,22 +585,29 @@ fn a_registry_down_during_pulls_replaces_nothing() -> Result<(), Failed> {
     rel.converges(bed, project, &fresh, &HOSTS, false)
 }
 
+/// The host of the SIGTERM scenario: three replicas there, one batch each,
+/// stand in for three hosts, so the other hosts are free for other faults.
+const SIGTERM_HOST: &str = "edge-1";
+
+/// The SIGTERM scenario's slots: `rel-web-1` to `rel-web-3`.
+const SIGTERM_SLOTS: [&str; 3] = ["rel-web-1", "rel-web-2", "rel-web-3"];
+
 /// SIGTERM mid-rollout (systemd stopping the unit): the batch in flight
 /// finishes, no new one starts, the report is written, exit 4; a second
-/// signal ends berth at once, still leaving every slot whole.
-#[test]
-fn sigterm_mid_rollout_finishes_the_batch_and_writes_the_report() -> Result<(), Failed> {
-    let bed = &Bed::take();
+/// signal ends berth at once, still leaving every slot whole. Three
+/// replicas on one host, one batch each.
+fn sigterm_mid_rollout_finishes_the_batch_and_writes_the_report(bed: &Bed) -> Result<(), Failed> {
     let project = "t-sigterm";
-    let _scope = bed.scope(project);
-    let rel = Release::new(bed, project);
+    let host = SIGTERM_HOST;
+    let _scope = bed.scope_on(project, &[SIGTERM_HOST]);
+    let rel = Release::new(bed, project).only(host);
     let (v1, v2) = (bed.get("BED_WEB_V1"), bed.get("BED_WEB_V2"));
-    rel.release(&v1, "");
+    rel.release_replicas(&v1, "", host);
     expect_code(&rel.apply(), 0);
-    rel.release(&v2, "        monitor: 1s\n");
+    rel.release_replicas(&v2, "        monitor: 1s\n", host);
 
     let child = rel.spawn();
-    wait_for_image(bed, "edge-1", project, &v2)?;
+    wait_for_image(bed, host, project, &v2)?;
     child.signal(libc::SIGTERM)?;
     let run = child.finish("berth apply (SIGTERM)")?;
     rel.check_quiet(&run)?;
@@ -569,40 +621,50 @@ fn sigterm_mid_rollout_finishes_the_batch_and_writes_the_report() -> Result<(), 
         json["outcome"] == "stopped" && json["exit_code"] == 4,
         "{json:#}"
     );
-    let images: Vec<String> = HOSTS
-        .iter()
-        .map(|h| {
-            bed.containers(h, project)
-                .get("rel-web-1")
-                .map(|c| c.image.clone())
-                .unwrap_or_default()
-        })
-        .collect();
-    // edge-1 passed before the signal; edge-3's batch never started.
-    check!(images[0] == v2 && images[2] == v1, "{images:?}\n{run}");
-    for host in HOSTS {
-        let s = slots(bed, host, project);
-        check!(
-            s.len() == 1 && s[0].0 == "rel-web-1" && s[0].2 == "running",
-            "{host} is not whole after SIGTERM: {s:?}"
-        );
-    }
-    rel.converges(bed, project, &v2, &HOSTS, false)?;
+    let s = slots(bed, host, project);
+    let image = |name: &str| {
+        s.iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, image, _)| image.clone())
+            .unwrap_or_default()
+    };
+    // Replica 1 passed before the signal; replica 3's batch never started.
+    check!(
+        image("rel-web-1") == v2 && image("rel-web-3") == v1,
+        "{s:?}\n{run}"
+    );
+    let names: Vec<&str> = s.iter().map(|(n, _, _)| n.as_str()).collect();
+    check!(
+        names == SIGTERM_SLOTS && s.iter().all(|(_, _, st)| st == "running"),
+        "{host} is not whole after SIGTERM: {s:?}"
+    );
+    rel.converges_replicas(bed, project, &v2, host)?;
 
     // Twice: berth ends at once (128 + 15), and the next run finishes.
-    rel.release(&v1, "        monitor: 1s\n");
+    rel.release_replicas(&v1, "        monitor: 1s\n", host);
     let child = rel.spawn();
-    wait_for_image(bed, "edge-1", project, &v1)?;
+    wait_for_image(bed, host, project, &v1)?;
     child.signal(libc::SIGTERM)?;
     std::thread::sleep(Duration::from_millis(200));
     child.signal(libc::SIGTERM)?;
     let run = child.finish("berth apply (SIGTERM twice)")?;
     rel.check_quiet(&run)?;
     expect_code(&run, 143);
-    for host in HOSTS {
-        whole(bed, host, project)?;
+    let s = slots(bed, host, project);
+    for slot in SIGTERM_SLOTS {
+        // Serving, or its old container kept for the next run; never two.
+        let old = format!("{slot}.berth-old");
+        let of: Vec<_> = s
+            .iter()
+            .filter(|(n, _, _)| n == slot || *n == old)
+            .collect();
+        let running = of.iter().filter(|(_, _, st)| st == "running").count();
+        check!(
+            running <= 1 && !of.is_empty(),
+            "{slot} is not whole after two signals: {s:?}"
+        );
     }
-    rel.converges(bed, project, &v1, &HOSTS, false)
+    rel.converges_replicas(bed, project, &v1, host)
 }
 
 /// The host whose engine data is a small file system of its own
