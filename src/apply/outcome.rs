@@ -15,6 +15,8 @@ pub struct ApplyReport {
     pub rollouts: Vec<RolloutReport>,
     /// Why the run stopped early (`SIGTERM`, `SIGINT`): it started no new
     /// batch after that, and what was in flight finished or was rolled back.
+    /// Only when the request left a batch or a service unstarted: one that
+    /// came after the last batch started changed nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
 }

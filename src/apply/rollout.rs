@@ -71,6 +71,10 @@ pub async fn apply(
     // A rollout says here when its first batch passed (`service_started`).
     let (first_batch, mut first_batches) = tokio::sync::mpsc::unbounded_channel::<usize>();
     let mut running = FuturesUnordered::new();
+    // Whether a stop request left work undone (a batch or a service not
+    // started): only then did it change how the run ends. A signal that
+    // comes once everything has started its last batch changes nothing.
+    let mut cut_short = false;
     loop {
         // Once asked to stop, no service starts; those running stop
         // after their batch in flight.
@@ -105,7 +109,8 @@ pub async fn apply(
         tokio::select! {
             Some(i) = first_batches.recv() => schedule.started(i),
             Some((i, rolled)) = running.next() => {
-                let Rolled { journal, failed } = rolled;
+                let Rolled { journal, failed, stopped } = rolled;
+                cut_short |= stopped;
                 merge(&mut hosts, journal);
                 let failure = failed.as_ref().map(|(action, _)| *action);
                 rollouts.extend(failed.map(|(_, report)| report));
@@ -131,6 +136,7 @@ pub async fn apply(
             if schedule.state(i) != schedule::State::Waiting {
                 continue;
             }
+            cut_short = true;
             for (host, change) in &r.members {
                 if let Some(report) = hosts.get_mut(*host) {
                     report
@@ -199,7 +205,11 @@ pub async fn apply(
     ApplyReport {
         hosts: hosts.into_values().collect(),
         rollouts,
-        stopped: ctx.stop.requested().map(str::to_string),
+        stopped: ctx
+            .stop
+            .requested()
+            .filter(|_| cut_short)
+            .map(str::to_string),
     }
 }
 
@@ -235,6 +245,8 @@ fn stopped_before_start(plan: &Plan, why: &str) -> ApplyReport {
 pub(super) struct Rolled {
     journal: BTreeMap<String, HostReport>,
     failed: Option<(FailureAction, RolloutReport)>,
+    /// A stop request kept a batch of it from starting.
+    stopped: bool,
 }
 
 /// The journal's report for `host`, started empty.
@@ -292,6 +304,7 @@ pub(super) async fn roll_out(
         return Rolled {
             journal,
             failed: None,
+            stopped: false,
         };
     };
     let (stack, service) = (first.slot.stack.clone(), first.slot.service.clone());
@@ -301,6 +314,7 @@ pub(super) async fn roll_out(
     let mut failures: Vec<String> = Vec::new();
     let mut outcome = None;
     let mut first_batch = Some(first_batch);
+    let mut stopped = false;
     let chunks: Vec<&[(&str, &Change)]> = members.chunks(batch).collect();
     // The next batch's new containers, made while this batch rolls (see `make`).
     let mut made_ahead: Option<Vec<Option<anyhow::Result<Made<'_>>>>> = None;
@@ -321,6 +335,7 @@ pub(super) async fn roll_out(
                 "`{stack}/{service}`: stopped before batch {} ({why})",
                 i + 1
             );
+            stopped = true;
             break;
         }
         if i > 0 && !policy.update.delay.is_zero() {
@@ -535,7 +550,11 @@ pub(super) async fn roll_out(
             },
         )
     });
-    Rolled { journal, failed }
+    Rolled {
+        journal,
+        failed,
+        stopped,
+    }
 }
 
 /// Records the put-back of a failed reload (its error carries
@@ -586,7 +605,7 @@ async fn make_all<'a>(
 /// name when it is free, else as `<name>.berth-new` until the old one is out
 /// of the way. A created container takes nothing a serving one holds (no
 /// process, host port or address until it starts), so this runs while the
-/// old container still serves: beside its stop, or while the batch before
+/// old container still serves: before its stop, or while the batch before
 /// is gating, which takes `create` off the path of a rolling update. One
 /// left by a killed run is a `.berth-new` leftover the next plan removes.
 async fn make<'a>(host: Host<'a>, c: &Change, ctx: &ApplyContext) -> anyhow::Result<Made<'a>> {
@@ -697,38 +716,61 @@ async fn start_member<'a>(
         host.op(engine.rename_container(&id, &c.name)).await?;
         id
     } else {
-        // The old container stops while the new one is made.
-        let stopping = async {
-            match old {
-                Some(old) => {
-                    host.op(async {
-                        engine.stop_container(&old.id, old_grace(c)).await?;
-                        engine.rename_container(&old.id, &retired).await
-                    })
-                    .await
-                }
-                None => Ok(()),
+        // The new container is made before the old one stops: a host that
+        // cannot make it (its disk full, the engine refusing) fails here
+        // with the old container untouched and serving. A stopped container
+        // may not start again on a full disk, so stopping first could leave
+        // the slot empty. Only a first batch waits for this: later batches
+        // were made ahead, while the batch before them gated.
+        let made = match making.await {
+            Ok(made) => made,
+            Err(e) => {
+                return Err(match old.filter(|_| old_running) {
+                    Some(old) => e.context(format!(
+                        "the previous container `{}` ({}) serves on",
+                        c.name, old.image
+                    )),
+                    None => e,
+                })
             }
         };
-        let (stopped, made) = tokio::join!(stopping, making);
-        if let Err(e) = stopped {
-            if let Ok(made) = &made {
-                discard(host, &made.id).await;
+        let stopped = match old {
+            Some(old) => {
+                host.op(async {
+                    engine.stop_container(&old.id, old_grace(c)).await?;
+                    engine.rename_container(&old.id, &retired).await
+                })
+                .await
             }
-            return Err(e);
+            None => Ok(()),
+        };
+        if let Err(e) = stopped {
+            discard(host, &made.id).await;
+            // The old container still has its name: running again if it was.
+            return Err(match old.filter(|_| old_running && !is_lost(&e)) {
+                Some(old) => match restart_in_place(host, &old.id).await {
+                    Ok(()) => e.context(format!(
+                        "the previous container `{}` ({}) serves on",
+                        c.name, old.image
+                    )),
+                    Err(re) => e.context(format!(
+                        "restarting the previous container `{}` also failed ({re:#})",
+                        c.name
+                    )),
+                },
+                None => e,
+            });
         }
-        let created = match made {
-            Ok(made) if made.temp => {
-                match host.op(engine.rename_container(&made.id, &c.name)).await {
-                    Ok(()) => Ok(made.id),
-                    Err(e) => {
-                        discard(host, &made.id).await;
-                        Err(e)
-                    }
+        let created = if made.temp {
+            match host.op(engine.rename_container(&made.id, &c.name)).await {
+                Ok(()) => Ok(made.id),
+                Err(e) => {
+                    discard(host, &made.id).await;
+                    Err(e)
                 }
             }
-            Ok(made) => Ok(made.id),
-            Err(e) => Err(e),
+        } else {
+            Ok(made.id)
         };
         let (created, failure) = match created {
             Ok(id) => match start_and_gate(host, &id, policy, ctx).await {

@@ -384,6 +384,50 @@ async fn a_failure_in_the_first_batch_pauses_before_the_next_batch() {
     assert!(report.hosts[0].error.is_some());
 }
 
+/// A host that cannot make the new container (its disk full) fails the
+/// member before the old container is touched: it never stopped, so it
+/// serves on (on a full disk a stopped container may not start again).
+/// And when setting the old one aside fails after its stop, it is started
+/// again under its name.
+#[tokio::test]
+async fn a_new_container_that_cannot_be_made_leaves_the_old_one_untouched() {
+    use crate::spec::FailureAction::Rollback;
+    let (engine, engines) = rollout_host();
+    let changes = seed_replaces(&engine, "s", "web", 1);
+    let ctx = rollout_context(&[("s", "web", policy(&[], 1, Rollback))]);
+    engine.fail_next("create", "no space left on device");
+    let report = apply(&rollout_plan(changes.clone()), &engines, &ctx).await;
+
+    let error = report.hosts[0].error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("no space left on device")
+            && error.contains("the previous container `s-web-1` (reg/app:1) serves on"),
+        "{error}"
+    );
+    assert_eq!(containers(&engine), vec![running("s-web-1", "reg/app:1")]);
+    let log = engine.mutations();
+    assert!(
+        !log.iter()
+            .any(|m| m.starts_with("stop ") || m.starts_with("rename ")),
+        "the old container was touched: {log:?}"
+    );
+
+    engine.clear_mutations();
+    engine.fail_next("rename", "no space left on device");
+    let report = apply(&rollout_plan(changes), &engines, &ctx).await;
+    let error = report.hosts[0].error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("the previous container `s-web-1` (reg/app:1) serves on"),
+        "{error}"
+    );
+    assert_eq!(containers(&engine), vec![running("s-web-1", "reg/app:1")]);
+    assert!(
+        engine.mutations().contains(&"start s-web-1".to_string()),
+        "{:?}",
+        engine.mutations()
+    );
+}
+
 #[tokio::test]
 async fn a_failure_rolls_back_every_replaced_replica_of_the_service() {
     use crate::spec::FailureAction::Rollback;
@@ -921,4 +965,38 @@ async fn a_stop_request_ends_the_run_after_the_batch_in_flight() {
     .await;
     assert_eq!(again.hosts[0].outcome, HostOutcome::Untouched);
     assert!(engine.mutations().is_empty(), "{:?}", engine.mutations());
+}
+
+/// A signal that comes while the last batch is in flight stops nothing:
+/// that batch finishes as it would, no work is left, so the run ends with
+/// its real outcome (converged, exit 0), not as stopped.
+#[tokio::test]
+async fn a_stop_request_after_the_last_batch_started_leaves_the_real_outcome() {
+    use crate::spec::FailureAction::Rollback;
+    let (engine, engines) = rollout_host();
+    let changes = seed_replaces(&engine, "s", "web", 2);
+    let ctx = rollout_context(&[("s", "web", policy(&[], 1, Rollback))]);
+    engine.set_latency(Duration::from_millis(20));
+    let (watched, stop) = (engine.clone(), ctx.stop.clone());
+    // The second (last) batch is in flight: its old container stops.
+    let signal = tokio::spawn(async move {
+        while !watched.mutations().iter().any(|m| m == "stop s-web-2") {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.request("SIGTERM");
+    });
+    let report = apply(&rollout_plan(changes), &engines, &ctx).await;
+    signal.await.unwrap();
+
+    assert_eq!(ctx.stop.requested(), Some("SIGTERM"));
+    assert_eq!(report.stopped, None, "{report:?}");
+    assert_eq!(report.hosts[0].outcome, HostOutcome::Converged);
+    assert_eq!(report.hosts[0].error, None);
+    assert_eq!(
+        containers(&engine),
+        vec![
+            running("s-web-1", "reg/app:2"),
+            running("s-web-2", "reg/app:2")
+        ]
+    );
 }

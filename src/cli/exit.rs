@@ -16,7 +16,8 @@ pub const CHANGES: u8 = 2;
 pub const LOCK_HELD: u8 = 3;
 /// `apply` was stopped by SIGTERM or SIGINT: it started no new batch, the
 /// one in flight finished or was rolled back, the report was written. (A
-/// second signal ends berth at once, with 128 + the signal's number.)
+/// second signal ends berth at once, with 128 + the signal's number.) A
+/// signal that left nothing unstarted gives the run's own code.
 pub const STOPPED: u8 = 4;
 
 /// The exit code for a command's result. `detailed`: `--detailed-exitcode`

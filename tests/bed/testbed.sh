@@ -17,6 +17,8 @@
 #   tests/bed/testbed.sh registry-stop|registry-start
 #   tests/bed/testbed.sh engine-restart HOST|sshd-restart HOST
 #   tests/bed/testbed.sh link-drop HOST|link-restore HOST
+#   tests/bed/testbed.sh fill-disk edge-2|free-disk edge-2
+#   tests/bed/testbed.sh disk-up
 #
 # Layout (fixed, one bed per machine):
 #   bridge berthbr0 10.77.0.1/24 in the root namespace (registry on :5000,
@@ -35,6 +37,14 @@
 #   those with a restart policy come back); `sshd-restart HOST` kills its sshd
 #   and every established session (the runner's SSH master dies), then
 #   starts it again.
+#   edge-2's engine data (dockerd's --data-root, where it keeps images and
+#   container layers) is a small file system of its own, a tmpfs capped at
+#   DISK_SIZE (memory is used only for what is stored); `fill-disk edge-2`
+#   lowers the cap to what is in use, so the engine's next write fails with
+#   "no space left on device" as on a full disk, without filling anything;
+#   `free-disk edge-2` (and `up`) put the cap back. `disk-up` moves the
+#   engine data of a bed made by an older copy of this script onto it (the
+#   engine restarts; `up` does it too).
 #   everything written lives under BED_DIR (default /var/tmp/berth-bed,
 #   override with BERTH_BED_DIR); `down` removes it.
 #
@@ -85,6 +95,11 @@ readonly AUTH_REGISTRY="$GATEWAY:5001"
 readonly AUTH_USER=berth
 readonly AUTH_PASSWORD=bed-registry-pass
 readonly AUTH_WEB_IMAGE="$AUTH_REGISTRY/berth/web"
+# The host whose engine data is on a small file system of its own (see
+# `fill-disk`), and that file system's size: room for every test's images
+# and containers on one host, many times over.
+readonly DISK_HOST=edge-2
+readonly DISK_SIZE=1g
 readonly PACKAGES_FOR=(
   # command-or-path:debian-package
   dockerd:docker.io
@@ -144,6 +159,7 @@ host_dir() { echo "$BED_DIR/h/$1"; }
 host_secrets() { echo "$(host_dir "$1")/secrets"; }
 host_sock() { echo "$BED_DIR/h/$1/docker.sock"; }
 host_ctd_sock() { echo "$BED_DIR/h/$1/ctd.sock"; }
+host_data() { echo "$BED_DIR/h/$1/data"; }
 host_netns() { echo "berth-$1"; }
 host_var() { echo "${1//-/_}"; }
 
@@ -1015,6 +1031,86 @@ unisolate_host() {
   while nsenter --net="/run/netns/$ns" iptables -D $(isolate_rule) 2>/dev/null; do :; done
 }
 
+# ------------------------------------------------------------- disk full ---
+
+# DISK_HOST's engine data is on its own tmpfs.
+disk_mounted() {
+  [[ $(findmnt -n -o FSTYPE --mountpoint "$(host_data "$DISK_HOST")" 2>/dev/null) == tmpfs ]]
+}
+
+mount_disk() {
+  local data
+  data=$(host_data "$DISK_HOST")
+  mkdir -p "$data"
+  mount -t tmpfs -o "mode=0711,size=$DISK_SIZE" "berth-data-$DISK_HOST" "$data"
+}
+
+disk_env() { echo "BED_DISK_HOST=$DISK_HOST"; }
+
+# The cap lowered to what is in use now: the engine's next write that needs
+# room fails with ENOSPC. A cap below the use is refused (EINVAL), so a
+# write between reading the use and remounting makes it try again.
+fill_disk() {
+  local data used i
+  data=$(host_data "$DISK_HOST")
+  for ((i = 0; i < 50; i++)); do
+    used=$(df -k --output=used "$data" | tail -n 1 | tr -d ' ')
+    # size=0 would mean no cap at all.
+    ((used > 0)) || used=4
+    if mount -o "remount,size=${used}k" "$data" 2>/dev/null; then return 0; fi
+    sleep 0.02
+  done
+  die "cannot lower the size of $data to what is in use"
+}
+
+free_disk() {
+  mount -o "remount,size=$DISK_SIZE" "$(host_data "$DISK_HOST")" \
+    || die "cannot put the size of $(host_data "$DISK_HOST") back to $DISK_SIZE"
+}
+
+# Moves DISK_HOST's engine data onto its own file system on a bed that is
+# otherwise up (made by an older copy of this script): the engine stops,
+# its data is copied over (images and containers kept; those with a restart
+# policy start again with the engine), and it starts again.
+add_disk() {
+  local h=$DISK_HOST data t tmp="$ENV_FILE.tmp"
+  t=$(now)
+  log "the bed is up but $h's engine data is not on a file system of its own: moving it there ($h's engine restarts)"
+  data=$(host_data "$h")
+  stop_engine "$h"
+  # What the stopped containers left mounted under it.
+  unmount_under "$data"
+  rm -rf "$data.move"
+  if [[ -d $data ]]; then mv "$data" "$data.move"; fi
+  mount_disk
+  if [[ -d $data.move ]] && ! cp -a "$data.move/." "$data/" 2>"$BED_DIR/disk-move.log"; then
+    umount "$data"
+    rm -rf "$data"
+    mv "$data.move" "$data"
+    start_engine "$h"
+    wait_engine "$h"
+    fail_with_log "copying $h's engine data to its own file system failed (it stays where it was)" \
+      "$BED_DIR/disk-move.log"
+  fi
+  rm -rf "$data.move"
+  start_engine "$h"
+  wait_engine "$h"
+  {
+    grep -v '^BED_DISK_' "$ENV_FILE" || true
+    disk_env
+  } >"$tmp"
+  mv -f "$tmp" "$ENV_FILE"
+  echo "$h's engine data on its own file system ($DISK_SIZE) in $(since "$t")"
+}
+
+check_disk_host() {
+  check_host "$1"
+  [[ $1 == "$DISK_HOST" ]] \
+    || die "only $DISK_HOST's engine data is on a file system of its own: \`fill-disk\` cannot fill $1's"
+  need_bed
+  disk_mounted || die "$1's engine data is not on a file system of its own: run \`$0 disk-up\` first"
+}
+
 write_build_context() {
   local c=$1 applet
   mkdir -p "$c/rootfs/bin" "$c/rootfs/etc" "$c/rootfs/tmp" "$c/rootfs/www" \
@@ -1131,6 +1227,7 @@ write_env() {
     echo "BED_STORAGE_DRIVER=$(state_get storage_driver)"
     echo "BED_ENGINE_API=${api:-1.41}"
     echo "BED_DOCKER_CLI=$(docker_cli)"
+    disk_env
     echo "BED_SCRIPT=$(readlink -f "$0")"
     bastion_env
     authreg_env
@@ -1240,6 +1337,8 @@ cmd_up() {
   # A test killed while a host was isolated or cut off leaves its rules:
   # lift them (and restart a registry a test left stopped, below).
   for h in "${HOSTS[@]}"; do unisolate_host "$h"; link_restore_host "$h"; done
+  # And a disk a test left full.
+  if disk_mounted; then free_disk; fi
   if [[ -f $STATE && -n $(state_get ready) ]] && ! pid_is_ours "$(state_get pid_registry)"; then
     start_registry
     wait_for "registry" "$BED_DIR/registry/registry.log" "$(state_get pid_registry)" 30 ping_registry
@@ -1251,6 +1350,7 @@ cmd_up() {
       add_bastion
     fi
     authreg_healthy || add_authreg
+    disk_mounted || add_disk
     return 0
   fi
   ensure_packages
@@ -1267,6 +1367,7 @@ cmd_up() {
     mkdir -p "$(host_dir "$h")/x" "$(host_secrets "$h")"
     mount -t tmpfs -o mode=0700,size=8m "berth-secrets-$h" "$(host_secrets "$h")"
   done
+  mount_disk
   driver=$(choose_storage_driver)
   state_set storage_driver "$driver"
   log "network: bridge $BRIDGE $GATEWAY/24, namespaces ${HOSTS[*]/#/berth-}"
@@ -1456,13 +1557,35 @@ cmd_link_restore() {
   log "$1 linked again"
 }
 
+cmd_fill_disk() {
+  check_disk_host "$1"
+  fill_disk
+  log "$1's disk is full: its engine's next write fails with \"no space left on device\""
+}
+
+cmd_free_disk() {
+  check_disk_host "$1"
+  free_disk
+  log "$1's disk has room again ($DISK_SIZE)"
+}
+
+cmd_disk_up() {
+  need_bed
+  bed_healthy || die "the bed is not up: run \`$0 up\` (it puts $DISK_HOST's engine data on its own file system too)"
+  if disk_mounted; then
+    log "$DISK_HOST's engine data is already on a file system of its own"
+  else
+    add_disk
+  fi
+}
+
 usage() {
   cat >&2 <<EOF
 usage: $0 up|down|status|env
        $0 sshd-stop HOST|sshd-start HOST|engine-stop HOST|engine-start HOST
        $0 isolate HOST|unisolate HOST|bastion-up|authreg-up|image-base [HOST]|image-base-cache
        $0 registry-stop|registry-start|engine-restart HOST|sshd-restart HOST
-       $0 link-drop HOST|link-restore HOST
+       $0 link-drop HOST|link-restore HOST|fill-disk $DISK_HOST|free-disk $DISK_HOST|disk-up
 hosts: ${HOSTS[*]}; bed directory: $BED_DIR (BERTH_BED_DIR)
 EOF
   exit 2
@@ -1475,7 +1598,8 @@ main() {
   local cmd=$1; shift
   case "$cmd" in
     up | down | sshd-stop | sshd-start | engine-stop | engine-start | isolate | unisolate | bastion-up | authreg-up \
-      | registry-stop | registry-start | engine-restart | sshd-restart | link-drop | link-restore) take_lock ;;
+      | registry-stop | registry-start | engine-restart | sshd-restart | link-drop | link-restore \
+      | fill-disk | free-disk | disk-up) take_lock ;;
   esac
   case "$cmd" in
     up) (($# == 0)) || usage; cmd_up ;;
@@ -1498,6 +1622,9 @@ main() {
     link-drop) (($# == 1)) || usage; cmd_link_drop "$1" ;;
     link-restore) (($# == 1)) || usage; cmd_link_restore "$1" ;;
     authreg-up) (($# == 0)) || usage; cmd_authreg_up ;;
+    fill-disk) (($# == 1)) || usage; cmd_fill_disk "$1" ;;
+    free-disk) (($# == 1)) || usage; cmd_free_disk "$1" ;;
+    disk-up) (($# == 0)) || usage; cmd_disk_up ;;
     *) usage ;;
   esac
 }

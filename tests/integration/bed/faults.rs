@@ -7,7 +7,9 @@
 //!
 //! Waits are kept short by the test's berth.yaml (`keepalive: 1s`,
 //! `docker_timeout: 10s`), and every fault is undone by a guard, so a
-//! failing test never leaves the bed broken for the next one.
+//! failing test never leaves the bed broken for the next one. The slow
+//! faults that need only one host (SIGTERM, disk full, engine restart) run
+//! at once, each on its own host with a berth.yaml naming only that host.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -109,6 +111,30 @@ impl Release {
         }
     }
 
+    /// Leaves only `host` in berth.yaml: the runs never reach the other
+    /// hosts, so a fault on one of them (injected by another test at the
+    /// same time) cannot touch these runs.
+    fn only(self, host: &str) -> Release {
+        let path = self.repo.path().join("berth.yaml");
+        let text = std::fs::read_to_string(&path).expect("read berth.yaml");
+        let mut kept = String::new();
+        let mut skip = false;
+        for line in text.lines() {
+            if let Some(name) = line.strip_prefix("  - name: ") {
+                skip = name != host;
+            } else if !line.starts_with("    ") {
+                skip = false;
+            }
+            if !skip {
+                kept.push_str(line);
+                kept.push('\n');
+            }
+        }
+        assert!(kept.contains(&format!("  - name: {host}\n")), "{kept}");
+        self.repo.write("berth.yaml", &kept);
+        self
+    }
+
     /// Commits `image` as the release on every host, with `extra` in
     /// `update_config`.
     fn release(&self, image: &str, extra: &str) {
@@ -129,6 +155,43 @@ impl Release {
             ),
         );
         self.repo.commit(image);
+    }
+
+    /// Commits `image` as the release of `web` as three replicas on
+    /// `host` ([`SIGTERM_SLOTS`]), one batch each, with `extra` in
+    /// `update_config`.
+    fn release_replicas(&self, image: &str, extra: &str, host: &str) {
+        self.repo.write(
+            "stacks/rel/compose.yaml",
+            &format!(
+                "services:\n  web:\n    image: {image}\n    stop_grace_period: 1s\n    secrets: [db]\n    deploy:\n      replicas: {n}\n      placement:\n        constraints: [node.hostname == {host}]\n      update_config:\n        parallelism: 1\n{extra}secrets:\n  db:\n    file: ./secrets/db.asc\n",
+                n = SIGTERM_SLOTS.len()
+            ),
+        );
+        self.repo.commit(image);
+    }
+
+    /// The next run converges on `image`: every slot of
+    /// [`Release::release_replicas`] on `host` runs it, nothing else is
+    /// there, and a fresh plan is empty.
+    fn converges_replicas(
+        &self,
+        bed: &Bed,
+        project: &str,
+        image: &str,
+        host: &str,
+    ) -> Result<(), Failed> {
+        let run = self.apply();
+        self.check_quiet(&run)?;
+        expect_code(&run, 0);
+        let want: Vec<_> = SIGTERM_SLOTS
+            .iter()
+            .map(|n| (n.to_string(), image.to_string(), "running".to_string()))
+            .collect();
+        let s = slots(bed, host, project);
+        check!(s == want, "{host} after the next run: {s:?}\n{run}");
+        expect_code(&plan(&self.repo, &["--detailed-exitcode"]), 0);
+        Ok(())
     }
 
     fn args(&self) -> Vec<String> {
@@ -347,16 +410,68 @@ fn hosts_lost_mid_rollout_are_dropped_and_the_others_keep_the_release() -> Resul
     rel.converges(bed, project, &v2, &HOSTS, true)
 }
 
+/// Three slow faults at once, each on its own host (and each run reaching
+/// only its host): SIGTERM to berth mid-rollout on edge-1, edge-2's disk
+/// full, edge-3's engine restarted mid-rollout. Each is checked in full;
+/// together they take the time of the slowest.
+#[test]
+fn sigterm_a_full_disk_and_an_engine_restart_on_three_hosts_at_once() -> Result<(), Failed> {
+    let bed = &Bed::take();
+    // A bed made by an older testbed.sh gets edge-2's own file system here.
+    bed_script(bed, &["disk-up"]);
+    let bed: &Bed = bed;
+    let (sigterm, disk, engine) = std::thread::scope(|s| {
+        let sigterm = s.spawn(|| sigterm_mid_rollout_finishes_the_batch_and_writes_the_report(bed));
+        let disk = s.spawn(|| a_full_disk_fails_its_host_and_the_old_container_keeps_serving(bed));
+        let engine =
+            s.spawn(|| an_engine_restarted_mid_rollout_leaves_the_old_container_serving(bed));
+        (
+            joined(sigterm.join()),
+            joined(disk.join()),
+            joined(engine.join()),
+        )
+    });
+    match (sigterm, disk, engine) {
+        (Ok(()), Ok(()), Ok(())) => Ok(()),
+        (sigterm, disk, engine) => Err(format!(
+            "SIGTERM on {SIGTERM_HOST}: {}\n\ndisk full on {DISK_HOST}: {}\n\nengine restarted on edge-3: {}",
+            verdict(sigterm),
+            verdict(disk),
+            verdict(engine)
+        )
+        .into()),
+    }
+}
+
+/// A scenario thread's result, its panic (a failed `assert!`) as a failure.
+fn joined(result: std::thread::Result<Result<(), Failed>>) -> Result<(), Failed> {
+    result.unwrap_or_else(|panic| {
+        let text = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "panicked".to_string());
+        Err(text.into())
+    })
+}
+
+fn verdict(result: Result<(), Failed>) -> String {
+    match result {
+        Ok(()) => "passed".to_string(),
+        Err(e) => format!("FAILED: {e:?}"),
+    }
+}
+
 /// The Docker Engine of the host being rolled out restarts while the new
 /// container is gated: the old one serves again once the engine is back
 /// (no slot left empty, no duplicate), the host is reported unreachable
 /// for this run, and the next run converges.
-#[test]
-fn an_engine_restarted_mid_rollout_leaves_the_old_container_serving() -> Result<(), Failed> {
-    let bed = &Bed::take();
+fn an_engine_restarted_mid_rollout_leaves_the_old_container_serving(
+    bed: &Bed,
+) -> Result<(), Failed> {
     let project = "t-enginerestart";
-    let _scope = bed.scope(project);
-    let rel = Release::new(bed, project);
+    let _scope = bed.scope_on(project, &["edge-3"]);
+    let rel = Release::new(bed, project).only("edge-3");
     let (v1, v2) = (bed.get("BED_WEB_V1"), bed.get("BED_WEB_V2"));
     let edge3 = "node.hostname == edge-3";
     rel.release_on(&v1, "", edge3);
@@ -470,22 +585,29 @@ fn a_registry_down_during_pulls_replaces_nothing() -> Result<(), Failed> {
     rel.converges(bed, project, &fresh, &HOSTS, false)
 }
 
+/// The host of the SIGTERM scenario: three replicas there, one batch each,
+/// stand in for three hosts, so the other hosts are free for other faults.
+const SIGTERM_HOST: &str = "edge-1";
+
+/// The SIGTERM scenario's slots: `rel-web-1` to `rel-web-3`.
+const SIGTERM_SLOTS: [&str; 3] = ["rel-web-1", "rel-web-2", "rel-web-3"];
+
 /// SIGTERM mid-rollout (systemd stopping the unit): the batch in flight
 /// finishes, no new one starts, the report is written, exit 4; a second
-/// signal ends berth at once, still leaving every slot whole.
-#[test]
-fn sigterm_mid_rollout_finishes_the_batch_and_writes_the_report() -> Result<(), Failed> {
-    let bed = &Bed::take();
+/// signal ends berth at once, still leaving every slot whole. Three
+/// replicas on one host, one batch each.
+fn sigterm_mid_rollout_finishes_the_batch_and_writes_the_report(bed: &Bed) -> Result<(), Failed> {
     let project = "t-sigterm";
-    let _scope = bed.scope(project);
-    let rel = Release::new(bed, project);
+    let host = SIGTERM_HOST;
+    let _scope = bed.scope_on(project, &[SIGTERM_HOST]);
+    let rel = Release::new(bed, project).only(host);
     let (v1, v2) = (bed.get("BED_WEB_V1"), bed.get("BED_WEB_V2"));
-    rel.release(&v1, "");
+    rel.release_replicas(&v1, "", host);
     expect_code(&rel.apply(), 0);
-    rel.release(&v2, "        monitor: 1s\n");
+    rel.release_replicas(&v2, "        monitor: 1s\n", host);
 
     let child = rel.spawn();
-    wait_for_image(bed, "edge-1", project, &v2)?;
+    wait_for_image(bed, host, project, &v2)?;
     child.signal(libc::SIGTERM)?;
     let run = child.finish("berth apply (SIGTERM)")?;
     rel.check_quiet(&run)?;
@@ -499,38 +621,163 @@ fn sigterm_mid_rollout_finishes_the_batch_and_writes_the_report() -> Result<(), 
         json["outcome"] == "stopped" && json["exit_code"] == 4,
         "{json:#}"
     );
-    let images: Vec<String> = HOSTS
-        .iter()
-        .map(|h| {
-            bed.containers(h, project)
-                .get("rel-web-1")
-                .map(|c| c.image.clone())
-                .unwrap_or_default()
-        })
-        .collect();
-    // edge-1 passed before the signal; edge-3's batch never started.
-    check!(images[0] == v2 && images[2] == v1, "{images:?}\n{run}");
-    for host in HOSTS {
-        let s = slots(bed, host, project);
-        check!(
-            s.len() == 1 && s[0].0 == "rel-web-1" && s[0].2 == "running",
-            "{host} is not whole after SIGTERM: {s:?}"
-        );
-    }
-    rel.converges(bed, project, &v2, &HOSTS, false)?;
+    let s = slots(bed, host, project);
+    let image = |name: &str| {
+        s.iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, image, _)| image.clone())
+            .unwrap_or_default()
+    };
+    // Replica 1 passed before the signal; replica 3's batch never started.
+    check!(
+        image("rel-web-1") == v2 && image("rel-web-3") == v1,
+        "{s:?}\n{run}"
+    );
+    let names: Vec<&str> = s.iter().map(|(n, _, _)| n.as_str()).collect();
+    check!(
+        names == SIGTERM_SLOTS && s.iter().all(|(_, _, st)| st == "running"),
+        "{host} is not whole after SIGTERM: {s:?}"
+    );
+    rel.converges_replicas(bed, project, &v2, host)?;
 
     // Twice: berth ends at once (128 + 15), and the next run finishes.
-    rel.release(&v1, "        monitor: 1s\n");
+    rel.release_replicas(&v1, "        monitor: 1s\n", host);
     let child = rel.spawn();
-    wait_for_image(bed, "edge-1", project, &v1)?;
+    wait_for_image(bed, host, project, &v1)?;
     child.signal(libc::SIGTERM)?;
     std::thread::sleep(Duration::from_millis(200));
     child.signal(libc::SIGTERM)?;
     let run = child.finish("berth apply (SIGTERM twice)")?;
     rel.check_quiet(&run)?;
     expect_code(&run, 143);
-    for host in HOSTS {
-        whole(bed, host, project)?;
+    let s = slots(bed, host, project);
+    for slot in SIGTERM_SLOTS {
+        // Serving, or its old container kept for the next run; never two.
+        let old = format!("{slot}.berth-old");
+        let of: Vec<_> = s
+            .iter()
+            .filter(|(n, _, _)| n == slot || *n == old)
+            .collect();
+        let running = of.iter().filter(|(_, _, st)| st == "running").count();
+        check!(
+            running <= 1 && !of.is_empty(),
+            "{slot} is not whole after two signals: {s:?}"
+        );
     }
-    rel.converges(bed, project, &v1, &HOSTS, false)
+    rel.converges_replicas(bed, project, &v1, host)
+}
+
+/// The host whose engine data is a small file system of its own
+/// (`testbed.sh fill-disk`).
+const DISK_HOST: &str = "edge-2";
+
+/// `testbed.sh ARGS...`, which must succeed.
+fn bed_script(bed: &Bed, args: &[&str]) {
+    let out = std::process::Command::new("bash")
+        .arg(&bed.script)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run testbed.sh");
+    assert!(
+        out.status.success(),
+        "testbed.sh {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// edge-2's disk is full (its engine data: `testbed.sh fill-disk`), first
+/// when a new image must be pulled, then when the new container must be
+/// made from an image it holds. Each run ends in bounded time with exit 1,
+/// naming the host and the engine's own message; the old container keeps
+/// serving, the same one; with room again the next run converges.
+fn a_full_disk_fails_its_host_and_the_old_container_keeps_serving(bed: &Bed) -> Result<(), Failed> {
+    let project = "t-diskfull";
+    let _scope = bed.scope_on(project, &[DISK_HOST]);
+    let rel = Release::new(bed, project).only(DISK_HOST);
+    let only = format!("node.hostname == {DISK_HOST}");
+    let v1 = bed.get("BED_WEB_V1");
+    rel.release_on(&v1, "", &only);
+    expect_code(&rel.apply(), 0);
+    let old = bed
+        .containers(DISK_HOST, project)
+        .get("rel-web-1")
+        .map(|c| c.id.clone())
+        .ok_or("no rel-web-1 after the first run")?;
+    // An image no host holds (v2 with a label of its own: its own config,
+    // so pulling it writes even where v2's layers are): built and pushed
+    // from edge-1, then removed there.
+    let v2 = bed.get("BED_WEB_V2");
+    let (repository, _) = v2.rsplit_once(':').ok_or("image without a tag")?;
+    let fresh = format!("{repository}:disk-{}", std::process::id());
+    bed.docker_ok("edge-1", &["pull", &v2]);
+    let context = tempfile::tempdir()?;
+    std::fs::write(context.path().join("Dockerfile"), format!("FROM {v2}\n"))?;
+    let label = format!("berth.test.disk={}", std::process::id());
+    let path = context.path().display().to_string();
+    bed.docker_ok(
+        "edge-1",
+        &["build", "-q", "--label", &label, "-t", &fresh, &path],
+    );
+    bed.docker_ok("edge-1", &["push", &fresh]);
+    bed.docker_ok("edge-1", &["rmi", &fresh]);
+    rel.release_on(&fresh, "", &only);
+
+    // The old container serves: the same one, running, alone.
+    let serves = |run: &Run| -> Result<(), Failed> {
+        let s = bed.containers(DISK_HOST, project);
+        let names: Vec<_> = s
+            .iter()
+            .map(|(n, c)| (n.clone(), c.state.clone()))
+            .collect();
+        check!(
+            s.get("rel-web-1")
+                .is_some_and(|c| c.id == old && c.state == "running" && c.image == v1)
+                && s.values().filter(|c| c.state == "running").count() == 1,
+            "{DISK_HOST} does not serve the old container: {names:?}\n{run}"
+        );
+        Ok(())
+    };
+    // One failed run on the full disk: `step` is what the engine was doing.
+    let fails = |step: &str| -> Result<(), Failed> {
+        let started = Instant::now();
+        let run = rel.apply();
+        let took = started.elapsed();
+        rel.check_quiet(&run)?;
+        expect_code(&run, 1);
+        check!(took < Duration::from_secs(30), "took {took:?}\n{run}");
+        check!(
+            run.stderr.contains(&format!("`{DISK_HOST}`"))
+                && run.stderr.contains("no space left on device")
+                && run.stderr.contains(step),
+            "the error does not name the host, the step and the engine's message\n{run}"
+        );
+        let json = rel.report()?;
+        let host = json["hosts"]
+            .as_array()
+            .and_then(|hs| hs.iter().find(|h| h["host"] == DISK_HOST))
+            .ok_or_else(|| format!("no {DISK_HOST} in the report: {json:#}"))?;
+        check!(
+            host["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("no space left on device"))
+                && host["outcome"] != "converged"
+                && json["exit_code"] == 1,
+            "{json:#}"
+        );
+        serves(&run)
+    };
+
+    // Full before the pull.
+    let disk = Fault::inject(bed, "fill-disk", "free-disk", Some(DISK_HOST));
+    // (The image as pinned: `<tag>@<digest>`.)
+    fails(&format!("cannot pull image `{fresh}"))?;
+    // Full before the container is made: the image is there.
+    disk.restore();
+    bed.docker_ok(DISK_HOST, &["pull", &fresh]);
+    let disk = Fault::inject(bed, "fill-disk", "free-disk", Some(DISK_HOST));
+    fails("serves on")?;
+
+    disk.restore();
+    rel.converges(bed, project, &fresh, &[DISK_HOST], true)
 }

@@ -277,9 +277,15 @@ impl Bed {
     /// Removes everything `project` left on every host (containers only;
     /// volumes named `<project>...` too, so reruns start clean).
     pub fn clean(&self, project: &str) {
+        self.clean_on(project, &HOSTS);
+    }
+
+    /// [`Bed::clean`] on `hosts` only (a test whose runs reach only those,
+    /// while another test breaks a host of its own).
+    pub fn clean_on(&self, project: &str, hosts: &[&str]) {
         // The commit the project's last apply recorded beside its run lock,
-        // removed on the three hosts at once (over SSH: it lives in sshd's /run).
-        let forget: Vec<_> = HOSTS
+        // removed on the hosts at once (over SSH: it lives in sshd's /run).
+        let forget: Vec<_> = hosts
             .iter()
             .filter_map(|host| {
                 self.ssh_command(
@@ -292,7 +298,7 @@ impl Bed {
                 .ok()
             })
             .collect();
-        for host in HOSTS {
+        for &host in hosts {
             let ids = self.docker_ok(
                 host,
                 &[
@@ -331,6 +337,17 @@ impl Bed {
         Scope {
             bed: self,
             project: project.to_string(),
+            hosts: HOSTS.to_vec(),
+        }
+    }
+
+    /// [`Bed::scope`] on `hosts` only (see [`Bed::clean_on`]).
+    pub fn scope_on(&self, project: &str, hosts: &[&'static str]) -> Scope<'_> {
+        self.clean_on(project, hosts);
+        Scope {
+            bed: self,
+            project: project.to_string(),
+            hosts: hosts.to_vec(),
         }
     }
 
@@ -348,11 +365,12 @@ impl Bed {
 pub struct Scope<'a> {
     bed: &'a Bed,
     project: String,
+    hosts: Vec<&'static str>,
 }
 
 impl Drop for Scope<'_> {
     fn drop(&mut self) {
-        self.bed.clean(&self.project);
+        self.bed.clean_on(&self.project, &self.hosts);
     }
 }
 
