@@ -48,6 +48,8 @@ pub struct FleetOptions {
     pub identity_file: Option<PathBuf>,
     /// ssh_config file for the connections; None: none (`-F /dev/null`).
     pub ssh_config: Option<PathBuf>,
+    /// ssh's `KexAlgorithms` (`settings.ssh_kex`); None: ssh's own.
+    pub ssh_kex: Option<String>,
     /// The runner's Docker `config.json`, for registry credentials on
     /// pulls; None: anonymous pulls.
     pub docker_config: Option<PathBuf>,
@@ -120,6 +122,7 @@ impl Fleet {
             runtime_dir: runtime_dir.path().to_path_buf(),
             identity_file: opts.identity_file.clone(),
             ssh_config: opts.ssh_config.clone(),
+            ssh_kex: opts.ssh_kex.clone(),
             docker_config: opts.docker_config.clone(),
         };
         let parallel = opts.parallel.max(1);
