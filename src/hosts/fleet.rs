@@ -142,12 +142,19 @@ impl Fleet {
         let connected: Vec<_> = stream::iter(hosts.iter().map(|host| {
             let connect_opts = connect_opts.clone();
             async move {
+                let started = std::time::Instant::now();
                 let (engine, locked) = connect_locking(host, &connect_opts, try_lock)
                     .await
                     .map_err(|e| (host.name.clone(), e))?;
                 let observed = match &locked {
                     None | Some(Ok(_)) => {
-                        Some(observe_adopting(engine.as_ref(), project, what).await)
+                        let observed = observe_adopting(engine.as_ref(), project, what).await;
+                        tracing::debug!(
+                            host = %host.name,
+                            "connected and observed after {} ms",
+                            started.elapsed().as_millis()
+                        );
+                        Some(observed)
                     }
                     Some(Err(_)) => None,
                 };
@@ -272,12 +279,19 @@ impl Fleet {
     /// shell's exit, the ssh master's), locks first: a lock shell still
     /// writing the applied commit must not lose its connection.
     pub async fn close(mut self) {
+        let started = std::time::Instant::now();
         stream::iter(std::mem::take(&mut self.locks))
             .for_each_concurrent(CLOSE_PARALLEL, HostLock::release)
             .await;
+        let released = started.elapsed();
         stream::iter(self.engines.values())
             .for_each_concurrent(CLOSE_PARALLEL, |engine| engine.close())
             .await;
+        tracing::debug!(
+            "run locks released after {} ms, connections closed after {} ms",
+            released.as_millis(),
+            started.elapsed().as_millis()
+        );
         // The runtime directory goes with `self`.
     }
 }
