@@ -540,6 +540,7 @@ mod tests {
                     docker_timeout: std::time::Duration::from_secs(120),
                     known_hosts: None,
                     ssh_config: None,
+                    ssh_kex: None,
                     insecure_registries: Default::default(),
                     resolve_from: Default::default(),
                 },

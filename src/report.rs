@@ -464,6 +464,7 @@ mod tests {
             ok,
             seconds: 0.1,
             waited_seconds: None,
+            engine_seconds: None,
             detail: None,
         };
         let applied = ApplyReport {

@@ -107,6 +107,12 @@ pub struct StepReport {
     /// monitor): the rest is berth's own overhead.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waited_seconds: Option<f64>,
+    /// Of `seconds`, the time the Docker Engine took to stop the old
+    /// container and start the new one (the two calls themselves): work a
+    /// stop-first update cannot overlap, whatever tool runs it. What is
+    /// left after the waits and this is berth's own overhead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
@@ -168,6 +174,7 @@ pub(super) fn record(
         ok: err.is_none(),
         seconds,
         waited_seconds: None,
+        engine_seconds: None,
         detail: err.map(|e| format!("{e:#}")),
     });
 }

@@ -281,6 +281,9 @@ struct Started<'a> {
     host: &'a str,
     /// Time spent waiting on the gates.
     waited: Duration,
+    /// Time the engine took to stop the old container and start the new
+    /// one (the calls themselves; see [`StepReport::engine_seconds`]).
+    engine: Duration,
     change: &'a Change,
     new_id: String,
     old_id: Option<String>,
@@ -372,6 +375,7 @@ pub(super) async fn roll_out(
                                     |(waited, undo)| Started {
                                         host: h.name,
                                         waited,
+                                        engine: Duration::ZERO,
                                         change: c,
                                         new_id: String::new(),
                                         old_id: None,
@@ -416,6 +420,9 @@ pub(super) async fn roll_out(
                     record(report, what, &c.name, started, None);
                     if let Some(last) = report.steps.last_mut() {
                         last.waited_seconds = Some(s.waited.as_secs_f64());
+                        if !s.engine.is_zero() {
+                            last.engine_seconds = Some(s.engine.as_secs_f64());
+                        }
                     }
                     done.push(s);
                 }
@@ -678,11 +685,12 @@ async fn start_member<'a>(
     };
 
     let mut waited = Duration::ZERO;
+    let mut engine_time;
     let new_id = if start_first {
         // New beside old, under a temporary name; old keeps serving until the new one passes.
         let id = making.await?.id;
         match start_and_gate(host, &id, policy, ctx).await {
-            Ok(w) => waited = w,
+            Ok((w, start)) => (waited, engine_time) = (w, start),
             Err(e) => {
                 keep_failed(host, &id, &c.name).await;
                 return Err(e);
@@ -692,7 +700,9 @@ async fn start_member<'a>(
             let grace = old_grace(c);
             let set_aside = host
                 .op(async {
+                    let stopping = Instant::now();
                     engine.stop_container(&old.id, grace).await?;
+                    engine_time += stopping.elapsed();
                     engine.rename_container(&old.id, &retired).await
                 })
                 .await;
@@ -737,13 +747,17 @@ async fn start_member<'a>(
         let stopped = match old {
             Some(old) => {
                 host.op(async {
+                    let stopping = Instant::now();
                     engine.stop_container(&old.id, old_grace(c)).await?;
-                    engine.rename_container(&old.id, &retired).await
+                    let stopped_in = stopping.elapsed();
+                    engine.rename_container(&old.id, &retired).await?;
+                    Ok(stopped_in)
                 })
                 .await
             }
-            None => Ok(()),
+            None => Ok(Duration::ZERO),
         };
+        engine_time = *stopped.as_ref().unwrap_or(&Duration::ZERO);
         if let Err(e) = stopped {
             discard(host, &made.id).await;
             // The old container still has its name: running again if it was.
@@ -774,8 +788,9 @@ async fn start_member<'a>(
         };
         let (created, failure) = match created {
             Ok(id) => match start_and_gate(host, &id, policy, ctx).await {
-                Ok(w) => {
+                Ok((w, start)) => {
                     waited = w;
+                    engine_time += start;
                     (Some(id), None)
                 }
                 Err(e) => (Some(id), Some(e)),
@@ -813,6 +828,7 @@ async fn start_member<'a>(
     Ok(Started {
         host: host.name,
         waited,
+        engine: engine_time,
         change: c,
         new_id,
         old_id: old.map(|o| o.id.clone()),
@@ -822,15 +838,22 @@ async fn start_member<'a>(
 }
 
 /// Starts a created container (in a slot of its host) and waits on its
-/// gates (in none). Returns the time spent on the gates.
+/// gates (in none). Returns the time spent on the gates, and the engine's
+/// time to start it.
 async fn start_and_gate(
     host: Host<'_>,
     id: &str,
     policy: &ServicePolicy,
     ctx: &ApplyContext,
-) -> anyhow::Result<Duration> {
-    host.op(host.engine.start_container(id)).await?;
-    gate::gate(host.engine, id, policy, ctx).await
+) -> anyhow::Result<(Duration, Duration)> {
+    let start = host
+        .op(async {
+            let starting = Instant::now();
+            host.engine.start_container(id).await?;
+            anyhow::Ok(starting.elapsed())
+        })
+        .await?;
+    Ok((gate::gate(host.engine, id, policy, ctx).await?, start))
 }
 
 fn old_grace(c: &Change) -> Option<u64> {

@@ -1000,3 +1000,27 @@ async fn a_stop_request_after_the_last_batch_started_leaves_the_real_outcome() {
         ]
     );
 }
+
+/// A replace reports the engine's own stop and start apart from berth's
+/// time: `engine_seconds` covers the two calls (each 30 ms here), and the
+/// step's `seconds` cover them, the renames and the gate too.
+#[tokio::test]
+async fn a_replace_reports_the_engines_stop_and_start_apart() {
+    use crate::spec::FailureAction::Rollback;
+    let (engine, engines) = rollout_host();
+    let changes = seed_replaces(&engine, "s", "web", 1);
+    let ctx = rollout_context(&[("s", "web", policy(&[], 1, Rollback))]);
+    engine.set_latency(Duration::from_millis(30));
+    let report = apply(&rollout_plan(changes), &engines, &ctx).await;
+    let step = report.hosts[0]
+        .steps
+        .iter()
+        .find(|s| s.step == crate::apply::Step::Replace)
+        .unwrap_or_else(|| panic!("no replace step: {report:?}"));
+    let engine_seconds = step.engine_seconds.expect("engine_seconds");
+    assert!(
+        (0.06..0.5).contains(&engine_seconds),
+        "stop + start at 30 ms each: {engine_seconds}"
+    );
+    assert!(step.seconds >= engine_seconds, "{step:?}");
+}

@@ -49,6 +49,13 @@ pub async fn connect_locking(
     opts: &ConnectOptions,
     lock: Option<TryLock<'_>>,
 ) -> anyhow::Result<(Box<dyn Engine>, Locked)> {
+    #[cfg(feature = "bench-memory")]
+    if let Some((engine, delay)) = super::memory::served(&host.name) {
+        tokio::time::sleep(delay).await;
+        let who = engine.who().to_string();
+        let locked = try_lock(engine.shell(), host, &who, lock).await;
+        return Ok((Box::new(engine), locked));
+    }
     let host = &ssh::with_defaults(host, opts);
     match host.transport {
         Transport::Local => connect_local(host, opts, lock).await,
@@ -148,14 +155,34 @@ async fn connect_ssh(
     lock: Option<TryLock<'_>>,
 ) -> anyhow::Result<(Box<dyn Engine>, Locked)> {
     let who = who(host);
+    let started = std::time::Instant::now();
     let tunnel = ssh::open_tunnel(host, opts, &who).await?;
-    let (opened, locked) = tokio::join!(
-        docker::open(
-            tunnel.docker_socket(),
-            opts.connect_timeout,
-            opts.docker_timeout
-        ),
-        try_lock(&tunnel, host, &who, lock)
+    let ssh_up = started.elapsed();
+    let ((opened, engine_up), (locked, lock_up)) = tokio::join!(
+        async {
+            let opened = docker::open(
+                tunnel.docker_socket(),
+                opts.connect_timeout,
+                opts.docker_timeout,
+            )
+            .await;
+            (opened, started.elapsed())
+        },
+        async {
+            let locked = try_lock(&tunnel, host, &who, lock).await;
+            (locked, started.elapsed())
+        }
+    );
+    // Where a run's first round trips go (`BERTH_LOG=berth=debug`).
+    tracing::debug!(
+        host = %host.name,
+        "ssh up after {} ms, engine answered after {} ms{}",
+        ssh_up.as_millis(),
+        engine_up.as_millis(),
+        match &locked {
+            Some(_) => format!(", run lock answered after {} ms", lock_up.as_millis()),
+            None => String::new(),
+        }
     );
     let failed = match opened {
         Ok(docker) => {

@@ -48,6 +48,8 @@ pub struct FleetOptions {
     pub identity_file: Option<PathBuf>,
     /// ssh_config file for the connections; None: none (`-F /dev/null`).
     pub ssh_config: Option<PathBuf>,
+    /// ssh's `KexAlgorithms` (`settings.ssh_kex`); None: ssh's own.
+    pub ssh_kex: Option<String>,
     /// The runner's Docker `config.json`, for registry credentials on
     /// pulls; None: anonymous pulls.
     pub docker_config: Option<PathBuf>,
@@ -120,6 +122,7 @@ impl Fleet {
             runtime_dir: runtime_dir.path().to_path_buf(),
             identity_file: opts.identity_file.clone(),
             ssh_config: opts.ssh_config.clone(),
+            ssh_kex: opts.ssh_kex.clone(),
             docker_config: opts.docker_config.clone(),
         };
         let parallel = opts.parallel.max(1);
@@ -139,12 +142,19 @@ impl Fleet {
         let connected: Vec<_> = stream::iter(hosts.iter().map(|host| {
             let connect_opts = connect_opts.clone();
             async move {
+                let started = std::time::Instant::now();
                 let (engine, locked) = connect_locking(host, &connect_opts, try_lock)
                     .await
                     .map_err(|e| (host.name.clone(), e))?;
                 let observed = match &locked {
                     None | Some(Ok(_)) => {
-                        Some(observe_adopting(engine.as_ref(), project, what).await)
+                        let observed = observe_adopting(engine.as_ref(), project, what).await;
+                        tracing::debug!(
+                            host = %host.name,
+                            "connected and observed after {} ms",
+                            started.elapsed().as_millis()
+                        );
+                        Some(observed)
                     }
                     Some(Err(_)) => None,
                 };
@@ -290,12 +300,19 @@ impl Fleet {
     /// shell's exit, the ssh master's), locks first: a lock shell still
     /// writing the applied commit must not lose its connection.
     pub async fn close(mut self) {
+        let started = std::time::Instant::now();
         stream::iter(std::mem::take(&mut self.locks))
             .for_each_concurrent(CLOSE_PARALLEL, HostLock::release)
             .await;
+        let released = started.elapsed();
         stream::iter(self.engines.values())
             .for_each_concurrent(CLOSE_PARALLEL, |engine| engine.close())
             .await;
+        tracing::debug!(
+            "run locks released after {} ms, connections closed after {} ms",
+            released.as_millis(),
+            started.elapsed().as_millis()
+        );
         // The runtime directory goes with `self`.
     }
 }

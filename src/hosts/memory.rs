@@ -86,6 +86,9 @@ struct State {
     dark_at: Option<String>,
     /// How long each container operation takes (see [`MemoryEngine::set_latency`]).
     latency: Duration,
+    /// How long every Docker API call takes on top, as one round trip (see
+    /// [`MemoryEngine::set_call_latency`]).
+    call_latency: Duration,
     /// Container operations under way, and the most there ever were at once.
     in_flight: usize,
     max_in_flight: usize,
@@ -385,6 +388,23 @@ impl MemoryEngine {
         self.state().latency = latency;
     }
 
+    /// Every Docker API call takes `latency` from now on, as one round trip
+    /// to a remote engine: `observe` two (the lists, then the project's
+    /// containers inspected side by side, as [`super::docker`] does), a
+    /// container operation one on top of [`MemoryEngine::set_latency`]'s.
+    /// For benchmarks of the planner and the scheduler at fleet scale.
+    pub fn set_call_latency(&self, latency: Duration) {
+        self.state().call_latency = latency;
+    }
+
+    /// Waits `n` round trips of [`MemoryEngine::set_call_latency`].
+    async fn round_trips(&self, n: u32) {
+        let latency = self.state().call_latency * n;
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+    }
+
     /// The most container operations that were ever under way at once
     /// (with a latency set; otherwise each is instant and counts alone).
     pub fn max_in_flight(&self) -> usize {
@@ -398,7 +418,7 @@ impl MemoryEngine {
             let mut st = self.state();
             st.in_flight += 1;
             st.max_in_flight = st.max_in_flight.max(st.in_flight);
-            st.latency
+            st.latency + st.call_latency
         };
         let busy = Busy(self.state.clone());
         if !latency.is_zero() {
@@ -435,6 +455,7 @@ impl Docker for MemoryEngine {
     }
 
     async fn observe(&self, project: &str) -> anyhow::Result<HostObservation> {
+        self.round_trips(2).await;
         let mut st = self.state();
         st.injected(
             "observe",
@@ -480,6 +501,7 @@ impl Docker for MemoryEngine {
     }
 
     async fn last_tagged(&self, images: &[String]) -> anyhow::Result<BTreeMap<String, SystemTime>> {
+        self.round_trips(1).await;
         let st = self.state();
         Ok(images
             .iter()
@@ -489,6 +511,7 @@ impl Docker for MemoryEngine {
     }
 
     async fn pull(&self, image: &str) -> anyhow::Result<()> {
+        self.round_trips(1).await;
         let mut st = self.state();
         st.injected("pull", &self.host, &format!("cannot pull image `{image}`"))?;
         if st.failing_pulls.contains(image) {
@@ -508,6 +531,7 @@ impl Docker for MemoryEngine {
         spec: &NetworkSpec,
         _labels: &BTreeMap<String, String>,
     ) -> anyhow::Result<()> {
+        self.round_trips(1).await;
         let mut st = self.state();
         st.injected(
             "create_network",
@@ -524,6 +548,7 @@ impl Docker for MemoryEngine {
         spec: &VolumeSpec,
         _labels: &BTreeMap<String, String>,
     ) -> anyhow::Result<()> {
+        self.round_trips(1).await;
         let mut st = self.state();
         st.injected(
             "create_volume",
@@ -686,6 +711,7 @@ impl Docker for MemoryEngine {
     }
 
     async fn status(&self, id: &str) -> anyhow::Result<ContainerStatus> {
+        self.round_trips(1).await;
         let mut st = self.state();
         st.injected(
             "status",
@@ -721,6 +747,7 @@ impl Docker for MemoryEngine {
         command: &[String],
         _timeout: Duration,
     ) -> anyhow::Result<(i64, String)> {
+        self.round_trips(1).await;
         let mut st = self.state();
         st.injected(
             "exec",
@@ -885,6 +912,32 @@ impl Shell for MemoryShell {
     async fn close(&self) {
         self.state().closed = true;
     }
+}
+
+/// In-memory hosts that [`super::connect`] hands out instead of dialling
+/// (the `bench-memory` feature only, never in a default build): inventory
+/// host name -> its engine, and how long a connection takes (an SSH
+/// handshake's round trips). Set once per process, by the fleet benchmark.
+#[cfg(feature = "bench-memory")]
+static SERVED: std::sync::OnceLock<(BTreeMap<String, MemoryEngine>, Duration)> =
+    std::sync::OnceLock::new();
+
+/// Makes every later connection to a host named in `engines` reach that
+/// in-memory engine, after `connect` (see [`SERVED`]). False when hosts
+/// were served already in this process.
+#[cfg(feature = "bench-memory")]
+pub fn serve(engines: BTreeMap<String, MemoryEngine>, connect: Duration) -> bool {
+    SERVED.set((engines, connect)).is_ok()
+}
+
+/// The served engine of `host`, open again (a run closed it at its end),
+/// and the connection's delay; None when `host` is not served.
+#[cfg(feature = "bench-memory")]
+pub(crate) fn served(host: &str) -> Option<(MemoryEngine, Duration)> {
+    let (engines, connect) = SERVED.get()?;
+    let engine = engines.get(host)?.clone();
+    engine.state().closed = false;
+    Some((engine, *connect))
 }
 
 #[cfg(test)]

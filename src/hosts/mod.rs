@@ -16,7 +16,7 @@ mod engine;
 pub mod fleet;
 pub mod lock;
 pub mod lost;
-#[cfg(test)]
+#[cfg(any(test, feature = "bench-memory"))]
 pub mod memory;
 pub mod secret_files;
 pub mod shell;

@@ -44,6 +44,9 @@ pub struct ConnectOptions {
     /// The user's ssh config: `--ssh-config` / `BERTH_SSH_CONFIG`, else
     /// `settings.ssh_config`; None = none at all (`-F /dev/null`).
     pub ssh_config: Option<PathBuf>,
+    /// ssh's `KexAlgorithms` for the connection and its jump hosts
+    /// (`settings.ssh_kex`); None: ssh's own choice.
+    pub ssh_kex: Option<String>,
     /// The runner's Docker `config.json` (`--docker-config`), for registry
     /// credentials on pulls; None: anonymous pulls.
     pub docker_config: Option<PathBuf>,
@@ -163,7 +166,14 @@ pub(super) async fn open_tunnel(
     if let Some(known_hosts) = &opts.known_hosts {
         builder.user_known_hosts_file(known_hosts);
     }
-    match &config {
+    let kex_only = match (&config, &opts.ssh_kex) {
+        (None, Some(kex)) => Some(
+            ssh_config::write_wrapper(&opts.runtime_dir, &ssh_config::kex_text(kex))
+                .map_err(|e| failure(who, &e, None))?,
+        ),
+        _ => None,
+    };
+    match config.as_ref().or(kex_only.as_ref()) {
         Some(config) => builder.config_file(config),
         None => builder.config_file("/dev/null"),
     };
@@ -254,6 +264,7 @@ fn config_for(
         known_hosts.as_deref(),
         opts.connect_timeout,
         opts.keepalive,
+        opts.ssh_kex.as_deref(),
     )
     .map_err(|e| (e, None))?;
     ssh_config::write_wrapper(&opts.runtime_dir, &text).map_err(|e| (e, None))
@@ -748,6 +759,7 @@ mod tests {
             runtime_dir: PathBuf::from("/tmp/x"),
             identity_file: None,
             ssh_config: None,
+            ssh_kex: None,
             docker_config: None,
         };
         assert_eq!(ssh_target(&with_defaults(&host, &opts)), "root@db-alias:22");

@@ -66,6 +66,7 @@ pub(crate) fn wrapper_text(
     known_hosts: Option<&Path>,
     connect_timeout: Duration,
     alive_interval: Duration,
+    kex: Option<&str>,
 ) -> Result<String, String> {
     let mut text = String::from(
         "# Written by berth for one run. berth's options come first: ssh keeps the\n\
@@ -85,6 +86,9 @@ pub(crate) fn wrapper_text(
         alive_interval.as_secs().max(1),
         ALIVE_COUNT
     ));
+    if let Some(kex) = kex {
+        text.push_str(&format!("  KexAlgorithms {kex}\n"));
+    }
     text.push_str(&format!(
         "# The user's config: aliases, ProxyJump, IdentityAgent, users, ports.\n\
          Include {}\n\
@@ -93,6 +97,14 @@ pub(crate) fn wrapper_text(
         quoted(user_config, false)?
     ));
     Ok(text)
+}
+
+/// The config berth passes to ssh when the user has none but
+/// `settings.ssh_kex` is set: the key exchange alone (berth's other options
+/// are on ssh's command line). `kex` is checked when berth.yaml is read to
+/// be one line of `KexAlgorithms` names. Pure.
+pub(crate) fn kex_text(kex: &str) -> String {
+    format!("# Written by berth for one run: settings.ssh_kex.\nHost *\n  KexAlgorithms {kex}\n")
 }
 
 /// Writes the config for one connection into the runtime directory (which
@@ -228,6 +240,7 @@ mod tests {
             Some(Path::new("/etc/berth/known hosts %h")),
             Duration::from_secs(5),
             Duration::from_secs(15),
+            None,
         )
         .expect("text");
         insta::assert_snapshot!(text, @r###"
@@ -259,6 +272,7 @@ mod tests {
             None,
             Duration::from_millis(10),
             Duration::from_secs(15),
+            None,
         )
         .expect("text");
         assert!(!text.contains("UserKnownHostsFile"), "{text}");
@@ -272,9 +286,33 @@ mod tests {
             None,
             Duration::from_secs(1),
             Duration::from_secs(1),
+            None,
         )
         .expect_err("quote");
         assert!(err.contains("double quote"), "{err}");
+    }
+
+    /// `settings.ssh_kex` goes in berth's own part, before the user's
+    /// config (whose value it overrides, for jump hosts too); without a
+    /// user config it is the whole file.
+    #[test]
+    fn the_key_exchange_is_berths_option() {
+        let text = wrapper_text(
+            Path::new("/c"),
+            None,
+            Duration::from_secs(5),
+            Duration::from_secs(15),
+            Some("curve25519-sha256"),
+        )
+        .expect("text");
+        let kex = text
+            .find("  KexAlgorithms curve25519-sha256\n")
+            .expect(&text);
+        assert!(kex < text.find("Include").expect("include"), "{text}");
+        assert_eq!(
+            kex_text("curve25519-sha256"),
+            "# Written by berth for one run: settings.ssh_kex.\nHost *\n  KexAlgorithms curve25519-sha256\n"
+        );
     }
 
     #[test]

@@ -91,6 +91,7 @@ pub async fn import(opts: &ImportOptions) -> Result<ImportReport, Error> {
             .ssh_config
             .clone()
             .or(settings.ssh_config.clone()),
+        ssh_kex: settings.ssh_kex.clone(),
         docker_config: None,
         parallel: 1,
         lock: None,

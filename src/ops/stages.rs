@@ -153,6 +153,7 @@ pub(super) async fn open_fleet(
         docker_timeout: settings.docker_timeout,
         identity_file: hosts.identity_file.clone(),
         ssh_config: hosts.ssh_config.clone().or(settings.ssh_config.clone()),
+        ssh_kex: settings.ssh_kex.clone(),
         docker_config: hosts.docker_config.clone(),
         parallel: parallel(loaded, hosts),
         lock: lock_timeout.map(|timeout| LockRequest {

@@ -52,6 +52,9 @@ pub struct Settings {
     /// The user's ssh config, honoured for aliases, ProxyJump, agents, users
     /// and ports; None: no ssh config at all (`-F /dev/null`).
     pub ssh_config: Option<PathBuf>,
+    /// ssh's `KexAlgorithms` for every connection (`settings.ssh_kex`);
+    /// None: ssh's own choice.
+    pub ssh_kex: Option<String>,
     /// Registries asked for digests over plain HTTP (`host[:port]`).
     pub insecure_registries: std::collections::BTreeSet<String>,
     /// Where tags are resolved to digests.

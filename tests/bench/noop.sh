@@ -14,6 +14,7 @@
 #
 # Environment:
 #   RUNS           timed runs of each command (default 10)
+#   TRACE=1        one more plan and apply with BERTH_LOG=berth=debug: where the round trips go
 #   BERTH_BIN      berth binary to time (default: build target/release/berth)
 #   BERTH_BED_DIR  the bed's directory (default /var/tmp/berth-bed)
 RUNS=${RUNS:-10}
@@ -73,6 +74,18 @@ for ((r = 1; r <= RUNS; r++)); do
 done
 END_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 
+# TRACE=1: one more plan and apply each, untimed, with berth's debug log,
+# whose lines say where a no-op's round trips go (ssh up, engine answered,
+# run lock answered, observed; locks released, connections closed).
+TRACES=()
+if [[ ${TRACE:-0} == 1 ]]; then
+  for cmd in plan apply; do
+    BERTH_LOG=berth=debug berth_ok "traced $cmd" "$cmd" --repo "$REPO" --detailed-exitcode
+    while IFS= read -r line; do TRACES+=("$cmd: $line"); done \
+      < <(grep -E 'ssh up after|observed after|released after' "$LOG" | sed 's/\x1b\[[0-9;]*m//g')
+  done
+fi
+
 read -r A_MIN A_MED A_MAX < <(stats "$WORK/apply.ns")
 read -r P_MIN P_MED P_MAX < <(stats "$WORK/plan.ns")
 read -r F_MIN F_MED F_MAX < <(stats "$WORK/floor.ns")
@@ -91,3 +104,7 @@ printf '  %-34s %10s %10s %10s\n' "berth plan" "$P_MIN" "$P_MED" "$P_MAX"
 printf '  %-34s %10s %10s %10s\n' "floor: ssh + docker ps -a, x3 par." "$F_MIN" "$F_MED" "$F_MAX"
 printf '\n  median(apply) / median(floor)  %s\n' "$(ratio "$A_MED" "$F_MED")"
 printf '  median(plan)  / median(floor)  %s\n' "$(ratio "$P_MED" "$F_MED")"
+if [[ ${#TRACES[@]} -gt 0 ]]; then
+  printf '\n  traced runs (BERTH_LOG=berth=debug):\n'
+  printf '    %s\n' "${TRACES[@]}"
+fi

@@ -97,8 +97,9 @@ check_running() {
     || die "expected $want running $image containers and nothing else; found $n running, $all in all, $bad on another image"
 }
 
-# Reads one apply report; prints "total waits steps_overhead max_step_overhead"
-# (seconds) and fails unless it shows exactly REPLICAS ok replace steps and
+# Reads one apply report; prints "total waits steps_overhead max_step_overhead
+# engine" (seconds; engine = sum of engine_seconds, the engine's own stop and
+# start calls, 0 from a berth that does not report them) and fails unless it shows exactly REPLICAS ok replace steps and
 # nothing else (no pull, create, remove or rollback).
 read_report() {
   python3 - "$1" "$2" <<'EOF'
@@ -114,7 +115,8 @@ if bad or errors or len(steps) != replicas or r["outcome"] != "converged":
              f'(want {replicas} replace), other/failed: {bad}, errors: {errors}')
 waits = sum(s.get("waited_seconds") or 0.0 for s in steps)
 own = [s["seconds"] - (s.get("waited_seconds") or 0.0) for s in steps]
-print(f'{r["duration_seconds"]:.3f} {waits:.3f} {sum(own):.3f} {max(own):.3f}')
+engine = sum(s.get("engine_seconds") or 0.0 for s in steps)
+print(f'{r["duration_seconds"]:.3f} {waits:.3f} {sum(own):.3f} {max(own):.3f} {engine:.3f}')
 EOF
 }
 
@@ -151,23 +153,25 @@ for c in $CASES; do
     line=$(read_report "$WORK/r.json" "$replicas") || die "run $r: bad report"
     echo "$line" >>"$runs"
     check_running "$replicas" "$image"
-    read -r total waits own maxown <<<"$line"
+    read -r total waits own maxown engine <<<"$line"
     log "$replicas $order run $r/$RUNS (-> ${image##*:}): total ${total}s, waits ${waits}s," \
       "overhead $(awk -v t="$total" -v w="$waits" 'BEGIN { printf "%.2f", t - w }')s" \
-      "(in steps ${own}s, slowest step ${maxown}s)"
+      "(in steps ${own}s, slowest step ${maxown}s, engine stop+start ${engine}s)"
   done
   # Columns: total, waits, overhead, in-step overhead, outside steps,
-  # overhead per replica (ms).
-  awk -v n="$replicas" '{ printf "%s %s %.3f %s %.3f %.1f\n", $1, $2, $1 - $2, $3,
-    $1 - $2 - $3, ($1 - $2) / n * 1000 }' "$runs" >"$runs.o"
+  # overhead per replica (ms), engine stop+start, berth's own (overhead - engine).
+  awk -v n="$replicas" '{ printf "%s %s %.3f %s %.3f %.1f %s %.3f\n", $1, $2, $1 - $2, $3,
+    $1 - $2 - $3, ($1 - $2) / n * 1000, $5, $1 - $2 - $5 }' "$runs" >"$runs.o"
   m_total=$(median "$runs.o" 1)
   m_waits=$(median "$runs.o" 2)
   m_over=$(median "$runs.o" 3)
   m_instep=$(median "$runs.o" 4)
   m_outside=$(median "$runs.o" 5)
   per_ms=$(median "$runs.o" 6 | awk '{ printf "%.0f", $1 }')
-  ROWS+=("$(printf '  %8s %-11s %4s %9s %9s %9s %10s %9s %9s' "$replicas" "$order" "$RUNS" \
-    "$m_total" "$m_waits" "$m_over" "$per_ms" "$m_instep" "$m_outside")")
+  m_engine=$(median "$runs.o" 7)
+  m_berth=$(median "$runs.o" 8)
+  ROWS+=("$(printf '  %8s %-11s %4s %9s %9s %9s %10s %9s %9s %9s %9s' "$replicas" "$order" "$RUNS" \
+    "$m_total" "$m_waits" "$m_over" "$per_ms" "$m_instep" "$m_outside" "$m_engine" "$m_berth")")
   clean_hosts
 done
 END_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -180,12 +184,15 @@ printf '  workload     1 service, %d hosts, update_config.parallelism 1, image %
   "${#HOSTS[@]}" "${WEB_V1##*:}" "${WEB_V2##*:}"
 printf '  converge     %s (untimed)\n' "$(printf '%s; ' "${CONVERGED[@]}" | sed 's/; $//')"
 printf '  runs         %d per case; medians below, in seconds unless said\n\n' "$RUNS"
-printf '  %8s %-11s %4s %9s %9s %9s %10s %9s %9s\n' replicas order runs total waits \
-  overhead "per repl." "in steps" outside
-printf '  %8s %-11s %4s %9s %9s %9s %10s %9s %9s\n' "" "" "" "" "" "" "(ms)" "" ""
+printf '  %8s %-11s %4s %9s %9s %9s %10s %9s %9s %9s %9s\n' replicas order runs total waits \
+  overhead "per repl." "in steps" outside engine "berth's"
+printf '  %8s %-11s %4s %9s %9s %9s %10s %9s %9s %9s %9s\n' "" "" "" "" "" "" "(ms)" "" "" "" ""
 printf '%s\n' "${ROWS[@]}"
 printf '\n  total    = report duration_seconds (whole run: load, connect, lock, plan, roll, clean up)\n'
 printf '  waits    = sum of waited_seconds of the replace steps (health, validation, monitor)\n'
 printf '  overhead = total - waits; per repl. = median of (overhead / replicas)\n'
 printf '  in steps = sum of (seconds - waited_seconds) of the replace steps: stop, rename,\n'
 printf '             create, start; outside = overhead - in steps\n'
+printf '  engine   = sum of engine_seconds of the replace steps: the Docker Engine stopping\n'
+printf '             each old and starting each new container (the calls themselves)\n'
+printf "  berth's  = overhead - engine: what berth adds (the issue's target: < 1 s for 9)\n"

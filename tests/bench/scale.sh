@@ -41,7 +41,7 @@
 #   PARALLEL       settings.parallel (hosts contacted at once); default: berth's
 #   LEAN_SHELL     1 (default) or 0, MODE=sshd only (see above)
 #   KEX            if set, the ssh clients' KexAlgorithms (e.g. curve25519-sha256),
-#                  through settings.ssh_config; default: OpenSSH's (on 9.x the
+#                  through berth's settings.ssh_kex; default: OpenSSH's (on 9.x the
 #                  post-quantum sntrup761x25519, ~0.1 s of client CPU per
 #                  handshake on the 2-core bed VM, against ~0.01 s)
 #   BERTH_BIN      berth binary to time (default: build target/release/berth)
@@ -98,12 +98,11 @@ if [[ $MODE == sshd ]]; then
   for i in "${!NAMES[@]}"; do wait_sshd "${HADDR[$i]}" "${HPORT[$i]}"; done
 fi
 
-[[ -z $KEX ]] || printf 'Host *\n  KexAlgorithms %s\n' "$KEX" >"$WORK/ssh_config"
 {
   printf 'project: %s\ndefaults:\n  identity_file: %s\nsettings:\n  known_hosts: %s\n' \
     "$PROJECT" "$KEY" "$SCALE_KNOWN"
   [[ -z $PARALLEL ]] || printf '  parallel: %s\n' "$PARALLEL"
-  [[ -z $KEX ]] || printf '  ssh_config: %s\n' "$WORK/ssh_config"
+  [[ -z $KEX ]] || printf '  ssh_kex: %s\n' "$KEX"
   printf 'hosts:\n'
   for i in "${!NAMES[@]}"; do
     printf '  - name: %s\n    address: %s\n    port: %s\n' "${NAMES[$i]}" "${HADDR[$i]}" "${HPORT[$i]}"
