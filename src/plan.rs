@@ -564,7 +564,8 @@ pub fn diff(
 /// (`always`: even when the host has the image; `daily`, `weekly`,
 /// `every_<d>`: also when the host's copy was last tagged longer ago than
 /// that, as Compose decides; `never`: not at all, and [`never_pulled`]
-/// stops the plan when the host lacks it).
+/// stops the plan when the host lacks it). A reload keeps its running
+/// container, whose image is on the host already: it pulls nothing.
 fn pulls(changes: &[Change], want: &DesiredHost, have: &HostObservation) -> Vec<String> {
     let policy: BTreeMap<&str, PullPolicy> = want
         .containers
@@ -572,7 +573,7 @@ fn pulls(changes: &[Change], want: &DesiredHost, have: &HostObservation) -> Vec<
         .map(|d| (d.name.as_str(), d.pull_policy))
         .collect();
     let mut pulls = BTreeSet::new();
-    for c in changes {
+    for c in changes.iter().filter(|c| c.action != Action::Reload) {
         let Some(d) = &c.desired else { continue };
         let image = d.spec.image.as_str();
         let wanted = match policy.get(c.name.as_str()).copied().unwrap_or_default() {

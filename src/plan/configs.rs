@@ -249,6 +249,35 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_pulls_nothing_even_under_pull_policy_always() {
+        use crate::spec::PullPolicy;
+        let c = running(&spec(V1, true));
+        let mut d = desired(spec(V2, true));
+        d.pull_policy = PullPolicy::Always;
+        let h1 = hex(V1).to_string();
+        let reload = plan(&d, &c, &live(&h1, "111111111111", "111111111111")).expect("a change");
+        assert_eq!(reload.action, Action::Reload);
+        let want = crate::placement::DesiredHost {
+            containers: vec![d.clone()],
+            ..Default::default()
+        };
+        let have = crate::observed::HostObservation {
+            images: ["reg/web:1".to_string()].into(),
+            ..Default::default()
+        };
+        assert!(super::super::pulls(std::slice::from_ref(&reload), &want, &have).is_empty());
+        // The same container replaced: `always` pulls.
+        let replace = Change {
+            action: Action::Replace,
+            ..reload
+        };
+        assert_eq!(
+            super::super::pulls(&[replace], &want, &have),
+            vec!["reg/web:1".to_string()]
+        );
+    }
+
+    #[test]
     fn a_hand_edited_copy_is_drift_and_a_changed_default_config_a_replace() {
         let d = desired(spec(V1, true));
         let c = running(&d.spec);
