@@ -22,8 +22,8 @@ pub(super) async fn fill(plan: &mut Plan, loaded: &Loaded, fleet: &Fleet) {
         .project
         .stacks
         .iter()
-        .flat_map(|s| s.configs.values())
-        .map(|c| (c.data.digest.as_str(), &c.data))
+        .flat_map(|s| s.config_data())
+        .map(|c| (c.digest.as_str(), c))
         .collect();
     for hp in &mut plan.hosts {
         let (Some(engine), Some(observed)) =

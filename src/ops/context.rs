@@ -50,8 +50,8 @@ pub(super) fn apply_context(
                 .project
                 .stacks
                 .iter()
-                .flat_map(|s| s.configs.values())
-                .map(|c| (c.data.digest.clone(), c.data.clone()))
+                .flat_map(|s| s.config_data())
+                .map(|c| (c.digest.clone(), c.clone()))
                 .collect(),
         ),
         // Configs live on disk: clean up where the project has or had any.
