@@ -1044,7 +1044,9 @@ fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, Strin
 // Configs (see `plan::configs`): a spec that differs only in configs its
 // service reloads is a reload; copies edited on a host are drift.
 use crate::observed::ConfigObservation;
-use configs::{config_of, diffs, hex as config_hex, is_config_mount, on_host as config_on_host};
+use configs::{
+    config_of, diffs, hex as config_hex, is_config_mount, mount_base, on_host as config_on_host,
+};
 
 /// Reviews what `compare` decided for a running container in the light of
 /// its configs: a spec that differs only in configs its service reloads is
@@ -1061,9 +1063,15 @@ fn review_configs(
     }
     match change {
         Some(mut change) if matches!(change.reason, Reason::SpecChanged { .. }) => {
-            change
-                .fields
-                .retain(|f| !is_config_mount(&f.field, f.old.as_deref(), f.new.as_deref()));
+            let base = mount_base(d);
+            change.fields.retain(|f| {
+                !is_config_mount(
+                    &f.field,
+                    f.old.as_deref(),
+                    f.new.as_deref(),
+                    base.as_deref(),
+                )
+            });
             let changed: Vec<String> = change
                 .fields
                 .iter()

@@ -131,6 +131,10 @@ impl Fleet {
             aged: &opts.aged_images,
             adopt: &opts.adopt,
             configs: opts.observe_configs,
+            configs_dirs: hosts
+                .iter()
+                .map(|h| (h.name.clone(), h.configs_dir.clone()))
+                .collect(),
         };
         // Each host on its own: connect (its lock tried meanwhile, see
         // `connect_locking`), then observe at once if its lock is held or
@@ -374,7 +378,11 @@ async fn observe_adopting(
     project: &str,
     what: &ObserveWhat<'_>,
 ) -> anyhow::Result<HostObservation> {
-    let dir = crate::spec::configs::project_dir(project, engine.host());
+    let configs_dir = what
+        .configs_dirs
+        .get(engine.host())
+        .map_or(crate::spec::configs::HOST_DIR, String::as_str);
+    let dir = crate::spec::configs::project_dir(configs_dir, project, engine.host());
     let obs = if what.configs {
         let (obs, files) = tokio::join!(
             observe(engine, project, what.aged),
@@ -414,6 +422,8 @@ struct ObserveWhat<'a> {
     adopt: &'a BTreeSet<String>,
     /// The project's config files on the host (only when the repo has some).
     configs: bool,
+    /// Host -> its `configs_dir`.
+    configs_dirs: BTreeMap<String, String>,
 }
 
 /// `obs` with the containers of `adopt` that the host has and the project

@@ -11,7 +11,7 @@ use crate::hosts::fleet::Fleet;
 use crate::labels;
 use crate::plan::configs::{host_copy, unified};
 use crate::plan::{Plan, Reason};
-use crate::spec::configs::{project_dir, ConfigData, ConfigFileSpec};
+use crate::spec::configs::{project_dir, ConfigData, ConfigFileSpec, HOST_DIR};
 
 /// Most bytes of a host's copy read for a diff.
 const READ_CAP: usize = 64 * 1024;
@@ -31,7 +31,14 @@ pub(super) async fn fill(plan: &mut Plan, loaded: &Loaded, fleet: &Fleet) {
         else {
             continue;
         };
-        let base = project_dir(&plan.project, &hp.host);
+        let configs_dir = loaded
+            .project
+            .inventory
+            .hosts
+            .iter()
+            .find(|h| h.name == hp.host)
+            .map_or(HOST_DIR, |h| h.configs_dir.as_str());
+        let base = project_dir(configs_dir, &plan.project, &hp.host);
         // (change, diff) -> path on the host, for the text configs.
         let mut wanted: Vec<(usize, usize, Option<String>)> = Vec::new();
         for (ci, c) in hp.changes.iter().enumerate() {

@@ -44,6 +44,13 @@ pub(super) fn apply_context(
             .iter()
             .map(|h| (h.name.clone(), h.secrets_dir.clone()))
             .collect(),
+        configs_dirs: loaded
+            .project
+            .inventory
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), h.configs_dir.clone()))
+            .collect(),
         prune_secrets,
         configs: std::sync::Arc::new(
             loaded

@@ -101,6 +101,9 @@ pub struct HostConfig {
     pub docker_socket: String,
     /// Directory on the host (tmpfs) where decrypted secrets are delivered.
     pub secrets_dir: String,
+    /// Directory on the host (on disk) where config files are delivered,
+    /// without a trailing `/`.
+    pub configs_dir: String,
     pub transport: Transport,
     pub location: Location,
 }

@@ -2,8 +2,9 @@
 //! same start time, new behaviour served) for exactly their readers, put
 //! back when a check or a validation fails, replacing their readers in the
 //! default mode, repo-relative bind mounts of a file and a directory, a
-//! copy edited on a host seen as drift and restored, a run killed during a
-//! reload, and a credential refused as a config.
+//! copy edited on a host seen as drift and restored (and removed once the
+//! project drops its configs), a run killed during a reload, and a
+//! credential refused as a config.
 //!
 //! busybox `httpd` re-reads its config on SIGHUP; its `.ext:type` lines
 //! set the Content-Type it serves, which is how a test sees which config a
@@ -422,6 +423,29 @@ fn repo_relative_binds_are_delivered_and_hand_edits_are_drift() -> Result<(), Fa
     check!(
         bed.http_get("edge-1", port) == "from the repo\n",
         "the repo's copy is not back"
+    );
+    expect_code(&plan(&repo, &["--detailed-exitcode"]), 0);
+
+    // The project drops its binds, so it has no configs at all: the
+    // container is replaced, and the files it read leave the host.
+    repo.write(
+        "stacks/bind/compose.yaml",
+        &format!(
+            "services:\n  web:\n    image: {img}\n    ports: [\"{port}:80\"]\n    deploy:\n      placement:\n        constraints: [node.hostname == edge-1]\n",
+            img = bed.get("BED_WEB_V1")
+        ),
+    );
+    repo.commit("no binds");
+    let run = apply(&repo, &[]);
+    expect_code(&run, 0);
+    let left = bed.ssh(
+        "edge-1",
+        &format!("find /var/lib/berth/configs/{project} -type f 2>/dev/null; echo end"),
+    );
+    let left = String::from_utf8_lossy(&left.stdout).into_owned();
+    check!(
+        left.trim() == "end",
+        "config files left on edge-1:\n{left}\n{run}"
     );
     expect_code(&plan(&repo, &["--detailed-exitcode"]), 0);
     Ok(())
