@@ -490,8 +490,9 @@ pub(crate) fn read_reload(cx: &mut Cx, node: &Node, what: &str) -> Option<Reload
 }
 
 /// Fills `container.configs` of the services of a stack from their refs,
-/// and checks what reload mode needs: file configs only (a directory is
-/// mounted whole, so it is replaced).
+/// and checks what reload mode needs: a target below a directory of its
+/// own (that directory is mounted whole). A directory config reloads like
+/// a file: its live link names a whole copy of the directory.
 pub(crate) fn attach(
     cx: &mut Cx,
     configs: &BTreeMap<String, ConfigSpec>,
@@ -502,17 +503,6 @@ pub(crate) fn attach(
         let Some(config) = configs.get(&r.source) else {
             continue;
         };
-        if reload && config.data.dir {
-            cx.report(
-                r.location.clone(),
-                format!(
-                    "service `{}` reloads its configs in place (`x-berth.reload`), and `{}` is a directory",
-                    service.name, r.source
-                ),
-                Some("reload mode delivers single files: list the directory's files one by one, or drop `x-berth.reload` (a changed directory then replaces the container)".into()),
-            );
-            continue;
-        }
         if reload && (r.target == "/" || parent(&r.target) == "/") {
             cx.report(
                 r.location.clone(),
