@@ -158,8 +158,15 @@ pub fn place(
                     &base_hashes,
                 );
                 // Configs are mounted from this host's copies.
+                let configs_dir = project
+                    .inventory
+                    .hosts
+                    .iter()
+                    .find(|h| h.name == host)
+                    .map_or(crate::spec::configs::HOST_DIR, |h| h.configs_dir.as_str());
                 let spec = crate::spec::configs::with_mounts(
                     spec,
+                    configs_dir,
                     &project.name,
                     &host,
                     &stack.name,
@@ -474,6 +481,7 @@ mod tests {
             labels: BTreeMap::from([("role".to_string(), role.to_string())]),
             docker_socket: "/var/run/docker.sock".into(),
             secrets_dir: "/run/berth/secrets".into(),
+            configs_dir: crate::spec::configs::HOST_DIR.into(),
             transport: Transport::Ssh,
             location: Location::default(),
         }

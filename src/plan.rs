@@ -642,7 +642,8 @@ impl<'a> Evidence<'a> {
 /// (`always`: even when the host has the image; `daily`, `weekly`,
 /// `every_<d>`: also when the host's copy was last tagged longer ago than
 /// that, as Compose decides; `never`: not at all, and [`never_pulled`]
-/// stops the plan when the host lacks it).
+/// stops the plan when the host lacks it). A reload keeps its running
+/// container, whose image is on the host already: it pulls nothing.
 fn pulls(changes: &[Change], want: &DesiredHost, have: &HostObservation) -> Vec<String> {
     let policy: BTreeMap<&str, PullPolicy> = want
         .containers
@@ -650,7 +651,7 @@ fn pulls(changes: &[Change], want: &DesiredHost, have: &HostObservation) -> Vec<
         .map(|d| (d.name.as_str(), d.pull_policy))
         .collect();
     let mut pulls = BTreeSet::new();
-    for c in changes {
+    for c in changes.iter().filter(|c| c.action != Action::Reload) {
         let Some(d) = &c.desired else { continue };
         let image = d.spec.image.as_str();
         let wanted = match policy.get(c.name.as_str()).copied().unwrap_or_default() {
@@ -1121,7 +1122,9 @@ fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, Strin
 // Configs (see `plan::configs`): a spec that differs only in configs its
 // service reloads is a reload; copies edited on a host are drift.
 use crate::observed::ConfigObservation;
-use configs::{config_of, diffs, hex as config_hex, is_config_mount, on_host as config_on_host};
+use configs::{
+    config_of, diffs, hex as config_hex, is_config_mount, mount_base, on_host as config_on_host,
+};
 
 /// Reviews what `compare` decided for a running container in the light of
 /// its configs: a spec that differs only in configs its service reloads is
@@ -1138,9 +1141,15 @@ fn review_configs(
     }
     match change {
         Some(mut change) if matches!(change.reason, Reason::SpecChanged { .. }) => {
-            change
-                .fields
-                .retain(|f| !is_config_mount(&f.field, f.old.as_deref(), f.new.as_deref()));
+            let base = mount_base(d);
+            change.fields.retain(|f| {
+                !is_config_mount(
+                    &f.field,
+                    f.old.as_deref(),
+                    f.new.as_deref(),
+                    base.as_deref(),
+                )
+            });
             let changed: Vec<String> = change
                 .fields
                 .iter()

@@ -46,6 +46,8 @@ pub struct ApplyContext {
     pub secrets: std::sync::Arc<crate::secrets::Plaintexts>,
     /// Host -> its `secrets_dir`.
     pub secrets_dirs: BTreeMap<String, String>,
+    /// Host -> its `configs_dir` (a host not listed: the default).
+    pub configs_dirs: BTreeMap<String, String>,
     /// Remove secret files no container uses any more, after the rollouts
     /// (the project has or had secrets).
     pub prune_secrets: bool,

@@ -473,6 +473,7 @@ fn context(project: &Project) -> ApplyContext {
             .iter()
             .map(|h| (h.name.clone(), "/sec".to_string()))
             .collect(),
+        configs_dirs: Default::default(),
         prune_secrets: false,
         configs: Default::default(),
         prune_configs: false,

@@ -45,12 +45,18 @@ impl std::fmt::Display for RolledBack {
     }
 }
 
+/// The project's config directory on the engine's host, below its
+/// `configs_dir`.
+fn project_dir(engine: &dyn Engine, ctx: &ApplyContext) -> String {
+    let configs_dir = ctx
+        .configs_dirs
+        .get(engine.host())
+        .map_or(configs::HOST_DIR, String::as_str);
+    configs::project_dir(configs_dir, &ctx.project, engine.host())
+}
+
 fn base(engine: &dyn Engine, ctx: &ApplyContext) -> String {
-    format!(
-        "{}{}",
-        engine.shell().root(),
-        configs::project_dir(&ctx.project, engine.host())
-    )
+    format!("{}{}", engine.shell().root(), project_dir(engine, ctx))
 }
 
 fn hex(digest: &str) -> String {
@@ -335,7 +341,7 @@ pub(super) async fn prune(engine: &dyn Engine, ctx: &ApplyContext) -> anyhow::Re
     config_files::prune(
         engine.shell(),
         engine.who(),
-        &configs::project_dir(&ctx.project, engine.host()),
+        &project_dir(engine, ctx),
         &keep,
         &live,
     )

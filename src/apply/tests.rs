@@ -105,6 +105,7 @@ fn context(plaintexts: &[(&str, &str)]) -> ApplyContext {
                 .collect(),
         )),
         secrets_dirs: BTreeMap::from([("h".to_string(), "/sec".to_string())]),
+        configs_dirs: Default::default(),
         prune_secrets: true,
         configs: Default::default(),
         prune_configs: false,

@@ -9,12 +9,15 @@
 //! whose entries are symlinks into its own copies (`..berth/<file>/<version>`);
 //! a swap renames a new symlink over the old one, which is atomic: a reader
 //! (or a `kill -9` of berth) sees the old file or the new one, never a mix.
+//! A directory config swaps the same way: the link names a whole copy of
+//! the directory, so a reader sees all of the old files or all of the new.
 //! Not tmpfs: configs are not secrets, and must survive a reboot.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::file_scripts::{numeric_id, prune_versions, read_exactly, shown, REMOVE_EMPTY_DIRS};
 use super::shell::{quote, Shell};
 use crate::observed::{ConfigObservation, LiveCopy};
 
@@ -68,10 +71,6 @@ pub struct Link {
     pub mode: u32,
 }
 
-fn numeric(v: &str) -> bool {
-    !v.is_empty() && v.chars().all(|c| c.is_ascii_digit())
-}
-
 /// Writes every version that is missing or whose bytes differ from `hex`
 /// (edited by hand), then sets `links`: one remote command, the files'
 /// bytes on its stdin (see [`deliver_input`]).
@@ -79,7 +78,7 @@ pub fn deliver_script(versions: &[Version<'_>], links: &[Link]) -> Result<String
     let mut script = format!("set -e\numask 022\n{DIGEST_FN}");
     script.push_str("t=\ntrap '[ -z \"$t\" ] || rm -rf \"$t\"' EXIT\n");
     for v in versions {
-        if !numeric(&v.uid) || !numeric(&v.gid) {
+        if !numeric_id(&v.uid) || !numeric_id(&v.gid) {
             return Err(format!(
                 "config `{}`: uid and gid must be numbers (found `{}:{}`)",
                 v.dir, v.uid, v.gid
@@ -101,13 +100,11 @@ pub fn deliver_script(versions: &[Version<'_>], links: &[Link]) -> Result<String
             if let Some((dir, _)) = path.rsplit_once('/') {
                 let _ = writeln!(script, "  mkdir -p \"$t\"/{}", quote(dir));
             }
-            let _ = write!(
-                script,
-                "  dd bs=1 count={len} of=\"$t\"/{p} 2>/dev/null\n  [ \"$(wc -c < \"$t\"/{p})\" -eq {len} ] || {{ echo \"short read for config {shown}\" >&2; exit 4; }}\n",
-                len = bytes.len(),
-                p = quote(&path),
-                shown = v.dir.replace(['\'', '"', '$', '`', '\\'], "_"),
-            );
+            script.push_str(&read_exactly(
+                &format!("\"$t\"/{}", quote(&path)),
+                bytes.len(),
+                &format!("config {}", v.dir),
+            ));
         }
         let _ = write!(
             script,
@@ -116,7 +113,7 @@ pub fn deliver_script(versions: &[Version<'_>], links: &[Link]) -> Result<String
             gid = v.gid,
             mode = v.mode,
             hex = v.hex,
-            shown = v.dir.replace(['\'', '"', '$', '`', '\\'], "_"),
+            shown = shown(&v.dir),
         );
     }
     script.push_str(&links_script(links)?);
@@ -131,7 +128,7 @@ pub fn deliver_script(versions: &[Version<'_>], links: &[Link]) -> Result<String
 fn links_script(links: &[Link]) -> Result<String, String> {
     let mut script = String::new();
     for l in links {
-        if !numeric(&l.uid) || !numeric(&l.gid) {
+        if !numeric_id(&l.uid) || !numeric_id(&l.gid) {
             return Err(format!(
                 "config `{}/{}`: uid and gid must be numbers",
                 l.live, l.name
@@ -143,16 +140,20 @@ fn links_script(links: &[Link]) -> Result<String, String> {
                 l.live, l.name
             ));
         }
+        // A copy is a file or a directory (then its files get the mode).
+        // A file is renamed over a hand-edited copy at once; a directory
+        // cannot be, so it is moved aside first: only a repair of a copy
+        // edited on the host has that gap, never a swap (a new link).
         let copy = match &l.from {
             Some(from) => format!(
-                "if [ ! -f \"$c/$n\" ] || [ \"$(digest \"$c/$n\")\" != {hex} ]; then\n  cp {from}/data \"$c/.$n.tmp\"\n  chown {uid}:{gid} \"$c/.$n.tmp\"; chmod {mode:o} \"$c/.$n.tmp\"\n  mv -f \"$c/.$n.tmp\" \"$c/$n\"\nfi\n",
+                "if [ ! -e \"$c/$n\" ] || [ \"$(digest \"$c/$n\")\" != {hex} ]; then\n  rm -rf \"$c/.$n.tmp\"\n  cp -R {from}/data \"$c/.$n.tmp\"\n  chown -R {uid}:{gid} \"$c/.$n.tmp\"\n  find \"$c/.$n.tmp\" -type f -exec chmod {mode:o} {{}} +\n  find \"$c/.$n.tmp\" -type d -exec chmod 755 {{}} +\n  if [ -d \"$c/$n\" ]; then mv \"$c/$n\" \"$c/.$n.old\"; fi\n  mv -f \"$c/.$n.tmp\" \"$c/$n\"\n  rm -rf \"$c/.$n.old\"\nfi\n",
                 from = quote(from),
                 hex = quote(l.hex.as_deref().unwrap_or("-")),
                 uid = l.uid,
                 gid = l.gid,
                 mode = l.mode,
             ),
-            None => "[ -f \"$c/$n\" ] || { echo \"config version $c/$n is gone\" >&2; exit 6; }\n"
+            None => "[ -e \"$c/$n\" ] || { echo \"config version $c/$n is gone\" >&2; exit 6; }\n"
                 .to_string(),
         };
         let _ = write!(
@@ -391,26 +392,20 @@ pub fn prune_script(project_dir: &str, keep: &BTreeSet<String>, live: &BTreeSet<
 d={dir}
 [ -d "$d" ] || exit 0
 cd "$d"
-for v in */*/*/*; do
-  [ -d "$v" ] || continue
-  case " {keep} " in *" $v "*) continue ;; esac
-  rm -rf -- "$v"
-done
-if [ -d .live ]; then
+{prune}if [ -d .live ]; then
   for l in .live/*/*/*/*; do
     [ -d "$l" ] || continue
     case " {live} " in *" $l "*) ;; *) rm -rf -- "$l"; continue ;; esac
     for c in "$l"/..berth/*/*; do
-      [ -f "$c" ] || continue
+      [ -e "$c" ] || continue
       f=${{c%/*}}; f=${{f##*/}}
-      [ "$(readlink "$l/$f" 2>/dev/null | sed 's|.*/||')" = "${{c##*/}}" ] || rm -f -- "$c"
+      [ "$(readlink "$l/$f" 2>/dev/null | sed 's|.*/||')" = "${{c##*/}}" ] || rm -rf -- "$c"
     done
   done
 fi
-find . -mindepth 1 -depth -type d -empty -delete
-"#,
+{REMOVE_EMPTY_DIRS}"#,
         dir = quote(project_dir),
-        keep = words(keep),
+        prune = prune_versions("*/*/*/*", keep),
         live = words(live),
     )
 }
@@ -548,6 +543,91 @@ mod tests {
         let (code, _, _) = run(&deliver_script(&short, &[]).expect("script"), b"list");
         assert_ne!(code, 0);
         assert!(!std::path::Path::new(&format!("{base}/s/web/app/v9")).exists());
+    }
+
+    #[test]
+    fn a_directory_swaps_whole_through_its_link() {
+        let root = tempfile::tempdir().expect("dir");
+        let base = root.path().to_string_lossy().into_owned();
+        let (uid, gid) = me();
+        let dir = |files: &[(&str, &str)]| {
+            let mut data = ConfigData {
+                dir: true,
+                ..ConfigData::default()
+            };
+            for (name, text) in files {
+                data.files
+                    .insert(name.to_string(), text.as_bytes().to_vec());
+            }
+            data.digest = digest_of(&data);
+            &*Box::leak(Box::new(data))
+        };
+        let one = dir(&[("index.html", "one\n"), ("sub/a.txt", "a\n")]);
+        let two = dir(&[("index.html", "two\n")]);
+        let version = |name: &str, data: &'static ConfigData| Version {
+            dir: format!("{base}/s/web/site/{name}"),
+            hex: hex(data),
+            files: &data.files,
+            is_dir: true,
+            uid: uid.clone(),
+            gid: gid.clone(),
+            mode: 0o444,
+        };
+        let versions = [version("v1", one), version("v2", two)];
+        let live = format!("{base}/.live/s/web/1/www");
+        let link = |v: &str, data: &ConfigData| Link {
+            live: live.clone(),
+            name: "site".into(),
+            version: v.into(),
+            from: Some(format!("{base}/s/web/site/{v}")),
+            hex: Some(hex(data)),
+            uid: uid.clone(),
+            gid: gid.clone(),
+            mode: 0o444,
+        };
+        let script = deliver_script(&versions, &[link("v1", one)]).expect("script");
+        let (code, _, err) = run(&script, &deliver_input(&versions));
+        assert_eq!(code, 0, "{err}");
+        let read = |f: &str| std::fs::read_to_string(format!("{live}/site/{f}")).ok();
+        assert_eq!(read("index.html").as_deref(), Some("one\n"));
+        assert_eq!(read("sub/a.txt").as_deref(), Some("a\n"));
+
+        let swap =
+            |links: &[Link]| format!("set -e\n{DIGEST_FN}{}", links_script(links).expect("links"));
+        let (code, out, err) = run(&swap(&[link("v2", two)]), b"");
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(parse_was(&out, 1), vec![Some("v1".to_string())]);
+        assert_eq!(read("index.html").as_deref(), Some("two\n"));
+        assert_eq!(
+            read("sub/a.txt"),
+            None,
+            "the old directory's files are gone whole"
+        );
+        let (_, out, _) = run(&observe_script(&base), b"");
+        let copy = &parse_observation(&out).live[".live/s/web/1/www/site"];
+        assert_eq!(
+            (copy.version.as_str(), copy.hex.as_str()),
+            ("v2", hex(two).as_str())
+        );
+
+        // A copy edited on the host is copied again from the store.
+        std::fs::write(format!("{live}/site/index.html"), "hacked\n").expect("edit");
+        let (code, _, err) = run(&swap(&[link("v2", two)]), b"");
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(read("index.html").as_deref(), Some("two\n"));
+
+        // Back to v1 from the live directory's own copy; prune drops v2's.
+        let mut back = link("v1", one);
+        back.from = None;
+        let (code, _, err) = run(&swap(&[back]), b"");
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(read("sub/a.txt").as_deref(), Some("a\n"));
+        let keep = BTreeSet::new();
+        let lives = BTreeSet::from([".live/s/web/1/www".to_string()]);
+        let (code, _, err) = run(&prune_script(&base, &keep, &lives), b"");
+        assert_eq!(code, 0, "{err}");
+        assert!(!std::path::Path::new(&format!("{live}/..berth/site/v2")).exists());
+        assert_eq!(read("index.html").as_deref(), Some("one\n"));
     }
 
     #[test]

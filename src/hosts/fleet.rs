@@ -134,6 +134,10 @@ impl Fleet {
             aged: &opts.aged_images,
             adopt: &opts.adopt,
             configs: opts.observe_configs,
+            configs_dirs: hosts
+                .iter()
+                .map(|h| (h.name.clone(), h.configs_dir.clone()))
+                .collect(),
         };
         // Each host on its own: connect (its lock tried meanwhile, see
         // `connect_locking`), then observe at once if its lock is held or
@@ -444,8 +448,12 @@ async fn observe_adopting(
     project: &str,
     what: &ObserveWhat<'_>,
 ) -> anyhow::Result<HostObservation> {
+    let configs_dir = what
+        .configs_dirs
+        .get(engine.host())
+        .map_or(crate::spec::configs::HOST_DIR, String::as_str);
+    let dir = crate::spec::configs::project_dir(configs_dir, project, engine.host());
     let obs = if what.configs {
-        let dir = crate::spec::configs::project_dir(project, engine.host());
         let (obs, files) = tokio::join!(
             observe(engine, project, what.aged),
             super::config_files::observe(engine.shell(), engine.who(), &dir)
@@ -454,9 +462,28 @@ async fn observe_adopting(
         obs.configs = Some(files?);
         obs
     } else {
-        observe(engine, project, what.aged).await?
+        let mut obs = observe(engine, project, what.aged).await?;
+        // The repo dropped its configs: their files go once their
+        // containers do, so apply must see them to prune them.
+        if containers_read_configs(&obs) {
+            obs.configs =
+                Some(super::config_files::observe(engine.shell(), engine.who(), &dir).await?);
+        }
+        obs
     };
     adoptable(engine, obs, what.adopt).await
+}
+
+/// Whether a container of the project on the host reads delivered config
+/// files (by the spec in its labels): then the host's config files are
+/// observed even when the repo has none left, so the apply that removes
+/// or replaces the container also prunes them.
+fn containers_read_configs(obs: &HostObservation) -> bool {
+    obs.containers
+        .iter()
+        .filter_map(|c| c.labels.get(crate::labels::SPEC))
+        .filter_map(|spec| serde_json::from_str::<crate::spec::ContainerSpec>(spec).ok())
+        .any(|spec| !spec.configs.is_empty())
 }
 
 /// What a host's observation covers beyond the project's containers.
@@ -465,6 +492,8 @@ struct ObserveWhat<'a> {
     adopt: &'a BTreeSet<String>,
     /// The project's config files on the host (only when the repo has some).
     configs: bool,
+    /// Host -> its `configs_dir`.
+    configs_dirs: BTreeMap<String, String>,
 }
 
 /// `obs` with the containers of `adopt` that the host has and the project
@@ -495,6 +524,53 @@ fn ages(tagged: &BTreeMap<String, SystemTime>, now: SystemTime) -> BTreeMap<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A host is asked for its config files while a container there still
+    /// reads some, even when the repo has dropped them all.
+    #[test]
+    fn config_files_are_observed_while_a_container_reads_them() {
+        use crate::observed::{ContainerState, ObservedContainer};
+        let container = |spec: &crate::spec::ContainerSpec| ObservedContainer {
+            id: "c1".into(),
+            name: "s-web-1".into(),
+            labels: BTreeMap::from([(
+                crate::labels::SPEC.to_string(),
+                crate::placement::canonical_json(spec),
+            )]),
+            image: "reg/web:1".into(),
+            state: ContainerState::Running,
+            health: None,
+            created: 0,
+            live: None,
+        };
+        let plain = crate::spec::ContainerSpec {
+            image: "reg/web:1".into(),
+            ..Default::default()
+        };
+        let mut reading = plain.clone();
+        reading.configs.insert(
+            "app".into(),
+            crate::spec::configs::ConfigFileSpec {
+                digest: "sha256:00".into(),
+                target: "/etc/app.conf".into(),
+                uid: "0".into(),
+                gid: "0".into(),
+                mode: 0o444,
+                dir: false,
+                reload: false,
+            },
+        );
+        let host = |containers| HostObservation {
+            containers,
+            ..Default::default()
+        };
+        assert!(!containers_read_configs(&host(vec![])));
+        assert!(!containers_read_configs(&host(vec![container(&plain)])));
+        assert!(containers_read_configs(&host(vec![
+            container(&plain),
+            container(&reading)
+        ])));
+    }
 
     /// Only the images asked for and present are aged, from their last
     /// tag time; a pull makes an image fresh again.

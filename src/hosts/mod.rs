@@ -13,6 +13,7 @@ pub mod config_files;
 pub mod connect;
 pub mod docker;
 mod engine;
+mod file_scripts;
 pub mod fleet;
 pub mod lock;
 pub mod lost;

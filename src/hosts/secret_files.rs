@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use super::file_scripts::{numeric_id, prune_versions, read_exactly, REMOVE_EMPTY_DIRS};
 use super::shell::{quote, Shell};
 
 use crate::openpgp::SecretBytes;
@@ -84,7 +85,6 @@ pub async fn prune(
 /// script's stdin, where their contents follow one another in order
 /// ([`write_input`]): one remote command for all of a host's secrets.
 pub fn write_script(secrets_dir: &str, files: &[SecretFile<'_>]) -> Result<String, String> {
-    let numeric = |v: &str| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit());
     let mut script = format!(
         r#"set -e
 umask 077
@@ -107,7 +107,7 @@ trap 'rm -f "$tmp"' EXIT
         root = quote(secrets_dir),
     );
     for file in files {
-        if !numeric(&file.uid) || !numeric(&file.gid) {
+        if !numeric_id(&file.uid) || !numeric_id(&file.gid) {
             return Err(format!(
                 "secret `{}`: uid and gid must be numbers (found `{}:{}`)",
                 file.path, file.uid, file.gid
@@ -117,21 +117,16 @@ trap 'rm -f "$tmp"' EXIT
             .path
             .rsplit_once('/')
             .ok_or_else(|| format!("secret path `{}` is not absolute", file.path))?;
-        // dd with 1-byte blocks reads exactly this file's bytes off the
-        // pipe, leaving the next file's for the next dd.
         script.push_str(&format!(
             r#"mkdir -p {dir}
 tmp={dir}/.{name}.$$
-dd bs=1 count={len} of="$tmp" 2>/dev/null
-[ "$(wc -c < "$tmp")" -eq {len} ] || {{ echo "short read for {shown}" >&2; exit 4; }}
-chown {uid}:{gid} "$tmp"
+{read}chown {uid}:{gid} "$tmp"
 chmod {mode:o} "$tmp"
 mv -f "$tmp" {path}
 "#,
             dir = quote(dir),
             name = name.replace(['\'', '/'], "_"),
-            len = file.content.len(),
-            shown = file.path.replace(['\'', '"', '$', '`', '\\'], "_"),
+            read = read_exactly("\"$tmp\"", file.content.len(), &file.path),
             uid = file.uid,
             gid = file.gid,
             mode = file.mode,
@@ -155,25 +150,10 @@ pub fn write_input(files: &[SecretFile<'_>]) -> SecretBytes {
 /// that no container uses (`keep`), then empty parents. A missing
 /// `project_dir` is fine: the project never had secrets on this host.
 pub fn prune_script(project_dir: &str, keep: &BTreeSet<String>) -> String {
-    let keep: Vec<String> = keep.iter().map(|k| quote(k)).collect();
     format!(
-        r#"set -e
-dir={dir}
-[ -d "$dir" ] || exit 0
-cd "$dir"
-for v in */*/*; do
-  [ -d "$v" ] || continue
-  case " {keep} " in *" $v "*) continue ;; esac
-  rm -rf -- "$v"
-done
-find . -mindepth 1 -depth -type d -empty -delete
-"#,
+        "set -e\ndir={dir}\n[ -d \"$dir\" ] || exit 0\ncd \"$dir\"\n{prune}{REMOVE_EMPTY_DIRS}",
         dir = quote(project_dir),
-        keep = keep
-            .iter()
-            .map(|k| k.trim_matches('\''))
-            .collect::<Vec<_>>()
-            .join(" "),
+        prune = prune_versions("*/*/*", keep),
     )
 }
 

@@ -748,6 +748,7 @@ mod tests {
             labels: Default::default(),
             docker_socket: "/var/run/docker.sock".into(),
             secrets_dir: "/run/berth/secrets".into(),
+            configs_dir: crate::spec::configs::HOST_DIR.into(),
             transport: Transport::Ssh,
             location: Default::default(),
         };

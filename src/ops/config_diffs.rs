@@ -11,7 +11,7 @@ use crate::hosts::fleet::Fleet;
 use crate::labels;
 use crate::plan::configs::{host_copy, unified};
 use crate::plan::{Plan, Reason};
-use crate::spec::configs::{project_dir, ConfigData, ConfigFileSpec};
+use crate::spec::configs::{project_dir, ConfigData, ConfigFileSpec, HOST_DIR};
 
 /// Most bytes of a host's copy read for a diff.
 const READ_CAP: usize = 64 * 1024;
@@ -22,8 +22,8 @@ pub(super) async fn fill(plan: &mut Plan, loaded: &Loaded, fleet: &Fleet) {
         .project
         .stacks
         .iter()
-        .flat_map(|s| s.configs.values())
-        .map(|c| (c.data.digest.as_str(), &c.data))
+        .flat_map(|s| s.config_data())
+        .map(|c| (c.digest.as_str(), c))
         .collect();
     for hp in &mut plan.hosts {
         let (Some(engine), Some(observed)) =
@@ -31,7 +31,14 @@ pub(super) async fn fill(plan: &mut Plan, loaded: &Loaded, fleet: &Fleet) {
         else {
             continue;
         };
-        let base = project_dir(&plan.project, &hp.host);
+        let configs_dir = loaded
+            .project
+            .inventory
+            .hosts
+            .iter()
+            .find(|h| h.name == hp.host)
+            .map_or(HOST_DIR, |h| h.configs_dir.as_str());
+        let base = project_dir(configs_dir, &plan.project, &hp.host);
         // (change, diff) -> path on the host, for the text configs.
         let mut wanted: Vec<(usize, usize, Option<String>)> = Vec::new();
         for (ci, c) in hp.changes.iter().enumerate() {

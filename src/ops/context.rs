@@ -44,14 +44,21 @@ pub(super) fn apply_context(
             .iter()
             .map(|h| (h.name.clone(), h.secrets_dir.clone()))
             .collect(),
+        configs_dirs: loaded
+            .project
+            .inventory
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), h.configs_dir.clone()))
+            .collect(),
         prune_secrets,
         configs: std::sync::Arc::new(
             loaded
                 .project
                 .stacks
                 .iter()
-                .flat_map(|s| s.configs.values())
-                .map(|c| (c.data.digest.clone(), c.data.clone()))
+                .flat_map(|s| s.config_data())
+                .map(|c| (c.digest.clone(), c.clone()))
                 .collect(),
         ),
         // Configs live on disk: clean up where the project has or had any.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::observed::ConfigObservation;
 use crate::placement::DesiredContainer;
-use crate::spec::configs::{self, ConfigFileSpec, HOST_DIR};
+use crate::spec::configs::{self, ConfigFileSpec};
 
 /// A config a change delivers, and how it differs from the host's copy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -35,13 +35,52 @@ pub(crate) fn config_of(field: &str) -> Option<&str> {
     field.strip_prefix("configs.")?.strip_suffix(".digest")
 }
 
-/// A mount of a delivered config: its host path moves with the version, so
-/// it says nothing the config's digest does not.
-pub(crate) fn is_config_mount(field: &str, old: Option<&str>, new: Option<&str>) -> bool {
+/// A mount of a delivered version of a config, below `base` (the project's
+/// config directory on the host, see [`mount_base`]): its host path moves
+/// with the version, so it says nothing the config's digest does not. A
+/// live directory's mount (reload mode) never moves with a version: when
+/// it changes, the container needs it mounted anew, so it stays a field.
+pub(crate) fn is_config_mount(
+    field: &str,
+    old: Option<&str>,
+    new: Option<&str>,
+    base: Option<&str>,
+) -> bool {
+    let Some(base) = base else { return false };
+    let under = format!("{base}/");
+    let live = format!("{base}/.live/");
     field.starts_with("mounts")
+        && (old.is_some() || new.is_some())
         && [old, new]
             .iter()
-            .any(|v| v.is_some_and(|v| v.contains(HOST_DIR)))
+            .flatten()
+            .all(|v| v.contains(&under) && !v.contains(&live))
+}
+
+/// The project's config directory on the host that `d`'s config mounts
+/// come from (as `spec::configs::with_mounts` made them), or None when it
+/// mounts none.
+pub(crate) fn mount_base(d: &DesiredContainer) -> Option<String> {
+    d.spec.configs.iter().find_map(|(name, file)| {
+        let suffix = format!("/{}", host_mount(&d.slot, name, file));
+        d.spec
+            .mounts
+            .iter()
+            .find_map(|m| m.source.strip_suffix(&suffix).map(str::to_string))
+    })
+}
+
+/// A config's mount source below the project's directory: its version's
+/// `data`, or (reload mode) its live directory.
+fn host_mount(slot: &crate::placement::Slot, name: &str, file: &ConfigFileSpec) -> String {
+    if file.reload {
+        configs::live_dir(&slot.stack, &slot.service, slot.replica, &file.target).0
+    } else {
+        format!(
+            "{}/data",
+            configs::store_dir(&slot.stack, &slot.service, name, file)
+        )
+    }
 }
 
 /// What the host has of a config a container reads: (hex of the bytes
@@ -163,7 +202,7 @@ mod tests {
                 reload,
             },
         );
-        configs::with_mounts(spec, "p", "h", "s", "web", 1)
+        configs::with_mounts(spec, configs::HOST_DIR, "p", "h", "s", "web", 1)
     }
 
     fn desired(spec: ContainerSpec) -> DesiredContainer {
@@ -246,6 +285,67 @@ mod tests {
         assert_eq!(pending.action, Action::Reload);
         // Reloaded: nothing, though the container's labels keep v1.
         assert!(plan(&d, &c, &live(&h2, "222222222222", "222222222222")).is_none());
+    }
+
+    #[test]
+    fn a_moved_configs_dir_or_a_new_live_directory_replaces_instead_of_reloading() {
+        let h1 = hex(V1).to_string();
+        let obs = live(&h1, "111111111111", "111111111111");
+        // The same config, its host's `configs_dir` moved: the container
+        // must mount the new directory.
+        let c = running(&spec(V1, true));
+        let mut moved = spec(V1, true);
+        moved.mounts.clear();
+        let moved = configs::with_mounts(moved, "/srv/configs", "p", "h", "s", "web", 1);
+        let change = plan(&desired(moved), &c, &obs).expect("a change");
+        assert_eq!(change.action, Action::Replace);
+        assert!(
+            change.fields.iter().any(|f| f.field.starts_with("mounts")),
+            "{:?}",
+            change.fields
+        );
+        // A second reloaded config in a directory not mounted yet.
+        let mut more = spec(V1, true);
+        more.mounts.clear();
+        more.configs.insert(
+            "extra".into(),
+            ConfigFileSpec {
+                target: "/etc/extra/extra.conf".into(),
+                ..more.configs["httpd"].clone()
+            },
+        );
+        let more = configs::with_mounts(more, configs::HOST_DIR, "p", "h", "s", "web", 1);
+        let change = plan(&desired(more), &c, &obs).expect("a change");
+        assert_eq!(change.action, Action::Replace);
+    }
+
+    #[test]
+    fn a_reload_pulls_nothing_even_under_pull_policy_always() {
+        use crate::spec::PullPolicy;
+        let c = running(&spec(V1, true));
+        let mut d = desired(spec(V2, true));
+        d.pull_policy = PullPolicy::Always;
+        let h1 = hex(V1).to_string();
+        let reload = plan(&d, &c, &live(&h1, "111111111111", "111111111111")).expect("a change");
+        assert_eq!(reload.action, Action::Reload);
+        let want = crate::placement::DesiredHost {
+            containers: vec![d.clone()],
+            ..Default::default()
+        };
+        let have = crate::observed::HostObservation {
+            images: ["reg/web:1".to_string()].into(),
+            ..Default::default()
+        };
+        assert!(super::super::pulls(std::slice::from_ref(&reload), &want, &have).is_empty());
+        // The same container replaced: `always` pulls.
+        let replace = Change {
+            action: Action::Replace,
+            ..reload
+        };
+        assert_eq!(
+            super::super::pulls(&[replace], &want, &have),
+            vec!["reg/web:1".to_string()]
+        );
     }
 
     #[test]

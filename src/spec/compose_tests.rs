@@ -943,3 +943,115 @@ fn containers_record_the_variables_written_into_them() {
     assert!(!format!("{db:?}").contains("hunter2"));
     assert!(vars("plain").is_empty());
 }
+
+#[test]
+fn host_variables_give_each_host_its_own_config_bytes() {
+    let dir = repo(&[
+        (
+            "berth.yaml",
+            "\
+variables: {REGION: default-region}
+hosts:
+  - {name: eu-1, address: 10.0.0.1, variables: {REGION: eu}}
+  - {name: us-1, address: 10.0.0.2, variables: {REGION: us}}
+  - {name: plain, address: 10.0.0.3}
+",
+        ),
+        (
+            "stacks/edge/compose.yaml",
+            "services:\n  agent:\n    image: agent:1\n    configs: [region]\n    deploy: {mode: global}\nconfigs:\n  region:\n    content: \"region ${REGION}\\n\"\n",
+        ),
+    ]);
+    let loaded = load_ok(&dir, &options(&[], &[]));
+    let stack = &loaded.project.stacks[0];
+    let agent = service(&loaded, "edge", "agent");
+    let bytes = |host: &str| {
+        let spec = stack
+            .resolution
+            .container_for("agent", host, &agent.container);
+        let digest = spec.configs["region"].digest.clone();
+        let data = stack
+            .config_data()
+            .find(|d| d.digest == digest)
+            .unwrap_or_else(|| panic!("no bytes for {host}'s config {digest}"));
+        String::from_utf8_lossy(data.bytes()).into_owned()
+    };
+    assert_eq!(bytes("eu-1"), "region eu\n");
+    assert_eq!(bytes("us-1"), "region us\n");
+    assert_eq!(bytes("plain"), "region default-region\n");
+}
+
+#[test]
+fn included_and_extended_files_resolve_config_paths_from_their_own_directory() {
+    let dir = repo(&[
+        ("berth.yaml", INVENTORY),
+        ("shared/proxy/haproxy.cfg", "global\n"),
+        ("shared/proxy/conf/extra.cfg", "extra\n"),
+        (
+            "shared/proxy/compose.yaml",
+            "services:\n  proxy:\n    image: haproxy\n    configs: [haproxy]\n    volumes: [\"./conf:/etc/extra:ro\"]\nconfigs:\n  haproxy:\n    file: ./haproxy.cfg\n",
+        ),
+        ("shared/base/base.conf", "base\n"),
+        (
+            "shared/base/compose.yaml",
+            "services:\n  base:\n    image: nginx\n    volumes:\n      - {type: bind, source: ./base.conf, target: /etc/base.conf}\n",
+        ),
+        // Beside the stack's own file: a path that needs no rebasing.
+        ("stacks/web/local.conf", "local\n"),
+        (
+            "stacks/web/compose.yaml",
+            "include: [../../shared/proxy/compose.yaml]\nservices:\n  web:\n    extends: {file: ../../shared/base/compose.yaml, service: base}\n    volumes: [\"./local.conf:/etc/local.conf\"]\n",
+        ),
+    ]);
+    let loaded = load_ok(&dir, &options(&[], &[]));
+    let stack = &loaded.project.stacks[0];
+    let origin_of = |service_name: &str, target: &str| {
+        let service = service(&loaded, "web", service_name);
+        let r = service
+            .configs
+            .iter()
+            .find(|r| r.target == target)
+            .unwrap_or_else(|| panic!("{service_name} reads nothing at {target}"));
+        match &stack.configs[&r.source].origin {
+            config_types::ConfigOrigin::Path(p) => p.clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        origin_of("proxy", "/haproxy"),
+        PathBuf::from("shared/proxy/haproxy.cfg")
+    );
+    assert_eq!(
+        origin_of("proxy", "/etc/extra"),
+        PathBuf::from("shared/proxy/conf")
+    );
+    assert_eq!(
+        origin_of("web", "/etc/base.conf"),
+        PathBuf::from("shared/base/base.conf")
+    );
+    assert_eq!(
+        origin_of("web", "/etc/local.conf"),
+        PathBuf::from("stacks/web/local.conf")
+    );
+}
+
+#[test]
+fn rebased_paths_are_relative_to_the_stack_directory() {
+    use std::path::Path;
+    let stack = Path::new("stacks/web");
+    let rebase = |dir: &str, path: &str| resolve::rebased_path(Path::new(dir), stack, path);
+    assert_eq!(
+        rebase("stacks/web", "./a.conf").as_deref(),
+        Some("./a.conf")
+    );
+    assert_eq!(
+        rebase("stacks/web/sub", "./a.conf").as_deref(),
+        Some("./sub/a.conf")
+    );
+    assert_eq!(
+        rebase("shared/db", "./pw.pgp").as_deref(),
+        Some("../../shared/db/pw.pgp")
+    );
+    assert_eq!(rebase("stacks/db", "../web/x").as_deref(), Some("./x"));
+    assert_eq!(rebase("shared", "../../x"), None);
+}

@@ -31,8 +31,9 @@ use super::read::{Cx, FileRef};
 use super::values::{self, repo_relative};
 use super::yaml::Node;
 
-/// Where config versions live on a host, below `<project>/<host>/`: on disk,
-/// so a rebooted host restarts its containers with their files.
+/// Where config versions live on a host unless its `configs_dir` says
+/// otherwise, below `<project>/<host>/`: on disk, so a rebooted host
+/// restarts its containers with their files.
 pub const HOST_DIR: &str = "/var/lib/berth/configs";
 
 /// Mode of a delivered config file unless the service says otherwise:
@@ -489,8 +490,9 @@ pub(crate) fn read_reload(cx: &mut Cx, node: &Node, what: &str) -> Option<Reload
 }
 
 /// Fills `container.configs` of the services of a stack from their refs,
-/// and checks what reload mode needs: file configs only (a directory is
-/// mounted whole, so it is replaced).
+/// and checks what reload mode needs: a target below a directory of its
+/// own (that directory is mounted whole). A directory config reloads like
+/// a file: its live link names a whole copy of the directory.
 pub(crate) fn attach(
     cx: &mut Cx,
     configs: &BTreeMap<String, ConfigSpec>,
@@ -501,17 +503,6 @@ pub(crate) fn attach(
         let Some(config) = configs.get(&r.source) else {
             continue;
         };
-        if reload && config.data.dir {
-            cx.report(
-                r.location.clone(),
-                format!(
-                    "service `{}` reloads its configs in place (`x-berth.reload`), and `{}` is a directory",
-                    service.name, r.source
-                ),
-                Some("reload mode delivers single files: list the directory's files one by one, or drop `x-berth.reload` (a changed directory then replaces the container)".into()),
-            );
-            continue;
-        }
         if reload && (r.target == "/" || parent(&r.target) == "/") {
             cx.report(
                 r.location.clone(),
@@ -562,11 +553,11 @@ pub fn slug(name: &str) -> String {
         .to_string()
 }
 
-/// The project's directory on a host: the host's name is part of it, so two
-/// inventory names for one machine (or a test bed's hosts sharing a disk)
-/// never prune each other's files.
-pub fn project_dir(project: &str, host: &str) -> String {
-    format!("{HOST_DIR}/{project}/{host}")
+/// The project's directory on a host, below the host's `configs_dir`: the
+/// host's name is part of it, so two inventory names for one machine (or a
+/// test bed's hosts sharing a disk) never prune each other's files.
+pub fn project_dir(configs_dir: &str, project: &str, host: &str) -> String {
+    format!("{}/{project}/{host}", configs_dir.trim_end_matches('/'))
 }
 
 /// The version of a config: the first 12 hex of its digest, plus owner and
@@ -605,12 +596,14 @@ pub fn live_dir(stack: &str, service: &str, replica: u32, target: &str) -> (Stri
     )
 }
 
-/// The container `spec` with the bind mounts of its configs, for `host`:
-/// the version (read-only) at the target, or for a reloading service its
-/// live directory at the target's directory. Called per host at placement,
-/// so the host paths are in the spec (and its hash).
+/// The container `spec` with the bind mounts of its configs, for `host`
+/// (whose configs are under `configs_dir`): the version (read-only) at the
+/// target, or for a reloading service its live directory at the target's
+/// directory. Called per host at placement, so the host paths are in the
+/// spec (and its hash): a moved `configs_dir` replaces the readers.
 pub fn with_mounts(
     mut spec: ContainerSpec,
+    configs_dir: &str,
     project: &str,
     host: &str,
     stack: &str,
@@ -620,7 +613,7 @@ pub fn with_mounts(
     if spec.configs.is_empty() {
         return spec;
     }
-    let base = project_dir(project, host);
+    let base = project_dir(configs_dir, project, host);
     let mut live = BTreeSet::new();
     for (name, file) in &spec.configs {
         if file.reload {
@@ -733,7 +726,7 @@ mod tests {
             "app".into(),
             file("sha256:aaaaaaaaaaaaffff", "/etc/app.conf", false),
         );
-        let plain = with_mounts(spec.clone(), "p", "h1", "s", "web", 1);
+        let plain = with_mounts(spec.clone(), HOST_DIR, "p", "h1", "s", "web", 1);
         assert_eq!(plain.mounts.len(), 1);
         assert_eq!(
             plain.mounts[0].source,
@@ -751,11 +744,11 @@ mod tests {
             "b".into(),
             file("sha256:bbbbbbbbbbbbffff", "/etc/app/b.conf", true),
         );
-        let live = with_mounts(reload, "p", "h1", "s", "web", 3);
+        let live = with_mounts(reload, "/srv/configs/", "p", "h1", "s", "web", 3);
         assert_eq!(live.mounts.len(), 1, "one mount per directory");
         assert_eq!(
             live.mounts[0].source,
-            "/var/lib/berth/configs/p/h1/.live/s/web/3/etc_app"
+            "/srv/configs/p/h1/.live/s/web/3/etc_app"
         );
         assert_eq!(live.mounts[0].target, "/etc/app");
     }

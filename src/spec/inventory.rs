@@ -84,6 +84,9 @@ pub(crate) struct RawHostDefaults {
     /// Directory on the host for decrypted secrets; must be on tmpfs (berth
     /// mounts one there if it is not and it may). Default `/run/berth/secrets`.
     pub secrets_dir: Option<String>,
+    /// Directory on the host where config files from the repo are kept, on
+    /// disk (they must survive a reboot). Default `/var/lib/berth/configs`.
+    pub configs_dir: Option<String>,
     #[serde(skip)]
     pub identity_file_at: Option<Location>,
 }
@@ -197,6 +200,9 @@ pub(crate) struct RawHost {
     /// Directory on the host for decrypted secrets (tmpfs). Default from
     /// `defaults.secrets_dir`, else `/run/berth/secrets`.
     pub secrets_dir: Option<String>,
+    /// Directory on the host for config files from the repo (on disk).
+    /// Default from `defaults.configs_dir`, else `/var/lib/berth/configs`.
+    pub configs_dir: Option<String>,
     /// Free-form labels matched by `deploy.placement.constraints`
     /// (`node.labels.role == web`).
     #[serde(default)]
@@ -252,6 +258,7 @@ pub(crate) const DEFAULTS_KEYS: &[&str] = &[
     "docker_socket",
     "transport",
     "secrets_dir",
+    "configs_dir",
 ];
 pub(crate) const SETTINGS_KEYS: &[&str] = &[
     "parallel",
@@ -276,6 +283,7 @@ pub(crate) const HOST_KEYS: &[&str] = &[
     "docker_socket",
     "transport",
     "secrets_dir",
+    "configs_dir",
     "labels",
     "variables",
 ];
@@ -366,6 +374,7 @@ fn read_defaults(cx: &mut Cx, node: &Node) -> Option<RawHostDefaults> {
         docker_socket: conn.docker_socket,
         transport: conn.transport,
         secrets_dir: conn.secrets_dir,
+        configs_dir: conn.configs_dir,
         identity_file_at: conn.identity_file_at,
     })
 }
@@ -565,6 +574,26 @@ struct Connection {
     docker_socket: Option<String>,
     transport: Option<Transport>,
     secrets_dir: Option<String>,
+    configs_dir: Option<String>,
+}
+
+/// A directory on the host berth writes below (`secrets_dir`,
+/// `configs_dir`): absolute, below `/`, without `..`, no quote or control
+/// character (it goes into the host's shell scripts).
+fn host_dir(cx: &mut Cx, node: &Node, what: &str, help: &str) -> Option<String> {
+    let dir = cx.string(node, what)?;
+    let unsafe_dir = dir.trim_end_matches('/').is_empty()
+        || dir.split('/').any(|part| part == "..")
+        || dir.contains(|c: char| c == '\'' || c.is_control());
+    if !dir.starts_with('/') || unsafe_dir {
+        cx.error_help(
+            node,
+            format!("{what} must be an absolute path below `/`, without `..`, found `{dir}`"),
+            help,
+        );
+        return None;
+    }
+    Some(dir)
 }
 
 fn read_connection(cx: &mut Cx, fields: &Fields<'_>, what: &str) -> Connection {
@@ -604,20 +633,20 @@ fn read_connection(cx: &mut Cx, fields: &Fields<'_>, what: &str) -> Connection {
         }
     }
     if let Some(v) = fields.value("secrets_dir") {
-        conn.secrets_dir = cx.string(v, &format!("`secrets_dir` of {what}"));
-        if let Some(dir) = &conn.secrets_dir {
-            let unsafe_dir = dir.trim_end_matches('/').is_empty()
-                || dir.split('/').any(|part| part == "..")
-                || dir.contains(|c: char| c == '\'' || c.is_control());
-            if !dir.starts_with('/') || unsafe_dir {
-                cx.error_help(
-                    v,
-                    format!("`secrets_dir` of {what} must be an absolute path below `/`, without `..`, found `{dir}`"),
-                    "the default is `/run/berth/secrets` (tmpfs on systemd hosts)",
-                );
-                conn.secrets_dir = None;
-            }
-        }
+        conn.secrets_dir = host_dir(
+            cx,
+            v,
+            &format!("`secrets_dir` of {what}"),
+            "the default is `/run/berth/secrets` (tmpfs on systemd hosts)",
+        );
+    }
+    if let Some(v) = fields.value("configs_dir") {
+        conn.configs_dir = host_dir(
+            cx,
+            v,
+            &format!("`configs_dir` of {what}"),
+            "the default is `/var/lib/berth/configs` (on disk: configs must survive a reboot)",
+        );
     }
     if let Some(v) = fields.value("transport") {
         conn.transport = match v.scalar() {
@@ -708,6 +737,7 @@ fn read_host(cx: &mut Cx, node: &Node) -> Option<RawHost> {
         docker_socket: conn.docker_socket,
         transport: conn.transport,
         secrets_dir: conn.secrets_dir,
+        configs_dir: conn.configs_dir,
         labels,
     })
 }
@@ -850,6 +880,12 @@ pub(crate) fn validate(cx: &mut Cx, raw: RawInventory, root: &Path) -> Option<(S
                 .secrets_dir
                 .or_else(|| defaults.secrets_dir.clone())
                 .unwrap_or_else(|| super::secret_paths::HOST_DIR.to_string()),
+            configs_dir: host
+                .configs_dir
+                .or_else(|| defaults.configs_dir.clone())
+                .unwrap_or_else(|| super::configs::HOST_DIR.to_string())
+                .trim_end_matches('/')
+                .to_string(),
             transport,
             location: host.at,
         });

@@ -104,6 +104,9 @@ pub struct HostConfig {
     pub docker_socket: String,
     /// Directory on the host (tmpfs) where decrypted secrets are delivered.
     pub secrets_dir: String,
+    /// Directory on the host (on disk) where config files are delivered,
+    /// without a trailing `/`.
+    pub configs_dir: String,
     pub transport: Transport,
     pub location: Location,
 }
@@ -128,6 +131,17 @@ pub struct Stack {
     /// How the Compose file was resolved: the other files read, where each
     /// variable came from, per-host containers from host variables.
     pub resolution: Resolution,
+}
+
+impl Stack {
+    /// The bytes of every config the stack's containers read, on any host
+    /// (the hosts' own variants included).
+    pub fn config_data(&self) -> impl Iterator<Item = &super::config_types::ConfigData> {
+        self.configs
+            .values()
+            .chain(self.resolution.config_variants.values())
+            .map(|c| &c.data)
+    }
 }
 
 /// A stack-level secret (`secrets: {db_password: {file: ./secrets/db.pgp}}`).
@@ -840,12 +854,17 @@ pub struct Resolution {
     /// container differs per host through `hosts[].variables`. A host not
     /// listed runs the service's own `container`.
     pub per_host: BTreeMap<String, BTreeMap<String, ContainerSpec>>,
+    /// Configs whose bytes differ on some hosts through `hosts[].variables`
+    /// (a `content:` reading a host variable), by digest: the containers
+    /// of `per_host` read them, and apply delivers them from here.
+    pub config_variants: BTreeMap<String, super::config_types::ConfigSpec>,
 }
 
 impl Resolution {
     /// The container `service` runs on `host`: the host's own when host
     /// variables make it differ, else `default`. Secrets are attached to the
-    /// service's container after loading, so they are taken from `default`.
+    /// service's container after loading, so they are taken from `default`;
+    /// configs are read in each host's pass, so a host's own are its own.
     pub fn container_for<'a>(
         &'a self,
         service: &str,
@@ -853,13 +872,10 @@ impl Resolution {
         default: &'a ContainerSpec,
     ) -> std::borrow::Cow<'a, ContainerSpec> {
         match self.per_host.get(service).and_then(|hosts| hosts.get(host)) {
-            Some(spec) if spec.secrets == default.secrets && spec.configs == default.configs => {
-                std::borrow::Cow::Borrowed(spec)
-            }
+            Some(spec) if spec.secrets == default.secrets => std::borrow::Cow::Borrowed(spec),
             Some(spec) => {
                 let mut spec = spec.clone();
                 spec.secrets = default.secrets.clone();
-                spec.configs = default.configs.clone();
                 std::borrow::Cow::Owned(spec)
             }
             None => std::borrow::Cow::Borrowed(default),

@@ -170,6 +170,18 @@ fn merge_variant(
             }
         }
     }
+    // A config whose bytes differ here (a `content:` reading a host
+    // variable): kept for the containers of `per_host` that read it.
+    for config in variant.configs.into_values() {
+        let digest = &config.data.digest;
+        if !stack.configs.values().any(|c| &c.data.digest == digest) {
+            stack
+                .resolution
+                .config_variants
+                .entry(digest.clone())
+                .or_insert(config);
+        }
+    }
     for (name, used) in variant.resolution.variables {
         stack.resolution.variables.entry(name).or_insert(used);
     }
@@ -400,6 +412,7 @@ impl<'i> Pass<'i> {
                 variables,
                 profiles: self.profiles.clone(),
                 per_host: BTreeMap::new(),
+                config_variants: BTreeMap::new(),
             };
         }
         StackOutcome {
@@ -691,7 +704,7 @@ impl<'i> Pass<'i> {
         }
         self.normalise_env_files(&mut tree, file);
         if !is_stack_file {
-            self.rebase_secret_files(&mut tree, file);
+            self.rebase_files(&mut tree, file);
         }
         Some(tree)
     }
@@ -829,9 +842,14 @@ impl<'i> Pass<'i> {
         }
     }
 
-    /// `secrets.<name>.file` of an included or extended file, made relative
-    /// to the stack's directory (Compose resolves it from the file's own).
-    fn rebase_secret_files(&mut self, tree: &mut Node, file: &Path) {
+    /// The relative paths of an included or extended file made relative to
+    /// the stack's directory, as the Compose Specification resolves them:
+    /// from the directory of the file that declares them. Covers
+    /// `secrets.<name>.file`, `configs.<name>.file` and the services'
+    /// relative bind mounts (short `./src:/dst` and long `type: bind`),
+    /// which berth reads from the repo as configs. (`env_file` is made
+    /// repo-relative for every file by [`Self::normalise_env_files`].)
+    fn rebase_files(&mut self, tree: &mut Node, file: &Path) {
         let dir = file.parent().unwrap_or(Path::new("")).to_path_buf();
         let stack_dir = self
             .input
@@ -839,36 +857,86 @@ impl<'i> Pass<'i> {
             .parent()
             .unwrap_or(Path::new(""))
             .to_path_buf();
+        if dir == stack_dir {
+            return;
+        }
+        // Outside-the-repo paths are left as written, for `compose` to report.
+        let rebase = |node: &mut Node| {
+            let Some(path) = node.scalar() else { return };
+            if let Some(rebased) = rebased_path(&dir, &stack_dir, path) {
+                let at = node.clone();
+                *node = Node::string(rebased, &at);
+            }
+        };
+        for section in ["secrets", "configs"] {
+            let Some(Node {
+                kind: Kind::Map(entries),
+                ..
+            }) = tree.get_mut(section)
+            else {
+                continue;
+            };
+            for (_, entry) in entries.iter_mut() {
+                if let Some(path_node) = entry.get_mut("file") {
+                    rebase(path_node);
+                }
+            }
+        }
         let Some(Node {
-            kind: Kind::Map(secrets),
+            kind: Kind::Map(services),
             ..
-        }) = tree.get_mut("secrets")
+        }) = tree.get_mut("services")
         else {
             return;
         };
-        for (_, secret) in secrets.iter_mut() {
-            let Some(path_node) = secret.get_mut("file") else {
+        for (_, service) in services.iter_mut() {
+            let Some(Node {
+                kind: Kind::Seq(volumes),
+                ..
+            }) = service.get_mut("volumes")
+            else {
                 continue;
             };
-            let Some(path) = path_node.scalar() else {
-                continue;
-            };
-            // Outside-the-repo paths are left for `compose` to report.
-            if let Some(relative) = repo_relative(&dir, path) {
-                let ups = stack_dir.components().count();
-                let mut rebased = PathBuf::new();
-                for _ in 0..ups {
-                    rebased.push("..");
+            for volume in volumes.iter_mut() {
+                match &volume.kind {
+                    Kind::Scalar { .. } => {
+                        let Some(text) = volume.scalar().map(str::to_string) else {
+                            continue;
+                        };
+                        if !text.starts_with('.') {
+                            continue;
+                        }
+                        let (source, rest) = text.split_once(':').unwrap_or((&text, ""));
+                        if let Some(rebased) = rebased_path(&dir, &stack_dir, source) {
+                            let text = if rest.is_empty() {
+                                rebased
+                            } else {
+                                format!("{rebased}:{rest}")
+                            };
+                            let at = volume.clone();
+                            *volume = Node::string(text, &at);
+                        }
+                    }
+                    Kind::Map(_) => {
+                        let bind = volume.get("type").and_then(Node::scalar) == Some("bind");
+                        let Some(source) = volume.get_mut("source") else {
+                            continue;
+                        };
+                        let relative = source.scalar().is_some_and(|s| {
+                            s.starts_with('.') || (bind && !s.starts_with(['/', '~']))
+                        });
+                        if relative {
+                            rebase(source);
+                        }
+                    }
+                    _ => {}
                 }
-                rebased.push(relative);
-                let at = path_node.clone();
-                *path_node = Node::string(rebased.to_string_lossy(), &at);
             }
         }
     }
 
     /// Merges `include`d files into `tree` (their services, networks,
-    /// volumes and secrets); a name defined twice is an error.
+    /// volumes, secrets and configs); a name defined twice is an error.
     fn includes(&mut self, tree: &mut Node, file: &Path, depth: usize, chain: &mut Vec<PathBuf>) {
         let Some((key, list)) = tree.remove("include") else {
             return;
@@ -978,7 +1046,7 @@ impl<'i> Pass<'i> {
                 self.includes(&mut included, &target, depth + 1, chain);
                 chain.pop();
                 self.extends(&mut included, &target);
-                for section in ["services", "networks", "volumes", "secrets"] {
+                for section in ["services", "networks", "volumes", "secrets", "configs"] {
                     self.merge_section(tree, &included, section, file);
                 }
             }
@@ -1487,6 +1555,31 @@ impl<'i> Pass<'i> {
             }
         }
     }
+}
+
+/// `path`, written in a file of directory `dir`, as a path relative to
+/// `stack_dir` (both repo-relative): `./x` below it, `../x` beside it.
+/// None when it leaves the repo.
+pub(super) fn rebased_path(dir: &Path, stack_dir: &Path, path: &str) -> Option<String> {
+    let target = repo_relative(dir, path)?;
+    let target: Vec<_> = target.components().collect();
+    let base: Vec<_> = stack_dir.components().collect();
+    let common = target.iter().zip(&base).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..base.len() {
+        out.push("..");
+    }
+    for part in &target[common..] {
+        out.push(part);
+    }
+    let out = out.to_string_lossy().into_owned();
+    Some(if out.starts_with("..") {
+        out
+    } else if out.is_empty() {
+        ".".to_string()
+    } else {
+        format!("./{out}")
+    })
 }
 
 fn quoted(names: &[String]) -> String {

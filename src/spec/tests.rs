@@ -989,3 +989,36 @@ fn top_level_name_prefixes_networks_and_volumes_as_in_compose() {
     assert_eq!(stack.networks["default"].name, "shop_default");
     assert_eq!(stack.volumes["data"].name, "shop_data");
 }
+
+#[test]
+fn configs_dir_is_per_host_with_a_default_and_must_be_absolute() {
+    let dir = repo(&[(
+        "berth.yaml",
+        "defaults: {configs_dir: /srv/berth/configs/}\nhosts:\n  - {name: a, address: 10.0.0.1}\n  - {name: b, address: 10.0.0.2, configs_dir: /data/configs}\n",
+    )]);
+    let loaded = load(dir.path()).expect("loads");
+    let dirs: Vec<&str> = loaded
+        .inventory
+        .hosts
+        .iter()
+        .map(|h| h.configs_dir.as_str())
+        .collect();
+    assert_eq!(dirs, ["/srv/berth/configs", "/data/configs"]);
+    let dir = repo(&[("berth.yaml", "hosts:\n  - {name: a, address: 10.0.0.1}\n")]);
+    let loaded = load(dir.path()).expect("loads");
+    assert_eq!(
+        loaded.inventory.hosts[0].configs_dir,
+        "/var/lib/berth/configs"
+    );
+    let dir = repo(&[(
+        "berth.yaml",
+        "hosts:\n  - {name: a, address: 10.0.0.1, configs_dir: var/configs}\n  - {name: b, address: 10.0.0.2, configs_dir: /srv/../etc}\n",
+    )]);
+    assert_eq!(
+        messages(&dir),
+        [
+            "berth.yaml:2:47: `configs_dir` of host `a` must be an absolute path below `/`, without `..`, found `var/configs`",
+            "berth.yaml:3:47: `configs_dir` of host `b` must be an absolute path below `/`, without `..`, found `/srv/../etc`",
+        ]
+    );
+}

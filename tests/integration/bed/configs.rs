@@ -2,8 +2,9 @@
 //! same start time, new behaviour served) for exactly their readers, put
 //! back when a check or a validation fails, replacing their readers in the
 //! default mode, repo-relative bind mounts of a file and a directory, a
-//! copy edited on a host seen as drift and restored, a run killed during a
-//! reload, and a credential refused as a config.
+//! copy edited on a host seen as drift and restored (and removed once the
+//! project drops its configs), a run killed during a reload, and a
+//! credential refused as a config.
 //!
 //! busybox `httpd` re-reads its config on SIGHUP; its `.ext:type` lines
 //! set the Content-Type it serves, which is how a test sees which config a
@@ -424,6 +425,28 @@ fn repo_relative_binds_are_delivered_and_hand_edits_are_drift() -> Result<(), Fa
         "the repo's copy is not back"
     );
     expect_code(&plan(&repo, &["--detailed-exitcode"]), 0);
+
+    // The project drops its binds, so it has no configs at all: the
+    // container is replaced, and the files it read leave the host.
+    repo.write(
+        "stacks/bind/compose.yaml",
+        &format!(
+            "services:\n  web:\n    image: {img}\n    ports: [\"{port}:80\"]\n    deploy:\n      placement:\n        constraints: [node.hostname == edge-1]\n",
+            img = bed.get("BED_WEB_V1")
+        ),
+    );
+    repo.commit("no binds");
+    let run = apply(&repo, &[]);
+    expect_code(&run, 0);
+    let none_left = bed.ssh(
+        "edge-1",
+        &format!("! find /var/lib/berth/configs/{project} -type f | grep -q ."),
+    );
+    check!(
+        none_left.status.success(),
+        "config files left on edge-1 under /var/lib/berth/configs/{project}\n{run}"
+    );
+    expect_code(&plan(&repo, &["--detailed-exitcode"]), 0);
     Ok(())
 }
 
@@ -507,4 +530,182 @@ fn a_private_key_as_a_config_is_refused_with_a_pointer_to_secrets() -> Result<()
         "{run}"
     );
     Ok(())
+}
+
+/// What `host:port` serves at `path` (curl's `-f`: empty on an HTTP error).
+fn get(bed: &Bed, host: &str, port: u16, path: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sSf", "--max-time", "5"])
+        .arg(format!("http://{}:{port}{path}", bed.addr(host)))
+        .output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_directory_config_is_reloaded_whole_in_place_and_put_back() -> Result<(), Failed> {
+    let bed = &Bed::take();
+    let project = "t-cfg-dir";
+    let _scope = bed.scope(project);
+    let _copies = Copies::new(bed, project);
+    let port = 18126;
+    let repo = bed.repo(project);
+    // httpd serves /srv, the live directory: `site` is a directory config
+    // (a repo-relative bind) and `health` a file config beside it.
+    repo.write(
+        "stacks/dir/compose.yaml",
+        &format!(
+            r#"services:
+  web:
+    image: {img}
+    entrypoint: [httpd, -f, -p, "80", -h, /srv]
+    stop_grace_period: 1s
+    ports: ["{port}:80"]
+    configs:
+      - source: health
+        target: /srv/health
+    volumes:
+      - ./site:/srv/site:ro
+    deploy:
+      placement:
+        constraints: [node.hostname == edge-1]
+    x-berth:
+      reload:
+        signal: SIGHUP
+        check: [test, -f, /srv/site/index.html]
+configs:
+  health:
+    content: "ok\n"
+"#,
+            img = bed.get("BED_WEB_V1")
+        ),
+    );
+    repo.write("stacks/dir/site/index.html", "one\n");
+    repo.write("stacks/dir/site/sub/a.txt", "a\n");
+    repo.commit("a directory config, reloaded in place");
+    expect_code(&apply(&repo, &[]), 0);
+    check!(
+        get(bed, "edge-1", port, "/site/index.html") == "one\n"
+            && get(bed, "edge-1", port, "/site/sub/a.txt") == "a\n",
+        "the directory is not served"
+    );
+    let before = started(bed, project, "dir-web");
+    check!(before.len() == 1, "{before:?}");
+
+    repo.write("stacks/dir/site/index.html", "two\n");
+    repo.remove("stacks/dir/site/sub/a.txt");
+    repo.write("stacks/dir/site/b.txt", "b\n");
+    repo.commit("site two");
+    let planned = plan(&repo, &["--detailed-exitcode"]);
+    expect_code(&planned, 2);
+    check!(
+        planned.stdout.contains("reload (config ./site changed)"),
+        "{planned}"
+    );
+    let run = apply(&repo, &[]);
+    expect_code(&run, 0);
+    check!(
+        get(bed, "edge-1", port, "/site/index.html") == "two\n",
+        "{run}"
+    );
+    check!(
+        get(bed, "edge-1", port, "/site/b.txt") == "b\n",
+        "a new file is not served"
+    );
+    check!(
+        get(bed, "edge-1", port, "/site/sub/a.txt").is_empty(),
+        "a file of the old directory is still served"
+    );
+    check!(
+        started(bed, project, "dir-web") == before,
+        "the container was restarted"
+    );
+    expect_code(&plan(&repo, &["--detailed-exitcode"]), 0);
+
+    // A directory whose check fails: the previous one is back, whole.
+    repo.remove("stacks/dir/site/index.html");
+    repo.commit("no index");
+    let run = apply(&repo, &[]);
+    expect_code(&run, 1);
+    check!(
+        run.stderr.contains("config `./site`")
+            && run.stderr.contains("test -f /srv/site/index.html"),
+        "{run}"
+    );
+    check!(
+        get(bed, "edge-1", port, "/site/index.html") == "two\n",
+        "the previous directory is not back\n{run}"
+    );
+    check!(
+        get(bed, "edge-1", port, "/site/b.txt") == "b\n",
+        "the previous directory is not back whole"
+    );
+    check!(
+        started(bed, project, "dir-web") == before,
+        "the container was restarted"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_hosts_configs_dir_holds_its_config_files() -> Result<(), Failed> {
+    let bed = &Bed::take();
+    let project = "t-cfg-at";
+    let _scope = bed.scope(project);
+    let _copies = Copies::new(bed, project);
+    let alt = "/var/lib/berth/alt-configs";
+    let clean = || {
+        let _ = bed.ssh("edge-1", &format!("rm -rf {alt}/{project}"));
+    };
+    clean();
+    let port = 18127;
+    let repo = bed.repo(project);
+    repo.write(
+        "berth.yaml",
+        &bed.inventory(project).replace(
+            "  - name: edge-1\n",
+            &format!("  - name: edge-1\n    configs_dir: {alt}\n"),
+        ),
+    );
+    let compose = |configs: &str| {
+        format!(
+            "services:\n  web:\n    image: {img}\n    ports: [\"{port}:80\"]\n{configs}    deploy:\n      placement:\n        constraints: [node.hostname == edge-1]\n",
+            img = bed.get("BED_WEB_V1")
+        )
+    };
+    repo.write(
+        "stacks/at/compose.yaml",
+        &(compose("    configs:\n      - source: page\n        target: /www/index.html\n")
+            + "configs:\n  page:\n    content: \"from configs_dir\\n\"\n"),
+    );
+    repo.commit("a config under another configs_dir");
+    let run = apply(&repo, &[]);
+    expect_code(&run, 0);
+    let served = bed.http_get("edge-1", port);
+    let files = |dir: &str| {
+        bed.ssh(
+            "edge-1",
+            &format!("find {dir}/{project} -type f | grep -q ."),
+        )
+        .status
+        .success()
+    };
+    let placed = files(alt) && !files("/var/lib/berth/configs");
+    let result = (|| {
+        check!(
+            served == "from configs_dir\n",
+            "edge-1 serves {served:?}\n{run}"
+        );
+        check!(placed, "the config is not (only) under {alt}\n{run}");
+        expect_code(&plan(&repo, &["--detailed-exitcode"]), 0);
+        // Dropped from the repo: pruned from the host's configs_dir.
+        repo.write("stacks/at/compose.yaml", &compose(""));
+        repo.commit("no config");
+        let run = apply(&repo, &[]);
+        expect_code(&run, 0);
+        check!(!files(alt), "config files left under {alt}\n{run}");
+        Ok(())
+    })();
+    clean();
+    result
 }
