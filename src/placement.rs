@@ -504,6 +504,7 @@ mod tests {
             network_peer: None,
             build_ignored: None,
             adopt: None,
+            publish: None,
         }
     }
 
@@ -536,6 +537,7 @@ mod tests {
                 },
                 recipients: Vec::new(),
                 compose: Default::default(),
+                discovery: Vec::new(),
             },
             stacks: vec![Stack {
                 name: "s".into(),

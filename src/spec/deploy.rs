@@ -755,6 +755,12 @@ pub(crate) struct RawXBerth {
     /// `<stack>-<service>-1`). Without it, berth refuses to touch a
     /// container it does not manage.
     pub adopt: Option<String>,
+    /// Publish each validated replica (its host's address and this host
+    /// port) to `discovery:` targets of berth.yaml, and retire it from them
+    /// (drained) before it stops.
+    // Read from the tree by `discovery::read_publish`; here for the schema.
+    #[allow(dead_code)]
+    pub publish: Option<super::discovery::RawPublish>,
 }
 
 /// `x-berth.reload`: exactly one of `signal` and `exec`, and an optional `check`.
@@ -842,7 +848,7 @@ pub(crate) struct RawTcp {
     pub port: u16,
 }
 
-pub(crate) const X_BERTH_KEYS: &[&str] = &["validate", "reload", "adopt"];
+pub(crate) const X_BERTH_KEYS: &[&str] = &["validate", "reload", "adopt", "publish"];
 const CHECK_KINDS: &[&str] = &["exec", "http", "tcp"];
 const CHECK_KEYS: &[&str] = &["exec", "http", "tcp", "timeout"];
 

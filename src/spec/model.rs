@@ -34,6 +34,8 @@ pub struct Inventory {
     pub recipients: Vec<PathBuf>,
     /// Compose variables and profiles set in berth.yaml.
     pub compose: ComposeSettings,
+    /// `discovery:`: where validated replicas are published; names unique.
+    pub discovery: Vec<super::discovery::DiscoveryTarget>,
 }
 
 #[derive(Debug, Clone)]
@@ -253,6 +255,9 @@ pub struct Service {
     /// this service's container takes over (replaces once). Placement
     /// checks it is the name the container gets.
     pub adopt: Option<String>,
+    /// `x-berth.publish`: the replicas' host port, published to discovery
+    /// targets once validated and retired before they stop.
+    pub publish: Option<super::discovery::Publish>,
 }
 
 /// `pull_policy`, as Compose defines it (`build` is refused: berth never

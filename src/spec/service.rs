@@ -181,6 +181,7 @@ pub(crate) fn read_service(
             network_peer: None,
             build_ignored: None,
             adopt: None,
+            publish: None,
         },
         depends_on: Vec::new(),
         depends_at: cx.at(key),
@@ -470,6 +471,9 @@ pub(crate) fn read_service(
     }
     if let Some(v) = fields.value("x-berth") {
         (draft.service.validate, draft.service.adopt) = deploy::read_x_berth(cx, v, &what);
+        if let Some(publish) = v.get("publish") {
+            draft.service.publish = super::discovery::read_publish(cx, publish, &what);
+        }
         if let Some(reload) = v.get("reload") {
             draft.service.reload = super::configs::read_reload(cx, reload, &what);
             if draft.service.configs.is_empty() {
