@@ -65,6 +65,17 @@ impl<'a> Hosts<'a> {
     }
 }
 
+/// Discovery targets reach a host (HAProxy's) over the run's connections;
+/// not over one dropped from the run.
+impl crate::discovery::Reach for Hosts<'_> {
+    fn engine(&self, host: &str) -> Option<&dyn Engine> {
+        if self.is_lost(host) {
+            return None;
+        }
+        self.engines.get(host).map(|e| e.as_ref())
+    }
+}
+
 /// A host's engine and its bound.
 #[derive(Clone, Copy)]
 pub(super) struct Host<'a> {

@@ -24,6 +24,7 @@ use super::policy::{
 };
 use super::schedule::{self, Schedule};
 use super::{gate, prepare, reload};
+use crate::discovery;
 use crate::hosts::{is_lost, labels};
 use crate::placement::canonical_json;
 use crate::plan::{Action, Change, Plan, FAILED_SUFFIX, NEW_SUFFIX, RETIRED_SUFFIX};
@@ -365,7 +366,7 @@ pub(super) async fn roll_out(
                                     },
                                 )
                             } else {
-                                start_member(h, c, made, policy, ctx).await
+                                start_member(h, c, made, policy, ctx, on).await
                             };
                             match member {
                                 Ok(s) => Ok(s),
@@ -476,7 +477,7 @@ pub(super) async fn roll_out(
                     let r = match on.get(s.host) {
                         Some(h) => match &s.undo_reload {
                             Some(u) => reload::undo(h, s.change, u, policy).await,
-                            None => undo(h, s).await,
+                            None => undo(h, s, policy, ctx, on).await,
                         },
                         None => Err(anyhow!("no connection to host `{}`", s.host)),
                     };
@@ -645,6 +646,7 @@ async fn start_member<'a>(
     made: Option<anyhow::Result<Made<'a>>>,
     policy: &ServicePolicy,
     ctx: &ApplyContext,
+    on: &Hosts<'_>,
 ) -> anyhow::Result<Started<'a>> {
     let engine = host.engine;
     let old = c.current.as_ref();
@@ -662,7 +664,7 @@ async fn start_member<'a>(
     let new_id = if start_first {
         // New beside old, under a temporary name; old keeps serving until the new one passes.
         let id = making.await?.id;
-        match start_and_gate(host, &id, policy, ctx).await {
+        match start_gate_publish(host, &id, c, policy, ctx, on).await {
             Ok(w) => waited = w,
             Err(e) => {
                 keep_failed(host, &id, &c.name).await;
@@ -697,10 +699,23 @@ async fn start_member<'a>(
         host.op(engine.rename_container(&id, &c.name)).await?;
         id
     } else {
-        // The old container stops while the new one is made.
+        // The old container stops while the new one is made; a published
+        // one is retired (drained) from discovery first.
         let stopping = async {
             match old {
                 Some(old) => {
+                    if old_running {
+                        if let Err(e) = unpublish(on, host.name, c, policy, ctx).await {
+                            // It serves on: as published as it can be.
+                            if let Err(pe) = publish(on, host.name, c, policy, ctx).await {
+                                tracing::warn!("{pe:#}");
+                            }
+                            return Err(e.context(format!(
+                                "the previous container `{}` was not stopped: it serves on",
+                                c.name
+                            )));
+                        }
+                    }
                     host.op(async {
                         engine.stop_container(&old.id, old_grace(c)).await?;
                         engine.rename_container(&old.id, &retired).await
@@ -731,7 +746,7 @@ async fn start_member<'a>(
             Err(e) => Err(e),
         };
         let (created, failure) = match created {
-            Ok(id) => match start_and_gate(host, &id, policy, ctx).await {
+            Ok(id) => match start_gate_publish(host, &id, c, policy, ctx, on).await {
                 Ok(w) => {
                     waited = w;
                     (Some(id), None)
@@ -751,12 +766,21 @@ async fn start_member<'a>(
                     is_lost(&e),
                 )
                 .await;
-                return Err(match restored {
-                    Ok(()) => e.context(format!(
+                // Back in service, so back in discovery.
+                let republished = match &restored {
+                    Ok(()) if old_running => publish(on, host.name, c, policy, ctx).await,
+                    _ => Ok(()),
+                };
+                return Err(match (restored, republished) {
+                    (Ok(()), Err(pe)) => e.context(format!(
+                        "rolled back: the previous container `{}` ({}) serves again, but publishing it again failed ({pe:#})",
+                        c.name, old.image
+                    )),
+                    (Ok(()), Ok(())) => e.context(format!(
                         "rolled back: the previous container `{}` ({}) serves again",
                         c.name, old.image
                     )),
-                    Err(re) => e.context(format!(
+                    (Err(re), _) => e.context(format!(
                         "rollback also failed ({re:#}); the previous container is kept as `{retired}`"
                     )),
                 });
@@ -777,6 +801,51 @@ async fn start_member<'a>(
         old_was_running: old_running,
         undo_reload: None,
     })
+}
+
+/// [`start_and_gate`], then publishes the slot's replica to the service's
+/// discovery targets: publishing is the last gate, so a replica that
+/// failed its checks is never published.
+async fn start_gate_publish(
+    host: Host<'_>,
+    id: &str,
+    c: &Change,
+    policy: &ServicePolicy,
+    ctx: &ApplyContext,
+    on: &Hosts<'_>,
+) -> anyhow::Result<Duration> {
+    let waited = start_and_gate(host, id, policy, ctx).await?;
+    publish(on, host.name, c, policy, ctx).await?;
+    Ok(waited)
+}
+
+/// Publishes the slot's replica on `host`, if the service is published.
+async fn publish(
+    on: &Hosts<'_>,
+    host: &str,
+    c: &Change,
+    policy: &ServicePolicy,
+    ctx: &ApplyContext,
+) -> anyhow::Result<()> {
+    match &policy.publish {
+        Some(p) => discovery::promote(p, &p.replica(&ctx.project, host, &c.slot), on).await,
+        None => Ok(()),
+    }
+}
+
+/// Retires (drains, then removes) the slot's replica on `host` from the
+/// service's discovery targets, before it stops.
+async fn unpublish(
+    on: &Hosts<'_>,
+    host: &str,
+    c: &Change,
+    policy: &ServicePolicy,
+    ctx: &ApplyContext,
+) -> anyhow::Result<()> {
+    match &policy.publish {
+        Some(p) => discovery::retire(p, &p.replica(&ctx.project, host, &c.slot), on).await,
+        None => Ok(()),
+    }
 }
 
 /// Starts a created container (in a slot of its host) and waits on its
@@ -850,9 +919,21 @@ async fn restore(host: Host<'_>, old_id: &str, name: &str, start: bool) -> anyho
 }
 
 /// Rolls back a member that had passed: its (healthy) new container goes,
-/// the old one returns.
-async fn undo(host: Host<'_>, s: &Started<'_>) -> anyhow::Result<()> {
+/// the old one returns. Both are the slot's one entry in discovery: it is
+/// retired (drained) before the new container stops and published again
+/// once the old one runs.
+async fn undo(
+    host: Host<'_>,
+    s: &Started<'_>,
+    policy: &ServicePolicy,
+    ctx: &ApplyContext,
+    on: &Hosts<'_>,
+) -> anyhow::Result<()> {
     let (engine, name) = (host.engine, &s.change.name);
+    if let Err(e) = unpublish(on, host.name, s.change, policy, ctx).await {
+        // The rollback goes on: the old container takes the slot back.
+        tracing::warn!(host = %host.name, "{e:#}");
+    }
     host.op(async {
         engine.stop_container(&s.new_id, Some(10)).await?;
         engine.remove_container(&s.new_id).await
@@ -860,6 +941,9 @@ async fn undo(host: Host<'_>, s: &Started<'_>) -> anyhow::Result<()> {
     .await?;
     if let Some(old) = &s.old_id {
         restore(host, old, name, s.old_was_running).await?;
+        if s.old_was_running {
+            publish(on, host.name, s.change, policy, ctx).await?;
+        }
     }
     Ok(())
 }
