@@ -9,7 +9,7 @@
 //! A command may run again for the same replica (a re-run after a crash,
 //! a put-back after a failure): it should say its end state.
 
-use super::{Publishing, Replica};
+use super::replica::{Publishing, Replica};
 use crate::hosts::shell::run_command;
 use crate::spec::discovery::{DiscoveryKind, DiscoveryTarget};
 

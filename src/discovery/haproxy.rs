@@ -2,9 +2,10 @@
 //! admin socket, `stats socket ... level admin`), reached by running `socat`
 //! on the HAProxy host over that host's SSH connection — no agent, no port
 //! opened. Each replica is one dynamic server (`add server`) named
-//! `<project>.<stack>.<service>.<replica>` in the service's backend: the
-//! project in the name marks berth's own, so servers it did not add (or
-//! another project's) are never touched.
+//! `<project>.<stack>.<service>.<replica>.<host>` in the service's backend
+//! (a global service's replicas share a number, one per host): the project
+//! in the name marks berth's own, so servers it did not add (or another
+//! project's) are never touched.
 //!
 //! Runtime servers live in HAProxy's memory: a reload forgets them, and
 //! the next promote of the replica adds it again.
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 
-use super::{Publishing, Reach, Replica};
+use super::replica::{Publishing, Reach, Replica};
 use crate::hosts::shell::quote;
 use crate::hosts::Engine;
 use crate::spec::discovery::{DiscoveryKind, DiscoveryTarget};
@@ -28,7 +29,10 @@ const DELETE_GRACE: Duration = Duration::from_secs(5);
 
 /// The server name of a replica: berth's mark of ownership.
 pub fn server_name(r: &Replica) -> String {
-    format!("{}.{}.{}.{}", r.project, r.stack, r.service, r.replica)
+    format!(
+        "{}.{}.{}.{}.{}",
+        r.project, r.stack, r.service, r.replica, r.host
+    )
 }
 
 /// The HAProxy host's connection and socket, and the service's backend.
@@ -300,6 +304,6 @@ mod tests {
             address: "10.77.0.11".into(),
             port: 8081,
         };
-        assert_eq!(server_name(&r), "shop.web.app.3");
+        assert_eq!(server_name(&r), "shop.web.app.3.edge-1");
     }
 }

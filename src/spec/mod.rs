@@ -23,6 +23,7 @@ mod decls;
 mod deploy;
 mod diagnostic;
 pub mod discovery;
+mod discovery_types;
 mod dotenv;
 #[doc(hidden)]
 pub mod fuzzing;

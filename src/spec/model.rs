@@ -35,7 +35,7 @@ pub struct Inventory {
     /// Compose variables and profiles set in berth.yaml.
     pub compose: ComposeSettings,
     /// `discovery:`: where validated replicas are published; names unique.
-    pub discovery: Vec<super::discovery::DiscoveryTarget>,
+    pub discovery: Vec<super::discovery_types::DiscoveryTarget>,
 }
 
 #[derive(Debug, Clone)]
@@ -257,7 +257,7 @@ pub struct Service {
     pub adopt: Option<String>,
     /// `x-berth.publish`: the replicas' host port, published to discovery
     /// targets once validated and retired before they stop.
-    pub publish: Option<super::discovery::Publish>,
+    pub publish: Option<super::discovery_types::Publish>,
 }
 
 /// `pull_policy`, as Compose defines it (`build` is refused: berth never
