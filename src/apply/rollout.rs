@@ -44,7 +44,7 @@ pub async fn apply(
     let prepared = plan.hosts.iter().filter_map(|hp| {
         let host = on.get(&hp.host)?;
         let span = tracing::info_span!("prepare", host = %hp.host);
-        Some(prepare::prepare_host(host, hp, ctx).instrument(span))
+        Some(prepare::prepare_host(host, hp, ctx, &on).instrument(span))
     });
     let mut hosts: BTreeMap<String, HostReport> = stream::iter(prepared)
         .buffer_unordered(ctx.parallel.max(1))

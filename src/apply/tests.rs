@@ -1066,3 +1066,19 @@ async fn a_failed_publish_fails_the_release_and_a_rollback_publishes_the_old_rep
         ]
     );
 }
+
+#[tokio::test]
+async fn a_replica_scaled_away_is_retired_before_it_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let (engine, engines) = rollout_host();
+    let mut changes = seed_replaces(&engine, "s", "web", 2);
+    let mut gone = changes.remove(1);
+    gone.action = Action::Remove;
+    gone.desired = None;
+    let ctx = rollout_context(&[("s", "web", published(&log, "true"))]);
+    let report = apply(&rollout_plan(vec![gone]), &engines, &ctx).await;
+    assert!(report.hosts[0].error.is_none(), "{report:?}");
+    assert_eq!(lines(&log), ["retire 2 h 10.0.0.5:8081"]);
+    assert_eq!(containers(&engine), [running("s-web-1", "reg/app:1")]);
+}
