@@ -190,14 +190,12 @@ pub(super) async fn prepare_host(
                 let started = Instant::now();
                 // A replica scaled away leaves discovery (drained) first;
                 // one that cannot be retired is not stopped.
-                let publish = ctx
+                let policy = ctx
                     .services
                     .get(&(c.slot.stack.clone(), c.slot.service.clone()))
-                    .and_then(|p| p.publish.as_ref())
                     .filter(|_| current.state == crate::observed::ContainerState::Running);
-                if let Some(p) = publish {
-                    let replica = p.replica(&ctx.project, host.name, &c.slot);
-                    if let Err(e) = crate::discovery::retire(p, &replica, on).await {
+                if let Some(policy) = policy {
+                    if let Err(e) = super::publish::unpublish(on, host.name, c, policy, ctx).await {
                         let e = e.context(format!("`{}` was not removed: it serves on", c.name));
                         return (c, started, Err(e));
                     }

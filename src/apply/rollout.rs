@@ -22,9 +22,9 @@ use super::policy::{
     after_batch, allowed_failures, batch_size, classify, host_outcome, Fault, Next, RESTORE_RETRY,
     RESTORE_WINDOW,
 };
+use super::publish::{publish, unpublish};
 use super::schedule::{self, Schedule};
 use super::{gate, prepare, reload};
-use crate::discovery;
 use crate::hosts::{is_lost, labels};
 use crate::placement::canonical_json;
 use crate::plan::{Action, Change, Plan, FAILED_SUFFIX, NEW_SUFFIX, RETIRED_SUFFIX};
@@ -183,6 +183,11 @@ pub async fn apply(
         }
     }
 
+    for (host, step) in on.take_discovery() {
+        if let Some(r) = hosts.get_mut(&host) {
+            r.steps.push(step);
+        }
+    }
     let lost = on.lost();
     for r in hosts.values_mut() {
         let put_back = r.steps.iter().any(|s| {
@@ -817,35 +822,6 @@ async fn start_gate_publish(
     let waited = start_and_gate(host, id, policy, ctx).await?;
     publish(on, host.name, c, policy, ctx).await?;
     Ok(waited)
-}
-
-/// Publishes the slot's replica on `host`, if the service is published.
-async fn publish(
-    on: &Hosts<'_>,
-    host: &str,
-    c: &Change,
-    policy: &ServicePolicy,
-    ctx: &ApplyContext,
-) -> anyhow::Result<()> {
-    match &policy.publish {
-        Some(p) => discovery::promote(p, &p.replica(&ctx.project, host, &c.slot), on).await,
-        None => Ok(()),
-    }
-}
-
-/// Retires (drains, then removes) the slot's replica on `host` from the
-/// service's discovery targets, before it stops.
-async fn unpublish(
-    on: &Hosts<'_>,
-    host: &str,
-    c: &Change,
-    policy: &ServicePolicy,
-    ctx: &ApplyContext,
-) -> anyhow::Result<()> {
-    match &policy.publish {
-        Some(p) => discovery::retire(p, &p.replica(&ctx.project, host, &c.slot), on).await,
-        None => Ok(()),
-    }
 }
 
 /// Starts a created container (in a slot of its host) and waits on its

@@ -987,6 +987,23 @@ async fn each_old_replica_is_retired_before_it_stops_and_each_new_one_published_
             running("s-web-2", "reg/app:2")
         ]
     );
+    // The report has them as steps of the replica's host.
+    let mut steps: Vec<(&str, &str, bool)> = report.hosts[0]
+        .steps
+        .iter()
+        .filter(|s| matches!(s.step, Step::Publish | Step::Retire))
+        .map(|s| (s.step.as_str(), s.target.as_str(), s.ok))
+        .collect();
+    steps.sort();
+    assert_eq!(
+        steps,
+        [
+            ("publish", "s-web-1", true),
+            ("publish", "s-web-2", true),
+            ("retire", "s-web-1", true),
+            ("retire", "s-web-2", true),
+        ]
+    );
 }
 
 #[tokio::test]
