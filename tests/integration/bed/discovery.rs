@@ -194,7 +194,8 @@ fn haproxy_learns_replicas_from_the_rollout_and_drops_no_request() -> Result<(),
     std::thread::sleep(std::time::Duration::from_millis(500));
     repo.write("stacks/rel/compose.yaml", &web(&v2, "web v2"));
     repo.commit("v2");
-    let run = apply(&repo, &[]);
+    let report = dir.path().join("report.json");
+    let run = apply(&repo, &["--report", report.to_str().ok_or("path")?]);
     std::thread::sleep(std::time::Duration::from_millis(500));
     done.store(true, Ordering::SeqCst);
     let versions = looper.join().map_err(|_| "request loop panicked")?;
@@ -210,6 +211,12 @@ fn haproxy_learns_replicas_from_the_rollout_and_drops_no_request() -> Result<(),
     check!(
         versions.contains("berth-test web v1") && versions.contains("berth-test web v2"),
         "the loop did not see both versions: {versions:?}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report)?)?;
+    check!(
+        json["summary"]["published"] == 3 && json["summary"]["retired"] == 3,
+        "{:#}",
+        json["summary"]
     );
     check!(
         servers(&socket) == expected,
