@@ -12,6 +12,7 @@
 
 pub mod apply;
 pub mod cli;
+pub mod discovery;
 pub mod error;
 pub mod hosts;
 pub mod import;

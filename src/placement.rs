@@ -521,6 +521,7 @@ mod tests {
             network_peer: None,
             build_ignored: None,
             adopt: None,
+            publish: None,
         }
     }
 
@@ -554,6 +555,7 @@ mod tests {
                 },
                 recipients: Vec::new(),
                 compose: Default::default(),
+                discovery: Vec::new(),
             },
             stacks: vec![Stack {
                 name: "s".into(),

@@ -93,6 +93,10 @@ pub struct Summary {
     /// Reloads done, and reloads undone (the previous config put back).
     pub reloaded: usize,
     pub reload_rollbacks: usize,
+    /// Replicas published to their discovery targets (`x-berth.publish`),
+    /// and retired (drained, then removed) from them.
+    pub published: usize,
+    pub retired: usize,
     pub drift: usize,
     /// Hosts not reached, or dropped from an apply when they stopped answering.
     pub unreachable: usize,
@@ -186,6 +190,8 @@ impl RunReport {
                 reload: plan.count(Action::Reload),
                 reloaded: count_steps(applied, crate::apply::Step::Reload, true),
                 reload_rollbacks: count_steps(applied, crate::apply::Step::ReloadRollback, true),
+                published: count_steps(applied, crate::apply::Step::Publish, true),
+                retired: count_steps(applied, crate::apply::Step::Retire, true),
                 drift: plan.drift_count(),
                 unreachable: hosts.iter().filter(|h| !h.reachable).count(),
                 failed_hosts,
@@ -304,6 +310,28 @@ impl RunReport {
             "berth_host_reload_rollbacks",
             "Reloads undone: the previous config put back and reloaded.",
             steps(crate::apply::Step::ReloadRollback),
+        );
+        metric(
+            "berth_host_publishes",
+            "Replicas published to their discovery targets.",
+            steps(crate::apply::Step::Publish),
+        );
+        metric(
+            "berth_host_retires",
+            "Replicas retired (drained, then removed) from their discovery targets.",
+            steps(crate::apply::Step::Retire),
+        );
+        let drained = |h: &HostRun| {
+            h.steps
+                .iter()
+                .filter(|s| s.step == crate::apply::Step::Retire && s.ok)
+                .map(|s| s.seconds)
+                .sum::<f64>()
+        };
+        metric(
+            "berth_host_retire_seconds",
+            "Time spent retiring replicas from discovery, drains included.",
+            per_host(&drained),
         );
         metric(
             "berth_host_duration_seconds",
@@ -494,6 +522,56 @@ mod tests {
             text.contains("berth_host_rollbacks{project=\"p\",command=\"apply\",host=\"a\"} 2\n"),
             "{text}"
         );
+    }
+
+    /// Discovery steps are counted in the summary and per host, with the
+    /// time retiring (draining) took.
+    #[test]
+    fn publishes_and_retires_are_counted() {
+        let step = |step: Step, ok: bool, seconds: f64| StepReport {
+            step,
+            target: "web-app-1".into(),
+            ok,
+            seconds,
+            waited_seconds: None,
+            engine_seconds: None,
+            detail: None,
+        };
+        let applied = ApplyReport {
+            hosts: vec![crate::apply::HostReport {
+                host: "a".into(),
+                steps: vec![
+                    step(Step::Retire, true, 1.5),
+                    step(Step::Replace, true, 3.0),
+                    step(Step::Publish, true, 0.25),
+                    step(Step::Retire, true, 1.0),
+                    step(Step::Publish, false, 0.5),
+                ],
+                seconds: 3.0,
+                error: None,
+                outcome: HostOutcome::Converged,
+            }],
+            rollouts: vec![],
+            stopped: None,
+        };
+        let report = RunReport::new(
+            "apply",
+            &plan(false, true),
+            Some(&applied),
+            SystemTime::now(),
+            0,
+        );
+        let json = report.to_json();
+        assert!(json.contains("\"published\": 1,"), "{json}");
+        assert!(json.contains("\"retired\": 2,"), "{json}");
+        let text = report.to_prometheus();
+        for line in [
+            "berth_host_publishes{project=\"p\",command=\"apply\",host=\"a\"} 1\n",
+            "berth_host_retires{project=\"p\",command=\"apply\",host=\"a\"} 2\n",
+            "berth_host_retire_seconds{project=\"p\",command=\"apply\",host=\"a\"} 2.5\n",
+        ] {
+            assert!(text.contains(line), "no {line:?} in {text}");
+        }
     }
 
     #[test]

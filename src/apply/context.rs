@@ -23,6 +23,9 @@ pub struct ServicePolicy {
     pub validate: Vec<ValidateCheck>,
     /// `x-berth.reload`: configs are reloaded in place (see `reload`).
     pub reload: Option<crate::spec::configs::ReloadSpec>,
+    /// `x-berth.publish`: where each validated replica is published (see
+    /// `crate::discovery`).
+    pub publish: Option<crate::discovery::Publishing>,
 }
 
 /// What a run knows beyond the plan.

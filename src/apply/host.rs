@@ -18,6 +18,10 @@ pub(super) struct Hosts<'a> {
     slots: BTreeMap<&'a str, Semaphore>,
     /// Hosts dropped from the run: they stopped answering.
     lost: Mutex<BTreeSet<String>>,
+    /// Discovery steps (publish, retire) taken anywhere in the run, by the
+    /// replica's host: they happen inside other steps, so they are noted
+    /// here and joined to the host reports at the end.
+    discovery: Mutex<Vec<(String, super::outcome::StepReport)>>,
 }
 
 impl<'a> Hosts<'a> {
@@ -31,7 +35,23 @@ impl<'a> Hosts<'a> {
             engines,
             slots,
             lost: Mutex::new(BTreeSet::new()),
+            discovery: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Notes a discovery step of a replica on `host`.
+    pub fn note_discovery(&self, host: &str, step: super::outcome::StepReport) {
+        if let Ok(mut steps) = self.discovery.lock() {
+            steps.push((host.to_string(), step));
+        }
+    }
+
+    /// The discovery steps noted so far, in the order they ended.
+    pub fn take_discovery(&self) -> Vec<(String, super::outcome::StepReport)> {
+        self.discovery
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default()
     }
 
     /// Drops `host` from the run: it stopped answering.
@@ -62,6 +82,17 @@ impl<'a> Hosts<'a> {
             engine: engine.as_ref(),
             slots,
         })
+    }
+}
+
+/// Discovery targets reach a host (HAProxy's) over the run's connections;
+/// not over one dropped from the run.
+impl crate::discovery::Reach for Hosts<'_> {
+    fn engine(&self, host: &str) -> Option<&dyn Engine> {
+        if self.is_lost(host) {
+            return None;
+        }
+        self.engines.get(host).map(|e| e.as_ref())
     }
 }
 

@@ -36,6 +36,7 @@ pub mod policy;
 mod prepare;
 #[cfg(test)]
 mod properties;
+mod publish;
 mod reload;
 mod rollout;
 pub mod schedule;

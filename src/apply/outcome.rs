@@ -52,6 +52,12 @@ pub enum Step {
     Reload,
     /// A reload failed: the previous config put back and reloaded.
     ReloadRollback,
+    /// A replica published to its service's discovery targets
+    /// (`x-berth.publish`), once validated or back in service.
+    Publish,
+    /// A replica retired from its discovery targets (drained, then
+    /// removed) before it stopped.
+    Retire,
 }
 
 impl Step {
@@ -68,6 +74,8 @@ impl Step {
             Step::Configs => "configs",
             Step::Reload => "reload",
             Step::ReloadRollback => "reload_rollback",
+            Step::Publish => "publish",
+            Step::Retire => "retire",
         }
     }
 }

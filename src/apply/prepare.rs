@@ -124,7 +124,12 @@ pub(super) async fn prune_secrets(engine: &dyn Engine, ctx: &ApplyContext) -> an
 /// pulls (one per image: the plan lists each once) all go at once, beside
 /// the networks, volumes and secrets, which need no image; removals come
 /// last, so a host whose pull fails has lost nothing.
-pub(super) async fn prepare_host(host: Host<'_>, hp: &HostPlan, ctx: &ApplyContext) -> HostReport {
+pub(super) async fn prepare_host(
+    host: Host<'_>,
+    hp: &HostPlan,
+    ctx: &ApplyContext,
+    on: &super::host::Hosts<'_>,
+) -> HostReport {
     let engine = host.engine;
     let started = Instant::now();
     let empty = || HostReport {
@@ -183,6 +188,18 @@ pub(super) async fn prepare_host(host: Host<'_>, hp: &HostPlan, ctx: &ApplyConte
             .filter_map(|c| Some((c, c.current.as_ref()?)))
             .map(|(c, current)| async move {
                 let started = Instant::now();
+                // A replica scaled away leaves discovery (drained) first;
+                // one that cannot be retired is not stopped.
+                let policy = ctx
+                    .services
+                    .get(&(c.slot.stack.clone(), c.slot.service.clone()))
+                    .filter(|_| current.state == crate::observed::ContainerState::Running);
+                if let Some(policy) = policy {
+                    if let Err(e) = super::publish::unpublish(on, host.name, c, policy, ctx).await {
+                        let e = e.context(format!("`{}` was not removed: it serves on", c.name));
+                        return (c, started, Err(e));
+                    }
+                }
                 let removed = host
                     .op(async {
                         engine.stop_container(&current.id, None).await?;

@@ -453,6 +453,7 @@ fn context(project: &Project) -> ApplyContext {
                         rollback: s.deploy.rollback.clone(),
                         validate: Vec::new(),
                         reload: None,
+                        publish: None,
                     },
                 )
             })

@@ -22,6 +22,7 @@ use super::policy::{
     after_batch, allowed_failures, batch_size, classify, host_outcome, Fault, Next, RESTORE_RETRY,
     RESTORE_WINDOW,
 };
+use super::publish::{publish, unpublish};
 use super::schedule::{self, Schedule};
 use super::{gate, prepare, reload};
 use crate::hosts::{is_lost, labels};
@@ -43,7 +44,7 @@ pub async fn apply(
     let prepared = plan.hosts.iter().filter_map(|hp| {
         let host = on.get(&hp.host)?;
         let span = tracing::info_span!("prepare", host = %hp.host);
-        Some(prepare::prepare_host(host, hp, ctx).instrument(span))
+        Some(prepare::prepare_host(host, hp, ctx, &on).instrument(span))
     });
     let mut hosts: BTreeMap<String, HostReport> = stream::iter(prepared)
         .buffer_unordered(ctx.parallel.max(1))
@@ -188,6 +189,11 @@ pub async fn apply(
         }
     }
 
+    for (host, step) in on.take_discovery() {
+        if let Some(r) = hosts.get_mut(&host) {
+            r.steps.push(step);
+        }
+    }
     let lost = on.lost();
     for r in hosts.values_mut() {
         let put_back = r.steps.iter().any(|s| {
@@ -384,7 +390,7 @@ pub(super) async fn roll_out(
                                     },
                                 )
                             } else {
-                                start_member(h, c, made, policy, ctx).await
+                                start_member(h, c, made, policy, ctx, on).await
                             };
                             match member {
                                 Ok(s) => Ok(s),
@@ -498,7 +504,7 @@ pub(super) async fn roll_out(
                     let r = match on.get(s.host) {
                         Some(h) => match &s.undo_reload {
                             Some(u) => reload::undo(h, s.change, u, policy).await,
-                            None => undo(h, s).await,
+                            None => undo(h, s, policy, ctx, on).await,
                         },
                         None => Err(anyhow!("no connection to host `{}`", s.host)),
                     };
@@ -671,6 +677,7 @@ async fn start_member<'a>(
     made: Option<anyhow::Result<Made<'a>>>,
     policy: &ServicePolicy,
     ctx: &ApplyContext,
+    on: &Hosts<'_>,
 ) -> anyhow::Result<Started<'a>> {
     let engine = host.engine;
     let old = c.current.as_ref();
@@ -689,7 +696,7 @@ async fn start_member<'a>(
     let new_id = if start_first {
         // New beside old, under a temporary name; old keeps serving until the new one passes.
         let id = making.await?.id;
-        match start_and_gate(host, &id, policy, ctx).await {
+        match start_gate_publish(host, &id, c, policy, ctx, on).await {
             Ok((w, start)) => (waited, engine_time) = (w, start),
             Err(e) => {
                 keep_failed(host, &id, &c.name).await;
@@ -744,6 +751,21 @@ async fn start_member<'a>(
                 })
             }
         };
+        // A published old replica is retired (drained) from discovery
+        // before it stops; one that cannot be serves on, as published as
+        // it can be.
+        if old_running {
+            if let Err(e) = unpublish(on, host.name, c, policy, ctx).await {
+                discard(host, &made.id).await;
+                if let Err(pe) = publish(on, host.name, c, policy, ctx).await {
+                    tracing::warn!("{pe:#}");
+                }
+                return Err(e.context(format!(
+                    "the previous container `{}` was not stopped: it serves on",
+                    c.name
+                )));
+            }
+        }
         let stopped = match old {
             Some(old) => {
                 host.op(async {
@@ -763,10 +785,15 @@ async fn start_member<'a>(
             // The old container still has its name: running again if it was.
             return Err(match old.filter(|_| old_running && !is_lost(&e)) {
                 Some(old) => match restart_in_place(host, &old.id).await {
-                    Ok(()) => e.context(format!(
-                        "the previous container `{}` ({}) serves on",
-                        c.name, old.image
-                    )),
+                    Ok(()) => {
+                        if let Err(pe) = publish(on, host.name, c, policy, ctx).await {
+                            tracing::warn!("{pe:#}");
+                        }
+                        e.context(format!(
+                            "the previous container `{}` ({}) serves on",
+                            c.name, old.image
+                        ))
+                    }
                     Err(re) => e.context(format!(
                         "restarting the previous container `{}` also failed ({re:#})",
                         c.name
@@ -787,7 +814,7 @@ async fn start_member<'a>(
             Ok(made.id)
         };
         let (created, failure) = match created {
-            Ok(id) => match start_and_gate(host, &id, policy, ctx).await {
+            Ok(id) => match start_gate_publish(host, &id, c, policy, ctx, on).await {
                 Ok((w, start)) => {
                     waited = w;
                     engine_time += start;
@@ -808,12 +835,21 @@ async fn start_member<'a>(
                     is_lost(&e),
                 )
                 .await;
-                return Err(match restored {
-                    Ok(()) => e.context(format!(
+                // Back in service, so back in discovery.
+                let republished = match &restored {
+                    Ok(()) if old_running => publish(on, host.name, c, policy, ctx).await,
+                    _ => Ok(()),
+                };
+                return Err(match (restored, republished) {
+                    (Ok(()), Err(pe)) => e.context(format!(
+                        "rolled back: the previous container `{}` ({}) serves again, but publishing it again failed ({pe:#})",
+                        c.name, old.image
+                    )),
+                    (Ok(()), Ok(())) => e.context(format!(
                         "rolled back: the previous container `{}` ({}) serves again",
                         c.name, old.image
                     )),
-                    Err(re) => e.context(format!(
+                    (Err(re), _) => e.context(format!(
                         "rollback also failed ({re:#}); the previous container is kept as `{retired}`"
                     )),
                 });
@@ -835,6 +871,22 @@ async fn start_member<'a>(
         old_was_running: old_running,
         undo_reload: None,
     })
+}
+
+/// [`start_and_gate`], then publishes the slot's replica to the service's
+/// discovery targets: publishing is the last gate, so a replica that
+/// failed its checks is never published.
+async fn start_gate_publish(
+    host: Host<'_>,
+    id: &str,
+    c: &Change,
+    policy: &ServicePolicy,
+    ctx: &ApplyContext,
+    on: &Hosts<'_>,
+) -> anyhow::Result<(Duration, Duration)> {
+    let gated = start_and_gate(host, id, policy, ctx).await?;
+    publish(on, host.name, c, policy, ctx).await?;
+    Ok(gated)
 }
 
 /// Starts a created container (in a slot of its host) and waits on its
@@ -915,9 +967,21 @@ async fn restore(host: Host<'_>, old_id: &str, name: &str, start: bool) -> anyho
 }
 
 /// Rolls back a member that had passed: its (healthy) new container goes,
-/// the old one returns.
-async fn undo(host: Host<'_>, s: &Started<'_>) -> anyhow::Result<()> {
+/// the old one returns. Both are the slot's one entry in discovery: it is
+/// retired (drained) before the new container stops and published again
+/// once the old one runs.
+async fn undo(
+    host: Host<'_>,
+    s: &Started<'_>,
+    policy: &ServicePolicy,
+    ctx: &ApplyContext,
+    on: &Hosts<'_>,
+) -> anyhow::Result<()> {
     let (engine, name) = (host.engine, &s.change.name);
+    if let Err(e) = unpublish(on, host.name, s.change, policy, ctx).await {
+        // The rollback goes on: the old container takes the slot back.
+        tracing::warn!(host = %host.name, "{e:#}");
+    }
     host.op(async {
         engine.stop_container(&s.new_id, Some(10)).await?;
         engine.remove_container(&s.new_id).await
@@ -925,6 +989,9 @@ async fn undo(host: Host<'_>, s: &Started<'_>) -> anyhow::Result<()> {
     .await?;
     if let Some(old) = &s.old_id {
         restore(host, old, name, s.old_was_running).await?;
+        if s.old_was_running {
+            publish(on, host.name, s.change, policy, ctx).await?;
+        }
     }
     Ok(())
 }

@@ -1025,3 +1025,180 @@ async fn a_replace_reports_the_engines_stop_and_start_apart() {
     );
     assert!(step.seconds >= engine_seconds, "{step:?}");
 }
+
+/// A policy whose replicas are published to a `command` target that logs
+/// `<event> <replica>` to `log`; `on_promote` runs `promote_fails` after
+/// logging (a failing command fails the publish).
+fn published(log: &std::path::Path, promote_fails: &str) -> ServicePolicy {
+    use crate::spec::discovery::{DiscoveryKind, DiscoveryTarget};
+    let log = log.display();
+    let mut p = policy(&[], 1, crate::spec::FailureAction::Rollback);
+    p.publish = Some(crate::discovery::Publishing {
+        port: 8081,
+        backend: None,
+        targets: vec![DiscoveryTarget {
+            name: "hooks".into(),
+            kind: DiscoveryKind::Command {
+                on_promote: Some(format!(
+                    "echo \"promote $BERTH_REPLICA $BERTH_HOST $BERTH_ADDRESS:$BERTH_PORT\" >> {log}; {promote_fails}"
+                )),
+                on_retire: Some(format!(
+                    "echo \"retire $BERTH_REPLICA $BERTH_HOST $BERTH_ADDRESS:$BERTH_PORT\" >> {log}"
+                )),
+                timeout: Duration::from_secs(10),
+            },
+            drain_timeout: Duration::from_secs(1),
+            location: Default::default(),
+        }],
+        addresses: BTreeMap::from([("h".to_string(), "10.0.0.5".to_string())]),
+    });
+    p
+}
+
+fn lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn each_old_replica_is_retired_before_it_stops_and_each_new_one_published_once_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let (engine, engines) = rollout_host();
+    let changes = seed_replaces(&engine, "s", "web", 2);
+    let ctx = rollout_context(&[("s", "web", published(&log, "true"))]);
+    let report = apply(&rollout_plan(changes), &engines, &ctx).await;
+    assert!(report.rollouts.is_empty(), "{report:?}");
+    // One batch at a time: the old replica leaves discovery before it
+    // stops, the new one joins once it passed its gates.
+    assert_eq!(
+        lines(&log),
+        [
+            "retire 1 h 10.0.0.5:8081",
+            "promote 1 h 10.0.0.5:8081",
+            "retire 2 h 10.0.0.5:8081",
+            "promote 2 h 10.0.0.5:8081",
+        ]
+    );
+    assert_eq!(
+        containers(&engine),
+        [
+            running("s-web-1", "reg/app:2"),
+            running("s-web-2", "reg/app:2")
+        ]
+    );
+    // The report has them as steps of the replica's host.
+    let mut steps: Vec<(&str, &str, bool)> = report.hosts[0]
+        .steps
+        .iter()
+        .filter(|s| matches!(s.step, Step::Publish | Step::Retire))
+        .map(|s| (s.step.as_str(), s.target.as_str(), s.ok))
+        .collect();
+    steps.sort();
+    assert_eq!(
+        steps,
+        [
+            ("publish", "s-web-1", true),
+            ("publish", "s-web-2", true),
+            ("retire", "s-web-1", true),
+            ("retire", "s-web-2", true),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_release_is_never_published_and_the_old_replica_is_published_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let (engine, engines) = rollout_host();
+    let changes = seed_replaces(&engine, "s", "web", 2);
+    let ctx = rollout_context(&[("s", "web", published(&log, "true"))]);
+    // The new container of replica 1 never turns healthy.
+    engine.set_image_health("reg/app:2", "unhealthy");
+    let report = apply(&rollout_plan(changes), &engines, &ctx).await;
+    assert_eq!(report.rollouts.len(), 1, "{report:?}");
+    // Retired before the stop; the one promote is the old container's,
+    // back in service (a published new one would be a second).
+    assert_eq!(
+        lines(&log),
+        ["retire 1 h 10.0.0.5:8081", "promote 1 h 10.0.0.5:8081"]
+    );
+    assert_eq!(
+        containers(&engine)
+            .into_iter()
+            .filter(|c| !c.0.ends_with(".berth-failed"))
+            .collect::<Vec<_>>(),
+        [
+            running("s-web-1", "reg/app:1"),
+            running("s-web-2", "reg/app:1")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_publish_fails_the_release_and_a_rollback_publishes_the_old_replicas_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let flag = dir.path().join("failed-once");
+    let (engine, engines) = rollout_host();
+    let changes = seed_replaces(&engine, "s", "web", 2);
+    // Publishing replica 2's new container fails (once).
+    let fails = format!(
+        "if [ \"$BERTH_REPLICA\" = 2 ] && [ ! -e {0} ]; then touch {0}; echo registry down >&2; exit 1; fi",
+        flag.display()
+    );
+    let ctx = rollout_context(&[("s", "web", published(&log, &fails))]);
+    let report = apply(&rollout_plan(changes), &engines, &ctx).await;
+    assert_eq!(report.rollouts.len(), 1, "{report:?}");
+    assert_eq!(report.rollouts[0].outcome, RolloutOutcome::RolledBack);
+    assert!(
+        report.rollouts[0].failures[0].contains("registry down"),
+        "{:?}",
+        report.rollouts[0].failures
+    );
+    assert_eq!(
+        lines(&log),
+        [
+            "retire 1 h 10.0.0.5:8081",
+            "promote 1 h 10.0.0.5:8081",
+            "retire 2 h 10.0.0.5:8081",
+            // The new replica 2: refused, so it counts as failed...
+            "promote 2 h 10.0.0.5:8081",
+            // ...and the old one, put back, is published again.
+            "promote 2 h 10.0.0.5:8081",
+            // Replica 1 rolls back: its new container leaves discovery
+            // before it stops, the old one joins again once it runs.
+            "retire 1 h 10.0.0.5:8081",
+            "promote 1 h 10.0.0.5:8081",
+        ]
+    );
+    assert_eq!(
+        containers(&engine)
+            .into_iter()
+            .filter(|c| !c.0.ends_with(".berth-failed"))
+            .collect::<Vec<_>>(),
+        [
+            running("s-web-1", "reg/app:1"),
+            running("s-web-2", "reg/app:1")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_replica_scaled_away_is_retired_before_it_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let (engine, engines) = rollout_host();
+    let mut changes = seed_replaces(&engine, "s", "web", 2);
+    let mut gone = changes.remove(1);
+    gone.action = Action::Remove;
+    gone.desired = None;
+    let ctx = rollout_context(&[("s", "web", published(&log, "true"))]);
+    let report = apply(&rollout_plan(vec![gone]), &engines, &ctx).await;
+    assert!(report.hosts[0].error.is_none(), "{report:?}");
+    assert_eq!(lines(&log), ["retire 2 h 10.0.0.5:8081"]);
+    assert_eq!(containers(&engine), [running("s-web-1", "reg/app:1")]);
+}

@@ -330,6 +330,10 @@ pub(super) fn service_policies(project: &Project) -> BTreeMap<(String, String), 
                     rollback: s.deploy.rollback.clone(),
                     validate: s.validate.clone(),
                     reload: s.reload.clone(),
+                    publish: s
+                        .publish
+                        .as_ref()
+                        .map(|p| crate::discovery::Publishing::new(p, &project.inventory)),
                 },
             );
         }

@@ -755,6 +755,12 @@ pub(crate) struct RawXBerth {
     // Read from the tree by `read_adopt`; here for the schema.
     #[allow(dead_code)]
     pub adopt: Option<RawAdopt>,
+    /// Publish each validated replica (its host's address and this host
+    /// port) to `discovery:` targets of berth.yaml, and retire it from them
+    /// (drained) before it stops.
+    // Read from the tree by `discovery::read_publish`; here for the schema.
+    #[allow(dead_code)]
+    pub publish: Option<super::discovery::RawPublish>,
 }
 
 /// `x-berth.adopt`: one name, or one name per replica.
@@ -858,7 +864,7 @@ pub(crate) struct RawTcp {
     pub port: u16,
 }
 
-pub(crate) const X_BERTH_KEYS: &[&str] = &["validate", "reload", "adopt"];
+pub(crate) const X_BERTH_KEYS: &[&str] = &["validate", "reload", "adopt", "publish"];
 const CHECK_KINDS: &[&str] = &["exec", "http", "tcp"];
 const CHECK_KEYS: &[&str] = &["exec", "http", "tcp", "timeout"];
 

@@ -49,6 +49,14 @@ pub(crate) struct RawInventory {
     pub stacks: BTreeMap<String, RawStackSettings>,
     #[serde(skip)]
     pub variables_at: BTreeMap<String, Location>,
+    /// Where berth publishes validated replicas (HAProxy, commands), by
+    /// name: services list them in `x-berth.publish.to`.
+    // Read into `discovery_targets` by `discovery::read_targets`; here for the schema.
+    #[allow(dead_code)]
+    #[serde(default)]
+    pub discovery: Vec<super::discovery::RawDiscoveryTarget>,
+    #[serde(skip)]
+    pub discovery_targets: Vec<super::discovery::DiscoveryTarget>,
 }
 
 /// Settings of one stack.
@@ -248,6 +256,7 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "hosts",
     "variables",
     "stacks",
+    "discovery",
 ];
 pub(crate) const STACK_SETTINGS_KEYS: &[&str] = &["profiles"];
 pub(crate) const SECRETS_KEYS: &[&str] = &["recipients"];
@@ -359,6 +368,10 @@ pub(crate) fn read(cx: &mut Cx, root: &Node) -> RawInventory {
                 raw.hosts = items.iter().filter_map(|h| read_host(cx, h)).collect();
             }
         }
+    }
+    if let Some(node) = top.value("discovery") {
+        let hosts = raw.hosts.iter().map(|h| h.name.clone()).collect();
+        raw.discovery_targets = super::discovery::read_targets(cx, node, &hosts);
     }
     raw
 }
@@ -927,6 +940,7 @@ pub(crate) fn validate(cx: &mut Cx, raw: RawInventory, root: &Path) -> Option<(S
         },
         recipients,
         compose,
+        discovery: raw.discovery_targets,
     };
     let project = raw.project.unwrap_or_else(|| DEFAULT_PROJECT.to_string());
     if cx.diags.len() > errors_before {

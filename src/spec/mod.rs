@@ -22,6 +22,8 @@ mod corpus_tests;
 mod decls;
 mod deploy;
 mod diagnostic;
+pub mod discovery;
+mod discovery_types;
 mod dotenv;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -139,6 +141,9 @@ pub fn load_with(root: &Path, options: &LoadOptions) -> Result<Loaded, SpecError
         &mut diagnostics,
         &mut warnings,
     );
+    if let Some((_, inventory)) = &inventory {
+        diagnostics.extend(discovery::check_references(&inventory.discovery, &stacks));
+    }
     sort_diagnostics(&mut warnings);
     match inventory {
         Some((name, inventory)) if diagnostics.is_empty() => Ok(Loaded {

@@ -34,6 +34,8 @@ pub struct Inventory {
     pub recipients: Vec<PathBuf>,
     /// Compose variables and profiles set in berth.yaml.
     pub compose: ComposeSettings,
+    /// `discovery:`: where validated replicas are published; names unique.
+    pub discovery: Vec<super::discovery_types::DiscoveryTarget>,
 }
 
 #[derive(Debug, Clone)]
@@ -269,6 +271,9 @@ pub struct Service {
     /// `x-berth.adopt`: the containers berth does not manage that this
     /// service's containers take over (replace once).
     pub adopt: Option<Adopt>,
+    /// `x-berth.publish`: the replicas' host port, published to discovery
+    /// targets once validated and retired before they stop.
+    pub publish: Option<super::discovery_types::Publish>,
 }
 
 /// `x-berth.adopt`: the running containers, which berth does not manage,

@@ -181,6 +181,7 @@ pub(crate) fn read_service(
             network_peer: None,
             build_ignored: None,
             adopt: None,
+            publish: None,
         },
         depends_on: Vec::new(),
         depends_at: cx.at(key),
@@ -472,6 +473,9 @@ pub(crate) fn read_service(
         (draft.service.validate, draft.service.adopt) = deploy::read_x_berth(cx, v, &what);
         if let (Some(Adopt::Replicas(names)), Some(at)) = (&draft.service.adopt, v.get("adopt")) {
             adopt_replicas(cx, at, names, &draft.service, &what);
+        }
+        if let Some(publish) = v.get("publish") {
+            draft.service.publish = super::discovery::read_publish(cx, publish, &what);
         }
         if let Some(reload) = v.get("reload") {
             draft.service.reload = super::configs::read_reload(cx, reload, &what);

@@ -113,6 +113,8 @@ readonly PACKAGES_FOR=(
   iptables:iptables
   curl:curl
   haproxy:haproxy
+  # discovery drives HAProxy's admin socket with socat on the HAProxy host.
+  socat:socat
   nsenter:util-linux
   unshare:util-linux
   setsid:util-linux

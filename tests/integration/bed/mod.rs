@@ -13,6 +13,7 @@ mod compose;
 mod configs;
 mod converge;
 mod digests;
+mod discovery;
 mod drift;
 mod faults;
 mod image;
