@@ -536,6 +536,7 @@ mod tests {
                 },
                 recipients: Vec::new(),
                 compose: Default::default(),
+                swarms: Vec::new(),
             },
             stacks: vec![Stack {
                 name: "s".into(),
@@ -547,6 +548,7 @@ mod tests {
                 configs: BTreeMap::new(),
                 resolution: Default::default(),
             }],
+            swarm_stacks: Vec::new(),
         }
     }
 

@@ -213,6 +213,7 @@ impl RunReport {
             unreachable: Vec::new(),
             environment: Vec::new(),
             rollouts: Vec::new(),
+            swarms: Vec::new(),
         };
         let mut report = RunReport::new(command, &plan, None, started, exit_code);
         report.outcome = RunOutcome::LockHeld;
@@ -402,6 +403,7 @@ mod tests {
             },
             environment: vec![],
             rollouts: Vec::new(),
+            swarms: Vec::new(),
         }
     }
 
