@@ -281,7 +281,8 @@ impl Manager {
             .create_service(spec, None)
             .await
             .map_err(|e| Failure::plain(self.failed(&format!("create service `{}`", d.name), e)))?;
-        self.converge(&d.name, None, false, ctx.timeout).await
+        self.converge(&d.name, &d.shape.image, None, false, ctx.timeout)
+            .await
     }
 
     async fn update(
@@ -330,7 +331,8 @@ impl Manager {
                 }
             }
         };
-        self.converge(&d.name, before, rolling, ctx.timeout).await
+        self.converge(&d.name, &d.shape.image, before, rolling, ctx.timeout)
+            .await
     }
 
     /// Waits until `name` converged: its rolling update (when `rolling`)
@@ -339,6 +341,7 @@ impl Manager {
     async fn converge(
         &self,
         name: &str,
+        image: &str,
         before: Option<String>,
         rolling: bool,
         timeout: Duration,
@@ -366,10 +369,24 @@ impl Manager {
                         }
                         Some(ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED) => {
                             let why = why.unwrap_or(message);
+                            // The old tasks serve again before berth says so.
+                            let wanted = s
+                                .spec
+                                .as_ref()
+                                .and_then(|spec| spec.mode.as_ref())
+                                .and_then(|m| m.replicated.as_ref())
+                                .and_then(|r| r.replicas);
+                            while Instant::now() < deadline {
+                                let (running, asked) = self.running(name).await?;
+                                if running == asked && wanted.is_none_or(|n| running as i64 == n) {
+                                    break;
+                                }
+                                tokio::time::sleep(POLL).await;
+                            }
                             return Err(Failure {
                                 error: anyhow::anyhow!(
                                     "service `{name}`: the Swarm rolled the update back: {why}{}",
-                                    self.task_errors(name, &why).await
+                                    self.task_errors(name, image, &why).await
                                 ),
                                 rolled_back: true,
                             });
@@ -380,7 +397,7 @@ impl Manager {
                         ) => {
                             return Err(Failure::plain(anyhow::anyhow!(
                                 "service `{name}`: the Swarm paused the update ({message}){}",
-                                self.task_errors(name, &message).await
+                                self.task_errors(name, image, &message).await
                             )))
                         }
                         _ => {}
@@ -407,14 +424,16 @@ impl Manager {
                         "service `{name}`: {running} of {} task(s) running after {}{}",
                         wanted.map_or(asked as i64, |n| n),
                         humantime::format_duration(timeout),
-                        self.task_errors(name, why.as_deref().unwrap_or("")).await
+                        self.task_errors(name, image, why.as_deref().unwrap_or(""))
+                            .await
                     )));
                 }
             } else if Instant::now() >= deadline {
                 return Err(Failure::plain(anyhow::anyhow!(
                     "service `{name}`: its update did not finish within {}{}",
                     humantime::format_duration(timeout),
-                    self.task_errors(name, why.as_deref().unwrap_or("")).await
+                    self.task_errors(name, image, why.as_deref().unwrap_or(""))
+                        .await
                 )));
             }
             tokio::time::sleep(POLL).await;
@@ -441,9 +460,10 @@ impl Manager {
         Ok((running, tasks.len()))
     }
 
-    /// The task a status message names (`… of task <id>`), then the latest
-    /// task errors of `name`, as `; task web_site.2 (failed): …` (up to 3).
-    async fn task_errors(&self, name: &str, message: &str) -> String {
+    /// The task a status message names (`… of task <id>`), else the
+    /// tasks of the new release (`image`), then the latest task errors of
+    /// `name`, as `; task web_site.2 (failed): …` (up to 3 of each).
+    async fn task_errors(&self, name: &str, image: &str, message: &str) -> String {
         let mut errors = Vec::new();
         let named = message
             .rsplit_once("task ")
@@ -475,6 +495,37 @@ impl Manager {
             .await
             .unwrap_or_default();
         tasks.sort_by_key(|t| std::cmp::Reverse(format!("{:?}", t.updated_at)));
+        if errors.is_empty() {
+            // The status no longer names the task: the new release's tasks
+            // say how they ended.
+            errors.extend(
+                tasks
+                    .iter()
+                    .filter(|t| {
+                        t.spec
+                            .as_ref()
+                            .and_then(|s| s.container_spec.as_ref())
+                            .and_then(|c| c.image.as_deref())
+                            == Some(image)
+                    })
+                    .filter_map(|t| {
+                        let status = t.status.as_ref()?;
+                        let said = status
+                            .err
+                            .clone()
+                            .filter(|e| !e.is_empty())
+                            .or(status.message.clone())
+                            .unwrap_or_default();
+                        Some(format!(
+                            "task {name}.{} of the new release ended {}: {}",
+                            t.slot.unwrap_or(0),
+                            status.state.map(|s| s.to_string()).unwrap_or_default(),
+                            one_line(&said)
+                        ))
+                    })
+                    .take(3),
+            );
+        }
         errors.extend(
             tasks
                 .iter()
