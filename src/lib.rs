@@ -7,6 +7,8 @@
 //! stages and returns an outcome; errors take one shape (`error`).
 //! `import` turns containers started outside berth into specs and Compose
 //! files (`berth import`, and the plan's take-over comparison).
+//! `swarm` maps stacks given to a Swarm target to Swarm services and plans
+//! them (pure); `hosts::swarm` talks to the Swarm's manager.
 //! `labels` and `observed` are plain data below both `hosts` (which reports
 //! them) and the pure stages (which read them), so data flows one way.
 
@@ -28,3 +30,4 @@ pub mod report;
 pub mod secrets;
 pub mod source;
 pub mod spec;
+pub mod swarm;

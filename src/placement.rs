@@ -556,6 +556,7 @@ mod tests {
                 recipients: Vec::new(),
                 compose: Default::default(),
                 discovery: Vec::new(),
+                swarms: Vec::new(),
             },
             stacks: vec![Stack {
                 name: "s".into(),
@@ -567,6 +568,7 @@ mod tests {
                 configs: BTreeMap::new(),
                 resolution: Default::default(),
             }],
+            swarm_stacks: Vec::new(),
         }
     }
 

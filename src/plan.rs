@@ -61,6 +61,11 @@ pub struct Plan {
     /// apply never reads it back. Empty when nothing rolls out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rollouts: Vec<PlannedRollout>,
+    /// What apply does on each Swarm target (`kind: swarm`): its services
+    /// created, updated or removed, field by field. Empty without Swarm
+    /// targets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub swarms: Vec<crate::swarm::SwarmPlan>,
 }
 
 /// How apply will roll one service out (see [`Plan::rollouts`]).
@@ -302,7 +307,12 @@ impl Plan {
                 && h.networks.is_empty()
                 && h.volumes.is_empty()
                 && h.pulls.is_empty()
-        })
+        }) && self.swarms.iter().all(|s| s.is_empty())
+    }
+
+    /// Swarm service changes of one kind, on every Swarm target.
+    pub fn swarm_count(&self, action: crate::swarm::ServiceAction) -> usize {
+        self.swarms.iter().map(|s| s.count(action)).sum()
     }
 
     pub fn count(&self, action: Action) -> usize {
@@ -355,6 +365,12 @@ impl Plan {
             .flat_map(|h| &h.changes)
             .filter(|c| c.drift)
             .count()
+            + self
+                .swarms
+                .iter()
+                .flat_map(|s| &s.changes)
+                .filter(|c| c.drift)
+                .count()
     }
 }
 
@@ -539,6 +555,7 @@ pub fn diff(
         unreachable,
         environment: Vec::new(),
         rollouts: Vec::new(),
+        swarms: Vec::new(),
     }
 }
 

@@ -124,6 +124,7 @@ pub fn human(plan: &Plan) -> String {
         }
         out.push('\n');
     }
+    swarm_lines(&mut out, plan);
     for u in &plan.unreachable {
         let _ = writeln!(out, "{}\n  ! unreachable: {}\n", u.host, u.error);
     }
@@ -244,16 +245,67 @@ fn available_text(m: &crate::plan::MovedTag) -> String {
     )
 }
 
+/// Each Swarm target with changes: its networks, then its services
+/// (`~ web_site  update (image)` and the field diff), as hosts are shown.
+fn swarm_lines(out: &mut String, plan: &Plan) {
+    use crate::swarm::ServiceAction;
+    for swarm in plan.swarms.iter().filter(|s| !s.is_empty()) {
+        let _ = writeln!(out, "{} (Swarm)", swarm.target);
+        for n in &swarm.networks {
+            let _ = writeln!(out, "  + network {} (overlay)", n.name);
+        }
+        let width = swarm
+            .changes
+            .iter()
+            .map(|c| c.name.len())
+            .max()
+            .unwrap_or(0);
+        for c in &swarm.changes {
+            let (mark, verb) = match c.action {
+                ServiceAction::Create => ("+", "create"),
+                ServiceAction::Update => ("~", "update"),
+                ServiceAction::Remove => ("-", "remove"),
+            };
+            let drift = if c.drift { " [drift]" } else { "" };
+            let _ = writeln!(
+                out,
+                "  {mark} {:<width$} {verb}{drift} ({})",
+                c.name,
+                c.reason()
+            );
+            for f in &c.fields {
+                let _ = writeln!(
+                    out,
+                    "      ~ {} = {} -> {}",
+                    f.field,
+                    f.old.as_deref().unwrap_or("(none)"),
+                    f.new.as_deref().unwrap_or("(none)")
+                );
+            }
+        }
+        out.push('\n');
+    }
+}
+
 /// `Plan: 1 to create, 1 to replace, 1 to remove.` or `No changes.`
+/// Swarm services count as creates and removes, and their updates as
+/// `N to update`.
 pub fn summary(plan: &Plan) -> String {
+    use crate::swarm::ServiceAction;
     let mut s = if plan.is_empty() {
         "No changes. The hosts match the repo.".to_string()
     } else {
+        let updates = plan.swarm_count(ServiceAction::Update);
+        let updates = if updates > 0 {
+            format!(" {updates} to update,")
+        } else {
+            String::new()
+        };
         let mut s = format!(
-            "Plan: {} to create, {} to replace, {} to remove.",
-            plan.count(Action::Create),
+            "Plan: {} to create, {} to replace,{updates} {} to remove.",
+            plan.count(Action::Create) + plan.swarm_count(ServiceAction::Create),
             plan.count(Action::Replace),
-            plan.count(Action::Remove)
+            plan.count(Action::Remove) + plan.swarm_count(ServiceAction::Remove)
         );
         let reloads = plan.count(Action::Reload);
         if reloads > 0 {
@@ -342,6 +394,11 @@ pub fn markdown_within(plan: &Plan, budget: usize) -> String {
             u.host,
             one_line(&u.error)
         );
+    }
+    let mut swarms = String::new();
+    swarm_lines(&mut swarms, plan);
+    if !swarms.is_empty() {
+        let _ = writeln!(head, "Swarm targets:\n\n```\n{}```\n", swarms.trim_end());
     }
     let drift: Vec<(&str, &Change)> = plan
         .hosts

@@ -219,6 +219,7 @@ impl RunReport {
             unreachable: Vec::new(),
             environment: Vec::new(),
             rollouts: Vec::new(),
+            swarms: Vec::new(),
         };
         let mut report = RunReport::new(command, &plan, None, started, exit_code);
         report.outcome = RunOutcome::LockHeld;
@@ -430,6 +431,7 @@ mod tests {
             },
             environment: vec![],
             rollouts: Vec::new(),
+            swarms: Vec::new(),
         }
     }
 

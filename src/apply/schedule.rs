@@ -357,6 +357,7 @@ mod tests {
             unreachable: vec![],
             environment: Vec::new(),
             rollouts: Vec::new(),
+            swarms: Vec::new(),
         }
     }
 

@@ -81,6 +81,7 @@ fn one_change(action: Action, spec: crate::spec::ContainerSpec, current: Option<
         unreachable: vec![],
         environment: Vec::new(),
         rollouts: Vec::new(),
+        swarms: Vec::new(),
     }
 }
 
@@ -270,6 +271,7 @@ fn rollout_plan(changes: Vec<Change>) -> Plan {
         unreachable: vec![],
         environment: Vec::new(),
         rollouts: Vec::new(),
+        swarms: Vec::new(),
     }
 }
 

@@ -63,6 +63,7 @@ mod tests {
             unreachable: Vec::new(),
             environment: Vec::new(),
             rollouts: Vec::new(),
+            swarms: Vec::new(),
         };
         if changes {
             plan.hosts.push(crate::plan::HostPlan {

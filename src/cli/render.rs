@@ -355,6 +355,7 @@ mod tests {
             unreachable: Vec::new(),
             environment: Vec::new(),
             rollouts: Vec::new(),
+            swarms: Vec::new(),
         };
         let report = ApplyReport {
             hosts: vec![

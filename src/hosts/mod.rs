@@ -23,6 +23,7 @@ pub mod secret_files;
 pub mod shell;
 pub mod ssh;
 pub mod ssh_config;
+pub mod swarm;
 
 // The face of the module. Files inside `hosts` import each other by path
 // (`super::ssh::…`), never through these, so no file imports its parent.

@@ -67,7 +67,9 @@ pub async fn apply(
     let mut fleet =
         super::stages::open_fleet(&loaded, &opts.load, &opts.hosts, Some(opts.lock_timeout))
             .await?;
-    let outcome = on_fleet(&loaded, &mut fleet, opts, show_plan).await;
+    let swarms = super::swarm::open(&loaded, &opts.hosts).await;
+    let outcome = on_fleet(&loaded, &mut fleet, &swarms, opts, show_plan).await;
+    swarms.close().await;
     fleet.close().await;
     outcome
 }
@@ -75,6 +77,7 @@ pub async fn apply(
 async fn on_fleet(
     loaded: &Loaded,
     fleet: &mut Fleet,
+    swarms: &super::swarm::Swarms,
     opts: &ApplyOptions,
     show_plan: impl FnOnce(&Plan),
 ) -> Result<ApplyOutcome, Error> {
@@ -98,6 +101,25 @@ async fn on_fleet(
     if opts.saved_plan.is_none() {
         super::config_diffs::fill(&mut plan, loaded, fleet).await;
     }
+    let swarm_desired = if swarms.is_empty() {
+        Vec::new()
+    } else {
+        if opts.saved_plan.is_some() {
+            return Err(unchanged(
+                Hint::new(
+                    "`apply --plan` does not cover Swarm targets yet",
+                    "run `berth apply` without `--plan` for a repo with `kind: swarm` targets",
+                )
+                .into(),
+            ));
+        }
+        let (desired, plans) = super::swarm::plan(loaded, swarms, &opts.hosts)
+            .await
+            .map_err(&unchanged)?;
+        plan.swarms = plans;
+        plan.unreachable.extend(swarms.unreachable.iter().cloned());
+        desired
+    };
     refuse_rewind(loaded, fleet, opts.allow_rewind).map_err(&unchanged)?;
     show_plan(&plan);
     let blocked = crate::render::blocked_lines(&plan);
@@ -127,7 +149,17 @@ async fn on_fleet(
             super::stages::parallel(loaded, &opts.hosts),
         )
     };
-    let report = crate::apply::apply(&plan, &fleet.engines, &ctx).await;
+    let mut report = crate::apply::apply(&plan, &fleet.engines, &ctx).await;
+    report.hosts.extend(
+        super::swarm::apply(
+            loaded,
+            swarms,
+            &plan.swarms,
+            &swarm_desired,
+            opts.health_timeout,
+        )
+        .await,
+    );
     if let Some(commit) = &loaded.checkout.commit {
         // What a later run compares against to refuse going backwards.
         let done: BTreeSet<String> = report

@@ -17,6 +17,7 @@ mod plan;
 mod saved_plan;
 mod stages;
 mod status;
+mod swarm;
 mod validate;
 
 pub use apply::{apply, ApplyOptions, ApplyOutcome};

@@ -36,6 +36,15 @@ pub async fn plan(opts: &PlanOptions) -> Result<Planned, Error> {
     if let Ok(pinned) = &mut plan {
         super::config_diffs::fill(&mut pinned.plan, &loaded, &fleet).await;
     }
+    let swarms = super::swarm::open(&loaded, &opts.hosts).await;
+    let swarm_plans = match swarms.is_empty() {
+        true => Ok(Vec::new()),
+        false => super::swarm::plan(&loaded, &swarms, &opts.hosts)
+            .await
+            .map(|(_, plans)| plans),
+    };
+    let swarms_unreachable = swarms.unreachable.clone();
+    swarms.close().await;
     let observed = crate::plan::summarize(&fleet.observed);
     let rewound = super::stages::rewound(&loaded, &fleet);
     fleet.close().await;
@@ -47,7 +56,9 @@ pub async fn plan(opts: &PlanOptions) -> Result<Planned, Error> {
             r.why
         );
     }
-    let super::stages::Pinned { plan, digests } = plan.map_err(Error::at(Reach::NotChanged))?;
+    let super::stages::Pinned { mut plan, digests } = plan.map_err(Error::at(Reach::NotChanged))?;
+    plan.swarms = swarm_plans.map_err(Error::at(Reach::NotChanged))?;
+    plan.unreachable.extend(swarms_unreachable);
     if let Some(path) = &opts.save {
         let saved = SavedPlan {
             plan: plan.clone(),

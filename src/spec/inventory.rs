@@ -14,7 +14,9 @@ use std::time::Duration;
 use schemars::JsonSchema;
 
 use super::model::ComposeSettings;
-use super::model::{HostConfig, Inventory, Location, ResolveFrom, Settings, Transport};
+use super::model::{
+    HostConfig, Inventory, Location, ResolveFrom, Settings, SwarmTarget, Transport,
+};
 use super::read::{Cx, Field, Fields};
 use super::values::{is_name, is_slug, GoDuration};
 use super::yaml::Node;
@@ -68,8 +70,14 @@ pub(crate) struct RawStackSettings {
     /// Services without `profiles:` always run.
     #[serde(default)]
     pub profiles: Vec<String>,
+    /// The `kind: swarm` target (by name) this stack is deployed to, as
+    /// Swarm services; default: placed on the hosts. The same as listing
+    /// the stack in that target's `stacks`.
+    pub target: Option<String>,
     #[serde(skip)]
     pub at: Location,
+    #[serde(skip)]
+    pub target_at: Option<Location>,
 }
 
 /// Connection settings shared by all hosts.
@@ -211,6 +219,14 @@ pub(crate) struct RawHost {
     /// Directory on the host for config files from the repo (on disk).
     /// Default from `defaults.configs_dir`, else `/var/lib/berth/configs`.
     pub configs_dir: Option<String>,
+    /// `host` (default): berth places containers on this Docker host.
+    /// `swarm`: this is a manager of a Docker Swarm; the stacks in `stacks`
+    /// are deployed to the Swarm as services, and the Swarm places them.
+    pub kind: Option<TargetKind>,
+    /// For `kind: swarm`: the stacks (directories under `stacks/`)
+    /// deployed to this Swarm. A stack's `target:` does the same.
+    #[serde(default)]
+    pub stacks: Vec<String>,
     /// Free-form labels matched by `deploy.placement.constraints`
     /// (`node.labels.role == web`).
     #[serde(default)]
@@ -228,6 +244,19 @@ pub(crate) struct RawHost {
     pub name_at: Location,
     #[serde(skip)]
     pub identity_file_at: Option<Location>,
+    #[serde(skip)]
+    pub stacks_at: Vec<Location>,
+}
+
+/// What a target in `hosts` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum TargetKind {
+    /// A Docker host: berth places and runs containers on it.
+    #[default]
+    Host,
+    /// A Docker Swarm manager: berth deploys services to its Swarm.
+    Swarm,
 }
 
 /// Label values may be written as numbers or booleans; they are read as text.
@@ -258,7 +287,7 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "stacks",
     "discovery",
 ];
-pub(crate) const STACK_SETTINGS_KEYS: &[&str] = &["profiles"];
+pub(crate) const STACK_SETTINGS_KEYS: &[&str] = &["profiles", "target"];
 pub(crate) const SECRETS_KEYS: &[&str] = &["recipients"];
 pub(crate) const DEFAULTS_KEYS: &[&str] = &[
     "user",
@@ -293,6 +322,8 @@ pub(crate) const HOST_KEYS: &[&str] = &[
     "transport",
     "secrets_dir",
     "configs_dir",
+    "kind",
+    "stacks",
     "labels",
     "variables",
 ];
@@ -557,6 +588,10 @@ fn read_stack_settings(cx: &mut Cx, node: &Node) -> BTreeMap<String, RawStackSet
                     .strings(v, &format!("`profiles` of {what}"))
                     .unwrap_or_default();
             }
+            if let Some(v) = body.value("target") {
+                raw.target = cx.string(v, &format!("`target` of {what}"));
+                raw.target_at = Some(cx.at(v));
+            }
         }
         out.insert(field.name.to_string(), raw);
     }
@@ -737,7 +772,40 @@ fn read_host(cx: &mut Cx, node: &Node) -> Option<RawHost> {
         .value("variables")
         .map(|v| read_variables(cx, v, &format!("`variables` of {what}")).0)
         .unwrap_or_default();
+    let kind = match fields.value("kind") {
+        None => None,
+        Some(v) => match v.scalar() {
+            Some("host") => Some(TargetKind::Host),
+            Some("swarm") => Some(TargetKind::Swarm),
+            _ => {
+                cx.error(
+                    v,
+                    format!(
+                        "`kind` of {what} must be `host` or `swarm`, found {}",
+                        v.describe()
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let mut stacks = Vec::new();
+    let mut stacks_at = Vec::new();
+    if let Some(v) = fields.value("stacks") {
+        for item in cx
+            .seq(v, &format!("`stacks` of {what}"))
+            .unwrap_or_default()
+        {
+            if let Some(stack) = cx.string(item, &format!("a stack in `stacks` of {what}")) {
+                stacks.push(stack);
+                stacks_at.push(cx.at(item));
+            }
+        }
+    }
     Some(RawHost {
+        kind,
+        stacks,
+        stacks_at,
         variables,
         name_at: name_field.map_or_else(|| cx.at(node), |f: Field<'_>| cx.at(f.value)),
         at: cx.at(node),
@@ -822,6 +890,17 @@ pub(crate) fn validate(cx: &mut Cx, raw: RawInventory, root: &Path) -> Option<(S
         .and_then(|p| expand(cx, p, root, settings.ssh_config_at.as_ref()));
     let recipients = recipients(cx, raw.secrets.unwrap_or_default(), root);
 
+    let stack_targets: Vec<(String, String, Location)> = raw
+        .stacks
+        .iter()
+        .filter_map(|(name, s)| {
+            Some((
+                name.clone(),
+                s.target.clone()?,
+                s.target_at.clone().unwrap_or_else(|| s.at.clone()),
+            ))
+        })
+        .collect();
     let mut compose = ComposeSettings {
         variables: raw.variables,
         variables_at: raw.variables_at,
@@ -837,6 +916,7 @@ pub(crate) fn validate(cx: &mut Cx, raw: RawInventory, root: &Path) -> Option<(S
     };
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut hosts = Vec::with_capacity(raw.hosts.len());
+    let mut swarms: Vec<SwarmTarget> = Vec::new();
     for host in raw.hosts {
         if host.name.is_empty() {
             continue;
@@ -872,12 +952,35 @@ pub(crate) fn validate(cx: &mut Cx, raw: RawInventory, root: &Path) -> Option<(S
             Some(p) => expand(cx, p, root, host.identity_file_at.as_ref()),
             None => default_identity.clone(),
         };
+        let swarm = host.kind == Some(TargetKind::Swarm);
+        if !swarm && !host.stacks.is_empty() {
+            cx.report(
+                host.stacks_at[0].clone(),
+                format!("host `{}` lists `stacks`, which only a `kind: swarm` target takes", host.name),
+                Some("hosts run every stack their labels and the stacks' placement allow; write `kind: swarm` if this is a Swarm manager".to_string()),
+            );
+            continue;
+        }
+        if swarm {
+            let unsupported = [
+                ("labels", !host.labels.is_empty()),
+                ("variables", !host.variables.is_empty()),
+            ];
+            if let Some((key, _)) = unsupported.iter().find(|(_, set)| *set) {
+                cx.report(
+                    host.at.clone(),
+                    format!("swarm target `{}` sets `{key}`, which berth does not support on a Swarm yet", host.name),
+                    Some("remove it: label the Swarm's nodes (`docker node update --label-add`) and use `node.labels.*` constraints, or top-level `variables`".to_string()),
+                );
+                continue;
+            }
+        }
         if !host.variables.is_empty() {
             compose
                 .host_variables
                 .insert(host.name.clone(), host.variables);
         }
-        hosts.push(HostConfig {
+        let config = HostConfig {
             name: host.name,
             address,
             // Unset stays unset: the ssh config, else berth's default, decides.
@@ -901,8 +1004,17 @@ pub(crate) fn validate(cx: &mut Cx, raw: RawInventory, root: &Path) -> Option<(S
                 .to_string(),
             transport,
             location: host.at,
-        });
+        };
+        if swarm {
+            swarms.push(SwarmTarget {
+                manager: config,
+                stacks: host.stacks.into_iter().zip(host.stacks_at).collect(),
+            });
+        } else {
+            hosts.push(config);
+        }
     }
+    assign_stacks(cx, &mut swarms, stack_targets);
     warn_shared_endpoints(cx, &hosts);
     hosts.sort_by(|a, b| a.name.cmp(&b.name));
     if cx.diags.len() > errors_before {
@@ -941,12 +1053,67 @@ pub(crate) fn validate(cx: &mut Cx, raw: RawInventory, root: &Path) -> Option<(S
         recipients,
         compose,
         discovery: raw.discovery_targets,
+        swarms,
     };
     let project = raw.project.unwrap_or_else(|| DEFAULT_PROJECT.to_string());
     if cx.diags.len() > errors_before {
         return None;
     }
     Some((project, inventory))
+}
+
+/// Adds each stack whose `target:` names a Swarm target to its `stacks`,
+/// then checks every stack goes to one target at most, and each `target:`
+/// names a `kind: swarm` target.
+fn assign_stacks(
+    cx: &mut Cx,
+    swarms: &mut [SwarmTarget],
+    targets: Vec<(String, String, Location)>,
+) {
+    for (stack, target, at) in targets {
+        match swarms.iter_mut().find(|s| s.manager.name == target) {
+            Some(swarm) => {
+                if !swarm.stacks.iter().any(|(name, _)| *name == stack) {
+                    swarm.stacks.push((stack, at));
+                }
+            }
+            None => cx.report(
+                at,
+                format!("`target` of stack `{stack}` names `{target}`, which is no `kind: swarm` target"),
+                Some(format!(
+                    "Swarm targets: {}; a stack without `target` is placed on the hosts",
+                    if swarms.is_empty() {
+                        "none".to_string()
+                    } else {
+                        swarms
+                            .iter()
+                            .map(|s| format!("`{}`", s.manager.name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                )),
+            ),
+        }
+    }
+    let mut owner: HashMap<String, String> = HashMap::new();
+    for swarm in swarms.iter_mut() {
+        swarm.stacks.sort_by(|a, b| a.0.cmp(&b.0));
+        for (stack, at) in &swarm.stacks {
+            if let Some(first) = owner.insert(stack.clone(), swarm.manager.name.clone()) {
+                if first != swarm.manager.name {
+                    cx.report(
+                        at.clone(),
+                        format!(
+                            "stack `{stack}` is given to two Swarm targets, `{first}` and `{}`",
+                            swarm.manager.name
+                        ),
+                        Some("deploy each stack to one target".to_string()),
+                    );
+                }
+            }
+        }
+    }
+    swarms.sort_by(|a, b| a.manager.name.cmp(&b.manager.name));
 }
 
 /// Certificate files in the repo: relative, inside it, and present.

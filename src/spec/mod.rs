@@ -147,11 +147,17 @@ pub fn load_with(root: &Path, options: &LoadOptions) -> Result<Loaded, SpecError
     sort_diagnostics(&mut warnings);
     match inventory {
         Some((name, inventory)) if diagnostics.is_empty() => Ok(Loaded {
-            project: Project {
-                root: root.to_path_buf(),
-                name,
-                inventory,
-                stacks,
+            project: {
+                let (swarm_stacks, stacks) = stacks
+                    .into_iter()
+                    .partition(|s| inventory.swarm_of(&s.name).is_some());
+                Project {
+                    root: root.to_path_buf(),
+                    name,
+                    inventory,
+                    stacks,
+                    swarm_stacks,
+                }
             },
             warnings,
         }),
@@ -236,6 +242,23 @@ fn load_stacks(
                         names.join(", ")
                     )),
                 });
+            }
+        }
+        for swarm in &inventory.swarms {
+            for (name, at) in &swarm.stacks {
+                if !names.contains(name) {
+                    out.push(Diagnostic {
+                        location: at.clone(),
+                        message: format!(
+                            "swarm target `{}` is given stack `{name}`, which is no stack of the repo",
+                            swarm.manager.name
+                        ),
+                        help: Some(format!(
+                            "stacks are the directories under `stacks/`: {}",
+                            names.join(", ")
+                        )),
+                    });
+                }
             }
         }
     }

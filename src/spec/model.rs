@@ -20,8 +20,12 @@ pub struct Project {
     /// project are never touched, so several repos can share hosts.
     pub name: String,
     pub inventory: Inventory,
-    /// Sorted by name.
+    /// Sorted by name. The stacks placed on hosts: those assigned to a
+    /// Swarm target are in `swarm_stacks` instead.
     pub stacks: Vec<Stack>,
+    /// Stacks deployed to a Swarm target (`kind: swarm` in berth.yaml) as
+    /// Swarm services, sorted by name; placement never sees them.
+    pub swarm_stacks: Vec<Stack>,
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +40,28 @@ pub struct Inventory {
     pub compose: ComposeSettings,
     /// `discovery:`: where validated replicas are published; names unique.
     pub discovery: Vec<super::discovery_types::DiscoveryTarget>,
+    /// Swarm targets (`kind: swarm`), sorted by name: not in `hosts`.
+    pub swarms: Vec<SwarmTarget>,
+}
+
+impl Inventory {
+    /// The Swarm target a stack is deployed to, if any.
+    pub fn swarm_of(&self, stack: &str) -> Option<&SwarmTarget> {
+        self.swarms
+            .iter()
+            .find(|s| s.stacks.iter().any(|(name, _)| name == stack))
+    }
+}
+
+/// A Docker Swarm that berth deploys whole stacks to, as Swarm services
+/// through the Engine API of one of its managers (reached like a host).
+#[derive(Debug, Clone)]
+pub struct SwarmTarget {
+    /// The manager berth talks to: its name is the target's name.
+    pub manager: HostConfig,
+    /// The stacks assigned to it (its `stacks:` and every stack whose
+    /// `target:` names it), sorted, each where it was assigned.
+    pub stacks: Vec<(String, Location)>,
 }
 
 #[derive(Debug, Clone)]

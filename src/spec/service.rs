@@ -418,7 +418,15 @@ pub(crate) fn read_service(
         draft.service.secrets = secrets(cx, v, &what, decls.secrets);
     }
     if let Some(v) = fields.value("deploy") {
-        if let Some(read) = deploy::read_deploy(cx, v, &what, decls.inventory) {
+        if let Some(read) = deploy::read_deploy(
+            cx,
+            v,
+            &what,
+            // A Swarm places its own tasks: the hosts' labels say nothing.
+            decls
+                .inventory
+                .filter(|i| i.swarm_of(decls.stack).is_none()),
+        ) {
             draft.service.deploy = read.deploy;
             deploy::merge_resources(cx, &mut container.resources, read.resources, &what);
             // As `docker compose` does, `deploy.restart_policy` wins over

@@ -19,6 +19,14 @@
 #   tests/bed/testbed.sh link-drop HOST|link-restore HOST
 #   tests/bed/testbed.sh fill-disk edge-2|free-disk edge-2
 #   tests/bed/testbed.sh disk-up
+#   tests/bed/testbed.sh swarm-up|swarm-down
+#   `swarm-up` joins the three engines into one Docker Swarm (init on edge-1
+#   advertising 10.77.0.11, edge-2/3 join as workers) and waits until all
+#   three nodes are ready; a swarm already so is left alone, anything else is
+#   left and made again. `swarm-down` makes every engine leave its swarm
+#   (`swarm leave --force`: the services' tasks stop with it) and removes the
+#   `docker_gwbridge` network the swarm made. `down` needs neither: the
+#   engines' data go with the bed.
 #
 # Layout (fixed, one bed per machine):
 #   bridge berthbr0 10.77.0.1/24 in the root namespace (registry on :5000,
@@ -1581,6 +1589,67 @@ cmd_disk_up() {
   fi
 }
 
+# ------------------------------------------------------------------ swarm ---
+
+swarm_cli() {
+  local h=$1; shift
+  "$(docker_cli)" -H "unix://$(host_sock "$h")" "$@"
+}
+
+# inactive | active | pending | error | locked (or empty when the engine is down).
+swarm_state() { swarm_cli "$1" info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null || true; }
+
+# Ready nodes of edge-1's swarm, when edge-1 is its manager.
+swarm_ready_nodes() {
+  swarm_cli edge-1 node ls --format '{{.Status}}' 2>/dev/null | grep -c '^Ready$' || true
+}
+
+swarm_leave_all() {
+  local h
+  for h in "${HOSTS[@]}"; do
+    if [[ $(swarm_state "$h") != inactive ]]; then
+      swarm_cli "$h" swarm leave --force >/dev/null 2>&1 || log "  $h: swarm leave failed"
+    fi
+  done
+}
+
+cmd_swarm_up() {
+  local h token manager i
+  need_bed
+  manager=$(host_addr edge-1)
+  if [[ $(swarm_state edge-1) == active && $(swarm_ready_nodes) == "${#HOSTS[@]}" ]]; then
+    echo "swarm already up"
+    return 0
+  fi
+  swarm_leave_all
+  swarm_cli edge-1 swarm init --advertise-addr "$manager" --listen-addr "$manager:2377" >/dev/null \
+    || die "swarm init on edge-1 failed"
+  token=$(swarm_cli edge-1 swarm join-token -q worker) || die "no join token from edge-1"
+  for h in "${HOSTS[@]:1}"; do
+    swarm_cli "$h" swarm join --token "$token" --advertise-addr "$(host_addr "$h")" \
+      --listen-addr "$(host_addr "$h"):2377" "$manager:2377" >/dev/null \
+      || die "$h could not join the swarm at $manager:2377"
+  done
+  for ((i = 0; i < 150; i++)); do
+    if [[ $(swarm_ready_nodes) == "${#HOSTS[@]}" ]]; then
+      echo "swarm up: manager edge-1 ($manager), workers ${HOSTS[*]:1}"
+      return 0
+    fi
+    sleep 0.2
+  done
+  die "the swarm's nodes did not all become ready within 30s"
+}
+
+cmd_swarm_down() {
+  local h
+  need_bed
+  swarm_leave_all
+  for h in "${HOSTS[@]}"; do
+    swarm_cli "$h" network rm docker_gwbridge >/dev/null 2>&1 || true
+  done
+  echo "swarm down"
+}
+
 usage() {
   cat >&2 <<EOF
 usage: $0 up|down|status|env
@@ -1588,6 +1657,7 @@ usage: $0 up|down|status|env
        $0 isolate HOST|unisolate HOST|bastion-up|authreg-up|image-base [HOST]|image-base-cache
        $0 registry-stop|registry-start|engine-restart HOST|sshd-restart HOST
        $0 link-drop HOST|link-restore HOST|fill-disk $DISK_HOST|free-disk $DISK_HOST|disk-up
+       $0 swarm-up|swarm-down
 hosts: ${HOSTS[*]}; bed directory: $BED_DIR (BERTH_BED_DIR)
 EOF
   exit 2
@@ -1601,7 +1671,7 @@ main() {
   case "$cmd" in
     up | down | sshd-stop | sshd-start | engine-stop | engine-start | isolate | unisolate | bastion-up | authreg-up \
       | registry-stop | registry-start | engine-restart | sshd-restart | link-drop | link-restore \
-      | fill-disk | free-disk | disk-up) take_lock ;;
+      | fill-disk | free-disk | disk-up | swarm-up | swarm-down) take_lock ;;
   esac
   case "$cmd" in
     up) (($# == 0)) || usage; cmd_up ;;
@@ -1627,6 +1697,8 @@ main() {
     fill-disk) (($# == 1)) || usage; cmd_fill_disk "$1" ;;
     free-disk) (($# == 1)) || usage; cmd_free_disk "$1" ;;
     disk-up) (($# == 0)) || usage; cmd_disk_up ;;
+    swarm-up) (($# == 0)) || usage; cmd_swarm_up ;;
+    swarm-down) (($# == 0)) || usage; cmd_swarm_down ;;
     *) usage ;;
   esac
 }

@@ -65,6 +65,7 @@ const PURE: &[&str] = &[
     "src/apply/schedule.rs",
     "src/apply/policy.rs",
     "src/import",
+    "src/swarm",
 ];
 
 /// What the pure stages may import besides each other: the plain data

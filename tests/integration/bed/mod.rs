@@ -24,6 +24,7 @@ mod report;
 mod rollout;
 mod secrets;
 mod ssh;
+mod swarm;
 mod trust;
 mod validate;
 mod volumes;
