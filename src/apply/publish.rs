@@ -17,13 +17,7 @@ pub(super) async fn publish(
     policy: &ServicePolicy,
     ctx: &ApplyContext,
 ) -> anyhow::Result<()> {
-    let Some(p) = &policy.publish else {
-        return Ok(());
-    };
-    let started = Instant::now();
-    let r = crate::discovery::promote(p, &p.replica(&ctx.project, host, &c.slot), on).await;
-    note(on, host, Step::Publish, c, started, r.as_ref().err());
-    r
+    tell_targets(Step::Publish, on, host, c, policy, ctx).await
 }
 
 /// Retires (drains, then removes) the slot's replica on `host` from the
@@ -35,12 +29,30 @@ pub(super) async fn unpublish(
     policy: &ServicePolicy,
     ctx: &ApplyContext,
 ) -> anyhow::Result<()> {
+    tell_targets(Step::Retire, on, host, c, policy, ctx).await
+}
+
+/// One call into the service's discovery targets (`Step::Publish`: promote,
+/// `Step::Retire`: retire), noted as a step of the replica's host.
+async fn tell_targets(
+    step: Step,
+    on: &Hosts<'_>,
+    host: &str,
+    c: &Change,
+    policy: &ServicePolicy,
+    ctx: &ApplyContext,
+) -> anyhow::Result<()> {
     let Some(p) = &policy.publish else {
         return Ok(());
     };
     let started = Instant::now();
-    let r = crate::discovery::retire(p, &p.replica(&ctx.project, host, &c.slot), on).await;
-    note(on, host, Step::Retire, c, started, r.as_ref().err());
+    let replica = p.replica(&ctx.project, host, &c.slot);
+    let r = if step == Step::Retire {
+        crate::discovery::retire(p, &replica, on).await
+    } else {
+        crate::discovery::promote(p, &replica, on).await
+    };
+    note(on, host, step, c, started, r.as_ref().err());
     r
 }
 
